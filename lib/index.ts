@@ -1,0 +1,8 @@
+/**
+ * sdebnn: infinitely deep Bayesian neural networks (SDE-BNNs) on a native LibTorch engine.
+ */
+export { backend, setNumThreads, resolveDevice, selfTest } from './backend';
+export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './backend';
+export { tensor, numel } from './tensor';
+export type { Tensor, FloatArray } from './tensor';
+export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';

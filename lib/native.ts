@@ -1,0 +1,62 @@
+/**
+ * The one loader of the addon, and the typed declaration of its surface. Everything else in
+ * lib/ reaches native code through `native()`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Tensor } from './tensor';
+
+export interface NativeBackend {
+  torchVersion: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  threads: number;
+  interopThreads: number;
+}
+
+export type ProgressCallback = (event: Record<string, number | string>) => void;
+
+export interface NativeBinding {
+  backend(): NativeBackend;
+  setNumThreads(n: number): void;
+  resolveDevice(spec: string): string;
+  roundTrip(tensor: Tensor, options: { transpose?: boolean; scale?: number; device?: string }): Tensor;
+  selfTest(options: { device: string; size: number; iterations: number }, onProgress?: ProgressCallback): Promise<{
+    device: string;
+    iterations: number;
+    seconds: number;
+    gflops: number;
+    maxAbsError: number;
+  }>;
+  raise(kind: string): never;
+}
+
+export const packageRoot = path.resolve(__dirname, '..');
+
+let binding: NativeBinding | undefined;
+
+/** Loads the addon once, through node-gyp-build: prebuilds/<platform>-<arch>/ first, then build/Release. */
+export function native(): NativeBinding {
+  if (binding) return binding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+    binding = load(packageRoot);
+    return binding;
+  } catch (error) {
+    const where = (p: string) => `${p} (${fs.existsSync(p) ? 'present' : 'absent'})`;
+    throw new Error(
+      [
+        'sdebnn: could not load the native addon.',
+        `  Tried: ${where(path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`))}`,
+        `         ${where(path.join(packageRoot, 'build', 'Release', 'sdebnn.node'))}`,
+        `  Error: ${(error as Error).message.split('\n')[0]}`,
+        'To fix it:',
+        '  - build from source: `bash scripts/setup.sh` in the package folder (installs LibTorch with apt-get where it can), or `npm rebuild sdebnn`;',
+        '  - a LibTorch elsewhere (e.g. CUDA): `LIBTORCH=/path/to/libtorch npm rebuild sdebnn`;',
+        '  - an installed PyTorch: `SDEBNN_TORCH_FROM_PYTHON=1 npm rebuild sdebnn`;',
+        '  - "libtorch*.so: cannot open shared object file": install the LibTorch the addon was built against (Debian: apt-get install libtorch-dev).',
+      ].join('\n'),
+    );
+  }
+}

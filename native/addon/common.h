@@ -1,0 +1,51 @@
+// Node-API glue shared by every binding: error conversion, tensor marshalling and the
+// Promise-returning worker with progress. No maths here.
+#pragma once
+#include <napi.h>
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace addon {
+
+// A JS Error with a `code` property (the TS layer maps codes to Error classes).
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
+
+// Runs `body`, turning engine, LibTorch and standard exceptions into JS errors with codes,
+// so nothing thrown natively can take the process down.
+Napi::Value guarded(Napi::Env env, const std::function<Napi::Value()>& body);
+
+// Reads a {data: Float32Array|Float64Array, shape: number[], strides?: number[]} descriptor
+// as a tensor that views the JS memory (no copy). The caller keeps the JS object alive for
+// as long as the tensor is used (see Keep below for async work).
+at::Tensor tensor_from_js(const Napi::Value& value, const std::string& field);
+
+// Copies a tensor (any device, any layout) into {data, shape} with a fresh typed array.
+Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor);
+
+// Options bag accessors; the TS layer already validated them, these only read.
+std::string get_string(const Napi::Object& o, const char* key, const std::string& fallback);
+double get_number(const Napi::Object& o, const char* key, double fallback);
+bool get_bool(const Napi::Object& o, const char* key, bool fallback);
+
+// A progress report: named numbers, delivered to the JS callback as a plain object.
+struct ProgressEvent {
+  std::string stage;
+  std::vector<std::pair<std::string, double>> values;
+};
+using ProgressFn = std::function<void(const ProgressEvent&)>;
+
+// The result is built on the JS thread from whatever the task captured.
+using ResultFn = std::function<Napi::Value(Napi::Env)>;
+using Task = std::function<ResultFn(const ProgressFn&)>;
+
+// Runs `task` on the libuv pool and returns a Promise for its result. `keep_alive` holds the
+// JS objects whose memory the task reads (typed arrays viewed without copies).
+Napi::Promise run_async(Napi::Env env, Task task, Napi::Value on_progress,
+                        std::vector<Napi::Value> keep_alive, const char* name);
+
+}  // namespace addon

@@ -1,0 +1,118 @@
+// Backend information, threads, devices, tensor round trips and the device self-test.
+#include <ATen/ATen.h>
+
+#include <chrono>
+
+#include "common.h"
+#include "registry.h"
+#include "sde/device.h"
+#include "sde/errors.h"
+
+namespace addon {
+namespace {
+
+Napi::Value backend(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const sde::BackendInfo b = sde::backend_info();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("torchVersion", b.torch_version);
+    o.Set("cudaAvailable", b.cuda_available);
+    o.Set("cudaDeviceCount", b.cuda_device_count);
+    o.Set("threads", b.num_threads);
+    o.Set("interopThreads", b.num_interop_threads);
+    return o;
+  });
+}
+
+Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    sde::set_num_threads(info[0].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value resolve_device(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    return Napi::String::New(info.Env(), sde::resolve_device(info[0].As<Napi::String>().Utf8Value()).str());
+  });
+}
+
+// roundTrip(tensor, {transpose, scale, dtype, device}): marshals a tensor in and out, with an
+// optional transpose (a non-contiguous result) and scale, on the given device.
+Napi::Value round_trip(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    at::Tensor t = tensor_from_js(info[0], "tensor");
+    Napi::Object opts = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env());
+    t = t.to(sde::resolve_device(get_string(opts, "device", "cpu")));
+    if (get_bool(opts, "transpose", false) && t.dim() >= 2) t = t.transpose(0, 1);
+    const double scale = get_number(opts, "scale", 1.0);
+    if (scale != 1.0) t = t * scale;
+    return tensor_to_js(info.Env(), t);
+  });
+}
+
+// selfTest({device, size, iterations}, onProgress): matrix products on the device, checked
+// against a known answer, reported per iteration. The first Promise-returning operation and the
+// template for all long work.
+Napi::Value self_test(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Object opts = info[0].As<Napi::Object>();
+    const c10::Device device = sde::resolve_device(get_string(opts, "device", "cpu"));
+    const int64_t size = static_cast<int64_t>(get_number(opts, "size", 256));
+    const int64_t iterations = static_cast<int64_t>(get_number(opts, "iterations", 10));
+    Task task = [device, size, iterations](const ProgressFn& progress) -> ResultFn {
+      at::manual_seed(0);
+      auto options = at::TensorOptions().dtype(at::kFloat).device(device);
+      at::Tensor a = at::randn({size, size}, options);
+      at::Tensor q = std::get<0>(at::linalg_qr(at::randn({size, size}, options)));  // orthogonal
+      double max_error = 0.0;
+      const auto start = std::chrono::steady_clock::now();
+      for (int64_t i = 0; i < iterations; ++i) {
+        // (a q) q^T = a for orthogonal q.
+        at::Tensor back = at::matmul(at::matmul(a, q), q.t());
+        max_error = std::max(max_error, (back - a).abs().max().item<double>());
+        progress({"matmul", {{"iteration", static_cast<double>(i + 1)}, {"total", static_cast<double>(iterations)}}});
+      }
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double gflops = iterations * 2.0 * 2.0 * size * size * size / std::max(seconds, 1e-9) / 1e9;
+      const std::string device_name = device.str();
+      return [=](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("device", device_name);
+        o.Set("iterations", static_cast<double>(iterations));
+        o.Set("seconds", seconds);
+        o.Set("gflops", gflops);
+        o.Set("maxAbsError", max_error);
+        return o;
+      };
+    };
+    return run_async(info.Env(), std::move(task), info[1], {}, "sdebnn.selfTest");
+  });
+}
+
+// Raises each kind of native failure, so tests can check how it reaches JavaScript.
+Napi::Value raise(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const std::string kind = info[0].As<Napi::String>().Utf8Value();
+    if (kind == "torch") {
+      // A genuine LibTorch error: shapes that cannot be multiplied.
+      at::matmul(at::zeros({2, 3}), at::zeros({4, 5}));
+    } else if (kind == "std") {
+      throw std::runtime_error("a standard exception from native code");
+    }
+    throw sde::invalid_argument("unknown failure kind '" + kind + "'");
+  });
+}
+
+}  // namespace
+
+void register_core(Napi::Env env, Napi::Object exports) {
+  exports.Set("backend", Napi::Function::New(env, backend, "backend"));
+  exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
+  exports.Set("resolveDevice", Napi::Function::New(env, resolve_device, "resolveDevice"));
+  exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
+  exports.Set("selfTest", Napi::Function::New(env, self_test, "selfTest"));
+  exports.Set("raise", Napi::Function::New(env, raise, "raise"));
+}
+
+}  // namespace addon

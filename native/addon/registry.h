@@ -1,0 +1,8 @@
+// Each binding file registers its exports through one function declared here, so module
+// init stays a list.
+#pragma once
+#include <napi.h>
+
+namespace addon {
+void register_core(Napi::Env env, Napi::Object exports);
+}  // namespace addon

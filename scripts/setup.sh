@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Fresh-machine set-up: find LibTorch (or install Debian's libtorch-dev), then npm ci, which
+# builds the addon (binding.gyp -> cmake-js) and the TypeScript (prepare).
+#   LIBTORCH=/path/to/libtorch            use that LibTorch (e.g. a CUDA build)
+#   SDEBNN_TORCH_FROM_PYTHON=1            use the installed PyTorch's LibTorch
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_torch() {
+  if [ -n "${LIBTORCH:-}" ]; then
+    [ -f "$LIBTORCH/share/cmake/Torch/TorchConfig.cmake" ] && return 0
+    echo "setup: LIBTORCH=$LIBTORCH has no share/cmake/Torch/TorchConfig.cmake" >&2
+    exit 1
+  fi
+  if [ "${SDEBNN_TORCH_FROM_PYTHON:-}" = "1" ]; then
+    "${SDEBNN_PYTHON:-python3}" -c "import torch" 2>/dev/null && return 0
+    echo "setup: SDEBNN_TORCH_FROM_PYTHON=1 but '${SDEBNN_PYTHON:-python3} -c \"import torch\"' fails" >&2
+    exit 1
+  fi
+  ls /usr/lib/*/cmake/Torch/TorchConfig.cmake /usr/share/cmake/Torch/TorchConfig.cmake >/dev/null 2>&1
+}
+
+need_apt=()
+have_torch || need_apt+=(libtorch-dev)
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v ninja >/dev/null 2>&1 || need_apt+=(ninja-build)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "setup: installing ${need_apt[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    cat >&2 <<MSG
+setup: missing ${need_apt[*]}.
+  On Debian/Ubuntu as root:  apt-get update && apt-get install -y ${need_apt[*]}
+  Or point the build at a LibTorch:  LIBTORCH=/path/to/libtorch bash scripts/setup.sh
+  Or at an installed PyTorch:        SDEBNN_TORCH_FROM_PYTHON=1 bash scripts/setup.sh
+MSG
+    exit 1
+  fi
+fi
+
+echo "setup: npm ci (builds the addon and the TypeScript)"
+npm ci --no-audit --no-fund
+node -e "const s=require('./dist/index.js'); console.log('setup: backend', JSON.stringify(s.backend()))"
