@@ -1,0 +1,234 @@
+#include "sde/adjoint.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include "sde/errors.h"
+
+namespace sde {
+
+namespace {
+
+void check_grad_ys(const at::Tensor& grad_ys, const std::vector<double>& ts, const at::Tensor& y0) {
+  std::vector<int64_t> expected{static_cast<int64_t>(ts.size())};
+  for (int64_t s : y0.sizes()) expected.push_back(s);
+  if (grad_ys.sizes().vec() != expected) throw invalid_argument("Expected gradYs of shape [len(ts), ...y0.shape]");
+}
+
+std::vector<at::Tensor> fill_undefined(const std::vector<at::Tensor>& grads, const std::vector<at::Tensor>& like) {
+  std::vector<at::Tensor> out(grads.size());
+  for (size_t i = 0; i < grads.size(); ++i) out[i] = grads[i].defined() ? grads[i] : at::zeros_like(like[i]);
+  return out;
+}
+
+std::vector<at::Tensor> trainable(const SDE& sde) {
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& p : sde.parameters()) out.push_back(p);
+  return out;
+}
+
+// The backward system on z = [y, a, a_theta] flattened:
+//   increment = ( F, -a . dF/dy, -a . dF/dtheta ),  F = f dt + g dW
+// with f the Stratonovich drift (Ito drift + correction for Ito SDEs), in signed time.
+class AdjointSystem : public System {
+ public:
+  AdjointSystem(SDE& sde, std::vector<int64_t> y_shape, std::vector<at::Tensor> params, SolveStats& stats)
+      : sde_(sde), y_shape_(std::move(y_shape)), params_(std::move(params)), stats_(stats) {
+    ny_ = 1;
+    for (int64_t s : y_shape_) ny_ *= s;
+  }
+
+  at::Tensor pack(const at::Tensor& y, const at::Tensor& a, const std::vector<at::Tensor>& a_params) const {
+    std::vector<at::Tensor> parts{y.reshape({-1}), a.reshape({-1})};
+    for (const at::Tensor& p : a_params) parts.push_back(p.reshape({-1}));
+    return at::cat(parts);
+  }
+  at::Tensor y_of(const at::Tensor& z) const { return z.narrow(0, 0, ny_).view(y_shape_); }
+  at::Tensor a_of(const at::Tensor& z) const { return z.narrow(0, ny_, ny_).view(y_shape_); }
+  std::vector<at::Tensor> a_params_of(const at::Tensor& z) const {
+    std::vector<at::Tensor> out;
+    int64_t offset = 2 * ny_;
+    for (const at::Tensor& p : params_) {
+      out.push_back(z.narrow(0, offset, p.numel()).view(p.sizes()));
+      offset += p.numel();
+    }
+    return out;
+  }
+
+  at::Tensor drift_increment(double t, const at::Tensor& z, double dt) override { return evaluate(t, z, dt, nullptr, true); }
+  at::Tensor noise_increment(double t, const at::Tensor& z, const at::Tensor& dW) override {
+    return evaluate(t, z, 0.0, &dW, false);
+  }
+  at::Tensor increment(double t, const at::Tensor& z, double dt, const at::Tensor& dW) override {
+    return evaluate(t, z, dt, &dW, true);
+  }
+
+ private:
+  at::Tensor evaluate(double t, const at::Tensor& z, double dt, const at::Tensor* dW, bool with_drift) {
+    at::AutoGradMode enable(true);
+    at::Tensor y = y_of(z).detach().requires_grad_(true);
+    at::Tensor a = a_of(z);
+    at::Tensor F;
+    if (with_drift) {
+      F = sde_.drift(t, y);
+      if (sde_.sde_type() == SdeType::Ito) F = F + sde_.ito_correction(t, y);
+      F = F * dt;
+      ++stats_.nfe;
+    }
+    if (dW != nullptr) {
+      at::Tensor G = sde_.diffusion_prod(t, y, *dW);
+      F = F.defined() ? F + G : G;
+      ++stats_.nfe;
+    }
+    std::vector<at::Tensor> inputs{y};
+    inputs.insert(inputs.end(), params_.begin(), params_.end());
+    std::vector<at::Tensor> grads = torch::autograd::grad({F}, inputs, {a}, /*retain_graph=*/false,
+                                                          /*create_graph=*/false, /*allow_unused=*/true);
+    grads = fill_undefined(grads, inputs);
+    std::vector<at::Tensor> parts{F.detach().reshape({-1}), -grads[0].reshape({-1})};
+    for (size_t i = 1; i < grads.size(); ++i) parts.push_back(-grads[i].reshape({-1}));
+    return at::cat(parts);
+  }
+
+  SDE& sde_;
+  std::vector<int64_t> y_shape_;
+  std::vector<at::Tensor> params_;
+  SolveStats& stats_;
+  int64_t ny_;
+};
+
+// Exact adjoint of reversible Heun: reconstruct each step backwards algebraically, then
+// backpropagate through that one step on a local graph.
+GradientResult reversible_heun_adjoint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
+                                       const StepOptions& options, const at::Tensor& grad_ys, const StepProgress& progress) {
+  GradientResult result;
+  at::NoGradGuard no_grad;
+  Solution forward = sdeint(sde, y0, ts, bm, options);
+  result.ys = forward.ys;
+  result.forward = forward.stats;
+
+  const std::vector<at::Tensor> params = trainable(sde);
+  std::vector<at::Tensor> a_params;
+  for (const at::Tensor& p : params) a_params.push_back(at::zeros_like(p));
+  SolveStats& stats = result.backward;
+  at::Tensor y = forward.final_state[0], y_hat = forward.final_state[1], f = forward.final_state[2];
+  at::Tensor a_y = grad_ys[static_cast<int64_t>(ts.size()) - 1].clone(), a_y_hat = at::zeros_like(a_y);
+
+  for (size_t k = ts.size() - 1; k > 0; --k) {
+    const std::vector<double> grid = fixed_grid(ts[k - 1], ts[k], options.dt);
+    for (size_t i = grid.size() - 1; i > 0; --i) {
+      const double ta = grid[i - 1], tb = grid[i], dt = tb - ta;
+      const at::Tensor dW = bm.increment(ta, tb);
+      at::AutoGradMode enable(true);
+      // Reconstruct (y_a, y_hat_a) from (y_b, y_hat_b, f_b) exactly, evaluating f and g at
+      // y_hat_a once, on the local graph that the step's VJP needs.
+      at::Tensor g_b = sde.diffusion_prod(tb, y_hat, dW).detach();
+      at::Tensor y_hat_a = (2 * y - y_hat - f * dt - g_b).detach().requires_grad_(true);
+      at::Tensor f_a = sde.drift(ta, y_hat_a);
+      at::Tensor g_a = sde.diffusion_prod(ta, y_hat_a, dW);
+      at::Tensor y_a = (y - 0.5 * (f_a.detach() + f) * dt - 0.5 * (g_a.detach() + g_b)).detach().requires_grad_(true);
+      // The forward step from (y_a, y_hat_a), differentiated.
+      at::Tensor y_hat_b = 2 * y_a - y_hat_a + f_a * dt + g_a;
+      at::Tensor f_b = sde.drift(tb, y_hat_b);
+      at::Tensor y_b = y_a + 0.5 * (f_a + f_b) * dt + 0.5 * (g_a + sde.diffusion_prod(tb, y_hat_b, dW));
+      stats.nfe += 5;
+      std::vector<at::Tensor> inputs{y_a, y_hat_a};
+      inputs.insert(inputs.end(), params.begin(), params.end());
+      std::vector<at::Tensor> grads = fill_undefined(
+          torch::autograd::grad({y_b, y_hat_b}, inputs, {a_y, a_y_hat}, false, false, /*allow_unused=*/true), inputs);
+      a_y = grads[0];
+      a_y_hat = grads[1];
+      for (size_t j = 0; j < params.size(); ++j) a_params[j] += grads[j + 2];
+      y = y_a.detach();
+      y_hat = y_hat_a.detach();
+      f = f_a.detach();
+      ++stats.steps_accepted;
+      if (progress) progress(ta, stats);
+    }
+    a_y = a_y + grad_ys[static_cast<int64_t>(k) - 1];
+  }
+  result.grad_y0 = a_y + a_y_hat;  // y_hat starts equal to y
+  result.grad_params = a_params;
+  return result;
+}
+
+}  // namespace
+
+void check_adjoint_method(Method method, Method adjoint_method, const SDE& sde) {
+  switch (adjoint_method) {
+    case Method::Midpoint:
+    case Method::Heun:
+    case Method::EulerHeun:
+      return;
+    case Method::ReversibleHeun:
+      if (method == Method::ReversibleHeun) return;
+      throw invalid_argument("adjointMethod 'reversible_heun' needs method 'reversible_heun' (its exact adjoint)");
+    case Method::Euler:
+      if (sde.noise_type() == NoiseType::Additive) return;  // additive noise: Ito and Stratonovich agree
+      break;
+    default:
+      break;
+  }
+  throw invalid_argument(std::string("adjointMethod '") + to_string(adjoint_method) + "' cannot solve the adjoint of a " +
+                         to_string(sde.noise_type()) + "-noise SDE; use 'midpoint', 'heun' or 'euler_heun'" +
+                         (sde.noise_type() == NoiseType::Additive ? " or 'euler'" : "") +
+                         (method == Method::ReversibleHeun ? " or 'reversible_heun'" : ""));
+}
+
+GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
+                                  const StepOptions& options, const at::Tensor& grad_ys) {
+  check_grad_ys(grad_ys, ts, y0);
+  at::AutoGradMode enable(true);
+  at::Tensor y0_leaf = y0.detach().requires_grad_(true);
+  Solution solution = sdeint(sde, y0_leaf, ts, bm, options);
+  std::vector<at::Tensor> inputs{y0_leaf};
+  const std::vector<at::Tensor> params = trainable(sde);
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  std::vector<at::Tensor> grads = fill_undefined(
+      torch::autograd::grad({solution.ys}, inputs, {grad_ys}, false, false, /*allow_unused=*/true), inputs);
+  GradientResult result;
+  result.ys = solution.ys.detach();
+  result.forward = solution.stats;
+  result.grad_y0 = grads[0];
+  result.grad_params.assign(grads.begin() + 1, grads.end());
+  return result;
+}
+
+GradientResult adjoint_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
+                                 const StepOptions& options, const StepOptions& adjoint_options,
+                                 const at::Tensor& grad_ys, const StepProgress& progress) {
+  check_grad_ys(grad_ys, ts, y0);
+  check_adjoint_method(options.method, adjoint_options.method, sde);
+  if (!(adjoint_options.dt > 0)) throw invalid_argument("Expected positive number for adjointDt");
+  if (options.method == Method::ReversibleHeun && adjoint_options.method == Method::ReversibleHeun) {
+    return reversible_heun_adjoint(sde, y0, ts, bm, options, grad_ys, progress);
+  }
+  GradientResult result;
+  at::NoGradGuard no_grad;
+  Solution forward = sdeint(sde, y0, ts, bm, options);
+  result.ys = forward.ys;
+  result.forward = forward.stats;
+
+  const std::vector<at::Tensor> params = trainable(sde);
+  AdjointSystem system(sde, y0.sizes().vec(), params, result.backward);
+  const StepFn step = [&](double ta, double tb, const at::Tensor& z) {
+    return increment_step(adjoint_options.method, system, ta, tb, z, brownian_increment(bm, ta, tb));
+  };
+  at::Tensor a = grad_ys[static_cast<int64_t>(ts.size()) - 1];
+  std::vector<at::Tensor> a_params;
+  for (const at::Tensor& p : params) a_params.push_back(at::zeros_like(p));
+  double h = adjoint_options.dt;
+  for (size_t k = ts.size() - 1; k > 0; --k) {
+    // Restart each interval from the stored forward state: less reconstruction error.
+    at::Tensor z = system.pack(forward.ys[static_cast<int64_t>(k)], a, a_params);
+    z = integrate_interval(step, z, ts[k], ts[k - 1], adjoint_options, result.backward, h, progress);
+    a = system.a_of(z) + grad_ys[static_cast<int64_t>(k) - 1];
+    a_params = system.a_params_of(z);
+  }
+  result.grad_y0 = a.clone();
+  for (at::Tensor& g : a_params) g = g.clone();
+  result.grad_params = a_params;
+  return result;
+}
+
+}  // namespace sde

@@ -1,0 +1,85 @@
+// Neural SDEs from a declarative spec: drift and diffusion networks whose parameters are
+// leaf tensors (readable and writable by name), never JavaScript callbacks per step.
+#pragma once
+#include <ATen/core/Generator.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sde/sde.h"
+
+namespace sde {
+
+enum class Activation { Tanh, Softplus, Relu, Sigmoid, Identity };
+Activation parse_activation(const std::string& name);
+at::Tensor activate(Activation a, const at::Tensor& x);
+
+struct MlpSpec {
+  std::vector<int64_t> hidden;  // hidden widths; input and output widths follow from the SDE
+  Activation activation = Activation::Tanh;
+  bool time_input = false;  // append t to the input
+};
+
+// A plain MLP over leaf parameter tensors.
+class Mlp {
+ public:
+  Mlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, const std::string& prefix,
+      at::Generator& gen);
+  at::Tensor forward(double t, const at::Tensor& x) const;
+  void collect(std::vector<std::pair<std::string, at::Tensor>>& named) const;
+
+ private:
+  MlpSpec spec_;
+  std::vector<at::Tensor> weights_, biases_;
+  std::string prefix_;
+};
+
+enum class DiffusionKind {
+  Mlp,         // g = out_act(MLP(y[, t]))  (diagonal [d], scalar [d], general [d*m]; additive: MLP(t))
+  ScaledTanh,  // g = sigmoid(s) * tanh(y) + offset, s a learned [d] vector (diagonal)
+  Constant,    // g = s, a learned [d] vector (additive)
+};
+
+struct NeuralSdeSpec {
+  int64_t d = 1;
+  int64_t m = 0;  // Brownian dimension for general noise
+  NoiseType noise = NoiseType::Diagonal;
+  SdeType type = SdeType::Ito;
+  MlpSpec drift;
+  DiffusionKind diffusion_kind = DiffusionKind::ScaledTanh;
+  MlpSpec diffusion;
+  Activation diffusion_output = Activation::Sigmoid;  // output activation of the diffusion MLP
+  double diffusion_offset = 0.0;
+  double diffusion_init = 0.1;  // initial value of s (ScaledTanh, Constant)
+  c10::ScalarType dtype = c10::kFloat;
+  c10::Device device = c10::Device(c10::kCPU);
+  uint64_t seed = 0;
+};
+
+class NeuralSDE : public SDE {
+ public:
+  explicit NeuralSDE(const NeuralSdeSpec& spec);
+  at::Tensor drift(double t, const at::Tensor& y) override;
+  at::Tensor diffusion(double t, const at::Tensor& y) override;
+  std::vector<int64_t> brownian_shape(const at::Tensor& y0) const override;
+  std::vector<at::Tensor> parameters() const override;
+  void check_state(const at::Tensor& y0) const override;
+
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  // Copies values into the named parameter (shape checked).
+  void set_parameter(const std::string& name, const at::Tensor& value);
+  const NeuralSdeSpec& spec() const { return spec_; }
+
+ private:
+  NeuralSdeSpec spec_;
+  at::Generator gen_;
+  Mlp drift_net_;
+  std::unique_ptr<Mlp> diffusion_net_;
+  at::Tensor s_;  // ScaledTanh / Constant
+};
+
+}  // namespace sde
