@@ -1,0 +1,225 @@
+#include "bnn/block_sde.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <sstream>
+
+#include "sde/errors.h"
+
+namespace bnn {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+std::string shape_string(at::IntArrayRef shape) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << "]";
+  return s.str();
+}
+
+// One evaluation of the block's drift (and the hypernetwork output the noise term needs) as a
+// single autograd node with a hand-written backward: the forward is plain ATen work without a
+// graph, the backward composes the dynamics' and the hypernetwork's VJPs. Outputs:
+// [drift (empty when the dynamics were skipped), g, g_sg (stl only)].
+struct BlockFn : public torch::autograd::Function<BlockFn> {
+  static variable_list forward(AutogradContext* ctx, const BlockSDE* sde, double t, bool with_dynamics, const at::Tensor& y,
+                               at::TensorList params) {
+    std::vector<at::Tensor> p(params.begin(), params.end());
+    Cache hyper_cache, dyn_cache;
+    BlockSDE::Eval e = sde->evaluate_raw(t, y, p, with_dynamics, &hyper_cache, with_dynamics ? &dyn_cache : nullptr);
+    ctx->saved_data["sde"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(sde));
+    ctx->saved_data["t"] = t;
+    ctx->saved_data["with_dynamics"] = with_dynamics;
+    ctx->saved_data["hyper_cache"] = hyper_cache;
+    ctx->saved_data["dyn_cache"] = dyn_cache;
+    ctx->saved_data["g"] = e.g.detach();  // an alias without the output's grad_fn: no reference cycle
+    std::vector<at::Tensor> saved{y};
+    saved.insert(saved.end(), p.begin(), p.end());
+    ctx->save_for_backward(saved);
+    ctx->set_materialize_grads(false);
+    variable_list out{with_dynamics ? e.drift : at::empty({0}, y.options()), e.g};
+    if (sde->estimator() == Estimator::Stl) out.push_back(e.g.clone());
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto* sde = reinterpret_cast<const BlockSDE*>(static_cast<intptr_t>(ctx->saved_data["sde"].toInt()));
+    const double t = ctx->saved_data["t"].toDouble();
+    const bool with_dynamics = ctx->saved_data["with_dynamics"].toBool();
+    const Cache hyper_cache = ctx->saved_data["hyper_cache"].toTensorVector();
+    const Cache dyn_cache = ctx->saved_data["dyn_cache"].toTensorVector();
+    const at::Tensor g = ctx->saved_data["g"].toTensor();
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor& y = saved[0];
+    const std::vector<at::Tensor> params(saved.begin() + 1, saved.end());
+    const BlockLayout& L = sde->layout();
+
+    const at::Tensor v_drift = grads[0];
+    const at::Tensor v_g = grads.size() > 1 ? grads[1] : at::Tensor();
+    const at::Tensor v_sg = grads.size() > 2 ? grads[2] : at::Tensor();
+    at::Tensor vp, dh, dw;
+    if (v_drift.defined() && with_dynamics) {
+      const at::Tensor w = y.narrow(0, L.nh, L.w_dim);
+      const at::Tensor v_w = v_drift.narrow(0, L.nh, L.w_dim);
+      const at::Tensor v_kl = v_drift.narrow(0, L.nh + L.w_dim, 1);
+      // d/dg of (g - w) and of 0.5 ||g||^2 / sigma^2
+      vp = v_w + g * (v_kl / (sde->sigma() * sde->sigma()));
+      auto [dh_dyn, dw_dyn] = sde->dynamics().vjp(t, w, dyn_cache, v_drift.narrow(0, 0, L.nh).view(L.h_shape));
+      dh = dh_dyn;
+      dw = dw_dyn - v_w;
+    }
+    if (v_g.defined()) vp = vp.defined() ? vp + v_g : v_g;
+    std::vector<at::Tensor> d_params(params.size());
+    if (vp.defined() || v_sg.defined()) {
+      const bool params_flow = vp.defined();
+      auto [dp, dw_hyper] = sde->hypernet().vjp(params, hyper_cache, params_flow ? vp : at::zeros_like(v_sg), v_sg);
+      if (params_flow) d_params = dp;
+      dw = dw.defined() ? dw + dw_hyper : dw_hyper;
+    }
+    at::Tensor dy = at::zeros({L.size()}, y.options());
+    if (dh.defined()) dy.narrow(0, 0, L.nh).copy_(dh.reshape({-1}));
+    if (dw.defined()) dy.narrow(0, L.nh, L.w_dim).copy_(dw);
+    variable_list out{at::Tensor(), at::Tensor(), at::Tensor(), dy};
+    out.insert(out.end(), d_params.begin(), d_params.end());
+    return out;
+  }
+};
+
+at::Tensor last_entry(const at::Tensor& value, int64_t size) {
+  // [0, ..., 0, value] of length size, differentiable in value.
+  return at::constant_pad_nd(value.reshape({1}), {size - 1, 0});
+}
+
+std::vector<at::Tensor> detached(const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& p : params) out.push_back(p.detach());
+  return out;
+}
+
+}  // namespace
+
+BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
+                   std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type,
+                   int64_t batch, bool fused)
+    : sde::SDE(estimator == Estimator::Ckl ? sde::NoiseType::Additive : sde::NoiseType::General, type),
+      dynamics_(std::move(dynamics)),
+      hypernet_(std::move(hypernet)),
+      params_(std::move(hyper_params)),
+      sigma_(sigma),
+      estimator_(estimator),
+      fused_(fused) {
+  layout_.h_shape = dynamics_->h_shape(batch);
+  layout_.nh = 1;
+  for (int64_t s : layout_.h_shape) layout_.nh *= s;
+  layout_.w_dim = dynamics_->w_dim();
+  layout_.tail = estimator == Estimator::Ckl ? 1 : 2;
+}
+
+at::Tensor BlockSDE::pack(const at::Tensor& h, const at::Tensor& w0) const {
+  return at::cat({h.reshape({-1}), w0, at::zeros({layout_.tail}, w0.options())});
+}
+at::Tensor BlockSDE::h_of(const at::Tensor& y) const { return y.narrow(0, 0, layout_.nh).view(layout_.h_shape); }
+at::Tensor BlockSDE::w_of(const at::Tensor& y) const { return y.narrow(0, layout_.nh, layout_.w_dim); }
+at::Tensor BlockSDE::kl_of(const at::Tensor& y) const { return y.narrow(0, layout_.nh + layout_.w_dim, layout_.tail).sum(); }
+
+BlockSDE::Eval BlockSDE::evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params,
+                                      bool with_dynamics, Cache* hyper_cache, Cache* dyn_cache) const {
+  const at::Tensor w = w_of(y);
+  Eval e;
+  e.g = hypernet_->forward(params, w, t, hyper_cache);
+  if (estimator_ == Estimator::Stl) e.g_sg = e.g;
+  if (with_dynamics) {
+    const at::Tensor fh = dynamics_->forward(t, h_of(y), w, dyn_cache);
+    const at::Tensor kl_rate = (at::dot(e.g, e.g) * (0.5 / (sigma_ * sigma_))).reshape({1});
+    std::vector<at::Tensor> parts{fh.reshape({-1}), e.g - w, kl_rate};
+    if (layout_.tail == 2) parts.push_back(at::zeros({1}, y.options()));  // Ito drift of kl_dB
+    e.drift = at::cat(parts);
+  }
+  return e;
+}
+
+BlockSDE::Eval BlockSDE::evaluate(double t, const at::Tensor& y, bool with_dynamics) {
+  const bool graph = at::GradMode::is_enabled() && (y.requires_grad() || params_.front().requires_grad());
+  if (fused_ && graph) {
+    variable_list out = BlockFn::apply(this, t, with_dynamics, y, at::TensorList(params_));
+    Eval e;
+    if (with_dynamics) e.drift = out[0];
+    e.g = out[1];
+    if (estimator_ == Estimator::Stl) e.g_sg = out[2];
+    return e;
+  }
+  Eval e = evaluate_raw(t, y, params_, with_dynamics, nullptr, nullptr);
+  if (estimator_ == Estimator::Stl && graph) {
+    // Autograd reference: the same function of w with the parameters under stop-gradient.
+    e.g_sg = hypernet_->forward(detached(params_), w_of(y), t, nullptr);
+  }
+  return e;
+}
+
+at::Tensor BlockSDE::correction(double t, const at::Tensor& w) {
+  const std::vector<at::Tensor> params = estimator_ == Estimator::Stl ? detached(params_) : params_;
+  return -0.5 * hypernet_->trace_jacobian(params, w, t);
+}
+
+at::Tensor BlockSDE::drift(double t, const at::Tensor& y) {
+  Eval e = evaluate(t, y, true);
+  last_.y = y;
+  last_.version = y._version();
+  last_.t = t;
+  last_.grad_mode = at::GradMode::is_enabled();
+  last_.g = e.g;
+  last_.g_sg = e.g_sg;
+  at::Tensor f = e.drift;
+  if (sde_type() == sde::SdeType::Stratonovich && estimator_ != Estimator::Ckl) {
+    f = f + last_entry(correction(t, w_of(y)), layout_.size());
+  }
+  return f;
+}
+
+at::Tensor BlockSDE::diffusion(double, const at::Tensor&) {
+  throw sde::invalid_argument("the SDE-BNN block defines diffusion_prod only (its noise acts on w alone)");
+}
+
+at::Tensor BlockSDE::diffusion_prod(double t, const at::Tensor& y, const at::Tensor& dW) {
+  const BlockLayout& L = layout_;
+  if (estimator_ == Estimator::Ckl) {
+    at::Tensor out = at::zeros({L.size()}, y.options());
+    out.narrow(0, L.nh, L.w_dim).copy_(dW).mul_(sigma_);
+    return out;
+  }
+  at::Tensor g;
+  const bool hit = last_.y.defined() && last_.y.unsafeGetTensorImpl() == y.unsafeGetTensorImpl() &&
+                   last_.version == y._version() && last_.t == t && last_.grad_mode == at::GradMode::is_enabled();
+  if (hit) {
+    g = estimator_ == Estimator::Stl ? last_.g_sg : last_.g;
+  } else {
+    Eval e = evaluate(t, y, false);
+    g = estimator_ == Estimator::Stl ? e.g_sg : e.g;
+  }
+  const at::Tensor kl_db = (at::dot(g, dW) * (1.0 / sigma_)).reshape({1});
+  return at::cat({at::zeros({L.nh}, y.options()), dW * sigma_, at::zeros({1}, y.options()), kl_db});
+}
+
+at::Tensor BlockSDE::ito_correction(double t, const at::Tensor& y) {
+  if (estimator_ == Estimator::Ckl) return at::zeros_like(y);
+  return last_entry(correction(t, w_of(y)), layout_.size());
+}
+
+std::vector<int64_t> BlockSDE::brownian_shape(const at::Tensor&) const { return {layout_.w_dim}; }
+
+void BlockSDE::check_state(const at::Tensor& y0) const {
+  if (y0.dim() != 1 || y0.numel() != layout_.size()) {
+    throw sde::invalid_argument("Expected the SDE-BNN block state of shape [" + std::to_string(layout_.size()) +
+                                "] but received " + shape_string(y0.sizes()));
+  }
+  if (y0.scalar_type() != params_.front().scalar_type()) {
+    throw sde::invalid_argument("the SDE-BNN block state's dtype differs from the hypernetwork's");
+  }
+}
+
+}  // namespace bnn

@@ -1,0 +1,84 @@
+// One SDE-BNN block as an augmented SDE on a flat 1-D state
+//     y = [h (batch x hidden), w (w_dim), kl, (kl_dB)]
+//     dh     = f_h(t, h; w) dt
+//     dw     = (-w + g) dt + sigma dB            g = g_phi([w, t]), B of shape [w_dim]
+//     dkl    = 0.5 ||g / sigma||^2 dt
+//     dkl_dB = u . dB,  u = g / sigma            (fmc; stl: u with phi under stop-gradient)
+// One weight path per solve, shared by the whole minibatch. Noise enters w additively, so with
+// the ckl estimator the SDE has additive noise (Ito = Stratonovich); the u . dB term makes it
+// general noise, whose Ito-Stratonovich correction is -1/2 sigma tr(du/dw) = -1/2 tr(dg/dw).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "bnn/config.h"
+#include "bnn/kernels.h"
+#include "sde/sde.h"
+
+namespace bnn {
+
+struct BlockLayout {
+  std::vector<int64_t> h_shape;  // [batch, ...]
+  int64_t nh = 0;                // numel of h
+  int64_t w_dim = 0;
+  int64_t tail = 1;              // kl (and kl_dB)
+  int64_t size() const { return nh + w_dim + tail; }
+};
+
+class BlockSDE : public sde::SDE {
+ public:
+  // `hyper_params` are the hypernetwork's leaf tensors (gradients are taken with respect to them).
+  // `fused`: hand-written VJPs in one autograd node per evaluation (else plain autograd).
+  BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
+           std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type, int64_t batch,
+           bool fused);
+
+  const BlockLayout& layout() const { return layout_; }
+  at::Tensor pack(const at::Tensor& h, const at::Tensor& w0) const;
+  at::Tensor h_of(const at::Tensor& y) const;
+  at::Tensor w_of(const at::Tensor& y) const;
+  at::Tensor kl_of(const at::Tensor& y) const;  // kl (+ kl_dB): a 0-dim tensor
+
+  at::Tensor drift(double t, const at::Tensor& y) override;
+  at::Tensor diffusion(double t, const at::Tensor& y) override;
+  at::Tensor diffusion_prod(double t, const at::Tensor& y, const at::Tensor& dW) override;
+  at::Tensor ito_correction(double t, const at::Tensor& y) override;
+  std::vector<int64_t> brownian_shape(const at::Tensor& y0) const override;
+  std::vector<at::Tensor> parameters() const override { return params_; }
+  void check_state(const at::Tensor& y0) const override;
+
+  // ---- used by the fused autograd node ----
+  struct Eval {
+    at::Tensor drift, g, g_sg;  // drift undefined when dynamics were skipped; g_sg only under stl
+  };
+  Eval evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params, bool with_dynamics,
+                    Cache* hyper_cache, Cache* dyn_cache) const;
+  const Dynamics& dynamics() const { return *dynamics_; }
+  const Hypernet& hypernet() const { return *hypernet_; }
+  double sigma() const { return sigma_; }
+  Estimator estimator() const { return estimator_; }
+
+ private:
+  Eval evaluate(double t, const at::Tensor& y, bool with_dynamics);
+  at::Tensor correction(double t, const at::Tensor& w);  // -1/2 tr(dg/dw), stop-gradient on phi under stl
+
+  std::shared_ptr<const Dynamics> dynamics_;
+  std::shared_ptr<const Hypernet> hypernet_;
+  std::vector<at::Tensor> params_;
+  double sigma_;
+  Estimator estimator_;
+  bool fused_;
+  BlockLayout layout_;
+
+  // The last evaluation, reused by diffusion_prod at the same (t, y) (the solvers evaluate the
+  // drift and the noise term at the same point). Holding y keeps its identity unique.
+  struct Last {
+    at::Tensor y;
+    uint32_t version = 0;
+    double t = 0;
+    bool grad_mode = false;
+    at::Tensor g, g_sg;
+  } last_;
+};
+
+}  // namespace bnn

@@ -1,0 +1,256 @@
+#include "bnn/kernels.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "sde/errors.h"
+
+namespace bnn {
+
+at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& out) {
+  switch (a) {
+    case Activation::Tanh: return 1 - out * out;
+    case Activation::Softplus: return at::sigmoid(z);
+    case Activation::Relu: return (z > 0).to(z.scalar_type());
+    case Activation::Sigmoid: return out * (1 - out);
+    case Activation::Identity: return at::Tensor();
+  }
+  return at::Tensor();
+}
+
+namespace {
+at::Tensor times_grad(const at::Tensor& x, const at::Tensor& grad) { return grad.defined() ? x * grad : x; }
+
+// PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+at::Tensor fan_in_uniform(int64_t n, int64_t fan_in, at::Generator& gen, const at::TensorOptions& cpu) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  return at::empty({n}, cpu).uniform_(-bound, bound, gen);
+}
+}  // namespace
+
+// ---- Hypernetwork ------------------------------------------------------------------------
+
+Hypernet::Hypernet(int64_t w_dim, std::vector<int64_t> hidden, Activation activation)
+    : w_dim_(w_dim), activation_(activation) {
+  if (hidden.empty()) throw sde::invalid_argument("Expected at least one hidden width for hypernet.hidden");
+  sizes_.push_back(w_dim + 1);
+  sizes_.insert(sizes_.end(), hidden.begin(), hidden.end());
+  sizes_.push_back(w_dim);
+}
+
+std::vector<std::vector<int64_t>> Hypernet::parameter_shapes() const {
+  std::vector<std::vector<int64_t>> shapes;
+  for (size_t j = 0; j + 1 < sizes_.size(); ++j) {
+    shapes.push_back({sizes_[j + 1], sizes_[j]});
+    shapes.push_back({sizes_[j + 1]});
+  }
+  return shapes;
+}
+
+std::vector<at::Tensor> Hypernet::init(at::Generator& gen, const at::TensorOptions& options) const {
+  const auto cpu = options.device(c10::kCPU);
+  std::vector<at::Tensor> params;
+  for (size_t j = 0; j + 1 < sizes_.size(); ++j) {
+    const bool last = j + 2 == sizes_.size();
+    const int64_t out = sizes_[j + 1], in = sizes_[j];
+    if (last) {  // zero: the posterior starts equal to the prior, KL = 0
+      params.push_back(at::zeros({out, in}, cpu));
+      params.push_back(at::zeros({out}, cpu));
+    } else {
+      params.push_back(fan_in_uniform(out * in, in, gen, cpu).view({out, in}));
+      params.push_back(fan_in_uniform(out, in, gen, cpu));
+    }
+  }
+  return params;
+}
+
+at::Tensor Hypernet::forward(const std::vector<at::Tensor>& params, const at::Tensor& w, double t, Cache* cache) const {
+  at::Tensor a = at::cat({w, at::full({1}, t, w.options())});
+  const int64_t n = layers();
+  for (int64_t j = 0; j < n; ++j) {
+    if (cache) cache->push_back(a);
+    at::Tensor z = at::addmv(params[2 * j + 1], params[2 * j], a);
+    if (j + 1 == n) return z;
+    if (cache) cache->push_back(z);
+    a = sde::activate(activation_, z);
+  }
+  return a;
+}
+
+std::pair<std::vector<at::Tensor>, at::Tensor> Hypernet::vjp(const std::vector<at::Tensor>& params, const Cache& cache,
+                                                             const at::Tensor& vp, const at::Tensor& vx) const {
+  const int64_t n = layers();
+  // Row 0 carries the parameters' cotangent; the last row the input's (vp + vx under stl).
+  at::Tensor delta = vx.defined() ? at::stack({vp, vp + vx}) : vp.unsqueeze(0);
+  std::vector<at::Tensor> grads(params.size());
+  for (int64_t j = n - 1; j >= 0; --j) {
+    const at::Tensor& a_in = cache[2 * j];
+    at::Tensor row = delta.select(0, 0);
+    grads[2 * j] = at::mm(row.unsqueeze(1), a_in.unsqueeze(0));
+    grads[2 * j + 1] = row.clone();
+    delta = at::mm(delta, params[2 * j]);
+    if (j > 0) delta = times_grad(delta, activation_grad(activation_, cache[2 * j - 1], cache[2 * j]));
+  }
+  return {grads, delta.select(0, delta.size(0) - 1).narrow(0, 0, w_dim_)};
+}
+
+at::Tensor Hypernet::trace_jacobian(const std::vector<at::Tensor>& params, const at::Tensor& w, double t) const {
+  // d g / d w = W_{L-1} D_{L-2} ... W_1 D_0 W_0w with D_j = diag(act'(z_j)) and W_0w the w
+  // columns of W_0. By the cyclic property tr = tr(M P), M = W_0w W_{L-1} (small), and
+  // P = D_{L-2} W_{L-2} ... W_1 D_0, a product of small matrices.
+  const int64_t n = layers();
+  at::Tensor a = at::cat({w, at::full({1}, t, w.options())});
+  std::vector<at::Tensor> slopes;
+  for (int64_t j = 0; j + 1 < n; ++j) {
+    at::Tensor z = at::addmv(params[2 * j + 1], params[2 * j], a);
+    a = sde::activate(activation_, z);
+    at::Tensor s = activation_grad(activation_, z, a);
+    slopes.push_back(s.defined() ? s : at::ones_like(z));
+  }
+  const at::Tensor w0 = params[0].narrow(1, 0, w_dim_);
+  const at::Tensor& wl = params[2 * (n - 1)];
+  if (n == 2) return (slopes[0] * (w0 * wl.t()).sum(1)).sum();
+  at::Tensor m = at::mm(w0, wl);
+  at::Tensor p = at::diag(slopes[0]);
+  for (int64_t j = 1; j + 1 < n; ++j) p = slopes[j].unsqueeze(1) * at::mm(params[2 * j], p);
+  return (m * p.t()).sum();
+}
+
+// ---- MLP dynamics --------------------------------------------------------------------------
+
+MlpDynamics::MlpDynamics(int64_t d, std::vector<int64_t> hidden, Activation activation, bool time_input)
+    : d_(d), activation_(activation), time_input_(time_input) {
+  sizes_.push_back(d);
+  sizes_.insert(sizes_.end(), hidden.begin(), hidden.end());
+  sizes_.push_back(d);
+  w_dim_ = 0;
+  for (size_t l = 0; l + 1 < sizes_.size(); ++l) w_dim_ += sizes_[l + 1] * (sizes_[l] + (time_input ? 1 : 0)) + sizes_[l + 1];
+}
+
+at::Tensor MlpDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
+  at::Tensor a = h;
+  int64_t offset = 0;
+  const int64_t n = static_cast<int64_t>(sizes_.size()) - 1;
+  for (int64_t l = 0; l < n; ++l) {
+    const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
+    at::Tensor W = w.narrow(0, offset, out * in_eff).view({out, in_eff});
+    offset += out * in_eff;
+    at::Tensor b = w.narrow(0, offset, out);
+    offset += out;
+    at::Tensor bias = time_input_ ? b + t * W.select(1, in) : b;
+    at::Tensor Wx = time_input_ ? W.narrow(1, 0, in) : W;
+    if (cache) cache->push_back(a);
+    at::Tensor z = at::addmm(bias, a, Wx.t());
+    if (l + 1 == n) return z;
+    if (cache) cache->push_back(z);
+    a = sde::activate(activation_, z);
+  }
+  return a;
+}
+
+std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
+  at::Tensor dw = at::empty({w_dim_}, w.options());
+  const int64_t n = static_cast<int64_t>(sizes_.size()) - 1;
+  std::vector<int64_t> offsets{0};
+  for (int64_t l = 0; l < n; ++l) offsets.push_back(offsets.back() + sizes_[l + 1] * (sizes_[l] + (time_input_ ? 1 : 0)) + sizes_[l + 1]);
+  at::Tensor delta = v;
+  at::Tensor dh;
+  for (int64_t l = n - 1; l >= 0; --l) {
+    const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
+    at::Tensor W = w.narrow(0, offsets[l], out * in_eff).view({out, in_eff});
+    at::Tensor dW = dw.narrow(0, offsets[l], out * in_eff).view({out, in_eff});
+    at::Tensor db = dw.narrow(0, offsets[l] + out * in_eff, out);
+    at::sum_out(db, delta, {0});
+    if (time_input_) {
+      dW.narrow(1, 0, in).copy_(at::mm(delta.t(), cache[2 * l]));
+      dW.select(1, in).copy_(db * t);
+    } else {
+      at::mm_out(dW, delta.t(), cache[2 * l]);
+    }
+    at::Tensor Wx = time_input_ ? W.narrow(1, 0, in) : W;
+    if (l == 0) {
+      dh = at::mm(delta, Wx);
+    } else {
+      delta = times_grad(at::mm(delta, Wx), activation_grad(activation_, cache[2 * l - 1], cache[2 * l]));
+    }
+  }
+  return {dh, dw};
+}
+
+at::Tensor MlpDynamics::init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const {
+  const auto cpu = options.device(c10::kCPU);
+  if (init == W0Init::Normal) return at::randn({w_dim_}, gen, cpu) * std;
+  std::vector<at::Tensor> parts;
+  for (size_t l = 0; l + 1 < sizes_.size(); ++l) {
+    const int64_t in_eff = sizes_[l] + (time_input_ ? 1 : 0), out = sizes_[l + 1];
+    parts.push_back(fan_in_uniform(out * in_eff, in_eff, gen, cpu));
+    parts.push_back(fan_in_uniform(out, in_eff, gen, cpu));
+  }
+  return at::cat(parts);
+}
+
+// ---- Conv dynamics -------------------------------------------------------------------------
+
+ConvDynamics::ConvDynamics(int64_t channels, int64_t height, int64_t width_px, int64_t hidden, Activation activation)
+    : c_(channels), h_(height), w_(width_px), hidden_(hidden), activation_(activation) {
+  w_dim_ = hidden * (channels + 1) * 9 + hidden + channels * (hidden + 1) * 9 + channels;
+}
+
+namespace {
+struct ConvSlices {
+  at::Tensor k1, b1, k2, b2;
+};
+ConvSlices conv_slices(const at::Tensor& w, int64_t c, int64_t hidden) {
+  ConvSlices s;
+  int64_t offset = 0;
+  s.k1 = w.narrow(0, offset, hidden * (c + 1) * 9).view({hidden, c + 1, 3, 3});
+  offset += hidden * (c + 1) * 9;
+  s.b1 = w.narrow(0, offset, hidden);
+  offset += hidden;
+  s.k2 = w.narrow(0, offset, c * (hidden + 1) * 9).view({c, hidden + 1, 3, 3});
+  offset += c * (hidden + 1) * 9;
+  s.b2 = w.narrow(0, offset, c);
+  return s;
+}
+
+at::Tensor with_time_channel(const at::Tensor& x, double t) {
+  return at::cat({x, at::full({x.size(0), 1, x.size(2), x.size(3)}, t, x.options())}, 1);
+}
+}  // namespace
+
+at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
+  const ConvSlices s = conv_slices(w, c_, hidden_);
+  at::Tensor x1 = with_time_channel(h, t);
+  at::Tensor z1 = at::conv2d(x1, s.k1, s.b1, 1, 1);
+  at::Tensor x2 = with_time_channel(sde::activate(activation_, z1), t);
+  if (cache) {
+    cache->push_back(x1);
+    cache->push_back(z1);
+    cache->push_back(x2);
+  }
+  return at::conv2d(x2, s.k2, s.b2, 1, 1);
+}
+
+std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
+  const ConvSlices s = conv_slices(w, c_, hidden_);
+  const at::Tensor &x1 = cache[0], &z1 = cache[1], &x2 = cache[2];
+  const std::vector<int64_t> one{1, 1}, zero{0, 0};
+  auto [dx2, dk2, db2] = at::convolution_backward(v, x2, s.k2, std::vector<int64_t>{c_}, one, one, one, false, zero, 1,
+                                                  {true, true, true});
+  at::Tensor dz1 = times_grad(dx2.narrow(1, 0, hidden_), activation_grad(activation_, z1, x2.narrow(1, 0, hidden_)));
+  auto [dx1, dk1, db1] = at::convolution_backward(dz1, x1, s.k1, std::vector<int64_t>{hidden_}, one, one, one, false,
+                                                  zero, 1, {true, true, true});
+  at::Tensor dw = at::cat({dk1.reshape({-1}), db1, dk2.reshape({-1}), db2});
+  return {dx1.narrow(1, 0, c_), dw};
+}
+
+at::Tensor ConvDynamics::init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const {
+  const auto cpu = options.device(c10::kCPU);
+  if (init == W0Init::Normal) return at::randn({w_dim_}, gen, cpu) * std;
+  const int64_t fan1 = (c_ + 1) * 9, fan2 = (hidden_ + 1) * 9;
+  return at::cat({fan_in_uniform(hidden_ * fan1, fan1, gen, cpu), fan_in_uniform(hidden_, fan1, gen, cpu),
+                  fan_in_uniform(c_ * fan2, fan2, gen, cpu), fan_in_uniform(c_, fan2, gen, cpu)});
+}
+
+}  // namespace bnn

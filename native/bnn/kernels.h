@@ -1,0 +1,98 @@
+// The SDE-BNN's networks as explicit forward functions with hand-written vector-Jacobian
+// products: the hypernetwork g_phi([w, t]) and the hidden dynamics f_h(t, h; w) whose weights
+// are views into the flat weight vector w. The forward functions are plain ATen code, so the
+// same code is differentiable by autograd (the reference the fused VJPs are tested against).
+// Tensor options always come from the inputs: the code runs on any device.
+#pragma once
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "bnn/config.h"
+
+namespace bnn {
+
+// d act / dz at z, given a = act(z); undefined for the identity (derivative 1).
+at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& out);
+
+// What a forward pass keeps for its VJP: layer inputs and pre-activations, alternating.
+using Cache = std::vector<at::Tensor>;
+
+// g_phi([w, t]): an MLP with sizes [w_dim + 1, hidden..., w_dim], last layer zero-initialised.
+class Hypernet {
+ public:
+  Hypernet(int64_t w_dim, std::vector<int64_t> hidden, Activation activation);
+  int64_t w_dim() const { return w_dim_; }
+  int64_t layers() const { return static_cast<int64_t>(sizes_.size()) - 1; }
+  // [W_0, b_0, W_1, b_1, ...] on CPU (PyTorch's Linear init; last layer zeros).
+  std::vector<at::Tensor> init(at::Generator& gen, const at::TensorOptions& options) const;
+  std::vector<std::vector<int64_t>> parameter_shapes() const;
+
+  at::Tensor forward(const std::vector<at::Tensor>& params, const at::Tensor& w, double t, Cache* cache) const;
+  // VJP at the cached point. vp flows to the parameters and to w; vx (optional) to w only
+  // (a stop-gradient on the parameters). Returns (d params, d w).
+  std::pair<std::vector<at::Tensor>, at::Tensor> vjp(const std::vector<at::Tensor>& params, const Cache& cache,
+                                                     const at::Tensor& vp, const at::Tensor& vx) const;
+  // tr(d g / d w) at (w, t), exactly, by differentiable ATen ops.
+  at::Tensor trace_jacobian(const std::vector<at::Tensor>& params, const at::Tensor& w, double t) const;
+
+ private:
+  int64_t w_dim_;
+  std::vector<int64_t> sizes_;
+  Activation activation_;
+};
+
+// f_h(t, h; w) for a batch of hidden states.
+class Dynamics {
+ public:
+  virtual ~Dynamics() = default;
+  virtual int64_t w_dim() const = 0;
+  // Hidden state shape for a batch.
+  virtual std::vector<int64_t> h_shape(int64_t batch) const = 0;
+  virtual at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const = 0;
+  // (d h, d w) for the output cotangent v at the cached point.
+  virtual std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const = 0;
+  // w_0 on CPU: N(0, std^2), or PyTorch's default layer init (fan-in uniform) per slice.
+  virtual at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const = 0;
+};
+
+// Linear(d, hidden[0]) act ... Linear(hidden[-1], d); t appended to each layer's input when
+// time_input. Weights then bias per layer, row-major [out, in(+1)], as slices of w.
+class MlpDynamics : public Dynamics {
+ public:
+  MlpDynamics(int64_t d, std::vector<int64_t> hidden, Activation activation, bool time_input);
+  int64_t w_dim() const override { return w_dim_; }
+  std::vector<int64_t> h_shape(int64_t batch) const override { return {batch, d_}; }
+  at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
+  std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
+  at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
+
+ private:
+  int64_t d_;
+  std::vector<int64_t> sizes_;
+  Activation activation_;
+  bool time_input_;
+  int64_t w_dim_;
+};
+
+// conv3x3(cat[h, t] : C+1 -> width, pad 1) act conv3x3(cat[., t] : width+1 -> C, pad 1);
+// kernels [out, in, 3, 3] then biases, as slices of w.
+class ConvDynamics : public Dynamics {
+ public:
+  ConvDynamics(int64_t channels, int64_t height, int64_t width_px, int64_t hidden, Activation activation);
+  int64_t w_dim() const override { return w_dim_; }
+  std::vector<int64_t> h_shape(int64_t batch) const override { return {batch, c_, h_, w_}; }
+  at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
+  std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
+  at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
+
+ private:
+  int64_t c_, h_, w_, hidden_;
+  Activation activation_;
+  int64_t w_dim_;
+};
+
+}  // namespace bnn

@@ -1,0 +1,652 @@
+#include "bnn/model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "bnn/block_sde.h"
+#include "sde/adjoint.h"
+#include "sde/brownian.h"
+#include "sde/errors.h"
+
+namespace bnn {
+
+// ---- parsing ---------------------------------------------------------------------------------
+
+Kind parse_kind(const std::string& name) {
+  if (name == "mlp") return Kind::Mlp;
+  if (name == "conv") return Kind::Conv;
+  throw sde::invalid_argument("Expected 'mlp' or 'conv' for config.kind but received '" + name + "'");
+}
+Estimator parse_estimator(const std::string& name) {
+  if (name == "ckl") return Estimator::Ckl;
+  if (name == "fmc") return Estimator::Fmc;
+  if (name == "stl") return Estimator::Stl;
+  throw sde::invalid_argument("Expected 'ckl', 'fmc' or 'stl' for config.estimator but received '" + name + "'");
+}
+Likelihood parse_likelihood(const std::string& name) {
+  if (name == "categorical") return Likelihood::Categorical;
+  if (name == "gaussian") return Likelihood::Gaussian;
+  if (name == "laplace") return Likelihood::Laplace;
+  throw sde::invalid_argument("Expected 'categorical', 'gaussian' or 'laplace' for config.likelihood but received '" + name + "'");
+}
+GradientRoute parse_gradient_route(const std::string& name) {
+  if (name == "backprop") return GradientRoute::Backprop;
+  if (name == "adjoint") return GradientRoute::Adjoint;
+  throw sde::invalid_argument("Expected 'backprop' or 'adjoint' for config.solver.gradient but received '" + name + "'");
+}
+W0Init parse_w0_init(const std::string& name) {
+  if (name == "normal") return W0Init::Normal;
+  if (name == "fanIn") return W0Init::FanIn;
+  throw sde::invalid_argument("Expected 'normal' or 'fanIn' for config.w0.init but received '" + name + "'");
+}
+const char* to_string(Estimator e) {
+  switch (e) {
+    case Estimator::Ckl: return "ckl";
+    case Estimator::Fmc: return "fmc";
+    case Estimator::Stl: return "stl";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string shape_string(at::IntArrayRef shape) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << "]";
+  return s.str();
+}
+
+uint64_t draw_seed(at::Generator& gen) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+}
+
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+bool is_ito_method(sde::Method m) {
+  return m == sde::Method::Euler || m == sde::Method::Milstein || m == sde::Method::Srk;
+}
+
+at::Tensor space_to_depth(const at::Tensor& h) {
+  const int64_t B = h.size(0), C = h.size(1), H = h.size(2), W = h.size(3);
+  return h.view({B, C, H / 2, 2, W / 2, 2}).permute({0, 1, 3, 5, 2, 4}).reshape({B, C * 4, H / 2, W / 2});
+}
+
+// A block's solve in progress: the SDE, its Brownian path and the statistics. Lives until the
+// step's backward pass has finished.
+struct BlockRun {
+  std::unique_ptr<BlockSDE> sde;
+  std::unique_ptr<sde::BrownianMotion> bm;
+  sde::StepOptions options, adjoint_options;
+  sde::SolveStats forward, backward;
+  double t_end = 0;
+};
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// One block solved forward without a graph; its backward is the engine's stochastic adjoint on
+// the same Brownian path, started from dL/dy(1).
+struct AdjointSolveFn : public torch::autograd::Function<AdjointSolveFn> {
+  static at::Tensor forward(AutogradContext* ctx, BlockRun* run, const at::Tensor& y0, at::TensorList params) {
+    (void)params;
+    sde::Solution s = sde::sdeint(*run->sde, y0, {0.0, 1.0}, *run->bm, run->options,
+                                  [run](double t, const sde::SolveStats&) { run->t_end = t; });
+    run->forward = s.stats;
+    ctx->saved_data["run"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(run));
+    ctx->save_for_backward({y0});
+    return s.ys.select(0, 1).clone();
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto* run = reinterpret_cast<BlockRun*>(static_cast<intptr_t>(ctx->saved_data["run"].toInt()));
+    const at::Tensor y0 = ctx->get_saved_variables()[0];
+    const at::Tensor g1 = grads[0].defined() ? grads[0] : at::zeros_like(y0);
+    const at::Tensor grad_ys = at::stack({at::zeros_like(g1), g1});
+    sde::GradientResult r = sde::adjoint_gradients(*run->sde, y0, {0.0, 1.0}, *run->bm, run->options,
+                                                   run->adjoint_options, grad_ys);
+    run->backward = r.backward;
+    run->backward.nfe += r.forward.nfe;  // the engine's adjoint solves forward once more
+    variable_list out{at::Tensor(), r.grad_y0};
+    out.insert(out.end(), r.grad_params.begin(), r.grad_params.end());
+    return out;
+  }
+};
+
+// Restores parameter values on scope exit (prediction with the EMA).
+struct Swap {
+  std::vector<std::pair<at::Tensor, at::Tensor>> saved;  // (param, original value)
+  ~Swap() {
+    at::NoGradGuard no_grad;
+    for (auto& [p, v] : saved) p.detach().copy_(v);
+  }
+};
+
+}  // namespace
+
+struct BnnModel::Block {
+  std::shared_ptr<Dynamics> dynamics;
+  std::shared_ptr<Hypernet> hypernet;
+  at::Tensor mu, rho;
+  std::vector<at::Tensor> hyper_params;
+  int64_t stage = 0;
+};
+
+struct BnnModel::Forward {
+  std::vector<std::unique_ptr<BlockRun>> runs;  // declared first: destroyed after the graph
+  at::Tensor out, kl_path, kl_w0;
+  int64_t nfe() const {
+    int64_t n = 0;
+    for (const auto& r : runs) n += r->forward.nfe;
+    return n;
+  }
+  int64_t nfe_backward() const {
+    int64_t n = 0;
+    for (const auto& r : runs) n += r->backward.nfe;
+    return n;
+  }
+  int64_t steps() const {
+    int64_t n = 0;
+    for (const auto& r : runs) n += r->forward.steps_accepted;
+    return n;
+  }
+  double t_end() const {
+    double t = runs.empty() ? 0.0 : 1e300;
+    for (const auto& r : runs) t = std::min(t, r->t_end);
+    return t;
+  }
+};
+
+// ---- construction ----------------------------------------------------------------------------
+
+BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
+  const BnnConfig& c = config_;
+  options_ = at::TensorOptions().dtype(c.dtype).device(c.device);
+  train_gen_ = at::make_generator<at::CPUGeneratorImpl>(c.seed);
+  eval_gen_ = at::make_generator<at::CPUGeneratorImpl>(mix(c.seed ^ 0x5eed5eed5eed5eedULL));
+  const auto cpu = at::TensorOptions().dtype(at::kDouble);
+  auto leaf = [&](const at::Tensor& t) { return t.to(options_).detach().clone().requires_grad_(true); };
+  auto uniform = [&](std::vector<int64_t> shape, int64_t fan_in) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+    return at::empty(shape, cpu).uniform_(-bound, bound, train_gen_);
+  };
+  if (!(c.sigma > 0)) throw sde::invalid_argument("Expected a positive number for config.sigma");
+  if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
+
+  int64_t feature = 0;  // features entering the head
+  if (c.kind == Kind::Conv) {
+    if (c.input_shape.size() != 3) throw sde::invalid_argument("Expected config.inputShape [C, H, W] for kind 'conv'");
+    int64_t C = c.input_shape[0], H = c.input_shape[1], W = c.input_shape[2];
+    if (c.stem_channels > 0) {
+      stem_w_ = leaf(uniform({c.stem_channels, C, 3, 3}, C * 9));
+      stem_b_ = leaf(uniform({c.stem_channels}, C * 9));
+      params_.emplace_back("stem.weight", stem_w_);
+      params_.emplace_back("stem.bias", stem_b_);
+      C = c.stem_channels;
+      H = (H - 1) / 2 + 1;
+      W = (W - 1) / 2 + 1;
+    }
+    C += c.aug;
+    if (c.blocks.empty() || c.widths.size() != c.blocks.size()) {
+      throw sde::invalid_argument("Expected config.widths to hold one width per stage of config.blocks");
+    }
+    for (size_t s = 0; s < c.blocks.size(); ++s) {
+      if (s > 0) {
+        if (H % 2 || W % 2) {
+          throw sde::invalid_argument("config.blocks: stage " + std::to_string(s) + " needs even spatial sizes for space-to-depth but has " +
+                                      std::to_string(H) + "x" + std::to_string(W));
+        }
+        C *= 4;
+        H /= 2;
+        W /= 2;
+      }
+      for (int64_t b = 0; b < c.blocks[s]; ++b) {
+        auto block = std::make_unique<Block>();
+        block->dynamics = std::make_shared<ConvDynamics>(C, H, W, c.widths[s], c.conv_activation);
+        block->stage = static_cast<int64_t>(s);
+        blocks_.push_back(std::move(block));
+      }
+    }
+    if (c.pool > 0) {
+      if (c.pool > H || c.pool > W) throw sde::invalid_argument("config.pool is larger than the final feature map");
+      feature = C * (H / c.pool) * (W / c.pool);
+    } else {
+      feature = C;
+    }
+  } else {
+    if (c.input_shape.size() != 1) throw sde::invalid_argument("Expected config.inputShape [D] for kind 'mlp'");
+    const int64_t d = c.input_shape[0] + c.aug;
+    for (int64_t b = 0; b < c.mlp_blocks; ++b) {
+      auto block = std::make_unique<Block>();
+      block->dynamics = std::make_shared<MlpDynamics>(d, c.hidden, c.activation, c.time_input);
+      blocks_.push_back(std::move(block));
+    }
+    if (c.output_last && c.outputs > d) {
+      throw sde::invalid_argument("config.outputs (" + std::to_string(c.outputs) + ") exceeds the hidden size " + std::to_string(d));
+    }
+    feature = c.output_last ? 0 : d;
+  }
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    Block& b = *blocks_[i];
+    const std::string prefix = "blocks." + std::to_string(i) + ".";
+    const int64_t wd = b.dynamics->w_dim();
+    b.mu = leaf(b.dynamics->init_w0(c.w0_init, c.w0_std, train_gen_, cpu));
+    params_.emplace_back(prefix + "w0", b.mu);
+    if (c.w0_gaussian) {
+      b.rho = leaf(at::full({wd}, c.w0_rho_init, cpu));
+      params_.emplace_back(prefix + "w0_rho", b.rho);
+    }
+    b.hypernet = std::make_shared<Hypernet>(wd, c.hyper_hidden, c.hyper_activation);
+    std::vector<at::Tensor> hp = b.hypernet->init(train_gen_, cpu);
+    for (size_t j = 0; j < hp.size(); ++j) {
+      b.hyper_params.push_back(leaf(hp[j]));
+      params_.emplace_back(prefix + "hypernet." + std::to_string(j / 2) + (j % 2 ? ".bias" : ".weight"), b.hyper_params.back());
+    }
+  }
+  if (feature > 0) {
+    head_w_ = leaf(uniform({c.outputs, feature}, feature));
+    head_b_ = leaf(uniform({c.outputs}, feature));
+    params_.emplace_back("head.weight", head_w_);
+    params_.emplace_back("head.bias", head_b_);
+  }
+  if (c.likelihood != Likelihood::Categorical && c.learn_scale) {
+    log_scale_ = leaf(at::full({1}, std::log(c.scale), cpu));
+    params_.emplace_back("likelihood.log_scale", log_scale_);
+  }
+  for (const auto& [name, p] : params_) {
+    adam_m_.emplace_back(name, at::zeros_like(p).detach());
+    adam_v_.emplace_back(name, at::zeros_like(p).detach());
+    if (c.ema > 0) ema_.emplace_back(name, p.detach().clone());
+  }
+
+  // Method checks against a block SDE (the engine's own messages, prefixed with the field).
+  const sde::SdeType type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
+  BlockSDE probe(blocks_.front()->dynamics, blocks_.front()->hypernet, blocks_.front()->hyper_params, c.sigma, c.estimator,
+                 type, 1, true);
+  try {
+    sde::check_method(c.solver.method, probe);
+    if (c.solver.gradient == GradientRoute::Adjoint) sde::check_adjoint_method(c.solver.method, c.solver.adjoint_method, probe);
+  } catch (const sde::EngineError& e) {
+    throw sde::invalid_argument(std::string("config.solver (estimator '") + to_string(c.estimator) + "'): " + e.what());
+  }
+  if (c.solver.adaptive && c.solver.method == sde::Method::ReversibleHeun) {
+    throw sde::invalid_argument("config.solver: reversible_heun takes fixed steps only");
+  }
+}
+
+BnnModel::~BnnModel() = default;
+
+std::vector<int64_t> BnnModel::w_dims() const {
+  std::vector<int64_t> out;
+  for (const auto& b : blocks_) out.push_back(b->dynamics->w_dim());
+  return out;
+}
+
+int64_t BnnModel::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, p] : params_) n += p.numel();
+  return n;
+}
+
+std::vector<std::string> BnnModel::parameter_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, p] : params_) out.push_back(name);
+  return out;
+}
+
+NamedTensors BnnModel::named_parameters() const { return params_; }
+
+// ---- forward ---------------------------------------------------------------------------------
+
+at::Tensor BnnModel::prepare_input(const at::Tensor& x) const {
+  std::vector<int64_t> expected{x.dim() > 0 ? x.size(0) : -1};
+  expected.insert(expected.end(), config_.input_shape.begin(), config_.input_shape.end());
+  if (x.sizes().vec() != expected || x.size(0) < 1) {
+    throw sde::invalid_argument("Expected inputs of shape [batch, " + shape_string(config_.input_shape).substr(1) +
+                                " but received " + shape_string(x.sizes()));
+  }
+  return x.to(options_).contiguous();
+}
+
+at::Tensor BnnModel::prepare_target(const at::Tensor& y, int64_t batch) const {
+  if (config_.likelihood == Likelihood::Categorical) {
+    if (y.numel() != batch) {
+      throw sde::invalid_argument("Expected " + std::to_string(batch) + " class labels in targets but received " + std::to_string(y.numel()));
+    }
+    at::Tensor labels = y.reshape({batch}).to(options_.dtype(at::kLong));
+    const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+    if (lo < 0 || hi >= config_.outputs) {
+      throw sde::invalid_argument("Expected class labels in [0, " + std::to_string(config_.outputs - 1) + "] in targets");
+    }
+    return labels;
+  }
+  if (y.numel() != batch * config_.outputs) {
+    throw sde::invalid_argument("Expected " + std::to_string(batch * config_.outputs) + " target values but received " +
+                                std::to_string(y.numel()));
+  }
+  return y.reshape({batch, config_.outputs}).to(options_);
+}
+
+BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Route route,
+                                    std::vector<BlockDiagnostics>* diagnostics) {
+  const BnnConfig& c = config_;
+  Forward f;
+  at::Tensor h = x;
+  if (stem_w_.defined()) h = at::relu(at::conv2d(h, stem_w_, stem_b_, 2, 1));
+  if (c.aug > 0) {
+    std::vector<int64_t> pad = h.sizes().vec();
+    pad[1] = c.aug;
+    h = at::cat({h, at::zeros(pad, h.options())}, 1);
+  }
+  f.kl_path = at::zeros({}, options_);
+  f.kl_w0 = at::zeros({}, options_);
+
+  sde::StepOptions options;
+  options.method = c.solver.method;
+  options.dt = 1.0 / static_cast<double>(c.solver.steps);
+  options.adaptive = c.solver.adaptive;
+  options.rtol = c.solver.rtol;
+  options.atol = c.solver.atol;
+  options.dt_min = c.solver.dt_min;
+  sde::StepOptions adjoint_options = options;
+  adjoint_options.method = c.solver.adjoint_method;
+  adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
+  adjoint_options.adaptive = c.solver.adjoint_adaptive;
+  const sde::SdeType type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
+  const bool fused = c.fused;
+
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    Block& b = *blocks_[i];
+    if (i > 0 && b.stage != blocks_[i - 1]->stage) h = space_to_depth(h);
+    const int64_t wd = b.dynamics->w_dim();
+    const uint64_t seed = draw_seed(gen);
+    at::Tensor w0 = b.mu;
+    if (c.w0_gaussian) {
+      const at::Tensor eps = at::randn({wd}, gen, at::TensorOptions().dtype(at::kDouble)).to(options_);
+      const at::Tensor s = at::exp(b.rho);
+      w0 = b.mu + s * eps;
+      const double p = c.w0_prior_std;
+      f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
+    }
+    auto run = std::make_unique<BlockRun>();
+    run->sde = std::make_unique<BlockSDE>(b.dynamics, b.hypernet, b.hyper_params, c.sigma, c.estimator, type, h.size(0), fused);
+    sde::BrownianIntervalOptions bo;
+    bo.t0 = 0.0;
+    bo.t1 = 1.0;
+    bo.shape = {wd};
+    bo.options = options_;
+    bo.seed = seed;
+    bo.dt_hint = options.dt;
+    bo.levy_area = c.solver.method == sde::Method::Srk;
+    run->bm = sde::make_brownian_interval(bo);
+    run->options = options;
+    run->adjoint_options = adjoint_options;
+    const at::Tensor y0 = run->sde->pack(h, w0);
+    at::Tensor y1;
+    if (route == Route::Adjoint) {
+      y1 = AdjointSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
+    } else {
+      BlockRun* r = run.get();
+      sde::Solution s = sde::sdeint(*run->sde, y0, {0.0, 1.0}, *run->bm, options,
+                                    [r](double t, const sde::SolveStats&) { r->t_end = t; });
+      run->forward = s.stats;
+      y1 = s.ys.select(0, 1);
+    }
+    h = run->sde->h_of(y1);
+    f.kl_path = f.kl_path + run->sde->kl_of(y1);
+    if (diagnostics) {
+      const BlockLayout& L = run->sde->layout();
+      BlockDiagnostics d;
+      d.t_end = run->t_end;
+      d.steps = run->forward.steps_accepted;
+      d.nfe = run->forward.nfe;
+      d.w0 = w0.detach().clone();
+      d.w1 = run->sde->w_of(y1).detach().clone();
+      d.kl = y1[L.nh + L.w_dim].item<double>();
+      d.kl_db = L.tail == 2 ? y1[L.nh + L.w_dim + 1].item<double>() : 0.0;
+      diagnostics->push_back(std::move(d));
+    }
+    f.runs.push_back(std::move(run));
+  }
+
+  if (c.kind == Kind::Conv) {
+    h = c.pool > 0 ? at::avg_pool2d(h, {c.pool, c.pool}) : h.mean({2, 3});
+    f.out = at::linear(h.flatten(1), head_w_, head_b_);
+  } else if (c.output_last) {
+    f.out = h.narrow(1, h.size(1) - c.outputs, c.outputs);
+  } else {
+    f.out = at::linear(h, head_w_, head_b_);
+  }
+  return f;
+}
+
+at::Tensor BnnModel::nll(const at::Tensor& out, const at::Tensor& y) const {
+  switch (config_.likelihood) {
+    case Likelihood::Categorical:
+      return at::nll_loss(at::log_softmax(out, 1), y);
+    case Likelihood::Gaussian: {
+      const at::Tensor log_s = log_scale_.defined() ? log_scale_ : at::full({1}, std::log(config_.scale), out.options());
+      const at::Tensor r = (y - out) * at::exp(-log_s);
+      return (0.5 * r * r + log_s + 0.5 * std::log(2 * 3.14159265358979323846)).sum(1).mean();
+    }
+    case Likelihood::Laplace: {
+      const at::Tensor log_b = log_scale_.defined() ? log_scale_ : at::full({1}, std::log(config_.scale), out.options());
+      return ((y - out).abs() * at::exp(-log_b) + log_b + std::log(2.0)).sum(1).mean();
+    }
+  }
+  return at::Tensor();
+}
+
+void BnnModel::zero_grad() {
+  for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
+}
+
+// ---- training ----------------------------------------------------------------------------------
+
+StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double lr, double beta) {
+  at::AutoGradMode enable(true);
+  const at::Tensor xin = prepare_input(x);
+  const at::Tensor target = prepare_target(y, xin.size(0));
+  zero_grad();
+  const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
+  Forward f = forward(xin, train_gen_, route, nullptr);
+  const at::Tensor nll_t = nll(f.out, target);
+  const at::Tensor kl = f.kl_path + f.kl_w0;
+  const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
+
+  StepResult r;
+  r.loss = loss.item<double>();
+  r.nll = nll_t.item<double>();
+  r.kl = kl.item<double>();
+  r.kl_w0 = f.kl_w0.item<double>();
+  if (config_.likelihood == Likelihood::Categorical) {
+    r.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+  }
+  if (!std::isfinite(r.loss)) {
+    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
+                                                std::to_string(r.kl) + "); parameters unchanged");
+  }
+  torch::autograd::backward({loss});
+  r.nfe = f.nfe();
+  r.nfe_backward = f.nfe_backward();
+  r.steps = f.steps();
+  r.t_end = f.t_end();
+
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> norms;
+  for (auto& [name, p] : params_) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm().to(at::kDouble));
+  }
+  r.grad_norm = norms.empty() ? 0.0 : at::stack(norms).norm().item<double>();
+  if (!std::isfinite(r.grad_norm)) {
+    throw sde::EngineError("ERR_NUMERICAL", "the gradient is not finite; parameters unchanged");
+  }
+  if (config_.clip > 0 && r.grad_norm > config_.clip) {
+    const double coef = config_.clip / (r.grad_norm + 1e-6);
+    for (auto& [name, p] : params_) {
+      if (p.grad().defined()) p.mutable_grad().mul_(coef);
+    }
+  }
+  // Adam (PyTorch's update, bias-corrected)
+  adam_step_ += 1;
+  const double b1 = config_.adam_beta1, b2 = config_.adam_beta2;
+  const double bc1 = 1 - std::pow(b1, adam_step_), bc2 = 1 - std::pow(b2, adam_step_);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    at::Tensor p = params_[i].second;
+    const at::Tensor g = p.grad();
+    if (!g.defined()) continue;
+    at::Tensor& m = adam_m_[i].second;
+    at::Tensor& v = adam_v_[i].second;
+    m.mul_(b1).add_(g, 1 - b1);
+    v.mul_(b2).addcmul_(g, g, 1 - b2);
+    const at::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(config_.adam_eps);
+    p.detach().addcdiv_(m, denom, -lr / bc1);
+  }
+  if (config_.ema > 0) {
+    const double decay = std::min(config_.ema, (1 + adam_step_) / (10 + adam_step_));
+    for (size_t i = 0; i < params_.size(); ++i) ema_[i].second.mul_(decay).add_(params_[i].second.detach(), 1 - decay);
+  }
+  return r;
+}
+
+GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, double beta, Objective objective,
+                                    std::optional<uint64_t> seed) {
+  at::AutoGradMode enable(true);
+  const at::Tensor xin = prepare_input(x);
+  const at::Tensor target = prepare_target(y, xin.size(0));
+  zero_grad();
+  at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
+  at::Generator& gen = seed ? local : train_gen_;
+  const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
+  Forward f = forward(xin, gen, route, nullptr);
+  const at::Tensor nll_t = nll(f.out, target);
+  const at::Tensor kl = f.kl_path + f.kl_w0;
+  const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
+  torch::autograd::backward({objective == Objective::Kl ? kl : loss});
+  GradientsResult r;
+  r.loss = loss.item<double>();
+  r.nll = nll_t.item<double>();
+  r.kl = kl.item<double>();
+  for (const auto& [name, p] : params_) {
+    r.grads.emplace_back(name, p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p).detach());
+  }
+  zero_grad();
+  return r;
+}
+
+at::Tensor BnnModel::predict(const at::Tensor& x, int64_t samples, bool use_ema, std::optional<uint64_t> seed) {
+  if (samples < 1) throw sde::invalid_argument("Expected positive integer for samples");
+  if (use_ema && ema_.empty()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
+  at::NoGradGuard no_grad;
+  const at::Tensor xin = prepare_input(x);
+  at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
+  at::Generator& gen = seed ? local : eval_gen_;
+  Swap swap;
+  if (use_ema) {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      swap.saved.emplace_back(params_[i].second, params_[i].second.detach().clone());
+      params_[i].second.detach().copy_(ema_[i].second);
+    }
+  }
+  std::vector<at::Tensor> outs;
+  at::Tensor probs;
+  for (int64_t s = 0; s < samples; ++s) {
+    Forward f = forward(xin, gen, Route::None, nullptr);
+    if (config_.likelihood == Likelihood::Categorical) {
+      at::Tensor p = at::softmax(f.out, 1);
+      probs = probs.defined() ? probs + p : p;
+    } else {
+      outs.push_back(f.out);
+    }
+  }
+  return config_.likelihood == Likelihood::Categorical ? probs / static_cast<double>(samples) : at::stack(outs);
+}
+
+std::vector<BlockDiagnostics> BnnModel::diagnose(const at::Tensor& x, std::optional<uint64_t> seed) {
+  at::NoGradGuard no_grad;
+  const at::Tensor xin = prepare_input(x);
+  at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
+  at::Generator& gen = seed ? local : eval_gen_;
+  std::vector<BlockDiagnostics> out;
+  forward(xin, gen, Route::None, &out);
+  return out;
+}
+
+// ---- state -------------------------------------------------------------------------------------
+
+namespace {
+at::Tensor generator_state(at::Generator& gen) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state().to(at::kDouble);
+}
+}  // namespace
+
+NamedTensors BnnModel::state() const {
+  NamedTensors s;
+  for (const auto& [name, p] : params_) s.emplace_back(name, p.detach());
+  s.emplace_back("adam.step", at::full({1}, adam_step_, at::TensorOptions().dtype(at::kDouble)));
+  for (const auto& [name, m] : adam_m_) s.emplace_back("adam.exp_avg." + name, m);
+  for (const auto& [name, v] : adam_v_) s.emplace_back("adam.exp_avg_sq." + name, v);
+  for (const auto& [name, e] : ema_) s.emplace_back("ema." + name, e);
+  auto& self = const_cast<BnnModel&>(*this);
+  s.emplace_back("rng.train", generator_state(self.train_gen_));
+  s.emplace_back("rng.eval", generator_state(self.eval_gen_));
+  return s;
+}
+
+void BnnModel::set_state(const NamedTensors& incoming, bool strict) {
+  const NamedTensors current = state();
+  std::map<std::string, at::Tensor> by_name;
+  for (const auto& [name, t] : current) by_name[name] = t;
+  std::map<std::string, at::Tensor> given;
+  for (const auto& [name, t] : incoming) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw sde::invalid_argument("state: unknown tensor '" + name + "' for this model");
+    if (t.sizes() != it->second.sizes()) {
+      throw sde::invalid_argument("state: tensor '" + name + "' has shape " + shape_string(t.sizes()) + " but the model expects " +
+                                  shape_string(it->second.sizes()));
+    }
+    if (!at::isfinite(t).all().item<bool>()) throw sde::invalid_argument("state: tensor '" + name + "' holds non-finite values");
+    if (name.rfind("rng.", 0) == 0) {
+      const at::Tensor d = t.to(at::kDouble);
+      if (!(d == d.round()).all().item<bool>() || d.min().item<double>() < 0 || d.max().item<double>() > 255) {
+        throw sde::invalid_argument("state: tensor '" + name + "' must hold bytes (integers in [0, 255])");
+      }
+    }
+    given[name] = t;
+  }
+  if (strict) {
+    for (const auto& [name, t] : current) {
+      if (!given.count(name)) throw sde::invalid_argument("state: tensor '" + name + "' is missing");
+    }
+  }
+  at::NoGradGuard no_grad;
+  for (const auto& [name, t] : given) {
+    if (name == "adam.step") {
+      adam_step_ = t.to(at::kDouble).item<double>();
+    } else if (name == "rng.train" || name == "rng.eval") {
+      at::Generator& gen = name == "rng.train" ? train_gen_ : eval_gen_;
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(t.to(at::kDouble).to(at::kByte).contiguous());
+    } else {
+      at::Tensor target = by_name[name];
+      target.detach().copy_(t.to(target.options()));
+    }
+  }
+}
+
+}  // namespace bnn

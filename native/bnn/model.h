@@ -1,0 +1,92 @@
+// The SDE-BNN model: an optional deterministic stem, SDE blocks (each with its own weight SDE,
+// hypernetwork and w_0), space-to-depth between stages, a head and a likelihood; one training
+// step (Brownian paths, solves, ELBO, gradients by backprop or the stochastic adjoint, clipping,
+// Adam, EMA) is one call. Independent of Node.
+#pragma once
+#include <ATen/core/Generator.h>
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bnn/config.h"
+#include "bnn/kernels.h"
+
+namespace bnn {
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+struct StepResult {
+  double loss = 0, nll = 0, kl = 0, kl_w0 = 0;
+  double accuracy = -1;  // categorical only; -1 otherwise
+  double grad_norm = 0;  // before clipping
+  int64_t nfe = 0, nfe_backward = 0, steps = 0;
+  double t_end = 0;  // the time every block's forward solve reached (the minimum over blocks)
+};
+
+struct GradientsResult {
+  double loss = 0, nll = 0, kl = 0;
+  NamedTensors grads;
+};
+
+struct BlockDiagnostics {
+  double t_end = 0;
+  int64_t steps = 0, nfe = 0;
+  at::Tensor w0, w1;
+  double kl = 0, kl_db = 0;
+};
+
+enum class Objective { Loss, Kl };
+
+class BnnModel {
+ public:
+  explicit BnnModel(const BnnConfig& config);
+  ~BnnModel();
+
+  const BnnConfig& config() const { return config_; }
+  std::vector<int64_t> w_dims() const;
+  int64_t num_parameters() const;
+  std::vector<std::string> parameter_names() const;
+
+  // x: [B, ...input_shape] (any float dtype, any device: moved to the model's);
+  // y: class indices [B] (categorical) or targets [B, outputs].
+  StepResult train_step(const at::Tensor& x, const at::Tensor& y, double lr, double beta);
+  // Gradients of the loss (or the KL alone) without an update; seed: a private Brownian stream.
+  GradientsResult gradients(const at::Tensor& x, const at::Tensor& y, double beta, Objective objective,
+                            std::optional<uint64_t> seed);
+  // categorical: mean class probabilities [B, classes] over `samples` weight paths;
+  // otherwise the per-sample outputs [samples, B, outputs].
+  at::Tensor predict(const at::Tensor& x, int64_t samples, bool use_ema, std::optional<uint64_t> seed);
+  std::vector<BlockDiagnostics> diagnose(const at::Tensor& x, std::optional<uint64_t> seed);
+
+  // Parameters, Adam moments and step, EMA and the RNG states, by name.
+  NamedTensors state() const;
+  // Shape-checked before anything is written; strict: every tensor must be present.
+  void set_state(const NamedTensors& state, bool strict);
+
+ private:
+  struct Block;
+  struct Forward;
+  enum class Route { None, Backprop, Adjoint };
+
+  Forward forward(const at::Tensor& x, at::Generator& gen, Route route, std::vector<BlockDiagnostics>* diagnostics);
+  at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
+  at::Tensor prepare_input(const at::Tensor& x) const;
+  at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;
+  void zero_grad();
+  NamedTensors named_parameters() const;
+
+  BnnConfig config_;
+  at::TensorOptions options_;
+  std::vector<std::unique_ptr<Block>> blocks_;
+  at::Tensor stem_w_, stem_b_, head_w_, head_b_, log_scale_;
+  NamedTensors params_;  // every trainable leaf, in state order
+  NamedTensors adam_m_, adam_v_, ema_;
+  double adam_step_ = 0;
+  at::Generator train_gen_, eval_gen_;
+};
+
+}  // namespace bnn
