@@ -6,3 +6,23 @@ export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './bac
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';
+export { SdeBnn, resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn';
+export type {
+  SdeBnnConfig,
+  SdeBnnSolverConfig,
+  ResolvedSdeBnnConfig,
+  BnnActivation,
+  BnnMethod,
+  BnnEstimator,
+  BnnLikelihood,
+  Labels,
+  Inputs,
+  TrainStepOptions,
+  TrainStepResult,
+  PredictOptions,
+  ClassificationPrediction,
+  RegressionPrediction,
+  GradientsOptions,
+  GradientsResult,
+  BlockDiagnostics,
+} from './bnn';

@@ -16,6 +16,44 @@ export interface NativeBackend {
 
 export type ProgressCallback = (event: Record<string, number | string>) => void;
 
+/** Class labels or regression targets crossing to the addon (labels may be bytes or int32). */
+export interface NativeTargets {
+  data: Float32Array | Float64Array | Int32Array | Uint8Array;
+  shape: number[];
+}
+
+export interface NativeBnnStep {
+  loss: number;
+  nll: number;
+  kl: number;
+  klW0: number;
+  accuracy: number | null;
+  gradNorm: number;
+  nfe: number;
+  nfeBackward: number;
+  steps: number;
+  tEnd: number;
+}
+
+/** A native SDE-BNN (native/addon/bnn.cc); one asynchronous call at a time. */
+export interface NativeSdeBnn {
+  info(): { wDims: number[]; numParameters: number; parameterNames: string[]; device: string };
+  trainStep(inputs: Tensor, targets: NativeTargets, options: { lr: number; beta: number }): Promise<NativeBnnStep>;
+  gradients(
+    inputs: Tensor,
+    targets: NativeTargets,
+    options: { beta: number; objective: 'loss' | 'kl'; seed?: number },
+  ): Promise<{ loss: number; nll: number; kl: number; grads: Record<string, Tensor> }>;
+  predict(inputs: Tensor, options: { samples: number; ema: boolean; seed?: number }): Promise<Tensor>;
+  diagnose(
+    inputs: Tensor,
+    options: { seed?: number },
+  ): Promise<{ tEnd: number; steps: number; nfe: number; w0: Tensor; w1: Tensor; kl: number; klDb: number }[]>;
+  getState(): Record<string, Tensor>;
+  setState(state: Record<string, Tensor>, strict: boolean): void;
+  dispose(): void;
+}
+
 export interface NativeBinding {
   backend(): NativeBackend;
   setNumThreads(n: number): void;
@@ -29,6 +67,7 @@ export interface NativeBinding {
     maxAbsError: number;
   }>;
   raise(kind: string): never;
+  SdeBnn: new (config: Record<string, unknown>) => NativeSdeBnn;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

@@ -1,0 +1,690 @@
+/**
+ * SDE-BNNs (Xu, Chen, Li, Duvenaud, AISTATS 2022): infinitely deep Bayesian neural networks
+ * whose weights follow an SDE in depth. The model lives natively; a training step (Brownian
+ * path, augmented solve, ELBO, gradients by backprop or the stochastic adjoint, clipping, Adam,
+ * EMA) is one native call that runs off the event loop. Every argument is checked here first.
+ */
+import { resolveDevice, type DeviceSpec } from './backend';
+import { awaitNative, callNative } from './errors';
+import { native, type NativeSdeBnn, type NativeTargets } from './native';
+import { expectTensor, numel, type Tensor } from './tensor';
+import {
+  describe,
+  expectBoolean,
+  expectInRange,
+  expectInteger,
+  expectKnownKeys,
+  expectNonNegative,
+  expectNumber,
+  expectObject,
+  expectOneOf,
+  expectOptionalObject,
+  expectPositive,
+  expectPositiveInteger,
+  optional,
+} from './validate';
+
+export const BNN_ACTIVATIONS = ['tanh', 'softplus', 'relu', 'sigmoid', 'identity'] as const;
+export const BNN_METHODS = ['euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun', 'reversible_heun'] as const;
+export const BNN_ESTIMATORS = ['ckl', 'fmc', 'stl'] as const;
+export const BNN_LIKELIHOODS = ['categorical', 'gaussian', 'laplace'] as const;
+
+export type BnnActivation = (typeof BNN_ACTIVATIONS)[number];
+export type BnnMethod = (typeof BNN_METHODS)[number];
+/**
+ * KL estimators: 'ckl' the integral of 1/2 ||u||^2 dt only; 'fmc' plus the integral of u . dB
+ * (full gradients); 'stl' ("sticking the landing") plus u . dB with the hypernetwork's parameters
+ * under stop-gradient (gradient still flows through w_t).
+ */
+export type BnnEstimator = (typeof BNN_ESTIMATORS)[number];
+export type BnnLikelihood = (typeof BNN_LIKELIHOODS)[number];
+
+export interface SdeBnnSolverConfig {
+  /** Default 'euler' (Ito). Stratonovich methods: midpoint, heun, euler_heun, reversible_heun. */
+  method?: BnnMethod;
+  /** Fixed steps on [0, 1] (the initial step size 1/steps when adaptive). Default 10 (conv) or 20 (mlp). */
+  steps?: number;
+  adaptive?: boolean;
+  rtol?: number;
+  atol?: number;
+  dtMin?: number;
+  /** 'backprop' through the solver (default) or the stochastic 'adjoint' (memory flat in steps). */
+  gradient?: 'backprop' | 'adjoint';
+  /** Default 'euler' for 'ckl' (additive noise), 'midpoint' for 'fmc'/'stl' (general noise). */
+  adjointMethod?: BnnMethod;
+  /** Default: steps. */
+  adjointSteps?: number;
+  adjointAdaptive?: boolean;
+}
+
+export interface SdeBnnConfig {
+  /** 'conv' for images (default, MNIST-shaped), 'mlp' for vectors. */
+  kind?: 'conv' | 'mlp';
+  /** conv: [C, H, W] (default [1, 28, 28]); mlp: [D] (default [1]). */
+  inputShape?: number[];
+  /** Zero channels (conv) or dimensions (mlp) appended to h_0. Default 0 (conv) or 2 (mlp). */
+  aug?: number;
+  /** mlp: hidden widths of f_h (default [32, 32]). */
+  hidden?: number[];
+  /** mlp: activation of f_h (default 'softplus'). */
+  activation?: BnnActivation;
+  /** mlp: append t to every layer's input (default false). */
+  timeInput?: boolean;
+  /** mlp: 'last' predicts the last `outputs` coordinates of h_1 (regression default); 'linear' a Linear head (classification default). */
+  head?: 'last' | 'linear';
+  /** conv: blocks per stage (default [1]); space-to-depth x2 between stages. mlp: the number of consecutive blocks (default 1). */
+  blocks?: number | number[];
+  /** conv: deterministic 3x3 stride-2 ReLU stem with this many channels, or false (default 16). */
+  stem?: number | false;
+  /** conv: hidden width of each block's first conv, one number or one per stage (default 32). */
+  width?: number | number[];
+  /** conv: activation between the two convs (default 'softplus'). */
+  convActivation?: BnnActivation;
+  /** conv: average-pool kernel before the linear head, or 'global' (default 2). */
+  pool?: number | 'global';
+  /** Default 'categorical' (conv) or 'gaussian' (mlp). */
+  likelihood?: BnnLikelihood;
+  /** categorical: number of classes (default 10). */
+  classes?: number;
+  /** gaussian/laplace: number of outputs (default 1). */
+  outputs?: number;
+  /** gaussian: noise std; laplace: scale (default 0.1 gaussian, 1 laplace); the initial value when learned. */
+  scale?: number;
+  learnScale?: boolean;
+  /** Diffusion of the weight SDE, shared by prior and posterior. Default 0.05 (conv) or 0.2 (mlp). */
+  sigma?: number;
+  /** g_phi([w, t]): hidden widths and activation; the last layer starts at zero. Default [32] tanh (conv), [64] softplus (mlp). */
+  hypernet?: { hidden?: number[]; activation?: BnnActivation };
+  /**
+   * w_0: 'fanIn' (PyTorch's layer init per slice; conv default) or 'normal' with std (mlp default, 0.1).
+   * posterior 'gaussian' learns q(w_0) = N(mu, exp(2 rho)) against the prior N(0, priorStd^2).
+   */
+  w0?: { init?: 'normal' | 'fanIn'; std?: number; posterior?: 'point' | 'gaussian'; priorStd?: number; rhoInit?: number };
+  estimator?: BnnEstimator;
+  solver?: SdeBnnSolverConfig;
+  /** KL weight: loss = NLL + beta * KL / nTrain. Default 1e-3 (tempered); per-step override in trainStep. */
+  beta?: number;
+  /** Training set size. Default 60000. */
+  nTrain?: number;
+  /** Adam: lr (default 1e-3), betas, eps; gradient-norm clip (default 1, 0 off); EMA decay (default 0, off). */
+  optimizer?: { lr?: number; betas?: [number, number]; eps?: number; clip?: number; ema?: number };
+  /** Seeds the parameters' initialisation and the model's random streams. Default 0. */
+  seed?: number;
+  dtype?: 'float32' | 'float64';
+  device?: DeviceSpec;
+  /** 'fused' (default): hand-written VJPs; 'autograd': plain autograd (a reference for tests). */
+  kernels?: 'fused' | 'autograd';
+}
+
+/** The configuration with every default filled in. */
+export interface ResolvedSdeBnnConfig {
+  kind: 'conv' | 'mlp';
+  inputShape: number[];
+  aug: number;
+  hidden: number[];
+  activation: BnnActivation;
+  timeInput: boolean;
+  head: 'last' | 'linear';
+  blocks: number[];
+  stem: number | false;
+  width: number[];
+  convActivation: BnnActivation;
+  pool: number | 'global';
+  likelihood: BnnLikelihood;
+  classes: number;
+  outputs: number;
+  scale: number;
+  learnScale: boolean;
+  sigma: number;
+  hypernet: { hidden: number[]; activation: BnnActivation };
+  w0: { init: 'normal' | 'fanIn'; std: number; posterior: 'point' | 'gaussian'; priorStd: number; rhoInit: number };
+  estimator: BnnEstimator;
+  solver: Required<SdeBnnSolverConfig>;
+  beta: number;
+  nTrain: number;
+  optimizer: { lr: number; betas: [number, number]; eps: number; clip: number; ema: number };
+  seed: number;
+  dtype: 'float32' | 'float64';
+  device: string;
+  kernels: 'fused' | 'autograd';
+}
+
+export type Labels = Uint8Array | Int32Array | Float32Array | Float64Array | readonly number[];
+export type Inputs = Float32Array | Float64Array | Tensor;
+
+export interface TrainStepOptions {
+  /** Learning rate for this step (default config.optimizer.lr). */
+  lr?: number;
+  /** KL weight for this step, e.g. a warm-up schedule (default config.beta). */
+  beta?: number;
+}
+
+export interface TrainStepResult {
+  /** NLL + beta * KL / nTrain. */
+  loss: number;
+  /** Mean negative log-likelihood over the batch. */
+  nll: number;
+  /** Path KL summed over blocks (plus the q(w_0) KL). */
+  kl: number;
+  /** The q(w_0) part of kl (0 for a point w_0). */
+  klW0: number;
+  /** Batch accuracy (categorical), else null. */
+  accuracy: number | null;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Drift/diffusion evaluations of the forward solves, and of the adjoint's backward solves (0 under backprop). */
+  nfe: number;
+  nfeBackward: number;
+  /** Accepted solver steps (all blocks). */
+  steps: number;
+  /** The time the forward solves reached (1 when integration covered [0, 1]). */
+  tEnd: number;
+}
+
+export interface PredictOptions {
+  /** Monte Carlo weight paths (default 1). */
+  samples?: number;
+  /** Use the EMA parameters (needs config.optimizer.ema > 0). */
+  ema?: boolean;
+  /** A private Brownian stream; without it the model's evaluation stream advances. */
+  seed?: number;
+}
+
+export interface ClassificationPrediction {
+  kind: 'categorical';
+  /** Class probabilities averaged over the samples, [batch, classes] row-major. */
+  probs: Float32Array | Float64Array;
+  shape: [number, number];
+}
+
+export interface RegressionPrediction {
+  kind: 'regression';
+  /** Per-sample outputs, [samples, batch, outputs] row-major. */
+  samples: Float32Array | Float64Array;
+  shape: [number, number, number];
+  /** Mean and std over the samples (the weight uncertainty), [batch, outputs]. */
+  mean: Float64Array;
+  std: Float64Array;
+  /** The likelihood's noise std (gaussian) or scale (laplace), for predictive intervals. */
+  noiseScale: number;
+}
+
+export interface GradientsOptions {
+  beta?: number;
+  /** A private Brownian stream (default: the training stream advances). */
+  seed?: number;
+  /** Differentiate the loss (default) or the KL alone. */
+  objective?: 'loss' | 'kl';
+}
+
+export interface GradientsResult {
+  loss: number;
+  nll: number;
+  kl: number;
+  grads: Record<string, Tensor>;
+}
+
+export interface BlockDiagnostics {
+  /** The time the block's solve reached. */
+  tEnd: number;
+  steps: number;
+  nfe: number;
+  w0: Tensor;
+  w1: Tensor;
+  /** The dt part of the path KL and the dB part (fmc/stl). */
+  kl: number;
+  klDb: number;
+}
+
+const CONFIG_KEYS = [
+  'kind', 'inputShape', 'aug', 'hidden', 'activation', 'timeInput', 'head', 'blocks', 'stem', 'width', 'convActivation',
+  'pool', 'likelihood', 'classes', 'outputs', 'scale', 'learnScale', 'sigma', 'hypernet', 'w0', 'estimator', 'solver',
+  'beta', 'nTrain', 'optimizer', 'seed', 'dtype', 'device', 'kernels',
+] as const;
+
+function positiveIntegers(value: unknown, field: string, minLength = 1): number[] {
+  if (!Array.isArray(value)) throw new TypeError(`Expected an array of positive integers for ${field} but received ${describe(value)}`);
+  if (value.length < minLength) {
+    throw new RangeError(`Expected at least ${minLength} entr${minLength === 1 ? 'y' : 'ies'} in ${field} but received an empty array`);
+  }
+  return value.map((v, i) => expectPositiveInteger(v, `${field}[${i}]`));
+}
+
+/** Fills defaults and checks every field of a config, naming the field in each error. */
+export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig {
+  const c = expectOptionalObject(config, 'config');
+  expectKnownKeys(c, 'config', CONFIG_KEYS);
+  const kind = optional(c.kind, 'conv' as const, (v) => expectOneOf(v, 'config.kind', ['conv', 'mlp'] as const));
+  const conv = kind === 'conv';
+
+  const inputShape = optional(c.inputShape, conv ? [1, 28, 28] : [1], (v) => positiveIntegers(v, 'config.inputShape'));
+  if (inputShape.length !== (conv ? 3 : 1)) {
+    throw new RangeError(
+      `Expected ${conv ? '[C, H, W]' : '[D]'} for config.inputShape (kind '${kind}') but received [${inputShape.join(', ')}]`,
+    );
+  }
+  const aug = optional(c.aug, conv ? 0 : 2, (v) => expectInteger(v, 'config.aug', 0));
+  const hidden = optional(c.hidden, [32, 32], (v) => positiveIntegers(v, 'config.hidden'));
+  const activation = optional(c.activation, 'softplus' as BnnActivation, (v) => expectOneOf(v, 'config.activation', BNN_ACTIVATIONS));
+  const timeInput = optional(c.timeInput, false, (v) => expectBoolean(v, 'config.timeInput'));
+  const likelihood = optional(c.likelihood, (conv ? 'categorical' : 'gaussian') as BnnLikelihood, (v) =>
+    expectOneOf(v, 'config.likelihood', BNN_LIKELIHOODS),
+  );
+  const categorical = likelihood === 'categorical';
+  const classes = optional(c.classes, 10, (v) => expectInteger(v, 'config.classes', 2));
+  const outputs = optional(c.outputs, 1, (v) => expectPositiveInteger(v, 'config.outputs'));
+  if (categorical && c.outputs !== undefined) throw new TypeError(`Use config.classes, not config.outputs, with likelihood 'categorical'`);
+  const head = optional(c.head, (categorical ? 'linear' : 'last') as 'last' | 'linear', (v) =>
+    expectOneOf(v, 'config.head', ['last', 'linear'] as const),
+  );
+  if (conv && c.head !== undefined) throw new TypeError(`config.head applies to kind 'mlp' only (conv models pool into a linear head)`);
+  if (!conv && head === 'last') {
+    if (categorical) throw new RangeError(`Expected config.head 'linear' for likelihood 'categorical' but received 'last'`);
+    if (outputs > inputShape[0]! + aug) {
+      throw new RangeError(
+        `Expected config.outputs at most the hidden size ${inputShape[0]! + aug} (inputShape[0] + aug) with head 'last' but received ${outputs}`,
+      );
+    }
+  }
+
+  let blocks: number[];
+  if (c.blocks === undefined) blocks = [1];
+  else if (typeof c.blocks === 'number') blocks = [expectPositiveInteger(c.blocks, 'config.blocks')];
+  else blocks = positiveIntegers(c.blocks, 'config.blocks');
+  if (!conv && blocks.length !== 1) throw new RangeError(`Expected one number of blocks for config.blocks (kind 'mlp') but received ${blocks.length} stages`);
+  const stem: number | false = c.stem === false ? false : optional<number | false>(c.stem, conv ? 16 : false, (v) => expectPositiveInteger(v, 'config.stem'));
+  if (!conv && c.stem !== undefined && c.stem !== false) throw new TypeError(`config.stem applies to kind 'conv' only`);
+  let width: number[];
+  if (c.width === undefined) width = blocks.map(() => 32);
+  else if (typeof c.width === 'number') width = blocks.map(() => expectPositiveInteger(c.width, 'config.width'));
+  else {
+    width = positiveIntegers(c.width, 'config.width');
+    if (width.length !== blocks.length) {
+      throw new RangeError(`Expected one width per stage (${blocks.length}) for config.width but received ${width.length}`);
+    }
+  }
+  const convActivation = optional(c.convActivation, 'softplus' as BnnActivation, (v) =>
+    expectOneOf(v, 'config.convActivation', BNN_ACTIVATIONS),
+  );
+  const pool: number | 'global' =
+    c.pool === 'global' ? 'global' : optional(c.pool, 2, (v) => {
+      if (typeof v === 'string') throw new RangeError(`Expected a positive integer or 'global' for config.pool but received ${describe(v)}`);
+      return expectPositiveInteger(v, 'config.pool');
+    });
+  if (conv) {
+    let [, h, w] = inputShape as [number, number, number];
+    if (stem !== false) {
+      h = Math.floor((h - 1) / 2) + 1;
+      w = Math.floor((w - 1) / 2) + 1;
+    }
+    for (let s = 1; s < blocks.length; s++) {
+      if (h % 2 !== 0 || w % 2 !== 0) {
+        throw new RangeError(
+          `Expected even feature maps for the space-to-depth before stage ${s} of config.blocks but the map is ${h}x${w}; use fewer stages`,
+        );
+      }
+      h /= 2;
+      w /= 2;
+    }
+    if (pool !== 'global' && (pool > h || pool > w)) {
+      throw new RangeError(`Expected config.pool at most the final feature map ${h}x${w} but received ${pool}`);
+    }
+  }
+
+  const scale = optional(c.scale, likelihood === 'laplace' ? 1 : 0.1, (v) => expectPositive(v, 'config.scale'));
+  const learnScale = optional(c.learnScale, false, (v) => expectBoolean(v, 'config.learnScale'));
+  const sigma = optional(c.sigma, conv ? 0.05 : 0.2, (v) => expectPositive(v, 'config.sigma'));
+
+  const hn = expectOptionalObject(c.hypernet, 'config.hypernet');
+  expectKnownKeys(hn, 'config.hypernet', ['hidden', 'activation']);
+  const hypernet = {
+    hidden: optional(hn.hidden, conv ? [32] : [64], (v) => positiveIntegers(v, 'config.hypernet.hidden')),
+    activation: optional(hn.activation, (conv ? 'tanh' : 'softplus') as BnnActivation, (v) =>
+      expectOneOf(v, 'config.hypernet.activation', BNN_ACTIVATIONS),
+    ),
+  };
+
+  const w0c = expectOptionalObject(c.w0, 'config.w0');
+  expectKnownKeys(w0c, 'config.w0', ['init', 'std', 'posterior', 'priorStd', 'rhoInit']);
+  const w0 = {
+    init: optional(w0c.init, (conv ? 'fanIn' : 'normal') as 'normal' | 'fanIn', (v) => expectOneOf(v, 'config.w0.init', ['normal', 'fanIn'] as const)),
+    std: optional(w0c.std, 0.1, (v) => expectPositive(v, 'config.w0.std')),
+    posterior: optional(w0c.posterior, 'point' as 'point' | 'gaussian', (v) =>
+      expectOneOf(v, 'config.w0.posterior', ['point', 'gaussian'] as const),
+    ),
+    priorStd: optional(w0c.priorStd, 0.1, (v) => expectPositive(v, 'config.w0.priorStd')),
+    rhoInit: optional(w0c.rhoInit, Math.log(1e-3), (v) => expectNumber(v, 'config.w0.rhoInit')),
+  };
+
+  const estimator = optional(c.estimator, 'ckl' as BnnEstimator, (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS));
+  const sc = expectOptionalObject(c.solver, 'config.solver');
+  expectKnownKeys(sc, 'config.solver', [
+    'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive',
+  ]);
+  const method = optional(sc.method, 'euler' as BnnMethod, (v) => expectOneOf(v, 'config.solver.method', BNN_METHODS));
+  const steps = optional(sc.steps, conv ? 10 : 20, (v) => expectPositiveInteger(v, 'config.solver.steps'));
+  const general = estimator !== 'ckl';
+  const solver: Required<SdeBnnSolverConfig> = {
+    method,
+    steps,
+    adaptive: optional(sc.adaptive, false, (v) => expectBoolean(v, 'config.solver.adaptive')),
+    rtol: optional(sc.rtol, 1e-3, (v) => expectPositive(v, 'config.solver.rtol')),
+    atol: optional(sc.atol, 1e-4, (v) => expectPositive(v, 'config.solver.atol')),
+    dtMin: optional(sc.dtMin, 1e-5, (v) => expectPositive(v, 'config.solver.dtMin')),
+    gradient: optional(sc.gradient, 'backprop' as const, (v) => expectOneOf(v, 'config.solver.gradient', ['backprop', 'adjoint'] as const)),
+    adjointMethod: optional(sc.adjointMethod, (method === 'reversible_heun' ? 'reversible_heun' : general ? 'midpoint' : 'euler') as BnnMethod, (v) =>
+      expectOneOf(v, 'config.solver.adjointMethod', BNN_METHODS),
+    ),
+    adjointSteps: optional(sc.adjointSteps, steps, (v) => expectPositiveInteger(v, 'config.solver.adjointSteps')),
+    adjointAdaptive: optional(sc.adjointAdaptive, false, (v) => expectBoolean(v, 'config.solver.adjointAdaptive')),
+  };
+  if (general && (method === 'milstein' || method === 'srk')) {
+    throw new RangeError(
+      `Expected config.solver.method 'euler', 'midpoint', 'heun', 'euler_heun' or 'reversible_heun' for estimator '${estimator}' ` +
+        `(its u . dB term makes the noise general) but received '${method}'`,
+    );
+  }
+  if (solver.adaptive && method === 'reversible_heun') {
+    throw new RangeError(`Expected config.solver.adaptive false with method 'reversible_heun' (fixed steps only) but received true`);
+  }
+  if (solver.gradient === 'adjoint') {
+    const am = solver.adjointMethod;
+    if (am === 'reversible_heun' && method !== 'reversible_heun') {
+      throw new RangeError(`Expected config.solver.method 'reversible_heun' with adjointMethod 'reversible_heun' but received '${method}'`);
+    }
+    if (am === 'milstein' || am === 'srk' || (general && am === 'euler')) {
+      throw new RangeError(
+        `Expected config.solver.adjointMethod ${general ? "'midpoint', 'heun' or 'euler_heun'" : "'euler', 'midpoint', 'heun' or 'euler_heun'"}` +
+          ` for estimator '${estimator}' but received '${am}'`,
+      );
+    }
+  }
+
+  const beta = optional(c.beta, 1e-3, (v) => expectNonNegative(v, 'config.beta'));
+  const nTrain = optional(c.nTrain, 60000, (v) => expectPositive(v, 'config.nTrain'));
+  const oc = expectOptionalObject(c.optimizer, 'config.optimizer');
+  expectKnownKeys(oc, 'config.optimizer', ['lr', 'betas', 'eps', 'clip', 'ema']);
+  let betas: [number, number] = [0.9, 0.999];
+  if (oc.betas !== undefined) {
+    if (!Array.isArray(oc.betas) || oc.betas.length !== 2) {
+      throw new TypeError(`Expected two numbers for config.optimizer.betas but received ${describe(oc.betas)}`);
+    }
+    betas = [0, 1].map((i) => {
+      const b = expectInRange((oc.betas as unknown[])[i], `config.optimizer.betas[${i}]`, 0, 1);
+      if (b === 1) throw new RangeError(`Expected a number in [0, 1) for config.optimizer.betas[${i}] but received 1`);
+      return b;
+    }) as [number, number];
+  }
+  const ema = optional(oc.ema, 0, (v) => expectInRange(v, 'config.optimizer.ema', 0, 1));
+  if (ema === 1) throw new RangeError('Expected a number in [0, 1) for config.optimizer.ema but received 1');
+  const optimizer = {
+    lr: optional(oc.lr, 1e-3, (v) => expectPositive(v, 'config.optimizer.lr')),
+    betas,
+    eps: optional(oc.eps, 1e-8, (v) => expectPositive(v, 'config.optimizer.eps')),
+    clip: optional(oc.clip, 1, (v) => expectNonNegative(v, 'config.optimizer.clip')),
+    ema,
+  };
+  const seed = optional(c.seed, 0, (v) => expectInteger(v, 'config.seed', 0, Number.MAX_SAFE_INTEGER));
+  const dtype = optional(c.dtype, 'float32' as const, (v) => expectOneOf(v, 'config.dtype', ['float32', 'float64'] as const));
+  const device = resolveDevice(c.device ?? 'cpu', 'config.device');
+  const kernels = optional(c.kernels, 'fused' as const, (v) => expectOneOf(v, 'config.kernels', ['fused', 'autograd'] as const));
+
+  return {
+    kind, inputShape, aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
+    outputs, scale, learnScale, sigma, hypernet, w0, estimator, solver, beta, nTrain, optimizer, seed, dtype, device, kernels,
+  };
+}
+
+/** The flat form the addon reads (native/addon/bnn.cc read_config). */
+function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
+  const conv = r.kind === 'conv';
+  return {
+    kind: r.kind,
+    inputShape: r.inputShape,
+    aug: r.aug,
+    hidden: r.hidden,
+    activation: r.activation,
+    timeInput: r.timeInput,
+    outputLast: r.head === 'last',
+    mlpBlocks: conv ? 1 : r.blocks[0],
+    stemChannels: conv && r.stem !== false ? r.stem : 0,
+    blocks: r.blocks,
+    widths: r.width,
+    convActivation: r.convActivation,
+    pool: r.pool === 'global' ? 0 : r.pool,
+    outputs: r.likelihood === 'categorical' ? r.classes : r.outputs,
+    likelihood: r.likelihood,
+    scale: r.scale,
+    learnScale: r.learnScale,
+    sigma: r.sigma,
+    hyperHidden: r.hypernet.hidden,
+    hyperActivation: r.hypernet.activation,
+    w0Init: r.w0.init,
+    w0Std: r.w0.std,
+    w0Gaussian: r.w0.posterior === 'gaussian',
+    w0PriorStd: r.w0.priorStd,
+    w0RhoInit: r.w0.rhoInit,
+    estimator: r.estimator,
+    method: r.solver.method,
+    steps: r.solver.steps,
+    adaptive: r.solver.adaptive,
+    rtol: r.solver.rtol,
+    atol: r.solver.atol,
+    dtMin: r.solver.dtMin,
+    gradient: r.solver.gradient,
+    adjointMethod: r.solver.adjointMethod,
+    adjointSteps: r.solver.adjointSteps,
+    adjointAdaptive: r.solver.adjointAdaptive,
+    beta: r.beta,
+    nTrain: r.nTrain,
+    lr: r.optimizer.lr,
+    adamBeta1: r.optimizer.betas[0],
+    adamBeta2: r.optimizer.betas[1],
+    adamEps: r.optimizer.eps,
+    clip: r.optimizer.clip,
+    ema: r.optimizer.ema,
+    seed: r.seed,
+    fused: r.kernels === 'fused',
+    dtype: r.dtype,
+    device: r.device,
+  };
+}
+
+function expectSeed(value: unknown, field: string): number {
+  return expectInteger(value, field, 0, Number.MAX_SAFE_INTEGER);
+}
+
+/**
+ * An SDE-BNN classifier or regressor. Construct with a config (defaults: the MNIST model of
+ * the design notes: stem, one conv block of width 32, sigma 0.05, hypernetwork [32] tanh),
+ * train with `trainStep`, predict with `predict`, checkpoint with `getState`/`setState`, and
+ * `dispose` when done. One asynchronous call at a time per model (others throw ERR_BUSY).
+ */
+export class SdeBnn {
+  readonly config: Readonly<ResolvedSdeBnnConfig>;
+  /** Weight-SDE dimension of each block. */
+  readonly wDims: readonly number[];
+  /** Total number of learnable scalars (w_0, hypernetworks, stem, head, likelihood scale). */
+  readonly numParameters: number;
+  readonly parameterNames: readonly string[];
+  private handle: NativeSdeBnn;
+  private readonly exampleSize: number;
+  private isDisposed = false;
+
+  constructor(config: SdeBnnConfig = {}) {
+    this.config = Object.freeze(resolveSdeBnnConfig(config));
+    const Native = native().SdeBnn;
+    this.handle = callNative(() => new Native(nativeConfig(this.config)));
+    const info = callNative(() => this.handle.info());
+    this.wDims = Object.freeze([...info.wDims]);
+    this.numParameters = info.numParameters;
+    this.parameterNames = Object.freeze([...info.parameterNames]);
+    this.exampleSize = numel(this.config.inputShape);
+  }
+
+  /** Weight-SDE dimension (summed over blocks). */
+  get wDim(): number {
+    return this.wDims.reduce((a, b) => a + b, 0);
+  }
+
+  get disposed(): boolean {
+    return this.isDisposed;
+  }
+
+  private inputTensor(inputs: unknown, field: string): Tensor {
+    if (inputs instanceof Float32Array || inputs instanceof Float64Array) {
+      if (inputs.length === 0 || inputs.length % this.exampleSize !== 0) {
+        throw new RangeError(
+          `Expected ${field} to hold a positive multiple of ${this.exampleSize} values (inputShape [${this.config.inputShape.join(', ')}]) but received ${describe(inputs)}`,
+        );
+      }
+      return { data: inputs, shape: [inputs.length / this.exampleSize, ...this.config.inputShape] };
+    }
+    const t = expectTensor(inputs, field);
+    const expected = this.config.inputShape;
+    if (t.shape.length !== expected.length + 1 || t.shape[0]! < 1 || expected.some((s, i) => t.shape[i + 1] !== s)) {
+      throw new RangeError(`Expected ${field}.shape [batch, ${expected.join(', ')}] but received [${t.shape.join(', ')}]`);
+    }
+    return t;
+  }
+
+  private targetTensor(targets: unknown, batch: number, field: string): NativeTargets {
+    const categorical = this.config.likelihood === 'categorical';
+    const per = categorical ? 1 : this.config.outputs;
+    let data: Uint8Array | Int32Array | Float32Array | Float64Array;
+    if (Array.isArray(targets)) {
+      targets.forEach((v, i) => (categorical ? expectInteger(v, `${field}[${i}]`) : expectNumber(v, `${field}[${i}]`)));
+      data = categorical ? Int32Array.from(targets as number[]) : Float32Array.from(targets as number[]);
+    } else if (
+      targets instanceof Float32Array ||
+      targets instanceof Float64Array ||
+      (categorical && (targets instanceof Uint8Array || targets instanceof Int32Array))
+    ) {
+      data = targets;
+    } else {
+      throw new TypeError(
+        `Expected ${categorical ? 'Uint8Array, Int32Array, Float32Array, Float64Array or number[] of class labels' : 'Float32Array, Float64Array or number[]'} for ${field} but received ${describe(targets)}`,
+      );
+    }
+    if (data.length !== batch * per) {
+      throw new RangeError(
+        `Expected ${field} to hold ${batch * per} ${categorical ? 'labels' : 'values'} (batch ${batch}${per > 1 ? ` x ${per} outputs` : ''}) but received ${data.length}`,
+      );
+    }
+    if (categorical) {
+      for (let i = 0; i < data.length; i++) {
+        const v = data[i]!;
+        if (!Number.isInteger(v) || v < 0 || v >= this.config.classes) {
+          throw new RangeError(`Expected an integer in [0, ${this.config.classes - 1}] for ${field}[${i}] but received ${v}`);
+        }
+      }
+    } else {
+      for (let i = 0; i < data.length; i++) {
+        if (!Number.isFinite(data[i]!)) throw new RangeError(`Expected a finite number for ${field}[${i}] but received ${data[i]}`);
+      }
+    }
+    return { data, shape: categorical ? [batch] : [batch, per] };
+  }
+
+  /**
+   * One training step on a minibatch: a fresh Brownian path per block, the augmented solve,
+   * loss = NLL + beta * KL / nTrain, gradients (backprop or adjoint), clipping, Adam, EMA.
+   * `inputs` hold batch x prod(inputShape) values (row-major); `targets` class labels or values.
+   */
+  trainStep(inputs: Inputs, targets: Labels, options: TrainStepOptions = {}): Promise<TrainStepResult> {
+    const x = this.inputTensor(inputs, 'inputs');
+    const y = this.targetTensor(targets, x.shape[0]!, 'targets');
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['lr', 'beta']);
+    const lr = optional(o.lr, this.config.optimizer.lr, (v) => expectPositive(v, 'options.lr'));
+    const beta = optional(o.beta, this.config.beta, (v) => expectNonNegative(v, 'options.beta'));
+    const promise = callNative(() => this.handle.trainStep(x, y, { lr, beta }));
+    return awaitNative(promise);
+  }
+
+  /** Gradients of the loss (or the KL alone) at the current parameters, without an update. */
+  async gradients(inputs: Inputs, targets: Labels, options: GradientsOptions = {}): Promise<GradientsResult> {
+    const x = this.inputTensor(inputs, 'inputs');
+    const y = this.targetTensor(targets, x.shape[0]!, 'targets');
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['beta', 'seed', 'objective']);
+    const beta = optional(o.beta, this.config.beta, (v) => expectNonNegative(v, 'options.beta'));
+    const objective = optional(o.objective, 'loss' as const, (v) => expectOneOf(v, 'options.objective', ['loss', 'kl'] as const));
+    const seed = o.seed === undefined ? undefined : expectSeed(o.seed, 'options.seed');
+    return awaitNative(callNative(() => this.handle.gradients(x, y, { beta, objective, ...(seed === undefined ? {} : { seed }) })));
+  }
+
+  /**
+   * Monte Carlo prediction over `samples` weight paths: averaged class probabilities, or the
+   * per-sample outputs with their mean and std (regression).
+   */
+  predict(inputs: Inputs, options: PredictOptions = {}): Promise<ClassificationPrediction | RegressionPrediction> {
+    const x = this.inputTensor(inputs, 'inputs');
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['samples', 'ema', 'seed']);
+    const samples = optional(o.samples, 1, (v) => expectPositiveInteger(v, 'options.samples'));
+    const ema = optional(o.ema, false, (v) => expectBoolean(v, 'options.ema'));
+    if (ema && this.config.optimizer.ema === 0) {
+      throw new RangeError('Expected config.optimizer.ema > 0 for options.ema but the model keeps no EMA');
+    }
+    const seed = o.seed === undefined ? undefined : expectSeed(o.seed, 'options.seed');
+    const promise = callNative(() => this.handle.predict(x, { samples, ema, ...(seed === undefined ? {} : { seed }) }));
+    return awaitNative(promise).then((out) => {
+      if (this.config.likelihood === 'categorical') {
+        return { kind: 'categorical', probs: out.data, shape: [out.shape[0]!, out.shape[1]!] } as ClassificationPrediction;
+      }
+      const [s, b, k] = out.shape as [number, number, number];
+      const mean = new Float64Array(b * k);
+      const std = new Float64Array(b * k);
+      for (let j = 0; j < b * k; j++) {
+        let m = 0;
+        for (let i = 0; i < s; i++) m += out.data[i * b * k + j]!;
+        m /= s;
+        let v = 0;
+        for (let i = 0; i < s; i++) v += (out.data[i * b * k + j]! - m) ** 2;
+        mean[j] = m;
+        std[j] = s > 1 ? Math.sqrt(v / (s - 1)) : 0;
+      }
+      let noiseScale = this.config.scale;
+      if (this.config.learnScale && !this.isDisposed) {
+        noiseScale = Math.exp(callNative(() => this.handle.getState())['likelihood.log_scale']!.data[0]!);
+      }
+      return { kind: 'regression', samples: out.data, shape: [s, b, k], mean, std, noiseScale } as RegressionPrediction;
+    });
+  }
+
+  /** Per-block solve statistics and weights at t = 0 and t = 1 for one weight path (no update). */
+  diagnose(inputs: Inputs, options: { seed?: number } = {}): Promise<BlockDiagnostics[]> {
+    const x = this.inputTensor(inputs, 'inputs');
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['seed']);
+    const seed = o.seed === undefined ? undefined : expectSeed(o.seed, 'options.seed');
+    return awaitNative(callNative(() => this.handle.diagnose(x, seed === undefined ? {} : { seed })));
+  }
+
+  /**
+   * Everything a checkpoint needs, by name: parameters, Adam moments ('adam.exp_avg.*',
+   * 'adam.exp_avg_sq.*') and step ('adam.step'), EMA ('ema.*') and the random streams
+   * ('rng.train', 'rng.eval', as bytes). setState of this resumes to identical numbers.
+   */
+  getState(): Record<string, Tensor> {
+    return callNative(() => this.handle.getState());
+  }
+
+  /** Restores tensors by name; shapes are checked before anything is written. strict (default): all must be present. */
+  setState(state: Record<string, Tensor>, options: { strict?: boolean } = {}): void {
+    const s = expectObject(state, 'state');
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['strict']);
+    const strict = optional(o.strict, true, (v) => expectBoolean(v, 'options.strict'));
+    const checked: Record<string, Tensor> = {};
+    for (const [name, t] of Object.entries(s)) checked[name] = expectTensor(t, `state['${name}']`);
+    callNative(() => this.handle.setState(checked, strict));
+  }
+
+  /** Frees the native model; later calls throw an error with code ERR_DISPOSED. */
+  dispose(): void {
+    callNative(() => this.handle.dispose());
+    this.isDisposed = true;
+  }
+}
