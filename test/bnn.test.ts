@@ -1,0 +1,358 @@
+// SDE-BNN: the method's defining numbers (integration to t = 1, the KL with its 1/2, the
+// estimators), gradients (fused VJPs vs autograd, backprop vs adjoint), training, checkpoints,
+// and the errors users see. Fixed seeds throughout; tolerances are stated per check.
+import { describe, expect, it } from 'vitest';
+import { sdebnn } from './helpers';
+
+const { SdeBnn } = sdebnn;
+type Config = NonNullable<ConstructorParameters<typeof SdeBnn>[0]>;
+type Tensor = { data: Float32Array | Float64Array; shape: number[] };
+
+// 1D regression data: 16 points on [-1, 1], target cos(4x).
+const B = 16;
+const x1d = Float64Array.from({ length: B }, (_, i) => -1 + (2 * i) / (B - 1));
+const y1d = Float64Array.from(x1d, (v) => Math.cos(4 * v));
+const tiny: Config = { kind: 'mlp', dtype: 'float64', seed: 3, hidden: [16, 16], hypernet: { hidden: [16] }, sigma: 0.2 };
+
+function relativeError(a: Record<string, Tensor>, b: Record<string, Tensor>): number {
+  let num = 0;
+  let den = 0;
+  for (const name of Object.keys(b)) {
+    const p = a[name]!.data;
+    const q = b[name]!.data;
+    for (let i = 0; i < q.length; i++) {
+      num += (p[i]! - q[i]!) ** 2;
+      den += q[i]! ** 2;
+    }
+  }
+  return Math.sqrt(num / den);
+}
+
+function withEntries(state: Record<string, Tensor>, name: string, fill: (i: number) => number): Record<string, Tensor> {
+  const t = state[name]!;
+  const data = Float64Array.from(t.data, (_, i) => fill(i));
+  return { [name]: { data, shape: t.shape } };
+}
+
+describe('SdeBnn integration', () => {
+  it('integrates the weight SDE all the way to t = 1 (the OU prior mean decays by (1 - dt)^N -> e^-1)', async () => {
+    // g = 0 at initialisation (zero last layer), sigma tiny: w_1 = w_0 (1 - 1/N)^N + O(sigma).
+    // The reference JAX solver stops near t = 0.53 (10 of 19 steps advance): ratio 0.95^10 = 0.60.
+    for (const steps of [20, 200]) {
+      const model = new SdeBnn({ ...tiny, sigma: 1e-3, solver: { steps } });
+      const [block] = await model.diagnose(x1d, { seed: 1 });
+      expect(block!.tEnd).toBe(1);
+      expect(block!.steps).toBe(steps);
+      let num = 0;
+      let den = 0;
+      block!.w0.data.forEach((w0, i) => {
+        num += w0 * block!.w1.data[i]!;
+        den += w0 * w0;
+      });
+      const ratio = num / den; // least-squares slope of w_1 on w_0
+      expect(Math.abs(ratio - (1 - 1 / steps) ** steps)).toBeLessThan(2e-3); // noise: sigma ~0.66e-3 per weight, 800 weights
+      expect(Math.abs(ratio - Math.exp(-1))).toBeLessThan(steps === 200 ? 3e-3 : 1.2e-2);
+      model.dispose();
+    }
+    // Every training step reports the time reached and the steps taken.
+    const model = new SdeBnn({ ...tiny, solver: { steps: 7 } });
+    const step = await model.trainStep(x1d, y1d);
+    expect(step.tEnd).toBe(1);
+    expect(step.steps).toBe(7);
+    expect(step.nfe).toBe(14); // drift and noise once per Euler step
+  });
+
+  it('accumulates KL = integral of 1/2 ||g / sigma||^2 dt (constant g: exact; g = c + d t: the Riemann sum, converging to the integral)', async () => {
+    const sigma = 0.5;
+    // Constant g = c: last hypernetwork layer W = 0, b = c. KL = 0.5 ||c||^2 / sigma^2 for any step count.
+    const model = new SdeBnn({ ...tiny, sigma, solver: { steps: 7 } });
+    const bias = withEntries(model.getState(), 'blocks.0.hypernet.1.bias', (i) => 0.3 * Math.sin(i + 1));
+    model.setState(bias, { strict: false });
+    const c2 = bias['blocks.0.hypernet.1.bias']!.data.reduce((a, v) => a + v * v, 0);
+    const [block] = await model.diagnose(x1d, { seed: 1 });
+    expect(block!.kl).toBeCloseTo((0.5 * c2) / sigma ** 2, 9); // with the 1/2 (the JAX reference omits it: twice this)
+    expect(Math.abs(block!.kl - c2 / sigma ** 2)).toBeGreaterThan(10);
+
+    // g(t) = c + d t: identity hidden unit z = t (weights on w zero, on t one), output d z + c.
+    const steps = 50;
+    for (const method of ['euler', 'midpoint'] as const) {
+      const m = new SdeBnn({ ...tiny, sigma, hypernet: { hidden: [1], activation: 'identity' }, solver: { method, steps } });
+      const s = m.getState();
+      const wd = m.wDim;
+      m.setState(
+        {
+          ...withEntries(s, 'blocks.0.hypernet.0.weight', (i) => (i === wd ? 1 : 0)),
+          ...withEntries(s, 'blocks.0.hypernet.0.bias', () => 0),
+          ...withEntries(s, 'blocks.0.hypernet.1.weight', (i) => 0.2 * Math.cos(i)),
+          ...withEntries(s, 'blocks.0.hypernet.1.bias', (i) => 0.1 * Math.sin(i)),
+        },
+        { strict: false },
+      );
+      let cc = 0;
+      let cd = 0;
+      let dd = 0;
+      for (let i = 0; i < wd; i++) {
+        const c = 0.1 * Math.sin(i);
+        const d = 0.2 * Math.cos(i);
+        cc += c * c;
+        cd += c * d;
+        dd += d * d;
+      }
+      const rate = (t: number) => (0.5 * (cc + 2 * cd * t + dd * t * t)) / sigma ** 2;
+      // Euler evaluates the rate at t_k, midpoint at t_k + dt/2.
+      let sum = 0;
+      for (let k = 0; k < steps; k++) sum += rate((k + (method === 'midpoint' ? 0.5 : 0)) / steps) / steps;
+      const integral = (0.5 * (cc + cd + dd / 3)) / sigma ** 2;
+      const [b] = await m.diagnose(x1d, { seed: 2 });
+      expect(Math.abs(b!.kl - sum) / sum).toBeLessThan(1e-12);
+      expect(Math.abs(b!.kl - integral) / integral).toBeLessThan(method === 'euler' ? 2e-2 : 1e-4);
+    }
+  });
+});
+
+describe('SdeBnn KL estimators', () => {
+  it('stl has zero gradient variance at posterior = prior where fmc does not (w.r.t. the hypernetwork)', async () => {
+    const variance: Record<string, number> = {};
+    for (const estimator of ['ckl', 'fmc', 'stl'] as const) {
+      const model = new SdeBnn({ ...tiny, estimator });
+      const grads: Record<string, Tensor>[] = [];
+      for (let s = 0; s < 12; s++) grads.push((await model.gradients(x1d, y1d, { seed: 100 + s, objective: 'kl' })).grads);
+      let v = 0;
+      for (const name of model.parameterNames.filter((n) => n.includes('hypernet'))) {
+        for (let i = 0; i < grads[0]![name]!.data.length; i++) {
+          const mean = grads.reduce((a, g) => a + g[name]!.data[i]!, 0) / grads.length;
+          v += grads.reduce((a, g) => a + (g[name]!.data[i]! - mean) ** 2, 0) / (grads.length - 1);
+        }
+      }
+      variance[estimator] = v;
+    }
+    // fmc's u . dB gradient is (1/sigma) sum_k a_k dB_k^T for the last layer: variance of order 1e4 here.
+    expect(variance.fmc).toBeGreaterThan(1e3);
+    expect(variance.stl).toBeLessThan(1e-20); // exactly zero: u = 0 and du/dw = 0 there
+    expect(variance.ckl).toBeLessThan(1e-20);
+  });
+
+  it('the u . dB term agrees between Ito (euler) and Stratonovich (midpoint with the -1/2 tr(dg/dw) drift) path by path', async () => {
+    // Ito: integral u . dB. Stratonovich: integral u o dB = Ito + 1/2 integral tr(dg/dw) dt, so the
+    // Stratonovich solve carries the drift -1/2 tr(dg/dw) on kl_dB. With the last layer aligned to
+    // the first (W_L = alpha (W_1 ... W_0w)^T) the trace is large; with identity activations it is a
+    // constant we can compute here. The per-path gap then shrinks with dt, while a missing or wrong
+    // correction leaves a gap of 1/2 tr (about 5 here).
+    for (const [hidden, activation] of [[[16], 'identity'], [[12, 8], 'identity'], [[16], 'tanh']] as const) {
+      const gaps: number[] = [];
+      let halfTrace = 0;
+      for (const seed of [4, 5, 6]) {
+        const klDb: number[] = [];
+        for (const method of ['euler', 'midpoint'] as const) {
+          const m = new SdeBnn({ ...tiny, estimator: 'fmc', hypernet: { hidden: [...hidden], activation }, solver: { method, steps: 200 } });
+          const s = m.getState();
+          const wd = m.wDim;
+          const w0 = s['blocks.0.hypernet.0.weight']!; // [h0, wd + 1]
+          const h0 = w0.shape[0]!;
+          // P = W_{L-2} ... W_1 W_0w  ([h_last, wd]); W_L = alpha P^T; identity: tr(dg/dw) = alpha ||P||_F^2
+          let p = Array.from({ length: h0 }, (_, a) => Array.from({ length: wd }, (_, i) => w0.data[a * (wd + 1) + i]!));
+          for (let l = 1; l < hidden.length; l++) {
+            const w = s[`blocks.0.hypernet.${l}.weight`]!;
+            const [rows, cols] = w.shape as [number, number];
+            p = Array.from({ length: rows }, (_, r) =>
+              Array.from({ length: wd }, (_, i) => {
+                let acc = 0;
+                for (let c = 0; c < cols; c++) acc += w.data[r * cols + c]! * p[c]![i]!;
+                return acc;
+              }),
+            );
+          }
+          const frobenius2 = p.reduce((a, row) => a + row.reduce((b, v) => b + v * v, 0), 0);
+          const alpha = 10 / frobenius2; // identity activations: tr(dg/dw) = 10
+          const last = `blocks.0.hypernet.${hidden.length}.weight`;
+          const h = p.length;
+          const data = new Float64Array(wd * h);
+          for (let i = 0; i < wd; i++) for (let k = 0; k < h; k++) data[i * h + k] = alpha * p[k]![i]!;
+          halfTrace = 0.5 * alpha * frobenius2;
+          m.setState({ [last]: { data, shape: s[last]!.shape } }, { strict: false });
+          const [b] = await m.diagnose(x1d, { seed });
+          klDb.push(b!.klDb);
+          m.dispose();
+        }
+        gaps.push(Math.abs(klDb[1]! - klDb[0]!));
+      }
+      expect(halfTrace).toBeCloseTo(5, 9);
+      // with the correction: gaps of 0.05 to 0.4 (discretisation, strong order 1/2); without: about 5 (tanh: 0.5 to 1 times 5)
+      for (const gap of gaps) expect(gap, `${activation} [${hidden.join(', ')}]`).toBeLessThan(0.15 * halfTrace);
+    }
+  });
+});
+
+describe('SdeBnn gradients', () => {
+  const trained = async (config: Config, x: Float64Array, y: Float64Array | number[]) => {
+    const model = new SdeBnn(config);
+    for (let k = 0; k < 3; k++) await model.trainStep(x, y, { lr: 1e-2, beta: 1 }); // move the hypernetwork off zero
+    return model;
+  };
+
+  it('hand-written VJPs equal autograd (mlp with time input and a 2-hidden-layer hypernetwork; conv over two stages), float64', async () => {
+    for (const estimator of ['ckl', 'fmc', 'stl'] as const) {
+      for (const method of ['euler', 'midpoint'] as const) {
+        const config: Config = { ...tiny, timeInput: true, hypernet: { hidden: [12, 8], activation: 'tanh' }, estimator, solver: { method, steps: 8 } };
+        const fused = await trained(config, x1d, y1d);
+        const reference = new SdeBnn({ ...config, kernels: 'autograd' });
+        reference.setState(fused.getState());
+        const a = await fused.gradients(x1d, y1d, { seed: 5, beta: 10 });
+        const b = await reference.gradients(x1d, y1d, { seed: 5, beta: 10 });
+        expect(a.loss).toBe(b.loss);
+        expect(relativeError(a.grads, b.grads)).toBeLessThan(1e-12);
+      }
+    }
+    const images = Float64Array.from({ length: 4 * 2 * 8 * 8 }, (_, i) => Math.sin(i));
+    const labels = [0, 1, 2, 1];
+    for (const estimator of ['ckl', 'stl'] as const) {
+      const config: Config = {
+        kind: 'conv', inputShape: [2, 8, 8], stem: false, aug: 1, width: 4, blocks: [1, 1], pool: 'global', classes: 3,
+        dtype: 'float64', seed: 2, estimator, convActivation: 'tanh', hypernet: { hidden: [8] }, solver: { steps: 4 },
+      };
+      const fused = await trained(config, images, labels as never);
+      const reference = new SdeBnn({ ...config, kernels: 'autograd' });
+      reference.setState(fused.getState());
+      const a = await fused.gradients(images, labels, { seed: 5, beta: 10 });
+      const b = await reference.gradients(images, labels, { seed: 5, beta: 10 });
+      expect(relativeError(a.grads, b.grads)).toBeLessThan(1e-12);
+    }
+  });
+
+  it('backprop and the stochastic adjoint agree (float64, same Brownian path)', async () => {
+    const cases = [
+      // [estimator, method, adjoint method, steps, tolerance]
+      ['ckl', 'reversible_heun', 'reversible_heun', 20, 1e-12], // exact discrete adjoint
+      ['stl', 'reversible_heun', 'reversible_heun', 20, 1e-12],
+      ['ckl', 'euler', 'euler', 400, 6e-3], // O(dt): 2.7e-2 at 50 steps, 2.5e-3 at 400
+      ['fmc', 'euler', 'midpoint', 400, 6e-3], // Ito forward, Stratonovich adjoint with the trace correction: 2.1e-3
+      ['fmc', 'midpoint', 'midpoint', 100, 1e-4], // 5e-6
+    ] as const;
+    for (const [estimator, method, adjointMethod, steps, tolerance] of cases) {
+      const config: Config = { ...tiny, estimator, solver: { method, steps, adjointMethod } };
+      const backprop = await trained({ ...config, solver: { method, steps: 10 } }, x1d, y1d);
+      const state = backprop.getState();
+      const a = new SdeBnn(config);
+      const b = new SdeBnn({ ...config, solver: { ...config.solver, gradient: 'adjoint' } });
+      a.setState(state);
+      b.setState(state);
+      const objective = estimator === 'ckl' ? 'loss' : 'kl'; // the u . dB term's gradient, not drowned by the NLL
+      const ga = await a.gradients(x1d, y1d, { seed: 7, beta: 100, objective });
+      const gb = await b.gradients(x1d, y1d, { seed: 7, beta: 100, objective });
+      expect(gb.loss).toBe(ga.loss);
+      const err = relativeError(gb.grads, ga.grads);
+      expect(err, `${estimator} ${method}/${adjointMethod} ${steps} steps`).toBeLessThan(tolerance);
+    }
+  });
+});
+
+describe('SdeBnn training', () => {
+  it('decreases the loss on a tiny regression problem (W1 shape, L1 likelihood)', async () => {
+    const n = 32;
+    const x = Float32Array.from({ length: n }, (_, i) => -1 + (2 * i) / (n - 1));
+    const y = Float32Array.from(x, (v) => Math.cos(4 * v));
+    const model = new SdeBnn({ kind: 'mlp', likelihood: 'laplace', nTrain: n, seed: 1, optimizer: { lr: 1e-2 } });
+    expect(model.wDim).toBe(1283);
+    const losses: number[] = [];
+    for (let k = 0; k < 40; k++) losses.push((await model.trainStep(x, y)).loss);
+    const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+    expect(mean(losses.slice(-5))).toBeLessThan(0.8 * mean(losses.slice(0, 5)));
+    const prediction = await model.predict(x, { samples: 4, seed: 1 });
+    expect(prediction.kind).toBe('regression');
+    if (prediction.kind === 'regression') {
+      expect(prediction.shape).toEqual([4, n, 1]);
+      expect(prediction.mean.length).toBe(n);
+      expect(prediction.std.every((s) => s >= 0 && Number.isFinite(s))).toBe(true);
+      expect(prediction.noiseScale).toBe(1);
+    }
+  });
+
+  it('resumes from a state round trip to identical numbers (parameters, Adam, EMA, random streams)', async () => {
+    const config: Config = { ...tiny, dtype: 'float32', optimizer: { ema: 0.9 }, w0: { posterior: 'gaussian' } };
+    const x = Float32Array.from(x1d);
+    const y = Float32Array.from(y1d);
+    const first = new SdeBnn(config);
+    for (let k = 0; k < 3; k++) await first.trainStep(x, y);
+    const state = first.getState();
+    expect(Object.keys(state)).toEqual(expect.arrayContaining(['adam.step', 'rng.train', 'ema.blocks.0.w0', 'blocks.0.w0_rho']));
+    const continued: number[] = [];
+    for (let k = 0; k < 3; k++) continued.push((await first.trainStep(x, y)).loss);
+    const resumed = new SdeBnn({ ...config, seed: 99 }); // different initialisation, overwritten
+    resumed.setState(state);
+    const again: number[] = [];
+    for (let k = 0; k < 3; k++) again.push((await resumed.trainStep(x, y)).loss);
+    expect(again).toEqual(continued);
+    const a = first.getState();
+    const b = resumed.getState();
+    for (const name of Object.keys(a)) expect(Array.from(b[name]!.data), name).toEqual(Array.from(a[name]!.data));
+    const pa = await first.predict(x, { samples: 2, ema: true });
+    const pb = await resumed.predict(x, { samples: 2, ema: true });
+    expect(pa).toEqual(pb);
+  });
+
+  it('trains the MNIST-shaped default (28x28x1) and a CIFAR-shaped two-stage model (32x32x3) one step each', async () => {
+    const mnist = new SdeBnn({ seed: 1 });
+    expect(mnist.wDims).toEqual([9696]);
+    const images = Float32Array.from({ length: 4 * 784 }, (_, i) => (i % 7) / 7);
+    const step = await mnist.trainStep(images, new Uint8Array([3, 1, 4, 1]));
+    expect(step.kl).toBe(0); // the zero last layer: posterior = prior at the start
+    expect(step.accuracy).not.toBeNull();
+    const probs = await mnist.predict(images, { samples: 2 });
+    expect(probs.kind).toBe('categorical');
+    if (probs.kind === 'categorical') {
+      expect(probs.shape).toEqual([4, 10]);
+      for (let r = 0; r < 4; r++) expect(probs.probs.slice(r * 10, r * 10 + 10).reduce((a, v) => a + v, 0)).toBeCloseTo(1, 5);
+    }
+    const cifar = new SdeBnn({ inputShape: [3, 32, 32], blocks: [1, 1], pool: 'global', solver: { steps: 4, gradient: 'adjoint' } });
+    // stem 3 -> 16 at 16x16; stage 1: 32*17*9 + 32 + 16*33*9 + 16; space-to-depth to 64 channels at 8x8: 32*65*9 + 32 + 64*33*9 + 64
+    expect(cifar.wDims).toEqual([9696, 37824]);
+    const c = await cifar.trainStep(Float32Array.from({ length: 2 * 3072 }, (_, i) => Math.sin(i)), new Int32Array([7, 2]));
+    expect(Number.isFinite(c.loss)).toBe(true);
+    expect(c.nfeBackward).toBeGreaterThan(0);
+  });
+});
+
+describe('SdeBnn errors', () => {
+  it('rejects bad configs naming the field', () => {
+    expect(() => new SdeBnn({ kind: 'mlp', hidden: [32, -3] })).toThrow(new RangeError('Expected positive integer for config.hidden[1] but received -3'));
+    expect(() => new SdeBnn({ sigma: 0 })).toThrow(/config\.sigma/);
+    expect(() => new SdeBnn({ kind: 'cnn' as never })).toThrow(/config\.kind/);
+    expect(() => new SdeBnn({ hypernet: { hidden: [] } })).toThrow(/config\.hypernet\.hidden/);
+    expect(() => new SdeBnn({ solver: { steps: 2.5 } })).toThrow(/config\.solver\.steps/);
+    expect(() => new SdeBnn({ estimator: 'stl', solver: { gradient: 'adjoint', adjointMethod: 'euler' } })).toThrow(/adjointMethod/);
+    expect(() => new SdeBnn({ estimator: 'fmc', solver: { method: 'milstein' } })).toThrow(/config\.solver\.method/);
+    expect(() => new SdeBnn({ blocks: [1, 1, 1] })).toThrow(/space-to-depth before stage 2/); // 28 -> 14 -> 7: odd
+    expect(() => new SdeBnn({ optimizer: { lr: -1 } })).toThrow(/config\.optimizer\.lr/);
+    expect(() => new SdeBnn({ solver: { stepz: 3 } as never })).toThrow(/config\.solver\.stepz/);
+    expect(() => new SdeBnn({ device: 'tpu' as never })).toThrow(/config\.device/);
+  });
+
+  it('rejects bad inputs and targets, and misuse, with clear errors', async () => {
+    const model = new SdeBnn({ ...tiny, dtype: 'float32' });
+    expect(() => model.trainStep(new Float32Array(0), [])).toThrow(/inputs to hold a positive multiple/);
+    expect(() => model.trainStep(x1d, new Float64Array(3))).toThrow(/Expected targets to hold 16 values/);
+    expect(() => model.trainStep(x1d, y1d, { lr: 0 })).toThrow(/options\.lr/);
+    expect(() => model.predict(x1d, { samples: 0 })).toThrow(/options\.samples/);
+    expect(() => model.predict(x1d, { ema: true })).toThrow(/ema/);
+    const labelled = new SdeBnn({ seed: 1, solver: { steps: 2 } });
+    const images = new Float32Array(2 * 784);
+    expect(() => labelled.trainStep(images, [0, 10])).toThrow(/targets\[1\]/);
+    expect(() => labelled.trainStep({ data: images, shape: [2, 28, 28] }, [0, 1])).toThrow(/inputs\.shape/);
+    // a state tensor of the wrong shape is refused natively, naming the tensor, before anything is written
+    const before = labelled.getState();
+    expect(() => labelled.setState({ 'blocks.0.w0': { data: new Float32Array(3), shape: [3] } }, { strict: false })).toThrow(
+      /'blocks\.0\.w0' has shape \[3\] but the model expects \[9696\]/,
+    );
+    expect(() => labelled.setState({ 'blocks.0.w0': before['blocks.0.w0']! })).toThrow(/is missing/);
+    expect(() => labelled.setState({ nope: before['head.bias']! }, { strict: false })).toThrow(/unknown tensor 'nope'/);
+    // one asynchronous call at a time
+    const running = labelled.trainStep(images, [0, 1]);
+    expect(() => labelled.trainStep(images, [0, 1])).toThrow(expect.objectContaining({ code: 'ERR_BUSY' }));
+    expect(() => labelled.getState()).toThrow(expect.objectContaining({ code: 'ERR_BUSY' }));
+    await running;
+    labelled.dispose();
+    expect(labelled.disposed).toBe(true);
+    expect(() => labelled.trainStep(images, [0, 1])).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
+    expect(() => labelled.getState()).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
+  });
+});
