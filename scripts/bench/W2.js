@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// W2 mnist_block (shared/bench-workloads.md): one conv SDE-BNN block on MNIST-sized input, compute-bound.
+// batch 128 of 1x28x28 images; h = [image, one zero channel] (C = 2); f_h conv3x3(cat[h, t] 3->32, pad 1)
+// softplus conv3x3(cat[., t] 33->2, pad 1) sliced from w (w_dim 1492); hypernetwork [w, t] -> 64 softplus
+// -> w_dim (last layer zero); sigma 0.2; w_0 ~ N(0, 0.05^2); Euler-Maruyama, 10 fixed steps; head avgpool
+// 4x4 -> 98 -> Linear(98, 10); loss cross-entropy + 1e-3 KL / 60000; Adam lr 1e-3.
+// Variants: backprop, adjoint (euler). Inputs are deterministic pseudo-images (the timing does not
+// depend on the pixel values); labels cycle through 0..9.
+'use strict';
+const path = require('node:path');
+
+const PEER_MS = { backprop: 467, adjoint: 669 };
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : 0.5 * (s[m - 1] + s[m]);
+}
+
+function config(variant) {
+  return {
+    kind: 'conv',
+    inputShape: [1, 28, 28],
+    stem: false,
+    aug: 1,
+    width: 32,
+    blocks: [1],
+    convActivation: 'softplus',
+    pool: 4,
+    likelihood: 'categorical',
+    classes: 10,
+    sigma: 0.2,
+    hypernet: { hidden: [64], activation: 'softplus' },
+    w0: { init: 'normal', std: 0.05 },
+    estimator: 'ckl',
+    solver: { method: 'euler', steps: 10, gradient: variant, adjointMethod: 'euler', adjointSteps: 10 },
+    beta: 1e-3,
+    nTrain: 60000,
+    optimizer: { lr: 1e-3, clip: 0 },
+    seed: 0,
+  };
+}
+
+async function W2(options = {}) {
+  const sdebnn = require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
+  const runs = options.runs ?? 7;
+  const warmup = options.warmup ?? 2;
+  const batch = 128;
+  const x = Float32Array.from({ length: batch * 784 }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
+  const y = Uint8Array.from({ length: batch }, (_, i) => i % 10);
+  const threads = sdebnn.backend().threads;
+  const results = [];
+  for (const variant of options.variants ?? ['backprop', 'adjoint']) {
+    const model = new sdebnn.SdeBnn(config(variant));
+    for (let i = 0; i < warmup; i++) await model.trainStep(x, y);
+    const times = [];
+    let last;
+    for (let i = 0; i < runs; i++) {
+      const t0 = process.hrtime.bigint();
+      last = await model.trainStep(x, y);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    model.dispose();
+    const median_ms = median(times);
+    results.push({
+      workload: 'W2',
+      variant,
+      median_ms: +median_ms.toFixed(2),
+      min_ms: +Math.min(...times).toFixed(2),
+      runs,
+      threads,
+      peer_ms: PEER_MS[variant],
+      speedup_vs_peer: +(PEER_MS[variant] / median_ms).toFixed(2),
+      nfe: last.nfe + last.nfeBackward,
+      loss: +last.loss.toFixed(4),
+    });
+  }
+  return results;
+}
+
+module.exports = W2;
+module.exports.config = config;
+
+if (require.main === module) {
+  W2().then((rows) => rows.forEach((r) => console.log(JSON.stringify(r)))).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
