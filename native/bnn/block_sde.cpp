@@ -69,7 +69,7 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
       const at::Tensor v_kl = v_drift.narrow(0, L.nh + L.w_dim, 1);
       // d/dg of (g - w) and of 0.5 ||g||^2 / sigma^2
       vp = v_w + g * (v_kl / (sde->sigma() * sde->sigma()));
-      auto [dh_dyn, dw_dyn] = sde->dynamics().vjp(t, w, dyn_cache, v_drift.narrow(0, 0, L.nh).view(L.h_shape));
+      auto [dh_dyn, dw_dyn] = sde->dynamics().vjp(t, w, dyn_cache, v_drift.narrow(0, 0, L.nh));
       dh = dh_dyn;
       dw = dw_dyn - v_w;
     }
@@ -113,30 +113,30 @@ BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<con
       sigma_(sigma),
       estimator_(estimator),
       fused_(fused) {
-  layout_.h_shape = dynamics_->h_shape(batch);
-  layout_.nh = 1;
-  for (int64_t s : layout_.h_shape) layout_.nh *= s;
+  layout_.batch = batch;
+  layout_.nh = dynamics_->state_numel(batch);
   layout_.w_dim = dynamics_->w_dim();
   layout_.tail = estimator == Estimator::Ckl ? 1 : 2;
 }
 
 at::Tensor BlockSDE::pack(const at::Tensor& h, const at::Tensor& w0) const {
-  return at::cat({h.reshape({-1}), w0, at::zeros({layout_.tail}, w0.options())});
+  return at::cat({dynamics_->to_state(h), w0, at::zeros({layout_.tail}, w0.options())});
 }
-at::Tensor BlockSDE::h_of(const at::Tensor& y) const { return y.narrow(0, 0, layout_.nh).view(layout_.h_shape); }
+at::Tensor BlockSDE::h_of(const at::Tensor& y) const { return dynamics_->from_state(y.narrow(0, 0, layout_.nh), layout_.batch); }
 at::Tensor BlockSDE::w_of(const at::Tensor& y) const { return y.narrow(0, layout_.nh, layout_.w_dim); }
 at::Tensor BlockSDE::kl_of(const at::Tensor& y) const { return y.narrow(0, layout_.nh + layout_.w_dim, layout_.tail).sum(); }
 
 BlockSDE::Eval BlockSDE::evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params,
-                                      bool with_dynamics, Cache* hyper_cache, Cache* dyn_cache) const {
+                                      bool with_dynamics, Cache* hyper_cache, Cache* dyn_cache, bool reference) const {
   const at::Tensor w = w_of(y);
   Eval e;
   e.g = hypernet_->forward(params, w, t, hyper_cache);
   if (estimator_ == Estimator::Stl) e.g_sg = e.g;
   if (with_dynamics) {
-    const at::Tensor fh = dynamics_->forward(t, h_of(y), w, dyn_cache);
+    const at::Tensor h = y.narrow(0, 0, layout_.nh);
+    const at::Tensor fh = reference ? dynamics_->reference(t, h, w) : dynamics_->forward(t, h, w, dyn_cache);
     const at::Tensor kl_rate = (at::dot(e.g, e.g) * (0.5 / (sigma_ * sigma_))).reshape({1});
-    std::vector<at::Tensor> parts{fh.reshape({-1}), e.g - w, kl_rate};
+    std::vector<at::Tensor> parts{fh, e.g - w, kl_rate};
     if (layout_.tail == 2) parts.push_back(at::zeros({1}, y.options()));  // Ito drift of kl_dB
     e.drift = at::cat(parts);
   }
@@ -153,7 +153,7 @@ BlockSDE::Eval BlockSDE::evaluate(double t, const at::Tensor& y, bool with_dynam
     if (estimator_ == Estimator::Stl) e.g_sg = out[2];
     return e;
   }
-  Eval e = evaluate_raw(t, y, params_, with_dynamics, nullptr, nullptr);
+  Eval e = evaluate_raw(t, y, params_, with_dynamics, nullptr, nullptr, /*reference=*/graph);
   if (estimator_ == Estimator::Stl && graph) {
     // Autograd reference: the same function of w with the parameters under stop-gradient.
     e.g_sg = hypernet_->forward(detached(params_), w_of(y), t, nullptr);

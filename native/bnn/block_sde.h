@@ -18,8 +18,8 @@
 namespace bnn {
 
 struct BlockLayout {
-  std::vector<int64_t> h_shape;  // [batch, ...]
-  int64_t nh = 0;                // numel of h
+  int64_t batch = 0;
+  int64_t nh = 0;                // numel of h in the dynamics' state layout
   int64_t w_dim = 0;
   int64_t tail = 1;              // kl (and kl_dB)
   int64_t size() const { return nh + w_dim + tail; }
@@ -34,6 +34,7 @@ class BlockSDE : public sde::SDE {
            bool fused);
 
   const BlockLayout& layout() const { return layout_; }
+  // y0 from h [batch, ...] and w_0; h [batch, ...] (a view where possible) from a state.
   at::Tensor pack(const at::Tensor& h, const at::Tensor& w0) const;
   at::Tensor h_of(const at::Tensor& y) const;
   at::Tensor w_of(const at::Tensor& y) const;
@@ -51,8 +52,9 @@ class BlockSDE : public sde::SDE {
   struct Eval {
     at::Tensor drift, g, g_sg;  // drift undefined when dynamics were skipped; g_sg only under stl
   };
+  // Plain ATen evaluation; `reference` uses the dynamics' autograd reference (no caches).
   Eval evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params, bool with_dynamics,
-                    Cache* hyper_cache, Cache* dyn_cache) const;
+                    Cache* hyper_cache, Cache* dyn_cache, bool reference = false) const;
   const Dynamics& dynamics() const { return *dynamics_; }
   const Hypernet& hypernet() const { return *hypernet_; }
   double sigma() const { return sigma_; }

@@ -129,7 +129,7 @@ MlpDynamics::MlpDynamics(int64_t d, std::vector<int64_t> hidden, Activation acti
 }
 
 at::Tensor MlpDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
-  at::Tensor a = h;
+  at::Tensor a = h.view({-1, d_});
   int64_t offset = 0;
   const int64_t n = static_cast<int64_t>(sizes_.size()) - 1;
   for (int64_t l = 0; l < n; ++l) {
@@ -142,7 +142,7 @@ at::Tensor MlpDynamics::forward(double t, const at::Tensor& h, const at::Tensor&
     at::Tensor Wx = time_input_ ? W.narrow(1, 0, in) : W;
     if (cache) cache->push_back(a);
     at::Tensor z = at::addmm(bias, a, Wx.t());
-    if (l + 1 == n) return z;
+    if (l + 1 == n) return z.view({-1});
     if (cache) cache->push_back(z);
     a = sde::activate(activation_, z);
   }
@@ -154,7 +154,7 @@ std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double t, const at::Tensor& w
   const int64_t n = static_cast<int64_t>(sizes_.size()) - 1;
   std::vector<int64_t> offsets{0};
   for (int64_t l = 0; l < n; ++l) offsets.push_back(offsets.back() + sizes_[l + 1] * (sizes_[l] + (time_input_ ? 1 : 0)) + sizes_[l + 1]);
-  at::Tensor delta = v;
+  at::Tensor delta = v.view({-1, d_});
   at::Tensor dh;
   for (int64_t l = n - 1; l >= 0; --l) {
     const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
@@ -170,7 +170,7 @@ std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double t, const at::Tensor& w
     }
     at::Tensor Wx = time_input_ ? W.narrow(1, 0, in) : W;
     if (l == 0) {
-      dh = at::mm(delta, Wx);
+      dh = at::mm(delta, Wx).view({-1});
     } else {
       delta = times_grad(at::mm(delta, Wx), activation_grad(activation_, cache[2 * l - 1], cache[2 * l]));
     }
@@ -214,35 +214,137 @@ ConvSlices conv_slices(const at::Tensor& w, int64_t c, int64_t hidden) {
   return s;
 }
 
+// The zero-bordered layout: each image padded to (H+2) x (W+2), flattened per channel over the
+// batch (Np columns). Output columns are computed on the window [s, s + L) that covers every
+// interior pixel; tap (ky, kx) reads column j + (ky - 1)(W + 2) + (kx - 1).
+struct Grid {
+  int64_t batch, wp, np, s, len;
+  at::Tensor mask;  // [np]: 1 inside the images, 0 on the borders
+};
+Grid grid(int64_t numel, int64_t c, int64_t h, int64_t w) {
+  Grid g;
+  g.wp = w + 2;
+  g.batch = numel / (c * (h + 2) * g.wp);
+  g.np = g.batch * (h + 2) * g.wp;
+  g.s = g.wp + 1;
+  g.len = g.np - 2 * g.s;
+  return g;
+}
+
+// [rows, 3, 3, len] view of a [rows, np] matrix m: element (r, ky, kx, j) = m[r, s + j + tap offset].
+at::Tensor taps(const at::Tensor& m, const Grid& g) {
+  return m.as_strided({m.size(0), 3, 3, g.len}, {m.stride(0), g.wp, 1, 1}, m.storage_offset() + g.s - g.wp - 1);
+}
+// Column offset of tap (ky, kx) = (tap / 3, tap % 3).
+int64_t tap_offset(int64_t tap, const Grid& g) { return (tap / 3 - 1) * g.wp + (tap % 3 - 1); }
+
 at::Tensor with_time_channel(const at::Tensor& x, double t) {
   return at::cat({x, at::full({x.size(0), 1, x.size(2), x.size(3)}, t, x.options())}, 1);
 }
 }  // namespace
 
-at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
+at::Tensor ConvDynamics::mask(int64_t batch, const at::TensorOptions& options) const {
+  std::lock_guard<std::mutex> lock(mask_mutex_);
+  if (!mask_.defined() || mask_batch_ != batch || mask_.scalar_type() != options.dtype().toScalarType() ||
+      mask_.device() != options.device()) {
+    at::Tensor m = at::zeros({batch, h_ + 2, w_ + 2}, options);
+    m.narrow(1, 1, h_).narrow(2, 1, w_).fill_(1);
+    mask_ = m.view({-1});
+    mask_batch_ = batch;
+  }
+  return mask_;
+}
+
+at::Tensor ConvDynamics::to_state(const at::Tensor& h) const {
+  return at::constant_pad_nd(h, {1, 1, 1, 1}).permute({1, 0, 2, 3}).reshape({-1});
+}
+
+at::Tensor ConvDynamics::from_state(const at::Tensor& flat, int64_t batch) const {
+  return flat.view({c_, batch, h_ + 2, w_ + 2}).narrow(2, 1, h_).narrow(3, 1, w_).permute({1, 0, 2, 3});
+}
+
+at::Tensor ConvDynamics::reference(double t, const at::Tensor& h, const at::Tensor& w) const {
+  const int64_t batch = h.numel() / (c_ * (h_ + 2) * (w_ + 2));
   const ConvSlices s = conv_slices(w, c_, hidden_);
-  at::Tensor x1 = with_time_channel(h, t);
-  at::Tensor z1 = at::conv2d(x1, s.k1, s.b1, 1, 1);
-  at::Tensor x2 = with_time_channel(sde::activate(activation_, z1), t);
+  const at::Tensor x = from_state(h, batch);
+  const at::Tensor a = sde::activate(activation_, at::conv2d(with_time_channel(x, t), s.k1, s.b1, 1, 1));
+  return to_state(at::conv2d(with_time_channel(a, t), s.k2, s.b2, 1, 1));
+}
+
+at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
+  const ConvSlices k = conv_slices(w, c_, hidden_);
+  Grid g = grid(h.numel(), c_, h_, w_);
+  g.mask = mask(g.batch, h.options());
+  const at::Tensor in = h.view({c_, g.np});
+  // conv 1: X1 [(C+1)*9, len] = the 9 shifted copies of each input channel and of t * mask
+  at::Tensor x1 = at::empty({(c_ + 1) * 9, g.len}, h.options());
+  at::Tensor x1v = x1.view({c_ + 1, 3, 3, g.len});
+  x1v.narrow(0, 0, c_).copy_(taps(in, g));
+  x1v.select(0, c_).copy_(taps(g.mask.view({1, g.np}), g).select(0, 0)).mul_(t);
+  const at::Tensor z1 = at::addmm(k.b1.unsqueeze(1), k.k1.reshape({hidden_, (c_ + 1) * 9}), x1);  // [hidden, len]
+  // conv 2 input X2 [hidden + 1, np]: act(z1) masked to zero on the borders, then t * mask
+  at::Tensor x2 = at::empty({hidden_ + 1, g.np}, h.options());
+  x2.narrow(1, 0, g.s).zero_();
+  x2.narrow(1, g.s + g.len, g.s).zero_();
+  at::Tensor a1 = x2.narrow(0, 0, hidden_).narrow(1, g.s, g.len);
+  at::mul_out(a1, sde::activate(activation_, z1), g.mask.narrow(0, g.s, g.len));
+  x2.select(0, hidden_).copy_(g.mask).mul_(t);
+  // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
+  const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c_ * 9, hidden_ + 1});
+  const at::Tensor q = at::mm(k2r, x2);
+  at::Tensor out = at::empty({c_, g.np}, h.options());
+  out.narrow(1, 0, g.s).zero_();
+  out.narrow(1, g.s + g.len, g.s).zero_();
+  at::Tensor window = out.narrow(1, g.s, g.len);
+  const at::Tensor qv = q.view({c_, 9, g.np});
+  for (int64_t tap = 0; tap < 9; ++tap) {
+    const at::Tensor shifted = qv.select(1, tap).narrow(1, g.s + tap_offset(tap, g), g.len);
+    if (tap == 0) window.copy_(shifted); else window.add_(shifted);
+  }
+  window.add_(k.b2.unsqueeze(1)).mul_(g.mask.narrow(0, g.s, g.len));
   if (cache) {
     cache->push_back(x1);
     cache->push_back(z1);
     cache->push_back(x2);
+    cache->push_back(g.mask);
   }
-  return at::conv2d(x2, s.k2, s.b2, 1, 1);
+  return out.view({-1});
 }
 
 std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
-  const ConvSlices s = conv_slices(w, c_, hidden_);
-  const at::Tensor &x1 = cache[0], &z1 = cache[1], &x2 = cache[2];
-  const std::vector<int64_t> one{1, 1}, zero{0, 0};
-  auto [dx2, dk2, db2] = at::convolution_backward(v, x2, s.k2, std::vector<int64_t>{c_}, one, one, one, false, zero, 1,
-                                                  {true, true, true});
-  at::Tensor dz1 = times_grad(dx2.narrow(1, 0, hidden_), activation_grad(activation_, z1, x2.narrow(1, 0, hidden_)));
-  auto [dx1, dk1, db1] = at::convolution_backward(dz1, x1, s.k1, std::vector<int64_t>{hidden_}, one, one, one, false,
-                                                  zero, 1, {true, true, true});
+  const ConvSlices k = conv_slices(w, c_, hidden_);
+  const at::Tensor &x1 = cache[0], &z1 = cache[1], &x2 = cache[2], &mask = cache[3];
+  const Grid g = grid(v.numel(), c_, h_, w_);
+  const at::Tensor mask_w = mask.narrow(0, g.s, g.len);
+  // vm = the masked cotangent on the window, inside zero margins of wp + 1 columns
+  const int64_t m = g.wp + 1;
+  at::Tensor vpad = at::empty({c_, g.len + 2 * m}, v.options());
+  vpad.narrow(1, 0, m).zero_();
+  vpad.narrow(1, m + g.len, m).zero_();
+  at::Tensor vm = vpad.narrow(1, m, g.len);
+  at::mul_out(vm, v.view({c_, g.np}).narrow(1, g.s, g.len), mask_w);
+  const at::Tensor db2 = vm.sum(1);
+  // V2 [C*9, len] on the window: row co*9 + tap is vm[co] shifted back by the tap's offset
+  at::Tensor v2 = at::empty({c_, 9, g.len}, v.options());
+  for (int64_t tap = 0; tap < 9; ++tap) v2.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, g), g.len));
+  v2 = v2.view({c_ * 9, g.len});
+  const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c_ * 9, hidden_ + 1});
+  // X2 is zero outside the window, so the window holds every term of dK2
+  const at::Tensor dk2 = at::mm(v2, x2.narrow(1, g.s, g.len).t()).view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
+  const at::Tensor da = at::mm(k2r.narrow(1, 0, hidden_).t(), v2);  // [hidden, len]
+  const at::Tensor a1 = x2.narrow(0, 0, hidden_).narrow(1, g.s, g.len);
+  const at::Tensor slope = activation_grad(activation_, z1, a1);
+  at::Tensor dz1 = da * mask_w;
+  if (slope.defined()) dz1.mul_(slope);
+  const at::Tensor db1 = dz1.sum(1);
+  const at::Tensor dk1 = at::mm(dz1, x1.t());  // [hidden, (C+1)*9]
+  const at::Tensor dx1 = at::mm(k.k1.reshape({hidden_, (c_ + 1) * 9}).narrow(1, 0, c_ * 9).t(), dz1);
+  // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
+  at::Tensor dh = at::zeros({c_, g.np}, v.options());
+  const at::Tensor dx1_taps = dx1.view({c_, 9, g.len});
+  for (int64_t tap = 0; tap < 9; ++tap) dh.narrow(1, g.s + tap_offset(tap, g), g.len).add_(dx1_taps.select(1, tap));
   at::Tensor dw = at::cat({dk1.reshape({-1}), db1, dk2.reshape({-1}), db2});
-  return {dx1.narrow(1, 0, c_), dw};
+  return {dh.view({-1}), dw};
 }
 
 at::Tensor ConvDynamics::init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const {

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -45,15 +46,23 @@ class Hypernet {
   Activation activation_;
 };
 
-// f_h(t, h; w) for a batch of hidden states.
+// f_h(t, h; w) for a batch of hidden states, on h as it is stored in the block's flat state
+// (`state` layout: the MLP's [batch, d]; the conv's zero-bordered channel-major
+// [C, batch, H + 2, W + 2], which turns the 3x3 convolutions into plain matrix products).
 class Dynamics {
  public:
   virtual ~Dynamics() = default;
   virtual int64_t w_dim() const = 0;
-  // Hidden state shape for a batch.
-  virtual std::vector<int64_t> h_shape(int64_t batch) const = 0;
+  // numel of h in the state layout, for a batch.
+  virtual int64_t state_numel(int64_t batch) const = 0;
+  // h [batch, ...] -> the state layout (flat), and back (a view where possible). Differentiable.
+  virtual at::Tensor to_state(const at::Tensor& h) const = 0;
+  virtual at::Tensor from_state(const at::Tensor& flat, int64_t batch) const = 0;
+  // f_h on the flat state part (shaped like it). When cache != nullptr, keeps what vjp needs.
   virtual at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const = 0;
-  // (d h, d w) for the output cotangent v at the cached point.
+  // The same function by ordinary differentiable ATen ops (the conv: at::conv2d), for autograd.
+  virtual at::Tensor reference(double t, const at::Tensor& h, const at::Tensor& w) const { return forward(t, h, w, nullptr); }
+  // (d h, d w) for the output cotangent v (flat, state layout) at the cached point.
   virtual std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const = 0;
   // w_0 on CPU: N(0, std^2), or PyTorch's default layer init (fan-in uniform) per slice.
   virtual at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const = 0;
@@ -65,7 +74,9 @@ class MlpDynamics : public Dynamics {
  public:
   MlpDynamics(int64_t d, std::vector<int64_t> hidden, Activation activation, bool time_input);
   int64_t w_dim() const override { return w_dim_; }
-  std::vector<int64_t> h_shape(int64_t batch) const override { return {batch, d_}; }
+  int64_t state_numel(int64_t batch) const override { return batch * d_; }
+  at::Tensor to_state(const at::Tensor& h) const override { return h.reshape({-1}); }
+  at::Tensor from_state(const at::Tensor& flat, int64_t batch) const override { return flat.view({batch, d_}); }
   at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
   std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
   at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
@@ -78,21 +89,33 @@ class MlpDynamics : public Dynamics {
   int64_t w_dim_;
 };
 
-// conv3x3(cat[h, t] : C+1 -> width, pad 1) act conv3x3(cat[., t] : width+1 -> C, pad 1);
-// kernels [out, in, 3, 3] then biases, as slices of w.
+// conv3x3(cat[h, t] : C+1 -> hidden, pad 1) act conv3x3(cat[., t] : hidden+1 -> C, pad 1);
+// kernels [out, in, 3, 3] then biases, as slices of w (PyTorch's layouts). t is a constant
+// channel inside the image and zero in the padding, exactly as cat-then-pad would give.
+// In the state layout the first conv is one GEMM over the 9 shifted copies of the input, the
+// second one GEMM followed by 9 shifted sums; the VJP likewise.
 class ConvDynamics : public Dynamics {
  public:
   ConvDynamics(int64_t channels, int64_t height, int64_t width_px, int64_t hidden, Activation activation);
   int64_t w_dim() const override { return w_dim_; }
-  std::vector<int64_t> h_shape(int64_t batch) const override { return {batch, c_, h_, w_}; }
+  int64_t state_numel(int64_t batch) const override { return c_ * batch * (h_ + 2) * (w_ + 2); }
+  at::Tensor to_state(const at::Tensor& h) const override;
+  at::Tensor from_state(const at::Tensor& flat, int64_t batch) const override;
   at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
+  at::Tensor reference(double t, const at::Tensor& h, const at::Tensor& w) const override;
   std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
   at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
 
  private:
+  // 1 inside the images, 0 on the borders, [batch * (H+2) * (W+2)]; kept for the last batch size.
+  at::Tensor mask(int64_t batch, const at::TensorOptions& options) const;
+
   int64_t c_, h_, w_, hidden_;
   Activation activation_;
   int64_t w_dim_;
+  mutable std::mutex mask_mutex_;
+  mutable at::Tensor mask_;
+  mutable int64_t mask_batch_ = -1;
 };
 
 }  // namespace bnn

@@ -83,7 +83,7 @@ bool is_ito_method(sde::Method m) {
 
 at::Tensor space_to_depth(const at::Tensor& h) {
   const int64_t B = h.size(0), C = h.size(1), H = h.size(2), W = h.size(3);
-  return h.view({B, C, H / 2, 2, W / 2, 2}).permute({0, 1, 3, 5, 2, 4}).reshape({B, C * 4, H / 2, W / 2});
+  return h.reshape({B, C, H / 2, 2, W / 2, 2}).permute({0, 1, 3, 5, 2, 4}).reshape({B, C * 4, H / 2, W / 2});
 }
 
 // A block's solve in progress: the SDE, its Brownian path and the statistics. Lives until the
