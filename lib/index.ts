@@ -6,3 +6,5 @@ export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './bac
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';
+export { Random } from './random';
+export type { RandomState } from './random';
