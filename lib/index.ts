@@ -16,3 +16,5 @@ export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } 
 export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';
 export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizontalFlip, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES } from './data/cifar';
 export type { Cifar10Options, AugmentOptions } from './data/cifar';
+export { toyRegression, toyGrid, TOY_CLUSTERS } from './data/toy';
+export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
