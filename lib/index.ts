@@ -18,3 +18,19 @@ export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizonta
 export type { Cifar10Options, AugmentOptions } from './data/cifar';
 export { toyRegression, toyGrid, TOY_CLUSTERS } from './data/toy';
 export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
+export {
+  accuracy,
+  nll,
+  brierScore,
+  expectedCalibrationError,
+  calibrationBins,
+  predictiveEntropy,
+  classificationMetrics,
+  meanProbabilities,
+  checkProbabilities,
+  predictiveMoments,
+  gaussianNll,
+  rmse,
+  regressionMetrics,
+} from './metrics';
+export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
