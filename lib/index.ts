@@ -12,12 +12,12 @@ export { readIdx, parseIdx } from './data/idx';
 export type { IdxData, IdxReadOptions } from './data/idx';
 export { loadMnist, defaultMnistDir, MNIST_MEAN, MNIST_STD } from './data/mnist';
 export type { MnistOptions } from './data/mnist';
-export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } from './data/dataset';
-export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';
 export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizontalFlip, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES } from './data/cifar';
 export type { Cifar10Options, AugmentOptions } from './data/cifar';
 export { toyRegression, toyGrid, TOY_CLUSTERS } from './data/toy';
 export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
+export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } from './data/dataset';
+export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';
 export {
   accuracy,
   nll,
@@ -34,3 +34,5 @@ export {
   regressionMetrics,
 } from './metrics';
 export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
+export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, expectCheckpoint, MAX_HEADER_BYTES } from './checkpoint';
+export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
