@@ -95,6 +95,18 @@ function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Whether `strides` are the row-major strides of `shape` (what a contiguous tensor has). */
+export function isRowMajor(shape: readonly number[], strides: unknown): boolean {
+  if (!Array.isArray(strides) || strides.length !== shape.length) return false;
+  if (shape.includes(0)) return true; // empty: no element is addressed
+  let expected = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i]! > 1 && strides[i] !== expected) return false;
+    expected *= shape[i]!;
+  }
+  return true;
+}
+
 function checkTensor(value: unknown, field: string): { data: CheckpointArray; shape: number[]; dtype: Dtype } {
   const obj = expectObject(value, field);
   const data = obj.data;
@@ -105,7 +117,9 @@ function checkTensor(value: unknown, field: string): { data: CheckpointArray; sh
   const array = data as CheckpointArray;
   if (!Array.isArray(obj.shape)) throw new TypeError(`Expected an array of sizes for ${field}.shape but received ${describe(obj.shape)}`);
   const shape = obj.shape.map((s, i) => expectInteger(s, `${field}.shape[${i}]`, 0));
-  if (obj.strides !== undefined) throw new RangeError(`Expected a contiguous tensor (no strides) for ${field}`);
+  if (obj.strides !== undefined && !isRowMajor(shape, obj.strides)) {
+    throw new RangeError(`Expected a contiguous (row-major) tensor for ${field} but received strides ${describe(obj.strides)}`);
+  }
   if (numel(shape) !== array.length) {
     throw new RangeError(`Expected ${field}.data to hold ${numel(shape)} elements for shape [${shape.join(', ')}] but received ${array.length}`);
   }

@@ -9,6 +9,7 @@
  *
  * Sums run in float64 whatever the input precision. Natural logarithms throughout.
  */
+import { isRowMajor } from './checkpoint';
 import type { FloatArray } from './tensor';
 import { describe, expectInteger, expectKnownKeys, expectNonNegative, expectOptionalObject, expectPositive, optional } from './validate';
 
@@ -40,7 +41,9 @@ function expectFloatData(value: unknown, field: string): { data: FloatArray; sha
   }
   if (!Array.isArray(shape)) throw new TypeError(`Expected an array of sizes for ${field}.shape but received ${describe(shape)}`);
   shape.forEach((s, i) => expectInteger(s, `${field}.shape[${i}]`, 0));
-  if (strides !== undefined) throw new RangeError(`Expected a contiguous (row-major, no strides) tensor for ${field}`);
+  if (strides !== undefined && !isRowMajor(shape as number[], strides)) {
+    throw new RangeError(`Expected a contiguous (row-major) tensor for ${field} but received strides ${describe(strides)}`);
+  }
   const size = shape.reduce((a: number, b: number) => a * b, 1);
   if (size !== data.length) {
     throw new RangeError(`Expected ${field}.data to hold ${size} elements for shape [${shape.join(', ')}] but received ${data.length}`);

@@ -278,6 +278,12 @@ describe('checking a checkpoint against the model', () => {
 });
 
 describe('saveCheckpoint arguments', () => {
+  it('accepts row-major strides (as a contiguous Tensor may carry)', () => {
+    const file = path.join(folder(), 's.safetensors');
+    sdebnn.saveCheckpoint(file, { w: { data: Float32Array.from([1, 2, 3, 4, 5, 6]), shape: [2, 3], strides: [3, 1] } as never });
+    expect(sdebnn.loadCheckpoint(file).tensors.w!.shape).toEqual([2, 3]);
+  });
+
   it('names the bad field', () => {
     const file = path.join(folder(), 'x.safetensors');
     const w = { data: new Float32Array(2), shape: [2] };
@@ -290,6 +296,9 @@ describe('saveCheckpoint arguments', () => {
     expect(() => sdebnn.saveCheckpoint(file, { w: { ...w, dtype: 'BOOL' } })).toThrow(/matching Float32Array \(F32\) for tensors\["w"\]\.dtype/);
     expect(() => sdebnn.saveCheckpoint(file, { w: { ...w, shape: [2.5] } })).toThrow(/tensors\["w"\]\.shape\[0\]/);
     expect(() => sdebnn.saveCheckpoint(file, JSON.parse('{"__metadata__": {"data": [], "shape": [0]}}'))).toThrow(/other than __metadata__/);
+    expect(() => sdebnn.saveCheckpoint(file, { w: { data: new Float32Array(6), shape: [3, 2], strides: [1, 3] } as never })).toThrow(
+      /contiguous \(row-major\) tensor for tensors\["w"\] but received strides array of length 2/,
+    );
     expect(fs.existsSync(file)).toBe(false);
   });
 });

@@ -115,6 +115,11 @@ export function createDataset<T extends Targets>(init: DatasetInit<T>, field = '
   return { inputs, inputShape, targets: targets as T, targetShape, length: n, ...(classes !== undefined ? { classes } : {}) };
 }
 
+/** A zeroed array of the targets' kind (Uint8Array, also for a Buffer, or Float32Array). */
+function allocateLike<T extends Targets>(targets: T, length: number): T {
+  return (targets instanceof Float32Array ? new Float32Array(length) : new Uint8Array(length)) as T;
+}
+
 /** The dataset of an image set (from loadMnist or loadCifar10). */
 export function imageDataset(set: ImageSet): Dataset<Uint8Array> {
   const obj = expectObject(set, 'set');
@@ -127,7 +132,7 @@ export function subset<T extends Targets>(dataset: Dataset<T>, indices: ArrayLik
   const inSize = numel(dataset.inputShape);
   const tSize = numel(dataset.targetShape);
   const inputs = new Float32Array(indices.length * inSize);
-  const targets = new (dataset.targets.constructor as new (n: number) => T)(indices.length * tSize);
+  const targets = allocateLike(dataset.targets, indices.length * tSize);
   for (let k = 0; k < indices.length; k++) {
     const i = expectInteger(indices[k], `indices[${k}]`, 0, dataset.length - 1);
     inputs.set(dataset.inputs.subarray(i * inSize, (i + 1) * inSize), k * inSize);
@@ -230,7 +235,7 @@ export class MinibatchIterator<T extends Targets = Targets> {
     this.order = new Uint32Array(dataset.length);
     const rows = Math.min(this.batchSize, dataset.length);
     this.inputBuffer = new Float32Array(rows * numel(dataset.inputShape));
-    this.targetBuffer = new (dataset.targets.constructor as new (n: number) => T)(rows * numel(dataset.targetShape));
+    this.targetBuffer = allocateLike(dataset.targets, rows * numel(dataset.targetShape));
     this.indexBuffer = new Uint32Array(rows);
   }
 
