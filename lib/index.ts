@@ -6,3 +6,33 @@ export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './bac
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';
+export { Random } from './random';
+export type { RandomState } from './random';
+export { readIdx, parseIdx } from './data/idx';
+export type { IdxData, IdxReadOptions } from './data/idx';
+export { loadMnist, defaultMnistDir, MNIST_MEAN, MNIST_STD } from './data/mnist';
+export type { MnistOptions } from './data/mnist';
+export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizontalFlip, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES } from './data/cifar';
+export type { Cifar10Options, AugmentOptions } from './data/cifar';
+export { toyRegression, toyGrid, TOY_CLUSTERS } from './data/toy';
+export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
+export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } from './data/dataset';
+export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';
+export {
+  accuracy,
+  nll,
+  brierScore,
+  expectedCalibrationError,
+  calibrationBins,
+  predictiveEntropy,
+  classificationMetrics,
+  meanProbabilities,
+  checkProbabilities,
+  predictiveMoments,
+  gaussianNll,
+  rmse,
+  regressionMetrics,
+} from './metrics';
+export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
+export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, expectCheckpoint, MAX_HEADER_BYTES } from './checkpoint';
+export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
