@@ -36,3 +36,9 @@ export {
 export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
 export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, expectCheckpoint, MAX_HEADER_BYTES } from './checkpoint';
 export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
+export { SDE, sdeint, sdeintGradients, validateSpec, METHODS, NOISE_TYPES, SDE_TYPES } from './sde';
+export type {
+  SDESpec, GbmSpec, OuSpec, LinearSpec, NeuralSpec, MlpSpec, Method, NoiseType, SdeType, SdeintOptions, SdeintResult,
+  GradientsResult, SolveStats,
+} from './sde';
+export { BrownianInterval } from './brownian';

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { GradientsResult, SdeintResult } from './sde';
 import type { Tensor } from './tensor';
 
 export interface NativeBackend {
@@ -29,6 +30,16 @@ export interface NativeBinding {
     maxAbsError: number;
   }>;
   raise(kind: string): never;
+  NativeSDE: new (spec: object) => unknown;
+  sdeint(sde: unknown, y0: Tensor, ts: number[], options: object, onProgress?: ProgressCallback): Promise<SdeintResult>;
+  sdeintGradients(
+    sde: unknown,
+    y0: Tensor,
+    ts: number[],
+    gradYs: Tensor,
+    options: object,
+    onProgress?: ProgressCallback,
+  ): Promise<GradientsResult>;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');
