@@ -53,4 +53,14 @@ struct BrownianIntervalOptions {
 //   - tensor memory is bounded by the cache, whatever the number of queries.
 std::unique_ptr<BrownianMotion> make_brownian_interval(const BrownianIntervalOptions& options);
 
+// Introspection of a source made by make_brownian_interval, for tests and benchmarks
+// (throws invalid_argument for other sources).
+struct BrownianIntervalStats {
+  int64_t cache_entries;  // (W, H) entries held now, never above cache_size
+  int64_t cache_size;
+  int64_t nodes;  // tree nodes (bookkeeping only, no tensors)
+  int64_t splits_computed;  // child pairs drawn so far (first draws and recomputations)
+};
+BrownianIntervalStats brownian_interval_stats(const BrownianMotion& bm);
+
 }  // namespace sde
