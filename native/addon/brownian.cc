@@ -2,6 +2,7 @@
 #include "brownian.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "common.h"
 #include "registry.h"

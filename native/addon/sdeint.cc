@@ -1,6 +1,7 @@
 // SDE objects (analytic problems and neural SDEs), sdeint and its gradients. Marshalling only:
 // the TS layer has validated every field.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <atomic>
 #include <cctype>

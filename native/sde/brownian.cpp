@@ -13,6 +13,7 @@
 #include "sde/brownian.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 
 #if defined(__SSE2__)
