@@ -222,6 +222,29 @@ describe('adaptive stepping', () => {
   });
 });
 
+describe('neural SDE parameters', () => {
+  it('reads and writes parameters by name as typed arrays, and the solve sees the change', async () => {
+    const sde = new SDE({ type: 'neural', d: 3, noiseType: 'diagonal', drift: { hidden: [5], timeInput: true }, diffusion: { kind: 'scaled_tanh' }, seed: 1 });
+    const params = sde.parameters();
+    expect(Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.shape]))).toEqual({
+      'drift.0.weight': [5, 4], 'drift.0.bias': [5], 'drift.1.weight': [3, 5], 'drift.1.bias': [3], 'diffusion.s': [3],
+    });
+    // PyTorch's Linear initialisation: |w| <= 1/sqrt(fan_in); the seed fixes the numbers.
+    expect(Math.max(...Array.from(params['drift.0.weight']!.data, Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(4));
+    expect(new SDE({ type: 'neural', d: 3, drift: { hidden: [5], timeInput: true }, seed: 1 }).parameters()['drift.0.weight']!.data).toEqual(params['drift.0.weight']!.data);
+    const y0 = { data: new Float32Array(6).fill(0.5), shape: [2, 3] };
+    const before = await sdeint(sde, y0, [0, 1], { seed: 1 });
+    sde.setParameter('drift.1.bias', { data: Float32Array.of(1, 1, 1), shape: [3] });
+    expect(Array.from(sde.parameters()['drift.1.bias']!.data)).toEqual([1, 1, 1]);
+    const after = await sdeint(sde, y0, [0, 1], { seed: 1 });
+    expect(after.ys.data[6]!).toBeGreaterThan(before.ys.data[6]! + 0.5);
+    expect(() => sde.setParameter('drift.1.bias', { data: new Float32Array(2), shape: [2] })).toThrow(/different shape/);
+    expect(() => sde.setParameter('nope', { data: new Float32Array(2), shape: [2] })).toThrow(/unknown parameter 'nope'/);
+    sde.dispose();
+    expect(() => sde.parameters()).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
+  });
+});
+
 describe('bad input', () => {
   const sde = new SDE({ type: 'gbm', mu: [0.1, 0.2], sigma: [0.2, 0.1] });
   const y0 = { data: new Float32Array(4).fill(1), shape: [2, 2] };
