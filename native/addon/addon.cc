@@ -9,6 +9,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   // OMP_NUM_THREADS says otherwise.
   sde::set_num_threads(0);
   addon::register_core(env, exports);
+  addon::register_brownian(env, exports);
   return exports;
 }
 }  // namespace

@@ -5,4 +5,5 @@
 
 namespace addon {
 void register_core(Napi::Env env, Napi::Object exports);
+void register_brownian(Napi::Env env, Napi::Object exports);
 }  // namespace addon
