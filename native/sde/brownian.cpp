@@ -141,19 +141,91 @@ SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, float* out,
   std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(float));
 }
 
-// Double precision: 53-bit uniforms and libm (slower, exact to double rounding).
-void normals_block(uint64_t key, int64_t first, double* out, int64_t m) {
+inline void sqrt_array(double* x, int64_t n) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  for (; j + 2 <= n; j += 2) _mm_storeu_pd(x + j, _mm_sqrt_pd(_mm_loadu_pd(x + j)));
+#endif
+  for (; j < n; ++j) x[j] = std::sqrt(x[j]);
+}
+
+inline double bits_to_double(uint64_t b) {
+  double d;
+  std::memcpy(&d, &b, 8);
+  return d;
+}
+
+// Double precision, the same scheme with 52-bit uniforms and Cephes' double log and sin/cos
+// (accurate to a few ulp); integer-to-double conversions use the 2^52 trick so AVX2 vectorises.
+SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, double* out, int64_t m) {
   const int64_t half = (m + 1) / 2;
   const uint64_t c0 = static_cast<uint64_t>(first);
+  constexpr uint64_t kTwo52 = 0x4330000000000000ULL;  // 2^52 as a double's bits
+  alignas(64) uint64_t ua[kBlock / 2];
+  alignas(64) uint64_t ub[kBlock / 2];
+  alignas(64) double radius[kBlock / 2];
   for (int64_t j = 0; j < half; ++j) {
-    const uint64_t a = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 1) * kGolden);
-    const uint64_t b = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 2) * kGolden);
-    const double u = (static_cast<double>(a >> 11) + 0.5) * 0x1p-53;  // (0, 1)
-    const double angle = static_cast<double>(b >> 11) * 0x1p-53 * 6.283185307179586477;
-    const double radius = std::sqrt(-2.0 * std::log(u));
-    out[j] = radius * std::cos(angle);
-    if (half + j < m) out[half + j] = radius * std::sin(angle);
+    ua[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 1) * kGolden);
+    ub[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 2) * kGolden);
   }
+  for (int64_t j = 0; j < half; ++j) {
+    const double u = (bits_to_double(kTwo52 | (ua[j] >> 12)) - 0x1p52 + 0.5) * 0x1p-52;  // (0, 1)
+    uint64_t bits;
+    std::memcpy(&bits, &u, 8);
+    double fe = bits_to_double(kTwo52 | (bits >> 52)) - 0x1p52 - 1022.0;
+    const double mant = bits_to_double((bits & 0x000fffffffffffffULL) | 0x3fe0000000000000ULL);  // [0.5, 1)
+    const double below = mant < 0.70710678118654752440 ? 1.0 : 0.0;
+    fe -= below;
+    const double x = (mant - 1.0) + below * mant;
+    const double z = x * x;
+    double p = 1.01875663804580931796e-4;
+    p = p * x + 4.97494994976747001425e-1;
+    p = p * x + 4.70579119878881725854e0;
+    p = p * x + 1.44989225341610930846e1;
+    p = p * x + 1.79368678507819816313e1;
+    p = p * x + 7.70838733755885391666e0;
+    double q = x + 1.12873587189167450590e1;
+    q = q * x + 4.52279145837532221105e1;
+    q = q * x + 8.29875266912776603211e1;
+    q = q * x + 7.11544750618563894466e1;
+    q = q * x + 2.31251620126765340583e1;
+    double y = x * (z * p / q);
+    y -= fe * 2.121944400546905827679e-4;
+    y -= 0.5 * z;
+    const double log_u = x + y + fe * 0.693359375;
+    radius[j] = -2.0 * log_u;
+  }
+  sqrt_array(radius, half);
+  for (int64_t j = 0; j < half; ++j) {
+    const double v = (bits_to_double(kTwo52 | (ub[j] >> 12)) - 0x1p52) * 0x1p-50;  // [0, 4)
+    const int32_t ki = static_cast<int32_t>(v + 0.5);
+    const double f = (v - static_cast<double>(ki)) * 1.57079632679489661923;
+    const double f2 = f * f;
+    double sp = 1.58962301576546568060e-10;
+    sp = sp * f2 - 2.50507477628578072866e-8;
+    sp = sp * f2 + 2.75573136213857245213e-6;
+    sp = sp * f2 - 1.98412698295895385996e-4;
+    sp = sp * f2 + 8.33333333332211858878e-3;
+    sp = sp * f2 - 1.66666666666666307295e-1;
+    const double s0 = f + f * f2 * sp;
+    double cp = -1.13585365213876817300e-11;
+    cp = cp * f2 + 2.08757008419747316778e-9;
+    cp = cp * f2 - 2.75573141792967388112e-7;
+    cp = cp * f2 + 2.48015872888517045348e-5;
+    cp = cp * f2 - 1.38888888888730564116e-3;
+    cp = cp * f2 + 4.16666666666665929218e-2;
+    const double c0v = 1.0 - 0.5 * f2 + f2 * f2 * cp;
+    // Quarter turn k in {0, .., 4}: bit 0 swaps sin and cos, bit 1 (of k, k + 1) negates them.
+    const bool swap = (ki & 1) != 0;
+    double sv = swap ? c0v : s0;
+    double cv = swap ? s0 : c0v;
+    sv = (ki & 2) ? -sv : sv;
+    cv = ((ki + 1) & 2) ? -cv : cv;
+    const double r = radius[j];
+    out[j] = r * cv;
+    radius[j] = r * sv;
+  }
+  std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(double));
 }
 
 // Runs body(i0, m) on the fixed blocks of [0, n), on LibTorch's threads when there are many.
@@ -198,6 +270,33 @@ SplitCoef split_coef(double start, double mid, double end) {
   const double r3 = 0.57735026918962576451;  // 1/sqrt(3)
   return SplitCoef{p, q, 6.0 * p * q, 2.0 * sh * v * cubes, v * p * p * sh, v * q * q * sh,
                    v * q * sh * r3, v * p * sh * r3, std::sqrt(p * q * h)};
+}
+
+// The split formulas over one block (free functions so they get the vector clones too).
+template <typename T>
+SDEBNN_VECTOR_CLONES void bridge_block(const SplitCoef& c, const T* W, const T* x, T* WL, T* WR, int64_t m) {
+  const T p = static_cast<T>(c.p), sd = static_cast<T>(c.bridge_sd);
+  for (int64_t j = 0; j < m; ++j) {
+    const T l = p * W[j] + sd * x[j];
+    WL[j] = l;
+    WR[j] = W[j] - l;
+  }
+}
+
+template <typename T>
+SDEBNN_VECTOR_CLONES void levy_bridge_block(const SplitCoef& c, const T* W, const T* H, const T* x1, const T* x2, T* WL,
+                                            T* HL, T* WR, T* HR, int64_t m) {
+  const T p = static_cast<T>(c.p), c6 = static_cast<T>(c.c6), th = static_cast<T>(c.th);
+  const T p2 = static_cast<T>(c.p * c.p), q2 = static_cast<T>(c.q * c.q);
+  const T a = static_cast<T>(c.a), b = static_cast<T>(c.b), cr = static_cast<T>(c.cr), cl = static_cast<T>(c.cl);
+  for (int64_t j = 0; j < m; ++j) {
+    const T w = W[j], h = H[j], u1 = x1[j], u2 = x2[j];
+    const T l = p * w + c6 * h + th * u1;
+    WL[j] = l;
+    WR[j] = w - l;
+    HL[j] = p2 * h - a * u1 + cr * u2;
+    HR[j] = q2 * h - b * u1 - cl * u2;
+  }
 }
 
 struct Node {
@@ -504,39 +603,17 @@ class BrownianInterval final : public BrownianMotion {
   template <typename T>
   void split_cpu(const SplitCoef& c, uint64_t k1, uint64_t k2, const T* src, T* dl, T* dr) {
     const int64_t n = numel_;
-    const T* W = src;
-    const T* H = src + n;
-    T* WL = dl;
-    T* WR = dr;
-    T* HL = dl + n;
-    T* HR = dr + n;
     const bool levy = levy_;
     for_blocks(n, [&](int64_t i0, int64_t m) {
       alignas(64) T x1[kBlock];
       alignas(64) T x2[kBlock];
       normals_block(k1, i0, x1, m);
       if (!levy) {
-        const T p = static_cast<T>(c.p), sd = static_cast<T>(c.bridge_sd);
-        for (int64_t j = 0; j < m; ++j) {
-          const T w = W[i0 + j];
-          const T l = p * w + sd * x1[j];
-          WL[i0 + j] = l;
-          WR[i0 + j] = w - l;
-        }
+        bridge_block(c, src + i0, x1, dl + i0, dr + i0, m);
         return;
       }
       normals_block(k2, i0, x2, m);
-      const T p = static_cast<T>(c.p), c6 = static_cast<T>(c.c6), th = static_cast<T>(c.th);
-      const T p2 = static_cast<T>(c.p * c.p), q2 = static_cast<T>(c.q * c.q);
-      const T a = static_cast<T>(c.a), b = static_cast<T>(c.b), cr = static_cast<T>(c.cr), cl = static_cast<T>(c.cl);
-      for (int64_t j = 0; j < m; ++j) {
-        const T w = W[i0 + j], h = H[i0 + j], u1 = x1[j], u2 = x2[j];
-        const T l = p * w + c6 * h + th * u1;
-        WL[i0 + j] = l;
-        WR[i0 + j] = w - l;
-        HL[i0 + j] = p2 * h - a * u1 + cr * u2;
-        HR[i0 + j] = q2 * h - b * u1 - cl * u2;
-      }
+      levy_bridge_block(c, src + i0, src + n + i0, x1, x2, dl + i0, dl + n + i0, dr + i0, dr + n + i0, m);
     });
   }
 
