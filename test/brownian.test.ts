@@ -359,7 +359,7 @@ describe('BrownianInterval: memory and speed structure', () => {
     const steps = grid(1000);
     for (const [s, t] of steps) hinted.increment(s, t);
     for (const [s, t] of [...steps].reverse()) hinted.increment(s, t);
-    expect(hinted.stats().splitsComputed / 2000).toBeLessThan(1.6);
+    expect(hinted.stats().splitsComputed / 2000).toBeLessThan(1.4); // 1.27 measured; torchsde's tree sizing gives 1.41
     expect(hinted.stats().cacheEntries).toBe(45);
   });
 });

@@ -492,11 +492,12 @@ class BrownianInterval final : public BrownianMotion {
     }
   }
 
-  // torchsde's dependency tree: pre-split dyadically down to pieces of about 0.8 * cache * dt,
-  // so a query walks O(log) levels plus a chain no longer than the cache holds. Only leaves are
-  // split, so earlier answers never change.
+  // torchsde's dependency tree: pre-split dyadically down to pieces of about 0.8 * levels * dt,
+  // so a query walks O(log) levels plus a chain no longer than the cache holds. torchsde caches
+  // one entry per level (levels = cache); we cache both children, so a level costs two entries.
+  // Only leaves are split, so earlier answers never change.
   void create_dependency_tree(double dt) {
-    const double cache = static_cast<double>(std::min<int64_t>(cache_size_, 100));
+    const double cache = static_cast<double>(std::min<int64_t>(cache_size_, 100)) / 2;
     tree_dt_ = std::min(tree_dt_, dt);
     const double piece = tree_dt_ * cache * 0.8;
     constexpr int32_t kMaxDepth = 16;  // bounds bookkeeping for absurdly small hints
