@@ -305,7 +305,6 @@ struct Node {
   int32_t parent;   // -1 for the root
   int32_t left;     // -1 for a leaf; the right child is left + 1
   int32_t slot;     // cache slot holding (W, H), or -1
-  int32_t depth;
   uint64_t seed;
 };
 
@@ -354,7 +353,7 @@ class BrownianInterval final : public BrownianMotion {
     owner_.assign(cache_size_, -1);
 
     const uint64_t root_seed = mix64(o.seed + kGolden);
-    nodes_.push_back(Node{t0_, t1_, std::numeric_limits<double>::quiet_NaN(), -1, -1, -1, 0, root_seed});
+    nodes_.push_back(Node{t0_, t1_, std::numeric_limits<double>::quiet_NaN(), -1, -1, -1, root_seed});
     root_ = at::empty({rows_, numel_}, options_);
     const double h = t1_ - t0_;
     at::Tensor host = fast_ ? root_ : at::empty({rows_, numel_}, options_.device(at::kCPU));
@@ -447,8 +446,8 @@ class BrownianInterval final : public BrownianMotion {
     Node& p = nodes_[n];
     p.mid = mid;
     p.left = left;
-    const Node l{p.start, mid, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, p.depth + 1, derive(p.seed, kTagLeft)};
-    const Node r{mid, p.end, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, p.depth + 1, derive(p.seed, kTagRight)};
+    const Node l{p.start, mid, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, derive(p.seed, kTagLeft)};
+    const Node r{mid, p.end, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, derive(p.seed, kTagRight)};
     nodes_.push_back(l);  // invalidates p
     nodes_.push_back(r);
   }
@@ -499,13 +498,13 @@ class BrownianInterval final : public BrownianMotion {
   void create_dependency_tree(double dt) {
     const double cache = static_cast<double>(std::min<int64_t>(cache_size_, 100)) / 2;
     tree_dt_ = std::min(tree_dt_, dt);
-    const double piece = tree_dt_ * cache * 0.8;
-    constexpr int32_t kMaxDepth = 16;  // bounds bookkeeping for absurdly small hints
+    // At most 2^16 pieces: bounds the bookkeeping for absurdly small hints.
+    const double piece = std::max(tree_dt_ * cache * 0.8, (t1_ - t0_) * 0x1p-16);
     std::vector<int32_t> stack{0};
     while (!stack.empty()) {
       const int32_t n = stack.back();
       stack.pop_back();
-      if (nodes_[n].end - nodes_[n].start <= piece || nodes_[n].depth >= kMaxDepth) continue;
+      if (nodes_[n].end - nodes_[n].start <= piece) continue;
       if (nodes_[n].left < 0) split(n, 0.5 * (nodes_[n].start + nodes_[n].end));
       stack.push_back(nodes_[n].left + 1);
       stack.push_back(nodes_[n].left);
