@@ -362,6 +362,13 @@ describe('BrownianInterval: memory and speed structure', () => {
     expect(hinted.stats().splitsComputed / 2000).toBeLessThan(1.4); // 1.27 measured; torchsde's tree sizing gives 1.41
     expect(hinted.stats().cacheEntries).toBe(45);
   });
+
+  it('bounds the pre-split tree for absurdly small hints (at most 2^16 pieces)', () => {
+    const bm = make({ shape: [4], seed: 53, dtHint: 1e-12 });
+    expect(bm.stats().nodes).toBe(2 ** 17 - 1);
+    expect(bm.stats().cacheEntries).toBe(0); // splitting the tree computes no tensors
+    expect(bm.increment(0.25, 0.5).data.length).toBe(4);
+  });
 });
 
 describe('BrownianInterval: errors', () => {
