@@ -1,7 +1,8 @@
 // BrownianInterval: a JS class over sde::make_brownian_interval.
 #include "brownian.h"
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/from_blob.h>
 
 #include "common.h"
 #include "registry.h"
