@@ -157,3 +157,9 @@ export class BrownianInterval {
     if (s > t) throw new RangeError(`Expected s <= t but received s = ${s} > t = ${t}`);
   }
 }
+
+/** The native object behind a BrownianInterval option (e.g. a solver's options.bm), checked by name. */
+export function brownianHandle(bm: unknown, field: string): NativeBrownianInterval {
+  if (!(bm instanceof BrownianInterval)) throw new TypeError(`Expected a BrownianInterval for ${field} but received ${describe(bm)}`);
+  return bm.nativeHandle;
+}
