@@ -3,6 +3,7 @@
  */
 export { backend, setNumThreads, resolveDevice, selfTest } from './backend';
 export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './backend';
+export { BrownianInterval, type BrownianIntervalOptions, type BrownianDtype } from './brownian';
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';
@@ -41,4 +42,3 @@ export type {
   SDESpec, GbmSpec, OuSpec, LinearSpec, NeuralSpec, MlpSpec, Method, NoiseType, SdeType, SdeintOptions, SdeintResult,
   GradientsResult, SolveStats,
 } from './sde';
-export { BrownianInterval } from './brownian';

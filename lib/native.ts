@@ -40,6 +40,26 @@ export interface NativeBinding {
     options: object,
     onProgress?: ProgressCallback,
   ): Promise<GradientsResult>;
+  BrownianInterval: new (options: {
+    t0: number;
+    t1: number;
+    shape: number[];
+    seed: number;
+    dtype: 'float32' | 'float64';
+    device: string;
+    dtHint: number;
+    levyArea: boolean;
+    cacheSize: number;
+  }) => {
+    increment(s: number, t: number): Tensor;
+    incrementAndLevyArea(s: number, t: number): { W: Tensor; H: Tensor };
+    /** Fills caller-made typed arrays of the instance's dtype and size (faster than a native allocation). */
+    incrementInto(s: number, t: number, W: Float32Array | Float64Array): void;
+    incrementAndLevyAreaInto(s: number, t: number, W: Float32Array | Float64Array, H: Float32Array | Float64Array): void;
+    cacheEntries(): number;
+    stats(): { cacheEntries: number; cacheSize: number; nodes: number; splitsComputed: number };
+    dispose(): void;
+  };
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

@@ -13,7 +13,6 @@
 #include "sde/brownian.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/Parallel.h>
 
 #if defined(__SSE2__)
@@ -21,12 +20,12 @@
 #endif
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -60,6 +59,14 @@ inline uint64_t derive(uint64_t seed, uint64_t tag) { return mix64(seed ^ tag) +
 constexpr int64_t kBlock = 2048;
 constexpr int64_t kParallelBlocks = 8;  // below this, threads cost more than they save
 
+// Wider vector variants of the hot loops, picked at load time for the CPU (AVX-512 / AVX2).
+// No FMA contraction, so every variant gives the same bits (checked: identical streams).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SDEBNN_VECTOR_CLONES __attribute__((optimize("fp-contract=off"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SDEBNN_VECTOR_CLONES
+#endif
+
 // sqrt over an array: SSE where there is SSE (GCC will not vectorise sqrtf while it may set errno).
 inline void sqrt_array(float* x, int64_t n) {
   int64_t j = 0;
@@ -72,7 +79,7 @@ inline void sqrt_array(float* x, int64_t n) {
 // Normals for elements [first, first + m) of the stream `key` (first even, m <= kBlock).
 // Pair j of the block gives its cosine to out[j] and its sine to out[half + j], so the loops
 // are straight and vectorise.
-void normals_block(uint64_t key, int64_t first, float* out, int64_t m) {
+SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, float* out, int64_t m) {
   const int64_t half = (m + 1) / 2;
   const uint64_t pair0 = static_cast<uint64_t>(first / 2);
   alignas(64) uint32_t hi[kBlock / 2];
@@ -134,19 +141,91 @@ void normals_block(uint64_t key, int64_t first, float* out, int64_t m) {
   std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(float));
 }
 
-// Double precision: 53-bit uniforms and libm (slower, exact to double rounding).
-void normals_block(uint64_t key, int64_t first, double* out, int64_t m) {
+inline void sqrt_array(double* x, int64_t n) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  for (; j + 2 <= n; j += 2) _mm_storeu_pd(x + j, _mm_sqrt_pd(_mm_loadu_pd(x + j)));
+#endif
+  for (; j < n; ++j) x[j] = std::sqrt(x[j]);
+}
+
+inline double bits_to_double(uint64_t b) {
+  double d;
+  std::memcpy(&d, &b, 8);
+  return d;
+}
+
+// Double precision, the same scheme with 52-bit uniforms and Cephes' double log and sin/cos
+// (accurate to a few ulp); integer-to-double conversions use the 2^52 trick so AVX2 vectorises.
+SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, double* out, int64_t m) {
   const int64_t half = (m + 1) / 2;
   const uint64_t c0 = static_cast<uint64_t>(first);
+  constexpr uint64_t kTwo52 = 0x4330000000000000ULL;  // 2^52 as a double's bits
+  alignas(64) uint64_t ua[kBlock / 2];
+  alignas(64) uint64_t ub[kBlock / 2];
+  alignas(64) double radius[kBlock / 2];
   for (int64_t j = 0; j < half; ++j) {
-    const uint64_t a = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 1) * kGolden);
-    const uint64_t b = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 2) * kGolden);
-    const double u = (static_cast<double>(a >> 11) + 0.5) * 0x1p-53;  // (0, 1)
-    const double angle = static_cast<double>(b >> 11) * 0x1p-53 * 6.283185307179586477;
-    const double radius = std::sqrt(-2.0 * std::log(u));
-    out[j] = radius * std::cos(angle);
-    if (half + j < m) out[half + j] = radius * std::sin(angle);
+    ua[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 1) * kGolden);
+    ub[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 2) * kGolden);
   }
+  for (int64_t j = 0; j < half; ++j) {
+    const double u = (bits_to_double(kTwo52 | (ua[j] >> 12)) - 0x1p52 + 0.5) * 0x1p-52;  // (0, 1)
+    uint64_t bits;
+    std::memcpy(&bits, &u, 8);
+    double fe = bits_to_double(kTwo52 | (bits >> 52)) - 0x1p52 - 1022.0;
+    const double mant = bits_to_double((bits & 0x000fffffffffffffULL) | 0x3fe0000000000000ULL);  // [0.5, 1)
+    const double below = mant < 0.70710678118654752440 ? 1.0 : 0.0;
+    fe -= below;
+    const double x = (mant - 1.0) + below * mant;
+    const double z = x * x;
+    double p = 1.01875663804580931796e-4;
+    p = p * x + 4.97494994976747001425e-1;
+    p = p * x + 4.70579119878881725854e0;
+    p = p * x + 1.44989225341610930846e1;
+    p = p * x + 1.79368678507819816313e1;
+    p = p * x + 7.70838733755885391666e0;
+    double q = x + 1.12873587189167450590e1;
+    q = q * x + 4.52279145837532221105e1;
+    q = q * x + 8.29875266912776603211e1;
+    q = q * x + 7.11544750618563894466e1;
+    q = q * x + 2.31251620126765340583e1;
+    double y = x * (z * p / q);
+    y -= fe * 2.121944400546905827679e-4;
+    y -= 0.5 * z;
+    const double log_u = x + y + fe * 0.693359375;
+    radius[j] = -2.0 * log_u;
+  }
+  sqrt_array(radius, half);
+  for (int64_t j = 0; j < half; ++j) {
+    const double v = (bits_to_double(kTwo52 | (ub[j] >> 12)) - 0x1p52) * 0x1p-50;  // [0, 4)
+    const int32_t ki = static_cast<int32_t>(v + 0.5);
+    const double f = (v - static_cast<double>(ki)) * 1.57079632679489661923;
+    const double f2 = f * f;
+    double sp = 1.58962301576546568060e-10;
+    sp = sp * f2 - 2.50507477628578072866e-8;
+    sp = sp * f2 + 2.75573136213857245213e-6;
+    sp = sp * f2 - 1.98412698295895385996e-4;
+    sp = sp * f2 + 8.33333333332211858878e-3;
+    sp = sp * f2 - 1.66666666666666307295e-1;
+    const double s0 = f + f * f2 * sp;
+    double cp = -1.13585365213876817300e-11;
+    cp = cp * f2 + 2.08757008419747316778e-9;
+    cp = cp * f2 - 2.75573141792967388112e-7;
+    cp = cp * f2 + 2.48015872888517045348e-5;
+    cp = cp * f2 - 1.38888888888730564116e-3;
+    cp = cp * f2 + 4.16666666666665929218e-2;
+    const double c0v = 1.0 - 0.5 * f2 + f2 * f2 * cp;
+    // Quarter turn k in {0, .., 4}: bit 0 swaps sin and cos, bit 1 (of k, k + 1) negates them.
+    const bool swap = (ki & 1) != 0;
+    double sv = swap ? c0v : s0;
+    double cv = swap ? s0 : c0v;
+    sv = (ki & 2) ? -sv : sv;
+    cv = ((ki + 1) & 2) ? -cv : cv;
+    const double r = radius[j];
+    out[j] = r * cv;
+    radius[j] = r * sv;
+  }
+  std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(double));
 }
 
 // Runs body(i0, m) on the fixed blocks of [0, n), on LibTorch's threads when there are many.
@@ -193,21 +272,46 @@ SplitCoef split_coef(double start, double mid, double end) {
                    v * q * sh * r3, v * p * sh * r3, std::sqrt(p * q * h)};
 }
 
+// The split formulas over one block (free functions so they get the vector clones too).
+template <typename T>
+SDEBNN_VECTOR_CLONES void bridge_block(const SplitCoef& c, const T* W, const T* x, T* WL, T* WR, int64_t m) {
+  const T p = static_cast<T>(c.p), sd = static_cast<T>(c.bridge_sd);
+  for (int64_t j = 0; j < m; ++j) {
+    const T l = p * W[j] + sd * x[j];
+    WL[j] = l;
+    WR[j] = W[j] - l;
+  }
+}
+
+template <typename T>
+SDEBNN_VECTOR_CLONES void levy_bridge_block(const SplitCoef& c, const T* W, const T* H, const T* x1, const T* x2, T* WL,
+                                            T* HL, T* WR, T* HR, int64_t m) {
+  const T p = static_cast<T>(c.p), c6 = static_cast<T>(c.c6), th = static_cast<T>(c.th);
+  const T p2 = static_cast<T>(c.p * c.p), q2 = static_cast<T>(c.q * c.q);
+  const T a = static_cast<T>(c.a), b = static_cast<T>(c.b), cr = static_cast<T>(c.cr), cl = static_cast<T>(c.cl);
+  for (int64_t j = 0; j < m; ++j) {
+    const T w = W[j], h = H[j], u1 = x1[j], u2 = x2[j];
+    const T l = p * w + c6 * h + th * u1;
+    WL[j] = l;
+    WR[j] = w - l;
+    HL[j] = p2 * h - a * u1 + cr * u2;
+    HR[j] = q2 * h - b * u1 - cl * u2;
+  }
+}
+
 struct Node {
   double start, end;
   double mid;       // split point; NaN for a leaf
   int32_t parent;   // -1 for the root
   int32_t left;     // -1 for a leaf; the right child is left + 1
   int32_t slot;     // cache slot holding (W, H), or -1
-  int32_t depth;
   uint64_t seed;
 };
 
-std::string fmt(double x) {
-  std::ostringstream o;
-  o.precision(17);
-  o << x;
-  return o.str();
+std::string fmt(double x) {  // shortest round-trip form, as JS prints numbers
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
 }
 
 class BrownianInterval final : public BrownianMotion {
@@ -249,7 +353,7 @@ class BrownianInterval final : public BrownianMotion {
     owner_.assign(cache_size_, -1);
 
     const uint64_t root_seed = mix64(o.seed + kGolden);
-    nodes_.push_back(Node{t0_, t1_, std::numeric_limits<double>::quiet_NaN(), -1, -1, -1, 0, root_seed});
+    nodes_.push_back(Node{t0_, t1_, std::numeric_limits<double>::quiet_NaN(), -1, -1, -1, root_seed});
     root_ = at::empty({rows_, numel_}, options_);
     const double h = t1_ - t0_;
     at::Tensor host = fast_ ? root_ : at::empty({rows_, numel_}, options_.device(at::kCPU));
@@ -266,25 +370,43 @@ class BrownianInterval final : public BrownianMotion {
   }
 
   at::Tensor increment(double s, double t) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    check_query(s, t, "increment");
     at::Tensor W = at::empty(shape_, options_);
-    if (s == t) return W.zero_();
-    query(s, t, W, nullptr);
+    increment_into(s, t, W);
     return W;
   }
 
   std::pair<at::Tensor, at::Tensor> increment_and_levy_area(double s, double t) override {
+    at::Tensor W = at::empty(shape_, options_);
+    at::Tensor H = at::empty(shape_, options_);
+    increment_and_levy_area_into(s, t, W, H);
+    return {W, H};
+  }
+
+  void increment_into(double s, double t, const at::Tensor& W) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_query(s, t, "increment");
+    check_out(W, "W");
+    if (s == t) {
+      W.zero_();
+      return;
+    }
+    query(s, t, W, nullptr);
+  }
+
+  void increment_and_levy_area_into(double s, double t, const at::Tensor& W, const at::Tensor& H) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!levy_) {
       throw invalid_argument("increment_and_levy_area: this Brownian interval was made without levy_area");
     }
     check_query(s, t, "increment_and_levy_area");
-    at::Tensor W = at::empty(shape_, options_);
-    at::Tensor H = at::empty(shape_, options_);
-    if (s == t) return {W.zero_(), H.zero_()};
+    check_out(W, "W");
+    check_out(H, "H");
+    if (s == t) {
+      W.zero_();
+      H.zero_();
+      return;
+    }
     query(s, t, W, &H);
-    return {W, H};
   }
 
   bool has_levy_area() const override { return levy_; }
@@ -300,13 +422,20 @@ class BrownianInterval final : public BrownianMotion {
 
  private:
   void check_query(double s, double t, const char* what) const {
+    if (s >= t0_ && t <= t1_ && s <= t) return;  // the hot path: no strings built
     auto bad = [&](const std::string& why) { return invalid_argument(std::string(what) + ": " + why); };
     if (std::isnan(s)) throw bad("s is NaN");
     if (std::isnan(t)) throw bad("t is NaN");
     const std::string range = "[" + fmt(t0_) + ", " + fmt(t1_) + "]";
     if (s < t0_ || s > t1_) throw bad("s=" + fmt(s) + " is outside " + range);
     if (t < t0_ || t > t1_) throw bad("t=" + fmt(t) + " is outside " + range);
-    if (s > t) throw bad("expected s <= t but received s=" + fmt(s) + " > t=" + fmt(t));
+    throw bad("expected s <= t but received s=" + fmt(s) + " > t=" + fmt(t));
+  }
+
+  void check_out(const at::Tensor& out, const char* name) const {
+    if (out.numel() != numel_ || !out.sizes().equals(shape_)) {
+      throw invalid_argument(std::string("BrownianInterval: output ") + name + " has the wrong shape");
+    }
   }
 
   // ---- the tree --------------------------------------------------------------------------
@@ -317,8 +446,8 @@ class BrownianInterval final : public BrownianMotion {
     Node& p = nodes_[n];
     p.mid = mid;
     p.left = left;
-    const Node l{p.start, mid, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, p.depth + 1, derive(p.seed, kTagLeft)};
-    const Node r{mid, p.end, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, p.depth + 1, derive(p.seed, kTagRight)};
+    const Node l{p.start, mid, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, derive(p.seed, kTagLeft)};
+    const Node r{mid, p.end, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, derive(p.seed, kTagRight)};
     nodes_.push_back(l);  // invalidates p
     nodes_.push_back(r);
   }
@@ -362,19 +491,20 @@ class BrownianInterval final : public BrownianMotion {
     }
   }
 
-  // torchsde's dependency tree: pre-split dyadically down to pieces of about 0.8 * cache * dt,
-  // so a query walks O(log) levels plus a chain no longer than the cache holds. Only leaves are
-  // split, so earlier answers never change.
+  // torchsde's dependency tree: pre-split dyadically down to pieces of about 0.8 * levels * dt,
+  // so a query walks O(log) levels plus a chain no longer than the cache holds. torchsde caches
+  // one entry per level (levels = cache); we cache both children, so a level costs two entries.
+  // Only leaves are split, so earlier answers never change.
   void create_dependency_tree(double dt) {
-    const double cache = static_cast<double>(std::min<int64_t>(cache_size_, 100));
+    const double cache = static_cast<double>(std::min<int64_t>(cache_size_, 100)) / 2;
     tree_dt_ = std::min(tree_dt_, dt);
-    const double piece = tree_dt_ * cache * 0.8;
-    constexpr int32_t kMaxDepth = 16;  // bounds bookkeeping for absurdly small hints
+    // At most 2^16 pieces: bounds the bookkeeping for absurdly small hints.
+    const double piece = std::max(tree_dt_ * cache * 0.8, (t1_ - t0_) * 0x1p-16);
     std::vector<int32_t> stack{0};
     while (!stack.empty()) {
       const int32_t n = stack.back();
       stack.pop_back();
-      if (nodes_[n].end - nodes_[n].start <= piece || nodes_[n].depth >= kMaxDepth) continue;
+      if (nodes_[n].end - nodes_[n].start <= piece) continue;
       if (nodes_[n].left < 0) split(n, 0.5 * (nodes_[n].start + nodes_[n].end));
       stack.push_back(nodes_[n].left + 1);
       stack.push_back(nodes_[n].left);
@@ -473,39 +603,17 @@ class BrownianInterval final : public BrownianMotion {
   template <typename T>
   void split_cpu(const SplitCoef& c, uint64_t k1, uint64_t k2, const T* src, T* dl, T* dr) {
     const int64_t n = numel_;
-    const T* W = src;
-    const T* H = src + n;
-    T* WL = dl;
-    T* WR = dr;
-    T* HL = dl + n;
-    T* HR = dr + n;
     const bool levy = levy_;
     for_blocks(n, [&](int64_t i0, int64_t m) {
       alignas(64) T x1[kBlock];
       alignas(64) T x2[kBlock];
       normals_block(k1, i0, x1, m);
       if (!levy) {
-        const T p = static_cast<T>(c.p), sd = static_cast<T>(c.bridge_sd);
-        for (int64_t j = 0; j < m; ++j) {
-          const T w = W[i0 + j];
-          const T l = p * w + sd * x1[j];
-          WL[i0 + j] = l;
-          WR[i0 + j] = w - l;
-        }
+        bridge_block(c, src + i0, x1, dl + i0, dr + i0, m);
         return;
       }
       normals_block(k2, i0, x2, m);
-      const T p = static_cast<T>(c.p), c6 = static_cast<T>(c.c6), th = static_cast<T>(c.th);
-      const T p2 = static_cast<T>(c.p * c.p), q2 = static_cast<T>(c.q * c.q);
-      const T a = static_cast<T>(c.a), b = static_cast<T>(c.b), cr = static_cast<T>(c.cr), cl = static_cast<T>(c.cl);
-      for (int64_t j = 0; j < m; ++j) {
-        const T w = W[i0 + j], h = H[i0 + j], u1 = x1[j], u2 = x2[j];
-        const T l = p * w + c6 * h + th * u1;
-        WL[i0 + j] = l;
-        WR[i0 + j] = w - l;
-        HL[i0 + j] = p2 * h - a * u1 + cr * u2;
-        HR[i0 + j] = q2 * h - b * u1 - cl * u2;
-      }
+      levy_bridge_block(c, src + i0, src + n + i0, x1, x2, dl + i0, dl + n + i0, dr + i0, dr + n + i0, m);
     });
   }
 
@@ -540,18 +648,31 @@ class BrownianInterval final : public BrownianMotion {
 
   // W (and H if asked) of [s, t], s < t: the tiling nodes' values, combined left to right with
   // H_{s,v} = ((v-u)(H_{u,v} + W_{s,u}/2) + (u-s)(H_{s,u} - W_{u,v}/2)) / (v-s).
-  void query(double s, double t, at::Tensor& W, at::Tensor* H) {
+  void query(double s, double t, const at::Tensor& W, const at::Tensor* H) {
     observe_step(t - s);
     locate(s, t);
     last_ = found_.back();
-    if (fast_) {
+    auto direct = [&](const at::Tensor& x) {
+      return x.device().is_cpu() && x.scalar_type() == options_.dtype().toScalarType() && x.is_contiguous();
+    };
+    if (fast_ && direct(W) && (!H || direct(*H))) {
       AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "brownian_query", [&] {
         query_cpu<scalar_t>(s, W.data_ptr<scalar_t>(), H ? H->data_ptr<scalar_t>() : nullptr);
       });
       return;
     }
-    at::Tensor w = W.view({-1});
-    at::Tensor h = H ? H->view({-1}) : at::Tensor();
+    if (fast_) {  // an output elsewhere or strided: compute here, then copy
+      at::Tensor w = at::empty(shape_, options_);
+      at::Tensor h = H ? at::empty(shape_, options_) : at::Tensor();
+      AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "brownian_query", [&] {
+        query_cpu<scalar_t>(s, w.data_ptr<scalar_t>(), H ? h.data_ptr<scalar_t>() : nullptr);
+      });
+      W.copy_(w);
+      if (H) H->copy_(h);
+      return;
+    }
+    at::Tensor w = at::empty({numel_}, options_);
+    at::Tensor h = H ? at::empty({numel_}, options_) : at::Tensor();
     for (size_t i = 0; i < found_.size(); ++i) {
       const int32_t n = found_[i];
       ensure(n);
@@ -568,6 +689,8 @@ class BrownianInterval final : public BrownianMotion {
       }
       w.add_(v[0]);
     }
+    W.copy_(w.view(shape_));
+    if (H) H->copy_(h.view(shape_));
   }
 
   template <typename T>

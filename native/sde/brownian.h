@@ -24,6 +24,15 @@ class BrownianMotion {
   // needed by the srk solvers. Sources without it throw.
   virtual std::pair<at::Tensor, at::Tensor> increment_and_levy_area(double s, double t) = 0;
 
+  // The same, written into caller-owned tensors shaped `shape()` (reused buffers: no allocation
+  // per step). These defaults copy; sources override them to write in place.
+  virtual void increment_into(double s, double t, const at::Tensor& W) { W.copy_(increment(s, t)); }
+  virtual void increment_and_levy_area_into(double s, double t, const at::Tensor& W, const at::Tensor& H) {
+    auto wh = increment_and_levy_area(s, t);
+    W.copy_(wh.first);
+    H.copy_(wh.second);
+  }
+
   virtual bool has_levy_area() const = 0;
   virtual double t0() const = 0;
   virtual double t1() const = 0;
