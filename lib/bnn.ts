@@ -149,17 +149,17 @@ export interface ResolvedSdeBnnConfig {
   kernels: 'fused' | 'autograd';
 }
 
-export type Labels = Uint8Array | Int32Array | Float32Array | Float64Array | readonly number[];
-export type Inputs = Float32Array | Float64Array | Tensor;
+export type BnnTargets = Uint8Array | Int32Array | Float32Array | Float64Array | readonly number[];
+export type BnnInputs = Float32Array | Float64Array | Tensor;
 
-export interface TrainStepOptions {
+export interface BnnTrainStepOptions {
   /** Learning rate for this step (default config.optimizer.lr). */
   lr?: number;
   /** KL weight for this step, e.g. a warm-up schedule (default config.beta). */
   beta?: number;
 }
 
-export interface TrainStepResult {
+export interface BnnTrainStepResult {
   /** NLL + beta * KL / nTrain. */
   loss: number;
   /** Mean negative log-likelihood over the batch. */
@@ -181,7 +181,7 @@ export interface TrainStepResult {
   tEnd: number;
 }
 
-export interface PredictOptions {
+export interface BnnPredictOptions {
   /** Monte Carlo weight paths (default 1). */
   samples?: number;
   /** Use the EMA parameters (needs config.optimizer.ema > 0). */
@@ -209,7 +209,7 @@ export interface RegressionPrediction {
   noiseScale: number;
 }
 
-export interface GradientsOptions {
+export interface BnnGradientsOptions {
   beta?: number;
   /** A private Brownian stream (default: the training stream advances). */
   seed?: number;
@@ -217,14 +217,14 @@ export interface GradientsOptions {
   objective?: 'loss' | 'kl';
 }
 
-export interface GradientsResult {
+export interface BnnGradientsResult {
   loss: number;
   nll: number;
   kl: number;
   grads: Record<string, Tensor>;
 }
 
-export interface BlockDiagnostics {
+export interface BnnBlockDiagnostics {
   /** The time the block's solve reached. */
   tEnd: number;
   steps: number;
@@ -591,7 +591,7 @@ export class SdeBnn {
    * loss = NLL + beta * KL / nTrain, gradients (backprop or adjoint), clipping, Adam, EMA.
    * `inputs` hold batch x prod(inputShape) values (row-major); `targets` class labels or values.
    */
-  trainStep(inputs: Inputs, targets: Labels, options: TrainStepOptions = {}): Promise<TrainStepResult> {
+  trainStep(inputs: BnnInputs, targets: BnnTargets, options: BnnTrainStepOptions = {}): Promise<BnnTrainStepResult> {
     const x = this.inputTensor(inputs, 'inputs');
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
@@ -603,7 +603,7 @@ export class SdeBnn {
   }
 
   /** Gradients of the loss (or the KL alone) at the current parameters, without an update. */
-  async gradients(inputs: Inputs, targets: Labels, options: GradientsOptions = {}): Promise<GradientsResult> {
+  async gradients(inputs: BnnInputs, targets: BnnTargets, options: BnnGradientsOptions = {}): Promise<BnnGradientsResult> {
     const x = this.inputTensor(inputs, 'inputs');
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
@@ -618,7 +618,7 @@ export class SdeBnn {
    * Monte Carlo prediction over `samples` weight paths: averaged class probabilities, or the
    * per-sample outputs with their mean and std (regression).
    */
-  predict(inputs: Inputs, options: PredictOptions = {}): Promise<ClassificationPrediction | RegressionPrediction> {
+  predict(inputs: BnnInputs, options: BnnPredictOptions = {}): Promise<ClassificationPrediction | RegressionPrediction> {
     const x = this.inputTensor(inputs, 'inputs');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['samples', 'ema', 'seed']);
@@ -654,7 +654,7 @@ export class SdeBnn {
   }
 
   /** Per-block solve statistics and weights at t = 0 and t = 1 for one weight path (no update). */
-  diagnose(inputs: Inputs, options: { seed?: number } = {}): Promise<BlockDiagnostics[]> {
+  diagnose(inputs: BnnInputs, options: { seed?: number } = {}): Promise<BnnBlockDiagnostics[]> {
     const x = this.inputTensor(inputs, 'inputs');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['seed']);

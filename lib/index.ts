@@ -3,9 +3,45 @@
  */
 export { backend, setNumThreads, resolveDevice, selfTest } from './backend';
 export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './backend';
+export { BrownianInterval, type BrownianIntervalOptions, type BrownianDtype } from './brownian';
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';
+export { Random } from './random';
+export type { RandomState } from './random';
+export { readIdx, parseIdx } from './data/idx';
+export type { IdxData, IdxReadOptions } from './data/idx';
+export { loadMnist, defaultMnistDir, MNIST_MEAN, MNIST_STD } from './data/mnist';
+export type { MnistOptions } from './data/mnist';
+export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizontalFlip, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES } from './data/cifar';
+export type { Cifar10Options, AugmentOptions } from './data/cifar';
+export { toyRegression, toyGrid, TOY_CLUSTERS } from './data/toy';
+export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
+export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } from './data/dataset';
+export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';
+export {
+  accuracy,
+  nll,
+  brierScore,
+  expectedCalibrationError,
+  calibrationBins,
+  predictiveEntropy,
+  classificationMetrics,
+  meanProbabilities,
+  checkProbabilities,
+  predictiveMoments,
+  gaussianNll,
+  rmse,
+  regressionMetrics,
+} from './metrics';
+export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
+export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, expectCheckpoint, MAX_HEADER_BYTES } from './checkpoint';
+export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
+export { SDE, sdeint, sdeintGradients, validateSpec, METHODS, NOISE_TYPES, SDE_TYPES } from './sde';
+export type {
+  SDESpec, GbmSpec, OuSpec, LinearSpec, NeuralSpec, MlpSpec, Method, NoiseType, SdeType, SdeintOptions, SdeintResult,
+  GradientsResult, SolveStats,
+} from './sde';
 export { SdeBnn, resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn';
 export type {
   SdeBnnConfig,
@@ -15,14 +51,14 @@ export type {
   BnnMethod,
   BnnEstimator,
   BnnLikelihood,
-  Labels,
-  Inputs,
-  TrainStepOptions,
-  TrainStepResult,
-  PredictOptions,
+  BnnTargets,
+  BnnInputs,
+  BnnTrainStepOptions,
+  BnnTrainStepResult,
+  BnnPredictOptions,
   ClassificationPrediction,
   RegressionPrediction,
-  GradientsOptions,
-  GradientsResult,
-  BlockDiagnostics,
+  BnnGradientsOptions,
+  BnnGradientsResult,
+  BnnBlockDiagnostics,
 } from './bnn';

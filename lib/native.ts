@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { GradientsResult, SdeintResult } from './sde';
 import type { Tensor } from './tensor';
 
 export interface NativeBackend {
@@ -67,6 +68,36 @@ export interface NativeBinding {
     maxAbsError: number;
   }>;
   raise(kind: string): never;
+  NativeSDE: new (spec: object) => unknown;
+  sdeint(sde: unknown, y0: Tensor, ts: number[], options: object, onProgress?: ProgressCallback): Promise<SdeintResult>;
+  sdeintGradients(
+    sde: unknown,
+    y0: Tensor,
+    ts: number[],
+    gradYs: Tensor,
+    options: object,
+    onProgress?: ProgressCallback,
+  ): Promise<GradientsResult>;
+  BrownianInterval: new (options: {
+    t0: number;
+    t1: number;
+    shape: number[];
+    seed: number;
+    dtype: 'float32' | 'float64';
+    device: string;
+    dtHint: number;
+    levyArea: boolean;
+    cacheSize: number;
+  }) => {
+    increment(s: number, t: number): Tensor;
+    incrementAndLevyArea(s: number, t: number): { W: Tensor; H: Tensor };
+    /** Fills caller-made typed arrays of the instance's dtype and size (faster than a native allocation). */
+    incrementInto(s: number, t: number, W: Float32Array | Float64Array): void;
+    incrementAndLevyAreaInto(s: number, t: number, W: Float32Array | Float64Array, H: Float32Array | Float64Array): void;
+    cacheEntries(): number;
+    stats(): { cacheEntries: number; cacheSize: number; nodes: number; splitsComputed: number };
+    dispose(): void;
+  };
   SdeBnn: new (config: Record<string, unknown>) => NativeSdeBnn;
 }
 

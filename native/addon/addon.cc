@@ -9,6 +9,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   // OMP_NUM_THREADS says otherwise.
   sde::set_num_threads(0);
   addon::register_core(env, exports);
+  addon::register_brownian(env, exports);
+  addon::register_sdeint(env, exports);
   addon::register_bnn(env, exports);
   return exports;
 }

@@ -5,5 +5,7 @@
 
 namespace addon {
 void register_core(Napi::Env env, Napi::Object exports);
+void register_brownian(Napi::Env env, Napi::Object exports);
+void register_sdeint(Napi::Env env, Napi::Object exports);
 void register_bnn(Napi::Env env, Napi::Object exports);
 }  // namespace addon

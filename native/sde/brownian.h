@@ -24,6 +24,15 @@ class BrownianMotion {
   // needed by the srk solvers. Sources without it throw.
   virtual std::pair<at::Tensor, at::Tensor> increment_and_levy_area(double s, double t) = 0;
 
+  // The same, written into caller-owned tensors shaped `shape()` (reused buffers: no allocation
+  // per step). These defaults copy; sources override them to write in place.
+  virtual void increment_into(double s, double t, const at::Tensor& W) { W.copy_(increment(s, t)); }
+  virtual void increment_and_levy_area_into(double s, double t, const at::Tensor& W, const at::Tensor& H) {
+    auto wh = increment_and_levy_area(s, t);
+    W.copy_(wh.first);
+    H.copy_(wh.second);
+  }
+
   virtual bool has_levy_area() const = 0;
   virtual double t0() const = 0;
   virtual double t1() const = 0;
@@ -52,5 +61,15 @@ struct BrownianIntervalOptions {
 //   - two instances with the same options and seed that see the same queries agree;
 //   - tensor memory is bounded by the cache, whatever the number of queries.
 std::unique_ptr<BrownianMotion> make_brownian_interval(const BrownianIntervalOptions& options);
+
+// Introspection of a source made by make_brownian_interval, for tests and benchmarks
+// (throws invalid_argument for other sources).
+struct BrownianIntervalStats {
+  int64_t cache_entries;  // (W, H) entries held now, never above cache_size
+  int64_t cache_size;
+  int64_t nodes;  // tree nodes (bookkeeping only, no tensors)
+  int64_t splits_computed;  // child pairs drawn so far (first draws and recomputations)
+};
+BrownianIntervalStats brownian_interval_stats(const BrownianMotion& bm);
 
 }  // namespace sde

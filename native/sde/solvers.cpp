@@ -1,6 +1,7 @@
 #include "sde/solvers.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <cmath>
@@ -314,8 +315,8 @@ at::Tensor integrate_interval(const StepFn& step, at::Tensor z, double ta, doubl
   return z;
 }
 
-Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
-                const StepOptions& options, const StepProgress& progress) {
+void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, const BrownianMotion& bm,
+                 const StepOptions& options) {
   sde.check_state(y0);
   check_method(options.method, sde);
   check_times(ts, bm);
@@ -323,11 +324,17 @@ Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, B
   if (options.adaptive && options.method == Method::ReversibleHeun) {
     throw invalid_argument("reversible_heun takes fixed steps only; set adaptive to false or choose another method");
   }
-  const std::vector<int64_t> expected = sde.brownian_shape(y0);
-  if (bm.shape() != expected) throw invalid_argument("the Brownian motion's shape does not match the SDE's noise for this y0");
+  if (bm.shape() != sde.brownian_shape(y0)) {
+    throw invalid_argument("the Brownian motion's shape does not match the SDE's noise for this y0");
+  }
   if (options.method == Method::Srk && !bm.has_levy_area()) {
     throw invalid_argument("method 'srk' needs a Brownian motion with the space-time Levy area (levyArea: true)");
   }
+}
+
+Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
+                const StepOptions& options, const StepProgress& progress) {
+  check_solve(sde, y0, ts, bm, options);
 
   Solution solution;
   SolveStats& stats = solution.stats;

@@ -51,6 +51,10 @@ void check_method(Method method, const SDE& sde);
 // Checks output times: at least two, finite, strictly increasing, inside the Brownian motion's span.
 void check_times(const std::vector<double>& ts, const BrownianMotion& bm);
 
+// All of the above plus the Brownian motion's shape and Levy area, for a solve of `sde` from y0.
+void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, const BrownianMotion& bm,
+                 const StepOptions& options);
+
 struct Solution {
   at::Tensor ys;  // [len(ts), ...y0.shape]
   SolveStats stats;

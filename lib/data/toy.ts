@@ -1,0 +1,72 @@
+/**
+ * The 1D toy regression of the SDE-BNN paper (Xu et al. 2022, Fig. 1-2): two clusters of
+ * inputs, x uniform in [0, 2] and in [6, 8] (20 points each), targets y = cos(x) + noise.
+ * A good posterior is confident on the clusters and widens between and beyond them.
+ */
+import { createDataset, type Dataset } from './dataset';
+import { Random } from '../random';
+import { expectInteger, expectKnownKeys, expectNonNegative, expectNumber, expectOptionalObject, optional } from '../validate';
+
+export interface ToyRegressionOptions {
+  /** Seed of the generator drawing x and the noise (default 0). */
+  seed?: number;
+  /** Standard deviation of the Gaussian noise on y (default 0.1). */
+  noiseStd?: number;
+  /** Points per cluster (default 20). */
+  pointsPerCluster?: number;
+}
+
+export interface ToyRegression {
+  /** Inputs, first the [0, 2] cluster then the [6, 8] cluster. */
+  x: Float32Array;
+  /** Noisy targets cos(x) + noise. */
+  y: Float32Array;
+  /** The same as a dataset: inputShape [1], targetShape [1]. */
+  dataset: Dataset<Float32Array>;
+}
+
+export const TOY_CLUSTERS: readonly (readonly [number, number])[] = [
+  [0, 2],
+  [6, 8],
+];
+
+/** Draws the toy data: per cluster, all x first, then one normal per point for the noise. */
+export function toyRegression(options?: ToyRegressionOptions): ToyRegression {
+  const opts = expectOptionalObject(options, 'options');
+  expectKnownKeys(opts, 'options', ['seed', 'noiseStd', 'pointsPerCluster']);
+  const seed = optional(opts.seed, 0, (v) => expectInteger(v, 'options.seed', 0, Number.MAX_SAFE_INTEGER));
+  const noiseStd = optional(opts.noiseStd, 0.1, (v) => expectNonNegative(v, 'options.noiseStd'));
+  const per = optional(opts.pointsPerCluster, 20, (v) => expectInteger(v, 'options.pointsPerCluster', 1));
+  const rng = new Random(seed);
+  const n = per * TOY_CLUSTERS.length;
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  TOY_CLUSTERS.forEach(([low, high], c) => {
+    for (let i = 0; i < per; i++) x[c * per + i] = rng.uniform(low, high);
+  });
+  for (let i = 0; i < n; i++) y[i] = Math.cos(x[i]!) + noiseStd * rng.normal();
+  return { x, y, dataset: createDataset({ inputs: x, inputShape: [1], targets: y, targetShape: [1] }) };
+}
+
+export interface GridOptions {
+  /** Default -2. */
+  min?: number;
+  /** Default 10. */
+  max?: number;
+  /** Number of points, both ends included (default 241, a step of 0.05 on the default range). */
+  count?: number;
+}
+
+/** Evenly spaced inputs for plotting predictions, ends included, as [count] (or a [count, 1] batch). */
+export function toyGrid(options?: GridOptions): Float32Array {
+  const opts = expectOptionalObject(options, 'options');
+  expectKnownKeys(opts, 'options', ['min', 'max', 'count']);
+  const min = optional(opts.min, -2, (v) => expectNumber(v, 'options.min'));
+  const max = optional(opts.max, 10, (v) => expectNumber(v, 'options.max'));
+  const count = optional(opts.count, 241, (v) => expectInteger(v, 'options.count', 1));
+  if (!(max >= min)) throw new RangeError(`Expected options.max >= options.min but received min ${min}, max ${max}`);
+  const grid = new Float32Array(count);
+  if (count === 1) grid[0] = min;
+  else for (let i = 0; i < count; i++) grid[i] = min + ((max - min) * i) / (count - 1);
+  return grid;
+}

@@ -1,0 +1,763 @@
+// The Brownian interval (Kidger et al. 2021; torchsde's BrownianInterval) in C++.
+//
+// A binary tree of intervals over [t0, t1]. The root holds W and H (space-time Levy area) of the
+// whole interval; a node that is split draws its children's values from the exact conditional
+// (bridge) law given its own, with noise that is a pure function of the node's seed, so any node
+// can be recomputed from its parent bit for bit. Seeds depend only on the node's position
+// (left/right path from the root). Values live in an LRU cache of `cache_size` slots; a miss
+// walks up to a cached ancestor (or the root) and recomputes down.
+//
+// Two kernels: on CPU, hand-written loops over slot memory with a counter-based normal generator
+// (no allocation, no ATen dispatch per query: queries of a few hundred elements cost microseconds);
+// elsewhere (CUDA), the same formulas with ATen ops on the device, noise drawn on CPU and copied.
+#include "sde/brownian.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <tuple>
+
+#include "sde/errors.h"
+
+namespace sde {
+namespace {
+
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+// SplitMix64's finaliser: a bijection with full avalanche; used both to derive seeds and, on a
+// Weyl sequence, as a counter-based generator (SplitMix64's own stream, which passes BigCrush).
+inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Stream tags, so the noises of one node and its children's seeds never coincide.
+constexpr uint64_t kTagLeft = 0x6a09e667f3bcc908ULL;
+constexpr uint64_t kTagRight = 0xbb67ae8584caa73bULL;
+constexpr uint64_t kTagX1 = 0x3c6ef372fe94f82bULL;
+constexpr uint64_t kTagX2 = 0xa54ff53a5f1d36f1ULL;
+constexpr uint64_t kTagRootW = 0x510e527fade682d1ULL;
+constexpr uint64_t kTagRootH = 0x9b05688c2b3e6c1fULL;
+
+inline uint64_t derive(uint64_t seed, uint64_t tag) { return mix64(seed ^ tag) + kGolden; }
+
+// Work is cut into fixed blocks from element 0, whatever the thread count, so every element is
+// always computed by the same instructions: recomputed nodes match bit for bit.
+constexpr int64_t kBlock = 2048;
+constexpr int64_t kParallelBlocks = 8;  // below this, threads cost more than they save
+
+// Wider vector variants of the hot loops, picked at load time for the CPU (AVX-512 / AVX2).
+// No FMA contraction, so every variant gives the same bits (checked: identical streams).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SDEBNN_VECTOR_CLONES __attribute__((optimize("fp-contract=off"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define SDEBNN_VECTOR_CLONES
+#endif
+
+// sqrt over an array: SSE where there is SSE (GCC will not vectorise sqrtf while it may set errno).
+inline void sqrt_array(float* x, int64_t n) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  for (; j + 4 <= n; j += 4) _mm_storeu_ps(x + j, _mm_sqrt_ps(_mm_loadu_ps(x + j)));
+#endif
+  for (; j < n; ++j) x[j] = std::sqrt(x[j]);
+}
+
+// Normals for elements [first, first + m) of the stream `key` (first even, m <= kBlock).
+// Pair j of the block gives its cosine to out[j] and its sine to out[half + j], so the loops
+// are straight and vectorise.
+SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, float* out, int64_t m) {
+  const int64_t half = (m + 1) / 2;
+  const uint64_t pair0 = static_cast<uint64_t>(first / 2);
+  alignas(64) uint32_t hi[kBlock / 2];
+  alignas(64) uint32_t lo[kBlock / 2];
+  alignas(64) float radius[kBlock / 2];
+  for (int64_t j = 0; j < half; ++j) {
+    const uint64_t z = mix64(key + (pair0 + static_cast<uint64_t>(j) + 1) * kGolden);
+    hi[j] = static_cast<uint32_t>(z >> 32);
+    lo[j] = static_cast<uint32_t>(z);
+  }
+  // Box-Muller with Cephes' logf and sinf/cosf polynomials, branch-free.
+  for (int64_t j = 0; j < half; ++j) {
+    const float u = static_cast<float>(static_cast<int32_t>(hi[j] >> 1)) * 0x1p-31f + 0x1p-32f;  // (0, 1]
+    int32_t bits;
+    std::memcpy(&bits, &u, 4);
+    int32_t e = ((bits >> 23) & 0xff) - 126;
+    const int32_t mbits = (bits & 0x007fffff) | 0x3f000000;
+    float mant;
+    std::memcpy(&mant, &mbits, 4);  // [0.5, 1)
+    const int32_t below = mant < 0.707106781186547524f ? 1 : 0;
+    e -= below;
+    const float x = (mant - 1.0f) + static_cast<float>(below) * mant;
+    const float z = x * x;
+    float y = 7.0376836292e-2f;
+    y = y * x - 1.1514610310e-1f;
+    y = y * x + 1.1676998740e-1f;
+    y = y * x - 1.2420140846e-1f;
+    y = y * x + 1.4249322787e-1f;
+    y = y * x - 1.6668057665e-1f;
+    y = y * x + 2.0000714765e-1f;
+    y = y * x - 2.4999993993e-1f;
+    y = y * x + 3.3333331174e-1f;
+    y = y * x * z;
+    const float fe = static_cast<float>(e);
+    y += -2.12194440e-4f * fe;
+    y += -0.5f * z;
+    const float log_u = x + y + 0.693359375f * fe;
+    radius[j] = -2.0f * log_u;
+  }
+  sqrt_array(radius, half);
+  for (int64_t j = 0; j < half; ++j) {
+    // Angle 2*pi*v as a quarter turn k plus f in [-pi/4, pi/4].
+    const float v = static_cast<float>(static_cast<int32_t>(lo[j] >> 8)) * 0x1p-22f;  // [0, 4)
+    const int32_t k = static_cast<int32_t>(v + 0.5f);
+    const float f = (v - static_cast<float>(k)) * 1.57079632679489662f;
+    const float f2 = f * f;
+    const float s0 = f + f * f2 * (-1.6666654611e-1f + f2 * (8.3321608736e-3f + f2 * -1.9515295891e-4f));
+    const float c0 = 1.0f - 0.5f * f2 +
+                     f2 * f2 * (4.166664568298827e-2f + f2 * (-1.388731625493765e-3f + f2 * 2.443315711809948e-5f));
+    const bool swap = (k & 1) != 0;
+    float sv = swap ? c0 : s0;
+    float cv = swap ? s0 : c0;
+    sv = (k & 2) ? -sv : sv;
+    cv = ((k + 1) & 2) ? -cv : cv;
+    const float r = radius[j];
+    out[j] = r * cv;
+    radius[j] = r * sv;
+  }
+  std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(float));
+}
+
+inline void sqrt_array(double* x, int64_t n) {
+  int64_t j = 0;
+#if defined(__SSE2__)
+  for (; j + 2 <= n; j += 2) _mm_storeu_pd(x + j, _mm_sqrt_pd(_mm_loadu_pd(x + j)));
+#endif
+  for (; j < n; ++j) x[j] = std::sqrt(x[j]);
+}
+
+inline double bits_to_double(uint64_t b) {
+  double d;
+  std::memcpy(&d, &b, 8);
+  return d;
+}
+
+// Double precision, the same scheme with 52-bit uniforms and Cephes' double log and sin/cos
+// (accurate to a few ulp); integer-to-double conversions use the 2^52 trick so AVX2 vectorises.
+SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, double* out, int64_t m) {
+  const int64_t half = (m + 1) / 2;
+  const uint64_t c0 = static_cast<uint64_t>(first);
+  constexpr uint64_t kTwo52 = 0x4330000000000000ULL;  // 2^52 as a double's bits
+  alignas(64) uint64_t ua[kBlock / 2];
+  alignas(64) uint64_t ub[kBlock / 2];
+  alignas(64) double radius[kBlock / 2];
+  for (int64_t j = 0; j < half; ++j) {
+    ua[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 1) * kGolden);
+    ub[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 2) * kGolden);
+  }
+  for (int64_t j = 0; j < half; ++j) {
+    const double u = (bits_to_double(kTwo52 | (ua[j] >> 12)) - 0x1p52 + 0.5) * 0x1p-52;  // (0, 1)
+    uint64_t bits;
+    std::memcpy(&bits, &u, 8);
+    double fe = bits_to_double(kTwo52 | (bits >> 52)) - 0x1p52 - 1022.0;
+    const double mant = bits_to_double((bits & 0x000fffffffffffffULL) | 0x3fe0000000000000ULL);  // [0.5, 1)
+    const double below = mant < 0.70710678118654752440 ? 1.0 : 0.0;
+    fe -= below;
+    const double x = (mant - 1.0) + below * mant;
+    const double z = x * x;
+    double p = 1.01875663804580931796e-4;
+    p = p * x + 4.97494994976747001425e-1;
+    p = p * x + 4.70579119878881725854e0;
+    p = p * x + 1.44989225341610930846e1;
+    p = p * x + 1.79368678507819816313e1;
+    p = p * x + 7.70838733755885391666e0;
+    double q = x + 1.12873587189167450590e1;
+    q = q * x + 4.52279145837532221105e1;
+    q = q * x + 8.29875266912776603211e1;
+    q = q * x + 7.11544750618563894466e1;
+    q = q * x + 2.31251620126765340583e1;
+    double y = x * (z * p / q);
+    y -= fe * 2.121944400546905827679e-4;
+    y -= 0.5 * z;
+    const double log_u = x + y + fe * 0.693359375;
+    radius[j] = -2.0 * log_u;
+  }
+  sqrt_array(radius, half);
+  for (int64_t j = 0; j < half; ++j) {
+    const double v = (bits_to_double(kTwo52 | (ub[j] >> 12)) - 0x1p52) * 0x1p-50;  // [0, 4)
+    const int32_t ki = static_cast<int32_t>(v + 0.5);
+    const double f = (v - static_cast<double>(ki)) * 1.57079632679489661923;
+    const double f2 = f * f;
+    double sp = 1.58962301576546568060e-10;
+    sp = sp * f2 - 2.50507477628578072866e-8;
+    sp = sp * f2 + 2.75573136213857245213e-6;
+    sp = sp * f2 - 1.98412698295895385996e-4;
+    sp = sp * f2 + 8.33333333332211858878e-3;
+    sp = sp * f2 - 1.66666666666666307295e-1;
+    const double s0 = f + f * f2 * sp;
+    double cp = -1.13585365213876817300e-11;
+    cp = cp * f2 + 2.08757008419747316778e-9;
+    cp = cp * f2 - 2.75573141792967388112e-7;
+    cp = cp * f2 + 2.48015872888517045348e-5;
+    cp = cp * f2 - 1.38888888888730564116e-3;
+    cp = cp * f2 + 4.16666666666665929218e-2;
+    const double c0v = 1.0 - 0.5 * f2 + f2 * f2 * cp;
+    // Quarter turn k in {0, .., 4}: bit 0 swaps sin and cos, bit 1 (of k, k + 1) negates them.
+    const bool swap = (ki & 1) != 0;
+    double sv = swap ? c0v : s0;
+    double cv = swap ? s0 : c0v;
+    sv = (ki & 2) ? -sv : sv;
+    cv = ((ki + 1) & 2) ? -cv : cv;
+    const double r = radius[j];
+    out[j] = r * cv;
+    radius[j] = r * sv;
+  }
+  std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(double));
+}
+
+// Runs body(i0, m) on the fixed blocks of [0, n), on LibTorch's threads when there are many.
+template <typename F>
+void for_blocks(int64_t n, const F& body) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  auto run = [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) body(b * kBlock, std::min(kBlock, n - b * kBlock));
+  };
+  if (blocks >= kParallelBlocks) {
+    at::parallel_for(0, blocks, 1, run);
+  } else {
+    run(0, blocks);
+  }
+}
+
+template <typename T>
+void fill_normals(uint64_t key, T scale, T* out, int64_t n) {
+  for_blocks(n, [&](int64_t i0, int64_t m) {
+    normals_block(key, i0, out + i0, m);
+    for (int64_t j = 0; j < m; ++j) out[i0 + j] *= scale;
+  });
+}
+
+// Coefficients of a split of [s, t] at u (p = (u-s)/h, q = (t-u)/h), written in p and q so
+// that tiny intervals neither underflow nor divide 0 by 0. With X1, X2 ~ N(0, 1):
+//   W_L = p W + 6pq H + th X1,      W_R = W - W_L
+//   H_L = p^2 H - a X1 + cr X2,     H_R = q^2 H - b X1 - cl X2
+// Jointly Gaussian with Var W_L = ph, Var H_L = ph/12 (and for R), all other covariances 0,
+// and H of the parent recovered from the children (torchsde's _split_exact, rearranged).
+// Without Levy area: W_L = p W + sqrt(pqh) X1.
+struct SplitCoef {
+  double p, q, c6, th, a, b, cr, cl, bridge_sd;
+};
+
+SplitCoef split_coef(double start, double mid, double end) {
+  const double h = end - start;
+  const double p = (mid - start) / h, q = (end - mid) / h;
+  const double sh = std::sqrt(h);
+  const double cubes = p * p * p + q * q * q;  // >= 1/4
+  const double v = 0.5 * std::sqrt(p * q / cubes);
+  const double r3 = 0.57735026918962576451;  // 1/sqrt(3)
+  return SplitCoef{p, q, 6.0 * p * q, 2.0 * sh * v * cubes, v * p * p * sh, v * q * q * sh,
+                   v * q * sh * r3, v * p * sh * r3, std::sqrt(p * q * h)};
+}
+
+// The split formulas over one block (free functions so they get the vector clones too).
+template <typename T>
+SDEBNN_VECTOR_CLONES void bridge_block(const SplitCoef& c, const T* W, const T* x, T* WL, T* WR, int64_t m) {
+  const T p = static_cast<T>(c.p), sd = static_cast<T>(c.bridge_sd);
+  for (int64_t j = 0; j < m; ++j) {
+    const T l = p * W[j] + sd * x[j];
+    WL[j] = l;
+    WR[j] = W[j] - l;
+  }
+}
+
+template <typename T>
+SDEBNN_VECTOR_CLONES void levy_bridge_block(const SplitCoef& c, const T* W, const T* H, const T* x1, const T* x2, T* WL,
+                                            T* HL, T* WR, T* HR, int64_t m) {
+  const T p = static_cast<T>(c.p), c6 = static_cast<T>(c.c6), th = static_cast<T>(c.th);
+  const T p2 = static_cast<T>(c.p * c.p), q2 = static_cast<T>(c.q * c.q);
+  const T a = static_cast<T>(c.a), b = static_cast<T>(c.b), cr = static_cast<T>(c.cr), cl = static_cast<T>(c.cl);
+  for (int64_t j = 0; j < m; ++j) {
+    const T w = W[j], h = H[j], u1 = x1[j], u2 = x2[j];
+    const T l = p * w + c6 * h + th * u1;
+    WL[j] = l;
+    WR[j] = w - l;
+    HL[j] = p2 * h - a * u1 + cr * u2;
+    HR[j] = q2 * h - b * u1 - cl * u2;
+  }
+}
+
+struct Node {
+  double start, end;
+  double mid;       // split point; NaN for a leaf
+  int32_t parent;   // -1 for the root
+  int32_t left;     // -1 for a leaf; the right child is left + 1
+  int32_t slot;     // cache slot holding (W, H), or -1
+  uint64_t seed;
+};
+
+std::string fmt(double x) {  // shortest round-trip form, as JS prints numbers
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
+}
+
+class BrownianInterval final : public BrownianMotion {
+ public:
+  explicit BrownianInterval(const BrownianIntervalOptions& o) : shape_(o.shape) {
+    if (!std::isfinite(o.t0) || !std::isfinite(o.t1) || !(o.t0 < o.t1)) {
+      throw invalid_argument("BrownianInterval: expected finite t0 < t1 but received t0=" + fmt(o.t0) + ", t1=" + fmt(o.t1));
+    }
+    if (!std::isfinite(o.dt_hint) || o.dt_hint < 0) {
+      throw invalid_argument("BrownianInterval: expected a non-negative dt_hint but received " + fmt(o.dt_hint));
+    }
+    if (o.cache_size < 3) {
+      // A split needs its parent and both children in the cache at once.
+      throw invalid_argument("BrownianInterval: expected cache_size >= 3 but received " + std::to_string(o.cache_size));
+    }
+    numel_ = 1;
+    for (int64_t d : shape_) {
+      if (d < 0) throw invalid_argument("BrownianInterval: negative size in shape");
+      numel_ *= d;
+    }
+    const at::ScalarType dtype = c10::typeMetaToScalarType(o.options.dtype());
+    if (dtype != at::kFloat && dtype != at::kDouble) {
+      throw invalid_argument("BrownianInterval: expected dtype float32 or float64");
+    }
+    options_ = at::TensorOptions().dtype(dtype).device(o.options.device());
+    t0_ = o.t0;
+    t1_ = o.t1;
+    levy_ = o.levy_area;
+    cache_size_ = o.cache_size;
+    dt_hint_ = o.dt_hint;
+    rows_ = levy_ ? 2 : 1;
+    // SDEBNN_BROWNIAN_GENERIC=1 runs the device (ATen) kernels on CPU too, so tests can check
+    // them on machines without a GPU.
+    const char* generic = std::getenv("SDEBNN_BROWNIAN_GENERIC");
+    fast_ = options_.device().is_cpu() && !(generic && std::string(generic) == "1");
+
+    lru_prev_.assign(cache_size_, -1);
+    lru_next_.assign(cache_size_, -1);
+    owner_.assign(cache_size_, -1);
+
+    const uint64_t root_seed = mix64(o.seed + kGolden);
+    nodes_.push_back(Node{t0_, t1_, std::numeric_limits<double>::quiet_NaN(), -1, -1, -1, root_seed});
+    root_ = at::empty({rows_, numel_}, options_);
+    const double h = t1_ - t0_;
+    at::Tensor host = fast_ ? root_ : at::empty({rows_, numel_}, options_.device(at::kCPU));
+    AT_DISPATCH_FLOATING_TYPES(host.scalar_type(), "brownian_root", [&] {
+      scalar_t* p = host.data_ptr<scalar_t>();
+      fill_normals<scalar_t>(derive(root_seed, kTagRootW), static_cast<scalar_t>(std::sqrt(h)), p, numel_);
+      if (levy_) fill_normals<scalar_t>(derive(root_seed, kTagRootH), static_cast<scalar_t>(std::sqrt(h / 12)), p + numel_, numel_);
+    });
+    if (!fast_) root_.copy_(host);
+    if (fast_) root_ptr_ = root_.data_ptr();
+
+    tree_dt_ = h;
+    if (dt_hint_ > 0) create_dependency_tree(dt_hint_);
+  }
+
+  at::Tensor increment(double s, double t) override {
+    at::Tensor W = at::empty(shape_, options_);
+    increment_into(s, t, W);
+    return W;
+  }
+
+  std::pair<at::Tensor, at::Tensor> increment_and_levy_area(double s, double t) override {
+    at::Tensor W = at::empty(shape_, options_);
+    at::Tensor H = at::empty(shape_, options_);
+    increment_and_levy_area_into(s, t, W, H);
+    return {W, H};
+  }
+
+  void increment_into(double s, double t, const at::Tensor& W) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_query(s, t, "increment");
+    check_out(W, "W");
+    if (s == t) {
+      W.zero_();
+      return;
+    }
+    query(s, t, W, nullptr);
+  }
+
+  void increment_and_levy_area_into(double s, double t, const at::Tensor& W, const at::Tensor& H) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!levy_) {
+      throw invalid_argument("increment_and_levy_area: this Brownian interval was made without levy_area");
+    }
+    check_query(s, t, "increment_and_levy_area");
+    check_out(W, "W");
+    check_out(H, "H");
+    if (s == t) {
+      W.zero_();
+      H.zero_();
+      return;
+    }
+    query(s, t, W, &H);
+  }
+
+  bool has_levy_area() const override { return levy_; }
+  double t0() const override { return t0_; }
+  double t1() const override { return t1_; }
+  const std::vector<int64_t>& shape() const override { return shape_; }
+  const c10::TensorOptions& options() const override { return options_; }
+
+  BrownianIntervalStats stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return BrownianIntervalStats{used_, cache_size_, static_cast<int64_t>(nodes_.size()), splits_computed_};
+  }
+
+ private:
+  void check_query(double s, double t, const char* what) const {
+    if (s >= t0_ && t <= t1_ && s <= t) return;  // the hot path: no strings built
+    auto bad = [&](const std::string& why) { return invalid_argument(std::string(what) + ": " + why); };
+    if (std::isnan(s)) throw bad("s is NaN");
+    if (std::isnan(t)) throw bad("t is NaN");
+    const std::string range = "[" + fmt(t0_) + ", " + fmt(t1_) + "]";
+    if (s < t0_ || s > t1_) throw bad("s=" + fmt(s) + " is outside " + range);
+    if (t < t0_ || t > t1_) throw bad("t=" + fmt(t) + " is outside " + range);
+    throw bad("expected s <= t but received s=" + fmt(s) + " > t=" + fmt(t));
+  }
+
+  void check_out(const at::Tensor& out, const char* name) const {
+    if (out.numel() != numel_ || !out.sizes().equals(shape_)) {
+      throw invalid_argument(std::string("BrownianInterval: output ") + name + " has the wrong shape");
+    }
+  }
+
+  // ---- the tree --------------------------------------------------------------------------
+
+  void split(int32_t n, double mid) {
+    const int32_t left = static_cast<int32_t>(nodes_.size());
+    if (left > std::numeric_limits<int32_t>::max() - 2) throw EngineError("ERR_NATIVE", "BrownianInterval: too many nodes");
+    Node& p = nodes_[n];
+    p.mid = mid;
+    p.left = left;
+    const Node l{p.start, mid, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, derive(p.seed, kTagLeft)};
+    const Node r{mid, p.end, std::numeric_limits<double>::quiet_NaN(), n, -1, -1, derive(p.seed, kTagRight)};
+    nodes_.push_back(l);  // invalidates p
+    nodes_.push_back(r);
+  }
+
+  // Fills found_ with the nodes that tile [s, t], left to right, splitting leaves at s and t
+  // where needed. Starts from the last node used: sequential queries are near each other.
+  void locate(double s, double t) {
+    found_.clear();
+    int32_t n = last_;
+    while (!(nodes_[n].start <= s && t <= nodes_[n].end)) n = nodes_[n].parent;
+    pending_.clear();
+    double a = s, b = t;
+    for (;;) {
+      const Node& x = nodes_[n];
+      if (a == x.start && b == x.end) {
+        found_.push_back(n);
+        if (pending_.empty()) break;
+        std::tie(n, a, b) = pending_.back();
+        pending_.pop_back();
+        continue;
+      }
+      if (x.left < 0) {
+        if (a == x.start) {
+          split(n, b);
+          n = nodes_[n].left;
+        } else {
+          split(n, a);
+          n = nodes_[n].left + 1;
+        }
+        continue;
+      }
+      if (b <= x.mid) {
+        n = x.left;
+      } else if (a >= x.mid) {
+        n = x.left + 1;
+      } else {
+        pending_.emplace_back(x.left + 1, x.mid, b);  // after the left part
+        b = x.mid;
+        n = x.left;
+      }
+    }
+  }
+
+  // torchsde's dependency tree: pre-split dyadically down to pieces of about 0.8 * levels * dt,
+  // so a query walks O(log) levels plus a chain no longer than the cache holds. torchsde caches
+  // one entry per level (levels = cache); we cache both children, so a level costs two entries.
+  // Only leaves are split, so earlier answers never change.
+  void create_dependency_tree(double dt) {
+    const double cache = static_cast<double>(std::min<int64_t>(cache_size_, 100)) / 2;
+    tree_dt_ = std::min(tree_dt_, dt);
+    // At most 2^16 pieces: bounds the bookkeeping for absurdly small hints.
+    const double piece = std::max(tree_dt_ * cache * 0.8, (t1_ - t0_) * 0x1p-16);
+    std::vector<int32_t> stack{0};
+    while (!stack.empty()) {
+      const int32_t n = stack.back();
+      stack.pop_back();
+      if (nodes_[n].end - nodes_[n].start <= piece) continue;
+      if (nodes_[n].left < 0) split(n, 0.5 * (nodes_[n].start + nodes_[n].end));
+      stack.push_back(nodes_[n].left + 1);
+      stack.push_back(nodes_[n].left);
+    }
+  }
+
+  // Without a hint, estimate the step from the queries after a warm-up (as torchsde does).
+  void observe_step(double dt) {
+    if (dt_hint_ > 0) return;
+    if (++evaluations_ <= 0) return;
+    average_dt_ = (dt + average_dt_ * static_cast<double>(evaluations_ - 1)) / static_cast<double>(evaluations_);
+    if (average_dt_ < 0.5 * tree_dt_) create_dependency_tree(dt);
+  }
+
+  // ---- the cache --------------------------------------------------------------------------
+
+  void unlink(int32_t slot) {
+    const int32_t p = lru_prev_[slot], n = lru_next_[slot];
+    if (p >= 0) lru_next_[p] = n; else head_ = n;
+    if (n >= 0) lru_prev_[n] = p; else tail_ = p;
+  }
+  void push_front(int32_t slot) {
+    lru_prev_[slot] = -1;
+    lru_next_[slot] = head_;
+    if (head_ >= 0) lru_prev_[head_] = slot;
+    head_ = slot;
+    if (tail_ < 0) tail_ = slot;
+  }
+  void touch(int32_t slot) {
+    if (head_ == slot) return;
+    unlink(slot);
+    push_front(slot);
+  }
+
+  // A slot for node n (most recently used), evicting the least recently used entry if full.
+  int32_t acquire(int32_t n) {
+    int32_t slot = nodes_[n].slot;
+    if (slot >= 0) {
+      touch(slot);
+      return slot;
+    }
+    if (used_ < cache_size_) {
+      slot = static_cast<int32_t>(used_++);
+      slots_.push_back(at::empty({rows_, numel_}, options_));
+      slot_ptr_.push_back(fast_ ? slots_.back().data_ptr() : nullptr);
+      push_front(slot);
+    } else {
+      slot = tail_;
+      nodes_[owner_[slot]].slot = -1;
+      touch(slot);
+    }
+    owner_[slot] = n;
+    nodes_[n].slot = slot;
+    return slot;
+  }
+
+  // Makes node n's (W, H) available (root, cached, or recomputed from the nearest cached
+  // ancestor down), and marks it most recently used.
+  void ensure(int32_t n) {
+    if (n == 0) return;
+    if (nodes_[n].slot >= 0) {
+      touch(nodes_[n].slot);
+      return;
+    }
+    path_.clear();
+    for (int32_t m = n; m != 0 && nodes_[m].slot < 0; m = nodes_[m].parent) path_.push_back(m);
+    for (auto it = path_.rbegin(); it != path_.rend(); ++it) compute_children(nodes_[*it].parent);
+  }
+
+  // Writes both children of p from p's value (p itself stays cached: touched first, and the
+  // cache holds at least three entries).
+  void compute_children(int32_t p) {
+    ++splits_computed_;
+    if (p != 0) touch(nodes_[p].slot);
+    const int32_t left = nodes_[p].left;
+    acquire(left);
+    acquire(left + 1);
+    const Node& x = nodes_[p];
+    const SplitCoef c = split_coef(x.start, x.mid, x.end);
+    const uint64_t k1 = derive(x.seed, kTagX1), k2 = derive(x.seed, kTagX2);
+    if (fast_) {
+      AT_DISPATCH_FLOATING_TYPES(options_.dtype().toScalarType(), "brownian_split", [&] {
+        split_cpu<scalar_t>(c, k1, k2, value_ptr<scalar_t>(p), value_ptr<scalar_t>(left), value_ptr<scalar_t>(left + 1));
+      });
+    } else {
+      split_generic(c, k1, k2, value(p), slots_[nodes_[left].slot], slots_[nodes_[left + 1].slot]);
+    }
+  }
+
+  template <typename T>
+  T* value_ptr(int32_t n) {
+    return static_cast<T*>(n == 0 ? root_ptr_ : slot_ptr_[nodes_[n].slot]);
+  }
+  const at::Tensor& value(int32_t n) { return n == 0 ? root_ : slots_[nodes_[n].slot]; }
+
+  template <typename T>
+  void split_cpu(const SplitCoef& c, uint64_t k1, uint64_t k2, const T* src, T* dl, T* dr) {
+    const int64_t n = numel_;
+    const bool levy = levy_;
+    for_blocks(n, [&](int64_t i0, int64_t m) {
+      alignas(64) T x1[kBlock];
+      alignas(64) T x2[kBlock];
+      normals_block(k1, i0, x1, m);
+      if (!levy) {
+        bridge_block(c, src + i0, x1, dl + i0, dr + i0, m);
+        return;
+      }
+      normals_block(k2, i0, x2, m);
+      levy_bridge_block(c, src + i0, src + n + i0, x1, x2, dl + i0, dl + n + i0, dr + i0, dr + n + i0, m);
+    });
+  }
+
+  at::Tensor noise_on_device(uint64_t key) {
+    at::Tensor host = at::empty({numel_}, options_.device(at::kCPU));
+    AT_DISPATCH_FLOATING_TYPES(host.scalar_type(), "brownian_noise", [&] {
+      fill_normals<scalar_t>(key, scalar_t(1), host.data_ptr<scalar_t>(), numel_);
+    });
+    return host.to(options_.device());
+  }
+
+  void split_generic(const SplitCoef& c, uint64_t k1, uint64_t k2, const at::Tensor& src, const at::Tensor& dl,
+                     const at::Tensor& dr) {
+    const at::Tensor x1 = noise_on_device(k1);
+    const at::Tensor W = src[0];
+    if (!levy_) {
+      at::Tensor l = W * c.p + x1 * c.bridge_sd;
+      dl[0].copy_(l);
+      dr[0].copy_(W - l);
+      return;
+    }
+    const at::Tensor x2 = noise_on_device(k2);
+    const at::Tensor H = src[1];
+    at::Tensor l = W * c.p + H * c.c6 + x1 * c.th;
+    dl[0].copy_(l);
+    dr[0].copy_(W - l);
+    dl[1].copy_(H * (c.p * c.p) - x1 * c.a + x2 * c.cr);
+    dr[1].copy_(H * (c.q * c.q) - x1 * c.b - x2 * c.cl);
+  }
+
+  // ---- queries ----------------------------------------------------------------------------
+
+  // W (and H if asked) of [s, t], s < t: the tiling nodes' values, combined left to right with
+  // H_{s,v} = ((v-u)(H_{u,v} + W_{s,u}/2) + (u-s)(H_{s,u} - W_{u,v}/2)) / (v-s).
+  void query(double s, double t, const at::Tensor& W, const at::Tensor* H) {
+    observe_step(t - s);
+    locate(s, t);
+    last_ = found_.back();
+    auto direct = [&](const at::Tensor& x) {
+      return x.device().is_cpu() && x.scalar_type() == options_.dtype().toScalarType() && x.is_contiguous();
+    };
+    if (fast_ && direct(W) && (!H || direct(*H))) {
+      AT_DISPATCH_FLOATING_TYPES(W.scalar_type(), "brownian_query", [&] {
+        query_cpu<scalar_t>(s, W.data_ptr<scalar_t>(), H ? H->data_ptr<scalar_t>() : nullptr);
+      });
+      return;
+    }
+    if (fast_) {  // an output elsewhere or strided: compute here, then copy
+      at::Tensor w = at::empty(shape_, options_);
+      at::Tensor h = H ? at::empty(shape_, options_) : at::Tensor();
+      AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "brownian_query", [&] {
+        query_cpu<scalar_t>(s, w.data_ptr<scalar_t>(), H ? h.data_ptr<scalar_t>() : nullptr);
+      });
+      W.copy_(w);
+      if (H) H->copy_(h);
+      return;
+    }
+    at::Tensor w = at::empty({numel_}, options_);
+    at::Tensor h = H ? at::empty({numel_}, options_) : at::Tensor();
+    for (size_t i = 0; i < found_.size(); ++i) {
+      const int32_t n = found_[i];
+      ensure(n);
+      const at::Tensor& v = value(n);
+      if (i == 0) {
+        w.copy_(v[0]);
+        if (H) h.copy_(v[1]);
+        continue;
+      }
+      if (H) {
+        const Node& x = nodes_[n];
+        const double alpha = (x.end - x.start) / (x.end - s), beta = (x.start - s) / (x.end - s);
+        h.copy_((v[1] + w * 0.5) * alpha + (h - v[0] * 0.5) * beta);
+      }
+      w.add_(v[0]);
+    }
+    W.copy_(w.view(shape_));
+    if (H) H->copy_(h.view(shape_));
+  }
+
+  template <typename T>
+  void query_cpu(double s, T* w, T* h) {
+    const int64_t n = numel_;
+    for (size_t i = 0; i < found_.size(); ++i) {
+      const int32_t id = found_[i];
+      ensure(id);
+      const T* vw = value_ptr<T>(id);
+      const T* vh = vw + n;
+      if (i == 0) {
+        std::memcpy(w, vw, static_cast<size_t>(n) * sizeof(T));
+        if (h) std::memcpy(h, vh, static_cast<size_t>(n) * sizeof(T));
+        continue;
+      }
+      if (h) {
+        const Node& x = nodes_[id];
+        const T alpha = static_cast<T>((x.end - x.start) / (x.end - s));
+        const T beta = static_cast<T>((x.start - s) / (x.end - s));
+        for (int64_t j = 0; j < n; ++j) h[j] = alpha * (vh[j] + T(0.5) * w[j]) + beta * (h[j] - T(0.5) * vw[j]);
+      }
+      for (int64_t j = 0; j < n; ++j) w[j] += vw[j];
+    }
+  }
+
+  std::vector<int64_t> shape_;
+  c10::TensorOptions options_;
+  int64_t numel_ = 0;
+  int64_t rows_ = 1;
+  double t0_ = 0, t1_ = 1;
+  bool levy_ = false;
+  bool fast_ = true;
+  int64_t cache_size_ = 45;
+  double dt_hint_ = 0;
+
+  std::vector<Node> nodes_;
+  int32_t last_ = 0;
+  std::vector<int32_t> found_;
+  std::vector<std::tuple<int32_t, double, double>> pending_;
+  std::vector<int32_t> path_;
+
+  at::Tensor root_;
+  void* root_ptr_ = nullptr;
+  std::vector<at::Tensor> slots_;
+  std::vector<void*> slot_ptr_;
+  std::vector<int32_t> lru_prev_, lru_next_, owner_;
+  int32_t head_ = -1, tail_ = -1;
+  int64_t used_ = 0;
+  int64_t splits_computed_ = 0;
+
+  double tree_dt_ = 1;
+  double average_dt_ = 0;
+  int64_t evaluations_ = -100;  // torchsde's warm-up before trusting the average step
+
+  mutable std::mutex mutex_;
+};
+
+}  // namespace
+
+std::unique_ptr<BrownianMotion> make_brownian_interval(const BrownianIntervalOptions& options) {
+  return std::make_unique<BrownianInterval>(options);
+}
+
+BrownianIntervalStats brownian_interval_stats(const BrownianMotion& bm) {
+  const auto* interval = dynamic_cast<const BrownianInterval*>(&bm);
+  if (interval == nullptr) throw invalid_argument("brownian_interval_stats: not a Brownian interval");
+  return interval->stats();
+}
+
+}  // namespace sde

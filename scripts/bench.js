@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// Runs the benchmark workloads of ../shared/bench-workloads.md: `npm run bench -- W1 W3` runs
+// the named ones, no names runs every scripts/bench/W*.js. Each workload module exports an
+// async function returning result objects; each is printed as one JSON line. Workloads load
+// the built package (dist/), so run `npm run compile` first. The timing helpers below are
+// shared with the workloads (require('../bench')).
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const dir = path.join(__dirname, 'bench');
+
+/** Median of numbers. */
+function median(values) {
+  const v = [...values].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/**
+ * Calls `fn` `warmup` times untimed, then `runs` times timed; returns per-run milliseconds
+ * divided by `per` (e.g. the number of queries in a run) as {median_ms, min_ms, runs}.
+ */
+async function time(fn, { runs, warmup = 1, per = 1 }) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const ms = [];
+  for (let i = 0; i < runs; i++) {
+    const start = process.hrtime.bigint();
+    await fn();
+    ms.push(Number(process.hrtime.bigint() - start) / 1e6 / per);
+  }
+  return { median_ms: median(ms), min_ms: Math.min(...ms), runs };
+}
+
+/** Rounds to `digits` significant digits for printing. */
+function round(x, digits = 4) {
+  return x === null || x === undefined || !Number.isFinite(x) ? x : Number(x.toPrecision(digits));
+}
+
+function available() {
+  return fs
+    .readdirSync(dir)
+    .map((f) => /^(W\d+)\.js$/.exec(f))
+    .filter(Boolean)
+    .map((m) => m[1])
+    .sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+}
+
+async function main(argv) {
+  const all = available();
+  const names = argv.length > 0 ? argv : all;
+  const unknown = names.filter((n) => !all.includes(n));
+  if (unknown.length > 0) {
+    console.error(`bench: unknown workload(s) ${unknown.join(', ')}; available: ${all.join(', ') || 'none'}`);
+    return 2;
+  }
+  if (!fs.existsSync(path.join(__dirname, '..', 'dist', 'index.js'))) {
+    console.error('bench: dist/ is missing; run `npm run compile` (or `npm ci`) first');
+    return 2;
+  }
+  for (const name of names) {
+    const mod = require(path.join(dir, `${name}.js`));
+    const run = typeof mod === 'function' ? mod : mod.run;
+    if (typeof run !== 'function') {
+      console.error(`bench: scripts/bench/${name}.js exports no function`);
+      return 2;
+    }
+    for (const result of await run()) console.log(JSON.stringify(result));
+  }
+  return 0;
+}
+
+module.exports = { median, time, round };
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error) => {
+      console.error(`bench: ${error && error.stack ? error.stack : error}`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,23 @@
+// W5: neural SDE solve with gradients, 500 steps (see ../shared/bench-workloads.md).
+'use strict';
+const sdebnn = require('../../dist/index.js');
+const { time, round } = require('../bench.js');
+const { runVariant, VARIANTS } = require('./w5-problem.js');
+
+// Peer: PyTorch 1.13.1 + torchsde 0.2.6 on the same machine kind. The peer's "euler adjoint" runs
+// torchsde's Ito adjoint with euler; here the Ito forward solve is adjoined by midpoint on the
+// Stratonovich conversion, the only adjoint of Ito multiplicative noise this engine offers.
+const PEER_MS = { 'euler backprop': 1200, 'euler adjoint': 1800, 'reversible_heun adjoint': 1800 };
+
+module.exports = async function W5() {
+  const results = [];
+  for (const variant of Object.keys(VARIANTS)) {
+    const t = await time(() => runVariant(variant, 500), { runs: 3 });
+    const peer = PEER_MS[variant];
+    results.push({
+      workload: 'W5', variant, median_ms: round(t.median_ms), min_ms: round(t.min_ms), runs: t.runs, threads: sdebnn.backend().threads,
+      ...(peer ? { peer_ms: peer, speedup_vs_peer: round(peer / t.median_ms, 3) } : {}),
+    });
+  }
+  return results;
+};

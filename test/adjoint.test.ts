@@ -1,0 +1,172 @@
+// Gradients through SDE solves: the stochastic adjoint against backprop on the same Brownian
+// path, both against finite differences, Ito conversion against the exact Ito gradient.
+import { describe, expect, it } from 'vitest';
+import { sdebnn } from './helpers';
+
+const { SDE, BrownianInterval, sdeint, sdeintGradients } = sdebnn;
+type Tensor = import('../dist/tensor').Tensor;
+type NeuralSpec = import('../dist/sde').NeuralSpec;
+
+function seeded(n: number, seed: number, scale = 1): Float64Array {
+  // A small LCG: fixed numbers without depending on the library under test.
+  let s = seed >>> 0;
+  return Float64Array.from({ length: n }, () => {
+    s = (1664525 * s + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 2 * scale;
+  });
+}
+
+function flatGrads(r: { gradY0: Tensor; gradParams: Record<string, Tensor> }): number[] {
+  return [...r.gradY0.data, ...Object.keys(r.gradParams).sort().flatMap((k) => [...r.gradParams[k]!.data])];
+}
+
+function relativeError(a: number[], b: number[]): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+const B = 8, D = 3;
+const ts = [0, 0.5, 1];
+const y0 = { data: seeded(B * D, 1, 0.8), shape: [B, D] };
+const gradYs = { data: seeded(3 * B * D, 2), shape: [3, B, D] };
+
+function neural(noiseType: NeuralSpec['noiseType'], sdeType: 'ito' | 'stratonovich' = 'stratonovich'): InstanceType<typeof SDE> {
+  const diffusion =
+    noiseType === 'additive' ? { kind: 'constant' as const, init: 0.3 } : noiseType === 'diagonal' ? { kind: 'scaled_tanh' as const, offset: 0.1 } : { kind: 'mlp' as const, hidden: [8], timeInput: true, offset: 0.05 };
+  return new SDE({ type: 'neural', d: D, m: noiseType === 'general' ? 2 : undefined, noiseType, sdeType, drift: { hidden: [16], activation: 'tanh', timeInput: true }, diffusion, dtype: 'float64', seed: 3 });
+}
+
+function bmFor(sde: InstanceType<typeof SDE>, seed = 9) {
+  const m = sde.noiseType === 'general' ? 2 : sde.noiseType === 'scalar' ? 1 : D;
+  return new BrownianInterval({ t0: 0, t1: 1, shape: [B, m], seed, dtype: 'float64' });
+}
+
+describe('adjoint against backprop on the same Brownian path', () => {
+  it.each(['diagonal', 'scalar', 'additive', 'general'] as const)('midpoint, 200 steps, %s noise: relative error under 1e-3 and falling with dt', async (noise) => {
+    const sde = neural(noise);
+    const bm = bmFor(sde);
+    const errorAt = async (steps: number) => {
+      const bp = await sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', dt: 1 / steps, bm });
+      const adj = await sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', dt: 1 / steps, bm, adjoint: true, adjointMethod: 'midpoint' });
+      expect(Array.from(adj.ys.data)).toEqual(Array.from(bp.ys.data));
+      return relativeError(flatGrads(adj), flatGrads(bp));
+    };
+    const coarse = await errorAt(50);
+    const fine = await errorAt(200);
+    expect(fine).toBeLessThan(1e-3);
+    expect(fine).toBeLessThan(coarse);
+  });
+
+  it('reversible Heun: the exact adjoint equals backprop to 1e-8', async () => {
+    const sde = neural('diagonal');
+    const bm = bmFor(sde);
+    const opts = { method: 'reversible_heun' as const, dt: 1 / 100, bm };
+    const bp = await sdeintGradients(sde, y0, ts, gradYs, opts);
+    const adj = await sdeintGradients(sde, y0, ts, gradYs, { ...opts, adjoint: true, adjointMethod: 'reversible_heun' });
+    expect(relativeError(flatGrads(adj), flatGrads(bp))).toBeLessThan(1e-8);
+    expect(adj.adjointStats.stepsAccepted).toBe(100);
+  });
+
+  it('heun and euler_heun adjoints agree with backprop too', async () => {
+    const sde = neural('diagonal');
+    const bm = bmFor(sde);
+    for (const method of ['heun', 'euler_heun'] as const) {
+      const bp = await sdeintGradients(sde, y0, ts, gradYs, { method, dt: 1 / 200, bm });
+      const adj = await sdeintGradients(sde, y0, ts, gradYs, { method, dt: 1 / 200, bm, adjoint: true, adjointMethod: method });
+      expect(relativeError(flatGrads(adj), flatGrads(bp)), method).toBeLessThan(2e-3);
+    }
+  });
+});
+
+describe('finite differences', () => {
+  it('backprop and adjoint match central differences of the solution on a small problem', async () => {
+    const sde = new SDE({ type: 'neural', d: 2, noiseType: 'diagonal', sdeType: 'stratonovich', drift: { hidden: [4] }, diffusion: { kind: 'scaled_tanh', offset: 0.1 }, dtype: 'float64', seed: 5 });
+    const x0 = { data: Float64Array.from([0.3, -0.4, 0.1, 0.7]), shape: [2, 2] };
+    const bm = new BrownianInterval({ t0: 0, t1: 1, shape: [2, 2], seed: 4, dtype: 'float64' });
+    const opts = { method: 'midpoint' as const, dt: 1 / 64, bm };
+    const weights = Float64Array.from([1.0, -2.0, 0.5, 1.5]);
+    const loss = async (state: typeof x0) => {
+      const { ys } = await sdeint(sde, state, [0, 1], opts);
+      return ys.data.subarray(4).reduce((acc, v, i) => acc + weights[i]! * v, 0);
+    };
+    const g = { data: new Float64Array(8), shape: [2, 2, 2] };
+    g.data.set(weights, 4);
+    const bp = await sdeintGradients(sde, x0, [0, 1], g, opts);
+    const adj = await sdeintGradients(sde, x0, [0, 1], g, { ...opts, adjoint: true });
+    const h = 1e-6;
+    // dL/dy0
+    for (let i = 0; i < 4; i++) {
+      const plus = { data: Float64Array.from(x0.data), shape: x0.shape };
+      const minus = { data: Float64Array.from(x0.data), shape: x0.shape };
+      plus.data[i]! += h;
+      minus.data[i]! -= h;
+      const fd = ((await loss(plus)) - (await loss(minus))) / (2 * h);
+      expect(bp.gradY0.data[i]).toBeCloseTo(fd, 6);
+      expect(Math.abs(adj.gradY0.data[i]! - fd)).toBeLessThan(5e-3 * Math.max(1, Math.abs(fd)));
+    }
+    // dL/dtheta for a few entries of each parameter
+    const params = sde.parameters();
+    for (const name of Object.keys(params)) {
+      const p = params[name]!;
+      for (const i of [0, p.data.length - 1]) {
+        const orig = p.data[i]!;
+        const set = (v: number) => {
+          const data = Float64Array.from(p.data);
+          data[i] = v;
+          sde.setParameter(name, { data, shape: p.shape });
+        };
+        set(orig + h);
+        const up = await loss(x0);
+        set(orig - h);
+        const down = await loss(x0);
+        set(orig);
+        const fd = (up - down) / (2 * h);
+        expect(bp.gradParams[name]!.data[i], `${name}[${i}]`).toBeCloseTo(fd, 6);
+        expect(Math.abs(adj.gradParams[name]!.data[i]! - fd), `${name}[${i}] adjoint`).toBeLessThan(5e-3 * Math.max(1, Math.abs(fd)));
+      }
+    }
+  });
+});
+
+describe('Ito SDEs: the adjoint converts to Stratonovich', () => {
+  it('matches the exact Ito gradient of geometric Brownian motion, which the unconverted SDE would miss', async () => {
+    // Y_T = Y_0 exp((mu - sigma^2/2) T + sigma W_T):  dY_T/dmu = T Y_T,  dY_T/dsigma = (W_T - sigma T) Y_T.
+    const n = 256, mu = 0.3, sigma = 0.6;
+    const sde = new SDE({ type: 'gbm', mu: [mu], sigma: [sigma], sdeType: 'ito', dtype: 'float64' });
+    const bm = new BrownianInterval({ t0: 0, t1: 1, shape: [n, 1], seed: 21, dtype: 'float64' });
+    const x0 = { data: new Float64Array(n).fill(1), shape: [n, 1] };
+    const w = bm.increment(0, 1);
+    const exact = sde.exact(x0, 1, w).data;
+    let dMu = 0, dSigma = 0, strat = 0;
+    for (let i = 0; i < n; i++) {
+      dMu += exact[i]! / n;
+      dSigma += ((w.data[i]! - sigma) * exact[i]!) / n;
+      strat += (w.data[i]! * exact[i]!) / n;
+    }
+    const g = { data: new Float64Array(2 * n), shape: [2, n, 1] };
+    g.data.fill(1 / n, n);
+    for (const method of ['euler', 'milstein'] as const) {
+      const adj = await sdeintGradients(sde, x0, [0, 1], g, { method, dt: 1 / 2000, bm, adjoint: true, adjointMethod: 'midpoint' });
+      expect(adj.gradParams.mu!.data[0]! / dMu - 1, `${method} mu`).toBeLessThan(2e-2);
+      expect(Math.abs(adj.gradParams.sigma!.data[0]! - dSigma), `${method} sigma`).toBeLessThan(2e-2 * Math.abs(dSigma) + 2e-3);
+      const bp = await sdeintGradients(sde, x0, [0, 1], g, { method, dt: 1 / 2000, bm });
+      expect(Math.abs(bp.gradParams.sigma!.data[0]! - dSigma), `${method} backprop sigma`).toBeLessThan(2e-2 * Math.abs(dSigma) + 2e-3);
+    }
+    // Without the conversion the gradient would be that of the Stratonovich solution: far off.
+    expect(Math.abs(strat - dSigma)).toBeGreaterThan(0.3);
+  });
+});
+
+describe('bad adjoint options', () => {
+  const sde = neural('diagonal');
+  it('names what the adjoint supports', () => {
+    expect(() => sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', adjoint: true, adjointMethod: 'euler' })).toThrow(/adjointMethod 'euler' cannot solve the adjoint of a diagonal-noise SDE; use 'midpoint', 'heun' or 'euler_heun'/);
+    expect(() => sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', adjoint: true, adjointMethod: 'reversible_heun' })).toThrow(/needs method 'reversible_heun'/);
+    expect(() => sdeintGradients(sde, y0, ts, { data: new Float64Array(3), shape: [3] }, {})).toThrow(/Expected gradYs of shape \[3, 8, 3\]/);
+    expect(() => sdeintGradients(sde, y0, ts, gradYs, { adjointDt: 0 })).toThrow(/positive number for options\.adjointDt/);
+  });
+});
