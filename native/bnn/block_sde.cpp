@@ -77,7 +77,8 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     std::vector<at::Tensor> d_params(params.size());
     if (vp.defined() || v_sg.defined()) {
       const bool params_flow = vp.defined();
-      auto [dp, dw_hyper] = sde->hypernet().vjp(params, hyper_cache, params_flow ? vp : at::zeros_like(v_sg), v_sg);
+      auto [dp, dw_hyper] = sde->hypernet().vjp(params, hyper_cache, params_flow ? vp : at::zeros_like(v_sg), v_sg,
+                                                 params_flow ? sde->bank() : nullptr);
       if (params_flow) d_params = dp;
       dw = dw.defined() ? dw + dw_hyper : dw_hyper;
     }

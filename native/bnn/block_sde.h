@@ -55,6 +55,9 @@ class BlockSDE : public sde::SDE {
   // Plain ATen evaluation; `reference` uses the dynamics' autograd reference (no caches).
   Eval evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params, bool with_dynamics,
                     Cache* hyper_cache, Cache* dyn_cache, bool reference = false) const;
+  // Backprop route: hypernetwork weight gradients are banked (flushed by the caller after backward).
+  void set_bank(GradBank* bank) { bank_ = bank; }
+  GradBank* bank() const { return bank_; }
   const Dynamics& dynamics() const { return *dynamics_; }
   const Hypernet& hypernet() const { return *hypernet_; }
   double sigma() const { return sigma_; }
@@ -71,6 +74,7 @@ class BlockSDE : public sde::SDE {
   Estimator estimator_;
   bool fused_;
   BlockLayout layout_;
+  GradBank* bank_ = nullptr;
 
   // The last evaluation, reused by diffusion_prod at the same (t, y) (the solvers evaluate the
   // drift and the noise term at the same point). Holding y keeps its identity unique.

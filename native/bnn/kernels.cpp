@@ -78,17 +78,53 @@ at::Tensor Hypernet::forward(const std::vector<at::Tensor>& params, const at::Te
   return a;
 }
 
+bool GradBank::empty() const {
+  for (const auto& r : rows) {
+    if (!r.empty()) return false;
+  }
+  return true;
+}
+
+void GradBank::flush(const std::vector<at::Tensor>& params) {
+  at::NoGradGuard no_grad;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    if (rows[j].empty()) continue;
+    const at::Tensor r = at::stack(rows[j]);    // [K, out]
+    const at::Tensor a = at::stack(inputs[j]);  // [K, in]
+    const at::Tensor dW = at::mm(r.t(), a);
+    const at::Tensor db = r.sum(0);
+    for (auto [p, g] : {std::pair<at::Tensor, at::Tensor>{params[2 * j], dW}, {params[2 * j + 1], db}}) {
+      if (p.grad().defined()) {
+        p.mutable_grad().add_(g);
+      } else {
+        p.mutable_grad() = g;
+      }
+    }
+    rows[j].clear();
+    inputs[j].clear();
+  }
+}
+
 std::pair<std::vector<at::Tensor>, at::Tensor> Hypernet::vjp(const std::vector<at::Tensor>& params, const Cache& cache,
-                                                             const at::Tensor& vp, const at::Tensor& vx) const {
+                                                             const at::Tensor& vp, const at::Tensor& vx, GradBank* bank) const {
   const int64_t n = layers();
   // Row 0 carries the parameters' cotangent; the last row the input's (vp + vx under stl).
   at::Tensor delta = vx.defined() ? at::stack({vp, vp + vx}) : vp.unsqueeze(0);
   std::vector<at::Tensor> grads(params.size());
+  if (bank && bank->rows.size() != static_cast<size_t>(n)) {
+    bank->rows.resize(n);
+    bank->inputs.resize(n);
+  }
   for (int64_t j = n - 1; j >= 0; --j) {
     const at::Tensor& a_in = cache[2 * j];
     at::Tensor row = delta.select(0, 0);
-    grads[2 * j] = at::mm(row.unsqueeze(1), a_in.unsqueeze(0));
-    grads[2 * j + 1] = row.clone();
+    if (bank) {
+      bank->rows[j].push_back(j == n - 1 ? row.clone() : row);  // the first row may alias autograd's buffer
+      bank->inputs[j].push_back(a_in);
+    } else {
+      grads[2 * j] = at::mm(row.unsqueeze(1), a_in.unsqueeze(0));
+      grads[2 * j + 1] = row.clone();
+    }
     delta = at::mm(delta, params[2 * j]);
     if (j > 0) delta = times_grad(delta, activation_grad(activation_, cache[2 * j - 1], cache[2 * j]));
   }
@@ -132,16 +168,16 @@ at::Tensor MlpDynamics::forward(double t, const at::Tensor& h, const at::Tensor&
   at::Tensor a = h.view({-1, d_});
   int64_t offset = 0;
   const int64_t n = static_cast<int64_t>(sizes_.size()) - 1;
+  const int64_t base = w.storage_offset();
   for (int64_t l = 0; l < n; ++l) {
     const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
-    at::Tensor W = w.narrow(0, offset, out * in_eff).view({out, in_eff});
-    offset += out * in_eff;
-    at::Tensor b = w.narrow(0, offset, out);
-    offset += out;
-    at::Tensor bias = time_input_ ? b + t * W.select(1, in) : b;
-    at::Tensor Wx = time_input_ ? W.narrow(1, 0, in) : W;
+    // W^T [in, out] (the first `in` columns of the row-major [out, in_eff] slice) and b [out]
+    const at::Tensor Wt = w.as_strided({in, out}, {1, in_eff}, base + offset);
+    at::Tensor bias = w.as_strided({out}, {1}, base + offset + out * in_eff);
+    if (time_input_) bias = at::add(bias, w.as_strided({out}, {in_eff}, base + offset + in), t);
+    offset += out * in_eff + out;
     if (cache) cache->push_back(a);
-    at::Tensor z = at::addmm(bias, a, Wx.t());
+    at::Tensor z = at::addmm(bias, a, Wt);
     if (l + 1 == n) return z.view({-1});
     if (cache) cache->push_back(z);
     a = sde::activate(activation_, z);
@@ -156,19 +192,20 @@ std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double t, const at::Tensor& w
   for (int64_t l = 0; l < n; ++l) offsets.push_back(offsets.back() + sizes_[l + 1] * (sizes_[l] + (time_input_ ? 1 : 0)) + sizes_[l + 1]);
   at::Tensor delta = v.view({-1, d_});
   at::Tensor dh;
+  const int64_t base = w.storage_offset();
   for (int64_t l = n - 1; l >= 0; --l) {
     const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
-    at::Tensor W = w.narrow(0, offsets[l], out * in_eff).view({out, in_eff});
-    at::Tensor dW = dw.narrow(0, offsets[l], out * in_eff).view({out, in_eff});
+    const at::Tensor Wx = w.as_strided({out, in}, {in_eff, 1}, base + offsets[l]);
     at::Tensor db = dw.narrow(0, offsets[l] + out * in_eff, out);
     at::sum_out(db, delta, {0});
     if (time_input_) {
+      at::Tensor dW = dw.narrow(0, offsets[l], out * in_eff).view({out, in_eff});
       dW.narrow(1, 0, in).copy_(at::mm(delta.t(), cache[2 * l]));
       dW.select(1, in).copy_(db * t);
     } else {
+      at::Tensor dW = dw.narrow(0, offsets[l], out * in).view({out, in});
       at::mm_out(dW, delta.t(), cache[2 * l]);
     }
-    at::Tensor Wx = time_input_ ? W.narrow(1, 0, in) : W;
     if (l == 0) {
       dh = at::mm(delta, Wx).view({-1});
     } else {

@@ -22,6 +22,16 @@ at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& 
 // What a forward pass keeps for its VJP: layer inputs and pre-activations, alternating.
 using Cache = std::vector<at::Tensor>;
 
+// Backprop through many solver steps gives each hypernetwork weight one rank-1 gradient per
+// drift evaluation. A bank keeps the factors (the layer's cotangent row and input) instead, and
+// `flush` adds them to the parameters' gradients as one matrix product per layer.
+struct GradBank {
+  std::vector<std::vector<at::Tensor>> rows, inputs;  // per layer
+  bool empty() const;
+  // Adds sum_k rows[j][k] (x) inputs[j][k] to params[2j].grad and sum_k rows[j][k] to params[2j+1].grad.
+  void flush(const std::vector<at::Tensor>& params);
+};
+
 // g_phi([w, t]): an MLP with sizes [w_dim + 1, hidden..., w_dim], last layer zero-initialised.
 class Hypernet {
  public:
@@ -34,9 +44,10 @@ class Hypernet {
 
   at::Tensor forward(const std::vector<at::Tensor>& params, const at::Tensor& w, double t, Cache* cache) const;
   // VJP at the cached point. vp flows to the parameters and to w; vx (optional) to w only
-  // (a stop-gradient on the parameters). Returns (d params, d w).
+  // (a stop-gradient on the parameters). Returns (d params, d w); with a bank, the parameters'
+  // gradients go to the bank and come back undefined.
   std::pair<std::vector<at::Tensor>, at::Tensor> vjp(const std::vector<at::Tensor>& params, const Cache& cache,
-                                                     const at::Tensor& vp, const at::Tensor& vx) const;
+                                                     const at::Tensor& vp, const at::Tensor& vx, GradBank* bank = nullptr) const;
   // tr(d g / d w) at (w, t), exactly, by differentiable ATen ops.
   at::Tensor trace_jacobian(const std::vector<at::Tensor>& params, const at::Tensor& w, double t) const;
 

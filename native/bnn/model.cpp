@@ -94,6 +94,7 @@ struct BlockRun {
   sde::StepOptions options, adjoint_options;
   sde::SolveStats forward, backward;
   double t_end = 0;
+  GradBank bank;  // backprop: the hypernetwork's weight gradients, flushed after backward
 };
 
 using torch::autograd::AutogradContext;
@@ -149,6 +150,10 @@ struct BnnModel::Block {
 struct BnnModel::Forward {
   std::vector<std::unique_ptr<BlockRun>> runs;  // declared first: destroyed after the graph
   at::Tensor out, kl_path, kl_w0;
+  // After backward: the banked hypernetwork gradients into the parameters' .grad.
+  void flush(const std::vector<std::unique_ptr<Block>>& blocks) {
+    for (size_t i = 0; i < runs.size(); ++i) runs[i]->bank.flush(blocks[i]->hyper_params);
+  }
   int64_t nfe() const {
     int64_t n = 0;
     for (const auto& r : runs) n += r->forward.nfe;
@@ -395,6 +400,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
     run->bm = sde::make_brownian_interval(bo);
     run->options = options;
     run->adjoint_options = adjoint_options;
+    if (route == Route::Backprop && fused) run->sde->set_bank(&run->bank);
     const at::Tensor y0 = run->sde->pack(h, w0);
     at::Tensor y1;
     if (route == Route::Adjoint) {
@@ -481,6 +487,7 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
                                                 std::to_string(r.kl) + "); parameters unchanged");
   }
   torch::autograd::backward({loss});
+  f.flush(blocks_);
   r.nfe = f.nfe();
   r.nfe_backward = f.nfe_backward();
   r.steps = f.steps();
@@ -537,6 +544,7 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
   const at::Tensor kl = f.kl_path + f.kl_w0;
   const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
   torch::autograd::backward({objective == Objective::Kl ? kl : loss});
+  f.flush(blocks_);
   GradientsResult r;
   r.loss = loss.item<double>();
   r.nll = nll_t.item<double>();
