@@ -19,6 +19,17 @@ at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& 
   return at::Tensor();
 }
 
+at::Tensor activation_grad_from_output(Activation a, const at::Tensor& out) {
+  switch (a) {
+    case Activation::Tanh: return 1 - out * out;
+    case Activation::Softplus: return -at::expm1(-out);  // sigmoid(z) = 1 - exp(-softplus(z))
+    case Activation::Relu: return (out > 0).to(out.scalar_type());
+    case Activation::Sigmoid: return out * (1 - out);
+    case Activation::Identity: return at::Tensor();
+  }
+  return at::Tensor();
+}
+
 namespace {
 at::Tensor times_grad(const at::Tensor& x, const at::Tensor& grad) { return grad.defined() ? x * grad : x; }
 
@@ -308,16 +319,22 @@ at::Tensor ConvDynamics::reference(double t, const at::Tensor& h, const at::Tens
   return to_state(at::conv2d(with_time_channel(a, t), s.k2, s.b2, 1, 1));
 }
 
+namespace {
+// conv 1's input matrix X1 [(C+1)*9, len]: the 9 shifted copies of each channel of h and of t * mask.
+at::Tensor im2col(const at::Tensor& h, double t, int64_t c, const Grid& g) {
+  at::Tensor x1 = at::empty({(c + 1) * 9, g.len}, h.options());
+  at::Tensor x1v = x1.view({c + 1, 3, 3, g.len});
+  x1v.narrow(0, 0, c).copy_(taps(h.view({c, g.np}), g));
+  x1v.select(0, c).copy_(taps(g.mask.view({1, g.np}), g).select(0, 0)).mul_(t);
+  return x1;
+}
+}  // namespace
+
 at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
   const ConvSlices k = conv_slices(w, c_, hidden_);
   Grid g = grid(h.numel(), c_, h_, w_);
   g.mask = mask(g.batch, h.options());
-  const at::Tensor in = h.view({c_, g.np});
-  // conv 1: X1 [(C+1)*9, len] = the 9 shifted copies of each input channel and of t * mask
-  at::Tensor x1 = at::empty({(c_ + 1) * 9, g.len}, h.options());
-  at::Tensor x1v = x1.view({c_ + 1, 3, 3, g.len});
-  x1v.narrow(0, 0, c_).copy_(taps(in, g));
-  x1v.select(0, c_).copy_(taps(g.mask.view({1, g.np}), g).select(0, 0)).mul_(t);
+  const at::Tensor x1 = im2col(h, t, c_, g);
   const at::Tensor z1 = at::addmm(k.b1.unsqueeze(1), k.k1.reshape({hidden_, (c_ + 1) * 9}), x1);  // [hidden, len]
   // conv 2 input X2 [hidden + 1, np]: act(z1) masked to zero on the borders, then t * mask
   at::Tensor x2 = at::empty({hidden_ + 1, g.np}, h.options());
@@ -339,19 +356,19 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
     if (tap == 0) window.copy_(shifted); else window.add_(shifted);
   }
   window.add_(k.b2.unsqueeze(1)).mul_(g.mask.narrow(0, g.s, g.len));
-  if (cache) {
-    cache->push_back(x1);
-    cache->push_back(z1);
+  if (cache) {  // X1 is rebuilt from h, act'(z1) comes from act(z1): only X2 is new memory
+    cache->push_back(h);
     cache->push_back(x2);
     cache->push_back(g.mask);
   }
   return out.view({-1});
 }
 
-std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
+std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
   const ConvSlices k = conv_slices(w, c_, hidden_);
-  const at::Tensor &x1 = cache[0], &z1 = cache[1], &x2 = cache[2], &mask = cache[3];
-  const Grid g = grid(v.numel(), c_, h_, w_);
+  const at::Tensor &h = cache[0], &x2 = cache[1], &mask = cache[2];
+  Grid g = grid(v.numel(), c_, h_, w_);
+  g.mask = mask;
   const at::Tensor mask_w = mask.narrow(0, g.s, g.len);
   // vm = the masked cotangent on the window, inside zero margins of wp + 1 columns
   const int64_t m = g.wp + 1;
@@ -370,11 +387,11 @@ std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double, const at::Tensor& w,
   const at::Tensor dk2 = at::mm(v2, x2.narrow(1, g.s, g.len).t()).view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
   const at::Tensor da = at::mm(k2r.narrow(1, 0, hidden_).t(), v2);  // [hidden, len]
   const at::Tensor a1 = x2.narrow(0, 0, hidden_).narrow(1, g.s, g.len);
-  const at::Tensor slope = activation_grad(activation_, z1, a1);
+  const at::Tensor slope = activation_grad_from_output(activation_, a1);
   at::Tensor dz1 = da * mask_w;
   if (slope.defined()) dz1.mul_(slope);
   const at::Tensor db1 = dz1.sum(1);
-  const at::Tensor dk1 = at::mm(dz1, x1.t());  // [hidden, (C+1)*9]
+  const at::Tensor dk1 = at::mm(dz1, im2col(h, t, c_, g).t());  // [hidden, (C+1)*9]
   const at::Tensor dx1 = at::mm(k.k1.reshape({hidden_, (c_ + 1) * 9}).narrow(1, 0, c_ * 9).t(), dz1);
   // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
   at::Tensor dh = at::zeros({c_, g.np}, v.options());

@@ -18,6 +18,8 @@ namespace bnn {
 
 // d act / dz at z, given a = act(z); undefined for the identity (derivative 1).
 at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& out);
+// The same from a = act(z) alone (every activation here allows it).
+at::Tensor activation_grad_from_output(Activation a, const at::Tensor& out);
 
 // What a forward pass keeps for its VJP: layer inputs and pre-activations, alternating.
 using Cache = std::vector<at::Tensor>;

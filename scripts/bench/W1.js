@@ -7,14 +7,10 @@
 // A step is one SdeBnn.trainStep (Brownian path, solve, loss, gradients, Adam update).
 'use strict';
 const path = require('node:path');
+const { time, round } = require('../bench.js');
 
+const WORKLOAD = 'W1';
 const PEER_MS = { backprop: 16.5, adjoint: 37.4 };
-
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : 0.5 * (s[m - 1] + s[m]);
-}
 
 function config(variant) {
   return {
@@ -54,27 +50,20 @@ async function W1(options = {}) {
   const results = [];
   for (const variant of options.variants ?? ['backprop', 'adjoint']) {
     const model = new sdebnn.SdeBnn(config(variant));
-    for (let i = 0; i < warmup; i++) await model.trainStep(x, y);
-    const times = [];
     let last;
-    for (let i = 0; i < runs; i++) {
-      const t0 = process.hrtime.bigint();
-      last = await model.trainStep(x, y);
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
+    const t = await time(async () => (last = await model.trainStep(x, y)), { runs, warmup });
     model.dispose();
-    const median_ms = median(times);
     results.push({
-      workload: 'W1',
+      workload: WORKLOAD,
       variant,
-      median_ms: +median_ms.toFixed(3),
-      min_ms: +Math.min(...times).toFixed(3),
+      median_ms: round(t.median_ms),
+      min_ms: round(t.min_ms),
       runs,
       threads,
       peer_ms: PEER_MS[variant],
-      speedup_vs_peer: +(PEER_MS[variant] / median_ms).toFixed(2),
+      speedup_vs_peer: round(PEER_MS[variant] / t.median_ms, 3),
       nfe: last.nfe + last.nfeBackward,
-      loss: +last.loss.toFixed(4),
+      loss: round(last.loss),
     });
   }
   return results;
