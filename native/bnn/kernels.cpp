@@ -1,6 +1,7 @@
 #include "bnn/kernels.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 
@@ -208,7 +209,7 @@ std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double t, const at::Tensor& w
     const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
     const at::Tensor Wx = w.as_strided({out, in}, {in_eff, 1}, base + offsets[l]);
     at::Tensor db = dw.narrow(0, offsets[l] + out * in_eff, out);
-    at::sum_out(db, delta, {0});
+    at::sum_out(db, delta, at::IntArrayRef{0});
     if (time_input_) {
       at::Tensor dW = dw.narrow(0, offsets[l], out * in_eff).view({out, in_eff});
       dW.narrow(1, 0, in).copy_(at::mm(delta.t(), cache[2 * l]));

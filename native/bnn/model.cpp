@@ -1,6 +1,7 @@
 #include "bnn/model.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -430,7 +431,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
   }
 
   if (c.kind == Kind::Conv) {
-    h = c.pool > 0 ? at::avg_pool2d(h, {c.pool, c.pool}) : h.mean({2, 3});
+    h = c.pool > 0 ? at::avg_pool2d(h, {c.pool, c.pool}) : h.mean(at::IntArrayRef{2, 3});
     f.out = at::linear(h.flatten(1), head_w_, head_b_);
   } else if (c.output_last) {
     f.out = h.narrow(1, h.size(1) - c.outputs, c.outputs);
