@@ -181,6 +181,18 @@ describe('SdeBnn KL estimators', () => {
       for (const gap of gaps) expect(gap, `${activation} [${hidden.join(', ')}]`).toBeLessThan(0.15 * halfTrace);
     }
   });
+  it('stl evaluates u at w_t: its u . dB value equals fmc\'s on the same path (only the gradients differ)', async () => {
+    const klDb: number[] = [];
+    for (const estimator of ['fmc', 'stl'] as const) {
+      const m = new SdeBnn({ ...tiny, estimator, solver: { steps: 50 } });
+      m.setState(withEntries(m.getState(), 'blocks.0.hypernet.1.weight', (i) => 0.3 * Math.sin(5 * i)), { strict: false });
+      const [b] = await m.diagnose(x1d, { seed: 11 });
+      klDb.push(b!.klDb);
+    }
+    expect(Math.abs(klDb[0]!)).toBeGreaterThan(1e-3);
+    expect(klDb[1]).toBe(klDb[0]); // the JAX reference's u(w_0) would give a different number
+  });
+
 });
 
 describe('SdeBnn gradients', () => {
@@ -265,6 +277,27 @@ describe('SdeBnn training', () => {
       expect(prediction.std.every((s) => s >= 0 && Number.isFinite(s))).toBe(true);
       expect(prediction.noiseScale).toBe(1);
     }
+  });
+
+  it('adds the closed-form KL of a Gaussian q(w_0) against N(0, 0.1^2), learns a Gaussian noise scale, and steps adaptively', async () => {
+    const model = new SdeBnn({ ...tiny, w0: { posterior: 'gaussian', rhoInit: -3 }, learnScale: true, solver: { adaptive: true, steps: 4 } });
+    expect(model.parameterNames).toEqual(expect.arrayContaining(['blocks.0.w0_rho', 'likelihood.log_scale']));
+    const s = model.getState();
+    const mu = s['blocks.0.w0']!.data;
+    const rho = s['blocks.0.w0_rho']!.data;
+    let expected = 0;
+    for (let i = 0; i < mu.length; i++) {
+      const v = Math.exp(2 * rho[i]!);
+      expected += Math.log(0.1) - rho[i]! + (v + mu[i]! ** 2) / (2 * 0.01) - 0.5;
+    }
+    const step = await model.trainStep(x1d, y1d);
+    expect(step.klW0).toBeCloseTo(expected, 8);
+    expect(step.kl).toBeCloseTo(expected, 8); // path KL 0 at the start
+    expect(step.tEnd).toBe(1);
+    expect(step.steps).toBeGreaterThan(0);
+    const before = s['likelihood.log_scale']!.data[0]!;
+    await model.trainStep(x1d, y1d);
+    expect(model.getState()['likelihood.log_scale']!.data[0]).not.toBe(before);
   });
 
   it('resumes from a state round trip to identical numbers (parameters, Adam, EMA, random streams)', async () => {
