@@ -645,10 +645,7 @@ export class SdeBnn {
         mean[j] = m;
         std[j] = s > 1 ? Math.sqrt(v / (s - 1)) : 0;
       }
-      let noiseScale = this.config.scale;
-      if (this.config.learnScale && !this.isDisposed) {
-        noiseScale = Math.exp(callNative(() => this.handle.getState())['likelihood.log_scale']!.data[0]!);
-      }
+      const noiseScale = this.config.learnScale && !this.isDisposed ? callNative(() => this.handle.info()).scale : this.config.scale;
       return { kind: 'regression', samples: out.data, shape: [s, b, k], mean, std, noiseScale } as RegressionPrediction;
     });
   }

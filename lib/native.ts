@@ -38,7 +38,7 @@ export interface NativeBnnStep {
 
 /** A native SDE-BNN (native/addon/bnn.cc); one asynchronous call at a time. */
 export interface NativeSdeBnn {
-  info(): { wDims: number[]; numParameters: number; parameterNames: string[]; device: string };
+  info(): { wDims: number[]; numParameters: number; parameterNames: string[]; device: string; scale: number };
   trainStep(inputs: Tensor, targets: NativeTargets, options: { lr: number; beta: number }): Promise<NativeBnnStep>;
   gradients(
     inputs: Tensor,

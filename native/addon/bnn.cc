@@ -176,6 +176,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       for (size_t i = 0; i < names.size(); ++i) n.Set(static_cast<uint32_t>(i), names[i]);
       o.Set("parameterNames", n);
       o.Set("device", m->config().device.str());
+      o.Set("scale", m->likelihood_scale());
       return o;
     });
   }

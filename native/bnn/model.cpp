@@ -316,6 +316,10 @@ std::vector<std::string> BnnModel::parameter_names() const {
 
 NamedTensors BnnModel::named_parameters() const { return params_; }
 
+double BnnModel::likelihood_scale() const {
+  return log_scale_.defined() ? std::exp(log_scale_.detach().to(at::kDouble).item<double>()) : config_.scale;
+}
+
 // ---- forward ---------------------------------------------------------------------------------
 
 at::Tensor BnnModel::prepare_input(const at::Tensor& x) const {

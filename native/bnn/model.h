@@ -50,6 +50,8 @@ class BnnModel {
   std::vector<int64_t> w_dims() const;
   int64_t num_parameters() const;
   std::vector<std::string> parameter_names() const;
+  // The likelihood's current scale (Gaussian std or Laplace scale): learned or fixed.
+  double likelihood_scale() const;
 
   // x: [B, ...input_shape] (any float dtype, any device: moved to the model's);
   // y: class indices [B] (categorical) or targets [B, outputs].
