@@ -23,12 +23,23 @@ at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& 
 at::Tensor activation_grad_from_output(Activation a, const at::Tensor& out) {
   switch (a) {
     case Activation::Tanh: return 1 - out * out;
-    case Activation::Softplus: return -at::expm1(-out);  // sigmoid(z) = 1 - exp(-softplus(z))
+    case Activation::Softplus: return at::neg(out).expm1_().neg_();  // sigmoid(z) = 1 - exp(-softplus(z))
     case Activation::Relu: return (out > 0).to(out.scalar_type());
     case Activation::Sigmoid: return out * (1 - out);
     case Activation::Identity: return at::Tensor();
   }
   return at::Tensor();
+}
+
+// out = act(z), written into `out` (a view may be strided).
+void activate_into(Activation a, at::Tensor& out, const at::Tensor& z) {
+  switch (a) {
+    case Activation::Tanh: at::tanh_out(out, z); return;
+    case Activation::Softplus: at::softplus_out(out, z, 1, 20); return;
+    case Activation::Relu: at::clamp_min_out(out, z, 0); return;
+    case Activation::Sigmoid: at::sigmoid_out(out, z); return;
+    case Activation::Identity: out.copy_(z); return;
+  }
 }
 
 namespace {
@@ -342,7 +353,8 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
   x2.narrow(1, 0, g.s).zero_();
   x2.narrow(1, g.s + g.len, g.s).zero_();
   at::Tensor a1 = x2.narrow(0, 0, hidden_).narrow(1, g.s, g.len);
-  at::mul_out(a1, sde::activate(activation_, z1), g.mask.narrow(0, g.s, g.len));
+  activate_into(activation_, a1, z1);
+  a1.mul_(g.mask.narrow(0, g.s, g.len));
   x2.select(0, hidden_).copy_(g.mask).mul_(t);
   // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
   const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c_ * 9, hidden_ + 1});
@@ -388,9 +400,12 @@ std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& 
   const at::Tensor dk2 = at::mm(v2, x2.narrow(1, g.s, g.len).t()).view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
   const at::Tensor da = at::mm(k2r.narrow(1, 0, hidden_).t(), v2);  // [hidden, len]
   const at::Tensor a1 = x2.narrow(0, 0, hidden_).narrow(1, g.s, g.len);
-  const at::Tensor slope = activation_grad_from_output(activation_, a1);
-  at::Tensor dz1 = da * mask_w;
-  if (slope.defined()) dz1.mul_(slope);
+  at::Tensor dz1 = activation_grad_from_output(activation_, a1);  // a fresh tensor, reused for dz1
+  if (dz1.defined()) {
+    dz1.mul_(da).mul_(mask_w);
+  } else {
+    dz1 = da * mask_w;
+  }
   const at::Tensor db1 = dz1.sum(1);
   const at::Tensor dk1 = at::mm(dz1, im2col(h, t, c_, g).t());  // [hidden, (C+1)*9]
   const at::Tensor dx1 = at::mm(k.k1.reshape({hidden_, (c_ + 1) * 9}).narrow(1, 0, c_ * 9).t(), dz1);
