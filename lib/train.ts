@@ -1,0 +1,309 @@
+/**
+ * Training and evaluation loops for SDE-BNNs: shuffled minibatches, a learning-rate schedule,
+ * KL warm-up, per-epoch metrics, a JSON-lines log, a progress bar on a terminal, callbacks, and
+ * checkpoints that resume to identical numbers. Each step is one native call.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { saveCheckpoint, loadCheckpoint, type CheckpointTensor } from './checkpoint';
+import { MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
+import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
+import type { SdeBnn, BnnTrainStepResult as TrainStepResult } from './bnn';
+import type { Tensor } from './tensor';
+import {
+  expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectOneOf,
+  expectOptionalObject, expectPositive, expectPositiveInteger, expectString, optional,
+} from './validate';
+
+type StepResult = TrainStepResult;
+
+export interface TrainOptions {
+  epochs?: number;
+  batchSize?: number;
+  /** Peak learning rate. Default 1e-3. */
+  lr?: number;
+  /** 'cosine' decays to lrMin over the run; 'constant' keeps it. Default 'cosine'. */
+  lrSchedule?: 'constant' | 'cosine';
+  lrMin?: number;
+  /** Linear learning-rate warm-up steps. Default 0. */
+  warmupSteps?: number;
+  /** KL weight beta in loss = NLL + beta KL / nTrain. Default 1e-3 (the tempered ELBO); 1 is the true ELBO. */
+  beta?: number;
+  /** Linear warm-up of beta from 0 over this many steps. Default 0. */
+  betaWarmupSteps?: number;
+  seed?: number;
+  /** Stop after this much training time (seconds, evaluation not counted); the epoch in progress ends early. */
+  timeLimit?: number;
+  /** Evaluate on the test set after every epoch (default true); otherwise once, at the end. */
+  evalEachEpoch?: boolean;
+  /** Monte Carlo weight paths for evaluation. Default 4. */
+  evalSamples?: number;
+  evalBatchSize?: number;
+  /** Evaluate with the exponential moving average of the parameters (when the model keeps one). */
+  evalEma?: boolean;
+  /** JSON-lines log of steps and epochs. */
+  logFile?: string;
+  /** Written atomically after every epoch; resumed from with `resume`. */
+  checkpointFile?: string;
+  resume?: boolean;
+  /** Progress bar on stderr. Default: when stderr is a terminal. */
+  progress?: boolean;
+  onStep?: (step: StepLog) => void;
+  onEpoch?: (epoch: EpochLog) => void;
+}
+
+export interface StepLog extends StepResult {
+  type: 'step';
+  epoch: number;
+  step: number;
+  lr: number;
+  beta: number;
+  seconds: number;
+}
+
+export interface EpochLog {
+  type: 'epoch';
+  epoch: number;
+  steps: number;
+  loss: number;
+  nll: number;
+  kl: number;
+  accuracy?: number;
+  nfe: number;
+  seconds: number;
+  test?: ClassificationMetrics | RegressionMetrics;
+}
+
+export interface TrainResult {
+  epochs: EpochLog[];
+  steps: number;
+  /** Wall time of the whole run, evaluation included. */
+  seconds: number;
+  /** Time spent in training steps. */
+  trainSeconds: number;
+  test?: ClassificationMetrics | RegressionMetrics;
+  stoppedEarly: boolean;
+}
+
+const TRAIN_KEYS = [
+  'epochs', 'batchSize', 'lr', 'lrSchedule', 'lrMin', 'warmupSteps', 'beta', 'betaWarmupSteps', 'seed', 'timeLimit',
+  'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'resume', 'progress', 'onStep', 'onEpoch',
+] as const;
+
+function trainOptions(options: unknown) {
+  const o = expectOptionalObject(options, 'options');
+  expectKnownKeys(o, 'options', TRAIN_KEYS);
+  return {
+    epochs: optional(o.epochs, 1, (v) => expectPositiveInteger(v, 'options.epochs')),
+    batchSize: optional(o.batchSize, 128, (v) => expectPositiveInteger(v, 'options.batchSize')),
+    lr: optional(o.lr, 1e-3, (v) => expectPositive(v, 'options.lr')),
+    lrSchedule: optional(o.lrSchedule, 'cosine' as const, (v) => expectOneOf(v, 'options.lrSchedule', ['constant', 'cosine'] as const)),
+    lrMin: optional(o.lrMin, 0, (v) => expectNonNegative(v, 'options.lrMin')),
+    warmupSteps: optional(o.warmupSteps, 0, (v) => expectInteger(v, 'options.warmupSteps', 0)),
+    beta: optional(o.beta, 1e-3, (v) => expectNonNegative(v, 'options.beta')),
+    betaWarmupSteps: optional(o.betaWarmupSteps, 0, (v) => expectInteger(v, 'options.betaWarmupSteps', 0)),
+    seed: optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1)),
+    timeLimit: optional(o.timeLimit, Infinity, (v) => expectPositive(v, 'options.timeLimit')),
+    evalEachEpoch: optional(o.evalEachEpoch, true, (v) => expectBoolean(v, 'options.evalEachEpoch')),
+    evalSamples: optional(o.evalSamples, 4, (v) => expectPositiveInteger(v, 'options.evalSamples')),
+    evalBatchSize: optional(o.evalBatchSize, 500, (v) => expectPositiveInteger(v, 'options.evalBatchSize')),
+    evalEma: optional(o.evalEma, false, (v) => expectBoolean(v, 'options.evalEma')),
+    logFile: optional(o.logFile, undefined as string | undefined, (v) => expectString(v, 'options.logFile')),
+    checkpointFile: optional(o.checkpointFile, undefined as string | undefined, (v) => expectString(v, 'options.checkpointFile')),
+    resume: optional(o.resume, false, (v) => expectBoolean(v, 'options.resume')),
+    progress: optional(o.progress, Boolean(process.stderr.isTTY), (v) => expectBoolean(v, 'options.progress')),
+    onStep: o.onStep === undefined ? undefined : expectFunction<(s: StepLog) => void>(o.onStep, 'options.onStep'),
+    onEpoch: o.onEpoch === undefined ? undefined : expectFunction<(e: EpochLog) => void>(o.onEpoch, 'options.onEpoch'),
+  };
+}
+
+/**
+ * The learning rate at `step`: linear warm-up over warmupSteps, then constant or a cosine decay to
+ * lrMin as `progress` (the fraction of the run done, by steps or by the time limit) goes to 1.
+ */
+export function learningRate(step: number, progress: number, o: { lr: number; lrSchedule: 'constant' | 'cosine'; lrMin: number; warmupSteps: number }): number {
+  if (step < o.warmupSteps) return (o.lr * (step + 1)) / o.warmupSteps;
+  if (o.lrSchedule === 'constant') return o.lr;
+  const p = Math.min(1, Math.max(0, progress));
+  return o.lrMin + 0.5 * (o.lr - o.lrMin) * (1 + Math.cos(Math.PI * p));
+}
+
+const CHECKPOINT_VERSION = '1';
+
+function toCheckpointTensors(state: Record<string, Tensor>): Record<string, CheckpointTensor> {
+  const out: Record<string, CheckpointTensor> = {};
+  for (const [name, t] of Object.entries(state)) out[name] = { data: t.data, shape: t.shape };
+  return out;
+}
+
+/** Writes a model's state and training position atomically (safetensors layout). */
+export function saveTrainingCheckpoint(file: string, model: SdeBnn, position: { epoch: number; step: number; iterator?: MinibatchState }): void {
+  saveCheckpoint(file, toCheckpointTensors(model.getState()), {
+    format: 'sdebnn',
+    version: CHECKPOINT_VERSION,
+    config: JSON.stringify(model.config),
+    epoch: String(position.epoch),
+    step: String(position.step),
+    ...(position.iterator ? { iterator: JSON.stringify(position.iterator) } : {}),
+  });
+}
+
+/** Reads a checkpoint written by saveTrainingCheckpoint, checking its format and version. */
+export function readTrainingCheckpoint(file: string) {
+  const checkpoint = loadCheckpoint(file);
+  const meta = checkpoint.metadata;
+  if (meta.format !== 'sdebnn' || meta.version !== CHECKPOINT_VERSION) {
+    throw new RangeError(`Checkpoint ${file} is not an sdebnn checkpoint of version ${CHECKPOINT_VERSION} (format ${meta.format ?? 'none'}, version ${meta.version ?? 'none'})`);
+  }
+  const state: Record<string, Tensor> = {};
+  for (const [name, t] of Object.entries(checkpoint.tensors)) {
+    if (!(t.data instanceof Float32Array) && !(t.data instanceof Float64Array)) {
+      throw new RangeError(`Checkpoint ${file}: tensor ${name} has dtype ${t.dtype}; expected F32 or F64`);
+    }
+    state[name] = { data: t.data, shape: t.shape };
+  }
+  return {
+    state,
+    config: JSON.parse(meta.config ?? '{}') as object,
+    epoch: Number(meta.epoch ?? 0),
+    step: Number(meta.step ?? 0),
+    iterator: meta.iterator ? (JSON.parse(meta.iterator) as MinibatchState) : undefined,
+  };
+}
+
+class ProgressBar {
+  private last = 0;
+  constructor(private readonly enabled: boolean) {}
+  update(text: string, fraction: number): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.last < 100 && fraction < 1) return;
+    this.last = now;
+    const width = 24;
+    const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}\x1b[K`);
+  }
+  done(): void {
+    if (this.enabled) process.stderr.write('\n');
+  }
+}
+
+/** Evaluates on a dataset with S Monte Carlo weight paths: accuracy, NLL, Brier, ECE (15 bins), entropy; or regression metrics. */
+export async function evaluate(
+  model: SdeBnn,
+  dataset: Dataset,
+  options: { samples?: number; batchSize?: number; ema?: boolean; seed?: number } = {},
+): Promise<ClassificationMetrics | RegressionMetrics> {
+  const samples = optional(options.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
+  const batchSize = optional(options.batchSize, 500, (v) => expectPositiveInteger(v, 'options.batchSize'));
+  const ema = optional(options.ema, false, (v) => expectBoolean(v, 'options.ema'));
+  const seed = optional(options.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1));
+  const per = dataset.inputShape.reduce((a, b) => a * b, 1);
+  const n = dataset.length;
+  if (model.config.likelihood === 'categorical') {
+    const classes = model.config.classes;
+    const probs = new Float64Array(n * classes);
+    for (let start = 0; start < n; start += batchSize) {
+      const size = Math.min(batchSize, n - start);
+      // A private Brownian stream per batch: evaluation neither depends on nor disturbs training.
+      const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
+      if (out.kind !== 'categorical') throw new Error('expected class probabilities');
+      probs.set(out.probs, start * classes);
+    }
+    return classificationMetrics({ data: probs, shape: [n, classes] }, dataset.targets as Uint8Array);
+  }
+  const outputs = new Float64Array(samples * n);
+  let noiseStd = 0;
+  for (let start = 0; start < n; start += batchSize) {
+    const size = Math.min(batchSize, n - start);
+    const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
+    if (out.kind !== 'regression') throw new Error('expected regression samples');
+    for (let s = 0; s < samples; s++) for (let i = 0; i < size; i++) outputs[s * n + start + i] = out.samples[s * size + i]!;
+    noiseStd = out.noiseScale;
+  }
+  return regressionMetrics({ data: outputs, shape: [samples, n] }, dataset.targets as Float32Array, { noiseStd });
+}
+
+/**
+ * Trains `model` on `train` (and evaluates on `test` after each epoch). Resumes from
+ * `checkpointFile` when `resume` is set and the file exists.
+ */
+export async function train(model: SdeBnn, data: { train: Dataset; test?: Dataset }, options: TrainOptions = {}): Promise<TrainResult> {
+  const o = trainOptions(options);
+  const iterator = new MinibatchIterator(data.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true });
+  const totalSteps = o.epochs * iterator.batchesPerEpoch;
+  let startEpoch = 0;
+  let step = 0;
+  if (o.resume && o.checkpointFile && fs.existsSync(o.checkpointFile)) {
+    const saved = readTrainingCheckpoint(o.checkpointFile);
+    model.setState(saved.state);
+    startEpoch = saved.epoch;
+    step = saved.step;
+    if (saved.iterator) iterator.setState(saved.iterator);
+  }
+  if (o.logFile) fs.mkdirSync(path.dirname(path.resolve(o.logFile)), { recursive: true });
+  const log = (entry: object) => {
+    if (o.logFile) fs.appendFileSync(o.logFile, `${JSON.stringify(entry)}\n`);
+  };
+  const bar = new ProgressBar(o.progress);
+  const started = Date.now();
+  let trainSeconds = 0; // stepping time only: the time limit does not count evaluation
+  const epochs: EpochLog[] = [];
+  let stoppedEarly = false;
+  for (let epoch = startEpoch; epoch < o.epochs && !stoppedEarly; epoch++) {
+    const epochStart = Date.now();
+    const sums = { loss: 0, nll: 0, kl: 0, accuracy: 0, nfe: 0, steps: 0 };
+    for (const batch of iterator.epoch()) {
+      const lr = learningRate(step, Math.max(step / totalSteps, trainSeconds / o.timeLimit), o);
+      const beta = o.betaWarmupSteps > 0 ? (o.beta * Math.min(1, (step + 1) / o.betaWarmupSteps)) : o.beta;
+      const stepStart = Date.now();
+      const result = await model.trainStep(batch.inputs, batch.targets, { lr, beta });
+      trainSeconds += (Date.now() - stepStart) / 1000;
+      if (!Number.isFinite(result.loss)) {
+        throw new RangeError(`Training diverged at step ${step} (loss ${result.loss}); lower lr, raise batchSize or lower the diffusion sigma`);
+      }
+      step++;
+      sums.loss += result.loss;
+      sums.nll += result.nll;
+      sums.kl += result.kl;
+      sums.accuracy += result.accuracy ?? 0;
+      sums.nfe += result.nfe;
+      sums.steps++;
+      const seconds = (Date.now() - started) / 1000;
+      const entry: StepLog = { type: 'step', epoch, step, lr, beta, seconds, ...result };
+      o.onStep?.(entry);
+      if (step % 10 === 0) log(entry);
+      bar.update(
+        `epoch ${epoch + 1}/${o.epochs} step ${batch.index + 1}/${iterator.batchesPerEpoch} loss ${(sums.loss / sums.steps).toFixed(4)}` +
+          (result.accuracy !== null ? ` acc ${(sums.accuracy / sums.steps).toFixed(3)}` : '') + ` kl ${result.kl.toExponential(2)} ${seconds.toFixed(0)}s`,
+        (batch.index + 1) / iterator.batchesPerEpoch,
+      );
+      if (trainSeconds > o.timeLimit) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+    bar.done();
+    const n = Math.max(1, sums.steps);
+    const epochLog: EpochLog = {
+      type: 'epoch',
+      epoch: epoch + 1,
+      steps: sums.steps,
+      loss: sums.loss / n,
+      nll: sums.nll / n,
+      kl: sums.kl / n,
+      ...(model.config.likelihood === 'categorical' ? { accuracy: sums.accuracy / n } : {}),
+      nfe: sums.nfe / n,
+      seconds: (Date.now() - epochStart) / 1000,
+    };
+    const last = stoppedEarly || epoch + 1 === o.epochs;
+    if (data.test && (o.evalEachEpoch || last)) epochLog.test = await evaluate(model, data.test, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma });
+    epochs.push(epochLog);
+    log(epochLog);
+    // Saved before the callback, so an interruption there loses nothing. A run stopped mid-epoch
+    // resumes inside that epoch, where the iterator left off.
+    if (o.checkpointFile) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
+    o.onEpoch?.(epochLog);
+  }
+  return { epochs, steps: step, seconds: (Date.now() - started) / 1000, trainSeconds, test: epochs.at(-1)?.test, stoppedEarly };
+}
