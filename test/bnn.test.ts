@@ -215,12 +215,18 @@ describe('SdeBnn gradients', () => {
         expect(relativeError(a.grads, b.grads)).toBeLessThan(1e-12);
       }
     }
-    const images = Float64Array.from({ length: 4 * 2 * 8 * 8 }, (_, i) => Math.sin(i));
-    const labels = [0, 1, 2, 1];
-    for (const estimator of ['ckl', 'stl'] as const) {
+    // conv: two stages at 8x8; and 28x28 with a batch of 6, which the kernels split into chunks of 4 and 2 images
+    const cases = [
+      [[2, 8, 8], [1, 1], 4, 'ckl', 'tanh'],
+      [[2, 8, 8], [1, 1], 4, 'stl', 'tanh'],
+      [[1, 28, 28], [1], 6, 'ckl', 'softplus'],
+    ] as const;
+    for (const [inputShape, blocks, batch, estimator, convActivation] of cases) {
+      const images = Float64Array.from({ length: batch * inputShape[0] * inputShape[1] * inputShape[2] }, (_, i) => Math.sin(i));
+      const labels = Array.from({ length: batch }, (_, i) => i % 3);
       const config: Config = {
-        kind: 'conv', inputShape: [2, 8, 8], stem: false, aug: 1, width: 4, blocks: [1, 1], pool: 'global', classes: 3,
-        dtype: 'float64', seed: 2, estimator, convActivation: 'tanh', hypernet: { hidden: [8] }, solver: { steps: 4 },
+        kind: 'conv', inputShape: [...inputShape], stem: false, aug: 1, width: 4, blocks: [...blocks], pool: 'global', classes: 3,
+        dtype: 'float64', seed: 2, estimator, convActivation, hypernet: { hidden: [8] }, solver: { steps: 4 },
       };
       const fused = await trained(config, images, labels as never);
       const reference = new SdeBnn({ ...config, kernels: 'autograd' });

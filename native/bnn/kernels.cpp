@@ -279,7 +279,6 @@ ConvSlices conv_slices(const at::Tensor& w, int64_t c, int64_t hidden) {
 // interior pixel; tap (ky, kx) reads column j + (ky - 1)(W + 2) + (kx - 1).
 struct Grid {
   int64_t batch, wp, np, s, len;
-  at::Tensor mask;  // [np]: 1 inside the images, 0 on the borders
 };
 Grid grid(int64_t numel, int64_t c, int64_t h, int64_t w) {
   Grid g;
@@ -332,87 +331,135 @@ at::Tensor ConvDynamics::reference(double t, const at::Tensor& h, const at::Tens
 }
 
 namespace {
-// conv 1's input matrix X1 [(C+1)*9, len]: the 9 shifted copies of each channel of h and of t * mask.
-at::Tensor im2col(const at::Tensor& h, double t, int64_t c, const Grid& g) {
+// conv 1's input matrix X1 [(C+1)*9, len]: the 9 shifted copies of each channel of h ([C, np], rows
+// possibly strided) and of t * mask.
+at::Tensor im2col(const at::Tensor& h, const at::Tensor& mask, double t, int64_t c, const Grid& g) {
   at::Tensor x1 = at::empty({(c + 1) * 9, g.len}, h.options());
   at::Tensor x1v = x1.view({c + 1, 3, 3, g.len});
-  x1v.narrow(0, 0, c).copy_(taps(h.view({c, g.np}), g));
-  x1v.select(0, c).copy_(taps(g.mask.view({1, g.np}), g).select(0, 0)).mul_(t);
+  x1v.narrow(0, 0, c).copy_(taps(h, g));
+  x1v.select(0, c).copy_(taps(mask.unsqueeze(0), g).select(0, 0)).mul_(t);
   return x1;
+}
+
+// Images per chunk: the columns of one chunk's matrices (about 4k) keep its intermediates in
+// cache between the GEMMs and the elementwise passes. Every chunk is self-contained: its taps
+// never leave its own images' zero borders.
+constexpr int64_t kChunkColumns = 4096;
+
+struct Chunk {
+  int64_t c0;  // first column
+  Grid g;      // the chunk's own grid (np = its columns)
+};
+std::vector<Chunk> chunks(const Grid& g, int64_t h) {
+  const int64_t per_image = (h + 2) * g.wp;
+  const int64_t images = std::max<int64_t>(1, kChunkColumns / per_image);
+  std::vector<Chunk> out;
+  for (int64_t b = 0; b < g.batch; b += images) {
+    Chunk c;
+    c.c0 = b * per_image;
+    c.g = g;
+    c.g.batch = std::min(images, g.batch - b);
+    c.g.np = c.g.batch * per_image;
+    c.g.len = c.g.np - 2 * c.g.s;
+    out.push_back(c);
+  }
+  return out;
 }
 }  // namespace
 
 at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
   const ConvSlices k = conv_slices(w, c_, hidden_);
-  Grid g = grid(h.numel(), c_, h_, w_);
-  g.mask = mask(g.batch, h.options());
-  const at::Tensor x1 = im2col(h, t, c_, g);
-  const at::Tensor z1 = at::addmm(k.b1.unsqueeze(1), k.k1.reshape({hidden_, (c_ + 1) * 9}), x1);  // [hidden, len]
-  // conv 2 input X2 [hidden + 1, np]: act(z1) masked to zero on the borders, then t * mask
-  at::Tensor x2 = at::empty({hidden_ + 1, g.np}, h.options());
-  x2.narrow(1, 0, g.s).zero_();
-  x2.narrow(1, g.s + g.len, g.s).zero_();
-  at::Tensor a1 = x2.narrow(0, 0, hidden_).narrow(1, g.s, g.len);
-  activate_into(activation_, a1, z1);
-  a1.mul_(g.mask.narrow(0, g.s, g.len));
-  x2.select(0, hidden_).copy_(g.mask).mul_(t);
-  // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
+  const Grid g = grid(h.numel(), c_, h_, w_);
+  const at::Tensor mask_all = mask(g.batch, h.options());
+  const at::Tensor in = h.view({c_, g.np});
+  const at::Tensor k1m = k.k1.reshape({hidden_, (c_ + 1) * 9});
+  const at::Tensor b1 = k.b1.unsqueeze(1);
   const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c_ * 9, hidden_ + 1});
-  const at::Tensor q = at::mm(k2r, x2);
+  // X2 [hidden + 1, np]: act(z1), zero on the borders, then the t row t * mask (kept for the VJP)
+  at::Tensor x2 = at::empty({hidden_ + 1, g.np}, h.options());
+  x2.select(0, hidden_).copy_(mask_all).mul_(t);
   at::Tensor out = at::empty({c_, g.np}, h.options());
-  out.narrow(1, 0, g.s).zero_();
-  out.narrow(1, g.s + g.len, g.s).zero_();
-  at::Tensor window = out.narrow(1, g.s, g.len);
-  const at::Tensor qv = q.view({c_, 9, g.np});
-  for (int64_t tap = 0; tap < 9; ++tap) {
-    const at::Tensor shifted = qv.select(1, tap).narrow(1, g.s + tap_offset(tap, g), g.len);
-    if (tap == 0) window.copy_(shifted); else window.add_(shifted);
+  for (const Chunk& ch : chunks(g, h_)) {
+    const Grid& cg = ch.g;
+    const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
+    const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
+    // conv 1: one GEMM over the shifted copies
+    const at::Tensor z1 = at::addmm(b1, k1m, im2col(in.narrow(1, ch.c0, cg.np), mask, t, c_, cg));  // [hidden, len]
+    at::Tensor x2c = x2.narrow(1, ch.c0, cg.np);
+    x2c.narrow(0, 0, hidden_).narrow(1, 0, cg.s).zero_();
+    x2c.narrow(0, 0, hidden_).narrow(1, cg.s + cg.len, cg.s).zero_();
+    at::Tensor a1 = x2c.narrow(0, 0, hidden_).narrow(1, cg.s, cg.len);
+    activate_into(activation_, a1, z1);
+    a1.mul_(mask_w);
+    // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
+    const at::Tensor qv = at::mm(k2r, x2c).view({c_, 9, cg.np});
+    at::Tensor outc = out.narrow(1, ch.c0, cg.np);
+    outc.narrow(1, 0, cg.s).zero_();
+    outc.narrow(1, cg.s + cg.len, cg.s).zero_();
+    at::Tensor window = outc.narrow(1, cg.s, cg.len);
+    for (int64_t tap = 0; tap < 9; ++tap) {
+      const at::Tensor shifted = qv.select(1, tap).narrow(1, cg.s + tap_offset(tap, cg), cg.len);
+      if (tap == 0) window.copy_(shifted); else window.add_(shifted);
+    }
+    window.add_(k.b2.unsqueeze(1)).mul_(mask_w);
   }
-  window.add_(k.b2.unsqueeze(1)).mul_(g.mask.narrow(0, g.s, g.len));
   if (cache) {  // X1 is rebuilt from h, act'(z1) comes from act(z1): only X2 is new memory
     cache->push_back(h);
     cache->push_back(x2);
-    cache->push_back(g.mask);
+    cache->push_back(mask_all);
   }
   return out.view({-1});
 }
 
 std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
   const ConvSlices k = conv_slices(w, c_, hidden_);
-  const at::Tensor &h = cache[0], &x2 = cache[1], &mask = cache[2];
-  Grid g = grid(v.numel(), c_, h_, w_);
-  g.mask = mask;
-  const at::Tensor mask_w = mask.narrow(0, g.s, g.len);
-  // vm = the masked cotangent on the window, inside zero margins of wp + 1 columns
-  const int64_t m = g.wp + 1;
-  at::Tensor vpad = at::empty({c_, g.len + 2 * m}, v.options());
-  vpad.narrow(1, 0, m).zero_();
-  vpad.narrow(1, m + g.len, m).zero_();
-  at::Tensor vm = vpad.narrow(1, m, g.len);
-  at::mul_out(vm, v.view({c_, g.np}).narrow(1, g.s, g.len), mask_w);
-  const at::Tensor db2 = vm.sum(1);
-  // V2 [C*9, len] on the window: row co*9 + tap is vm[co] shifted back by the tap's offset
-  at::Tensor v2 = at::empty({c_, 9, g.len}, v.options());
-  for (int64_t tap = 0; tap < 9; ++tap) v2.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, g), g.len));
-  v2 = v2.view({c_ * 9, g.len});
+  const at::Tensor &h = cache[0], &x2 = cache[1], &mask_all = cache[2];
+  const Grid g = grid(v.numel(), c_, h_, w_);
+  const at::Tensor in = h.view({c_, g.np});
+  const at::Tensor vv = v.view({c_, g.np});
+  const at::Tensor k1m = k.k1.reshape({hidden_, (c_ + 1) * 9});
+  const at::Tensor k1t = k1m.narrow(1, 0, c_ * 9).t();                 // [C*9, hidden]
   const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c_ * 9, hidden_ + 1});
-  // X2 is zero outside the window, so the window holds every term of dK2
-  const at::Tensor dk2 = at::mm(v2, x2.narrow(1, g.s, g.len).t()).view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
-  const at::Tensor da = at::mm(k2r.narrow(1, 0, hidden_).t(), v2);  // [hidden, len]
-  const at::Tensor a1 = x2.narrow(0, 0, hidden_).narrow(1, g.s, g.len);
-  at::Tensor dz1 = activation_grad_from_output(activation_, a1);  // a fresh tensor, reused for dz1
-  if (dz1.defined()) {
-    dz1.mul_(da).mul_(mask_w);
-  } else {
-    dz1 = da * mask_w;
-  }
-  const at::Tensor db1 = dz1.sum(1);
-  const at::Tensor dk1 = at::mm(dz1, im2col(h, t, c_, g).t());  // [hidden, (C+1)*9]
-  const at::Tensor dx1 = at::mm(k.k1.reshape({hidden_, (c_ + 1) * 9}).narrow(1, 0, c_ * 9).t(), dz1);
-  // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
+  const at::Tensor k2t = k2r.narrow(1, 0, hidden_).t();               // [hidden, C*9]
+  at::Tensor dk1 = at::zeros({hidden_, (c_ + 1) * 9}, v.options());
+  at::Tensor dk2r = at::zeros({c_ * 9, hidden_ + 1}, v.options());
+  at::Tensor db1 = at::zeros({hidden_}, v.options());
+  at::Tensor db2 = at::zeros({c_}, v.options());
   at::Tensor dh = at::zeros({c_, g.np}, v.options());
-  const at::Tensor dx1_taps = dx1.view({c_, 9, g.len});
-  for (int64_t tap = 0; tap < 9; ++tap) dh.narrow(1, g.s + tap_offset(tap, g), g.len).add_(dx1_taps.select(1, tap));
+  const int64_t m = g.wp + 1;
+  for (const Chunk& ch : chunks(g, h_)) {
+    const Grid& cg = ch.g;
+    const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
+    const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
+    // vm = the masked cotangent on the window, inside zero margins of wp + 1 columns
+    at::Tensor vpad = at::empty({c_, cg.len + 2 * m}, v.options());
+    vpad.narrow(1, 0, m).zero_();
+    vpad.narrow(1, m + cg.len, m).zero_();
+    at::Tensor vm = vpad.narrow(1, m, cg.len);
+    at::mul_out(vm, vv.narrow(1, ch.c0 + cg.s, cg.len), mask_w);
+    db2.add_(vm.sum(1));
+    // V2 [C*9, len] on the window: row co*9 + tap is vm[co] shifted back by the tap's offset
+    at::Tensor v2 = at::empty({c_, 9, cg.len}, v.options());
+    for (int64_t tap = 0; tap < 9; ++tap) v2.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, cg), cg.len));
+    v2 = v2.view({c_ * 9, cg.len});
+    // X2 is zero outside the window, so the window holds every term of dK2
+    const at::Tensor x2w = x2.narrow(1, ch.c0 + cg.s, cg.len);
+    dk2r.addmm_(v2, x2w.t());
+    const at::Tensor da = at::mm(k2t, v2);  // [hidden, len]
+    at::Tensor dz1 = activation_grad_from_output(activation_, x2w.narrow(0, 0, hidden_));  // fresh: reused for dz1
+    if (dz1.defined()) {
+      dz1.mul_(da).mul_(mask_w);
+    } else {
+      dz1 = da * mask_w;
+    }
+    db1.add_(dz1.sum(1));
+    dk1.addmm_(dz1, im2col(in.narrow(1, ch.c0, cg.np), mask, t, c_, cg).t());
+    // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
+    const at::Tensor dx1 = at::mm(k1t, dz1).view({c_, 9, cg.len});
+    at::Tensor dhc = dh.narrow(1, ch.c0, cg.np);
+    for (int64_t tap = 0; tap < 9; ++tap) dhc.narrow(1, cg.s + tap_offset(tap, cg), cg.len).add_(dx1.select(1, tap));
+  }
+  const at::Tensor dk2 = dk2r.view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
   at::Tensor dw = at::cat({dk1.reshape({-1}), db1, dk2.reshape({-1}), db2});
   return {dh.view({-1}), dw};
 }
