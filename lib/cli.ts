@@ -4,12 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backend, selfTest, setNumThreads } from './backend';
 import { SdeBnn, type SdeBnnConfig } from './bnn';
-import { loadCifar10 } from './data/cifar';
+import { augmentBatch, loadCifar10 } from './data/cifar';
 import { createDataset, imageDataset, type Dataset } from './data/dataset';
 import { readIdx } from './data/idx';
 import { loadMnist, MNIST_MEAN, MNIST_STD } from './data/mnist';
 import { toyGrid, toyRegression } from './data/toy';
 import { predictiveEntropy } from './metrics';
+import { Random } from './random';
 import { evaluate, readTrainingCheckpoint, train, type EpochLog } from './train';
 
 const usage = `Usage: sdebnn <command> [options]
@@ -168,6 +169,15 @@ function formatMetrics(m: object): string {
     .join(', ');
 }
 
+function augmentFor(seed: number) {
+  const rng = new Random(seed + 1);
+  let out = new Float32Array(0);
+  return (inputs: Float32Array, shape: number[]): Float32Array => {
+    if (out.length !== inputs.length) out = new Float32Array(inputs.length);
+    return augmentBatch(inputs, shape, rng, {}, out);
+  };
+}
+
 async function trainCommand(argv: string[]): Promise<number> {
   const flags = parseFlags(
     argv,
@@ -203,6 +213,8 @@ async function trainCommand(argv: string[]): Promise<number> {
     checkpointFile,
     resume: Boolean(flags.resume),
     progress: !flags.quiet && Boolean(process.stderr.isTTY),
+    // CIFAR-10: random 4-pixel crops and horizontal flips of every training batch.
+    ...(data.dataset === 'cifar10' ? { augment: augmentFor(num(flags, 'seed', 0)) } : {}),
     onEpoch: (e: EpochLog) => {
       const test = e.test ? `; test ${formatMetrics(e.test)}` : '';
       console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, nll ${e.nll.toFixed(4)}, kl ${e.kl.toExponential(2)}` +

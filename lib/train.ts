@@ -50,6 +50,8 @@ export interface TrainOptions {
   progress?: boolean;
   onStep?: (step: StepLog) => void;
   onEpoch?: (epoch: EpochLog) => void;
+  /** Transforms each training batch's inputs ([size, ...inputShape]) before the step, e.g. CIFAR crops and flips. */
+  augment?: (inputs: Float32Array, shape: number[]) => Float32Array;
 }
 
 export interface StepLog extends StepResult {
@@ -88,6 +90,7 @@ export interface TrainResult {
 const TRAIN_KEYS = [
   'epochs', 'batchSize', 'lr', 'lrSchedule', 'lrMin', 'warmupSteps', 'beta', 'betaWarmupSteps', 'seed', 'timeLimit',
   'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'resume', 'progress', 'onStep', 'onEpoch',
+  'augment',
 ] as const;
 
 function trainOptions(options: unknown) {
@@ -114,6 +117,7 @@ function trainOptions(options: unknown) {
     progress: optional(o.progress, Boolean(process.stderr.isTTY), (v) => expectBoolean(v, 'options.progress')),
     onStep: o.onStep === undefined ? undefined : expectFunction<(s: StepLog) => void>(o.onStep, 'options.onStep'),
     onEpoch: o.onEpoch === undefined ? undefined : expectFunction<(e: EpochLog) => void>(o.onEpoch, 'options.onEpoch'),
+    augment: o.augment === undefined ? undefined : expectFunction<(x: Float32Array, shape: number[]) => Float32Array>(o.augment, 'options.augment'),
   };
 }
 
@@ -257,7 +261,8 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
       const lr = learningRate(step, Math.max(step / totalSteps, trainSeconds / o.timeLimit), o);
       const beta = o.betaWarmupSteps > 0 ? (o.beta * Math.min(1, (step + 1) / o.betaWarmupSteps)) : o.beta;
       const stepStart = Date.now();
-      const result = await model.trainStep(batch.inputs, batch.targets, { lr, beta });
+      const inputs = o.augment ? o.augment(batch.inputs, batch.shape) : batch.inputs;
+      const result = await model.trainStep(inputs, batch.targets, { lr, beta });
       trainSeconds += (Date.now() - stepStart) / 1000;
       if (!Number.isFinite(result.loss)) {
         throw new RangeError(`Training diverged at step ${step} (loss ${result.loss}); lower lr, raise batchSize or lower the diffusion sigma`);

@@ -66,6 +66,19 @@ describe('train', () => {
     expect(full.epochs[1]!.nll).toBeLessThan(full.epochs[0]!.nll);
   });
 
+  it('passes every training batch through augment', async () => {
+    const model = new SdeBnn(smallConfig);
+    const shapes: number[][] = [];
+    await train(model, { train: tinyMnistLike(32, 2) }, {
+      batchSize: 16, progress: false,
+      augment: (x, shape) => {
+        shapes.push(shape);
+        return x.map((v) => -v);
+      },
+    });
+    expect(shapes).toEqual([[16, 1, 28, 28], [16, 1, 28, 28]]);
+  });
+
   it('rejects bad options by name', async () => {
     const model = new SdeBnn(smallConfig);
     const data = { train: tinyMnistLike(8, 1) };
