@@ -24,4 +24,7 @@ cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREF
   -DCMAKE_JS_VERSION=gpu-check -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include" >"$build.configure.log" 2>&1 \
   || { tail -40 "$build.configure.log"; exit 1; }
 cmake --build "$build" -j "$(nproc)" >"$build.build.log" 2>&1 || { grep -E "error|Error" "$build.build.log" | head -40; exit 1; }
-node scripts/gpu-check.js
+status=0
+node scripts/gpu-check.js || status=1
+node scripts/gpu-check-bnn.js || status=1
+exit $status
