@@ -70,7 +70,29 @@ async function main(argv) {
   return 0;
 }
 
-module.exports = { median, time, round };
+/**
+ * Times `trainStep(x, y)` of a fresh SdeBnn per variant (W1, W2): median and min ms per step,
+ * the peer figure and the speed-up, the evaluations per step and the last loss.
+ */
+async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, peerMs }) {
+  const sdebnn = require(path.join(__dirname, '..', 'dist', 'index.js'));
+  const threads = sdebnn.backend().threads;
+  const results = [];
+  for (const variant of variants) {
+    const model = new sdebnn.SdeBnn(config(variant));
+    let last;
+    const t = await time(async () => (last = await model.trainStep(x, y)), { runs, warmup });
+    model.dispose();
+    results.push({
+      workload, variant, median_ms: round(t.median_ms), min_ms: round(t.min_ms), runs, threads,
+      peer_ms: peerMs[variant], speedup_vs_peer: round(peerMs[variant] / t.median_ms, 3),
+      nfe: last.nfe + last.nfeBackward, loss: round(last.loss),
+    });
+  }
+  return results;
+}
+
+module.exports = { median, time, round, timeTrainSteps };
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(

@@ -22,12 +22,6 @@ std::vector<at::Tensor> fill_undefined(const std::vector<at::Tensor>& grads, con
   return out;
 }
 
-std::vector<at::Tensor> trainable(const SDE& sde) {
-  std::vector<at::Tensor> out;
-  for (const at::Tensor& p : sde.parameters()) out.push_back(p);
-  return out;
-}
-
 // The backward system on z = [y, a, a_theta] flattened:
 //   increment = ( F, -a . dF/dy, -a . dF/dtheta ),  F = f dt + g dW
 // with f the Stratonovich drift (Ito drift + correction for Ito SDEs), in signed time.
@@ -98,25 +92,18 @@ class AdjointSystem : public System {
   int64_t ny_;
 };
 
-// Exact adjoint of reversible Heun: reconstruct each step backwards algebraically, then
-// backpropagate through that one step on a local graph.
-GradientResult reversible_heun_adjoint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
-                                       const StepOptions& options, const at::Tensor& grad_ys, const StepProgress& progress) {
-  GradientResult result;
-  at::NoGradGuard no_grad;
-  Solution forward = sdeint(sde, y0, ts, bm, options);
-  result.ys = forward.ys;
-  result.forward = forward.stats;
-
-  const std::vector<at::Tensor> params = trainable(sde);
-  std::vector<at::Tensor> a_params;
-  for (const at::Tensor& p : params) a_params.push_back(at::zeros_like(p));
+// Exact adjoint of reversible Heun: from the solver's final state [y, y_hat, f(y_hat)], reconstruct
+// each step backwards algebraically, then backpropagate through that one step on a local graph.
+void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std::vector<double>& ts, BrownianMotion& bm,
+                              double dt_step, const at::Tensor& grad_ys, const std::vector<at::Tensor>& params,
+                              GradientResult& result, const StepProgress& progress) {
+  std::vector<at::Tensor>& a_params = result.grad_params;
   SolveStats& stats = result.backward;
-  at::Tensor y = forward.final_state[0], y_hat = forward.final_state[1], f = forward.final_state[2];
+  at::Tensor y = final_state[0], y_hat = final_state[1], f = final_state[2];
   at::Tensor a_y = grad_ys[static_cast<int64_t>(ts.size()) - 1].clone(), a_y_hat = at::zeros_like(a_y);
 
   for (size_t k = ts.size() - 1; k > 0; --k) {
-    const std::vector<double> grid = fixed_grid(ts[k - 1], ts[k], options.dt);
+    const std::vector<double> grid = fixed_grid(ts[k - 1], ts[k], dt_step);
     for (size_t i = grid.size() - 1; i > 0; --i) {
       const double ta = grid[i - 1], tb = grid[i], dt = tb - ta;
       const at::Tensor dW = bm.increment(ta, tb);
@@ -149,8 +136,6 @@ GradientResult reversible_heun_adjoint(SDE& sde, const at::Tensor& y0, const std
     a_y = a_y + grad_ys[static_cast<int64_t>(k) - 1];
   }
   result.grad_y0 = a_y + a_y_hat;  // y_hat starts equal to y
-  result.grad_params = a_params;
-  return result;
 }
 
 }  // namespace
@@ -183,7 +168,7 @@ GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vec
   at::Tensor y0_leaf = y0.detach().requires_grad_(true);
   Solution solution = sdeint(sde, y0_leaf, ts, bm, options);
   std::vector<at::Tensor> inputs{y0_leaf};
-  const std::vector<at::Tensor> params = trainable(sde);
+  const std::vector<at::Tensor> params = sde.parameters();
   inputs.insert(inputs.end(), params.begin(), params.end());
   std::vector<at::Tensor> grads = fill_undefined(
       torch::autograd::grad({solution.ys}, inputs, {grad_ys}, false, false, /*allow_unused=*/true), inputs);
@@ -201,23 +186,23 @@ GradientResult adjoint_gradients(SDE& sde, const at::Tensor& y0, const std::vect
   check_grad_ys(grad_ys, ts, y0);
   check_adjoint_method(options.method, adjoint_options.method, sde);
   if (!(adjoint_options.dt > 0)) throw invalid_argument("Expected positive number for adjointDt");
-  if (options.method == Method::ReversibleHeun && adjoint_options.method == Method::ReversibleHeun) {
-    return reversible_heun_adjoint(sde, y0, ts, bm, options, grad_ys, progress);
-  }
   GradientResult result;
   at::NoGradGuard no_grad;
-  Solution forward = sdeint(sde, y0, ts, bm, options);
+  const Solution forward = sdeint(sde, y0, ts, bm, options);
   result.ys = forward.ys;
   result.forward = forward.stats;
-
-  const std::vector<at::Tensor> params = trainable(sde);
+  const std::vector<at::Tensor> params = sde.parameters();
+  for (const at::Tensor& p : params) result.grad_params.push_back(at::zeros_like(p));
+  if (options.method == Method::ReversibleHeun && adjoint_options.method == Method::ReversibleHeun) {
+    reversible_heun_backward(sde, forward.final_state, ts, bm, options.dt, grad_ys, params, result, progress);
+    return result;
+  }
   AdjointSystem system(sde, y0.sizes().vec(), params, result.backward);
   const StepFn step = [&](double ta, double tb, const at::Tensor& z) {
     return increment_step(adjoint_options.method, system, ta, tb, z, brownian_increment(bm, ta, tb));
   };
   at::Tensor a = grad_ys[static_cast<int64_t>(ts.size()) - 1];
-  std::vector<at::Tensor> a_params;
-  for (const at::Tensor& p : params) a_params.push_back(at::zeros_like(p));
+  std::vector<at::Tensor> a_params = result.grad_params;
   double h = adjoint_options.dt;
   for (size_t k = ts.size() - 1; k > 0; --k) {
     // Restart each interval from the stored forward state: less reconstruction error.

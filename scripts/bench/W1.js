@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // W1 toy1d (shared/bench-workloads.md): small MLP SDE-BNN, overhead-bound.
 // batch 64, x ~ U(-1,1), y = cos(4x), h = [x, 0, 0]; f_h Linear(3,32) softplus Linear(32,32) softplus
 // Linear(32,3) sliced from w (w_dim 1283), no time input; hypernetwork Linear(1284,64) softplus
@@ -6,8 +5,7 @@
 // loss L1(last coordinate of h_1, y) + 1e-3 KL / 64; Adam lr 1e-3. Variants: backprop, adjoint (euler).
 // A step is one SdeBnn.trainStep (Brownian path, solve, loss, gradients, Adam update).
 'use strict';
-const path = require('node:path');
-const { time, round } = require('../bench.js');
+const { timeTrainSteps } = require('../bench.js');
 
 const WORKLOAD = 'W1';
 const PEER_MS = { backprop: 16.5, adjoint: 37.4 };
@@ -38,7 +36,6 @@ function config(variant) {
 }
 
 async function W1(options = {}) {
-  const sdebnn = require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
   const runs = options.runs ?? 50;
   const warmup = options.warmup ?? 10;
   const batch = 64;
@@ -46,35 +43,11 @@ async function W1(options = {}) {
   const uniform = () => ((state = (state * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
   const x = Float32Array.from({ length: batch }, uniform);
   const y = Float32Array.from(x, (v) => Math.cos(4 * v));
-  const threads = sdebnn.backend().threads;
-  const results = [];
-  for (const variant of options.variants ?? ['backprop', 'adjoint']) {
-    const model = new sdebnn.SdeBnn(config(variant));
-    let last;
-    const t = await time(async () => (last = await model.trainStep(x, y)), { runs, warmup });
-    model.dispose();
-    results.push({
-      workload: WORKLOAD,
-      variant,
-      median_ms: round(t.median_ms),
-      min_ms: round(t.min_ms),
-      runs,
-      threads,
-      peer_ms: PEER_MS[variant],
-      speedup_vs_peer: round(PEER_MS[variant] / t.median_ms, 3),
-      nfe: last.nfe + last.nfeBackward,
-      loss: round(last.loss),
-    });
-  }
-  return results;
+  return timeTrainSteps({
+    workload: WORKLOAD, variants: options.variants ?? ['backprop', 'adjoint'], config, x, y, runs, warmup, peerMs: PEER_MS,
+  });
 }
 
 module.exports = W1;
 module.exports.config = config;
 
-if (require.main === module) {
-  W1().then((rows) => rows.forEach((r) => console.log(JSON.stringify(r)))).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}

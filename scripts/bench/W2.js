@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // W2 mnist_block (shared/bench-workloads.md): one conv SDE-BNN block on MNIST-sized input, compute-bound.
 // batch 128 of 1x28x28 images; h = [image, one zero channel] (C = 2); f_h conv3x3(cat[h, t] 3->32, pad 1)
 // softplus conv3x3(cat[., t] 33->2, pad 1) sliced from w (w_dim 1492); hypernetwork [w, t] -> 64 softplus
@@ -7,8 +6,7 @@
 // Variants: backprop, adjoint (euler). Inputs are deterministic pseudo-images (the timing does not
 // depend on the pixel values); labels cycle through 0..9.
 'use strict';
-const path = require('node:path');
-const { time, round } = require('../bench.js');
+const { timeTrainSteps } = require('../bench.js');
 
 const WORKLOAD = 'W2';
 const PEER_MS = { backprop: 467, adjoint: 669 };
@@ -38,41 +36,16 @@ function config(variant) {
 }
 
 async function W2(options = {}) {
-  const sdebnn = require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
   const runs = options.runs ?? 7;
   const warmup = options.warmup ?? 2;
   const batch = 128;
   const x = Float32Array.from({ length: batch * 784 }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
   const y = Uint8Array.from({ length: batch }, (_, i) => i % 10);
-  const threads = sdebnn.backend().threads;
-  const results = [];
-  for (const variant of options.variants ?? ['backprop', 'adjoint']) {
-    const model = new sdebnn.SdeBnn(config(variant));
-    let last;
-    const t = await time(async () => (last = await model.trainStep(x, y)), { runs, warmup });
-    model.dispose();
-    results.push({
-      workload: WORKLOAD,
-      variant,
-      median_ms: round(t.median_ms),
-      min_ms: round(t.min_ms),
-      runs,
-      threads,
-      peer_ms: PEER_MS[variant],
-      speedup_vs_peer: round(PEER_MS[variant] / t.median_ms, 3),
-      nfe: last.nfe + last.nfeBackward,
-      loss: round(last.loss),
-    });
-  }
-  return results;
+  return timeTrainSteps({
+    workload: WORKLOAD, variants: options.variants ?? ['backprop', 'adjoint'], config, x, y, runs, warmup, peerMs: PEER_MS,
+  });
 }
 
 module.exports = W2;
 module.exports.config = config;
 
-if (require.main === module) {
-  W2().then((rows) => rows.forEach((r) => console.log(JSON.stringify(r)))).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
