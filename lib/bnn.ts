@@ -273,11 +273,14 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const categorical = likelihood === 'categorical';
   const classes = optional(c.classes, 10, (v) => expectInteger(v, 'config.classes', 2));
   const outputs = optional(c.outputs, 1, (v) => expectPositiveInteger(v, 'config.outputs'));
-  if (categorical && c.outputs !== undefined) throw new TypeError(`Use config.classes, not config.outputs, with likelihood 'categorical'`);
+  // A resolved config (outputs 1) must resolve again, e.g. one read back from a checkpoint.
+  if (categorical && c.outputs !== undefined && c.outputs !== 1) {
+    throw new TypeError(`Use config.classes, not config.outputs, with likelihood 'categorical'`);
+  }
   const head = optional(c.head, (categorical ? 'linear' : 'last') as 'last' | 'linear', (v) =>
     expectOneOf(v, 'config.head', ['last', 'linear'] as const),
   );
-  if (conv && c.head !== undefined) throw new TypeError(`config.head applies to kind 'mlp' only (conv models pool into a linear head)`);
+  if (conv && c.head !== undefined && c.head !== 'linear') throw new TypeError(`config.head applies to kind 'mlp' only (conv models pool into a linear head)`);
   if (!conv && head === 'last') {
     if (categorical) throw new RangeError(`Expected config.head 'linear' for likelihood 'categorical' but received 'last'`);
     if (outputs > inputShape[0]! + aug) {

@@ -62,6 +62,14 @@ describe('train', () => {
     expect(rest.test).toEqual(full.test);
     const log = fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(log.at(-1)).toMatchObject({ type: 'epoch', epoch: 2 });
+    // A model rebuilt from the checkpoint alone (its stored config) predicts identically.
+    const saved = sdebnn.readTrainingCheckpoint(checkpointFile);
+    const rebuilt = new SdeBnn(saved.config as typeof smallConfig);
+    rebuilt.setState(saved.state);
+    const probe = data.test.inputs.subarray(0, 4 * 784);
+    const a = await resumed.predict(probe, { samples: 2, seed: 3 });
+    const b = await rebuilt.predict(probe, { samples: 2, seed: 3 });
+    expect(b).toEqual(a);
     // The loss fell: the tiny task is learnable.
     expect(full.epochs[1]!.nll).toBeLessThan(full.epochs[0]!.nll);
   });
@@ -129,5 +137,14 @@ describe('command line', () => {
     expect(run(['train', '--dataset', 'imagenet'])).toMatchObject({ code: 1, out: expect.stringContaining("for --dataset but received 'imagenet'") });
     expect(run(['train', '--dataset', 'cifar10'])).toMatchObject({ code: 1, out: expect.stringContaining('needs --data-dir') });
     expect(run(['frobnicate'])).toMatchObject({ code: 2, out: expect.stringContaining("unknown command 'frobnicate'") });
+  });
+});
+
+describe('configs', () => {
+  it('a resolved config resolves to itself (checkpoints store the resolved form)', () => {
+    for (const c of [{}, { kind: 'mlp' as const, inputShape: [1] }, { kind: 'conv' as const, inputShape: [3, 32, 32], blocks: [1, 1] }]) {
+      const once = sdebnn.resolveSdeBnnConfig(c);
+      expect(sdebnn.resolveSdeBnnConfig(once)).toEqual(once);
+    }
   });
 });
