@@ -1,6 +1,7 @@
 #include "bnn/kernels.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
@@ -350,9 +351,10 @@ struct Chunk {
   int64_t c0;  // first column
   Grid g;      // the chunk's own grid (np = its columns)
 };
-std::vector<Chunk> chunks(const Grid& g, int64_t h) {
+std::vector<Chunk> chunks(const Grid& g, int64_t h, bool cpu) {
   const int64_t per_image = (h + 2) * g.wp;
-  const int64_t images = std::max<int64_t>(1, kChunkColumns / per_image);
+  // On accelerators fewer, larger kernels win: one chunk.
+  const int64_t images = cpu ? std::max<int64_t>(1, kChunkColumns / per_image) : g.batch;
   std::vector<Chunk> out;
   for (int64_t b = 0; b < g.batch; b += images) {
     Chunk c;
@@ -364,6 +366,19 @@ std::vector<Chunk> chunks(const Grid& g, int64_t h) {
     out.push_back(c);
   }
   return out;
+}
+// Runs `body` on every chunk: on CPU across the intra-op threads, one chunk per call (the ATen
+// ops inside then run single-threaded, in the calling worker's cache), else in order.
+template <typename F>
+void for_each_chunk(const std::vector<Chunk>& parts, const F& body) {
+  if (parts.size() > 1) {
+    at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;  // grad mode is thread-local: keep the workers' ops off the graph
+      for (int64_t i = begin; i < end; ++i) body(parts[static_cast<size_t>(i)]);
+    });
+  } else {
+    for (const Chunk& c : parts) body(c);
+  }
 }
 }  // namespace
 
@@ -379,7 +394,8 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
   at::Tensor x2 = at::empty({hidden_ + 1, g.np}, h.options());
   x2.select(0, hidden_).copy_(mask_all).mul_(t);
   at::Tensor out = at::empty({c_, g.np}, h.options());
-  for (const Chunk& ch : chunks(g, h_)) {
+  const std::vector<Chunk> parts = chunks(g, h_, h.is_cpu());
+  for_each_chunk(parts, [&](const Chunk& ch) {
     const Grid& cg = ch.g;
     const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
     const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
@@ -402,7 +418,7 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
       if (tap == 0) window.copy_(shifted); else window.add_(shifted);
     }
     window.add_(k.b2.unsqueeze(1)).mul_(mask_w);
-  }
+  });
   if (cache) {  // X1 is rebuilt from h, act'(z1) comes from act(z1): only X2 is new memory
     cache->push_back(h);
     cache->push_back(x2);
@@ -427,7 +443,10 @@ std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& 
   at::Tensor db2 = at::zeros({c_}, v.options());
   at::Tensor dh = at::zeros({c_, g.np}, v.options());
   const int64_t m = g.wp + 1;
-  for (const Chunk& ch : chunks(g, h_)) {
+  const std::vector<Chunk> parts = chunks(g, h_, v.is_cpu());
+  std::vector<at::Tensor> p_dk1(parts.size()), p_dk2(parts.size()), p_db1(parts.size()), p_db2(parts.size());
+  for_each_chunk(parts, [&](const Chunk& ch) {
+    const size_t i = static_cast<size_t>(&ch - parts.data());
     const Grid& cg = ch.g;
     const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
     const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
@@ -437,14 +456,14 @@ std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& 
     vpad.narrow(1, m + cg.len, m).zero_();
     at::Tensor vm = vpad.narrow(1, m, cg.len);
     at::mul_out(vm, vv.narrow(1, ch.c0 + cg.s, cg.len), mask_w);
-    db2.add_(vm.sum(1));
+    p_db2[i] = vm.sum(1);
     // V2 [C*9, len] on the window: row co*9 + tap is vm[co] shifted back by the tap's offset
     at::Tensor v2 = at::empty({c_, 9, cg.len}, v.options());
     for (int64_t tap = 0; tap < 9; ++tap) v2.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, cg), cg.len));
     v2 = v2.view({c_ * 9, cg.len});
     // X2 is zero outside the window, so the window holds every term of dK2
     const at::Tensor x2w = x2.narrow(1, ch.c0 + cg.s, cg.len);
-    dk2r.addmm_(v2, x2w.t());
+    p_dk2[i] = at::mm(v2, x2w.t());
     const at::Tensor da = at::mm(k2t, v2);  // [hidden, len]
     at::Tensor dz1 = activation_grad_from_output(activation_, x2w.narrow(0, 0, hidden_));  // fresh: reused for dz1
     if (dz1.defined()) {
@@ -452,12 +471,18 @@ std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& 
     } else {
       dz1 = da * mask_w;
     }
-    db1.add_(dz1.sum(1));
-    dk1.addmm_(dz1, im2col(in.narrow(1, ch.c0, cg.np), mask, t, c_, cg).t());
+    p_db1[i] = dz1.sum(1);
+    p_dk1[i] = at::mm(dz1, im2col(in.narrow(1, ch.c0, cg.np), mask, t, c_, cg).t());
     // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
     const at::Tensor dx1 = at::mm(k1t, dz1).view({c_, 9, cg.len});
     at::Tensor dhc = dh.narrow(1, ch.c0, cg.np);
     for (int64_t tap = 0; tap < 9; ++tap) dhc.narrow(1, cg.s + tap_offset(tap, cg), cg.len).add_(dx1.select(1, tap));
+  });
+  for (size_t i = 0; i < parts.size(); ++i) {  // partial sums in a fixed order: deterministic
+    dk1.add_(p_dk1[i]);
+    dk2r.add_(p_dk2[i]);
+    db1.add_(p_db1[i]);
+    db2.add_(p_db2[i]);
   }
   const at::Tensor dk2 = dk2r.view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
   at::Tensor dw = at::cat({dk1.reshape({-1}), db1, dk2.reshape({-1}), db2});
