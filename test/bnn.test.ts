@@ -220,6 +220,8 @@ describe('SdeBnn gradients', () => {
       [[2, 8, 8], [1, 1], 4, 'ckl', 'tanh'],
       [[2, 8, 8], [1, 1], 4, 'stl', 'tanh'],
       [[1, 28, 28], [1], 6, 'ckl', 'softplus'],
+      [[2, 8, 8], [1], 2, 'ckl', 'relu'],
+      [[2, 8, 8], [1], 2, 'ckl', 'sigmoid'],
     ] as const;
     for (const [inputShape, blocks, batch, estimator, convActivation] of cases) {
       const images = Float64Array.from({ length: batch * inputShape[0] * inputShape[1] * inputShape[2] }, (_, i) => Math.sin(i));

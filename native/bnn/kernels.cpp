@@ -1,6 +1,7 @@
 #include "bnn/kernels.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
@@ -14,17 +15,6 @@ at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& 
     case Activation::Tanh: return 1 - out * out;
     case Activation::Softplus: return at::sigmoid(z);
     case Activation::Relu: return (z > 0).to(z.scalar_type());
-    case Activation::Sigmoid: return out * (1 - out);
-    case Activation::Identity: return at::Tensor();
-  }
-  return at::Tensor();
-}
-
-at::Tensor activation_grad_from_output(Activation a, const at::Tensor& out) {
-  switch (a) {
-    case Activation::Tanh: return 1 - out * out;
-    case Activation::Softplus: return at::neg(out).expm1_().neg_();  // sigmoid(z) = 1 - exp(-softplus(z))
-    case Activation::Relu: return (out > 0).to(out.scalar_type());
     case Activation::Sigmoid: return out * (1 - out);
     case Activation::Identity: return at::Tensor();
   }
@@ -333,12 +323,30 @@ at::Tensor ConvDynamics::reference(double t, const at::Tensor& h, const at::Tens
 namespace {
 // conv 1's input matrix X1 [(C+1)*9, len]: the 9 shifted copies of each channel of h ([C, np], rows
 // possibly strided) and of t * mask.
-at::Tensor im2col(const at::Tensor& h, const at::Tensor& mask, double t, int64_t c, const Grid& g) {
-  at::Tensor x1 = at::empty({(c + 1) * 9, g.len}, h.options());
+void im2col(at::Tensor& x1, const at::Tensor& h, const at::Tensor& mask, double t, int64_t c, const Grid& g) {
   at::Tensor x1v = x1.view({c + 1, 3, 3, g.len});
   x1v.narrow(0, 0, c).copy_(taps(h, g));
   x1v.select(0, c).copy_(taps(mask.unsqueeze(0), g).select(0, 0)).mul_(t);
-  return x1;
+}
+
+// Per-thread scratch matrices, reallocated only when a chunk's size changes (the last chunk).
+struct Workspace {
+  at::Tensor x1, z1, q, vpad, v2, da, dz1, dx1;
+  static at::Tensor& get(at::Tensor& slot, at::IntArrayRef shape, const at::TensorOptions& options) {
+    if (!slot.defined() || slot.sizes() != shape) slot = at::empty(shape, options);
+    return slot;
+  }
+};
+
+// act'(z) from a = act(z), written into `out`.
+void slope_into(Activation act, at::Tensor& out, const at::Tensor& a) {
+  switch (act) {
+    case Activation::Tanh: at::mul_out(out, a, a); out.neg_().add_(1); return;
+    case Activation::Softplus: at::neg_out(out, a); out.expm1_().neg_(); return;  // sigmoid(z) = 1 - exp(-softplus(z))
+    case Activation::Relu: at::gt_out(out, a, 0); return;
+    case Activation::Sigmoid: out.copy_(a).neg_().add_(1).mul_(a); return;
+    case Activation::Identity: out.fill_(1); return;
+  }
 }
 
 // Images per chunk: the columns of one chunk's matrices (about 4k) keep its intermediates in
@@ -350,9 +358,10 @@ struct Chunk {
   int64_t c0;  // first column
   Grid g;      // the chunk's own grid (np = its columns)
 };
-std::vector<Chunk> chunks(const Grid& g, int64_t h) {
+std::vector<Chunk> chunks(const Grid& g, int64_t h, bool cpu) {
   const int64_t per_image = (h + 2) * g.wp;
-  const int64_t images = std::max<int64_t>(1, kChunkColumns / per_image);
+  // On accelerators fewer, larger kernels win: one chunk.
+  const int64_t images = cpu ? std::max<int64_t>(1, kChunkColumns / per_image) : g.batch;
   std::vector<Chunk> out;
   for (int64_t b = 0; b < g.batch; b += images) {
     Chunk c;
@@ -364,6 +373,21 @@ std::vector<Chunk> chunks(const Grid& g, int64_t h) {
     out.push_back(c);
   }
   return out;
+}
+// Runs `body` on every chunk: on CPU across the intra-op threads, one chunk per call (the ATen
+// ops inside then run single-threaded, in the calling worker's cache), else in order.
+template <typename F>
+void for_each_chunk(const std::vector<Chunk>& parts, const F& body) {
+  if (parts.size() > 1) {
+    at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;  // grad mode is thread-local: keep the workers' ops off the graph
+      Workspace ws;
+      for (int64_t i = begin; i < end; ++i) body(parts[static_cast<size_t>(i)], ws);
+    });
+  } else {
+    Workspace ws;
+    for (const Chunk& c : parts) body(c, ws);
+  }
 }
 }  // namespace
 
@@ -379,12 +403,17 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
   at::Tensor x2 = at::empty({hidden_ + 1, g.np}, h.options());
   x2.select(0, hidden_).copy_(mask_all).mul_(t);
   at::Tensor out = at::empty({c_, g.np}, h.options());
-  for (const Chunk& ch : chunks(g, h_)) {
+  const std::vector<Chunk> parts = chunks(g, h_, h.is_cpu());
+  const at::TensorOptions options = h.options();
+  for_each_chunk(parts, [&](const Chunk& ch, Workspace& ws) {
     const Grid& cg = ch.g;
     const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
     const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
     // conv 1: one GEMM over the shifted copies
-    const at::Tensor z1 = at::addmm(b1, k1m, im2col(in.narrow(1, ch.c0, cg.np), mask, t, c_, cg));  // [hidden, len]
+    at::Tensor& x1 = Workspace::get(ws.x1, {(c_ + 1) * 9, cg.len}, options);
+    im2col(x1, in.narrow(1, ch.c0, cg.np), mask, t, c_, cg);
+    at::Tensor& z1 = Workspace::get(ws.z1, {hidden_, cg.len}, options);
+    at::addmm_out(z1, b1, k1m, x1);
     at::Tensor x2c = x2.narrow(1, ch.c0, cg.np);
     x2c.narrow(0, 0, hidden_).narrow(1, 0, cg.s).zero_();
     x2c.narrow(0, 0, hidden_).narrow(1, cg.s + cg.len, cg.s).zero_();
@@ -392,7 +421,9 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
     activate_into(activation_, a1, z1);
     a1.mul_(mask_w);
     // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
-    const at::Tensor qv = at::mm(k2r, x2c).view({c_, 9, cg.np});
+    at::Tensor& q = Workspace::get(ws.q, {c_ * 9, cg.np}, options);
+    at::mm_out(q, k2r, x2c);
+    const at::Tensor qv = q.view({c_, 9, cg.np});
     at::Tensor outc = out.narrow(1, ch.c0, cg.np);
     outc.narrow(1, 0, cg.s).zero_();
     outc.narrow(1, cg.s + cg.len, cg.s).zero_();
@@ -402,7 +433,7 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
       if (tap == 0) window.copy_(shifted); else window.add_(shifted);
     }
     window.add_(k.b2.unsqueeze(1)).mul_(mask_w);
-  }
+  });
   if (cache) {  // X1 is rebuilt from h, act'(z1) comes from act(z1): only X2 is new memory
     cache->push_back(h);
     cache->push_back(x2);
@@ -427,37 +458,49 @@ std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& 
   at::Tensor db2 = at::zeros({c_}, v.options());
   at::Tensor dh = at::zeros({c_, g.np}, v.options());
   const int64_t m = g.wp + 1;
-  for (const Chunk& ch : chunks(g, h_)) {
+  const std::vector<Chunk> parts = chunks(g, h_, v.is_cpu());
+  std::vector<at::Tensor> p_dk1(parts.size()), p_dk2(parts.size()), p_db1(parts.size()), p_db2(parts.size());
+  const at::TensorOptions options = v.options();
+  for_each_chunk(parts, [&](const Chunk& ch, Workspace& ws) {
+    const size_t i = static_cast<size_t>(&ch - parts.data());
     const Grid& cg = ch.g;
     const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
     const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
     // vm = the masked cotangent on the window, inside zero margins of wp + 1 columns
-    at::Tensor vpad = at::empty({c_, cg.len + 2 * m}, v.options());
+    at::Tensor& vpad = Workspace::get(ws.vpad, {c_, cg.len + 2 * m}, options);
     vpad.narrow(1, 0, m).zero_();
     vpad.narrow(1, m + cg.len, m).zero_();
     at::Tensor vm = vpad.narrow(1, m, cg.len);
     at::mul_out(vm, vv.narrow(1, ch.c0 + cg.s, cg.len), mask_w);
-    db2.add_(vm.sum(1));
+    p_db2[i] = vm.sum(1);
     // V2 [C*9, len] on the window: row co*9 + tap is vm[co] shifted back by the tap's offset
-    at::Tensor v2 = at::empty({c_, 9, cg.len}, v.options());
-    for (int64_t tap = 0; tap < 9; ++tap) v2.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, cg), cg.len));
-    v2 = v2.view({c_ * 9, cg.len});
+    at::Tensor& v2t = Workspace::get(ws.v2, {c_, 9, cg.len}, options);
+    for (int64_t tap = 0; tap < 9; ++tap) v2t.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, cg), cg.len));
+    const at::Tensor v2 = v2t.view({c_ * 9, cg.len});
     // X2 is zero outside the window, so the window holds every term of dK2
     const at::Tensor x2w = x2.narrow(1, ch.c0 + cg.s, cg.len);
-    dk2r.addmm_(v2, x2w.t());
-    const at::Tensor da = at::mm(k2t, v2);  // [hidden, len]
-    at::Tensor dz1 = activation_grad_from_output(activation_, x2w.narrow(0, 0, hidden_));  // fresh: reused for dz1
-    if (dz1.defined()) {
-      dz1.mul_(da).mul_(mask_w);
-    } else {
-      dz1 = da * mask_w;
-    }
-    db1.add_(dz1.sum(1));
-    dk1.addmm_(dz1, im2col(in.narrow(1, ch.c0, cg.np), mask, t, c_, cg).t());
+    p_dk2[i] = at::mm(v2, x2w.t());
+    at::Tensor& da = Workspace::get(ws.da, {hidden_, cg.len}, options);
+    at::mm_out(da, k2t, v2);
+    at::Tensor& dz1 = Workspace::get(ws.dz1, {hidden_, cg.len}, options);
+    slope_into(activation_, dz1, x2w.narrow(0, 0, hidden_));
+    dz1.mul_(da).mul_(mask_w);
+    p_db1[i] = dz1.sum(1);
+    at::Tensor& x1 = Workspace::get(ws.x1, {(c_ + 1) * 9, cg.len}, options);
+    im2col(x1, in.narrow(1, ch.c0, cg.np), mask, t, c_, cg);
+    p_dk1[i] = at::mm(dz1, x1.t());
     // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
-    const at::Tensor dx1 = at::mm(k1t, dz1).view({c_, 9, cg.len});
+    at::Tensor& dx1m = Workspace::get(ws.dx1, {c_ * 9, cg.len}, options);
+    at::mm_out(dx1m, k1t, dz1);
+    const at::Tensor dx1 = dx1m.view({c_, 9, cg.len});
     at::Tensor dhc = dh.narrow(1, ch.c0, cg.np);
     for (int64_t tap = 0; tap < 9; ++tap) dhc.narrow(1, cg.s + tap_offset(tap, cg), cg.len).add_(dx1.select(1, tap));
+  });
+  for (size_t i = 0; i < parts.size(); ++i) {  // partial sums in a fixed order: deterministic
+    dk1.add_(p_dk1[i]);
+    dk2r.add_(p_dk2[i]);
+    db1.add_(p_db1[i]);
+    db2.add_(p_db2[i]);
   }
   const at::Tensor dk2 = dk2r.view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
   at::Tensor dw = at::cat({dk1.reshape({-1}), db1, dk2.reshape({-1}), db2});

@@ -20,8 +20,6 @@ namespace bnn {
 at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& out);
 // out = act(z) into an existing tensor (a strided view is fine).
 void activate_into(Activation a, at::Tensor& out, const at::Tensor& z);
-// The same from a = act(z) alone (every activation here allows it); a fresh tensor.
-at::Tensor activation_grad_from_output(Activation a, const at::Tensor& out);
 
 // What a forward pass keeps for its VJP: layer inputs and pre-activations, alternating.
 using Cache = std::vector<at::Tensor>;
