@@ -368,6 +368,20 @@ describe('SdeBnn errors', () => {
     expect(() => new SdeBnn({ device: 'tpu' as never })).toThrow(/config\.device/);
   });
 
+  it('resolves a resolved config to itself (checkpoints store the resolved form)', () => {
+    const configs: Config[] = [
+      {},
+      { kind: 'mlp' },
+      { kind: 'mlp', likelihood: 'categorical', classes: 3, inputShape: [4], blocks: 2, estimator: 'stl' },
+      { inputShape: [3, 32, 32], blocks: [1, 1], width: [32, 48], pool: 'global', stem: false, aug: 1 },
+      { kind: 'mlp', w0: { posterior: 'gaussian' }, solver: { method: 'reversible_heun', gradient: 'adjoint' }, optimizer: { ema: 0.99 } },
+    ];
+    for (const c of configs) {
+      const once = sdebnn.resolveSdeBnnConfig(c);
+      expect(sdebnn.resolveSdeBnnConfig(JSON.parse(JSON.stringify(once)))).toEqual(once);
+    }
+  });
+
   it('rejects bad inputs and targets, and misuse, with clear errors', async () => {
     const model = new SdeBnn({ ...tiny, dtype: 'float32' });
     expect(() => model.trainStep(new Float32Array(0), [])).toThrow(/inputs to hold a positive multiple/);
