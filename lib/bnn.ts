@@ -606,7 +606,7 @@ export class SdeBnn {
   }
 
   /** Gradients of the loss (or the KL alone) at the current parameters, without an update. */
-  async gradients(inputs: BnnInputs, targets: BnnTargets, options: BnnGradientsOptions = {}): Promise<BnnGradientsResult> {
+  gradients(inputs: BnnInputs, targets: BnnTargets, options: BnnGradientsOptions = {}): Promise<BnnGradientsResult> {
     const x = this.inputTensor(inputs, 'inputs');
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
