@@ -2,9 +2,7 @@ import fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { sdebnn } from './helpers';
-
-const { DataFormatError } = sdebnn;
+import { expectDataFormatError, sdebnn } from './helpers';
 
 let tmp: string;
 beforeAll(() => {
@@ -30,21 +28,6 @@ function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerTe
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(text.length));
   return Buffer.concat([length, text, data]);
-}
-
-function expectFormatError(fn: () => unknown, ...patterns: (string | RegExp)[]): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(DataFormatError);
-  expect((error as { code: string }).code).toBe('ERR_DATA_FORMAT');
-  for (const p of patterns) {
-    if (typeof p === 'string') expect((error as Error).message).toContain(p);
-    else expect((error as Error).message).toMatch(p);
-  }
 }
 
 const sample = () => ({
@@ -230,15 +213,15 @@ describe('corrupted checkpoints', () => {
     ];
     for (const [bytes, problem] of cases) {
       const file = write(bytes);
-      expectFormatError(() => sdebnn.loadCheckpoint(file), `Checkpoint ${file}: `, problem);
+      expectDataFormatError(() => sdebnn.loadCheckpoint(file), `Checkpoint ${file}: `, problem);
     }
     // A checkpoint cut short: its last tensor runs past the end.
     const file = path.join(folder(), 'cut.safetensors');
     sdebnn.saveCheckpoint(file, sample());
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 4));
-    expectFormatError(() => sdebnn.loadCheckpoint(file), file, /beyond the \d+ data bytes \(truncated\?\)/);
-    expectFormatError(() => sdebnn.loadCheckpoint(path.join(tmp, 'missing.safetensors')), 'missing.safetensors: does not exist');
+    expectDataFormatError(() => sdebnn.loadCheckpoint(file), file, /beyond the \d+ data bytes \(truncated\?\)/);
+    expectDataFormatError(() => sdebnn.loadCheckpoint(path.join(tmp, 'missing.safetensors')), 'missing.safetensors: does not exist');
   });
 });
 
@@ -270,7 +253,7 @@ describe('checking a checkpoint against the model', () => {
       'tensor flags is not expected',
       'tensor step is not expected',
     ]);
-    expectFormatError(() => sdebnn.expectCheckpoint(c, wrong), `Checkpoint ${file}: does not match the model (9 problems): metadata model is "mlp"`, 'tensor step is not expected');
+    expectDataFormatError(() => sdebnn.expectCheckpoint(c, wrong), `Checkpoint ${file}: does not match the model (9 problems): metadata model is "mlp"`, 'tensor step is not expected');
     expect(sdebnn.checkpointMismatches(c, { ...wrong, allowExtra: true })).toHaveLength(5);
     expect(sdebnn.checkpointMismatches(c, { version: '1', tensors: {}, allowExtra: true })).toEqual([]);
     expect(sdebnn.checkpointMismatches({ ...c, metadata: {} }, { version: '1', tensors: {}, allowExtra: true })).toEqual(['metadata version is missing, expected "1"']);

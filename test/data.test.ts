@@ -3,9 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sdebnn } from './helpers';
+import { expectDataFormatError, sdebnn } from './helpers';
 
-const { Random, DataFormatError } = sdebnn;
+const { Random } = sdebnn;
 type ImageSet = ReturnType<typeof sdebnn.loadMnist>;
 
 let tmp: string;
@@ -45,22 +45,6 @@ function writeMnist(dir: string, n: number, m = n, options: { gzip?: boolean; im
   write('t10k-images-idx3-ubyte', idx(options.imagesMagic ?? 0x803, [n, 28, 28], pixels));
   write('t10k-labels-idx1-ubyte', idx(0x801, [m], labels));
   return { pixels, labels };
-}
-
-/** Asserts a DataFormatError (code ERR_DATA_FORMAT) whose message matches every pattern. */
-function expectDataError(fn: () => unknown, ...patterns: (string | RegExp)[]): void {
-  let error: unknown;
-  try {
-    fn();
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(DataFormatError);
-  expect((error as { code: string }).code).toBe('ERR_DATA_FORMAT');
-  for (const p of patterns) {
-    if (typeof p === 'string') expect((error as Error).message).toContain(p);
-    else expect((error as Error).message).toMatch(p);
-  }
 }
 
 function stats(xs: Float32Array): { mean: number; std: number } {
@@ -174,8 +158,8 @@ describe('IDX and MNIST files: checks and errors', () => {
     const dir = folder('magic');
     writeMnist(dir, 2, 2, { imagesMagic: 0x801 });
     const file = path.join(dir, 't10k-images-idx3-ubyte');
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, 'wrong magic number 0x00000801; expected 0x00000803');
-    expectDataError(() => sdebnn.readIdx(file, { magic: 0x803 }), file, 'wrong magic');
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, 'wrong magic number 0x00000801; expected 0x00000803');
+    expectDataFormatError(() => sdebnn.readIdx(file, { magic: 0x803 }), file, 'wrong magic');
   });
 
   it('rejects a truncated file, also with a limit that would not need the missing bytes', () => {
@@ -184,12 +168,12 @@ describe('IDX and MNIST files: checks and errors', () => {
     const file = path.join(dir, 't10k-images-idx3-ubyte');
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 100));
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, `is truncated: ${bytes.length - 100} bytes but the header [4, 28, 28] needs ${bytes.length}`);
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'test', limit: 1 }), file, 'is truncated');
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, `is truncated: ${bytes.length - 100} bytes but the header [4, 28, 28] needs ${bytes.length}`);
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test', limit: 1 }), file, 'is truncated');
     fs.writeFileSync(file, bytes.subarray(0, 10)); // inside the header
-    expectDataError(() => sdebnn.readIdx(file), file, 'too short for the header of 3 dimensions');
+    expectDataFormatError(() => sdebnn.readIdx(file), file, 'too short for the header of 3 dimensions');
     fs.writeFileSync(file, Buffer.concat([bytes, Buffer.from([1, 2])]));
-    expectDataError(() => sdebnn.readIdx(file), file, '2 bytes of trailing data');
+    expectDataFormatError(() => sdebnn.readIdx(file), file, '2 bytes of trailing data');
   });
 
   it('rejects a gzip of a truncated file and a truncated gzip stream, naming the .gz file', () => {
@@ -198,16 +182,16 @@ describe('IDX and MNIST files: checks and errors', () => {
     const file = path.join(dir, 't10k-images-idx3-ubyte.gz');
     const raw = zlib.gunzipSync(fs.readFileSync(file));
     fs.writeFileSync(file, zlib.gzipSync(raw.subarray(0, raw.length - 784)));
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, 'is truncated');
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, 'is truncated');
     const gz = zlib.gzipSync(raw);
     fs.writeFileSync(file, gz.subarray(0, gz.length - 20));
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, 'not a valid gzip stream');
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, 'not a valid gzip stream');
   });
 
   it('rejects images and labels of different counts, naming both files', () => {
     const dir = folder('mismatch');
     writeMnist(dir, 5, 4);
-    expectDataError(
+    expectDataFormatError(
       () => sdebnn.loadMnist({ dir, split: 'test' }),
       `${path.join(dir, 't10k-images-idx3-ubyte')}: holds 5 images but ${path.join(dir, 't10k-labels-idx1-ubyte')} holds 4 labels`,
     );
@@ -217,12 +201,12 @@ describe('IDX and MNIST files: checks and errors', () => {
     const dir = folder('labels');
     writeMnist(dir, 2);
     fs.writeFileSync(path.join(dir, 't10k-labels-idx1-ubyte'), idx(0x801, [2], Uint8Array.from([3, 12])));
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'test' }), 'label 12 at index 1');
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test' }), 'label 12 at index 1');
     fs.writeFileSync(path.join(dir, 't10k-images-idx3-ubyte'), idx(0x803, [2, 32, 32], new Uint8Array(2 * 1024)));
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'test' }), 'shape [2, 32, 32]; expected [N, 28, 28]');
-    expectDataError(() => sdebnn.loadMnist({ dir, split: 'train' }), 'train-images-idx3-ubyte: does not exist (tried', 'train-images-idx3-ubyte.gz');
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test' }), 'shape [2, 32, 32]; expected [N, 28, 28]');
+    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'train' }), 'train-images-idx3-ubyte: does not exist (tried', 'train-images-idx3-ubyte.gz');
     fs.writeFileSync(path.join(dir, 'float.idx'), idx(0x0d01, [1], new Uint8Array(4)));
-    expectDataError(() => sdebnn.readIdx(path.join(dir, 'float.idx')), 'only unsigned bytes');
+    expectDataFormatError(() => sdebnn.readIdx(path.join(dir, 'float.idx')), 'only unsigned bytes');
   });
 
   it('validates options by name', () => {
@@ -285,15 +269,15 @@ describe('CIFAR-10 binary batches', () => {
     const { bytes } = cifarBatch(4, 30);
     const file = path.join(dir, 'test_batch.bin');
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 1));
-    expectDataError(() => sdebnn.loadCifar10({ dir, split: 'test', recordsPerFile: 4 }), file, 'is truncated: 12291 bytes (4.00 records, not a whole number)');
+    expectDataFormatError(() => sdebnn.loadCifar10({ dir, split: 'test', recordsPerFile: 4 }), file, 'is truncated: 12291 bytes (4.00 records, not a whole number)');
     fs.writeFileSync(file, bytes);
     // The official files hold 10,000 records each: a 4-record file is a truncated download.
-    expectDataError(() => sdebnn.loadCifar10({ dir, split: 'test' }), file, 'holds 10000 records of 3073 bytes (30730000 bytes)');
+    expectDataFormatError(() => sdebnn.loadCifar10({ dir, split: 'test' }), file, 'holds 10000 records of 3073 bytes (30730000 bytes)');
     const bad = Buffer.from(bytes);
     bad[3073 * 2] = 10;
     fs.writeFileSync(file, bad);
-    expectDataError(() => sdebnn.loadCifar10({ dir, split: 'test', recordsPerFile: 4 }), file, 'label 10 in record 2');
-    expectDataError(() => sdebnn.loadCifar10({ dir, split: 'train' }), 'data_batch_1.bin: does not exist');
+    expectDataFormatError(() => sdebnn.loadCifar10({ dir, split: 'test', recordsPerFile: 4 }), file, 'label 10 in record 2');
+    expectDataFormatError(() => sdebnn.loadCifar10({ dir, split: 'train' }), 'data_batch_1.bin: does not exist');
     expect(() => sdebnn.loadCifar10({ split: 'test' } as never)).toThrow(new TypeError('Expected a string for options.dir but received undefined'));
   });
 });

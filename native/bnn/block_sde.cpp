@@ -15,13 +15,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
-}
 
 // One evaluation of the block's drift (and the hypernetwork output the noise term needs) as a
 // single autograd node with a hand-written backward: the forward is plain ATen work without a
@@ -104,6 +97,14 @@ std::vector<at::Tensor> detached(const std::vector<at::Tensor>& params) {
 }
 
 }  // namespace
+
+std::string shape_string(at::IntArrayRef shape) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+  s << "]";
+  return s.str();
+}
 
 BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
                    std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type,

@@ -9,6 +9,7 @@
 // general noise, whose Ito-Stratonovich correction is -1/2 sigma tr(du/dw) = -1/2 tr(dg/dw).
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "bnn/config.h"
@@ -16,6 +17,9 @@
 #include "sde/sde.h"
 
 namespace bnn {
+
+// "[2, 3]": shapes in error messages.
+std::string shape_string(at::IntArrayRef shape);
 
 struct BlockLayout {
   int64_t batch = 0;

@@ -58,13 +58,6 @@ const char* to_string(Estimator e) {
 
 namespace {
 
-std::string shape_string(at::IntArrayRef shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
-}
 
 uint64_t draw_seed(at::Generator& gen) {
   std::lock_guard<std::mutex> lock(gen.mutex());
