@@ -92,6 +92,12 @@ export interface NeuralSpec extends Common {
   };
   /** Seed of the parameters' initialisation. */
   seed?: number;
+  /**
+   * 'fused' (default): hand-written derivatives, one graph node per step and no autograd in the
+   * adjoint, where the diffusion is 'scaled_tanh' or 'constant'; 'autograd': plain LibTorch
+   * autograd (the reference the fused kernels are tested against).
+   */
+  kernels?: 'fused' | 'autograd';
 }
 
 export type SDESpec = GbmSpec | OuSpec | LinearSpec | NeuralSpec;
@@ -151,7 +157,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
       return { ...common, type, A, c: expectNumbers(o.c, `${field}.c`, A.length), b: expectNumbers(o.b, `${field}.b`, A.length) };
     }
     case 'neural': {
-      expectKnownKeys(o, field, ['type', 'd', 'm', 'noiseType', 'drift', 'diffusion', 'seed', 'sdeType', 'dtype', 'device']);
+      expectKnownKeys(o, field, ['type', 'd', 'm', 'noiseType', 'drift', 'diffusion', 'seed', 'sdeType', 'dtype', 'device', 'kernels']);
       const d = expectPositiveInteger(o.d, `${field}.d`);
       const noiseType = optional(o.noiseType, 'diagonal' as NoiseType, (v) => expectOneOf(v, `${field}.noiseType`, NOISE_TYPES));
       const m = noiseType === 'general' ? expectPositiveInteger(o.m, `${field}.m`) : undefined;
@@ -182,6 +188,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
         drift: expectMlp(driftIn, `${field}.drift`),
         diffusion,
         seed: optional(o.seed, 0, (v) => expectInteger(v, `${field}.seed`, 0, 2 ** 53 - 1)),
+        kernels: optional(o.kernels, 'fused' as const, (v) => expectOneOf(v, `${field}.kernels`, ['fused', 'autograd'] as const)),
       };
     }
   }
@@ -282,7 +289,13 @@ function validateOptions(sde: SDE, options: unknown) {
   const atol = optional(o.atol, 1e-4, (v) => expectPositive(v, 'options.atol'));
   const dtMin = optional(o.dtMin, 1e-5, (v) => expectPositive(v, 'options.dtMin'));
   const adjoint = optional(o.adjoint, false, (v) => expectBoolean(v, 'options.adjoint'));
-  const defaultAdjointMethod: Method = method === 'reversible_heun' ? 'reversible_heun' : sde.noiseType === 'additive' && method === 'euler' ? 'euler' : 'midpoint';
+  // The backward pass's default: the Stratonovich counterpart of the forward method (Euler's is
+  // euler_heun: one drift evaluation per step), the exact adjoint for reversible_heun.
+  const defaultAdjointMethod: Method =
+    method === 'reversible_heun' ? 'reversible_heun'
+    : method === 'euler' ? (sde.noiseType === 'additive' ? 'euler' : 'euler_heun')
+    : method === 'heun' || method === 'euler_heun' ? method
+    : 'midpoint';
   const out = {
     method,
     dt,

@@ -87,6 +87,7 @@ std::shared_ptr<sde::SDE> make_sde(const Napi::Object& spec) {
     n.dtype = options.dtype().toScalarType();
     n.device = options.device();
     n.seed = static_cast<uint64_t>(get_number(spec, "seed", 0));
+    n.fused = get_string(spec, "kernels", "fused") == "fused";
     return std::make_shared<sde::NeuralSDE>(n);
   }
   throw sde::invalid_argument("unknown SDE type '" + type + "'");

@@ -60,29 +60,14 @@ class AdjointSystem : public System {
 
  private:
   at::Tensor evaluate(double t, const at::Tensor& z, double dt, const at::Tensor* dW, bool with_drift) {
-    at::AutoGradMode enable(true);
-    at::Tensor y = y_of(z).detach().requires_grad_(true);
-    at::Tensor a = a_of(z);
-    at::Tensor F;
-    if (with_drift) {
-      F = sde_.drift(t, y);
-      if (sde_.sde_type() == SdeType::Ito) F = F + sde_.ito_correction(t, y);
-      F = F * dt;
-      ++stats_.nfe;
-    }
-    if (dW != nullptr) {
-      at::Tensor G = sde_.diffusion_prod(t, y, *dW);
-      F = F.defined() ? F + G : G;
-      ++stats_.nfe;
-    }
-    std::vector<at::Tensor> inputs{y};
-    inputs.insert(inputs.end(), params_.begin(), params_.end());
-    std::vector<at::Tensor> grads = torch::autograd::grad({F}, inputs, {a}, /*retain_graph=*/false,
-                                                          /*create_graph=*/false, /*allow_unused=*/true);
-    grads = fill_undefined(grads, inputs);
-    std::vector<at::Tensor> parts{F.detach().reshape({-1}), -grads[0].reshape({-1})};
-    for (size_t i = 1; i < grads.size(); ++i) parts.push_back(-grads[i].reshape({-1}));
-    return at::cat(parts);
+    const SDE::Vjp vjp = sde_.stratonovich_vjp(t, y_of(z), with_drift ? std::optional<double>(dt) : std::nullopt,
+                                               dW != nullptr ? *dW : at::Tensor(), a_of(z));
+    stats_.nfe += (with_drift ? 1 : 0) + (dW != nullptr ? 1 : 0);
+    std::vector<at::Tensor> parts{vjp.F.reshape({-1}), vjp.grad_y.reshape({-1})};
+    for (const at::Tensor& g : vjp.grad_params) parts.push_back(g.reshape({-1}));
+    at::Tensor out = at::cat(parts);
+    out.narrow(0, ny_, out.numel() - ny_).neg_();
+    return out;
   }
 
   SDE& sde_;
@@ -92,50 +77,47 @@ class AdjointSystem : public System {
   int64_t ny_;
 };
 
-// Exact adjoint of reversible Heun: from the solver's final state [y, y_hat, f(y_hat)], reconstruct
-// each step backwards algebraically, then backpropagate through that one step on a local graph.
+// Exact adjoint of reversible Heun (Kidger et al. 2021). A forward step from (y_a, y_hat_a) is
+//   F_a = F(ta, y_hat_a),  y_hat_b = 2 y_a - y_hat_a + F_a,  y_b = y_a + (F_a + F_b) / 2,
+// with F_b = F(tb, y_hat_b) and F(t, x) = f(t, x) dt + g(t, x) dW. From the solver's final state
+// [y, y_hat, f(y_hat)] each step is reconstructed backwards algebraically
+// (y_hat_a = 2 y_b - y_hat_b - F_b, y_a = y_b - (F_a + F_b) / 2), and the cotangents
+// (u, v) of (y_b, y_hat_b) go back through it with two VJPs of F:
+//   v' = v + u/2 . dF_b/dy_hat_b,  d y_a = u + 2 v',  d y_hat_a = -v' + (v' + u/2) . dF_a/dy_hat_a.
 void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std::vector<double>& ts, BrownianMotion& bm,
                               double dt_step, const at::Tensor& grad_ys, const std::vector<at::Tensor>& params,
                               GradientResult& result, const StepProgress& progress) {
   std::vector<at::Tensor>& a_params = result.grad_params;
   SolveStats& stats = result.backward;
-  at::Tensor y = final_state[0], y_hat = final_state[1], f = final_state[2];
-  at::Tensor a_y = grad_ys[static_cast<int64_t>(ts.size()) - 1].clone(), a_y_hat = at::zeros_like(a_y);
+  at::Tensor y = final_state[0], y_hat = final_state[1];
+  at::Tensor u = grad_ys[static_cast<int64_t>(ts.size()) - 1].clone(), v = at::zeros_like(u);
+  const auto accumulate = [&](const std::vector<at::Tensor>& grads) {
+    for (size_t j = 0; j < params.size(); ++j) a_params[j] += grads[j];
+  };
 
   for (size_t k = ts.size() - 1; k > 0; --k) {
     const std::vector<double> grid = fixed_grid(ts[k - 1], ts[k], dt_step);
     for (size_t i = grid.size() - 1; i > 0; --i) {
       const double ta = grid[i - 1], tb = grid[i], dt = tb - ta;
       const at::Tensor dW = bm.increment(ta, tb);
-      at::AutoGradMode enable(true);
-      // Reconstruct (y_a, y_hat_a) from (y_b, y_hat_b, f_b) exactly, evaluating f and g at
-      // y_hat_a once, on the local graph that the step's VJP needs.
-      at::Tensor g_b = sde.diffusion_prod(tb, y_hat, dW).detach();
-      at::Tensor y_hat_a = (2 * y - y_hat - f * dt - g_b).detach().requires_grad_(true);
-      at::Tensor f_a = sde.drift(ta, y_hat_a);
-      at::Tensor g_a = sde.diffusion_prod(ta, y_hat_a, dW);
-      at::Tensor y_a = (y - 0.5 * (f_a.detach() + f) * dt - 0.5 * (g_a.detach() + g_b)).detach().requires_grad_(true);
-      // The forward step from (y_a, y_hat_a), differentiated.
-      at::Tensor y_hat_b = 2 * y_a - y_hat_a + f_a * dt + g_a;
-      at::Tensor f_b = sde.drift(tb, y_hat_b);
-      at::Tensor y_b = y_a + 0.5 * (f_a + f_b) * dt + 0.5 * (g_a + sde.diffusion_prod(tb, y_hat_b, dW));
-      stats.nfe += 5;
-      std::vector<at::Tensor> inputs{y_a, y_hat_a};
-      inputs.insert(inputs.end(), params.begin(), params.end());
-      std::vector<at::Tensor> grads = fill_undefined(
-          torch::autograd::grad({y_b, y_hat_b}, inputs, {a_y, a_y_hat}, false, false, /*allow_unused=*/true), inputs);
-      a_y = grads[0];
-      a_y_hat = grads[1];
-      for (size_t j = 0; j < params.size(); ++j) a_params[j] += grads[j + 2];
-      y = y_a.detach();
-      y_hat = y_hat_a.detach();
-      f = f_a.detach();
+      const SDE::Vjp at_b = sde.stratonovich_vjp(tb, y_hat, dt, dW, 0.5 * u);
+      const at::Tensor y_hat_a = 2 * y - y_hat - at_b.F;
+      const at::Tensor v_b = v + at_b.grad_y;
+      const SDE::Vjp at_a = sde.stratonovich_vjp(ta, y_hat_a, dt, dW, v_b + 0.5 * u);
+      const at::Tensor y_a = y - 0.5 * (at_a.F + at_b.F);
+      stats.nfe += 4;
+      accumulate(at_b.grad_params);
+      accumulate(at_a.grad_params);
+      u = u + 2 * v_b;
+      v = at_a.grad_y - v_b;
+      y = y_a;
+      y_hat = y_hat_a;
       ++stats.steps_accepted;
       if (progress) progress(ta, stats);
     }
-    a_y = a_y + grad_ys[static_cast<int64_t>(k) - 1];
+    u = u + grad_ys[static_cast<int64_t>(k) - 1];
   }
-  result.grad_y0 = a_y + a_y_hat;  // y_hat starts equal to y
+  result.grad_y0 = u + v;  // y_hat starts equal to y
 }
 
 }  // namespace

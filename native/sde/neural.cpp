@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
 
@@ -54,6 +55,49 @@ at::Tensor Mlp::forward(double t, const at::Tensor& x) const {
     if (i + 1 < weights_.size()) h = activate(spec_.activation, h);
   }
   return h;
+}
+
+at::Tensor Mlp::forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const {
+  at::NoGradGuard no_grad;
+  at::Tensor h = x;
+  if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
+  // cache: [h_0, z_0, h_1, z_1, ..., h_last] (layer inputs, hidden pre-activations)
+  for (size_t i = 0; i < weights_.size(); ++i) {
+    cache.push_back(h);
+    at::Tensor z = at::addmm(biases_[i], h, weights_[i].t());
+    if (i + 1 == weights_.size()) return z;
+    cache.push_back(z);
+    h = activate(spec_.activation, z);
+  }
+  return h;
+}
+
+namespace {
+// v * act'(z), with a = act(z): one ATen kernel each.
+at::Tensor activation_backward(Activation act, const at::Tensor& v, const at::Tensor& z, const at::Tensor& a) {
+  switch (act) {
+    case Activation::Tanh: return at::tanh_backward(v, a);
+    case Activation::Softplus: return at::softplus_backward(v, z, 1, 20);
+    case Activation::Relu: return at::threshold_backward(v, a, 0);
+    case Activation::Sigmoid: return at::sigmoid_backward(v, a);
+    case Activation::Identity: return v;
+  }
+  return v;
+}
+}  // namespace
+
+at::Tensor Mlp::vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v_out, at::Tensor* grads) const {
+  at::NoGradGuard no_grad;
+  at::Tensor v = v_out;
+  for (size_t i = weights_.size(); i-- > 0;) {
+    const at::Tensor& input = cache[2 * i];
+    grads[2 * i] = at::mm(v.t(), input);
+    grads[2 * i + 1] = v.sum(0);
+    at::Tensor d_input = at::mm(v, weights_[i]);
+    if (i == 0) return spec_.time_input ? d_input.narrow(1, 0, d_input.size(1) - 1) : d_input;
+    v = activation_backward(spec_.activation, d_input, cache[2 * i - 1], input);
+  }
+  return v;
 }
 
 void Mlp::collect(std::vector<std::pair<std::string, at::Tensor>>& named) const {
@@ -118,6 +162,229 @@ at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
     case NoiseType::General: return g.view({y.size(0), spec_.d, spec_.m});
     default: return g;
   }
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// One increment f dt + g dW as a single autograd node with the hand-written VJP as its backward.
+struct IncrementFn : public torch::autograd::Function<IncrementFn> {
+  static variable_list forward(AutogradContext* ctx, const NeuralSDE* sde, double t, double dt, const at::Tensor& y,
+                               const at::Tensor& dW, at::TensorList params) {
+    NeuralSDE::Pass pass;
+    at::Tensor F = sde->fused_increment(t, y, dt, dW, /*correction=*/false, &pass);
+    ctx->saved_data["sde"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(sde));
+    ctx->saved_data["dt"] = dt;
+    ctx->saved_data["mlp"] = pass.mlp;
+    ctx->saved_data["dW"] = dW;
+    if (pass.S.defined()) ctx->saved_data["ST"] = std::vector<at::Tensor>{pass.S, pass.T};
+    ctx->set_materialize_grads(false);
+    (void)params;
+    return {F};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto* sde = reinterpret_cast<const NeuralSDE*>(static_cast<intptr_t>(ctx->saved_data["sde"].toInt()));
+    const size_t n_params = sde->parameters().size();
+    variable_list out(5 + n_params);
+    if (!grads[0].defined()) return out;
+    NeuralSDE::Pass pass;
+    pass.mlp = ctx->saved_data["mlp"].toTensorVector();
+    if (ctx->saved_data.count("ST")) {
+      const std::vector<at::Tensor> st = ctx->saved_data["ST"].toTensorVector();
+      pass.S = st[0];
+      pass.T = st[1];
+    }
+    at::Tensor grad_y;
+    std::vector<at::Tensor> grad_params;
+    sde->fused_vjp(pass, ctx->saved_data["dt"].toDouble(), ctx->saved_data["dW"].toTensor(), /*correction=*/false,
+                   grads[0], grad_y, grad_params);
+    out[3] = grad_y;
+    for (size_t i = 0; i < n_params; ++i) out[5 + i] = grad_params[i];
+    return out;
+  }
+};
+
+}  // namespace
+
+namespace {
+
+// The scaled-tanh diffusion's elementwise work in one pass each (CPU, contiguous): with
+// S = sigmoid(s) per column, T = tanh(y), g = S T + o, D = 1 - T^2 and the Ito correction
+// c = -1/2 g S D:
+//   forward:  F = dt (f + c) + g dW           (f: the drift MLP's output, overwritten by F)
+//   backward: A = a dt (the drift MLP's cotangent), grad_y = A dc/dy + a dW S D,
+//             grad_S = sum over the batch of A dc/dS + a dW T.
+// Either term may be absent (has_dt / dW undefined); `correction` adds c.
+template <typename T_>
+void scaled_tanh_forward_cpu(T_* F, const T_* T, const T_* S, const T_* dW, int64_t batch, int64_t d, double dt,
+                             bool has_dt, bool correction, double offset) {
+  const T_ o = static_cast<T_>(offset), h = static_cast<T_>(dt);
+  for (int64_t b = 0; b < batch; ++b) {
+    T_* Fb = F + b * d;
+    const T_* Tb = T + b * d;
+    const T_* dWb = dW ? dW + b * d : nullptr;
+    for (int64_t i = 0; i < d; ++i) {
+      const T_ g = S[i] * Tb[i] + o;
+      T_ out = 0;
+      if (has_dt) out = h * (correction ? Fb[i] - T_(0.5) * g * S[i] * (1 - Tb[i] * Tb[i]) : Fb[i]);
+      if (dWb) out += g * dWb[i];
+      Fb[i] = out;
+    }
+  }
+}
+
+template <typename T_>
+void scaled_tanh_backward_cpu(const T_* a, const T_* T, const T_* S, const T_* dW, T_* A, T_* grad_y, T_* grad_S,
+                              int64_t batch, int64_t d, double dt, bool has_dt, bool correction, double offset) {
+  const T_ o = static_cast<T_>(offset), h = static_cast<T_>(dt);
+  std::fill(grad_S, grad_S + d, T_(0));
+  for (int64_t b = 0; b < batch; ++b) {
+    const T_* ab = a + b * d;
+    const T_* Tb = T + b * d;
+    const T_* dWb = dW ? dW + b * d : nullptr;
+    T_* Ab = A ? A + b * d : nullptr;
+    T_* gyb = grad_y + b * d;
+    for (int64_t i = 0; i < d; ++i) {
+      const T_ t = Tb[i], s = S[i], D = 1 - t * t;
+      T_ gy = 0, gS = 0;
+      if (has_dt) {
+        const T_ Ai = ab[i] * h;
+        Ab[i] = Ai;
+        if (correction) {
+          gy += T_(-0.5) * Ai * s * D * (s * (D - 2 * t * t) - 2 * o * t);
+          gS += T_(-0.5) * Ai * D * (2 * s * t + o);
+        }
+      }
+      if (dWb) {
+        const T_ aW = ab[i] * dWb[i];
+        gy += aW * s * D;
+        gS += aW * t;
+      }
+      gyb[i] = gy;
+      grad_S[i] += gS;
+    }
+  }
+}
+
+bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
+  for (const at::Tensor* t : tensors) {
+    if (t->defined() && (!t->is_cpu() || !t->is_contiguous())) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+at::Tensor NeuralSDE::fused_increment(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
+                                      bool correction, Pass* pass) const {
+  at::NoGradGuard no_grad;
+  const bool scaled = spec_.diffusion_kind == DiffusionKind::ScaledTanh;
+  correction = correction && scaled && sde_type() == SdeType::Ito;
+  at::Tensor F;
+  if (dt) {
+    std::vector<at::Tensor> scratch;
+    F = drift_net_.forward_cached(t, y, pass ? pass->mlp : scratch);
+  }
+  if (!scaled) {  // Constant: g = s, no correction
+    if (dt) F.mul_(*dt);
+    if (dW.defined()) F = F.defined() ? F.add_(s_.detach() * dW) : s_.detach() * dW;
+    return F;
+  }
+  const at::Tensor S = at::sigmoid(s_.detach()), T = at::tanh(y);
+  if (pass) {
+    pass->S = S;
+    pass->T = T;
+  }
+  if (!F.defined()) F = at::empty_like(y);
+  if (fusable_on_cpu({&F, &T, &dW}) && y.dim() == 2) {
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "scaled_tanh_forward", [&] {
+      scaled_tanh_forward_cpu<scalar_t>(F.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
+                                        dW.defined() ? dW.data_ptr<scalar_t>() : nullptr, y.size(0), y.size(1),
+                                        dt.value_or(0.0), dt.has_value(), correction, spec_.diffusion_offset);
+    });
+    return F;
+  }
+  // Other devices: the same formulas as ATen ops.
+  const at::Tensor g = S * T + spec_.diffusion_offset;
+  if (dt) {
+    if (correction) F.add_(-0.5 * g * S * (1 - T * T));
+    F.mul_(*dt);
+  }
+  if (dW.defined()) F = dt ? F.add_(g * dW) : g * dW;
+  return F;
+}
+
+void NeuralSDE::fused_vjp(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction,
+                          const at::Tensor& a, at::Tensor& grad_y, std::vector<at::Tensor>& grad_params) const {
+  at::NoGradGuard no_grad;
+  const bool scaled = spec_.diffusion_kind == DiffusionKind::ScaledTanh;
+  correction = correction && scaled && sde_type() == SdeType::Ito;
+  const size_t n_drift = drift_net_.num_tensors();
+  grad_params.assign(n_drift + 1, at::Tensor());
+  at::Tensor A;  // the drift MLP's output cotangent, a dt
+  if (!scaled) {  // Constant
+    if (dt) A = a * *dt;
+    grad_params[n_drift] = dW.defined() ? (a * dW).sum(0) : at::zeros_like(s_);
+    grad_y = at::zeros_like(a);
+  } else {
+    const at::Tensor &S = pass.S, &T = pass.T;
+    const at::Tensor ac = a.contiguous();
+    at::Tensor grad_S;
+    if (fusable_on_cpu({&ac, &T, &dW}) && a.dim() == 2) {
+      if (dt) A = at::empty_like(ac);
+      grad_y = at::empty_like(ac);
+      grad_S = at::empty_like(S);
+      AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "scaled_tanh_backward", [&] {
+        scaled_tanh_backward_cpu<scalar_t>(ac.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
+                                           dW.defined() ? dW.data_ptr<scalar_t>() : nullptr,
+                                           dt ? A.data_ptr<scalar_t>() : nullptr, grad_y.data_ptr<scalar_t>(),
+                                           grad_S.data_ptr<scalar_t>(), a.size(0), a.size(1), dt.value_or(0.0),
+                                           dt.has_value(), correction, spec_.diffusion_offset);
+      });
+    } else {  // Other devices: the same formulas as ATen ops.
+      const at::Tensor D = 1 - T * T;
+      const double o = spec_.diffusion_offset;
+      grad_y = at::zeros_like(a);
+      grad_S = at::zeros_like(S);
+      if (dt) {
+        A = a * *dt;
+        if (correction) {
+          grad_y.add_(A * (-0.5) * S * D * (S * (D - 2 * T * T) - 2 * o * T));
+          grad_S.add_((A * (-0.5) * D * (2 * S * T + o)).sum(0));
+        }
+      }
+      if (dW.defined()) {
+        const at::Tensor aW = a * dW;
+        grad_y.add_(aW * S * D);
+        grad_S.add_((aW * T).sum(0));
+      }
+    }
+    grad_params[n_drift] = grad_S.mul_(S * (1 - S));  // through S = sigmoid(s)
+  }
+  if (dt) {
+    grad_y.add_(drift_net_.vjp(pass.mlp, A, grad_params.data()));
+  } else {
+    for (size_t i = 0; i < n_drift; ++i) grad_params[i] = at::zeros_like(parameters()[i]);
+  }
+}
+
+at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
+  if (!fused()) return SDE::increment(t, y, dt, dW);
+  const std::vector<at::Tensor> params = parameters();
+  return IncrementFn::apply(this, t, dt, y, dW, at::TensorList(params))[0];
+}
+
+SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
+                                     const at::Tensor& a) {
+  if (!fused()) return SDE::stratonovich_vjp(t, y, dt, dW, a);
+  Pass pass;
+  Vjp out;
+  out.F = fused_increment(t, y, dt, dW, /*correction=*/true, &pass);
+  fused_vjp(pass, dt, dW, /*correction=*/true, a, out.grad_y, out.grad_params);
+  return out;
 }
 
 std::vector<int64_t> NeuralSDE::brownian_shape(const at::Tensor& y0) const {

@@ -30,6 +30,12 @@ class Mlp {
   Mlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, const std::string& prefix,
       at::Generator& gen);
   at::Tensor forward(double t, const at::Tensor& x) const;
+  // The same without a graph, keeping each layer's input and pre-activation for vjp.
+  at::Tensor forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const;
+  // d/dx of v . MLP(x) at the cached point; writes the weights' and biases' gradients, in
+  // collect() order, to grads[0 .. 2 * layers).
+  at::Tensor vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v, at::Tensor* grads) const;
+  size_t num_tensors() const { return 2 * weights_.size(); }
   void collect(std::vector<std::pair<std::string, at::Tensor>>& named) const;
 
  private:
@@ -55,6 +61,9 @@ struct NeuralSdeSpec {
   Activation diffusion_output = Activation::Sigmoid;  // output activation of the diffusion MLP
   double diffusion_offset = 0.0;
   double diffusion_init = 0.1;  // initial value of s (ScaledTanh, Constant)
+  // Hand-written derivatives for increments and the adjoint's VJPs (with a ScaledTanh or
+  // Constant diffusion); false: plain autograd (the reference they are tested against).
+  bool fused = true;
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::Device(c10::kCPU);
   uint64_t seed = 0;
@@ -65,6 +74,9 @@ class NeuralSDE : public SDE {
   explicit NeuralSDE(const NeuralSdeSpec& spec);
   at::Tensor drift(double t, const at::Tensor& y) override;
   at::Tensor diffusion(double t, const at::Tensor& y) override;
+  at::Tensor increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) override;
+  Vjp stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
+                       const at::Tensor& a) override;
   std::vector<int64_t> brownian_shape(const at::Tensor& y0) const override;
   std::vector<at::Tensor> parameters() const override;
   void check_state(const at::Tensor& y0) const override;
@@ -74,7 +86,20 @@ class NeuralSDE : public SDE {
   void set_parameter(const std::string& name, const at::Tensor& value);
   const NeuralSdeSpec& spec() const { return spec_; }
 
+  // The hand-written route: an evaluation of F = f dt (+ Ito correction dt) + g dW without a
+  // graph, keeping what fused_vjp needs, and its VJPs (grad_params in parameters() order).
+  struct Pass {
+    std::vector<at::Tensor> mlp;
+    at::Tensor S, T;  // ScaledTanh: sigmoid(s), tanh(y)
+  };
+  at::Tensor fused_increment(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
+                             bool correction, Pass* pass) const;
+  void fused_vjp(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction, const at::Tensor& a,
+                 at::Tensor& grad_y, std::vector<at::Tensor>& grad_params) const;
+
  private:
+  bool fused() const { return spec_.fused && spec_.diffusion_kind != DiffusionKind::Mlp; }
+
   NeuralSdeSpec spec_;
   at::Generator gen_;
   Mlp drift_net_;

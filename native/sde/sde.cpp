@@ -48,6 +48,39 @@ at::Tensor SDE::diffusion_prod(double t, const at::Tensor& y, const at::Tensor& 
   return g;
 }
 
+at::Tensor SDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
+  return drift(t, y) * dt + diffusion_prod(t, y, dW);
+}
+
+SDE::Vjp SDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
+                               const at::Tensor& a) {
+  at::AutoGradMode enable(true);
+  const at::Tensor y_leaf = y.detach().requires_grad_(true);
+  at::Tensor F;
+  if (dt) {
+    F = drift(t, y_leaf);
+    if (type_ == SdeType::Ito) F = F + ito_correction(t, y_leaf);
+    F = F * *dt;
+  }
+  if (dW.defined()) {
+    const at::Tensor G = diffusion_prod(t, y_leaf, dW);
+    F = F.defined() ? F + G : G;
+  }
+  std::vector<at::Tensor> inputs{y_leaf};
+  const std::vector<at::Tensor> params = parameters();
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  std::vector<at::Tensor> grads =
+      torch::autograd::grad({F}, inputs, {a}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!grads[i].defined()) grads[i] = at::zeros_like(inputs[i]);
+  }
+  Vjp out;
+  out.F = F.detach();
+  out.grad_y = grads[0];
+  out.grad_params.assign(grads.begin() + 1, grads.end());
+  return out;
+}
+
 namespace {
 // The local graph for derivative terms: differentiable (create_graph) when the caller is
 // building a graph itself (backprop through the solver, or the adjoint's VJPs).

@@ -5,6 +5,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,22 @@ class SDE {
   // Ito-to-Stratonovich drift correction -1/2 sum_i (d s_i / d y) s_i (s_i the i-th noise column),
   // so that an Ito SDE is the Stratonovich SDE with drift f + correction. Differentiable.
   virtual at::Tensor ito_correction(double t, const at::Tensor& y);
+
+  // One step's increment f dt + g dW (the drift as defined, no Ito correction). Differentiable;
+  // SDEs with hand-written derivatives override it with a single autograd node.
+  virtual at::Tensor increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW);
+
+  // What the adjoint needs from one evaluation of F = f_S dt + g dW, with f_S the Stratonovich
+  // drift (for Ito SDEs, drift + ito_correction): F, and the vector-Jacobian products
+  // a . dF/dy and a . dF/dtheta (one per parameters(), zeros where unused), all without a
+  // graph. Without dt the drift term is left out, with an undefined dW the noise term.
+  // Default by autograd; SDEs with hand-written derivatives override it.
+  struct Vjp {
+    at::Tensor F, grad_y;
+    std::vector<at::Tensor> grad_params;
+  };
+  virtual Vjp stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
+                               const at::Tensor& a);
 
   // Shape of the Brownian motion driving a state y0.
   virtual std::vector<int64_t> brownian_shape(const at::Tensor& y0) const;

@@ -165,6 +165,10 @@ class SdeSystem : public System {
     ++stats_.nfe;
     return sde_.diffusion_prod(t, z, dW);
   }
+  at::Tensor increment(double t, const at::Tensor& z, double dt, const at::Tensor& dW) override {
+    stats_.nfe += 2;
+    return sde_.increment(t, z, dt, dW);
+  }
 
  private:
   SDE& sde_;

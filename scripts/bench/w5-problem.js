@@ -4,9 +4,10 @@ const sdebnn = require('../../dist/index.js');
 
 const BATCH = 256, D = 128;
 
-function makeProblem(sdeType = 'ito') {
+// kernels: 'fused' (the hand-written kernels) or 'autograd' (the naive baseline: plain LibTorch autograd).
+function makeProblem(sdeType = 'ito', kernels = 'fused') {
   const sde = new sdebnn.SDE({
-    type: 'neural', d: D, noiseType: 'diagonal', sdeType,
+    type: 'neural', d: D, noiseType: 'diagonal', sdeType, kernels,
     drift: { hidden: [D], activation: 'tanh' },
     diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 },
     seed: 0,
@@ -21,14 +22,14 @@ function makeProblem(sdeType = 'ito') {
 // Variant name -> sdeintGradients options (500 steps on [0, 1]).
 const VARIANTS = {
   'euler backprop': { sdeType: 'ito', options: { method: 'euler' } },
-  'euler adjoint': { sdeType: 'ito', options: { method: 'euler', adjoint: true, adjointMethod: 'midpoint' } },
+  'euler adjoint': { sdeType: 'ito', options: { method: 'euler', adjoint: true, adjointMethod: 'euler_heun' } },
   'midpoint adjoint': { sdeType: 'stratonovich', options: { method: 'midpoint', adjoint: true, adjointMethod: 'midpoint' } },
   'reversible_heun adjoint': { sdeType: 'stratonovich', options: { method: 'reversible_heun', adjoint: true, adjointMethod: 'reversible_heun' } },
 };
 
-async function runVariant(name, steps) {
+async function runVariant(name, steps, kernels = 'fused') {
   const v = VARIANTS[name];
-  const { sde, y0, gradYs } = makeProblem(v.sdeType);
+  const { sde, y0, gradYs } = makeProblem(v.sdeType, kernels);
   return sdebnn.sdeintGradients(sde, y0, [0, 1], gradYs, { ...v.options, dt: 1 / steps, seed: 1 });
 }
 
