@@ -13,27 +13,49 @@ namespace bnn {
 
 namespace {
 
-// ---- small dense kernels on contiguous row-major buffers, written to auto-vectorise ----------
+// ---- dense loops: baseline ISA, and AVX2+FMA where the CPU has it (picked once at run time) ----
+
+namespace kbase {
+#include "bnn/fast_kernels.inc"
+}  // namespace kbase
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SDEBNN_FAST_AVX2 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace kavx2 {
+#include "bnn/fast_kernels.inc"
+}  // namespace kavx2
+#pragma GCC pop_options
+#endif
 
 template <typename T>
-inline void axpy(int64_t n, T a, const T* x, T* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+struct Ops {
+  T (*dot)(int64_t, const T*, const T*);
+  void (*gemv_rows)(int64_t, int64_t, const T*, const T*, const T*, T*);
+  void (*gemv_axpy)(int64_t, int64_t, const T*, const T*, const T*, T*);
+  void (*mm_bias)(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, T, T*);
+  void (*mm_back)(int64_t, int64_t, int64_t, const T*, const T*, int64_t, T*);
+  void (*mm_at_c)(int64_t, int64_t, int64_t, const T*, const T*, T*);
+  void (*mm_ct_a)(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t);
+};
+
+#define SDEBNN_OPS(ns) \
+  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T> }
+
+template <typename T>
+const Ops<T>& ops() {
+  static const Ops<T> o = [] {
+#ifdef SDEBNN_FAST_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SDEBNN_OPS(kavx2);
+#endif
+    return SDEBNN_OPS(kbase);
+  }();
+  return o;
 }
 
-// Lane-wise partial sums: vectorises without reassociating a scalar chain; a fixed order.
-template <typename T>
-inline T dot(int64_t n, const T* x, const T* y) {
-  constexpr int kLanes = 16;
-  T acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) acc[j] += x[i + j] * y[i + j];
-  }
-  T s = 0;
-  for (; i < n; ++i) s += x[i] * y[i];
-  for (int j = 0; j < kLanes; ++j) s += acc[j];
-  return s;
-}
+using kbase::axpy;
+using kbase::dot;
 
 template <typename T>
 at::Tensor wrap(const T* p, int64_t n) {
@@ -91,39 +113,64 @@ T* ptr(const at::Tensor& t) {
 // ---- the hypernetwork g([w, t]) ----------------------------------------------------------------
 
 // Per slot (one slot per stored step): layer inputs A_j (A_0 = [w, t]), pre-activations Z_j and
-// slopes S_j of the hidden layers, and the output g.
+// slopes S_j of the hidden layers, and the output g. The weights are fixed during a solve, so each
+// layer's transpose is made once: every matrix-vector product then runs along contiguous rows.
 template <typename T>
 struct HyperKernel {
   std::vector<int64_t> sizes;
   Activation act = Activation::Identity;
   int64_t n = 0, wd = 0, slots = 0;
-  std::vector<const T*> W, b;
-  std::vector<at::Tensor> A, Z, S;
+  std::vector<const T*> W, b, Wt;
+  std::vector<at::Tensor> A, Z, S, Wt_storage;
   at::Tensor G, scratch;
 
-  void init(const Hypernet& h, const std::vector<at::Tensor>& params, int64_t n_slots, const at::TensorOptions& o) {
+  void init(const Hypernet& h, const std::vector<at::Tensor>& params, int64_t n_slots, FastWorkspace& ws) {
     sizes = h.sizes();
     act = h.activation();
     n = h.layers();
     wd = h.w_dim();
     slots = n_slots;
+    const at::TensorOptions o = params.front().options();
     for (int64_t j = 0; j < n; ++j) {
       W.push_back(ptr<T>(params[2 * j]));
       b.push_back(ptr<T>(params[2 * j + 1]));
-      A.push_back(at::empty({slots, sizes[j]}, o));
+      at::Tensor wt = ws.get({sizes[j], sizes[j + 1]}, o);
+      wt.copy_(params[2 * j].t());
+      Wt_storage.push_back(wt);
+      Wt.push_back(ptr<T>(wt));
+      A.push_back(ws.get({slots, sizes[j]}, o));
       if (j + 1 < n) {
-        Z.push_back(at::empty({slots, sizes[j + 1]}, o));
-        S.push_back(at::empty({slots, sizes[j + 1]}, o));
+        Z.push_back(ws.get({slots, sizes[j + 1]}, o));
+        S.push_back(ws.get({slots, sizes[j + 1]}, o));
       }
     }
-    G = at::empty({slots, wd}, o);
+    G = ws.get({slots, wd}, o);
     int64_t widest = 0;
     for (int64_t s : sizes) widest = std::max(widest, s);
-    scratch = at::empty({4, widest}, o);
+    scratch = ws.get({4, widest}, o);
   }
 
   const T* w_of(int64_t slot) const { return ptr<T>(A[0]) + slot * sizes[0]; }
   const T* g_of(int64_t slot) const { return ptr<T>(G) + slot * wd; }
+
+  // y [out] = b + W_j x
+  void layer(int64_t j, const T* x, T* y) const {
+    const int64_t in = sizes[j], out = sizes[j + 1];
+    if (in >= out) {
+      ops<T>().gemv_rows(out, in, W[j], x, b[j], y);
+    } else {
+      ops<T>().gemv_axpy(in, out, Wt[j], x, b[j], y);
+    }
+  }
+  // y [in] = W_j^T x
+  void layer_t(int64_t j, const T* x, T* y) const {
+    const int64_t in = sizes[j], out = sizes[j + 1];
+    if (out >= in) {
+      ops<T>().gemv_rows(in, out, Wt[j], x, nullptr, y);
+    } else {
+      ops<T>().gemv_axpy(out, in, W[j], x, nullptr, y);
+    }
+  }
 
   const T* forward(int64_t slot, const T* w, double t) {
     T* a0 = ptr<T>(A[0]) + slot * sizes[0];
@@ -131,9 +178,9 @@ struct HyperKernel {
     a0[wd] = static_cast<T>(t);
     const T* a = a0;
     for (int64_t j = 0; j < n; ++j) {
-      const int64_t in = sizes[j], out = sizes[j + 1];
+      const int64_t out = sizes[j + 1];
       T* z = j + 1 < n ? ptr<T>(Z[j]) + slot * out : ptr<T>(G) + slot * wd;
-      for (int64_t o = 0; o < out; ++o) z[o] = b[j][o] + dot(in, W[j] + o * in, a);
+      layer(j, a, z);
       if (j + 1 < n) {
         T* next = ptr<T>(A[j + 1]) + slot * out;
         act_forward(act, z, next, out);
@@ -166,20 +213,17 @@ struct HyperKernel {
     for (int64_t j = n - 1; j >= 0; --j) {
       const int64_t in = sizes[j], out = sizes[j + 1];
       std::memcpy(rows[static_cast<size_t>(j)], cp, sizeof(T) * out);
-      if (j == 0) {
-        const T* c = vx ? cx : cp;
-        std::memset(dw, 0, sizeof(T) * wd);
-        for (int64_t o = 0; o < out; ++o) axpy(wd, c[o], W[0] + o * in, dw);  // the w columns of W_0
+      if (j == 0) {  // only the w columns of W_0 matter
+        layer_t(0, vx ? cx : cp, np);
+        std::memcpy(dw, np, sizeof(T) * wd);
         break;
       }
       const T* s = ptr<T>(S[j - 1]) + slot * in;
-      std::memset(np, 0, sizeof(T) * in);
-      for (int64_t o = 0; o < out; ++o) axpy(in, cp[o], W[j] + o * in, np);
+      layer_t(j, cp, np);
       for (int64_t i = 0; i < in; ++i) np[i] *= s[i];
       std::swap(cp, np);
       if (vx) {
-        std::memset(nx, 0, sizeof(T) * in);
-        for (int64_t o = 0; o < out; ++o) axpy(in, cx[o], W[j] + o * in, nx);
+        layer_t(j, cx, nx);
         for (int64_t i = 0; i < in; ++i) nx[i] *= s[i];
         std::swap(cx, nx);
       }
@@ -203,58 +247,54 @@ struct DynKernel {
 // The MLP on [batch, d] with layer weights [out, in (+1 for t)] and biases sliced from w.
 template <typename T>
 struct MlpKernel : DynKernel<T> {
-  int64_t batch = 0, n = 0, wdim = 0;
+  int64_t batch = 0, n = 0, wdim = 0, widest = 0, widest_mat = 0;
   std::vector<int64_t> sizes, in_eff, offset;
   Activation act = Activation::Identity;
   bool time_input = false;
   std::vector<at::Tensor> A, Z, S;  // per slot: layer inputs [B * in], hidden pre-activations and slopes
-  at::Tensor scratch;               // wt / dWt, two deltas
+  at::Tensor scratch;               // W^T / dW^T, the t column, two deltas
 
-  MlpKernel(const MlpDynamics& dyn, int64_t batch_size, int64_t slots, const at::TensorOptions& o) {
+  MlpKernel(const MlpDynamics& dyn, int64_t batch_size, int64_t slots, const at::TensorOptions& o, FastWorkspace& ws) {
     batch = batch_size;
     sizes = dyn.sizes();
     act = dyn.activation();
     time_input = dyn.time_input();
     n = static_cast<int64_t>(sizes.size()) - 1;
     wdim = dyn.w_dim();
-    int64_t off = 0, widest = 0, widest_mat = 0;
+    int64_t off = 0;
     for (int64_t l = 0; l < n; ++l) {
       const int64_t in = sizes[l], out = sizes[l + 1], ie = in + (time_input ? 1 : 0);
       in_eff.push_back(ie);
       offset.push_back(off);
       off += out * ie + out;
-      A.push_back(at::empty({slots, batch * in}, o));
+      A.push_back(ws.get({slots, batch * in}, o));
       if (l + 1 < n) {
-        Z.push_back(at::empty({slots, batch * out}, o));
-        S.push_back(at::empty({slots, batch * out}, o));
+        Z.push_back(ws.get({slots, batch * out}, o));
+        S.push_back(ws.get({slots, batch * out}, o));
       }
       widest = std::max({widest, in, out});
       widest_mat = std::max(widest_mat, in * out);
     }
-    scratch = at::empty({widest_mat + 2 * batch * widest}, o);
+    scratch = ws.get({widest_mat + widest + 2 * batch * widest}, o);
   }
 
   void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) override {
     (void)store;  // the inputs are tiny: always kept
     T* wt = ptr<T>(scratch);
+    T* tcol = wt + widest_mat;
     T* a0 = ptr<T>(A[0]) + slot * batch * sizes[0];
     std::memcpy(a0, h, sizeof(T) * batch * sizes[0]);
     const T* a = a0;
-    const T tt = static_cast<T>(t);
     for (int64_t l = 0; l < n; ++l) {
       const int64_t in = sizes[l], out = sizes[l + 1], ie = in_eff[l];
       const T* Wl = w + offset[l];
       const T* bl = Wl + out * ie;
       for (int64_t o = 0; o < out; ++o) {
         for (int64_t i = 0; i < in; ++i) wt[i * out + o] = Wl[o * ie + i];
+        if (time_input) tcol[o] = Wl[o * ie + in];
       }
       T* z = l + 1 < n ? ptr<T>(Z[l]) + slot * batch * out : fh;
-      for (int64_t r = 0; r < batch; ++r) {
-        T* zr = z + r * out;
-        for (int64_t o = 0; o < out; ++o) zr[o] = bl[o] + (time_input ? tt * Wl[o * ie + in] : T(0));
-        const T* ar = a + r * in;
-        for (int64_t i = 0; i < in; ++i) axpy(out, ar[i], wt + i * out, zr);
-      }
+      ops<T>().mm_bias(batch, in, out, a, wt, bl, time_input ? tcol : nullptr, static_cast<T>(t), z);
       if (l + 1 < n) {
         T* next = ptr<T>(A[l + 1]) + slot * batch * out;
         act_forward(act, z, next, batch * out);
@@ -271,15 +311,9 @@ struct MlpKernel : DynKernel<T> {
   }
 
   void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) override {
-    int64_t widest = 0, widest_mat = 0;
-    for (int64_t l = 0; l < n; ++l) {
-      widest = std::max({widest, sizes[l], sizes[l + 1]});
-      widest_mat = std::max(widest_mat, sizes[l] * sizes[l + 1]);
-    }
     T* dwt = ptr<T>(scratch);
-    T* cur = dwt + widest_mat;
+    T* cur = dwt + widest_mat + widest;
     T* nxt = cur + batch * widest;
-    std::memset(dw, 0, sizeof(T) * wdim);
     std::memcpy(cur, v, sizeof(T) * batch * sizes[n]);
     const T tt = static_cast<T>(t);
     for (int64_t l = n - 1; l >= 0; --l) {
@@ -288,28 +322,21 @@ struct MlpKernel : DynKernel<T> {
       T* dW = dw + offset[l];
       T* db = dW + out * ie;
       const T* a = ptr<T>(A[l]) + slot * batch * in;
+      for (int64_t o = 0; o < out; ++o) db[o] = 0;
       for (int64_t r = 0; r < batch; ++r) axpy(out, T(1), cur + r * out, db);
-      if (out >= in) {  // dW^T [in, out] as rows of length out, then transposed
-        std::memset(dwt, 0, sizeof(T) * in * out);
-        for (int64_t r = 0; r < batch; ++r) {
-          for (int64_t i = 0; i < in; ++i) axpy(out, a[r * in + i], cur + r * out, dwt + i * out);
-        }
+      if (out >= in) {  // dW^T [in, out] along rows of length out, then transposed
+        ops<T>().mm_at_c(batch, in, out, a, cur, dwt);
         for (int64_t o = 0; o < out; ++o) {
           for (int64_t i = 0; i < in; ++i) dW[o * ie + i] = dwt[i * out + o];
         }
       } else {
-        for (int64_t r = 0; r < batch; ++r) {
-          for (int64_t o = 0; o < out; ++o) axpy(in, cur[r * out + o], a + r * in, dW + o * ie);
-        }
+        ops<T>().mm_ct_a(batch, in, out, a, cur, dW, ie);
       }
       if (time_input) {
         for (int64_t o = 0; o < out; ++o) dW[o * ie + in] = db[o] * tt;
       }
       T* target = l == 0 ? dh : nxt;
-      std::memset(target, 0, sizeof(T) * batch * in);
-      for (int64_t r = 0; r < batch; ++r) {
-        for (int64_t o = 0; o < out; ++o) axpy(in, cur[r * out + o], Wl + o * ie, target + r * in);
-      }
+      ops<T>().mm_back(batch, in, out, cur, Wl, ie, target);
       if (l > 0) {
         const T* s = ptr<T>(S[l - 1]) + slot * batch * in;
         for (int64_t i = 0; i < batch * in; ++i) target[i] *= s[i];
@@ -327,9 +354,9 @@ struct ConvKernel : DynKernel<T> {
   at::Tensor H;                // per slot: a copy of h (the cache refers to it)
   std::vector<Cache> caches;
 
-  ConvKernel(const ConvDynamics& d, int64_t numel_h, int64_t slots, const at::TensorOptions& o)
+  ConvKernel(const ConvDynamics& d, int64_t numel_h, int64_t slots, const at::TensorOptions& o, FastWorkspace& ws)
       : dyn(d), nh(numel_h), wdim(d.w_dim()), caches(static_cast<size_t>(slots)) {
-    H = at::empty({slots, nh}, o);
+    H = ws.get({slots, nh}, o);
   }
 
   void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) override {
@@ -358,8 +385,8 @@ struct ConvKernel : DynKernel<T> {
 template <typename T>
 class Solver : public FastBlockSolver {
  public:
-  Solver(const BlockSDE& sde, sde::BrownianMotion& bm, Mode mode, double dt, double adjoint_dt)
-      : sde_(sde), bm_(bm), mode_(mode), L_(sde.layout()), sigma_(sde.sigma()), estimator_(sde.estimator()) {
+  Solver(const BlockSDE& sde, sde::BrownianMotion& bm, Mode mode, double dt, double adjoint_dt, FastWorkspace& ws)
+      : ws_(ws), sde_(sde), bm_(bm), mode_(mode), L_(sde.layout()), sigma_(sde.sigma()), estimator_(sde.estimator()) {
     grid_ = sde::fixed_grid(0.0, 1.0, dt);
     if (mode == Mode::Adjoint) adjoint_grid_ = sde::fixed_grid(0.0, 1.0, adjoint_dt);
     for (const at::Tensor& p : sde.parameters()) params_.push_back(p.detach().contiguous());
@@ -372,9 +399,9 @@ class Solver : public FastBlockSolver {
     const bool backprop = mode_ == Mode::Backprop;
     const int64_t slots = backprop ? steps : 1;
     setup(slots, o);
-    if (backprop) dWs_ = at::empty({steps, L_.w_dim}, o);
+    if (backprop) dWs_ = ws_.get({steps, L_.w_dim}, o);
     at::Tensor y = y0_in.detach().contiguous().clone();
-    at::Tensor fh = at::empty({L_.nh}, o);
+    at::Tensor fh = ws_.get({L_.nh}, o);
     for (int64_t k = 0; k < steps; ++k) {
       const double ta = grid_[static_cast<size_t>(k)], tb = grid_[static_cast<size_t>(k) + 1];
       at::Tensor dW_t = bm_.increment(ta, tb).to(o).contiguous();
@@ -410,17 +437,18 @@ class Solver : public FastBlockSolver {
  private:
   void setup(int64_t slots, const at::TensorOptions& o) {
     y_options_ = o;
+    ws_.rewind();
     hyper_ = HyperKernel<T>();
-    hyper_.init(sde_.hypernet(), params_, slots, o);
+    hyper_.init(sde_.hypernet(), params_, slots, ws_);
     if (const auto* mlp = dynamic_cast<const MlpDynamics*>(&sde_.dynamics())) {
-      dyn_ = std::make_unique<MlpKernel<T>>(*mlp, L_.batch, slots, o);
+      dyn_ = std::make_unique<MlpKernel<T>>(*mlp, L_.batch, slots, o, ws_);
     } else if (const auto* conv = dynamic_cast<const ConvDynamics*>(&sde_.dynamics())) {
-      dyn_ = std::make_unique<ConvKernel<T>>(*conv, L_.nh, slots, o);
+      dyn_ = std::make_unique<ConvKernel<T>>(*conv, L_.nh, slots, o, ws_);
     } else {
       throw std::logic_error("FastBlockSolver: unknown dynamics");
     }
     const int64_t nh = L_.nh, wd = L_.w_dim;
-    work_ = at::empty({2 * nh + 5 * wd}, o);
+    work_ = ws_.get({2 * nh + 5 * wd}, o);
   }
 
   // y <- y + f(ta, y) dt + G dW (Ito Euler-Maruyama), evaluating (and storing at `slot`) the
@@ -449,8 +477,8 @@ class Solver : public FastBlockSolver {
   Bank make_bank(int64_t steps, bool own_inputs) {
     Bank bank;
     for (int64_t j = 0; j < hyper_.n; ++j) {
-      bank.rows.push_back(at::empty({steps, hyper_.sizes[j + 1]}, y_options_));
-      bank.inputs.push_back(own_inputs ? at::empty({steps, hyper_.sizes[j]}, y_options_) : hyper_.A[j]);
+      bank.rows.push_back(ws_.get({steps, hyper_.sizes[j + 1]}, y_options_));
+      bank.inputs.push_back(own_inputs ? ws_.get({steps, hyper_.sizes[j]}, y_options_) : hyper_.A[j]);
     }
     return bank;
   }
@@ -528,7 +556,7 @@ class Solver : public FastBlockSolver {
     T* a_h = ptr<T>(a);
     T* a_w = a_h + nh;
     const T a_kl = a_h[nh + wd];
-    at::Tensor fh_t = at::empty({nh}, y_options_);
+    at::Tensor fh_t = ws_.get({nh}, y_options_);
     T* fh = ptr<T>(fh_t);
     T* v = ptr<T>(work_);
     T* dh = v + nh;
@@ -572,6 +600,7 @@ class Solver : public FastBlockSolver {
     return {a, bank_gradients(bank, -1.0)};
   }
 
+  FastWorkspace& ws_;
   const BlockSDE& sde_;
   sde::BrownianMotion& bm_;
   Mode mode_;
@@ -603,11 +632,28 @@ bool FastBlockSolver::supported(const BnnConfig& c, Mode mode) {
 }
 
 std::unique_ptr<FastBlockSolver> FastBlockSolver::make(const BlockSDE& sde, sde::BrownianMotion& bm, Mode mode, double dt,
-                                                       double adjoint_dt) {
+                                                       double adjoint_dt, FastWorkspace& workspace) {
   if (sde.parameters().front().scalar_type() == c10::kDouble) {
-    return std::make_unique<Solver<double>>(sde, bm, mode, dt, adjoint_dt);
+    return std::make_unique<Solver<double>>(sde, bm, mode, dt, adjoint_dt, workspace);
   }
-  return std::make_unique<Solver<float>>(sde, bm, mode, dt, adjoint_dt);
+  return std::make_unique<Solver<float>>(sde, bm, mode, dt, adjoint_dt, workspace);
+}
+
+at::Tensor FastWorkspace::get(at::IntArrayRef shape, const at::TensorOptions& options) {
+  if (next_ < pool_.size()) {
+    at::Tensor& t = pool_[next_];
+    // Reused only when nothing else still holds it (a previous solve's results, say).
+    if (t.sizes() == shape && t.scalar_type() == options.dtype().toScalarType() && t.device() == options.device() &&
+        t.use_count() == 1) {
+      ++next_;
+      return t;
+    }
+    t = at::empty(shape, options);
+    ++next_;
+    return t;
+  }
+  pool_.push_back(at::empty(shape, options));
+  return pool_[next_++];
 }
 
 }  // namespace bnn

@@ -33,6 +33,18 @@
 
 namespace bnn {
 
+// Buffers reused from one solve of a block to the next (same sizes in the same order): no
+// allocation, page faults or zeroing per training step. Not shared between threads.
+class FastWorkspace {
+ public:
+  void rewind() { next_ = 0; }
+  at::Tensor get(at::IntArrayRef shape, const at::TensorOptions& options);
+
+ private:
+  std::vector<at::Tensor> pool_;
+  size_t next_ = 0;
+};
+
 class FastBlockSolver {
  public:
   enum class Mode { Forward, Backprop, Adjoint };  // Forward: no gradients (prediction)
@@ -41,8 +53,9 @@ class FastBlockSolver {
   // estimator, dtype, device) in `mode`.
   static bool supported(const BnnConfig& config, Mode mode);
   // `dt`: the forward step; `adjoint_dt`: the backward step of the adjoint mode.
+  // `workspace` must outlive the solver and serve one solver at a time.
   static std::unique_ptr<FastBlockSolver> make(const BlockSDE& sde, sde::BrownianMotion& bm, Mode mode, double dt,
-                                               double adjoint_dt);
+                                               double adjoint_dt, FastWorkspace& workspace);
 
   virtual ~FastBlockSolver() = default;
   // y(1) from y(0) (flat block states); no graph. Throws ERR_NUMERICAL on a non-finite solution.

@@ -164,6 +164,7 @@ struct BnnModel::Block {
   at::Tensor mu, rho;
   std::vector<at::Tensor> hyper_params;
   int64_t stage = 0;
+  FastWorkspace workspace;  // the fast path's buffers, kept from step to step
 };
 
 struct BnnModel::Forward {
@@ -431,7 +432,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
     const at::Tensor y0 = run->sde->pack(h, w0);
     at::Tensor y1;
     if (fast) {
-      run->fast = FastBlockSolver::make(*run->sde, *run->bm, fast_mode, options.dt, adjoint_options.dt);
+      run->fast = FastBlockSolver::make(*run->sde, *run->bm, fast_mode, options.dt, adjoint_options.dt, b.workspace);
       if (route != Route::None && at::GradMode::is_enabled()) {
         y1 = FastSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
       } else {
