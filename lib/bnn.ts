@@ -112,8 +112,12 @@ export interface SdeBnnConfig {
   seed?: number;
   dtype?: 'float32' | 'float64';
   device?: DeviceSpec;
-  /** 'fused' (default): hand-written VJPs; 'autograd': plain autograd (a reference for tests). */
-  kernels?: 'fused' | 'autograd';
+  /**
+   * 'fast' (default): fixed-step Euler solves on CPU run a dedicated path without autograd (hand-written
+   * forward loop and reverse sweep), everything else as 'fused'; 'fused': the generic engine with
+   * hand-written VJPs, one autograd node per evaluation; 'autograd': plain autograd (a reference for tests).
+   */
+  kernels?: 'fast' | 'fused' | 'autograd';
 }
 
 /** The configuration with every default filled in. */
@@ -146,7 +150,7 @@ export interface ResolvedSdeBnnConfig {
   seed: number;
   dtype: 'float32' | 'float64';
   device: string;
-  kernels: 'fused' | 'autograd';
+  kernels: 'fast' | 'fused' | 'autograd';
 }
 
 export type BnnTargets = Uint8Array | Int32Array | Float32Array | Float64Array | readonly number[];
@@ -430,7 +434,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const seed = optional(c.seed, 0, (v) => expectInteger(v, 'config.seed', 0, Number.MAX_SAFE_INTEGER));
   const dtype = optional(c.dtype, 'float32' as const, (v) => expectOneOf(v, 'config.dtype', ['float32', 'float64'] as const));
   const device = resolveDevice(c.device ?? 'cpu', 'config.device');
-  const kernels = optional(c.kernels, 'fused' as const, (v) => expectOneOf(v, 'config.kernels', ['fused', 'autograd'] as const));
+  const kernels = optional(c.kernels, 'fast' as const, (v) => expectOneOf(v, 'config.kernels', ['fast', 'fused', 'autograd'] as const));
 
   return {
     kind, inputShape, aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
@@ -487,7 +491,8 @@ function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
     clip: r.optimizer.clip,
     ema: r.optimizer.ema,
     seed: r.seed,
-    fused: r.kernels === 'fused',
+    fused: r.kernels !== 'autograd',
+    fast: r.kernels === 'fast',
     dtype: r.dtype,
     device: r.device,
   };

@@ -72,22 +72,49 @@ async function main(argv) {
 
 /**
  * Times `trainStep(x, y)` of a fresh SdeBnn per variant (W1, W2): median and min ms per step,
- * the peer figure and the speed-up, the evaluations per step and the last loss.
+ * the peer figure and the speed-up, the evaluations per step and the last loss. With `baseline`
+ * (a config transform, e.g. kernels: 'autograd'), the same model built that naive way is timed in
+ * the same run, alternating with ours run by run so that machine load hits both alike:
+ * baseline_ms and ratio = baseline / ours.
  */
-async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, peerMs }) {
+async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, peerMs, baseline }) {
   const sdebnn = require(path.join(__dirname, '..', 'dist', 'index.js'));
   const threads = sdebnn.backend().threads;
   const results = [];
   for (const variant of variants) {
     const model = new sdebnn.SdeBnn(config(variant));
+    const naive = baseline ? new sdebnn.SdeBnn(baseline(config(variant))) : null;
     let last;
-    const t = await time(async () => (last = await model.trainStep(x, y)), { runs, warmup });
+    const ours = [];
+    const base = [];
+    const once = async (m, into) => {
+      const start = process.hrtime.bigint();
+      const r = await m.trainStep(x, y);
+      into.push(Number(process.hrtime.bigint() - start) / 1e6);
+      return r;
+    };
+    for (let i = 0; i < warmup; i++) {
+      await model.trainStep(x, y);
+      if (naive) await naive.trainStep(x, y);
+    }
+    for (let i = 0; i < runs; i++) {
+      last = await once(model, ours);
+      if (naive) await once(naive, base);
+    }
     model.dispose();
-    results.push({
-      workload, variant, median_ms: round(t.median_ms), min_ms: round(t.min_ms), runs, threads,
-      peer_ms: peerMs[variant], speedup_vs_peer: round(peerMs[variant] / t.median_ms, 3),
-      nfe: last.nfe + last.nfeBackward, loss: round(last.loss),
-    });
+    if (naive) naive.dispose();
+    const med = median(ours);
+    const result = {
+      workload, variant, median_ms: round(med), min_ms: round(Math.min(...ours)), runs, threads,
+      peer_ms: peerMs[variant], speedup_vs_peer: round(peerMs[variant] / med, 3),
+    };
+    if (naive) {
+      result.baseline_ms = round(median(base));
+      result.ratio = round(median(base) / med, 3);
+    }
+    result.nfe = last.nfe + last.nfeBackward;
+    result.loss = round(last.loss);
+    results.push(result);
   }
   return results;
 }

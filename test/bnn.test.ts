@@ -205,7 +205,8 @@ describe('SdeBnn gradients', () => {
   it('hand-written VJPs equal autograd (mlp with time input and a 2-hidden-layer hypernetwork; conv over two stages), float64', async () => {
     for (const estimator of ['ckl', 'fmc', 'stl'] as const) {
       for (const method of ['euler', 'midpoint'] as const) {
-        const config: Config = { ...tiny, timeInput: true, hypernet: { hidden: [12, 8], activation: 'tanh' }, estimator, solver: { method, steps: 8 } };
+        // kernels 'fused': the generic engine's fused nodes (the fast path has its own test below)
+        const config: Config = { ...tiny, timeInput: true, hypernet: { hidden: [12, 8], activation: 'tanh' }, estimator, solver: { method, steps: 8 }, kernels: 'fused' };
         const fused = await trained(config, x1d, y1d);
         const reference = new SdeBnn({ ...config, kernels: 'autograd' });
         reference.setState(fused.getState());
@@ -228,7 +229,7 @@ describe('SdeBnn gradients', () => {
       const labels = Array.from({ length: batch }, (_, i) => i % 3);
       const config: Config = {
         kind: 'conv', inputShape: [...inputShape], stem: false, aug: 1, width: 4, blocks: [...blocks], pool: 'global', classes: 3,
-        dtype: 'float64', seed: 2, estimator, convActivation, hypernet: { hidden: [8] }, solver: { steps: 4 },
+        dtype: 'float64', seed: 2, estimator, convActivation, hypernet: { hidden: [8] }, solver: { steps: 4 }, kernels: 'fused',
       };
       const fused = await trained(config, images, labels as never);
       const reference = new SdeBnn({ ...config, kernels: 'autograd' });
@@ -259,10 +260,110 @@ describe('SdeBnn gradients', () => {
       const objective = estimator === 'ckl' ? 'loss' : 'kl'; // the u . dB term's gradient, not drowned by the NLL
       const ga = await a.gradients(x1d, y1d, { seed: 7, beta: 100, objective });
       const gb = await b.gradients(x1d, y1d, { seed: 7, beta: 100, objective });
-      expect(gb.loss).toBe(ga.loss);
+      // The same forward solve; equal to round-off only where one route takes the fast fixed-step
+      // path and the other the generic engine (fmc euler/midpoint: the adjoint falls back).
+      expect(Math.abs(gb.loss - ga.loss)).toBeLessThanOrEqual(1e-14 * Math.abs(ga.loss));
       const err = relativeError(gb.grads, ga.grads);
       expect(err, `${estimator} ${method}/${adjointMethod} ${steps} steps`).toBeLessThan(tolerance);
     }
+  });
+});
+
+describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
+  const trained = async (config: Config, x: Float64Array, y: Float64Array | number[]) => {
+    const model = new SdeBnn(config);
+    for (let k = 0; k < 3; k++) await model.trainStep(x, y, { lr: 1e-2, beta: 1 }); // move the hypernetwork off zero
+    return model;
+  };
+  // Fast vs the generic engine ('fused') and plain autograd, same state and Brownian path.
+  const compare = async (config: Config, x: Float64Array, y: Float64Array | number[], objective: 'loss' | 'kl', tolerance: number) => {
+    const fast = await trained(config, x, y);
+    const state = fast.getState();
+    const out: number[] = [];
+    const a = await fast.gradients(x, y, { seed: 5, beta: 10, objective });
+    for (const kernels of ['fused', 'autograd'] as const) {
+      const other = new SdeBnn({ ...config, kernels });
+      other.setState(state);
+      const b = await other.gradients(x, y, { seed: 5, beta: 10, objective });
+      expect(Math.abs(a.loss - b.loss) / Math.abs(b.loss), `${kernels} loss`).toBeLessThan(tolerance);
+      const err = relativeError(a.grads, b.grads);
+      expect(err, `${kernels} gradients`).toBeLessThan(tolerance);
+      out.push(err);
+      other.dispose();
+    }
+    fast.dispose();
+    return out;
+  };
+
+  it('equals the generic route and autograd: mlp, every estimator by backprop, ckl by the euler adjoint, float64 and float32', async () => {
+    const cases = [
+      // [estimator, gradient, extra config]
+      ['ckl', 'backprop', {}],
+      ['fmc', 'backprop', {}],
+      ['stl', 'backprop', {}],
+      ['stl', 'backprop', { timeInput: true, hidden: [8, 12, 6], activation: 'tanh', hypernet: { hidden: [12, 8], activation: 'sigmoid' } }],
+      ['fmc', 'backprop', { activation: 'relu', hypernet: { hidden: [12], activation: 'identity' } }],
+      ['ckl', 'adjoint', {}],
+      ['ckl', 'adjoint', { timeInput: true, activation: 'sigmoid', hypernet: { hidden: [12, 8], activation: 'tanh' } }],
+    ] as const;
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const [estimator, gradient, extra] of cases) {
+        const config: Config = {
+          ...tiny, ...extra, dtype, estimator,
+          solver: { method: 'euler', steps: 8, gradient, adjointSteps: gradient === 'adjoint' ? 7 : 8 },
+        } as Config;
+        const x = dtype === 'float32' ? Float64Array.from(x1d, Math.fround) : x1d;
+        const objective = estimator === 'ckl' ? 'loss' : 'kl'; // the u . dB term's gradient, not drowned by the NLL
+        await compare(config, x, y1d, objective, dtype === 'float64' ? 1e-10 : 1e-5);
+      }
+    }
+  });
+
+  it('equals the generic route and autograd on the conv block (backprop: ckl, stl; adjoint: ckl), float64 and float32', async () => {
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const [estimator, gradient] of [['ckl', 'backprop'], ['stl', 'backprop'], ['ckl', 'adjoint']] as const) {
+        const batch = 6; // 28x28: the conv kernels split the batch into chunks of 4 and 2 images
+        const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(i));
+        const labels = Array.from({ length: batch }, (_, i) => i % 3);
+        const config: Config = {
+          kind: 'conv', inputShape: [1, 28, 28], stem: false, aug: 1, width: 4, blocks: [1], pool: 'global', classes: 3,
+          dtype, seed: 2, estimator, hypernet: { hidden: [8] }, solver: { steps: 4, gradient },
+        };
+        await compare(config, images, labels, 'loss', dtype === 'float64' ? 1e-10 : 1e-5);
+      }
+    }
+  });
+
+  it('leaves unsupported combinations to the generic route (identical numbers), and predicts alike', async () => {
+    // fmc with a midpoint adjoint, a midpoint solve, adaptive steps: not fast-path combinations
+    for (const solver of [
+      { method: 'euler', steps: 6, gradient: 'adjoint', adjointMethod: 'midpoint' },
+      { method: 'midpoint', steps: 6 },
+      { method: 'euler', steps: 6, adaptive: true },
+    ] as const) {
+      const config: Config = { ...tiny, estimator: 'fmc', solver };
+      const a = new SdeBnn(config);
+      const b = new SdeBnn({ ...config, kernels: 'fused' });
+      b.setState(a.getState());
+      const ga = await a.gradients(x1d, y1d, { seed: 3, beta: 10 });
+      const gb = await b.gradients(x1d, y1d, { seed: 3, beta: 10 });
+      expect(ga.loss).toBe(gb.loss);
+      expect(relativeError(ga.grads, gb.grads)).toBe(0);
+    }
+    // prediction (no gradients) runs the fast forward: same samples as the generic route
+    const fast = await trained({ ...tiny }, x1d, y1d);
+    const generic = new SdeBnn({ ...tiny, kernels: 'fused' });
+    generic.setState(fast.getState());
+    const pa = await fast.predict(x1d, { samples: 4, seed: 9 });
+    const pb = await generic.predict(x1d, { samples: 4, seed: 9 });
+    if (pa.kind !== 'regression' || pb.kind !== 'regression') throw new Error('expected regression');
+    pa.mean.forEach((m, i) => expect(Math.abs(m - pb.mean[i]!)).toBeLessThan(1e-12));
+    const [da] = await fast.diagnose(x1d, { seed: 2 });
+    const [db] = await generic.diagnose(x1d, { seed: 2 });
+    expect(da!.tEnd).toBe(1);
+    expect(da!.steps).toBe(db!.steps);
+    expect(da!.nfe).toBe(db!.nfe);
+    expect(Math.abs(da!.kl - db!.kl)).toBeLessThan(1e-12 * Math.max(1, Math.abs(db!.kl)));
   });
 });
 

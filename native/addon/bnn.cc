@@ -73,6 +73,7 @@ bnn::BnnConfig read_config(const Napi::Object& o) {
   c.ema = get_number(o, "ema", 0.0);
   c.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
   c.fused = get_bool(o, "fused", true);
+  c.fast = get_bool(o, "fast", true);
   c.dtype = get_string(o, "dtype", "float32") == "float64" ? at::kDouble : at::kFloat;
   c.device = sde::resolve_device(get_string(o, "device", "cpu"));
   return c;

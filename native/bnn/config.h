@@ -86,6 +86,9 @@ struct BnnConfig {
 
   uint64_t seed = 0;
   bool fused = true;  // hand-written VJPs in one autograd node per drift evaluation (false: plain autograd)
+  // With fused: fixed-step Euler solves run the dedicated path of bnn/fast_block.h (no autograd
+  // inside the solve) wherever it computes the same thing; false: always the generic engine.
+  bool fast = true;
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::Device(c10::kCPU);
 };

@@ -40,6 +40,8 @@ class Hypernet {
   Hypernet(int64_t w_dim, std::vector<int64_t> hidden, Activation activation);
   int64_t w_dim() const { return w_dim_; }
   int64_t layers() const { return static_cast<int64_t>(sizes_.size()) - 1; }
+  const std::vector<int64_t>& sizes() const { return sizes_; }  // [w_dim + 1, hidden..., w_dim]
+  Activation activation() const { return activation_; }
   // [W_0, b_0, W_1, b_1, ...] on CPU (PyTorch's Linear init; last layer zeros).
   std::vector<at::Tensor> init(at::Generator& gen, const at::TensorOptions& options) const;
   std::vector<std::vector<int64_t>> parameter_shapes() const;
@@ -93,6 +95,10 @@ class MlpDynamics : public Dynamics {
   at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
   std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
   at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
+  int64_t d() const { return d_; }
+  const std::vector<int64_t>& sizes() const { return sizes_; }  // [d, hidden..., d]
+  Activation activation() const { return activation_; }
+  bool time_input() const { return time_input_; }
 
  private:
   int64_t d_;

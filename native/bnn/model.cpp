@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "bnn/block_sde.h"
+#include "bnn/fast_block.h"
 #include "sde/adjoint.h"
 #include "sde/brownian.h"
 #include "sde/errors.h"
@@ -89,6 +90,7 @@ struct BlockRun {
   sde::SolveStats forward, backward;
   double t_end = 0;
   GradBank bank;  // backprop: the hypernetwork's weight gradients, flushed after backward
+  std::unique_ptr<FastBlockSolver> fast;  // the dedicated fixed-step path, when it applies
 };
 
 using torch::autograd::AutogradContext;
@@ -122,6 +124,29 @@ struct AdjointSolveFn : public torch::autograd::Function<AdjointSolveFn> {
   }
 };
 
+// One block solved by the dedicated fixed-step path as a single autograd node: its backward is
+// the path's own reverse sweep (backprop or the stochastic adjoint, by the solver's mode).
+struct FastSolveFn : public torch::autograd::Function<FastSolveFn> {
+  static at::Tensor forward(AutogradContext* ctx, BlockRun* run, const at::Tensor& y0, at::TensorList params) {
+    (void)params;
+    at::Tensor y1 = run->fast->solve(y0);
+    run->forward = run->fast->forward_stats;
+    run->t_end = run->fast->t_end;
+    ctx->saved_data["run"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(run));
+    return y1;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto* run = reinterpret_cast<BlockRun*>(static_cast<intptr_t>(ctx->saved_data["run"].toInt()));
+    const at::Tensor g1 = grads[0].defined() ? grads[0] : at::zeros({run->sde->layout().size()}, run->sde->parameters().front().options());
+    auto [grad_y0, grad_params] = run->fast->gradients(g1);
+    run->backward = run->fast->backward_stats;
+    variable_list out{at::Tensor(), grad_y0};
+    out.insert(out.end(), grad_params.begin(), grad_params.end());
+    return out;
+  }
+};
+
 // Restores parameter values on scope exit (prediction with the EMA).
 struct Swap {
   std::vector<std::pair<at::Tensor, at::Tensor>> saved;  // (param, original value)
@@ -139,6 +164,7 @@ struct BnnModel::Block {
   at::Tensor mu, rho;
   std::vector<at::Tensor> hyper_params;
   int64_t stage = 0;
+  FastWorkspace workspace;  // the fast path's buffers, kept from step to step
 };
 
 struct BnnModel::Forward {
@@ -398,10 +424,23 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
     run->bm = sde::make_brownian_interval(bo);
     run->options = options;
     run->adjoint_options = adjoint_options;
-    if (route == Route::Backprop && fused) run->sde->set_bank(&run->bank);
+    const FastBlockSolver::Mode fast_mode = route == Route::Adjoint    ? FastBlockSolver::Mode::Adjoint
+                                            : route == Route::Backprop ? FastBlockSolver::Mode::Backprop
+                                                                       : FastBlockSolver::Mode::Forward;
+    const bool fast = FastBlockSolver::supported(c, fast_mode);
+    if (route == Route::Backprop && fused && !fast) run->sde->set_bank(&run->bank);
     const at::Tensor y0 = run->sde->pack(h, w0);
     at::Tensor y1;
-    if (route == Route::Adjoint) {
+    if (fast) {
+      run->fast = FastBlockSolver::make(*run->sde, *run->bm, fast_mode, options.dt, adjoint_options.dt, b.workspace);
+      if (route != Route::None && at::GradMode::is_enabled()) {
+        y1 = FastSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
+      } else {
+        y1 = run->fast->solve(y0);
+        run->forward = run->fast->forward_stats;
+        run->t_end = run->fast->t_end;
+      }
+    } else if (route == Route::Adjoint) {
       y1 = AdjointSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
     } else {
       BlockRun* r = run.get();

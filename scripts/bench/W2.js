@@ -43,6 +43,8 @@ async function W2(options = {}) {
   const y = Uint8Array.from({ length: batch }, (_, i) => i % 10);
   return timeTrainSteps({
     workload: WORKLOAD, variants: options.variants ?? ['backprop', 'adjoint'], config, x, y, runs, warmup, peerMs: PEER_MS,
+    // the naive baseline: the same model on plain LibTorch autograd
+    baseline: options.baseline === false ? undefined : (c) => ({ ...c, kernels: 'autograd' }),
   });
 }
 
