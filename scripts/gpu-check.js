@@ -70,6 +70,20 @@ function grads(r) {
     const c = relErr(grads(bp), grads(cpu));
     return { ok: e < 1e-3 && c < 1e-9, adjointVsBackprop: e, cudaVsCpu: c };
   });
+  for (const [route, sdeType, opts] of [
+    ['euler backprop', 'ito', { method: 'euler' }],
+    ['euler, euler_heun adjoint', 'ito', { method: 'euler', adjoint: true, adjointMethod: 'euler_heun' }],
+    ['reversible_heun adjoint', 'stratonovich', { method: 'reversible_heun', adjoint: true }],
+  ]) {
+    await check(`neural SDE fused kernels == autograd on cuda (${route})`, async () => {
+      const spec = { type: 'neural', d: 16, noiseType: 'diagonal', sdeType, drift: { hidden: [32], timeInput: true }, diffusion: { kind: 'scaled_tanh', offset: 0.1 }, dtype: 'float64', device: 'cuda', seed: 1 };
+      const y0 = { data: Float64Array.from({ length: 64 * 16 }, (_, i) => Math.sin(i)), shape: [64, 16] };
+      const g = { data: Float64Array.from({ length: 2 * 64 * 16 }, (_, i) => Math.cos(i)), shape: [2, 64, 16] };
+      const run = (kernels) => s.sdeintGradients(new s.SDE({ ...spec, kernels }), y0, [0, 1], g, { ...opts, dt: 1 / 50, seed: 2, device: 'cuda' });
+      const e = relErr(grads(await run('fused')), grads(await run('autograd')));
+      return { ok: e < 1e-10, fusedVsAutograd: e };
+    });
+  }
   for (const device of ['cpu', 'cuda']) {
     await check(`W5 shape, euler backprop, 500 steps, ${device}`, async () => {
       const sde = new s.SDE({ type: 'neural', d: 128, noiseType: 'diagonal', drift: { hidden: [128] }, diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 }, device });

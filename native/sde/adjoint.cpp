@@ -4,6 +4,8 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <stdexcept>
+
 #include "sde/errors.h"
 
 namespace sde {
@@ -24,13 +26,17 @@ std::vector<at::Tensor> fill_undefined(const std::vector<at::Tensor>& grads, con
 
 // The backward system on z = [y, a, a_theta] flattened:
 //   increment = ( F, -a . dF/dy, -a . dF/dtheta ),  F = f dt + g dW
-// with f the Stratonovich drift (Ito drift + correction for Ito SDEs), in signed time.
+// with f the Stratonovich drift (Ito drift + correction for Ito SDEs), in signed time. No
+// evaluation reads a_theta, so `step` runs the solver on [y, a] alone and adds to a_theta the
+// evaluations' parameter VJPs with the method's increment weights, skipping those of weight 0.
 class AdjointSystem : public System {
  public:
   AdjointSystem(SDE& sde, std::vector<int64_t> y_shape, std::vector<at::Tensor> params, SolveStats& stats)
       : sde_(sde), y_shape_(std::move(y_shape)), params_(std::move(params)), stats_(stats) {
     ny_ = 1;
     for (int64_t s : y_shape_) ny_ *= s;
+    n_theta_ = 0;
+    for (const at::Tensor& p : params_) n_theta_ += p.numel();
   }
 
   at::Tensor pack(const at::Tensor& y, const at::Tensor& a, const std::vector<at::Tensor>& a_params) const {
@@ -50,6 +56,16 @@ class AdjointSystem : public System {
     return out;
   }
 
+  // One step of `method` on the whole state [y, a, a_theta].
+  at::Tensor step(Method method, double ta, double tb, const at::Tensor& z, const at::Tensor& dW) {
+    weights_ = increment_weights(method);
+    evaluations_ = 0;
+    theta_increment_ = at::zeros({n_theta_}, z.options());
+    at::Tensor y_a = increment_step(method, *this, ta, tb, z.narrow(0, 0, 2 * ny_), dW);
+    if (evaluations_ != weights_.size()) throw std::logic_error("adjoint: increment weights do not match the method");
+    return at::cat({y_a, z.narrow(0, 2 * ny_, n_theta_) + theta_increment_});
+  }
+
   at::Tensor drift_increment(double t, const at::Tensor& z, double dt) override { return evaluate(t, z, dt, nullptr, true); }
   at::Tensor noise_increment(double t, const at::Tensor& z, const at::Tensor& dW) override {
     return evaluate(t, z, 0.0, &dW, false);
@@ -59,22 +75,29 @@ class AdjointSystem : public System {
   }
 
  private:
+  // z = [y, a]: returns the increment (F, -a . dF/dy); the parameter VJP goes to theta_increment_.
   at::Tensor evaluate(double t, const at::Tensor& z, double dt, const at::Tensor* dW, bool with_drift) {
+    if (evaluations_ >= weights_.size()) throw std::logic_error("adjoint: more evaluations than increment weights");
+    const double weight = weights_[evaluations_++];
     const SDE::Vjp vjp = sde_.stratonovich_vjp(t, y_of(z), with_drift ? std::optional<double>(dt) : std::nullopt,
-                                               dW != nullptr ? *dW : at::Tensor(), a_of(z));
+                                               dW != nullptr ? *dW : at::Tensor(), a_of(z), weight != 0.0);
     stats_.nfe += (with_drift ? 1 : 0) + (dW != nullptr ? 1 : 0);
-    std::vector<at::Tensor> parts{vjp.F.reshape({-1}), vjp.grad_y.reshape({-1})};
-    for (const at::Tensor& g : vjp.grad_params) parts.push_back(g.reshape({-1}));
-    at::Tensor out = at::cat(parts);
-    out.narrow(0, ny_, out.numel() - ny_).neg_();
-    return out;
+    int64_t offset = 0;
+    for (const at::Tensor& g : vjp.grad_params) {
+      theta_increment_.narrow(0, offset, g.numel()).add_(g.reshape({-1}), -weight);
+      offset += g.numel();
+    }
+    return at::cat({vjp.F.reshape({-1}), -vjp.grad_y.reshape({-1})});
   }
 
   SDE& sde_;
   std::vector<int64_t> y_shape_;
   std::vector<at::Tensor> params_;
   SolveStats& stats_;
-  int64_t ny_;
+  int64_t ny_, n_theta_;
+  std::vector<double> weights_;
+  size_t evaluations_ = 0;
+  at::Tensor theta_increment_;
 };
 
 // Exact adjoint of reversible Heun (Kidger et al. 2021). A forward step from (y_a, y_hat_a) is
@@ -100,10 +123,10 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
     for (size_t i = grid.size() - 1; i > 0; --i) {
       const double ta = grid[i - 1], tb = grid[i], dt = tb - ta;
       const at::Tensor dW = bm.increment(ta, tb);
-      const SDE::Vjp at_b = sde.stratonovich_vjp(tb, y_hat, dt, dW, 0.5 * u);
+      const SDE::Vjp at_b = sde.stratonovich_vjp(tb, y_hat, dt, dW, 0.5 * u, /*with_params=*/true);
       const at::Tensor y_hat_a = 2 * y - y_hat - at_b.F;
       const at::Tensor v_b = v + at_b.grad_y;
-      const SDE::Vjp at_a = sde.stratonovich_vjp(ta, y_hat_a, dt, dW, v_b + 0.5 * u);
+      const SDE::Vjp at_a = sde.stratonovich_vjp(ta, y_hat_a, dt, dW, v_b + 0.5 * u, /*with_params=*/true);
       const at::Tensor y_a = y - 0.5 * (at_a.F + at_b.F);
       stats.nfe += 4;
       accumulate(at_b.grad_params);
@@ -181,7 +204,7 @@ GradientResult adjoint_gradients(SDE& sde, const at::Tensor& y0, const std::vect
   }
   AdjointSystem system(sde, y0.sizes().vec(), params, result.backward);
   const StepFn step = [&](double ta, double tb, const at::Tensor& z) {
-    return increment_step(adjoint_options.method, system, ta, tb, z, brownian_increment(bm, ta, tb));
+    return system.step(adjoint_options.method, ta, tb, z, brownian_increment(bm, ta, tb));
   };
   at::Tensor a = grad_ys[static_cast<int64_t>(ts.size()) - 1];
   std::vector<at::Tensor> a_params = result.grad_params;

@@ -91,8 +91,10 @@ at::Tensor Mlp::vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v_ou
   at::Tensor v = v_out;
   for (size_t i = weights_.size(); i-- > 0;) {
     const at::Tensor& input = cache[2 * i];
-    grads[2 * i] = at::mm(v.t(), input);
-    grads[2 * i + 1] = v.sum(0);
+    if (grads != nullptr) {
+      grads[2 * i] = at::mm(v.t(), input);
+      grads[2 * i + 1] = v.sum(0);
+    }
     at::Tensor d_input = at::mm(v, weights_[i]);
     if (i == 0) return spec_.time_input ? d_input.narrow(1, 0, d_input.size(1) - 1) : d_input;
     v = activation_backward(spec_.activation, d_input, cache[2 * i - 1], input);
@@ -200,7 +202,7 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
     at::Tensor grad_y;
     std::vector<at::Tensor> grad_params;
     sde->fused_vjp(pass, ctx->saved_data["dt"].toDouble(), ctx->saved_data["dW"].toTensor(), /*correction=*/false,
-                   grads[0], grad_y, grad_params);
+                   grads[0], grad_y, &grad_params);
     out[3] = grad_y;
     for (size_t i = 0; i < n_params; ++i) out[5 + i] = grad_params[i];
     return out;
@@ -318,16 +320,16 @@ at::Tensor NeuralSDE::fused_increment(double t, const at::Tensor& y, std::option
 }
 
 void NeuralSDE::fused_vjp(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction,
-                          const at::Tensor& a, at::Tensor& grad_y, std::vector<at::Tensor>& grad_params) const {
+                          const at::Tensor& a, at::Tensor& grad_y, std::vector<at::Tensor>* grad_params) const {
   at::NoGradGuard no_grad;
   const bool scaled = spec_.diffusion_kind == DiffusionKind::ScaledTanh;
   correction = correction && scaled && sde_type() == SdeType::Ito;
   const size_t n_drift = drift_net_.num_tensors();
-  grad_params.assign(n_drift + 1, at::Tensor());
+  std::vector<at::Tensor> grads(n_drift + 1);
   at::Tensor A;  // the drift MLP's output cotangent, a dt
   if (!scaled) {  // Constant
     if (dt) A = a * *dt;
-    grad_params[n_drift] = dW.defined() ? (a * dW).sum(0) : at::zeros_like(s_);
+    grads[n_drift] = dW.defined() ? (a * dW).sum(0) : at::zeros_like(s_);
     grad_y = at::zeros_like(a);
   } else {
     const at::Tensor &S = pass.S, &T = pass.T;
@@ -362,13 +364,15 @@ void NeuralSDE::fused_vjp(const Pass& pass, std::optional<double> dt, const at::
         grad_S.add_((aW * T).sum(0));
       }
     }
-    grad_params[n_drift] = grad_S.mul_(S * (1 - S));  // through S = sigmoid(s)
+    grads[n_drift] = grad_S.mul_(S * (1 - S));  // through S = sigmoid(s)
   }
-  if (dt) {
-    grad_y.add_(drift_net_.vjp(pass.mlp, A, grad_params.data()));
-  } else {
-    for (size_t i = 0; i < n_drift; ++i) grad_params[i] = at::zeros_like(parameters()[i]);
+  if (dt) grad_y.add_(drift_net_.vjp(pass.mlp, A, grad_params ? grads.data() : nullptr));
+  if (!grad_params) return;
+  if (!dt) {
+    const std::vector<at::Tensor> params = parameters();
+    for (size_t i = 0; i < n_drift; ++i) grads[i] = at::zeros_like(params[i]);
   }
+  *grad_params = std::move(grads);
 }
 
 at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
@@ -378,12 +382,12 @@ at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const 
 }
 
 SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                                     const at::Tensor& a) {
-  if (!fused()) return SDE::stratonovich_vjp(t, y, dt, dW, a);
+                                     const at::Tensor& a, bool with_params) {
+  if (!fused()) return SDE::stratonovich_vjp(t, y, dt, dW, a, with_params);
   Pass pass;
   Vjp out;
   out.F = fused_increment(t, y, dt, dW, /*correction=*/true, &pass);
-  fused_vjp(pass, dt, dW, /*correction=*/true, a, out.grad_y, out.grad_params);
+  fused_vjp(pass, dt, dW, /*correction=*/true, a, out.grad_y, with_params ? &out.grad_params : nullptr);
   return out;
 }
 

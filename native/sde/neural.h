@@ -33,7 +33,7 @@ class Mlp {
   // The same without a graph, keeping each layer's input and pre-activation for vjp.
   at::Tensor forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const;
   // d/dx of v . MLP(x) at the cached point; writes the weights' and biases' gradients, in
-  // collect() order, to grads[0 .. 2 * layers).
+  // collect() order, to grads[0 .. 2 * layers) unless grads is null.
   at::Tensor vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v, at::Tensor* grads) const;
   size_t num_tensors() const { return 2 * weights_.size(); }
   void collect(std::vector<std::pair<std::string, at::Tensor>>& named) const;
@@ -76,7 +76,7 @@ class NeuralSDE : public SDE {
   at::Tensor diffusion(double t, const at::Tensor& y) override;
   at::Tensor increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) override;
   Vjp stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                       const at::Tensor& a) override;
+                       const at::Tensor& a, bool with_params) override;
   std::vector<int64_t> brownian_shape(const at::Tensor& y0) const override;
   std::vector<at::Tensor> parameters() const override;
   void check_state(const at::Tensor& y0) const override;
@@ -94,8 +94,9 @@ class NeuralSDE : public SDE {
   };
   at::Tensor fused_increment(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
                              bool correction, Pass* pass) const;
+  // grad_params: left empty when null.
   void fused_vjp(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction, const at::Tensor& a,
-                 at::Tensor& grad_y, std::vector<at::Tensor>& grad_params) const;
+                 at::Tensor& grad_y, std::vector<at::Tensor>* grad_params) const;
 
  private:
   bool fused() const { return spec_.fused && spec_.diffusion_kind != DiffusionKind::Mlp; }

@@ -53,7 +53,7 @@ at::Tensor SDE::increment(double t, const at::Tensor& y, double dt, const at::Te
 }
 
 SDE::Vjp SDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                               const at::Tensor& a) {
+                               const at::Tensor& a, bool with_params) {
   at::AutoGradMode enable(true);
   const at::Tensor y_leaf = y.detach().requires_grad_(true);
   at::Tensor F;
@@ -67,8 +67,10 @@ SDE::Vjp SDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<doub
     F = F.defined() ? F + G : G;
   }
   std::vector<at::Tensor> inputs{y_leaf};
-  const std::vector<at::Tensor> params = parameters();
-  inputs.insert(inputs.end(), params.begin(), params.end());
+  if (with_params) {
+    const std::vector<at::Tensor> params = parameters();
+    inputs.insert(inputs.end(), params.begin(), params.end());
+  }
   std::vector<at::Tensor> grads =
       torch::autograd::grad({F}, inputs, {a}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
   for (size_t i = 0; i < grads.size(); ++i) {

@@ -51,15 +51,15 @@ class SDE {
 
   // What the adjoint needs from one evaluation of F = f_S dt + g dW, with f_S the Stratonovich
   // drift (for Ito SDEs, drift + ito_correction): F, and the vector-Jacobian products
-  // a . dF/dy and a . dF/dtheta (one per parameters(), zeros where unused), all without a
-  // graph. Without dt the drift term is left out, with an undefined dW the noise term.
-  // Default by autograd; SDEs with hand-written derivatives override it.
+  // a . dF/dy and, with with_params, a . dF/dtheta (one per parameters(), zeros where unused),
+  // all without a graph. Without dt the drift term is left out, with an undefined dW the noise
+  // term. Default by autograd; SDEs with hand-written derivatives override it.
   struct Vjp {
     at::Tensor F, grad_y;
-    std::vector<at::Tensor> grad_params;
+    std::vector<at::Tensor> grad_params;  // empty without with_params
   };
   virtual Vjp stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                               const at::Tensor& a);
+                               const at::Tensor& a, bool with_params);
 
   // Shape of the Brownian motion driving a state y0.
   virtual std::vector<int64_t> brownian_shape(const at::Tensor& y0) const;

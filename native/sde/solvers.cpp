@@ -151,6 +151,17 @@ at::Tensor increment_step(Method method, System& system, double ta, double tb, c
   throw invalid_argument(std::string("method '") + to_string(method) + "' is not an increment-form method");
 }
 
+std::vector<double> increment_weights(Method method) {
+  switch (method) {
+    case Method::Euler: return {1.0};
+    case Method::Midpoint: return {0.0, 1.0};
+    case Method::Heun: return {0.5, 0.5};
+    case Method::EulerHeun: return {1.0, 0.5, 0.5};  // drift at z, noise at z, noise at z + g
+    default: break;
+  }
+  throw invalid_argument(std::string("method '") + to_string(method) + "' has no increment weights");
+}
+
 namespace {
 
 // The forward SDE as a System, counting evaluations.

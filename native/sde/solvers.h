@@ -78,6 +78,11 @@ std::vector<double> fixed_grid(double ta, double tb, double dt);
 // One step of an increment-form method from ta to tb with Brownian increment dW.
 at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z, const at::Tensor& dW);
 
+// The weight of each System evaluation of one increment_step, in call order, in its result
+// z + sum_k weight_k increment_k, for a part of the state that no evaluation reads (the adjoint's
+// parameter adjoint). Not for reversible_heun, whose state is not of that form.
+std::vector<double> increment_weights(Method method);
+
 using StepFn = std::function<at::Tensor(double ta, double tb, const at::Tensor& z)>;
 
 // Integrates z from ta to tb (either direction) with `step`, fixed or adaptive per `options`.
