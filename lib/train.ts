@@ -20,14 +20,14 @@ type StepResult = TrainStepResult;
 export interface TrainOptions {
   epochs?: number;
   batchSize?: number;
-  /** Peak learning rate. Default 1e-3. */
+  /** Peak learning rate. Default: the model's config.optimizer.lr. */
   lr?: number;
   /** 'cosine' decays to lrMin over the run; 'constant' keeps it. Default 'cosine'. */
   lrSchedule?: 'constant' | 'cosine';
   lrMin?: number;
   /** Linear learning-rate warm-up steps. Default 0. */
   warmupSteps?: number;
-  /** KL weight beta in loss = NLL + beta KL / nTrain. Default 1e-3 (the tempered ELBO); 1 is the true ELBO. */
+  /** KL weight beta in loss = NLL + beta KL / nTrain (1: the true ELBO). Default: the model's config.beta. */
   beta?: number;
   /** Linear warm-up of beta from 0 over this many steps. Default 0. */
   betaWarmupSteps?: number;
@@ -93,17 +93,18 @@ const TRAIN_KEYS = [
   'augment',
 ] as const;
 
-function trainOptions(options: unknown) {
+// lr and beta default to the model's own config, so that a model configured with them trains with them.
+function trainOptions(options: unknown, config: { optimizer: { lr: number }; beta: number }) {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', TRAIN_KEYS);
   return {
     epochs: optional(o.epochs, 1, (v) => expectPositiveInteger(v, 'options.epochs')),
     batchSize: optional(o.batchSize, 128, (v) => expectPositiveInteger(v, 'options.batchSize')),
-    lr: optional(o.lr, 1e-3, (v) => expectPositive(v, 'options.lr')),
+    lr: optional(o.lr, config.optimizer.lr, (v) => expectPositive(v, 'options.lr')),
     lrSchedule: optional(o.lrSchedule, 'cosine' as const, (v) => expectOneOf(v, 'options.lrSchedule', ['constant', 'cosine'] as const)),
     lrMin: optional(o.lrMin, 0, (v) => expectNonNegative(v, 'options.lrMin')),
     warmupSteps: optional(o.warmupSteps, 0, (v) => expectInteger(v, 'options.warmupSteps', 0)),
-    beta: optional(o.beta, 1e-3, (v) => expectNonNegative(v, 'options.beta')),
+    beta: optional(o.beta, config.beta, (v) => expectNonNegative(v, 'options.beta')),
     betaWarmupSteps: optional(o.betaWarmupSteps, 0, (v) => expectInteger(v, 'options.betaWarmupSteps', 0)),
     seed: optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1)),
     timeLimit: optional(o.timeLimit, Infinity, (v) => expectPositive(v, 'options.timeLimit')),
@@ -233,7 +234,7 @@ export async function evaluate(
  * `checkpointFile` when `resume` is set and the file exists.
  */
 export async function train(model: SdeBnn, data: { train: Dataset; test?: Dataset }, options: TrainOptions = {}): Promise<TrainResult> {
-  const o = trainOptions(options);
+  const o = trainOptions(options, model.config);
   const iterator = new MinibatchIterator(data.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true });
   const totalSteps = o.epochs * iterator.batchesPerEpoch;
   let startEpoch = 0;
