@@ -83,9 +83,10 @@ class AdjointSystem : public System {
                                                dW != nullptr ? *dW : at::Tensor(), a_of(z), weight != 0.0);
     stats_.nfe += (with_drift ? 1 : 0) + (dW != nullptr ? 1 : 0);
     int64_t offset = 0;
-    for (const at::Tensor& g : vjp.grad_params) {
-      theta_increment_.narrow(0, offset, g.numel()).add_(g.reshape({-1}), -weight);
-      offset += g.numel();
+    for (size_t j = 0; j < vjp.grad_params.size(); ++j) {
+      const at::Tensor& g = vjp.grad_params[j];
+      if (g.defined()) theta_increment_.narrow(0, offset, g.numel()).add_(g.reshape({-1}), -weight);
+      offset += params_[j].numel();
     }
     return at::cat({vjp.F.reshape({-1}), -vjp.grad_y.reshape({-1})});
   }
@@ -115,7 +116,9 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
   at::Tensor y = final_state[0], y_hat = final_state[1];
   at::Tensor u = grad_ys[static_cast<int64_t>(ts.size()) - 1].clone(), v = at::zeros_like(u);
   const auto accumulate = [&](const std::vector<at::Tensor>& grads) {
-    for (size_t j = 0; j < params.size(); ++j) a_params[j] += grads[j];
+    for (size_t j = 0; j < params.size(); ++j) {
+      if (grads[j].defined()) a_params[j] += grads[j];
+    }
   };
 
   for (size_t k = ts.size() - 1; k > 0; --k) {

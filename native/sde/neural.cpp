@@ -183,7 +183,7 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
     ctx->saved_data["dW"] = dW;
     if (pass.S.defined()) ctx->saved_data["ST"] = std::vector<at::Tensor>{pass.S, pass.T};
     ctx->set_materialize_grads(false);
-    (void)params;
+    (void)params;  // inputs only so that autograd routes their gradients through backward
     return {F};
   }
 
@@ -208,10 +208,6 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
     return out;
   }
 };
-
-}  // namespace
-
-namespace {
 
 // The scaled-tanh diffusion's elementwise work in one pass each (CPU, contiguous): with
 // S = sigmoid(s) per column, T = tanh(y), g = S T + o, D = 1 - T^2 and the Ito correction
@@ -367,12 +363,7 @@ void NeuralSDE::fused_vjp(const Pass& pass, std::optional<double> dt, const at::
     grads[n_drift] = grad_S.mul_(S * (1 - S));  // through S = sigmoid(s)
   }
   if (dt) grad_y.add_(drift_net_.vjp(pass.mlp, A, grad_params ? grads.data() : nullptr));
-  if (!grad_params) return;
-  if (!dt) {
-    const std::vector<at::Tensor> params = parameters();
-    for (size_t i = 0; i < n_drift; ++i) grads[i] = at::zeros_like(params[i]);
-  }
-  *grad_params = std::move(grads);
+  if (grad_params) *grad_params = std::move(grads);  // the drift's stay undefined (zero) without dt
 }
 
 at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {

@@ -73,9 +73,7 @@ SDE::Vjp SDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<doub
   }
   std::vector<at::Tensor> grads =
       torch::autograd::grad({F}, inputs, {a}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!grads[i].defined()) grads[i] = at::zeros_like(inputs[i]);
-  }
+  if (!grads[0].defined()) grads[0] = at::zeros_like(y);
   Vjp out;
   out.F = F.detach();
   out.grad_y = grads[0];

@@ -51,7 +51,7 @@ class SDE {
 
   // What the adjoint needs from one evaluation of F = f_S dt + g dW, with f_S the Stratonovich
   // drift (for Ito SDEs, drift + ito_correction): F, and the vector-Jacobian products
-  // a . dF/dy and, with with_params, a . dF/dtheta (one per parameters(), zeros where unused),
+  // a . dF/dy and, with with_params, a . dF/dtheta (one per parameters(), undefined where zero),
   // all without a graph. Without dt the drift term is left out, with an undefined dW the noise
   // term. Default by autograd; SDEs with hand-written derivatives override it.
   struct Vjp {
