@@ -79,8 +79,8 @@ class AdjointSystem : public System {
   at::Tensor evaluate(double t, const at::Tensor& z, double dt, const at::Tensor* dW, bool with_drift) {
     if (evaluations_ >= weights_.size()) throw std::logic_error("adjoint: more evaluations than increment weights");
     const double weight = weights_[evaluations_++];
-    const SDE::Vjp vjp = sde_.stratonovich_vjp(t, y_of(z), with_drift ? std::optional<double>(dt) : std::nullopt,
-                                               dW != nullptr ? *dW : at::Tensor(), a_of(z), weight != 0.0);
+    const SDE::VjpTerm term{with_drift ? std::optional<double>(dt) : std::nullopt, dW != nullptr ? *dW : at::Tensor(), a_of(z)};
+    const SDE::Vjp vjp = sde_.stratonovich_vjp(t, y_of(z), {term}, weight != 0.0);
     stats_.nfe += (with_drift ? 1 : 0) + (dW != nullptr ? 1 : 0);
     int64_t offset = 0;
     for (size_t j = 0; j < vjp.grad_params.size(); ++j) {
@@ -88,7 +88,7 @@ class AdjointSystem : public System {
       if (g.defined()) theta_increment_.narrow(0, offset, g.numel()).add_(g.reshape({-1}), -weight);
       offset += params_[j].numel();
     }
-    return at::cat({vjp.F.reshape({-1}), -vjp.grad_y.reshape({-1})});
+    return at::cat({vjp.F[0].reshape({-1}), -vjp.grad_y.reshape({-1})});
   }
 
   SDE& sde_;
@@ -105,45 +105,64 @@ class AdjointSystem : public System {
 //   F_a = F(ta, y_hat_a),  y_hat_b = 2 y_a - y_hat_a + F_a,  y_b = y_a + (F_a + F_b) / 2,
 // with F_b = F(tb, y_hat_b) and F(t, x) = f(t, x) dt + g(t, x) dW. From the solver's final state
 // [y, y_hat, f(y_hat)] each step is reconstructed backwards algebraically
-// (y_hat_a = 2 y_b - y_hat_b - F_b, y_a = y_b - (F_a + F_b) / 2), and the cotangents
-// (u, v) of (y_b, y_hat_b) go back through it with two VJPs of F:
-//   v' = v + u/2 . dF_b/dy_hat_b,  d y_a = u + 2 v',  d y_hat_a = -v' + (v' + u/2) . dF_a/dy_hat_a.
+// (y_hat_a = 2 y_b - y_hat_b - F_b, y_a = y_b - (F_a + F_b) / 2), and the cotangents (u, v) of
+// (y_b, y_hat_b) go back through it:
+//   v_b = v + u/2 . dF_b/dy_hat_b,  u <- u + 2 v_b,  v <- (v_b + u/2) . dF_a/dy_hat_a - v_b.
+// y_hat_a is also the next step's y_hat_b, so its two VJPs (F_a of this step with cotangent
+// v_b + u/2, and F_b of the step before with u_next / 2) are one evaluation with two terms.
 void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std::vector<double>& ts, BrownianMotion& bm,
                               double dt_step, const at::Tensor& grad_ys, const std::vector<at::Tensor>& params,
                               GradientResult& result, const StepProgress& progress) {
   std::vector<at::Tensor>& a_params = result.grad_params;
   SolveStats& stats = result.backward;
-  at::Tensor y = final_state[0], y_hat = final_state[1];
-  at::Tensor u = grad_ys[static_cast<int64_t>(ts.size()) - 1].clone(), v = at::zeros_like(u);
   const auto accumulate = [&](const std::vector<at::Tensor>& grads) {
     for (size_t j = 0; j < params.size(); ++j) {
       if (grads[j].defined()) a_params[j] += grads[j];
     }
   };
-
+  // The steps from the last to the first, and the output interval each belongs to.
+  struct Step {
+    double ta, tb;
+    size_t k;  // the step lies in [ts[k - 1], ts[k]]
+  };
+  std::vector<Step> steps;
   for (size_t k = ts.size() - 1; k > 0; --k) {
     const std::vector<double> grid = fixed_grid(ts[k - 1], ts[k], dt_step);
-    for (size_t i = grid.size() - 1; i > 0; --i) {
-      const double ta = grid[i - 1], tb = grid[i], dt = tb - ta;
-      const at::Tensor dW = bm.increment(ta, tb);
-      const SDE::Vjp at_b = sde.stratonovich_vjp(tb, y_hat, dt, dW, 0.5 * u, /*with_params=*/true);
-      const at::Tensor y_hat_a = 2 * y - y_hat - at_b.F;
-      const at::Tensor v_b = v + at_b.grad_y;
-      const SDE::Vjp at_a = sde.stratonovich_vjp(ta, y_hat_a, dt, dW, v_b + 0.5 * u, /*with_params=*/true);
-      const at::Tensor y_a = y - 0.5 * (at_a.F + at_b.F);
-      stats.nfe += 4;
-      accumulate(at_b.grad_params);
-      accumulate(at_a.grad_params);
-      u = u + 2 * v_b;
-      v = at_a.grad_y - v_b;
-      y = y_a;
-      y_hat = y_hat_a;
-      ++stats.steps_accepted;
-      if (progress) progress(ta, stats);
-    }
-    u = u + grad_ys[static_cast<int64_t>(k) - 1];
+    for (size_t i = grid.size() - 1; i > 0; --i) steps.push_back({grid[i - 1], grid[i], k});
   }
-  result.grad_y0 = u + v;  // y_hat starts equal to y
+
+  at::Tensor y = final_state[0], y_hat = final_state[1];
+  at::Tensor u = grad_ys[static_cast<int64_t>(ts.size()) - 1].clone();
+  at::Tensor dW = bm.increment(steps[0].ta, steps[0].tb);
+  const SDE::Vjp last = sde.stratonovich_vjp(steps[0].tb, y_hat, {{steps[0].tb - steps[0].ta, dW, 0.5 * u}}, true);
+  stats.nfe += 2;
+  accumulate(last.grad_params);
+  at::Tensor F_b = last.F[0], v_b = last.grad_y;  // v = 0 at the end
+  for (size_t n = 0; n < steps.size(); ++n) {
+    const Step& step = steps[n];
+    const at::Tensor y_hat_a = 2 * y - y_hat - F_b;
+    at::Tensor u_next = u + 2 * v_b;
+    const bool interval_ends = n + 1 == steps.size() || steps[n + 1].k != step.k;
+    if (interval_ends) u_next = u_next + grad_ys[static_cast<int64_t>(step.k) - 1];
+    std::vector<SDE::VjpTerm> terms{{step.tb - step.ta, dW, v_b + 0.5 * u}};
+    if (n + 1 < steps.size()) {
+      terms.push_back({steps[n + 1].tb - steps[n + 1].ta, bm.increment(steps[n + 1].ta, steps[n + 1].tb), 0.5 * u_next});
+    }
+    const SDE::Vjp at_a = sde.stratonovich_vjp(step.ta, y_hat_a, terms, true);
+    stats.nfe += 2 * static_cast<int64_t>(terms.size());
+    accumulate(at_a.grad_params);
+    y = y - 0.5 * (at_a.F[0] + F_b);
+    y_hat = y_hat_a;
+    u = u_next;
+    v_b = at_a.grad_y - v_b;  // after the last step: v at ts[0]
+    if (terms.size() > 1) {
+      F_b = at_a.F[1];
+      dW = terms[1].dW;
+    }
+    ++stats.steps_accepted;
+    if (progress) progress(step.ta, stats);
+  }
+  result.grad_y0 = u + v_b;  // y_hat starts equal to y
 }
 
 }  // namespace

@@ -175,8 +175,8 @@ using torch::autograd::variable_list;
 struct IncrementFn : public torch::autograd::Function<IncrementFn> {
   static variable_list forward(AutogradContext* ctx, const NeuralSDE* sde, double t, double dt, const at::Tensor& y,
                                const at::Tensor& dW, at::TensorList params) {
-    NeuralSDE::Pass pass;
-    at::Tensor F = sde->fused_increment(t, y, dt, dW, /*correction=*/false, &pass);
+    const NeuralSDE::Pass pass = sde->linearize(t, y, /*with_drift=*/true);
+    at::Tensor F = sde->fused_increment(pass, dt, dW, /*correction=*/false);
     ctx->saved_data["sde"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(sde));
     ctx->saved_data["dt"] = dt;
     ctx->saved_data["mlp"] = pass.mlp;
@@ -201,8 +201,8 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
     }
     at::Tensor grad_y;
     std::vector<at::Tensor> grad_params;
-    sde->fused_vjp(pass, ctx->saved_data["dt"].toDouble(), ctx->saved_data["dW"].toTensor(), /*correction=*/false,
-                   grads[0], grad_y, &grad_params);
+    sde->fused_vjp(pass, {{ctx->saved_data["dt"].toDouble(), ctx->saved_data["dW"].toTensor(), grads[0]}},
+                   /*correction=*/false, grad_y, &grad_params);
     out[3] = grad_y;
     for (size_t i = 0; i < n_params; ++i) out[5 + i] = grad_params[i];
     return out;
@@ -212,22 +212,24 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
 // The scaled-tanh diffusion's elementwise work in one pass each (CPU, contiguous): with
 // S = sigmoid(s) per column, T = tanh(y), g = S T + o, D = 1 - T^2 and the Ito correction
 // c = -1/2 g S D:
-//   forward:  F = dt (f + c) + g dW           (f: the drift MLP's output, overwritten by F)
+//   forward:  F = dt (f + c) + g dW           (f: the drift MLP's output)
 //   backward: A = a dt (the drift MLP's cotangent), grad_y = A dc/dy + a dW S D,
-//             grad_S = sum over the batch of A dc/dS + a dW T.
-// Either term may be absent (has_dt / dW undefined); `correction` adds c.
+//             grad_S = sum over the batch of A dc/dS + a dW T,
+//             all three added to what the buffers hold (several terms at one point).
+// Either term may be absent (has_dt / dW null); `correction` adds c.
 template <typename T_>
-void scaled_tanh_forward_cpu(T_* F, const T_* T, const T_* S, const T_* dW, int64_t batch, int64_t d, double dt,
-                             bool has_dt, bool correction, double offset) {
+void scaled_tanh_forward_cpu(T_* F, const T_* f, const T_* T, const T_* S, const T_* dW, int64_t batch, int64_t d,
+                             double dt, bool has_dt, bool correction, double offset) {
   const T_ o = static_cast<T_>(offset), h = static_cast<T_>(dt);
   for (int64_t b = 0; b < batch; ++b) {
     T_* Fb = F + b * d;
+    const T_* fb = has_dt ? f + b * d : nullptr;
     const T_* Tb = T + b * d;
     const T_* dWb = dW ? dW + b * d : nullptr;
     for (int64_t i = 0; i < d; ++i) {
       const T_ g = S[i] * Tb[i] + o;
       T_ out = 0;
-      if (has_dt) out = h * (correction ? Fb[i] - T_(0.5) * g * S[i] * (1 - Tb[i] * Tb[i]) : Fb[i]);
+      if (has_dt) out = h * (correction ? fb[i] - T_(0.5) * g * S[i] * (1 - Tb[i] * Tb[i]) : fb[i]);
       if (dWb) out += g * dWb[i];
       Fb[i] = out;
     }
@@ -238,7 +240,6 @@ template <typename T_>
 void scaled_tanh_backward_cpu(const T_* a, const T_* T, const T_* S, const T_* dW, T_* A, T_* grad_y, T_* grad_S,
                               int64_t batch, int64_t d, double dt, bool has_dt, bool correction, double offset) {
   const T_ o = static_cast<T_>(offset), h = static_cast<T_>(dt);
-  std::fill(grad_S, grad_S + d, T_(0));
   for (int64_t b = 0; b < batch; ++b) {
     const T_* ab = a + b * d;
     const T_* Tb = T + b * d;
@@ -250,7 +251,7 @@ void scaled_tanh_backward_cpu(const T_* a, const T_* T, const T_* S, const T_* d
       T_ gy = 0, gS = 0;
       if (has_dt) {
         const T_ Ai = ab[i] * h;
-        Ab[i] = Ai;
+        Ab[i] += Ai;
         if (correction) {
           gy += T_(-0.5) * Ai * s * D * (s * (D - 2 * t * t) - 2 * o * t);
           gS += T_(-0.5) * Ai * D * (2 * s * t + o);
@@ -261,7 +262,7 @@ void scaled_tanh_backward_cpu(const T_* a, const T_* T, const T_* S, const T_* d
         gy += aW * s * D;
         gS += aW * t;
       }
-      gyb[i] = gy;
+      gyb[i] += gy;
       grad_S[i] += gS;
     }
   }
@@ -276,94 +277,99 @@ bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
 
 }  // namespace
 
-at::Tensor NeuralSDE::fused_increment(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                                      bool correction, Pass* pass) const {
+NeuralSDE::Pass NeuralSDE::linearize(double t, const at::Tensor& y, bool with_drift) const {
   at::NoGradGuard no_grad;
-  const bool scaled = spec_.diffusion_kind == DiffusionKind::ScaledTanh;
-  correction = correction && scaled && sde_type() == SdeType::Ito;
-  at::Tensor F;
-  if (dt) {
-    std::vector<at::Tensor> scratch;
-    F = drift_net_.forward_cached(t, y, pass ? pass->mlp : scratch);
+  Pass pass;
+  if (with_drift) pass.f = drift_net_.forward_cached(t, y, pass.mlp);
+  if (spec_.diffusion_kind == DiffusionKind::ScaledTanh) {
+    pass.S = at::sigmoid(s_.detach());
+    pass.T = at::tanh(y);
   }
-  if (!scaled) {  // Constant: g = s, no correction
-    if (dt) F.mul_(*dt);
+  return pass;
+}
+
+at::Tensor NeuralSDE::fused_increment(const Pass& pass, std::optional<double> dt, const at::Tensor& dW,
+                                      bool correction) const {
+  at::NoGradGuard no_grad;
+  if (spec_.diffusion_kind != DiffusionKind::ScaledTanh) {  // Constant: g = s, no correction
+    at::Tensor F = dt ? pass.f * *dt : at::Tensor();
     if (dW.defined()) F = F.defined() ? F.add_(s_.detach() * dW) : s_.detach() * dW;
     return F;
   }
-  const at::Tensor S = at::sigmoid(s_.detach()), T = at::tanh(y);
-  if (pass) {
-    pass->S = S;
-    pass->T = T;
-  }
-  if (!F.defined()) F = at::empty_like(y);
-  if (fusable_on_cpu({&F, &T, &dW}) && y.dim() == 2) {
-    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "scaled_tanh_forward", [&] {
-      scaled_tanh_forward_cpu<scalar_t>(F.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
-                                        dW.defined() ? dW.data_ptr<scalar_t>() : nullptr, y.size(0), y.size(1),
+  correction = correction && sde_type() == SdeType::Ito;
+  const at::Tensor &S = pass.S, &T = pass.T;
+  if (fusable_on_cpu({&pass.f, &T, &dW}) && T.dim() == 2) {
+    at::Tensor F = at::empty_like(T);
+    AT_DISPATCH_FLOATING_TYPES(T.scalar_type(), "scaled_tanh_forward", [&] {
+      scaled_tanh_forward_cpu<scalar_t>(F.data_ptr<scalar_t>(), dt ? pass.f.data_ptr<scalar_t>() : nullptr,
+                                        T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
+                                        dW.defined() ? dW.data_ptr<scalar_t>() : nullptr, T.size(0), T.size(1),
                                         dt.value_or(0.0), dt.has_value(), correction, spec_.diffusion_offset);
     });
     return F;
   }
   // Other devices: the same formulas as ATen ops.
   const at::Tensor g = S * T + spec_.diffusion_offset;
-  if (dt) {
-    if (correction) F.add_(-0.5 * g * S * (1 - T * T));
-    F.mul_(*dt);
-  }
-  if (dW.defined()) F = dt ? F.add_(g * dW) : g * dW;
+  at::Tensor F;
+  if (dt) F = (correction ? pass.f - 0.5 * g * S * (1 - T * T) : pass.f) * *dt;
+  if (dW.defined()) F = F.defined() ? F.add_(g * dW) : g * dW;
   return F;
 }
 
-void NeuralSDE::fused_vjp(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction,
-                          const at::Tensor& a, at::Tensor& grad_y, std::vector<at::Tensor>* grad_params) const {
+void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, bool correction, at::Tensor& grad_y,
+                          std::vector<at::Tensor>* grad_params) const {
   at::NoGradGuard no_grad;
   const bool scaled = spec_.diffusion_kind == DiffusionKind::ScaledTanh;
   correction = correction && scaled && sde_type() == SdeType::Ito;
   const size_t n_drift = drift_net_.num_tensors();
   std::vector<at::Tensor> grads(n_drift + 1);
-  at::Tensor A;  // the drift MLP's output cotangent, a dt
-  if (!scaled) {  // Constant
-    if (dt) A = a * *dt;
-    grads[n_drift] = dW.defined() ? (a * dW).sum(0) : at::zeros_like(s_);
-    grad_y = at::zeros_like(a);
-  } else {
+  at::Tensor A;       // the drift MLP's output cotangent: sum of a dt over the terms
+  at::Tensor grad_s;  // d/d(sigmoid(s)) (ScaledTanh) or d/ds (Constant)
+  const auto add = [](at::Tensor& sum, const at::Tensor& x) { sum = sum.defined() ? sum.add_(x) : x; };
+  for (const VjpTerm& term : terms) {
+    if (!scaled) {  // Constant
+      if (term.dt) add(A, term.a * *term.dt);
+      if (term.dW.defined()) add(grad_s, (term.a * term.dW).sum(0));
+      continue;
+    }
     const at::Tensor &S = pass.S, &T = pass.T;
-    const at::Tensor ac = a.contiguous();
-    at::Tensor grad_S;
-    if (fusable_on_cpu({&ac, &T, &dW}) && a.dim() == 2) {
-      if (dt) A = at::empty_like(ac);
-      grad_y = at::empty_like(ac);
-      grad_S = at::empty_like(S);
+    const at::Tensor a = term.a.contiguous();
+    if (fusable_on_cpu({&a, &T, &term.dW}) && a.dim() == 2) {
+      if (!grad_y.defined()) grad_y = at::zeros_like(a);
+      if (!grad_s.defined()) grad_s = at::zeros_like(S);
+      if (term.dt && !A.defined()) A = at::zeros_like(a);
       AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "scaled_tanh_backward", [&] {
-        scaled_tanh_backward_cpu<scalar_t>(ac.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
-                                           dW.defined() ? dW.data_ptr<scalar_t>() : nullptr,
-                                           dt ? A.data_ptr<scalar_t>() : nullptr, grad_y.data_ptr<scalar_t>(),
-                                           grad_S.data_ptr<scalar_t>(), a.size(0), a.size(1), dt.value_or(0.0),
-                                           dt.has_value(), correction, spec_.diffusion_offset);
+        scaled_tanh_backward_cpu<scalar_t>(a.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
+                                           term.dW.defined() ? term.dW.data_ptr<scalar_t>() : nullptr,
+                                           term.dt ? A.data_ptr<scalar_t>() : nullptr, grad_y.data_ptr<scalar_t>(),
+                                           grad_s.data_ptr<scalar_t>(), a.size(0), a.size(1), term.dt.value_or(0.0),
+                                           term.dt.has_value(), correction, spec_.diffusion_offset);
       });
-    } else {  // Other devices: the same formulas as ATen ops.
-      const at::Tensor D = 1 - T * T;
-      const double o = spec_.diffusion_offset;
-      grad_y = at::zeros_like(a);
-      grad_S = at::zeros_like(S);
-      if (dt) {
-        A = a * *dt;
-        if (correction) {
-          grad_y.add_(A * (-0.5) * S * D * (S * (D - 2 * T * T) - 2 * o * T));
-          grad_S.add_((A * (-0.5) * D * (2 * S * T + o)).sum(0));
-        }
-      }
-      if (dW.defined()) {
-        const at::Tensor aW = a * dW;
-        grad_y.add_(aW * S * D);
-        grad_S.add_((aW * T).sum(0));
+      continue;
+    }
+    // Other devices: the same formulas as ATen ops.
+    const at::Tensor D = 1 - T * T;
+    const double o = spec_.diffusion_offset;
+    if (term.dt) {
+      const at::Tensor At = a * *term.dt;
+      add(A, At);
+      if (correction) {
+        add(grad_y, At * (-0.5) * S * D * (S * (D - 2 * T * T) - 2 * o * T));
+        add(grad_s, (At * (-0.5) * D * (2 * S * T + o)).sum(0));
       }
     }
-    grads[n_drift] = grad_S.mul_(S * (1 - S));  // through S = sigmoid(s)
+    if (term.dW.defined()) {
+      const at::Tensor aW = a * term.dW;
+      add(grad_y, aW * S * D);
+      add(grad_s, (aW * T).sum(0));
+    }
   }
-  if (dt) grad_y.add_(drift_net_.vjp(pass.mlp, A, grad_params ? grads.data() : nullptr));
-  if (grad_params) *grad_params = std::move(grads);  // the drift's stay undefined (zero) without dt
+  if (A.defined()) add(grad_y, drift_net_.vjp(pass.mlp, A, grad_params ? grads.data() : nullptr));
+  if (!grad_y.defined()) grad_y = at::zeros_like(terms.front().a);
+  if (!grad_params) return;
+  if (!grad_s.defined()) grad_s = at::zeros_like(s_);
+  grads[n_drift] = scaled ? grad_s.mul_(pass.S * (1 - pass.S)) : grad_s;  // through S = sigmoid(s)
+  *grad_params = std::move(grads);  // the drift's stay undefined (zero) without a dt
 }
 
 at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
@@ -372,13 +378,15 @@ at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const 
   return IncrementFn::apply(this, t, dt, y, dW, at::TensorList(params))[0];
 }
 
-SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                                     const at::Tensor& a, bool with_params) {
-  if (!fused()) return SDE::stratonovich_vjp(t, y, dt, dW, a, with_params);
-  Pass pass;
+SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, const std::vector<VjpTerm>& terms,
+                                     bool with_params) {
+  if (!fused()) return SDE::stratonovich_vjp(t, y, terms, with_params);
+  bool with_drift = false;
+  for (const VjpTerm& term : terms) with_drift = with_drift || term.dt.has_value();
+  const Pass pass = linearize(t, y, with_drift);
   Vjp out;
-  out.F = fused_increment(t, y, dt, dW, /*correction=*/true, &pass);
-  fused_vjp(pass, dt, dW, /*correction=*/true, a, out.grad_y, with_params ? &out.grad_params : nullptr);
+  for (const VjpTerm& term : terms) out.F.push_back(fused_increment(pass, term.dt, term.dW, /*correction=*/true));
+  fused_vjp(pass, terms, /*correction=*/true, out.grad_y, with_params ? &out.grad_params : nullptr);
   return out;
 }
 

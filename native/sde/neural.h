@@ -75,8 +75,7 @@ class NeuralSDE : public SDE {
   at::Tensor drift(double t, const at::Tensor& y) override;
   at::Tensor diffusion(double t, const at::Tensor& y) override;
   at::Tensor increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) override;
-  Vjp stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                       const at::Tensor& a, bool with_params) override;
+  Vjp stratonovich_vjp(double t, const at::Tensor& y, const std::vector<VjpTerm>& terms, bool with_params) override;
   std::vector<int64_t> brownian_shape(const at::Tensor& y0) const override;
   std::vector<at::Tensor> parameters() const override;
   void check_state(const at::Tensor& y0) const override;
@@ -86,17 +85,18 @@ class NeuralSDE : public SDE {
   void set_parameter(const std::string& name, const at::Tensor& value);
   const NeuralSdeSpec& spec() const { return spec_; }
 
-  // The hand-written route: an evaluation of F = f dt (+ Ito correction dt) + g dW without a
-  // graph, keeping what fused_vjp needs, and its VJPs (grad_params in parameters() order).
+  // The hand-written route. A Pass holds what a point (t, y) gives every term evaluated there:
+  // the drift MLP's output and layer caches, and for ScaledTanh sigmoid(s) and tanh(y).
   struct Pass {
     std::vector<at::Tensor> mlp;
-    at::Tensor S, T;  // ScaledTanh: sigmoid(s), tanh(y)
+    at::Tensor f, S, T;
   };
-  at::Tensor fused_increment(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                             bool correction, Pass* pass) const;
-  // grad_params: left empty when null.
-  void fused_vjp(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction, const at::Tensor& a,
-                 at::Tensor& grad_y, std::vector<at::Tensor>* grad_params) const;
+  Pass linearize(double t, const at::Tensor& y, bool with_drift) const;
+  // F = f dt (+ the Ito correction dt) + g dW at the pass's point, without a graph.
+  at::Tensor fused_increment(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction) const;
+  // The terms' VJPs summed (grad_params in parameters() order, left alone when null).
+  void fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, bool correction, at::Tensor& grad_y,
+                 std::vector<at::Tensor>* grad_params) const;
 
  private:
   bool fused() const { return spec_.fused && spec_.diffusion_kind != DiffusionKind::Mlp; }

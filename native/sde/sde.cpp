@@ -52,31 +52,37 @@ at::Tensor SDE::increment(double t, const at::Tensor& y, double dt, const at::Te
   return drift(t, y) * dt + diffusion_prod(t, y, dW);
 }
 
-SDE::Vjp SDE::stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                               const at::Tensor& a, bool with_params) {
+SDE::Vjp SDE::stratonovich_vjp(double t, const at::Tensor& y, const std::vector<VjpTerm>& terms, bool with_params) {
   at::AutoGradMode enable(true);
   const at::Tensor y_leaf = y.detach().requires_grad_(true);
-  at::Tensor F;
-  if (dt) {
-    F = drift(t, y_leaf);
-    if (type_ == SdeType::Ito) F = F + ito_correction(t, y_leaf);
-    F = F * *dt;
-  }
-  if (dW.defined()) {
-    const at::Tensor G = diffusion_prod(t, y_leaf, dW);
-    F = F.defined() ? F + G : G;
+  at::Tensor f;  // the Stratonovich drift, evaluated once for every term with a dt
+  std::vector<at::Tensor> outputs, cotangents;
+  for (const VjpTerm& term : terms) {
+    at::Tensor F;
+    if (term.dt) {
+      if (!f.defined()) {
+        f = drift(t, y_leaf);
+        if (type_ == SdeType::Ito) f = f + ito_correction(t, y_leaf);
+      }
+      F = f * *term.dt;
+    }
+    if (term.dW.defined()) {
+      const at::Tensor G = diffusion_prod(t, y_leaf, term.dW);
+      F = F.defined() ? F + G : G;
+    }
+    outputs.push_back(F);
+    cotangents.push_back(term.a);
   }
   std::vector<at::Tensor> inputs{y_leaf};
   if (with_params) {
     const std::vector<at::Tensor> params = parameters();
     inputs.insert(inputs.end(), params.begin(), params.end());
   }
-  std::vector<at::Tensor> grads =
-      torch::autograd::grad({F}, inputs, {a}, /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
-  if (!grads[0].defined()) grads[0] = at::zeros_like(y);
+  std::vector<at::Tensor> grads = torch::autograd::grad(outputs, inputs, cotangents, /*retain_graph=*/false,
+                                                        /*create_graph=*/false, /*allow_unused=*/true);
   Vjp out;
-  out.F = F.detach();
-  out.grad_y = grads[0];
+  for (const at::Tensor& F : outputs) out.F.push_back(F.detach());
+  out.grad_y = grads[0].defined() ? grads[0] : at::zeros_like(y);
   out.grad_params.assign(grads.begin() + 1, grads.end());
   return out;
 }

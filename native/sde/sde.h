@@ -49,17 +49,24 @@ class SDE {
   // SDEs with hand-written derivatives override it with a single autograd node.
   virtual at::Tensor increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW);
 
-  // What the adjoint needs from one evaluation of F = f_S dt + g dW, with f_S the Stratonovich
-  // drift (for Ito SDEs, drift + ito_correction): F, and the vector-Jacobian products
-  // a . dF/dy and, with with_params, a . dF/dtheta (one per parameters(), undefined where zero),
-  // all without a graph. Without dt the drift term is left out, with an undefined dW the noise
-  // term. Default by autograd; SDEs with hand-written derivatives override it.
+  // What the adjoint needs from evaluations of F = f_S dt + g dW at one point (t, y), with f_S
+  // the Stratonovich drift (for Ito SDEs, drift + ito_correction): for each term k (its own dt
+  // and dW; without dt the drift part is left out, with an undefined dW the noise part), F_k; and
+  // the vector-Jacobian products summed over the terms, sum_k a_k . dF_k/dy and, with
+  // with_params, sum_k a_k . dF_k/dtheta (one per parameters(), undefined where zero), all
+  // without a graph. Several terms share one evaluation of the drift and one VJP through it.
+  // Default by autograd; SDEs with hand-written derivatives override it.
+  struct VjpTerm {
+    std::optional<double> dt;
+    at::Tensor dW;
+    at::Tensor a;
+  };
   struct Vjp {
-    at::Tensor F, grad_y;
+    std::vector<at::Tensor> F;  // one per term
+    at::Tensor grad_y;
     std::vector<at::Tensor> grad_params;  // empty without with_params
   };
-  virtual Vjp stratonovich_vjp(double t, const at::Tensor& y, std::optional<double> dt, const at::Tensor& dW,
-                               const at::Tensor& a, bool with_params);
+  virtual Vjp stratonovich_vjp(double t, const at::Tensor& y, const std::vector<VjpTerm>& terms, bool with_params);
 
   // Shape of the Brownian motion driving a state y0.
   virtual std::vector<int64_t> brownian_shape(const at::Tensor& y0) const;
