@@ -57,23 +57,18 @@ at::Tensor Mlp::forward(double t, const at::Tensor& x) const {
   return h;
 }
 
-at::Tensor Mlp::forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const {
-  at::NoGradGuard no_grad;
-  at::Tensor h = x;
-  if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
-  // cache: [h_0, z_0, h_1, z_1, ..., h_last] (layer inputs, hidden pre-activations)
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    cache.push_back(h);
-    at::Tensor z = at::addmm(biases_[i], h, weights_[i].t());
-    if (i + 1 == weights_.size()) return z;
-    cache.push_back(z);
-    h = activate(spec_.activation, z);
+namespace {
+// act(z) overwriting z (not for softplus, whose derivative needs z).
+at::Tensor activate_in_place(Activation act, at::Tensor& z) {
+  switch (act) {
+    case Activation::Tanh: return z.tanh_();
+    case Activation::Relu: return z.relu_();
+    case Activation::Sigmoid: return z.sigmoid_();
+    default: return activate(act, z);
   }
-  return h;
 }
 
-namespace {
-// v * act'(z), with a = act(z): one ATen kernel each.
+// v * act'(z), with a = act(z) (z is needed by softplus only): one ATen kernel each.
 at::Tensor activation_backward(Activation act, const at::Tensor& v, const at::Tensor& z, const at::Tensor& a) {
   switch (act) {
     case Activation::Tanh: return at::tanh_backward(v, a);
@@ -85,6 +80,29 @@ at::Tensor activation_backward(Activation act, const at::Tensor& v, const at::Te
   return v;
 }
 }  // namespace
+
+at::Tensor Mlp::forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const {
+  at::NoGradGuard no_grad;
+  at::Tensor h = x;
+  if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
+  // cache: [h_0, z_0, h_1, z_1, ..., h_last] (layer inputs, hidden pre-activations); a
+  // pre-activation only where the activation's derivative needs more than its output (softplus),
+  // so that backprop through many steps keeps less.
+  const bool keep_z = spec_.activation == Activation::Softplus;
+  for (size_t i = 0; i < weights_.size(); ++i) {
+    cache.push_back(h);
+    at::Tensor z = at::addmm(biases_[i], h, weights_[i].t());
+    if (i + 1 == weights_.size()) return z;
+    if (keep_z) {
+      h = activate(spec_.activation, z);
+      cache.push_back(z);
+    } else {
+      h = activate_in_place(spec_.activation, z);
+      cache.push_back(at::Tensor());
+    }
+  }
+  return h;
+}
 
 at::Tensor Mlp::vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v_out, at::Tensor* grads) const {
   at::NoGradGuard no_grad;
