@@ -432,6 +432,42 @@ describe('SdeBnn training', () => {
     expect(pa).toEqual(pb);
   });
 
+  it('a training step is PyTorch\'s Adam on the gradients, clipped by the global norm (the fused CPU pass), float64 and float32', async () => {
+    for (const [dtype, tol] of [['float64', 1e-12], ['float32', 1e-5]] as const) {
+      for (const clip of [0, 1e-3]) {
+        const config: Config = { ...tiny, dtype, optimizer: { lr: 1e-2, betas: [0.8, 0.95], eps: 1e-6, clip } };
+        const a = new SdeBnn(config);
+        for (let k = 0; k < 2; k++) await a.trainStep(x1d, y1d); // nonzero moments, step 2
+        const before = a.getState();
+        const b = new SdeBnn(config);
+        b.setState(before);
+        const { grads } = await a.gradients(x1d, y1d); // the training stream: the same path as b's step
+        const step = await b.trainStep(x1d, y1d);
+        let sq = 0;
+        for (const g of Object.values(grads)) for (const v of g.data) sq += v * v;
+        const norm = Math.sqrt(sq);
+        expect(step.gradNorm).toBeCloseTo(norm, dtype === 'float64' ? 10 : 4);
+        const coef = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1;
+        const t = before['adam.step']!.data[0]! + 1;
+        const bc1 = 1 - 0.8 ** t;
+        const bc2 = 1 - 0.95 ** t;
+        const expected: Record<string, Tensor> = {};
+        const after = b.getState();
+        const got: Record<string, Tensor> = {};
+        for (const [name, g] of Object.entries(grads)) {
+          const m = Float64Array.from(before[`adam.exp_avg.${name}`]!.data, (v, i) => 0.8 * v + 0.2 * coef * g.data[i]!);
+          const v2 = Float64Array.from(before[`adam.exp_avg_sq.${name}`]!.data, (v, i) => 0.95 * v + 0.05 * (coef * g.data[i]!) ** 2);
+          const p = Float64Array.from(before[name]!.data, (v, i) => v - (1e-2 / bc1) * (m[i]! / (Math.sqrt(v2[i]!) / Math.sqrt(bc2) + 1e-6)));
+          for (const [key, val] of [[name, p], [`adam.exp_avg.${name}`, m], [`adam.exp_avg_sq.${name}`, v2]] as const) {
+            expected[key] = { data: val, shape: g.shape };
+            got[key] = after[key]!;
+          }
+        }
+        expect(relativeError(got, expected), `${dtype} clip ${clip}`).toBeLessThan(tol);
+      }
+    }
+  });
+
   it('trains the MNIST-shaped default (28x28x1) and a CIFAR-shaped two-stage model (32x32x3) one step each', async () => {
     const mnist = new SdeBnn({ seed: 1 });
     expect(mnist.wDims).toEqual([9696]);
