@@ -319,6 +319,23 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     }
   });
 
+  it('equals autograd at the W1 shapes with a batch of 7 (the register-blocked kernels\' full tiles and leftover rows/columns), float64 and float32', async () => {
+    // 3-32-32-3 dynamics, 1284-64-1283 hypernetwork: 4-row tiles, then single rows; 16/8-column
+    // tiles, then leftover columns (3, and 1283 = 160 x 8 + 3)
+    const x7 = Float64Array.from({ length: 7 }, (_, i) => -0.9 + 0.3 * i);
+    const y7 = Float64Array.from(x7, (v) => Math.cos(4 * v));
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const gradient of ['backprop', 'adjoint'] as const) {
+        const config: Config = {
+          kind: 'mlp', dtype, seed: 4, hidden: [32, 32], hypernet: { hidden: [64] }, sigma: 0.2, likelihood: 'laplace',
+          solver: { method: 'euler', steps: 6, gradient, adjointSteps: 6 },
+        };
+        const x = dtype === 'float32' ? Float64Array.from(x7, Math.fround) : x7;
+        await compare(config, x, y7, 'loss', dtype === 'float64' ? 1e-10 : 1e-5);
+      }
+    }
+  });
+
   it('equals the generic route and autograd on the conv block (backprop: ckl, stl; adjoint: ckl), float64 and float32', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [estimator, gradient] of [['ckl', 'backprop'], ['stl', 'backprop'], ['ckl', 'adjoint']] as const) {

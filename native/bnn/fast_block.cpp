@@ -15,9 +15,13 @@ namespace {
 
 // ---- dense loops: baseline ISA, and AVX2+FMA where the CPU has it (picked once at run time) ----
 
+// The kernels pass 32-byte vectors only between inlined functions of this file: no ABI crosses.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 namespace kbase {
 #include "bnn/fast_kernels.inc"
 }  // namespace kbase
+#pragma GCC diagnostic pop
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define SDEBNN_FAST_AVX2 1
 #pragma GCC push_options
