@@ -319,6 +319,23 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     }
   });
 
+  it('equals autograd at the W1 shapes with a batch of 7 (the register-blocked kernels\' full tiles and leftover rows/columns), float64 and float32', async () => {
+    // 3-32-32-3 dynamics, 1284-64-1283 hypernetwork: 4-row tiles, then single rows; 16/8-column
+    // tiles, then leftover columns (3, and 1283 = 160 x 8 + 3)
+    const x7 = Float64Array.from({ length: 7 }, (_, i) => -0.9 + 0.3 * i);
+    const y7 = Float64Array.from(x7, (v) => Math.cos(4 * v));
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const gradient of ['backprop', 'adjoint'] as const) {
+        const config: Config = {
+          kind: 'mlp', dtype, seed: 4, hidden: [32, 32], hypernet: { hidden: [64] }, sigma: 0.2, likelihood: 'laplace',
+          solver: { method: 'euler', steps: 6, gradient, adjointSteps: 6 },
+        };
+        const x = dtype === 'float32' ? Float64Array.from(x7, Math.fround) : x7;
+        await compare(config, x, y7, 'loss', dtype === 'float64' ? 1e-10 : 1e-5);
+      }
+    }
+  });
+
   it('equals the generic route and autograd on the conv block (backprop: ckl, stl; adjoint: ckl), float64 and float32', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [estimator, gradient] of [['ckl', 'backprop'], ['stl', 'backprop'], ['ckl', 'adjoint']] as const) {
@@ -430,6 +447,42 @@ describe('SdeBnn training', () => {
     const pa = await first.predict(x, { samples: 2, ema: true });
     const pb = await resumed.predict(x, { samples: 2, ema: true });
     expect(pa).toEqual(pb);
+  });
+
+  it('a training step is PyTorch\'s Adam on the gradients, clipped by the global norm (the fused CPU pass), float64 and float32', async () => {
+    for (const [dtype, tol] of [['float64', 1e-12], ['float32', 1e-5]] as const) {
+      for (const clip of [0, 1e-3]) {
+        const config: Config = { ...tiny, dtype, optimizer: { lr: 1e-2, betas: [0.8, 0.95], eps: 1e-6, clip } };
+        const a = new SdeBnn(config);
+        for (let k = 0; k < 2; k++) await a.trainStep(x1d, y1d); // nonzero moments, step 2
+        const before = a.getState();
+        const b = new SdeBnn(config);
+        b.setState(before);
+        const { grads } = await a.gradients(x1d, y1d); // the training stream: the same path as b's step
+        const step = await b.trainStep(x1d, y1d);
+        let sq = 0;
+        for (const g of Object.values(grads)) for (const v of g.data) sq += v * v;
+        const norm = Math.sqrt(sq);
+        expect(step.gradNorm).toBeCloseTo(norm, dtype === 'float64' ? 10 : 4);
+        const coef = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1;
+        const t = before['adam.step']!.data[0]! + 1;
+        const bc1 = 1 - 0.8 ** t;
+        const bc2 = 1 - 0.95 ** t;
+        const expected: Record<string, Tensor> = {};
+        const after = b.getState();
+        const got: Record<string, Tensor> = {};
+        for (const [name, g] of Object.entries(grads)) {
+          const m = Float64Array.from(before[`adam.exp_avg.${name}`]!.data, (v, i) => 0.8 * v + 0.2 * coef * g.data[i]!);
+          const v2 = Float64Array.from(before[`adam.exp_avg_sq.${name}`]!.data, (v, i) => 0.95 * v + 0.05 * (coef * g.data[i]!) ** 2);
+          const p = Float64Array.from(before[name]!.data, (v, i) => v - (1e-2 / bc1) * (m[i]! / (Math.sqrt(v2[i]!) / Math.sqrt(bc2) + 1e-6)));
+          for (const [key, val] of [[name, p], [`adam.exp_avg.${name}`, m], [`adam.exp_avg_sq.${name}`, v2]] as const) {
+            expected[key] = { data: val, shape: g.shape };
+            got[key] = after[key]!;
+          }
+        }
+        expect(relativeError(got, expected), `${dtype} clip ${clip}`).toBeLessThan(tol);
+      }
+    }
   });
 
   it('trains the MNIST-shaped default (28x28x1) and a CIFAR-shaped two-stage model (32x32x3) one step each', async () => {

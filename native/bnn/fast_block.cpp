@@ -15,9 +15,13 @@ namespace {
 
 // ---- dense loops: baseline ISA, and AVX2+FMA where the CPU has it (picked once at run time) ----
 
+// The kernels pass 32-byte vectors only between inlined functions of this file: no ABI crosses.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 namespace kbase {
 #include "bnn/fast_kernels.inc"
 }  // namespace kbase
+#pragma GCC diagnostic pop
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define SDEBNN_FAST_AVX2 1
 #pragma GCC push_options
@@ -134,10 +138,16 @@ struct HyperKernel {
     for (int64_t j = 0; j < n; ++j) {
       W.push_back(ptr<T>(params[2 * j]));
       b.push_back(ptr<T>(params[2 * j + 1]));
-      at::Tensor wt = ws.get({sizes[j], sizes[j + 1]}, o);
-      wt.copy_(params[2 * j].t());
-      Wt_storage.push_back(wt);
-      Wt.push_back(ptr<T>(wt));
+      // The transpose only where layer()/layer_t() read it (out >= in): a strided copy of W1's
+      // 1284x64 first layer cost ~0.1 ms a solve for nothing and doubled the weights' cache footprint.
+      if (sizes[j + 1] >= sizes[j]) {
+        at::Tensor wt = ws.get({sizes[j], sizes[j + 1]}, o);
+        wt.copy_(params[2 * j].t());
+        Wt_storage.push_back(wt);
+        Wt.push_back(ptr<T>(wt));
+      } else {
+        Wt.push_back(nullptr);
+      }
       A.push_back(ws.get({slots, sizes[j]}, o));
       if (j + 1 < n) {
         Z.push_back(ws.get({slots, sizes[j + 1]}, o));
@@ -487,14 +497,25 @@ class Solver : public FastBlockSolver {
     for (int64_t j = 0; j < hyper_.n; ++j) rows.push_back(ptr<T>(bank.rows[j]) + k * hyper_.sizes[j + 1]);
     return rows;
   }
+  // dW_j = sign * rows_j^T inputs_j, db_j = sign * sum of rows_j, by our own kernel: at::mm sent
+  // these (20 x 64 by 20 x 1284 on W1) to a multithreaded BLAS whose wake-ups and zeroing of the
+  // output cost more than the product itself.
   std::vector<at::Tensor> bank_gradients(const Bank& bank, double sign) {
     std::vector<at::Tensor> grads;
+    const T sg = static_cast<T>(sign);
     for (int64_t j = 0; j < hyper_.n; ++j) {
-      at::Tensor dW = at::mm(bank.rows[j].t(), bank.inputs[j]);
-      at::Tensor db = bank.rows[j].sum(0);
+      const int64_t steps = bank.rows[j].size(0), in = hyper_.sizes[j], out = hyper_.sizes[j + 1];
+      at::Tensor dW = at::empty({out, in}, y_options_);
+      at::Tensor db = at::empty({out}, y_options_);
+      const T* rows = ptr<T>(bank.rows[j]);
+      ops<T>().mm_ct_a(steps, in, out, ptr<T>(bank.inputs[j]), rows, ptr<T>(dW), in);
+      T* b = ptr<T>(db);
+      for (int64_t o = 0; o < out; ++o) b[o] = 0;
+      for (int64_t k = 0; k < steps; ++k) axpy(out, T(1), rows + k * out, b);
       if (sign != 1.0) {
-        dW.mul_(sign);
-        db.mul_(sign);
+        T* w = ptr<T>(dW);
+        for (int64_t i = 0; i < out * in; ++i) w[i] *= sg;
+        for (int64_t o = 0; o < out; ++o) b[o] *= sg;
       }
       grads.push_back(dW);
       grads.push_back(db);

@@ -79,6 +79,9 @@ class BnnModel {
   at::Tensor prepare_input(const at::Tensor& x) const;
   at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;
   void zero_grad();
+  // Gradient norm, clipping and Adam (step adam_step_) fused over raw CPU memory; false where
+  // that does not apply (then nothing was done).
+  bool fused_update(double lr, double& grad_norm);
   NamedTensors named_parameters() const;
 
   BnnConfig config_;
