@@ -61,6 +61,8 @@ export interface SelfTestResult {
   seconds: number;
   gflops: number;
   maxAbsError: number;
+  /** Intra-op threads the worker thread ran with (what setNumThreads chose). */
+  threads: number;
 }
 
 /**

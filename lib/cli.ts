@@ -197,7 +197,7 @@ async function trainCommand(argv: string[]): Promise<number> {
   const config = flags.resume && fs.existsSync(checkpointFile) ? readTrainingCheckpoint(checkpointFile).config : modelConfig(flags, data);
   const model = new SdeBnn(config as SdeBnnConfig);
   console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
-    `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} threads; device ${model.config.device}`);
+    `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);
   const result = await train(model, data, {
     epochs: num(flags, 'epochs', data.dataset === 'toy' ? 300 : 10),
     batchSize: num(flags, 'batch-size', data.dataset === 'toy' ? 40 : 128),

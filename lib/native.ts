@@ -66,6 +66,7 @@ export interface NativeBinding {
     seconds: number;
     gflops: number;
     maxAbsError: number;
+    threads: number;
   }>;
   raise(kind: string): never;
   NativeSDE: new (spec: object) => unknown;

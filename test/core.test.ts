@@ -24,6 +24,20 @@ describe('backend', () => {
     expect(sdebnn.backend().threads).toBe(start);
   });
 
+  it('applies a changed thread count to work that runs after it, on every worker thread', async () => {
+    // OpenMP's count is per thread: workers that already ran must pick up a later change.
+    const start = sdebnn.backend().threads;
+    try {
+      for (const n of [2, 1, 2, 1]) {
+        sdebnn.setNumThreads(n);
+        const runs = await Promise.all(Array.from({ length: 6 }, () => sdebnn.selfTest({ size: 32, iterations: 1 })));
+        expect(runs.map((r) => r.threads)).toEqual(Array(6).fill(n));
+      }
+    } finally {
+      sdebnn.setNumThreads(start);
+    }
+  });
+
   it('rejects bad thread counts by name', () => {
     expect(() => sdebnn.setNumThreads(-3)).toThrow(new RangeError('Expected positive integer for threads but received -3'));
     expect(() => sdebnn.setNumThreads('2' as never)).toThrow(TypeError);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <new>
 
+#include "sde/device.h"
 #include "sde/errors.h"
 
 namespace addon {
@@ -160,6 +161,7 @@ class TaskWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
  protected:
   void Execute(const ExecutionProgress& progress) override {
     try {
+      sde::apply_num_threads();
       result_ = task_([&progress](const ProgressEvent& e) { progress.Send(&e, 1); });
     } catch (...) {
       auto [code, message] = describe(std::current_exception());

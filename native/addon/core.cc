@@ -1,5 +1,6 @@
 // Backend information, threads, devices, tensor round trips and the device self-test.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 
@@ -76,6 +77,7 @@ Napi::Value self_test(const Napi::CallbackInfo& info) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double gflops = iterations * 2.0 * 2.0 * size * size * size / std::max(seconds, 1e-9) / 1e9;
       const std::string device_name = device.str();
+      const int threads = at::get_num_threads();  // as this worker thread ran the products
       return [=](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("device", device_name);
@@ -83,6 +85,7 @@ Napi::Value self_test(const Napi::CallbackInfo& info) {
         o.Set("seconds", seconds);
         o.Set("gflops", gflops);
         o.Set("maxAbsError", max_error);
+        o.Set("threads", threads);
         return o;
       };
     };

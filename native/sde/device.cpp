@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 #include <torch/version.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <regex>
 #include <thread>
@@ -58,8 +59,19 @@ int default_num_threads() {
   return hw > 0 ? static_cast<int>(hw) : 1;
 }
 
+namespace {
+std::atomic<int> chosen_num_threads{0};
+}  // namespace
+
 void set_num_threads(int n) {
-  at::set_num_threads(n > 0 ? n : default_num_threads());
+  const int threads = n > 0 ? n : default_num_threads();
+  chosen_num_threads.store(threads);
+  at::set_num_threads(threads);
+}
+
+void apply_num_threads() {
+  const int threads = chosen_num_threads.load();
+  if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
 }
 
 }  // namespace sde

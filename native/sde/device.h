@@ -22,5 +22,9 @@ BackendInfo backend_info();
 // OMP_NUM_THREADS says otherwise" (Debian's LibTorch starts with one thread).
 void set_num_threads(int n);
 int default_num_threads();
+// Makes the calling thread use the count set_num_threads chose: OpenMP's thread count is per
+// thread, so a worker thread that ran before a change would keep the old one. Every native job
+// calls it first.
+void apply_num_threads();
 
 }  // namespace sde
