@@ -162,6 +162,7 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
   } else {
     s_ = at::full({spec.d}, spec.diffusion_init, options_of(spec)).requires_grad_(true);
   }
+  for (auto& [name, p] : named_parameters()) params_.push_back(p);
 }
 
 at::Tensor NeuralSDE::drift(double t, const at::Tensor& y) { return drift_net_.forward(t, y); }
@@ -392,8 +393,7 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
 
 at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
   if (!fused()) return SDE::increment(t, y, dt, dW);
-  const std::vector<at::Tensor> params = parameters();
-  return IncrementFn::apply(this, t, dt, y, dW, at::TensorList(params))[0];
+  return IncrementFn::apply(this, t, dt, y, dW, at::TensorList(params_))[0];
 }
 
 SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, const std::vector<VjpTerm>& terms,
@@ -428,11 +428,7 @@ std::vector<std::pair<std::string, at::Tensor>> NeuralSDE::named_parameters() co
   return named;
 }
 
-std::vector<at::Tensor> NeuralSDE::parameters() const {
-  std::vector<at::Tensor> out;
-  for (auto& [name, p] : named_parameters()) out.push_back(p);
-  return out;
-}
+std::vector<at::Tensor> NeuralSDE::parameters() const { return params_; }
 
 void NeuralSDE::set_parameter(const std::string& name, const at::Tensor& value) {
   for (auto& [n, p] : named_parameters()) {

@@ -106,6 +106,8 @@ class NeuralSDE : public SDE {
   Mlp drift_net_;
   std::unique_ptr<Mlp> diffusion_net_;
   at::Tensor s_;  // ScaledTanh / Constant
+  // The leaf tensors in named_parameters() order, collected once: every solver step passes them.
+  std::vector<at::Tensor> params_;
 };
 
 }  // namespace sde
