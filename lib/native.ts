@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { BnnTrainStepResult } from './bnn';
 import type { GradientsResult, SdeintResult } from './sde';
 import type { Tensor } from './tensor';
 
@@ -23,23 +24,10 @@ export interface NativeTargets {
   shape: number[];
 }
 
-export interface NativeBnnStep {
-  loss: number;
-  nll: number;
-  kl: number;
-  klW0: number;
-  accuracy: number | null;
-  gradNorm: number;
-  nfe: number;
-  nfeBackward: number;
-  steps: number;
-  tEnd: number;
-}
-
 /** A native SDE-BNN (native/addon/bnn.cc); one asynchronous call at a time. */
 export interface NativeSdeBnn {
   info(): { wDims: number[]; numParameters: number; parameterNames: string[]; device: string; scale: number };
-  trainStep(inputs: Tensor, targets: NativeTargets, options: { lr: number; beta: number }): Promise<NativeBnnStep>;
+  trainStep(inputs: Tensor, targets: NativeTargets, options: { lr: number; beta: number }): Promise<BnnTrainStepResult>;
   gradients(
     inputs: Tensor,
     targets: NativeTargets,
