@@ -48,6 +48,8 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   resolveDevice(spec: string): string;
   roundTrip(tensor: Tensor, options: { transpose?: boolean; scale?: number; device?: string }): Tensor;
+  /** Test hook: one of the engine's elementwise kernels applied to a tensor. */
+  elementwise(tensor: Tensor, name: 'tanh'): Tensor;
   selfTest(options: { device: string; size: number; iterations: number }, onProgress?: ProgressCallback): Promise<{
     device: string;
     iterations: number;

@@ -180,3 +180,31 @@ describe('module formats', () => {
     expect(esm.trim()).toBe('number true');
   });
 });
+
+describe('elementwise kernels', () => {
+  it('tanh (float32): within 3e-7 of the exact value, 2e-6 relative, odd, saturating to 1', () => {
+    // A dense grid over the approximation's range and past its clamp, plus tiny and huge inputs.
+    const xs = [...Array.from({ length: 40001 }, (_, i) => -10 + i * 5e-4), 1e-30, -1e-8, 3e-4, 1e4, -1e30];
+    const data = Float32Array.from(xs);
+    const out = native().elementwise({ data, shape: [data.length] }, 'tanh').data;
+    let maxAbs = 0, maxRel = 0;
+    for (let i = 0; i < data.length; i++) {
+      const exact = Math.tanh(data[i]!);
+      const err = Math.abs(out[i]! - exact);
+      maxAbs = Math.max(maxAbs, err);
+      if (Math.abs(exact) > 1e-30) maxRel = Math.max(maxRel, err / Math.abs(exact));
+    }
+    const negated = native().elementwise({ data: data.map((x) => -x), shape: [data.length] }, 'tanh').data;
+    expect(Math.max(...Array.from(out, (y, i) => Math.abs(y + negated[i]!)))).toBeLessThan(3e-7);
+    expect(maxAbs).toBeLessThan(3e-7);
+    expect(maxRel).toBeLessThan(2e-6);
+    expect(Math.abs(out[data.length - 2]! - 1)).toBeLessThan(1e-7);
+  });
+
+  it('tanh (float64) is exact to rounding, and names its argument', () => {
+    const data = Float64Array.from({ length: 201 }, (_, i) => -10 + i * 0.1);
+    const out = native().elementwise({ data, shape: [201] }, 'tanh').data;
+    for (let i = 0; i < data.length; i++) expect(Math.abs(out[i]! - Math.tanh(data[i]!))).toBeLessThan(4e-16);
+    expect(() => native().elementwise({ data, shape: [201] }, 'erf' as never)).toThrow("Expected 'tanh' for name but received 'erf'");
+  });
+});

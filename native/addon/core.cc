@@ -8,6 +8,7 @@
 #include "registry.h"
 #include "sde/device.h"
 #include "sde/errors.h"
+#include "sde/fast_math.h"
 
 namespace addon {
 namespace {
@@ -49,6 +50,19 @@ Napi::Value round_trip(const Napi::CallbackInfo& info) {
     const double scale = get_number(opts, "scale", 1.0);
     if (scale != 1.0) t = t * scale;
     return tensor_to_js(info.Env(), t);
+  });
+}
+
+// elementwise(tensor, name): the engine's own elementwise kernel `name` ('tanh') applied to a
+// tensor, so that tests can measure its accuracy against a reference.
+Napi::Value elementwise(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const at::Tensor t = tensor_from_js(info[0], "tensor").contiguous();
+    const std::string name = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (name != "tanh") throw sde::invalid_argument("Expected 'tanh' for name but received '" + name + "'");
+    at::Tensor out = at::empty_like(t);
+    sde::tanh_into(t, out);
+    return tensor_to_js(info.Env(), out);
   });
 }
 
@@ -115,6 +129,7 @@ void register_core(Napi::Env env, Napi::Object exports) {
   exports.Set("resolveDevice", Napi::Function::New(env, resolve_device, "resolveDevice"));
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("selfTest", Napi::Function::New(env, self_test, "selfTest"));
+  exports.Set("elementwise", Napi::Function::New(env, elementwise, "elementwise"));
   exports.Set("raise", Napi::Function::New(env, raise, "raise"));
 }
 

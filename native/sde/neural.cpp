@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "sde/errors.h"
+#include "sde/fast_math.h"
 
 namespace sde {
 
@@ -61,7 +62,7 @@ namespace {
 // act(z) overwriting z (not for softplus, whose derivative needs z).
 at::Tensor activate_in_place(Activation act, at::Tensor& z) {
   switch (act) {
-    case Activation::Tanh: return z.tanh_();
+    case Activation::Tanh: tanh_into(z, z); return z;
     case Activation::Relu: return z.relu_();
     case Activation::Sigmoid: return z.sigmoid_();
     default: return activate(act, z);
@@ -165,11 +166,24 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
   for (auto& [name, p] : named_parameters()) params_.push_back(p);
 }
 
-at::Tensor NeuralSDE::drift(double t, const at::Tensor& y) { return drift_net_.forward(t, y); }
+// Without a graph (grad mode off, as in an adjoint's forward solve), the fused route evaluates
+// the networks by its own kernels; with one, or with kernels 'autograd', by ATen ops.
+at::Tensor NeuralSDE::drift(double t, const at::Tensor& y) {
+  if (fused() && !at::GradMode::is_enabled()) {
+    std::vector<at::Tensor> cache;
+    return drift_net_.forward_cached(t, y, cache);
+  }
+  return drift_net_.forward(t, y);
+}
 
 at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
   switch (spec_.diffusion_kind) {
     case DiffusionKind::ScaledTanh:
+      if (fused() && !at::GradMode::is_enabled()) {
+        at::Tensor g = at::empty_like(y, at::MemoryFormat::Contiguous);
+        tanh_into(y, g);
+        return g.mul_(at::sigmoid(s_)).add_(spec_.diffusion_offset);
+      }
       return at::sigmoid(s_) * at::tanh(y) + spec_.diffusion_offset;
     case DiffusionKind::Constant:
       return s_.expand_as(y);
@@ -235,56 +249,116 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
 //   backward: A = a dt (the drift MLP's cotangent), grad_y = A dc/dy + a dW S D,
 //             grad_S = sum over the batch of A dc/dS + a dW T,
 //             all three added to what the buffers hold (several terms at one point).
-// Either term may be absent (has_dt / dW null); `correction` adds c.
-template <typename T_>
-void scaled_tanh_forward_cpu(T_* F, const T_* f, const T_* T, const T_* S, const T_* dW, int64_t batch, int64_t d,
-                             double dt, bool has_dt, bool correction, double offset) {
-  const T_ o = static_cast<T_>(offset), h = static_cast<T_>(dt);
-  for (int64_t b = 0; b < batch; ++b) {
-    T_* Fb = F + b * d;
-    const T_* fb = has_dt ? f + b * d : nullptr;
-    const T_* Tb = T + b * d;
-    const T_* dWb = dW ? dW + b * d : nullptr;
-    for (int64_t i = 0; i < d; ++i) {
-      const T_ g = S[i] * Tb[i] + o;
+// Either term may be absent (HasDt false / dW null); Correction adds c. The flags are template
+// arguments so that each inner loop is branch-free and vectorises; the float entry points are
+// cloned for AVX-512 and AVX2 (the loops inline into each clone).
+struct ScaledTanhArgs {
+  int64_t batch, d;
+  double dt, offset;
+};
+
+template <typename T_, bool HasDt, bool Correction, bool HasDW>
+inline __attribute__((always_inline)) void scaled_tanh_forward_loop(T_* __restrict F, const T_* __restrict f,
+                                                                    const T_* __restrict T, const T_* __restrict S,
+                                                                    const T_* __restrict dW, const ScaledTanhArgs& k) {
+  const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
+  for (int64_t b = 0; b < k.batch; ++b) {
+    const int64_t row = b * k.d;
+    for (int64_t i = 0; i < k.d; ++i) {
+      const T_ t = T[row + i], g = S[i] * t + o;
       T_ out = 0;
-      if (has_dt) out = h * (correction ? fb[i] - T_(0.5) * g * S[i] * (1 - Tb[i] * Tb[i]) : fb[i]);
-      if (dWb) out += g * dWb[i];
-      Fb[i] = out;
+      if (HasDt) out = h * (Correction ? f[row + i] - T_(0.5) * g * S[i] * (1 - t * t) : f[row + i]);
+      if (HasDW) out += g * dW[row + i];
+      F[row + i] = out;
     }
   }
 }
 
-template <typename T_>
-void scaled_tanh_backward_cpu(const T_* a, const T_* T, const T_* S, const T_* dW, T_* A, T_* grad_y, T_* grad_S,
-                              int64_t batch, int64_t d, double dt, bool has_dt, bool correction, double offset) {
-  const T_ o = static_cast<T_>(offset), h = static_cast<T_>(dt);
-  for (int64_t b = 0; b < batch; ++b) {
-    const T_* ab = a + b * d;
-    const T_* Tb = T + b * d;
-    const T_* dWb = dW ? dW + b * d : nullptr;
-    T_* Ab = A ? A + b * d : nullptr;
-    T_* gyb = grad_y + b * d;
-    for (int64_t i = 0; i < d; ++i) {
-      const T_ t = Tb[i], s = S[i], D = 1 - t * t;
+template <typename T_, bool HasDt, bool Correction, bool HasDW>
+inline __attribute__((always_inline)) void scaled_tanh_backward_loop(const T_* __restrict a, const T_* __restrict T,
+                                                                     const T_* __restrict S, const T_* __restrict dW,
+                                                                     T_* __restrict A, T_* __restrict grad_y,
+                                                                     T_* __restrict grad_S, const ScaledTanhArgs& k) {
+  const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
+  for (int64_t b = 0; b < k.batch; ++b) {
+    const int64_t row = b * k.d;
+    for (int64_t i = 0; i < k.d; ++i) {
+      const T_ t = T[row + i], s = S[i], D = 1 - t * t;
       T_ gy = 0, gS = 0;
-      if (has_dt) {
-        const T_ Ai = ab[i] * h;
-        Ab[i] += Ai;
-        if (correction) {
+      if (HasDt) {
+        const T_ Ai = a[row + i] * h;
+        A[row + i] += Ai;
+        if (Correction) {
           gy += T_(-0.5) * Ai * s * D * (s * (D - 2 * t * t) - 2 * o * t);
           gS += T_(-0.5) * Ai * D * (2 * s * t + o);
         }
       }
-      if (dWb) {
-        const T_ aW = ab[i] * dWb[i];
+      if (HasDW) {
+        const T_ aW = a[row + i] * dW[row + i];
         gy += aW * s * D;
         gS += aW * t;
       }
-      gyb[i] += gy;
+      grad_y[row + i] += gy;
       grad_S[i] += gS;
     }
   }
+}
+
+// The loops for the runtime flags (a correction needs a dt).
+template <typename T_>
+inline __attribute__((always_inline)) void scaled_tanh_forward_dispatch(T_* F, const T_* f, const T_* T, const T_* S,
+                                                                        const T_* dW, const ScaledTanhArgs& k,
+                                                                        bool has_dt, bool correction) {
+  const bool w = dW != nullptr;
+  if (has_dt && correction) {
+    return w ? scaled_tanh_forward_loop<T_, true, true, true>(F, f, T, S, dW, k)
+             : scaled_tanh_forward_loop<T_, true, true, false>(F, f, T, S, dW, k);
+  }
+  if (has_dt) {
+    return w ? scaled_tanh_forward_loop<T_, true, false, true>(F, f, T, S, dW, k)
+             : scaled_tanh_forward_loop<T_, true, false, false>(F, f, T, S, dW, k);
+  }
+  return w ? scaled_tanh_forward_loop<T_, false, false, true>(F, f, T, S, dW, k)
+           : scaled_tanh_forward_loop<T_, false, false, false>(F, f, T, S, dW, k);
+}
+
+template <typename T_>
+inline __attribute__((always_inline)) void scaled_tanh_backward_dispatch(const T_* a, const T_* T, const T_* S,
+                                                                         const T_* dW, T_* A, T_* grad_y, T_* grad_S,
+                                                                         const ScaledTanhArgs& k, bool has_dt,
+                                                                         bool correction) {
+  const bool w = dW != nullptr;
+  if (has_dt && correction) {
+    return w ? scaled_tanh_backward_loop<T_, true, true, true>(a, T, S, dW, A, grad_y, grad_S, k)
+             : scaled_tanh_backward_loop<T_, true, true, false>(a, T, S, dW, A, grad_y, grad_S, k);
+  }
+  if (has_dt) {
+    return w ? scaled_tanh_backward_loop<T_, true, false, true>(a, T, S, dW, A, grad_y, grad_S, k)
+             : scaled_tanh_backward_loop<T_, true, false, false>(a, T, S, dW, A, grad_y, grad_S, k);
+  }
+  return w ? scaled_tanh_backward_loop<T_, false, false, true>(a, T, S, dW, A, grad_y, grad_S, k)
+           : scaled_tanh_backward_loop<T_, false, false, false>(a, T, S, dW, A, grad_y, grad_S, k);
+}
+
+#define SDE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+
+SDE_VECTOR_CLONES void scaled_tanh_forward_cpu(float* F, const float* f, const float* T, const float* S,
+                                               const float* dW, const ScaledTanhArgs& k, bool has_dt, bool correction) {
+  scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
+}
+void scaled_tanh_forward_cpu(double* F, const double* f, const double* T, const double* S, const double* dW,
+                             const ScaledTanhArgs& k, bool has_dt, bool correction) {
+  scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
+}
+
+SDE_VECTOR_CLONES void scaled_tanh_backward_cpu(const float* a, const float* T, const float* S, const float* dW,
+                                                float* A, float* grad_y, float* grad_S, const ScaledTanhArgs& k,
+                                                bool has_dt, bool correction) {
+  scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
+}
+void scaled_tanh_backward_cpu(const double* a, const double* T, const double* S, const double* dW, double* A,
+                              double* grad_y, double* grad_S, const ScaledTanhArgs& k, bool has_dt, bool correction) {
+  scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
 }
 
 bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
@@ -302,7 +376,8 @@ NeuralSDE::Pass NeuralSDE::linearize(double t, const at::Tensor& y, bool with_dr
   if (with_drift) pass.f = drift_net_.forward_cached(t, y, pass.mlp);
   if (spec_.diffusion_kind == DiffusionKind::ScaledTanh) {
     pass.S = at::sigmoid(s_.detach());
-    pass.T = at::tanh(y);
+    pass.T = at::empty_like(y, at::MemoryFormat::Contiguous);
+    tanh_into(y, pass.T);
   }
   return pass;
 }
@@ -320,10 +395,11 @@ at::Tensor NeuralSDE::fused_increment(const Pass& pass, std::optional<double> dt
   if (fusable_on_cpu({&pass.f, &T, &dW}) && T.dim() == 2) {
     at::Tensor F = at::empty_like(T);
     AT_DISPATCH_FLOATING_TYPES(T.scalar_type(), "scaled_tanh_forward", [&] {
-      scaled_tanh_forward_cpu<scalar_t>(F.data_ptr<scalar_t>(), dt ? pass.f.data_ptr<scalar_t>() : nullptr,
-                                        T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
-                                        dW.defined() ? dW.data_ptr<scalar_t>() : nullptr, T.size(0), T.size(1),
-                                        dt.value_or(0.0), dt.has_value(), correction, spec_.diffusion_offset);
+      scaled_tanh_forward_cpu(F.data_ptr<scalar_t>(), dt ? pass.f.data_ptr<scalar_t>() : nullptr,
+                              T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
+                              dW.defined() ? dW.data_ptr<scalar_t>() : nullptr,
+                              {T.size(0), T.size(1), dt.value_or(0.0), spec_.diffusion_offset}, dt.has_value(),
+                              correction);
     });
     return F;
   }
@@ -358,11 +434,12 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
       if (!grad_s.defined()) grad_s = at::zeros_like(S);
       if (term.dt && !A.defined()) A = at::zeros_like(a);
       AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "scaled_tanh_backward", [&] {
-        scaled_tanh_backward_cpu<scalar_t>(a.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
-                                           term.dW.defined() ? term.dW.data_ptr<scalar_t>() : nullptr,
-                                           term.dt ? A.data_ptr<scalar_t>() : nullptr, grad_y.data_ptr<scalar_t>(),
-                                           grad_s.data_ptr<scalar_t>(), a.size(0), a.size(1), term.dt.value_or(0.0),
-                                           term.dt.has_value(), correction, spec_.diffusion_offset);
+        scaled_tanh_backward_cpu(a.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
+                                 term.dW.defined() ? term.dW.data_ptr<scalar_t>() : nullptr,
+                                 term.dt ? A.data_ptr<scalar_t>() : nullptr, grad_y.data_ptr<scalar_t>(),
+                                 grad_s.data_ptr<scalar_t>(),
+                                 {a.size(0), a.size(1), term.dt.value_or(0.0), spec_.diffusion_offset},
+                                 term.dt.has_value(), correction);
       });
       continue;
     }
