@@ -214,7 +214,9 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
     ctx->saved_data["dt"] = dt;
     ctx->saved_data["mlp"] = pass.mlp;
     ctx->saved_data["dW"] = dW;
-    if (pass.S.defined()) ctx->saved_data["ST"] = std::vector<at::Tensor>{pass.S, pass.T};
+    // tanh(y) is recomputed in backward rather than kept: backprop through many steps holds a
+    // quarter less memory (y itself is kept by the solution's graph anyway).
+    ctx->saved_data["y"] = y;
     ctx->set_materialize_grads(false);
     (void)params;  // inputs only so that autograd routes their gradients through backward
     return {F};
@@ -227,11 +229,7 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
     if (!grads[0].defined()) return out;
     NeuralSDE::Pass pass;
     pass.mlp = ctx->saved_data["mlp"].toTensorVector();
-    if (ctx->saved_data.count("ST")) {
-      const std::vector<at::Tensor> st = ctx->saved_data["ST"].toTensorVector();
-      pass.S = st[0];
-      pass.T = st[1];
-    }
+    sde->diffusion_factors(ctx->saved_data["y"].toTensor(), pass);
     at::Tensor grad_y;
     std::vector<at::Tensor> grad_params;
     sde->fused_vjp(pass, {{ctx->saved_data["dt"].toDouble(), ctx->saved_data["dW"].toTensor(), grads[0]}},
@@ -374,12 +372,16 @@ NeuralSDE::Pass NeuralSDE::linearize(double t, const at::Tensor& y, bool with_dr
   at::NoGradGuard no_grad;
   Pass pass;
   if (with_drift) pass.f = drift_net_.forward_cached(t, y, pass.mlp);
-  if (spec_.diffusion_kind == DiffusionKind::ScaledTanh) {
-    pass.S = at::sigmoid(s_.detach());
-    pass.T = at::empty_like(y, at::MemoryFormat::Contiguous);
-    tanh_into(y, pass.T);
-  }
+  diffusion_factors(y, pass);
   return pass;
+}
+
+void NeuralSDE::diffusion_factors(const at::Tensor& y, Pass& pass) const {
+  if (spec_.diffusion_kind != DiffusionKind::ScaledTanh) return;
+  at::NoGradGuard no_grad;
+  pass.S = at::sigmoid(s_.detach());
+  pass.T = at::empty_like(y, at::MemoryFormat::Contiguous);
+  tanh_into(y, pass.T);
 }
 
 at::Tensor NeuralSDE::fused_increment(const Pass& pass, std::optional<double> dt, const at::Tensor& dW,

@@ -92,6 +92,8 @@ class NeuralSDE : public SDE {
     at::Tensor f, S, T;
   };
   Pass linearize(double t, const at::Tensor& y, bool with_drift) const;
+  // Sets the pass's diffusion factors (ScaledTanh: sigmoid(s) and tanh(y)).
+  void diffusion_factors(const at::Tensor& y, Pass& pass) const;
   // F = f dt (+ the Ito correction dt) + g dW at the pass's point, without a graph.
   at::Tensor fused_increment(const Pass& pass, std::optional<double> dt, const at::Tensor& dW, bool correction) const;
   // The terms' VJPs summed (grad_params in parameters() order, left alone when null).
