@@ -58,6 +58,7 @@ class AdjointSystem : public System {
 
   // One step of `method` on the whole state [y, a, a_theta].
   at::Tensor step(Method method, double ta, double tb, const at::Tensor& z, const at::Tensor& dW) {
+    if (method == Method::EulerHeun) return step_euler_heun(ta, tb, z, dW);
     weights_ = increment_weights(method);
     evaluations_ = 0;
     theta_increment_ = at::zeros({n_theta_}, z.options());
@@ -72,6 +73,41 @@ class AdjointSystem : public System {
   }
   at::Tensor increment(double t, const at::Tensor& z, double dt, const at::Tensor& dW) override {
     return evaluate(t, z, dt, &dW, true);
+  }
+
+  // Euler-Heun (an Euler solve's default adjoint) with y, a and a_theta kept apart: the same
+  // arithmetic as increment_step on [y, a] with weights {1, 1/2, 1/2}, but every elementwise op
+  // runs on one part. On the joint state each op spans two of ATen's grains and opens an OpenMP
+  // region; with 2 threads those regions cost a third of W5's euler adjoint on this machine kind.
+  at::Tensor step_euler_heun(double ta, double tb, const at::Tensor& z, const at::Tensor& dW) {
+    const at::Tensor y = y_of(z), a = a_of(z);
+    at::Tensor out = at::empty_like(z);
+    at::Tensor y_out = y_of(out), a_out = a_of(out);
+    std::vector<at::Tensor> theta_out = a_params_of(out);
+    const std::vector<at::Tensor> theta = a_params_of(z);
+    for (size_t j = 0; j < theta.size(); ++j) theta_out[j].copy_(theta[j]);
+    const auto add_params = [&](const SDE::Vjp& vjp, double weight) {
+      for (size_t j = 0; j < vjp.grad_params.size(); ++j) {
+        if (vjp.grad_params[j].defined()) theta_out[j].add_(vjp.grad_params[j].view(params_[j].sizes()), -weight);
+      }
+    };
+    // drift at (ta, y), weight 1
+    const SDE::Vjp f = sde_.stratonovich_vjp(ta, y, {{tb - ta, at::Tensor(), a}}, true);
+    add_params(f, 1.0);
+    // noise at (ta, y), weight 1/2; the second noise evaluation's point is (y, a) + this increment
+    const SDE::Vjp g = sde_.stratonovich_vjp(ta, y, {{std::nullopt, dW, a}}, true);
+    add_params(g, 0.5);
+    const at::Tensor y_mid = y + g.F[0].view(y.sizes());
+    const at::Tensor a_mid = a - g.grad_y.view(a.sizes());
+    const SDE::Vjp g_mid = sde_.stratonovich_vjp(ta, y_mid, {{std::nullopt, dW, a_mid}}, true);
+    add_params(g_mid, 0.5);
+    stats_.nfe += 3;
+    // y + F_f + (G + G') / 2 and a - (a.dF_f/dy) - (a.dG/dy + a_mid.dG/dy(y_mid)) / 2
+    at::add_out(y_out, y, f.F[0].view(y.sizes()));
+    y_out.add_(g.F[0].view(y.sizes()), 0.5).add_(g_mid.F[0].view(y.sizes()), 0.5);
+    at::sub_out(a_out, a, f.grad_y.view(a.sizes()));
+    a_out.sub_(g.grad_y.view(a.sizes()), 0.5).sub_(g_mid.grad_y.view(a.sizes()), 0.5);
+    return out;
   }
 
  private:
