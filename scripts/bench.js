@@ -32,6 +32,26 @@ async function time(fn, { runs, warmup = 1, per = 1 }) {
   return { median_ms: median(ms), min_ms: Math.min(...ms), runs };
 }
 
+/**
+ * Times `ours` and `baseline` alternately, run by run, after `warmup` untimed calls of each, so
+ * that a change in machine load hits both alike; returns [ours, baseline] as {median_ms, min_ms, runs}.
+ */
+async function timeAlternating(ours, baseline, { runs, warmup = 1 }) {
+  for (let i = 0; i < warmup; i++) {
+    await ours();
+    await baseline();
+  }
+  const ms = [[], []];
+  for (let i = 0; i < runs; i++) {
+    for (const [k, fn] of [ours, baseline].entries()) {
+      const start = process.hrtime.bigint();
+      await fn();
+      ms[k].push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+  }
+  return ms.map((v) => ({ median_ms: median(v), min_ms: Math.min(...v), runs }));
+}
+
 /** Rounds to `digits` significant digits for printing. */
 function round(x, digits = 4) {
   return x === null || x === undefined || !Number.isFinite(x) ? x : Number(x.toPrecision(digits));
@@ -119,7 +139,7 @@ async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, 
   return results;
 }
 
-module.exports = { median, time, round, timeTrainSteps };
+module.exports = { median, time, timeAlternating, round, timeTrainSteps };
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(

@@ -1,7 +1,7 @@
 // W5: neural SDE solve with gradients, 500 steps (see ../shared/bench-workloads.md).
 'use strict';
 const sdebnn = require('../../dist/index.js');
-const { time, round } = require('../bench.js');
+const { timeAlternating, round } = require('../bench.js');
 const { runVariant, VARIANTS } = require('./w5-problem.js');
 
 // Peer: PyTorch 1.13.1 + torchsde 0.2.6 on the same machine kind. The peer's "euler adjoint" runs
@@ -15,8 +15,8 @@ const PEER_MS = { 'euler backprop': 1200, 'euler adjoint': 1800, 'reversible_heu
 module.exports = async function W5() {
   const results = [];
   for (const variant of Object.keys(VARIANTS)) {
-    const t = await time(() => runVariant(variant, 500), { runs: 3 });
-    const baseline = await time(() => runVariant(variant, 500, 'autograd'), { runs: 3 });
+    // Alternating run by run: this machine kind's speed drifts by tens of percent within a minute.
+    const [t, baseline] = await timeAlternating(() => runVariant(variant, 500), () => runVariant(variant, 500, 'autograd'), { runs: 5 });
     const peer = PEER_MS[variant];
     results.push({
       workload: 'W5', variant, median_ms: round(t.median_ms), min_ms: round(t.min_ms), runs: t.runs, threads: sdebnn.backend().threads,
