@@ -16,12 +16,11 @@ namespace {
 // ---- dense loops: baseline ISA, and AVX2+FMA where the CPU has it (picked once at run time) ----
 
 // The kernels pass 32-byte vectors only between inlined functions of this file: no ABI crosses.
-#pragma GCC diagnostic push
+// (Ignored for the whole file: GCC reports it for templates instantiated at the file's end.)
 #pragma GCC diagnostic ignored "-Wpsabi"
 namespace kbase {
 #include "bnn/fast_kernels.inc"
 }  // namespace kbase
-#pragma GCC diagnostic pop
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define SDEBNN_FAST_AVX2 1
 #pragma GCC push_options
@@ -41,10 +40,11 @@ struct Ops {
   void (*mm_back)(int64_t, int64_t, int64_t, const T*, const T*, int64_t, T*);
   void (*mm_at_c)(int64_t, int64_t, int64_t, const T*, const T*, T*);
   void (*mm_ct_a)(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t);
+  void (*softplus)(int64_t, const T*, T*, T*);
 };
 
 #define SDEBNN_OPS(ns) \
-  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T> }
+  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T>, &ns::softplus }
 
 template <typename T>
 const Ops<T>& ops() {
@@ -66,46 +66,44 @@ at::Tensor wrap(const T* p, int64_t n) {
   return at::from_blob(const_cast<T*>(p), {n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
 }
 
-// out = act(z). The transcendental ones go through ATen's vectorised CPU kernels (one call per
-// layer, single-threaded at these sizes); the piecewise-linear ones are plain loops.
+// out = act(z) and, where s is given, s = act'(z) (as activation_grad: softplus' = sigmoid(z)),
+// in one pass. Softplus by our own kernel (value and slope from one exp; see fast_kernels.inc);
+// tanh and sigmoid through ATen's vectorised CPU kernels (one call per layer); the piecewise-linear
+// ones are plain loops.
 template <typename T>
-void act_forward(Activation a, const T* z, T* out, int64_t n) {
+void activate(Activation a, const T* z, T* out, T* s, int64_t n) {
   switch (a) {
+    case Activation::Softplus:
+      ops<T>().softplus(n, z, out, s);
+      return;
     case Activation::Relu:
       for (int64_t i = 0; i < n; ++i) out[i] = z[i] > 0 ? z[i] : T(0);
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = z[i] > 0 ? T(1) : T(0);
+      }
       return;
     case Activation::Identity:
       std::memcpy(out, z, sizeof(T) * n);
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = T(1);
+      }
       return;
-    default: {
+    case Activation::Tanh: {
       at::Tensor o = wrap(out, n);
       activate_into(a, o, wrap(z, n));
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = T(1) - out[i] * out[i];
+      }
       return;
     }
-  }
-}
-
-// s = act'(z) given out = act(z) (as activation_grad: softplus' = sigmoid(z)).
-template <typename T>
-void act_slope(Activation a, const T* z, const T* out, T* s, int64_t n) {
-  switch (a) {
-    case Activation::Tanh:
-      for (int64_t i = 0; i < n; ++i) s[i] = T(1) - out[i] * out[i];
-      return;
-    case Activation::Softplus: {
-      at::Tensor so = wrap(s, n);
-      at::sigmoid_out(so, wrap(z, n));
+    case Activation::Sigmoid: {
+      at::Tensor o = wrap(out, n);
+      activate_into(a, o, wrap(z, n));
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = out[i] * (T(1) - out[i]);
+      }
       return;
     }
-    case Activation::Relu:
-      for (int64_t i = 0; i < n; ++i) s[i] = z[i] > 0 ? T(1) : T(0);
-      return;
-    case Activation::Sigmoid:
-      for (int64_t i = 0; i < n; ++i) s[i] = out[i] * (T(1) - out[i]);
-      return;
-    case Activation::Identity:
-      for (int64_t i = 0; i < n; ++i) s[i] = T(1);
-      return;
   }
 }
 
@@ -193,19 +191,11 @@ struct HyperKernel {
       layer(j, a, z);
       if (j + 1 < n) {
         T* next = ptr<T>(A[j + 1]) + slot * out;
-        act_forward(act, z, next, out);
+        activate(act, z, next, ptr<T>(S[j]) + slot * out, out);
         a = next;
       }
     }
     return g_of(slot);
-  }
-
-  // Slopes of slots [first, first + count): one call per layer.
-  void slopes(int64_t first, int64_t count) {
-    for (int64_t j = 0; j + 1 < n; ++j) {
-      const int64_t out = sizes[j + 1];
-      act_slope(act, ptr<T>(Z[j]) + first * out, ptr<T>(A[j + 1]) + first * out, ptr<T>(S[j]) + first * out, count * out);
-    }
   }
 
   // VJP at `slot`: vp flows to the parameters and to w, vx (optional) to w only. dw (wd) is
@@ -246,10 +236,8 @@ struct HyperKernel {
 template <typename T>
 struct DynKernel {
   virtual ~DynKernel() = default;
-  // fh (nh) = f(t, h; w); with `store`, keeps what vjp(slot) needs.
+  // fh (nh) = f(t, h; w); with `store`, keeps what vjp(slot) needs (the activations' slopes too).
   virtual void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) = 0;
-  // Slopes of slots [first, first + count) (after their forwards).
-  virtual void slopes(int64_t first, int64_t count) { (void)first; (void)count; }
   // (dh, dw) for the cotangent v at the stored point; both overwritten (dw: all of w_dim).
   virtual void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) = 0;
 };
@@ -289,7 +277,6 @@ struct MlpKernel : DynKernel<T> {
   }
 
   void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) override {
-    (void)store;  // the inputs are tiny: always kept
     T* wt = ptr<T>(scratch);
     T* tcol = wt + widest_mat;
     T* a0 = ptr<T>(A[0]) + slot * batch * sizes[0];
@@ -307,18 +294,12 @@ struct MlpKernel : DynKernel<T> {
       ops<T>().mm_bias(batch, in, out, a, wt, bl, time_input ? tcol : nullptr, static_cast<T>(t), z);
       if (l + 1 < n) {
         T* next = ptr<T>(A[l + 1]) + slot * batch * out;
-        act_forward(act, z, next, batch * out);
+        activate(act, z, next, store ? ptr<T>(S[l]) + slot * batch * out : nullptr, batch * out);
         a = next;
       }
     }
   }
 
-  void slopes(int64_t first, int64_t count) override {
-    for (int64_t l = 0; l + 1 < n; ++l) {
-      const int64_t m = batch * sizes[l + 1];
-      act_slope(act, ptr<T>(Z[l]) + first * m, ptr<T>(A[l + 1]) + first * m, ptr<T>(S[l]) + first * m, count * m);
-    }
-  }
 
   void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) override {
     T* dwt = ptr<T>(scratch);
@@ -427,10 +408,6 @@ class Solver : public FastBlockSolver {
     if (!at::isfinite(y).all().item<bool>()) {
       throw sde::EngineError("ERR_NUMERICAL", "the solution became non-finite by t=" + std::to_string(t_end) +
                                                   "; reduce dt, use adaptive steps or regularise the dynamics");
-    }
-    if (backprop) {  // every stored step's slopes in one call per layer
-      hyper_.slopes(0, steps);
-      dyn_->slopes(0, steps);
     }
     if (mode_ == Mode::Adjoint) y1_ = y.clone();
     solved_ = true;
@@ -594,8 +571,6 @@ class Solver : public FastBlockSolver {
       const T* dWp = ptr<T>(dW_t);
       const T* g = hyper_.forward(0, yw, ta);
       dyn_->forward(0, ta, yh, yw, fh, true);
-      hyper_.slopes(0, 1);
-      dyn_->slopes(0, 1);
       const T kl_rate = dot(wd, g, g) * static_cast<T>(0.5 / (sigma_ * sigma_));
       for (int64_t j = 0; j < wd; ++j) vp[j] = h * a_w[j] + (h * c_kl) * g[j];
       for (int64_t j = 0; j < nh; ++j) v[j] = h * a_h[j];
