@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -41,10 +42,11 @@ struct Ops {
   void (*mm_at_c)(int64_t, int64_t, int64_t, const T*, const T*, T*);
   void (*mm_ct_a)(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t);
   void (*softplus)(int64_t, const T*, T*, T*);
+  void (*gemv_short)(int64_t, int64_t, const T*, const T*, const T*, T*);
 };
 
 #define SDEBNN_OPS(ns) \
-  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T>, &ns::softplus }
+  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T>, &ns::softplus, &ns::gemv_short }
 
 template <typename T>
 const Ops<T>& ops() {
@@ -112,18 +114,26 @@ T* ptr(const at::Tensor& t) {
   return t.data_ptr<T>();
 }
 
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  T acc = 0;  // x - x is 0 for finite x and NaN otherwise
+  for (int64_t i = 0; i < n; ++i) acc += x[i] - x[i];
+  return acc == 0;
+}
+
 // ---- the hypernetwork g([w, t]) ----------------------------------------------------------------
 
 // Per slot (one slot per stored step): layer inputs A_j (A_0 = [w, t]), pre-activations Z_j and
-// slopes S_j of the hidden layers, and the output g. The weights are fixed during a solve, so each
-// layer's transpose is made once: every matrix-vector product then runs along contiguous rows.
+// slopes S_j of the hidden layers, and the output g. Both products run along W_j's contiguous rows:
+// W_j x as one dot per row (gemv_rows; gemv_short for short rows), W_j^T x as a sum of rows
+// (gemv_axpy). (A transposed copy of the 1283 x 64 layer, made for every solve, cost ~5% of W1.)
 template <typename T>
 struct HyperKernel {
   std::vector<int64_t> sizes;
   Activation act = Activation::Identity;
   int64_t n = 0, wd = 0, slots = 0;
-  std::vector<const T*> W, b, Wt;
-  std::vector<at::Tensor> A, Z, S, Wt_storage;
+  std::vector<const T*> W, b;
+  std::vector<at::Tensor> A, Z, S;
   at::Tensor G, scratch;
 
   void init(const Hypernet& h, const std::vector<at::Tensor>& params, int64_t n_slots, FastWorkspace& ws) {
@@ -136,16 +146,6 @@ struct HyperKernel {
     for (int64_t j = 0; j < n; ++j) {
       W.push_back(ptr<T>(params[2 * j]));
       b.push_back(ptr<T>(params[2 * j + 1]));
-      // The transpose only where layer()/layer_t() read it (out >= in): a strided copy of W1's
-      // 1284x64 first layer cost ~0.1 ms a solve for nothing and doubled the weights' cache footprint.
-      if (sizes[j + 1] >= sizes[j]) {
-        at::Tensor wt = ws.get({sizes[j], sizes[j + 1]}, o);
-        wt.copy_(params[2 * j].t());
-        Wt_storage.push_back(wt);
-        Wt.push_back(ptr<T>(wt));
-      } else {
-        Wt.push_back(nullptr);
-      }
       A.push_back(ws.get({slots, sizes[j]}, o));
       if (j + 1 < n) {
         Z.push_back(ws.get({slots, sizes[j + 1]}, o));
@@ -164,20 +164,15 @@ struct HyperKernel {
   // y [out] = b + W_j x
   void layer(int64_t j, const T* x, T* y) const {
     const int64_t in = sizes[j], out = sizes[j + 1];
-    if (in >= out) {
-      ops<T>().gemv_rows(out, in, W[j], x, b[j], y);
+    if (in < out) {
+      ops<T>().gemv_short(out, in, W[j], x, b[j], y);
     } else {
-      ops<T>().gemv_axpy(in, out, Wt[j], x, b[j], y);
+      ops<T>().gemv_rows(out, in, W[j], x, b[j], y);
     }
   }
   // y [in] = W_j^T x
   void layer_t(int64_t j, const T* x, T* y) const {
-    const int64_t in = sizes[j], out = sizes[j + 1];
-    if (out >= in) {
-      ops<T>().gemv_rows(in, out, Wt[j], x, nullptr, y);
-    } else {
-      ops<T>().gemv_axpy(out, in, W[j], x, nullptr, y);
-    }
+    ops<T>().gemv_axpy(sizes[j + 1], sizes[j], W[j], x, nullptr, y);
   }
 
   const T* forward(int64_t slot, const T* w, double t) {
@@ -405,7 +400,7 @@ class Solver : public FastBlockSolver {
       ++forward_stats.steps_accepted;
     }
     t_end = grid_.back();
-    if (!at::isfinite(y).all().item<bool>()) {
+    if (!all_finite(ptr<T>(y), y.numel())) {
       throw sde::EngineError("ERR_NUMERICAL", "the solution became non-finite by t=" + std::to_string(t_end) +
                                                   "; reduce dt, use adaptive steps or regularise the dynamics");
     }
