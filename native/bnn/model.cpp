@@ -151,6 +151,48 @@ struct FastSolveFn : public torch::autograd::Function<FastSolveFn> {
   }
 };
 
+// The solver options of every block's solve (forward and adjoint) and the SDE type.
+struct SolveSetup {
+  sde::StepOptions options, adjoint_options;
+  sde::SdeType type = sde::SdeType::Ito;
+};
+
+SolveSetup solve_setup(const BnnConfig& c) {
+  SolveSetup s;
+  s.options.method = c.solver.method;
+  s.options.dt = 1.0 / static_cast<double>(c.solver.steps);
+  s.options.adaptive = c.solver.adaptive;
+  s.options.rtol = c.solver.rtol;
+  s.options.atol = c.solver.atol;
+  s.options.dt_min = c.solver.dt_min;
+  s.adjoint_options = s.options;
+  s.adjoint_options.method = c.solver.adjoint_method;
+  s.adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
+  s.adjoint_options.adaptive = c.solver.adjoint_adaptive;
+  s.type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
+  return s;
+}
+
+// A block's run: its SDE on a batch of `batch` and its Brownian path (from `seed`).
+std::unique_ptr<BlockRun> start_run(const BnnConfig& c, const SolveSetup& s, const std::shared_ptr<Dynamics>& dynamics,
+                                    const std::shared_ptr<Hypernet>& hypernet, const std::vector<at::Tensor>& hyper_params,
+                                    int64_t batch, uint64_t seed, const at::TensorOptions& options) {
+  auto run = std::make_unique<BlockRun>();
+  run->sde = std::make_unique<BlockSDE>(dynamics, hypernet, hyper_params, c.sigma, c.estimator, s.type, batch, c.fused);
+  sde::BrownianIntervalOptions bo;
+  bo.t0 = 0.0;
+  bo.t1 = 1.0;
+  bo.shape = {dynamics->w_dim()};
+  bo.options = options;
+  bo.seed = seed;
+  bo.dt_hint = s.options.dt;
+  bo.levy_area = c.solver.method == sde::Method::Srk;
+  run->bm = sde::make_brownian_interval(bo);
+  run->options = s.options;
+  run->adjoint_options = s.adjoint_options;
+  return run;
+}
+
 // Restores parameter values on scope exit (prediction with the EMA).
 struct Swap {
   std::vector<std::pair<at::Tensor, at::Tensor>> saved;  // (param, original value)
@@ -388,18 +430,9 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
   f.kl_path = at::zeros({}, options_);
   f.kl_w0 = at::zeros({}, options_);
 
-  sde::StepOptions options;
-  options.method = c.solver.method;
-  options.dt = 1.0 / static_cast<double>(c.solver.steps);
-  options.adaptive = c.solver.adaptive;
-  options.rtol = c.solver.rtol;
-  options.atol = c.solver.atol;
-  options.dt_min = c.solver.dt_min;
-  sde::StepOptions adjoint_options = options;
-  adjoint_options.method = c.solver.adjoint_method;
-  adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
-  adjoint_options.adaptive = c.solver.adjoint_adaptive;
-  const sde::SdeType type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
+  const SolveSetup setup = solve_setup(c);
+  const sde::StepOptions& options = setup.options;
+  const sde::StepOptions& adjoint_options = setup.adjoint_options;
   const bool fused = c.fused;
 
   for (size_t i = 0; i < blocks_.size(); ++i) {
@@ -415,19 +448,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
       const double p = c.w0_prior_std;
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
-    auto run = std::make_unique<BlockRun>();
-    run->sde = std::make_unique<BlockSDE>(b.dynamics, b.hypernet, b.hyper_params, c.sigma, c.estimator, type, h.size(0), fused);
-    sde::BrownianIntervalOptions bo;
-    bo.t0 = 0.0;
-    bo.t1 = 1.0;
-    bo.shape = {wd};
-    bo.options = options_;
-    bo.seed = seed;
-    bo.dt_hint = options.dt;
-    bo.levy_area = c.solver.method == sde::Method::Srk;
-    run->bm = sde::make_brownian_interval(bo);
-    run->options = options;
-    run->adjoint_options = adjoint_options;
+    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_);
     const FastBlockSolver::Mode fast_mode = route == Route::Adjoint    ? FastBlockSolver::Mode::Adjoint
                                             : route == Route::Backprop ? FastBlockSolver::Mode::Backprop
                                                                        : FastBlockSolver::Mode::Forward;
@@ -498,6 +519,122 @@ at::Tensor BnnModel::nll(const at::Tensor& out, const at::Tensor& y) const {
   return at::Tensor();
 }
 
+// ---- the direct route ----------------------------------------------------------------------------
+
+bool BnnModel::direct_applies(Route route) const {
+  const BnnConfig& c = config_;
+  if (route == Route::None) return false;
+  if (c.kind != Kind::Mlp || !c.output_last || c.w0_gaussian || log_scale_.defined() || head_w_.defined()) return false;
+  if (c.likelihood != Likelihood::Gaussian && c.likelihood != Likelihood::Laplace) return false;
+  return FastBlockSolver::supported(c, route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop);
+}
+
+namespace {
+
+// The KL entries of a block state (kl and kl_dB), summed in double.
+template <typename T>
+double kl_sum(const at::Tensor& y1, const BlockLayout& L) {
+  const T* p = y1.data_ptr<T>() + L.nh + L.w_dim;
+  double s = 0;
+  for (int64_t j = 0; j < L.tail; ++j) s += static_cast<double>(p[j]);
+  return s;
+}
+
+// The Gaussian or Laplace NLL of the head out[i, k] = h[i, d - outputs + k] (h [batch, d] row-major)
+// as nll() computes it (the mean over the batch of the sum over outputs), in double; with `grad`
+// ([batch * d], zero elsewhere), its gradient times `coef` is added at the head's coordinates:
+// Gaussian (out - y) / s^2 / batch, Laplace sign(out - y) / b / batch (sign(0) = 0, as abs's).
+template <typename T>
+double head_nll(Likelihood lik, double scale, const T* h, int64_t batch, int64_t d, int64_t outputs, const T* y, double coef,
+                T* grad) {
+  const double log_s = std::log(scale);
+  const double half_log_2pi = 0.5 * std::log(2 * 3.14159265358979323846);
+  double sum = 0;
+  for (int64_t i = 0; i < batch; ++i) {
+    for (int64_t k = 0; k < outputs; ++k) {
+      const int64_t at = i * d + d - outputs + k;
+      const double o = static_cast<double>(h[at]), t = static_cast<double>(y[i * outputs + k]);
+      if (lik == Likelihood::Gaussian) {
+        const double r = (t - o) / scale;
+        sum += 0.5 * r * r + log_s + half_log_2pi;
+        if (grad) grad[at] += static_cast<T>(coef * (o - t) / (scale * scale * batch));
+      } else {
+        sum += std::fabs(t - o) / scale + log_s + std::log(2.0);
+        if (grad) grad[at] += static_cast<T>(coef * ((o > t) - (o < t)) / (scale * batch));
+      }
+    }
+  }
+  return sum / static_cast<double>(batch);
+}
+
+}  // namespace
+
+BnnModel::Direct BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, Route route, double beta,
+                                  Objective objective, bool check_finite) {
+  at::NoGradGuard no_grad;
+  const BnnConfig& c = config_;
+  const bool is_double = options_.dtype().toScalarType() == at::kDouble;
+  const SolveSetup setup = solve_setup(c);
+  const FastBlockSolver::Mode mode = route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop;
+  const int64_t batch = xin.size(0);
+  at::Tensor h = xin;
+  if (c.aug > 0) h = at::cat({h, at::zeros({batch, c.aug}, h.options())}, 1);
+  std::vector<std::unique_ptr<BlockRun>> runs;
+  Direct r;
+  r.t_end = 1e300;
+  at::Tensor y1;
+  for (auto& block : blocks_) {
+    Block& b = *block;
+    const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
+    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_);
+    const at::Tensor y0 = run->sde->pack(h, b.mu.detach());
+    run->fast = FastBlockSolver::make(*run->sde, *run->bm, mode, setup.options.dt, setup.adjoint_options.dt, b.workspace);
+    y1 = run->fast->solve(y0);
+    h = run->sde->h_of(y1);
+    const BlockLayout& L = run->sde->layout();
+    r.kl += is_double ? kl_sum<double>(y1, L) : kl_sum<float>(y1, L);
+    r.nfe += run->fast->forward_stats.nfe;
+    r.steps += run->fast->forward_stats.steps_accepted;
+    r.t_end = std::min(r.t_end, run->fast->t_end);
+    runs.push_back(std::move(run));
+  }
+  const int64_t d = h.size(1);
+  const bool kl_only = objective == Objective::Kl;
+  const double c_kl = kl_only ? 1.0 : beta / c.n_train;
+  // dL/dy(1) of the last block: the head's coordinates and the KL entries
+  const BlockLayout& last = runs.back()->sde->layout();
+  at::Tensor g1 = at::zeros({last.size()}, options_);
+  const at::Tensor y_head = target.contiguous();
+  if (is_double) {
+    r.nll = head_nll<double>(c.likelihood, c.scale, y1.data_ptr<double>(), batch, d, c.outputs, y_head.data_ptr<double>(),
+                             kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<double>());
+  } else {
+    r.nll = head_nll<float>(c.likelihood, c.scale, y1.data_ptr<float>(), batch, d, c.outputs, y_head.data_ptr<float>(),
+                            kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<float>());
+  }
+  r.loss = r.nll + r.kl * (beta / c.n_train);
+  if (check_finite && !std::isfinite(r.loss)) {
+    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
+                                                std::to_string(r.kl) + "); parameters unchanged");
+  }
+  for (size_t i = runs.size(); i-- > 0;) {
+    BlockRun& run = *runs[i];
+    Block& b = *blocks_[i];
+    const BlockLayout& L = run.sde->layout();
+    g1.narrow(0, L.nh + L.w_dim, L.tail).fill_(c_kl);
+    auto [grad_y0, grad_params] = run.fast->gradients(g1);
+    r.nfe_backward += run.fast->backward_stats.nfe;
+    for (size_t j = 0; j < grad_params.size(); ++j) b.hyper_params[j].mutable_grad() = grad_params[j];
+    b.mu.mutable_grad() = grad_y0.narrow(0, L.nh, L.w_dim);
+    if (i > 0) {  // dL/dh(0) of this block is dL/dh(1) of the one before
+      const BlockLayout& prev = runs[i - 1]->sde->layout();
+      g1 = at::zeros({prev.size()}, options_);
+      g1.narrow(0, 0, prev.nh).copy_(grad_y0.narrow(0, 0, L.nh));
+    }
+  }
+  return r;
+}
+
 void BnnModel::zero_grad() {
   for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
 }
@@ -510,29 +647,39 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
   const at::Tensor target = prepare_target(y, xin.size(0));
   zero_grad();
   const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
-  Forward f = forward(xin, train_gen_, route, nullptr);
-  const at::Tensor nll_t = nll(f.out, target);
-  const at::Tensor kl = f.kl_path + f.kl_w0;
-  const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
-
   StepResult r;
-  r.loss = loss.item<double>();
-  r.nll = nll_t.item<double>();
-  r.kl = kl.item<double>();
-  r.kl_w0 = f.kl_w0.item<double>();
-  if (config_.likelihood == Likelihood::Categorical) {
-    r.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+  if (direct_applies(route)) {
+    const Direct d = direct(xin, target, train_gen_, route, beta, Objective::Loss, true);
+    r.loss = d.loss;
+    r.nll = d.nll;
+    r.kl = d.kl;
+    r.nfe = d.nfe;
+    r.nfe_backward = d.nfe_backward;
+    r.steps = d.steps;
+    r.t_end = d.t_end;
+  } else {
+    Forward f = forward(xin, train_gen_, route, nullptr);
+    const at::Tensor nll_t = nll(f.out, target);
+    const at::Tensor kl = f.kl_path + f.kl_w0;
+    const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
+    r.loss = loss.item<double>();
+    r.nll = nll_t.item<double>();
+    r.kl = kl.item<double>();
+    r.kl_w0 = f.kl_w0.item<double>();
+    if (config_.likelihood == Likelihood::Categorical) {
+      r.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+    }
+    if (!std::isfinite(r.loss)) {
+      throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
+                                                  std::to_string(r.kl) + "); parameters unchanged");
+    }
+    torch::autograd::backward({loss});
+    f.flush(blocks_);
+    r.nfe = f.nfe();
+    r.nfe_backward = f.nfe_backward();
+    r.steps = f.steps();
+    r.t_end = f.t_end();
   }
-  if (!std::isfinite(r.loss)) {
-    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
-                                                std::to_string(r.kl) + "); parameters unchanged");
-  }
-  torch::autograd::backward({loss});
-  f.flush(blocks_);
-  r.nfe = f.nfe();
-  r.nfe_backward = f.nfe_backward();
-  r.steps = f.steps();
-  r.t_end = f.t_end();
 
   at::NoGradGuard no_grad;
   adam_step_ += 1;
@@ -700,16 +847,23 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
   at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
   at::Generator& gen = seed ? local : train_gen_;
   const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
-  Forward f = forward(xin, gen, route, nullptr);
-  const at::Tensor nll_t = nll(f.out, target);
-  const at::Tensor kl = f.kl_path + f.kl_w0;
-  const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
-  torch::autograd::backward({objective == Objective::Kl ? kl : loss});
-  f.flush(blocks_);
   GradientsResult r;
-  r.loss = loss.item<double>();
-  r.nll = nll_t.item<double>();
-  r.kl = kl.item<double>();
+  if (direct_applies(route)) {
+    const Direct d = direct(xin, target, gen, route, beta, objective, false);
+    r.loss = d.loss;
+    r.nll = d.nll;
+    r.kl = d.kl;
+  } else {
+    Forward f = forward(xin, gen, route, nullptr);
+    const at::Tensor nll_t = nll(f.out, target);
+    const at::Tensor kl = f.kl_path + f.kl_w0;
+    const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
+    torch::autograd::backward({objective == Objective::Kl ? kl : loss});
+    f.flush(blocks_);
+    r.loss = loss.item<double>();
+    r.nll = nll_t.item<double>();
+    r.kl = kl.item<double>();
+  }
   for (const auto& [name, p] : params_) {
     r.grads.emplace_back(name, p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p).detach());
   }
