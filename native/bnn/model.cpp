@@ -11,8 +11,8 @@
 #include <map>
 #include <sstream>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
+#if defined(__x86_64__) || defined(__SSE2__)
+#include <immintrin.h>
 #endif
 
 #include "bnn/block_sde.h"
@@ -725,66 +725,39 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
 
 namespace {
 
-// Sum of squares in double, lane-wise partial sums (vectorises, fixed order).
-template <typename T>
-double sum_squares(const T* g, int64_t n) {
-  constexpr int kLanes = 8;
-  double acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) acc[j] += static_cast<double>(g[i + j]) * static_cast<double>(g[i + j]);
-  }
-  double s = 0;
-  for (; i < n; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-  for (int j = 0; j < kLanes; ++j) s += acc[j];
-  return s;
-}
-
-// The square roots of a block, 4 (float) or 2 (double) at a time where SSE2 is there. GCC keeps a
-// scalar errno path around std::sqrt (-fmath-errno), which stops the Adam loop from vectorising:
-// that pass alone cost ~0.6 ms on W1. IEEE sqrt is correctly rounded: same values either way.
-inline void sqrt_block(const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-#ifdef __SSE2__
-  for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+namespace obase {
+#include "bnn/adam_kernels.inc"
+}  // namespace obase
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SDEBNN_ADAM_AVX2 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define SDEBNN_ADAM_WIDE 1  // AVX intrinsics in adam_kernels.inc (GCC's target pragma leaves __AVX__ undefined)
+namespace oavx2 {
+#include "bnn/adam_kernels.inc"
+}  // namespace oavx2
+#undef SDEBNN_ADAM_WIDE
+#pragma GCC pop_options
 #endif
-  for (; i < n; ++i) y[i] = std::sqrt(x[i]);
-}
-inline void sqrt_block(const double* x, double* y, int64_t n) {
-  int64_t i = 0;
-#ifdef __SSE2__
-  for (; i + 2 <= n; i += 2) _mm_storeu_pd(y + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
-#endif
-  for (; i < n; ++i) y[i] = std::sqrt(x[i]);
-}
 
-// Clipping and PyTorch's Adam on one tensor, element by element in T as ATen's ops compute them
-// (m.mul_(b1).add_(g, 1 - b1); v.mul_(b2).addcmul_(g, g, 1 - b2);
-// p.addcdiv_(m, sqrt(v) / sqrt(bc2) + eps, -lr / bc1)); `coef` 1 means no clipping.
 template <typename T>
-void adam_pass(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, int64_t n, double coef, double b1,
-               double b2, double sqrt_bc2, double eps, double step_size) {
-  const T c = static_cast<T>(coef), B1 = static_cast<T>(b1), A1 = static_cast<T>(1 - b1), B2 = static_cast<T>(b2),
-          A2 = static_cast<T>(1 - b2), S2 = static_cast<T>(sqrt_bc2), E = static_cast<T>(eps),
-          lr = static_cast<T>(step_size);
-  if (coef != 1.0) {
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * c;  // the clipped gradient, as grad.mul_(coef)
-  }
-  constexpr int64_t kBlock = 256;
-  T root[kBlock];
-  for (int64_t s = 0; s < n; s += kBlock) {
-    const int64_t len = std::min(kBlock, n - s);
-    T* ps = p + s;
-    const T* gs = g + s;
-    T* ms = m + s;
-    T* vs = v + s;
-    for (int64_t i = 0; i < len; ++i) {
-      ms[i] = ms[i] * B1 + A1 * gs[i];
-      vs[i] = vs[i] * B2 + A2 * gs[i] * gs[i];
+struct OptimOps {
+  double (*sum_squares)(const T*, int64_t);
+  void (*adam_pass)(T*, T*, T*, T*, int64_t, double, double, double, double, double, double);
+};
+
+template <typename T>
+const OptimOps<T>& optim_ops() {
+  static const OptimOps<T> o = [] {
+#ifdef SDEBNN_ADAM_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      return OptimOps<T>{&oavx2::sum_squares<T>, &oavx2::adam_pass<T>};
     }
-    sqrt_block(vs, root, len);
-    for (int64_t i = 0; i < len; ++i) ps[i] = ps[i] + lr * (ms[i] / (root[i] / S2 + E));
-  }
+#endif
+    return OptimOps<T>{&obase::sum_squares<T>, &obase::adam_pass<T>};
+  }();
+  return o;
 }
 
 template <typename T>
@@ -793,7 +766,7 @@ bool fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTenso
   double sq = 0;
   for (const auto& [name, p] : params) {
     const at::Tensor& g = p.grad();
-    if (g.defined()) sq += sum_squares(g.data_ptr<T>(), g.numel());
+    if (g.defined()) sq += optim_ops<T>().sum_squares(g.data_ptr<T>(), g.numel());
   }
   grad_norm = std::sqrt(sq);
   if (!std::isfinite(grad_norm)) throw sde::EngineError("ERR_NUMERICAL", "the gradient is not finite; parameters unchanged");
@@ -804,7 +777,7 @@ bool fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTenso
     const at::Tensor& p = params[i].second;
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    adam_pass(p.data_ptr<T>(), g.data_ptr<T>(), adam_m[i].second.data_ptr<T>(), adam_v[i].second.data_ptr<T>(), p.numel(),
+    optim_ops<T>().adam_pass(p.data_ptr<T>(), g.data_ptr<T>(), adam_m[i].second.data_ptr<T>(), adam_v[i].second.data_ptr<T>(), p.numel(),
               coef, b1, b2, std::sqrt(bc2), c.adam_eps, -lr / bc1);
     p.unsafeGetTensorImpl()->bump_version();  // an in-place write, as addcdiv_ would record
   }
