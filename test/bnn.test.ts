@@ -336,6 +336,39 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     }
   });
 
+  it('the direct route (head, likelihood and KL by hand, no graph) equals autograd: two blocks, two outputs, both likelihoods, both objectives', async () => {
+    // mlp, head 'last', fixed scale, point w_0: train_step and gradients() skip autograd entirely;
+    // two blocks chain dL/dh(0) of the second into dL/dh(1) of the first. A linear head, a learned
+    // scale and a Gaussian w_0 keep the autograd route (covered by the other tests).
+    const y2 = Float64Array.from({ length: 2 * B }, (_, i) => Math.sin(i));
+    for (const dtype of ['float64', 'float32'] as const) {
+      for (const likelihood of ['laplace', 'gaussian'] as const) {
+        for (const gradient of ['backprop', 'adjoint'] as const) {
+          const config: Config = {
+            ...tiny, dtype, likelihood, blocks: 2, aug: 2, outputs: 2, scale: 0.7,
+            solver: { method: 'euler', steps: 5, gradient, adjointSteps: 5 },
+          };
+          const x = dtype === 'float32' ? Float64Array.from(x1d, Math.fround) : x1d;
+          for (const objective of ['loss', 'kl'] as const) await compare(config, x, y2, objective, dtype === 'float64' ? 1e-10 : 1e-5);
+        }
+      }
+    }
+    // a training step's numbers on the direct route are the autograd route's
+    const config: Config = { ...tiny, likelihood: 'laplace', blocks: 2, solver: { steps: 5 } };
+    const a = new SdeBnn(config);
+    const b = new SdeBnn({ ...config, kernels: 'autograd' });
+    b.setState(a.getState());
+    for (let k = 0; k < 2; k++) {
+      const sa = await a.trainStep(x1d, y1d);
+      const sb = await b.trainStep(x1d, y1d);
+      expect(Math.abs(sa.loss - sb.loss)).toBeLessThan(1e-12 * Math.abs(sb.loss));
+      expect(Math.abs(sa.gradNorm - sb.gradNorm)).toBeLessThan(1e-10 * sb.gradNorm);
+      expect([sa.nfe, sa.nfeBackward, sa.steps, sa.tEnd]).toEqual([sb.nfe, sb.nfeBackward, sb.steps, sb.tEnd]);
+    }
+    a.dispose();
+    b.dispose();
+  });
+
   it('equals the generic route and autograd on the conv block (backprop: ckl, stl; adjoint: ckl), float64 and float32', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [estimator, gradient] of [['ckl', 'backprop'], ['stl', 'backprop'], ['ckl', 'adjoint']] as const) {

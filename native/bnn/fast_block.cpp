@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -16,12 +17,11 @@ namespace {
 // ---- dense loops: baseline ISA, and AVX2+FMA where the CPU has it (picked once at run time) ----
 
 // The kernels pass 32-byte vectors only between inlined functions of this file: no ABI crosses.
-#pragma GCC diagnostic push
+// (Ignored for the whole file: GCC reports it for templates instantiated at the file's end.)
 #pragma GCC diagnostic ignored "-Wpsabi"
 namespace kbase {
 #include "bnn/fast_kernels.inc"
 }  // namespace kbase
-#pragma GCC diagnostic pop
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define SDEBNN_FAST_AVX2 1
 #pragma GCC push_options
@@ -41,10 +41,12 @@ struct Ops {
   void (*mm_back)(int64_t, int64_t, int64_t, const T*, const T*, int64_t, T*);
   void (*mm_at_c)(int64_t, int64_t, int64_t, const T*, const T*, T*);
   void (*mm_ct_a)(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t);
+  void (*softplus)(int64_t, const T*, T*, T*);
+  void (*gemv_short)(int64_t, int64_t, const T*, const T*, const T*, T*);
 };
 
 #define SDEBNN_OPS(ns) \
-  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T> }
+  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T>, &ns::softplus, &ns::gemv_short }
 
 template <typename T>
 const Ops<T>& ops() {
@@ -66,46 +68,44 @@ at::Tensor wrap(const T* p, int64_t n) {
   return at::from_blob(const_cast<T*>(p), {n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
 }
 
-// out = act(z). The transcendental ones go through ATen's vectorised CPU kernels (one call per
-// layer, single-threaded at these sizes); the piecewise-linear ones are plain loops.
+// out = act(z) and, where s is given, s = act'(z) (as activation_grad: softplus' = sigmoid(z)),
+// in one pass. Softplus by our own kernel (value and slope from one exp; see fast_kernels.inc);
+// tanh and sigmoid through ATen's vectorised CPU kernels (one call per layer); the piecewise-linear
+// ones are plain loops.
 template <typename T>
-void act_forward(Activation a, const T* z, T* out, int64_t n) {
+void activate(Activation a, const T* z, T* out, T* s, int64_t n) {
   switch (a) {
+    case Activation::Softplus:
+      ops<T>().softplus(n, z, out, s);
+      return;
     case Activation::Relu:
       for (int64_t i = 0; i < n; ++i) out[i] = z[i] > 0 ? z[i] : T(0);
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = z[i] > 0 ? T(1) : T(0);
+      }
       return;
     case Activation::Identity:
       std::memcpy(out, z, sizeof(T) * n);
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = T(1);
+      }
       return;
-    default: {
+    case Activation::Tanh: {
       at::Tensor o = wrap(out, n);
       activate_into(a, o, wrap(z, n));
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = T(1) - out[i] * out[i];
+      }
       return;
     }
-  }
-}
-
-// s = act'(z) given out = act(z) (as activation_grad: softplus' = sigmoid(z)).
-template <typename T>
-void act_slope(Activation a, const T* z, const T* out, T* s, int64_t n) {
-  switch (a) {
-    case Activation::Tanh:
-      for (int64_t i = 0; i < n; ++i) s[i] = T(1) - out[i] * out[i];
-      return;
-    case Activation::Softplus: {
-      at::Tensor so = wrap(s, n);
-      at::sigmoid_out(so, wrap(z, n));
+    case Activation::Sigmoid: {
+      at::Tensor o = wrap(out, n);
+      activate_into(a, o, wrap(z, n));
+      if (s) {
+        for (int64_t i = 0; i < n; ++i) s[i] = out[i] * (T(1) - out[i]);
+      }
       return;
     }
-    case Activation::Relu:
-      for (int64_t i = 0; i < n; ++i) s[i] = z[i] > 0 ? T(1) : T(0);
-      return;
-    case Activation::Sigmoid:
-      for (int64_t i = 0; i < n; ++i) s[i] = out[i] * (T(1) - out[i]);
-      return;
-    case Activation::Identity:
-      for (int64_t i = 0; i < n; ++i) s[i] = T(1);
-      return;
   }
 }
 
@@ -114,18 +114,26 @@ T* ptr(const at::Tensor& t) {
   return t.data_ptr<T>();
 }
 
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  T acc = 0;  // x - x is 0 for finite x and NaN otherwise
+  for (int64_t i = 0; i < n; ++i) acc += x[i] - x[i];
+  return acc == 0;
+}
+
 // ---- the hypernetwork g([w, t]) ----------------------------------------------------------------
 
 // Per slot (one slot per stored step): layer inputs A_j (A_0 = [w, t]), pre-activations Z_j and
-// slopes S_j of the hidden layers, and the output g. The weights are fixed during a solve, so each
-// layer's transpose is made once: every matrix-vector product then runs along contiguous rows.
+// slopes S_j of the hidden layers, and the output g. Both products run along W_j's contiguous rows:
+// W_j x as one dot per row (gemv_rows; gemv_short for short rows), W_j^T x as a sum of rows
+// (gemv_axpy). (A transposed copy of the 1283 x 64 layer, made for every solve, cost ~5% of W1.)
 template <typename T>
 struct HyperKernel {
   std::vector<int64_t> sizes;
   Activation act = Activation::Identity;
   int64_t n = 0, wd = 0, slots = 0;
-  std::vector<const T*> W, b, Wt;
-  std::vector<at::Tensor> A, Z, S, Wt_storage;
+  std::vector<const T*> W, b;
+  std::vector<at::Tensor> A, Z, S;
   at::Tensor G, scratch;
 
   void init(const Hypernet& h, const std::vector<at::Tensor>& params, int64_t n_slots, FastWorkspace& ws) {
@@ -138,16 +146,6 @@ struct HyperKernel {
     for (int64_t j = 0; j < n; ++j) {
       W.push_back(ptr<T>(params[2 * j]));
       b.push_back(ptr<T>(params[2 * j + 1]));
-      // The transpose only where layer()/layer_t() read it (out >= in): a strided copy of W1's
-      // 1284x64 first layer cost ~0.1 ms a solve for nothing and doubled the weights' cache footprint.
-      if (sizes[j + 1] >= sizes[j]) {
-        at::Tensor wt = ws.get({sizes[j], sizes[j + 1]}, o);
-        wt.copy_(params[2 * j].t());
-        Wt_storage.push_back(wt);
-        Wt.push_back(ptr<T>(wt));
-      } else {
-        Wt.push_back(nullptr);
-      }
       A.push_back(ws.get({slots, sizes[j]}, o));
       if (j + 1 < n) {
         Z.push_back(ws.get({slots, sizes[j + 1]}, o));
@@ -166,20 +164,15 @@ struct HyperKernel {
   // y [out] = b + W_j x
   void layer(int64_t j, const T* x, T* y) const {
     const int64_t in = sizes[j], out = sizes[j + 1];
-    if (in >= out) {
-      ops<T>().gemv_rows(out, in, W[j], x, b[j], y);
+    if (in < out) {
+      ops<T>().gemv_short(out, in, W[j], x, b[j], y);
     } else {
-      ops<T>().gemv_axpy(in, out, Wt[j], x, b[j], y);
+      ops<T>().gemv_rows(out, in, W[j], x, b[j], y);
     }
   }
   // y [in] = W_j^T x
   void layer_t(int64_t j, const T* x, T* y) const {
-    const int64_t in = sizes[j], out = sizes[j + 1];
-    if (out >= in) {
-      ops<T>().gemv_rows(in, out, Wt[j], x, nullptr, y);
-    } else {
-      ops<T>().gemv_axpy(out, in, W[j], x, nullptr, y);
-    }
+    ops<T>().gemv_axpy(sizes[j + 1], sizes[j], W[j], x, nullptr, y);
   }
 
   const T* forward(int64_t slot, const T* w, double t) {
@@ -193,19 +186,11 @@ struct HyperKernel {
       layer(j, a, z);
       if (j + 1 < n) {
         T* next = ptr<T>(A[j + 1]) + slot * out;
-        act_forward(act, z, next, out);
+        activate(act, z, next, ptr<T>(S[j]) + slot * out, out);
         a = next;
       }
     }
     return g_of(slot);
-  }
-
-  // Slopes of slots [first, first + count): one call per layer.
-  void slopes(int64_t first, int64_t count) {
-    for (int64_t j = 0; j + 1 < n; ++j) {
-      const int64_t out = sizes[j + 1];
-      act_slope(act, ptr<T>(Z[j]) + first * out, ptr<T>(A[j + 1]) + first * out, ptr<T>(S[j]) + first * out, count * out);
-    }
   }
 
   // VJP at `slot`: vp flows to the parameters and to w, vx (optional) to w only. dw (wd) is
@@ -246,10 +231,8 @@ struct HyperKernel {
 template <typename T>
 struct DynKernel {
   virtual ~DynKernel() = default;
-  // fh (nh) = f(t, h; w); with `store`, keeps what vjp(slot) needs.
+  // fh (nh) = f(t, h; w); with `store`, keeps what vjp(slot) needs (the activations' slopes too).
   virtual void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) = 0;
-  // Slopes of slots [first, first + count) (after their forwards).
-  virtual void slopes(int64_t first, int64_t count) { (void)first; (void)count; }
   // (dh, dw) for the cotangent v at the stored point; both overwritten (dw: all of w_dim).
   virtual void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) = 0;
 };
@@ -289,7 +272,6 @@ struct MlpKernel : DynKernel<T> {
   }
 
   void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) override {
-    (void)store;  // the inputs are tiny: always kept
     T* wt = ptr<T>(scratch);
     T* tcol = wt + widest_mat;
     T* a0 = ptr<T>(A[0]) + slot * batch * sizes[0];
@@ -307,18 +289,12 @@ struct MlpKernel : DynKernel<T> {
       ops<T>().mm_bias(batch, in, out, a, wt, bl, time_input ? tcol : nullptr, static_cast<T>(t), z);
       if (l + 1 < n) {
         T* next = ptr<T>(A[l + 1]) + slot * batch * out;
-        act_forward(act, z, next, batch * out);
+        activate(act, z, next, store ? ptr<T>(S[l]) + slot * batch * out : nullptr, batch * out);
         a = next;
       }
     }
   }
 
-  void slopes(int64_t first, int64_t count) override {
-    for (int64_t l = 0; l + 1 < n; ++l) {
-      const int64_t m = batch * sizes[l + 1];
-      act_slope(act, ptr<T>(Z[l]) + first * m, ptr<T>(A[l + 1]) + first * m, ptr<T>(S[l]) + first * m, count * m);
-    }
-  }
 
   void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) override {
     T* dwt = ptr<T>(scratch);
@@ -424,13 +400,9 @@ class Solver : public FastBlockSolver {
       ++forward_stats.steps_accepted;
     }
     t_end = grid_.back();
-    if (!at::isfinite(y).all().item<bool>()) {
+    if (!all_finite(ptr<T>(y), y.numel())) {
       throw sde::EngineError("ERR_NUMERICAL", "the solution became non-finite by t=" + std::to_string(t_end) +
                                                   "; reduce dt, use adaptive steps or regularise the dynamics");
-    }
-    if (backprop) {  // every stored step's slopes in one call per layer
-      hyper_.slopes(0, steps);
-      dyn_->slopes(0, steps);
     }
     if (mode_ == Mode::Adjoint) y1_ = y.clone();
     solved_ = true;
@@ -594,8 +566,6 @@ class Solver : public FastBlockSolver {
       const T* dWp = ptr<T>(dW_t);
       const T* g = hyper_.forward(0, yw, ta);
       dyn_->forward(0, ta, yh, yw, fh, true);
-      hyper_.slopes(0, 1);
-      dyn_->slopes(0, 1);
       const T kl_rate = dot(wd, g, g) * static_cast<T>(0.5 / (sigma_ * sigma_));
       for (int64_t j = 0; j < wd; ++j) vp[j] = h * a_w[j] + (h * c_kl) * g[j];
       for (int64_t j = 0; j < nh; ++j) v[j] = h * a_h[j];

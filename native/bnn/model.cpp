@@ -11,8 +11,8 @@
 #include <map>
 #include <sstream>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
+#if defined(__x86_64__) || defined(__SSE2__)
+#include <immintrin.h>
 #endif
 
 #include "bnn/block_sde.h"
@@ -150,6 +150,48 @@ struct FastSolveFn : public torch::autograd::Function<FastSolveFn> {
     return out;
   }
 };
+
+// The solver options of every block's solve (forward and adjoint) and the SDE type.
+struct SolveSetup {
+  sde::StepOptions options, adjoint_options;
+  sde::SdeType type = sde::SdeType::Ito;
+};
+
+SolveSetup solve_setup(const BnnConfig& c) {
+  SolveSetup s;
+  s.options.method = c.solver.method;
+  s.options.dt = 1.0 / static_cast<double>(c.solver.steps);
+  s.options.adaptive = c.solver.adaptive;
+  s.options.rtol = c.solver.rtol;
+  s.options.atol = c.solver.atol;
+  s.options.dt_min = c.solver.dt_min;
+  s.adjoint_options = s.options;
+  s.adjoint_options.method = c.solver.adjoint_method;
+  s.adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
+  s.adjoint_options.adaptive = c.solver.adjoint_adaptive;
+  s.type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
+  return s;
+}
+
+// A block's run: its SDE on a batch of `batch` and its Brownian path (from `seed`).
+std::unique_ptr<BlockRun> start_run(const BnnConfig& c, const SolveSetup& s, const std::shared_ptr<Dynamics>& dynamics,
+                                    const std::shared_ptr<Hypernet>& hypernet, const std::vector<at::Tensor>& hyper_params,
+                                    int64_t batch, uint64_t seed, const at::TensorOptions& options) {
+  auto run = std::make_unique<BlockRun>();
+  run->sde = std::make_unique<BlockSDE>(dynamics, hypernet, hyper_params, c.sigma, c.estimator, s.type, batch, c.fused);
+  sde::BrownianIntervalOptions bo;
+  bo.t0 = 0.0;
+  bo.t1 = 1.0;
+  bo.shape = {dynamics->w_dim()};
+  bo.options = options;
+  bo.seed = seed;
+  bo.dt_hint = s.options.dt;
+  bo.levy_area = c.solver.method == sde::Method::Srk;
+  run->bm = sde::make_brownian_interval(bo);
+  run->options = s.options;
+  run->adjoint_options = s.adjoint_options;
+  return run;
+}
 
 // Restores parameter values on scope exit (prediction with the EMA).
 struct Swap {
@@ -388,18 +430,9 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
   f.kl_path = at::zeros({}, options_);
   f.kl_w0 = at::zeros({}, options_);
 
-  sde::StepOptions options;
-  options.method = c.solver.method;
-  options.dt = 1.0 / static_cast<double>(c.solver.steps);
-  options.adaptive = c.solver.adaptive;
-  options.rtol = c.solver.rtol;
-  options.atol = c.solver.atol;
-  options.dt_min = c.solver.dt_min;
-  sde::StepOptions adjoint_options = options;
-  adjoint_options.method = c.solver.adjoint_method;
-  adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
-  adjoint_options.adaptive = c.solver.adjoint_adaptive;
-  const sde::SdeType type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
+  const SolveSetup setup = solve_setup(c);
+  const sde::StepOptions& options = setup.options;
+  const sde::StepOptions& adjoint_options = setup.adjoint_options;
   const bool fused = c.fused;
 
   for (size_t i = 0; i < blocks_.size(); ++i) {
@@ -415,19 +448,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
       const double p = c.w0_prior_std;
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
-    auto run = std::make_unique<BlockRun>();
-    run->sde = std::make_unique<BlockSDE>(b.dynamics, b.hypernet, b.hyper_params, c.sigma, c.estimator, type, h.size(0), fused);
-    sde::BrownianIntervalOptions bo;
-    bo.t0 = 0.0;
-    bo.t1 = 1.0;
-    bo.shape = {wd};
-    bo.options = options_;
-    bo.seed = seed;
-    bo.dt_hint = options.dt;
-    bo.levy_area = c.solver.method == sde::Method::Srk;
-    run->bm = sde::make_brownian_interval(bo);
-    run->options = options;
-    run->adjoint_options = adjoint_options;
+    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_);
     const FastBlockSolver::Mode fast_mode = route == Route::Adjoint    ? FastBlockSolver::Mode::Adjoint
                                             : route == Route::Backprop ? FastBlockSolver::Mode::Backprop
                                                                        : FastBlockSolver::Mode::Forward;
@@ -498,6 +519,122 @@ at::Tensor BnnModel::nll(const at::Tensor& out, const at::Tensor& y) const {
   return at::Tensor();
 }
 
+// ---- the direct route ----------------------------------------------------------------------------
+
+bool BnnModel::direct_applies(Route route) const {
+  const BnnConfig& c = config_;
+  if (route == Route::None) return false;
+  if (c.kind != Kind::Mlp || !c.output_last || c.w0_gaussian || log_scale_.defined() || head_w_.defined()) return false;
+  if (c.likelihood != Likelihood::Gaussian && c.likelihood != Likelihood::Laplace) return false;
+  return FastBlockSolver::supported(c, route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop);
+}
+
+namespace {
+
+// The KL entries of a block state (kl and kl_dB), summed in double.
+template <typename T>
+double kl_sum(const at::Tensor& y1, const BlockLayout& L) {
+  const T* p = y1.data_ptr<T>() + L.nh + L.w_dim;
+  double s = 0;
+  for (int64_t j = 0; j < L.tail; ++j) s += static_cast<double>(p[j]);
+  return s;
+}
+
+// The Gaussian or Laplace NLL of the head out[i, k] = h[i, d - outputs + k] (h [batch, d] row-major)
+// as nll() computes it (the mean over the batch of the sum over outputs), in double; with `grad`
+// ([batch * d], zero elsewhere), its gradient times `coef` is added at the head's coordinates:
+// Gaussian (out - y) / s^2 / batch, Laplace sign(out - y) / b / batch (sign(0) = 0, as abs's).
+template <typename T>
+double head_nll(Likelihood lik, double scale, const T* h, int64_t batch, int64_t d, int64_t outputs, const T* y, double coef,
+                T* grad) {
+  const double log_s = std::log(scale);
+  const double half_log_2pi = 0.5 * std::log(2 * 3.14159265358979323846);
+  double sum = 0;
+  for (int64_t i = 0; i < batch; ++i) {
+    for (int64_t k = 0; k < outputs; ++k) {
+      const int64_t at = i * d + d - outputs + k;
+      const double o = static_cast<double>(h[at]), t = static_cast<double>(y[i * outputs + k]);
+      if (lik == Likelihood::Gaussian) {
+        const double r = (t - o) / scale;
+        sum += 0.5 * r * r + log_s + half_log_2pi;
+        if (grad) grad[at] += static_cast<T>(coef * (o - t) / (scale * scale * batch));
+      } else {
+        sum += std::fabs(t - o) / scale + log_s + std::log(2.0);
+        if (grad) grad[at] += static_cast<T>(coef * ((o > t) - (o < t)) / (scale * batch));
+      }
+    }
+  }
+  return sum / static_cast<double>(batch);
+}
+
+}  // namespace
+
+BnnModel::Direct BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, Route route, double beta,
+                                  Objective objective, bool check_finite) {
+  at::NoGradGuard no_grad;
+  const BnnConfig& c = config_;
+  const bool is_double = options_.dtype().toScalarType() == at::kDouble;
+  const SolveSetup setup = solve_setup(c);
+  const FastBlockSolver::Mode mode = route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop;
+  const int64_t batch = xin.size(0);
+  at::Tensor h = xin;
+  if (c.aug > 0) h = at::cat({h, at::zeros({batch, c.aug}, h.options())}, 1);
+  std::vector<std::unique_ptr<BlockRun>> runs;
+  Direct r;
+  r.t_end = 1e300;
+  at::Tensor y1;
+  for (auto& block : blocks_) {
+    Block& b = *block;
+    const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
+    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_);
+    const at::Tensor y0 = run->sde->pack(h, b.mu.detach());
+    run->fast = FastBlockSolver::make(*run->sde, *run->bm, mode, setup.options.dt, setup.adjoint_options.dt, b.workspace);
+    y1 = run->fast->solve(y0);
+    h = run->sde->h_of(y1);
+    const BlockLayout& L = run->sde->layout();
+    r.kl += is_double ? kl_sum<double>(y1, L) : kl_sum<float>(y1, L);
+    r.nfe += run->fast->forward_stats.nfe;
+    r.steps += run->fast->forward_stats.steps_accepted;
+    r.t_end = std::min(r.t_end, run->fast->t_end);
+    runs.push_back(std::move(run));
+  }
+  const int64_t d = h.size(1);
+  const bool kl_only = objective == Objective::Kl;
+  const double c_kl = kl_only ? 1.0 : beta / c.n_train;
+  // dL/dy(1) of the last block: the head's coordinates and the KL entries
+  const BlockLayout& last = runs.back()->sde->layout();
+  at::Tensor g1 = at::zeros({last.size()}, options_);
+  const at::Tensor y_head = target.contiguous();
+  if (is_double) {
+    r.nll = head_nll<double>(c.likelihood, c.scale, y1.data_ptr<double>(), batch, d, c.outputs, y_head.data_ptr<double>(),
+                             kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<double>());
+  } else {
+    r.nll = head_nll<float>(c.likelihood, c.scale, y1.data_ptr<float>(), batch, d, c.outputs, y_head.data_ptr<float>(),
+                            kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<float>());
+  }
+  r.loss = r.nll + r.kl * (beta / c.n_train);
+  if (check_finite && !std::isfinite(r.loss)) {
+    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
+                                                std::to_string(r.kl) + "); parameters unchanged");
+  }
+  for (size_t i = runs.size(); i-- > 0;) {
+    BlockRun& run = *runs[i];
+    Block& b = *blocks_[i];
+    const BlockLayout& L = run.sde->layout();
+    g1.narrow(0, L.nh + L.w_dim, L.tail).fill_(c_kl);
+    auto [grad_y0, grad_params] = run.fast->gradients(g1);
+    r.nfe_backward += run.fast->backward_stats.nfe;
+    for (size_t j = 0; j < grad_params.size(); ++j) b.hyper_params[j].mutable_grad() = grad_params[j];
+    b.mu.mutable_grad() = grad_y0.narrow(0, L.nh, L.w_dim);
+    if (i > 0) {  // dL/dh(0) of this block is dL/dh(1) of the one before
+      const BlockLayout& prev = runs[i - 1]->sde->layout();
+      g1 = at::zeros({prev.size()}, options_);
+      g1.narrow(0, 0, prev.nh).copy_(grad_y0.narrow(0, 0, L.nh));
+    }
+  }
+  return r;
+}
+
 void BnnModel::zero_grad() {
   for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
 }
@@ -510,29 +647,39 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
   const at::Tensor target = prepare_target(y, xin.size(0));
   zero_grad();
   const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
-  Forward f = forward(xin, train_gen_, route, nullptr);
-  const at::Tensor nll_t = nll(f.out, target);
-  const at::Tensor kl = f.kl_path + f.kl_w0;
-  const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
-
   StepResult r;
-  r.loss = loss.item<double>();
-  r.nll = nll_t.item<double>();
-  r.kl = kl.item<double>();
-  r.kl_w0 = f.kl_w0.item<double>();
-  if (config_.likelihood == Likelihood::Categorical) {
-    r.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+  if (direct_applies(route)) {
+    const Direct d = direct(xin, target, train_gen_, route, beta, Objective::Loss, true);
+    r.loss = d.loss;
+    r.nll = d.nll;
+    r.kl = d.kl;
+    r.nfe = d.nfe;
+    r.nfe_backward = d.nfe_backward;
+    r.steps = d.steps;
+    r.t_end = d.t_end;
+  } else {
+    Forward f = forward(xin, train_gen_, route, nullptr);
+    const at::Tensor nll_t = nll(f.out, target);
+    const at::Tensor kl = f.kl_path + f.kl_w0;
+    const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
+    r.loss = loss.item<double>();
+    r.nll = nll_t.item<double>();
+    r.kl = kl.item<double>();
+    r.kl_w0 = f.kl_w0.item<double>();
+    if (config_.likelihood == Likelihood::Categorical) {
+      r.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+    }
+    if (!std::isfinite(r.loss)) {
+      throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
+                                                  std::to_string(r.kl) + "); parameters unchanged");
+    }
+    torch::autograd::backward({loss});
+    f.flush(blocks_);
+    r.nfe = f.nfe();
+    r.nfe_backward = f.nfe_backward();
+    r.steps = f.steps();
+    r.t_end = f.t_end();
   }
-  if (!std::isfinite(r.loss)) {
-    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
-                                                std::to_string(r.kl) + "); parameters unchanged");
-  }
-  torch::autograd::backward({loss});
-  f.flush(blocks_);
-  r.nfe = f.nfe();
-  r.nfe_backward = f.nfe_backward();
-  r.steps = f.steps();
-  r.t_end = f.t_end();
 
   at::NoGradGuard no_grad;
   adam_step_ += 1;
@@ -578,66 +725,39 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
 
 namespace {
 
-// Sum of squares in double, lane-wise partial sums (vectorises, fixed order).
-template <typename T>
-double sum_squares(const T* g, int64_t n) {
-  constexpr int kLanes = 8;
-  double acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) acc[j] += static_cast<double>(g[i + j]) * static_cast<double>(g[i + j]);
-  }
-  double s = 0;
-  for (; i < n; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-  for (int j = 0; j < kLanes; ++j) s += acc[j];
-  return s;
-}
-
-// The square roots of a block, 4 (float) or 2 (double) at a time where SSE2 is there. GCC keeps a
-// scalar errno path around std::sqrt (-fmath-errno), which stops the Adam loop from vectorising:
-// that pass alone cost ~0.6 ms on W1. IEEE sqrt is correctly rounded: same values either way.
-inline void sqrt_block(const float* x, float* y, int64_t n) {
-  int64_t i = 0;
-#ifdef __SSE2__
-  for (; i + 4 <= n; i += 4) _mm_storeu_ps(y + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+namespace obase {
+#include "bnn/adam_kernels.inc"
+}  // namespace obase
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SDEBNN_ADAM_AVX2 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define SDEBNN_ADAM_WIDE 1  // AVX intrinsics in adam_kernels.inc (GCC's target pragma leaves __AVX__ undefined)
+namespace oavx2 {
+#include "bnn/adam_kernels.inc"
+}  // namespace oavx2
+#undef SDEBNN_ADAM_WIDE
+#pragma GCC pop_options
 #endif
-  for (; i < n; ++i) y[i] = std::sqrt(x[i]);
-}
-inline void sqrt_block(const double* x, double* y, int64_t n) {
-  int64_t i = 0;
-#ifdef __SSE2__
-  for (; i + 2 <= n; i += 2) _mm_storeu_pd(y + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
-#endif
-  for (; i < n; ++i) y[i] = std::sqrt(x[i]);
-}
 
-// Clipping and PyTorch's Adam on one tensor, element by element in T as ATen's ops compute them
-// (m.mul_(b1).add_(g, 1 - b1); v.mul_(b2).addcmul_(g, g, 1 - b2);
-// p.addcdiv_(m, sqrt(v) / sqrt(bc2) + eps, -lr / bc1)); `coef` 1 means no clipping.
 template <typename T>
-void adam_pass(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, int64_t n, double coef, double b1,
-               double b2, double sqrt_bc2, double eps, double step_size) {
-  const T c = static_cast<T>(coef), B1 = static_cast<T>(b1), A1 = static_cast<T>(1 - b1), B2 = static_cast<T>(b2),
-          A2 = static_cast<T>(1 - b2), S2 = static_cast<T>(sqrt_bc2), E = static_cast<T>(eps),
-          lr = static_cast<T>(step_size);
-  if (coef != 1.0) {
-    for (int64_t i = 0; i < n; ++i) g[i] = g[i] * c;  // the clipped gradient, as grad.mul_(coef)
-  }
-  constexpr int64_t kBlock = 256;
-  T root[kBlock];
-  for (int64_t s = 0; s < n; s += kBlock) {
-    const int64_t len = std::min(kBlock, n - s);
-    T* ps = p + s;
-    const T* gs = g + s;
-    T* ms = m + s;
-    T* vs = v + s;
-    for (int64_t i = 0; i < len; ++i) {
-      ms[i] = ms[i] * B1 + A1 * gs[i];
-      vs[i] = vs[i] * B2 + A2 * gs[i] * gs[i];
+struct OptimOps {
+  double (*sum_squares)(const T*, int64_t);
+  void (*adam_pass)(T*, T*, T*, T*, int64_t, double, double, double, double, double, double);
+};
+
+template <typename T>
+const OptimOps<T>& optim_ops() {
+  static const OptimOps<T> o = [] {
+#ifdef SDEBNN_ADAM_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      return OptimOps<T>{&oavx2::sum_squares<T>, &oavx2::adam_pass<T>};
     }
-    sqrt_block(vs, root, len);
-    for (int64_t i = 0; i < len; ++i) ps[i] = ps[i] + lr * (ms[i] / (root[i] / S2 + E));
-  }
+#endif
+    return OptimOps<T>{&obase::sum_squares<T>, &obase::adam_pass<T>};
+  }();
+  return o;
 }
 
 template <typename T>
@@ -646,7 +766,7 @@ bool fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTenso
   double sq = 0;
   for (const auto& [name, p] : params) {
     const at::Tensor& g = p.grad();
-    if (g.defined()) sq += sum_squares(g.data_ptr<T>(), g.numel());
+    if (g.defined()) sq += optim_ops<T>().sum_squares(g.data_ptr<T>(), g.numel());
   }
   grad_norm = std::sqrt(sq);
   if (!std::isfinite(grad_norm)) throw sde::EngineError("ERR_NUMERICAL", "the gradient is not finite; parameters unchanged");
@@ -657,7 +777,7 @@ bool fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTenso
     const at::Tensor& p = params[i].second;
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    adam_pass(p.data_ptr<T>(), g.data_ptr<T>(), adam_m[i].second.data_ptr<T>(), adam_v[i].second.data_ptr<T>(), p.numel(),
+    optim_ops<T>().adam_pass(p.data_ptr<T>(), g.data_ptr<T>(), adam_m[i].second.data_ptr<T>(), adam_v[i].second.data_ptr<T>(), p.numel(),
               coef, b1, b2, std::sqrt(bc2), c.adam_eps, -lr / bc1);
     p.unsafeGetTensorImpl()->bump_version();  // an in-place write, as addcdiv_ would record
   }
@@ -700,16 +820,23 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
   at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
   at::Generator& gen = seed ? local : train_gen_;
   const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
-  Forward f = forward(xin, gen, route, nullptr);
-  const at::Tensor nll_t = nll(f.out, target);
-  const at::Tensor kl = f.kl_path + f.kl_w0;
-  const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
-  torch::autograd::backward({objective == Objective::Kl ? kl : loss});
-  f.flush(blocks_);
   GradientsResult r;
-  r.loss = loss.item<double>();
-  r.nll = nll_t.item<double>();
-  r.kl = kl.item<double>();
+  if (direct_applies(route)) {
+    const Direct d = direct(xin, target, gen, route, beta, objective, false);
+    r.loss = d.loss;
+    r.nll = d.nll;
+    r.kl = d.kl;
+  } else {
+    Forward f = forward(xin, gen, route, nullptr);
+    const at::Tensor nll_t = nll(f.out, target);
+    const at::Tensor kl = f.kl_path + f.kl_w0;
+    const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
+    torch::autograd::backward({objective == Objective::Kl ? kl : loss});
+    f.flush(blocks_);
+    r.loss = loss.item<double>();
+    r.nll = nll_t.item<double>();
+    r.kl = kl.item<double>();
+  }
   for (const auto& [name, p] : params_) {
     r.grads.emplace_back(name, p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p).detach());
   }

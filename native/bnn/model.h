@@ -75,6 +75,20 @@ class BnnModel {
   enum class Route { None, Backprop, Adjoint };
 
   Forward forward(const at::Tensor& x, at::Generator& gen, Route route, std::vector<BlockDiagnostics>* diagnostics);
+  // The direct route: the fast fixed-step solves, the head (the last coordinates of h_1), the
+  // likelihood and the KL term with their gradients by hand, and the solvers' own reverse sweeps;
+  // no autograd graph. It applies (direct_applies) to mlp models with the 'last' head, a Gaussian
+  // or Laplace likelihood of fixed scale, a point w_0 and a fast-path solver configuration; it
+  // draws from `gen` exactly as forward() does. Leaves the gradients in the parameters' .grad.
+  struct Direct {
+    double loss = 0, nll = 0, kl = 0;
+    int64_t nfe = 0, nfe_backward = 0, steps = 0;
+    double t_end = 0;
+  };
+  bool direct_applies(Route route) const;
+  // check_finite: throw ERR_NUMERICAL (before any gradient) when the loss is not finite.
+  Direct direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, Route route, double beta, Objective objective,
+                bool check_finite);
   at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
   at::Tensor prepare_input(const at::Tensor& x) const;
   at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;
