@@ -647,4 +647,25 @@ at::Tensor FastWorkspace::get(at::IntArrayRef shape, const at::TensorOptions& op
   return pool_[next_++];
 }
 
+bool softplus_rows(at::Tensor& out, const at::Tensor& z) {
+  if (!out.is_cpu() || !z.is_cpu() || out.dim() != 2 || !out.sizes().equals(z.sizes()) ||
+      out.scalar_type() != z.scalar_type() || out.stride(1) != 1 || z.stride(1) != 1) {
+    return false;
+  }
+  const int64_t rows = out.size(0), cols = out.size(1);
+  if (out.scalar_type() == at::kFloat) {
+    for (int64_t r = 0; r < rows; ++r) {
+      ops<float>().softplus(cols, z.data_ptr<float>() + r * z.stride(0), out.data_ptr<float>() + r * out.stride(0), nullptr);
+    }
+    return true;
+  }
+  if (out.scalar_type() == at::kDouble) {
+    for (int64_t r = 0; r < rows; ++r) {
+      ops<double>().softplus(cols, z.data_ptr<double>() + r * z.stride(0), out.data_ptr<double>() + r * out.stride(0), nullptr);
+    }
+    return true;
+  }
+  return false;
+}
+
 }  // namespace bnn

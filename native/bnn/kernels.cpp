@@ -1,4 +1,5 @@
 #include "bnn/kernels.h"
+#include "bnn/fast_block.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -25,7 +26,9 @@ at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& 
 void activate_into(Activation a, at::Tensor& out, const at::Tensor& z) {
   switch (a) {
     case Activation::Tanh: at::tanh_out(out, z); return;
-    case Activation::Softplus: at::softplus_out(out, z, 1, 20); return;
+    case Activation::Softplus:
+      if (!softplus_rows(out, z)) at::softplus_out(out, z, 1, 20);
+      return;
     case Activation::Relu: at::clamp_min_out(out, z, 0); return;
     case Activation::Sigmoid: at::sigmoid_out(out, z); return;
     case Activation::Identity: out.copy_(z); return;
