@@ -30,6 +30,7 @@
 #include <tuple>
 
 #include "sde/errors.h"
+#include "sde/fast_math.h"
 
 namespace sde {
 namespace {
@@ -59,13 +60,9 @@ inline uint64_t derive(uint64_t seed, uint64_t tag) { return mix64(seed ^ tag) +
 constexpr int64_t kBlock = 2048;
 constexpr int64_t kParallelBlocks = 8;  // below this, threads cost more than they save
 
-// Wider vector variants of the hot loops, picked at load time for the CPU (AVX-512 / AVX2).
-// No FMA contraction, so every variant gives the same bits (checked: identical streams).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SDEBNN_VECTOR_CLONES __attribute__((optimize("fp-contract=off"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SDEBNN_VECTOR_CLONES
-#endif
+// Wider vector variants of the hot loops (SDEBNN_CPU_CLONES), without FMA contraction, so every
+// variant gives the same bits (checked: identical streams).
+#define SDEBNN_VECTOR_CLONES __attribute__((optimize("fp-contract=off"))) SDEBNN_CPU_CLONES
 
 // sqrt over an array: SSE where there is SSE (GCC will not vectorise sqrtf while it may set errno).
 inline void sqrt_array(float* x, int64_t n) {

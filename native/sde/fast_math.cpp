@@ -10,9 +10,7 @@ namespace sde {
 namespace {
 // tanh(x) = x P(x^2) / Q(x^2) on [-c, c] and +-1 (to float precision) beyond: Eigen's
 // generic_fast_tanh_float. Plain arithmetic, so that the loop vectorises in every clone.
-__attribute__((target_clones("avx512f", "avx2,fma", "default"))) void fast_tanh_kernel(const float* __restrict x,
-                                                                                     float* __restrict out,
-                                                                                     int64_t n) {
+SDEBNN_CPU_CLONES void fast_tanh_kernel(const float* __restrict x, float* __restrict out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = std::min(7.90531110763549805f, std::max(-7.90531110763549805f, x[i]));
     const float v2 = v * v;
@@ -30,10 +28,9 @@ __attribute__((target_clones("avx512f", "avx2,fma", "default"))) void fast_tanh_
     out[i] = v * p / q;
   }
 }
-}  // namespace
 
 void fast_tanh(const float* x, float* out, int64_t n) {
-  // In place is allowed: each element is read before it is written, in the same iteration.
+  // In place (x == out) goes through a small buffer: the kernel's pointers are restrict.
   if (x == out) {
     constexpr int64_t kChunk = 1024;
     alignas(64) float tmp[kChunk];
@@ -46,6 +43,8 @@ void fast_tanh(const float* x, float* out, int64_t n) {
   }
   fast_tanh_kernel(x, out, n);
 }
+
+}  // namespace
 
 void tanh_into(const at::Tensor& x, at::Tensor& out) {
   if (x.is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous() && out.is_contiguous() &&

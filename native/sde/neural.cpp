@@ -249,7 +249,7 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
 //             all three added to what the buffers hold (several terms at one point).
 // Either term may be absent (HasDt false / dW null); Correction adds c. The flags are template
 // arguments so that each inner loop is branch-free and vectorises; the float entry points are
-// cloned for AVX-512 and AVX2 (the loops inline into each clone).
+// cloned for AVX-512 and AVX2 (SDEBNN_CPU_CLONES; the loops inline into each clone).
 struct ScaledTanhArgs {
   int64_t batch, d;
   double dt, offset;
@@ -338,9 +338,7 @@ inline __attribute__((always_inline)) void scaled_tanh_backward_dispatch(const T
            : scaled_tanh_backward_loop<T_, false, false, false>(a, T, S, dW, A, grad_y, grad_S, k);
 }
 
-#define SDE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
-
-SDE_VECTOR_CLONES void scaled_tanh_forward_cpu(float* F, const float* f, const float* T, const float* S,
+SDEBNN_CPU_CLONES void scaled_tanh_forward_cpu(float* F, const float* f, const float* T, const float* S,
                                                const float* dW, const ScaledTanhArgs& k, bool has_dt, bool correction) {
   scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
 }
@@ -349,7 +347,7 @@ void scaled_tanh_forward_cpu(double* F, const double* f, const double* T, const 
   scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
 }
 
-SDE_VECTOR_CLONES void scaled_tanh_backward_cpu(const float* a, const float* T, const float* S, const float* dW,
+SDEBNN_CPU_CLONES void scaled_tanh_backward_cpu(const float* a, const float* T, const float* S, const float* dW,
                                                 float* A, float* grad_y, float* grad_S, const ScaledTanhArgs& k,
                                                 bool has_dt, bool correction) {
   scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
