@@ -94,12 +94,10 @@ async function main(argv) {
  * Times `trainStep(x, y)` of a fresh SdeBnn per variant (W1, W2): median and min ms per step,
  * the peer figure and the speed-up, the evaluations per step and the last loss. With `baseline`
  * (a config transform, e.g. kernels: 'autograd'), the same model built that naive way is timed in
- * the same run, alternating with ours in blocks of `block` consecutive steps, so that machine
- * load hits both alike while each is timed as in a training loop (a step right after the other
- * model's finds its caches cold: W1's 1 MB of weights and buffers): baseline_ms and
- * ratio = baseline / ours.
+ * the same run, alternating with ours run by run so that machine load hits both alike:
+ * baseline_ms and ratio = baseline / ours.
  */
-async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, peerMs, baseline, block = 1 }) {
+async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, peerMs, baseline }) {
   const sdebnn = require(path.join(__dirname, '..', 'dist', 'index.js'));
   const threads = sdebnn.backend().threads;
   const results = [];
@@ -119,10 +117,9 @@ async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, 
       await model.trainStep(x, y);
       if (naive) await naive.trainStep(x, y);
     }
-    for (let i = 0; i < runs; i += block) {
-      const n = Math.min(block, runs - i);
-      for (let j = 0; j < n; j++) last = await once(model, ours);
-      if (naive) for (let j = 0; j < n; j++) await once(naive, base);
+    for (let i = 0; i < runs; i++) {
+      last = await once(model, ours);
+      if (naive) await once(naive, base);
     }
     model.dispose();
     if (naive) naive.dispose();
