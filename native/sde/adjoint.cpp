@@ -76,37 +76,31 @@ class AdjointSystem : public System {
   }
 
   // Euler-Heun (an Euler solve's default adjoint) with y, a and a_theta kept apart: the same
-  // arithmetic as increment_step on [y, a] with weights {1, 1/2, 1/2}, but every elementwise op
+  // arithmetic as increment_step on [y, a] with its increment weights, but every elementwise op
   // runs on one part. On the joint state each op spans two of ATen's grains and opens an OpenMP
   // region; with 2 threads those regions cost a third of W5's euler adjoint on this machine kind.
   at::Tensor step_euler_heun(double ta, double tb, const at::Tensor& z, const at::Tensor& dW) {
     const at::Tensor y = y_of(z), a = a_of(z);
     at::Tensor out = at::empty_like(z);
     at::Tensor y_out = y_of(out), a_out = a_of(out);
-    std::vector<at::Tensor> theta_out = a_params_of(out);
-    const std::vector<at::Tensor> theta = a_params_of(z);
-    for (size_t j = 0; j < theta.size(); ++j) theta_out[j].copy_(theta[j]);
-    const auto add_params = [&](const SDE::Vjp& vjp, double weight) {
-      for (size_t j = 0; j < vjp.grad_params.size(); ++j) {
-        if (vjp.grad_params[j].defined()) theta_out[j].add_(vjp.grad_params[j].view(params_[j].sizes()), -weight);
-      }
-    };
-    // drift at (ta, y), weight 1
+    at::Tensor theta_out = out.narrow(0, 2 * ny_, n_theta_);
+    theta_out.copy_(z.narrow(0, 2 * ny_, n_theta_));
+    const std::vector<double> w = increment_weights(Method::EulerHeun);  // drift, noise, noise at the mid point
     const SDE::Vjp f = sde_.stratonovich_vjp(ta, y, {{tb - ta, at::Tensor(), a}}, true);
-    add_params(f, 1.0);
-    // noise at (ta, y), weight 1/2; the second noise evaluation's point is (y, a) + this increment
+    add_param_vjps(f, w[0], theta_out);
+    // the second noise evaluation's point is (y, a) + the first one's full increment
     const SDE::Vjp g = sde_.stratonovich_vjp(ta, y, {{std::nullopt, dW, a}}, true);
-    add_params(g, 0.5);
+    add_param_vjps(g, w[1], theta_out);
     const at::Tensor y_mid = y + g.F[0].view(y.sizes());
     const at::Tensor a_mid = a - g.grad_y.view(a.sizes());
     const SDE::Vjp g_mid = sde_.stratonovich_vjp(ta, y_mid, {{std::nullopt, dW, a_mid}}, true);
-    add_params(g_mid, 0.5);
+    add_param_vjps(g_mid, w[2], theta_out);
     stats_.nfe += 3;
-    // y + F_f + (G + G') / 2 and a - (a.dF_f/dy) - (a.dG/dy + a_mid.dG/dy(y_mid)) / 2
-    at::add_out(y_out, y, f.F[0].view(y.sizes()));
-    y_out.add_(g.F[0].view(y.sizes()), 0.5).add_(g_mid.F[0].view(y.sizes()), 0.5);
-    at::sub_out(a_out, a, f.grad_y.view(a.sizes()));
-    a_out.sub_(g.grad_y.view(a.sizes()), 0.5).sub_(g_mid.grad_y.view(a.sizes()), 0.5);
+    // (y, a) + the weighted increments (F, -a . dF/dy) of the three evaluations
+    at::add_out(y_out, y, f.F[0].view(y.sizes()), w[0]);
+    y_out.add_(g.F[0].view(y.sizes()), w[1]).add_(g_mid.F[0].view(y.sizes()), w[2]);
+    at::sub_out(a_out, a, f.grad_y.view(a.sizes()), w[0]);
+    a_out.sub_(g.grad_y.view(a.sizes()), w[1]).sub_(g_mid.grad_y.view(a.sizes()), w[2]);
     return out;
   }
 
@@ -118,13 +112,18 @@ class AdjointSystem : public System {
     const SDE::VjpTerm term{with_drift ? std::optional<double>(dt) : std::nullopt, dW != nullptr ? *dW : at::Tensor(), a_of(z)};
     const SDE::Vjp vjp = sde_.stratonovich_vjp(t, y_of(z), {term}, weight != 0.0);
     stats_.nfe += (with_drift ? 1 : 0) + (dW != nullptr ? 1 : 0);
+    add_param_vjps(vjp, weight, theta_increment_);
+    return at::cat({vjp.F[0].reshape({-1}), -vjp.grad_y.reshape({-1})});
+  }
+
+  // theta (the flat a_theta layout) -= weight * the evaluation's parameter VJPs.
+  void add_param_vjps(const SDE::Vjp& vjp, double weight, at::Tensor& theta) const {
     int64_t offset = 0;
     for (size_t j = 0; j < vjp.grad_params.size(); ++j) {
       const at::Tensor& g = vjp.grad_params[j];
-      if (g.defined()) theta_increment_.narrow(0, offset, g.numel()).add_(g.reshape({-1}), -weight);
+      if (g.defined()) theta.narrow(0, offset, g.numel()).add_(g.reshape({-1}), -weight);
       offset += params_[j].numel();
     }
-    return at::cat({vjp.F[0].reshape({-1}), -vjp.grad_y.reshape({-1})});
   }
 
   SDE& sde_;
