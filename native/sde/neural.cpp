@@ -180,9 +180,9 @@ at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
   switch (spec_.diffusion_kind) {
     case DiffusionKind::ScaledTanh:
       if (fused() && !at::GradMode::is_enabled()) {
-        at::Tensor g = at::empty_like(y, at::MemoryFormat::Contiguous);
-        tanh_into(y, g);
-        return g.mul_(at::sigmoid(s_)).add_(spec_.diffusion_offset);
+        Pass pass;
+        diffusion_factors(y, pass);
+        return pass.T.mul_(pass.S).add_(spec_.diffusion_offset);
       }
       return at::sigmoid(s_) * at::tanh(y) + spec_.diffusion_offset;
     case DiffusionKind::Constant:
