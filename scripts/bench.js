@@ -102,38 +102,26 @@ async function main(argv) {
 async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, peerMs, baseline }) {
   const sdebnn = require(path.join(__dirname, '..', 'dist', 'index.js'));
   const threads = sdebnn.backend().threads;
-  const once = async (m, into) => {
-    const start = process.hrtime.bigint();
-    const r = await m.trainStep(x, y);
-    into.push(Number(process.hrtime.bigint() - start) / 1e6);
-    return r;
-  };
   const results = [];
   for (const variant of variants) {
     const model = new sdebnn.SdeBnn(config(variant));
-    for (let i = 0; i < warmup; i++) await model.trainStep(x, y);
-    const ours = [];
     let last;
-    for (let i = 0; i < runs; i++) last = await once(model, ours);
-    const med = median(ours);
+    const step = async () => {
+      last = await model.trainStep(x, y);
+    };
+    const ours = await time(step, { runs, warmup });
     const result = {
-      workload, variant, median_ms: round(med), min_ms: round(Math.min(...ours)), runs, threads,
-      peer_ms: peerMs[variant], speedup_vs_peer: round(peerMs[variant] / med, 3),
+      workload, variant, median_ms: round(ours.median_ms), min_ms: round(ours.min_ms), runs, threads,
+      peer_ms: peerMs[variant], speedup_vs_peer: round(peerMs[variant] / ours.median_ms, 3),
       nfe: last.nfe + last.nfeBackward, loss: round(last.loss),
     };
     if (baseline) {
       const naive = new sdebnn.SdeBnn(baseline(config(variant)));
-      for (let i = 0; i < warmup; i++) await naive.trainStep(x, y);
-      const interleaved = [];
-      const base = [];
-      for (let i = 0; i < runs; i++) {
-        await once(model, interleaved);
-        await once(naive, base);
-      }
+      const [interleaved, base] = await timeAlternating(step, () => naive.trainStep(x, y), { runs, warmup });
       naive.dispose();
-      result.baseline_ms = round(median(base));
-      result.interleaved_ms = round(median(interleaved));
-      result.ratio = round(median(base) / median(interleaved), 3);
+      result.baseline_ms = round(base.median_ms);
+      result.interleaved_ms = round(interleaved.median_ms);
+      result.ratio = round(base.median_ms / interleaved.median_ms, 3);
     }
     model.dispose();
     results.push(result);

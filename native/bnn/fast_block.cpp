@@ -34,7 +34,6 @@ namespace kavx2 {
 
 template <typename T>
 struct Ops {
-  T (*dot)(int64_t, const T*, const T*);
   void (*gemv_rows)(int64_t, int64_t, const T*, const T*, const T*, T*);
   void (*gemv_axpy)(int64_t, int64_t, const T*, const T*, const T*, T*);
   void (*mm_bias)(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, T, T*);
@@ -46,7 +45,7 @@ struct Ops {
 };
 
 #define SDEBNN_OPS(ns) \
-  Ops<T> { &ns::dot<T>, &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T>, &ns::softplus, &ns::gemv_short }
+  Ops<T> { &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T>, &ns::softplus, &ns::gemv_short }
 
 template <typename T>
 const Ops<T>& ops() {
@@ -649,23 +648,17 @@ at::Tensor FastWorkspace::get(at::IntArrayRef shape, const at::TensorOptions& op
 
 bool softplus_rows(at::Tensor& out, const at::Tensor& z) {
   if (!out.is_cpu() || !z.is_cpu() || out.dim() != 2 || !out.sizes().equals(z.sizes()) ||
-      out.scalar_type() != z.scalar_type() || out.stride(1) != 1 || z.stride(1) != 1) {
+      out.scalar_type() != z.scalar_type() || out.stride(1) != 1 || z.stride(1) != 1 ||
+      (out.scalar_type() != at::kFloat && out.scalar_type() != at::kDouble)) {
     return false;
   }
-  const int64_t rows = out.size(0), cols = out.size(1);
-  if (out.scalar_type() == at::kFloat) {
-    for (int64_t r = 0; r < rows; ++r) {
-      ops<float>().softplus(cols, z.data_ptr<float>() + r * z.stride(0), out.data_ptr<float>() + r * out.stride(0), nullptr);
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "softplus_rows", [&] {
+    for (int64_t r = 0; r < out.size(0); ++r) {
+      ops<scalar_t>().softplus(out.size(1), z.data_ptr<scalar_t>() + r * z.stride(0),
+                               out.data_ptr<scalar_t>() + r * out.stride(0), nullptr);
     }
-    return true;
-  }
-  if (out.scalar_type() == at::kDouble) {
-    for (int64_t r = 0; r < rows; ++r) {
-      ops<double>().softplus(cols, z.data_ptr<double>() + r * z.stride(0), out.data_ptr<double>() + r * out.stride(0), nullptr);
-    }
-    return true;
-  }
-  return false;
+  });
+  return true;
 }
 
 }  // namespace bnn

@@ -519,6 +519,14 @@ at::Tensor BnnModel::nll(const at::Tensor& out, const at::Tensor& y) const {
   return at::Tensor();
 }
 
+BnnModel::Loss BnnModel::loss_of(const Forward& f, const at::Tensor& target, double beta) const {
+  Loss loss;
+  loss.nll = nll(f.out, target);
+  loss.kl = f.kl_path + f.kl_w0;
+  loss.total = loss.nll + loss.kl * (beta / config_.n_train);
+  return loss;
+}
+
 // ---- the direct route ----------------------------------------------------------------------------
 
 bool BnnModel::direct_applies(Route route) const {
@@ -659,12 +667,10 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
     r.t_end = d.t_end;
   } else {
     Forward f = forward(xin, train_gen_, route, nullptr);
-    const at::Tensor nll_t = nll(f.out, target);
-    const at::Tensor kl = f.kl_path + f.kl_w0;
-    const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
-    r.loss = loss.item<double>();
-    r.nll = nll_t.item<double>();
-    r.kl = kl.item<double>();
+    const Loss loss = loss_of(f, target, beta);
+    r.loss = loss.total.item<double>();
+    r.nll = loss.nll.item<double>();
+    r.kl = loss.kl.item<double>();
     r.kl_w0 = f.kl_w0.item<double>();
     if (config_.likelihood == Likelihood::Categorical) {
       r.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
@@ -673,7 +679,7 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
       throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
                                                   std::to_string(r.kl) + "); parameters unchanged");
     }
-    torch::autograd::backward({loss});
+    torch::autograd::backward({loss.total});
     f.flush(blocks_);
     r.nfe = f.nfe();
     r.nfe_backward = f.nfe_backward();
@@ -761,7 +767,7 @@ const OptimOps<T>& optim_ops() {
 }
 
 template <typename T>
-bool fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTensors& adam_v, const BnnConfig& c, double step,
+void fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTensors& adam_v, const BnnConfig& c, double step,
                     double lr, double& grad_norm) {
   double sq = 0;
   for (const auto& [name, p] : params) {
@@ -781,7 +787,6 @@ bool fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTenso
               coef, b1, b2, std::sqrt(bc2), c.adam_eps, -lr / bc1);
     p.unsafeGetTensorImpl()->bump_version();  // an in-place write, as addcdiv_ would record
   }
-  return true;
 }
 
 }  // namespace
@@ -803,12 +808,16 @@ bool BnnModel::fused_update(double lr, double& grad_norm) {
     }
   }
   try {
-    return dtype == at::kDouble ? fused_update_t<double>(params_, adam_m_, adam_v_, config_, adam_step_, lr, grad_norm)
-                                : fused_update_t<float>(params_, adam_m_, adam_v_, config_, adam_step_, lr, grad_norm);
+    if (dtype == at::kDouble) {
+      fused_update_t<double>(params_, adam_m_, adam_v_, config_, adam_step_, lr, grad_norm);
+    } else {
+      fused_update_t<float>(params_, adam_m_, adam_v_, config_, adam_step_, lr, grad_norm);
+    }
   } catch (...) {
     adam_step_ -= 1;
     throw;
   }
+  return true;
 }
 
 GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, double beta, Objective objective,
@@ -828,14 +837,12 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
     r.kl = d.kl;
   } else {
     Forward f = forward(xin, gen, route, nullptr);
-    const at::Tensor nll_t = nll(f.out, target);
-    const at::Tensor kl = f.kl_path + f.kl_w0;
-    const at::Tensor loss = nll_t + kl * (beta / config_.n_train);
-    torch::autograd::backward({objective == Objective::Kl ? kl : loss});
+    const Loss loss = loss_of(f, target, beta);
+    torch::autograd::backward({objective == Objective::Kl ? loss.kl : loss.total});
     f.flush(blocks_);
-    r.loss = loss.item<double>();
-    r.nll = nll_t.item<double>();
-    r.kl = kl.item<double>();
+    r.loss = loss.total.item<double>();
+    r.nll = loss.nll.item<double>();
+    r.kl = loss.kl.item<double>();
   }
   for (const auto& [name, p] : params_) {
     r.grads.emplace_back(name, p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p).detach());

@@ -90,6 +90,12 @@ class BnnModel {
   Direct direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, Route route, double beta, Objective objective,
                 bool check_finite);
   at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
+  // The autograd route's objective terms from a forward pass: total = nll + beta * kl / n_train,
+  // kl = path KL + w_0 KL.
+  struct Loss {
+    at::Tensor nll, kl, total;
+  };
+  Loss loss_of(const Forward& f, const at::Tensor& target, double beta) const;
   at::Tensor prepare_input(const at::Tensor& x) const;
   at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;
   void zero_grad();
