@@ -216,11 +216,11 @@ describe('SdeBnn gradients', () => {
         expect(relativeError(a.grads, b.grads)).toBeLessThan(1e-12);
       }
     }
-    // conv: two stages at 8x8; and 28x28 with a batch of 6, which the kernels split into chunks of 4 and 2 images
+    // conv: two stages at 8x8; and 28x28 with a batch of 5, which the CPU kernels split into chunks of 2, 2 and 1 images
     const cases = [
       [[2, 8, 8], [1, 1], 4, 'ckl', 'tanh'],
       [[2, 8, 8], [1, 1], 4, 'stl', 'tanh'],
-      [[1, 28, 28], [1], 6, 'ckl', 'softplus'],
+      [[1, 28, 28], [1], 5, 'ckl', 'softplus'],
       [[2, 8, 8], [1], 2, 'ckl', 'relu'],
       [[2, 8, 8], [1], 2, 'ckl', 'sigmoid'],
     ] as const;
@@ -372,7 +372,7 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
   it('equals the generic route and autograd on the conv block (backprop: ckl, stl; adjoint: ckl), float64 and float32', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [estimator, gradient] of [['ckl', 'backprop'], ['stl', 'backprop'], ['ckl', 'adjoint']] as const) {
-        const batch = 6; // 28x28: the conv kernels split the batch into chunks of 4 and 2 images
+        const batch = 5; // 28x28: the CPU conv kernels split the batch into chunks of 2, 2 and 1 images
         const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(i));
         const labels = Array.from({ length: batch }, (_, i) => i % 3);
         const config: Config = {
@@ -382,6 +382,34 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
         await compare(config, images, labels, 'loss', dtype === 'float64' ? 1e-10 : 1e-5);
       }
     }
+  });
+
+  it('gives the same numbers on 1 and 2 threads (conv block, float32: chunks add up in a fixed order)', async () => {
+    const start = sdebnn.backend().threads;
+    const batch = 7;
+    const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(0.3 * i));
+    const labels = Array.from({ length: batch }, (_, i) => i % 3);
+    const config: Config = {
+      kind: 'conv', inputShape: [1, 28, 28], stem: false, aug: 1, width: 8, blocks: [1], pool: 'global', classes: 3,
+      dtype: 'float32', seed: 4, hypernet: { hidden: [8] }, solver: { steps: 3 },
+    };
+    const results = [];
+    try {
+      for (const threads of [1, 2]) {
+        sdebnn.setNumThreads(threads);
+        for (const gradient of ['backprop', 'adjoint'] as const) {
+          const model = new SdeBnn({ ...config, solver: { ...config.solver, gradient } });
+          results.push(await model.gradients(images, labels, { seed: 6 }));
+          model.dispose();
+        }
+      }
+    } finally {
+      sdebnn.setNumThreads(start);
+    }
+    expect(results[2]!.loss).toBe(results[0]!.loss);
+    expect(relativeError(results[2]!.grads, results[0]!.grads)).toBe(0);
+    expect(results[3]!.loss).toBe(results[1]!.loss);
+    expect(relativeError(results[3]!.grads, results[1]!.grads)).toBe(0);
   });
 
   it('leaves unsupported combinations to the generic route (identical numbers), and predicts alike', async () => {

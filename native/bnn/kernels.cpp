@@ -1,10 +1,12 @@
 #include "bnn/kernels.h"
+#include "bnn/conv_kernels.h"
 #include "bnn/fast_block.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "sde/errors.h"
@@ -324,23 +326,6 @@ at::Tensor ConvDynamics::reference(double t, const at::Tensor& h, const at::Tens
 }
 
 namespace {
-// conv 1's input matrix X1 [(C+1)*9, len]: the 9 shifted copies of each channel of h ([C, np], rows
-// possibly strided) and of t * mask.
-void im2col(at::Tensor& x1, const at::Tensor& h, const at::Tensor& mask, double t, int64_t c, const Grid& g) {
-  at::Tensor x1v = x1.view({c + 1, 3, 3, g.len});
-  x1v.narrow(0, 0, c).copy_(taps(h, g));
-  x1v.select(0, c).copy_(taps(mask.unsqueeze(0), g).select(0, 0)).mul_(t);
-}
-
-// Per-thread scratch matrices, reallocated only when a chunk's size changes (the last chunk).
-struct Workspace {
-  at::Tensor x1, z1, q, vpad, v2, da, dz1, dx1;
-  static at::Tensor& get(at::Tensor& slot, at::IntArrayRef shape, const at::TensorOptions& options) {
-    if (!slot.defined() || slot.sizes() != shape) slot = at::empty(shape, options);
-    return slot;
-  }
-};
-
 // act'(z) from a = act(z), written into `out`.
 void slope_into(Activation act, at::Tensor& out, const at::Tensor& a) {
   switch (act) {
@@ -356,19 +341,20 @@ void slope_into(Activation act, at::Tensor& out, const at::Tensor& a) {
   }
 }
 
-// Images per chunk: the columns of one chunk's matrices (about 4k) keep its intermediates in
-// cache between the GEMMs and the elementwise passes. Every chunk is self-contained: its taps
-// never leave its own images' zero borders.
-constexpr int64_t kChunkColumns = 4096;
+// ---- CPU: the hand-written shifted sums of conv_kernels.h, over chunks of images ----
+
+// Images per chunk: a chunk's activations (hidden x columns) stay in L2 between the convolutions
+// and the elementwise passes. Every chunk is self-contained: its taps never leave its own images'
+// zero borders, so chunks run in parallel and their weight gradients add up in a fixed order.
+constexpr int64_t kChunkColumns = 2048;
 
 struct Chunk {
   int64_t c0;  // first column
   Grid g;      // the chunk's own grid (np = its columns)
 };
-std::vector<Chunk> chunks(const Grid& g, int64_t h, bool cpu) {
+std::vector<Chunk> chunks(const Grid& g, int64_t h) {
   const int64_t per_image = (h + 2) * g.wp;
-  // On accelerators fewer, larger kernels win: one chunk.
-  const int64_t images = cpu ? std::max<int64_t>(1, kChunkColumns / per_image) : g.batch;
+  const int64_t images = std::max<int64_t>(1, kChunkColumns / per_image);
   std::vector<Chunk> out;
   for (int64_t b = 0; b < g.batch; b += images) {
     Chunk c;
@@ -381,68 +367,273 @@ std::vector<Chunk> chunks(const Grid& g, int64_t h, bool cpu) {
   }
   return out;
 }
-// Runs `body` on every chunk: on CPU across the intra-op threads, one chunk per call (the ATen
-// ops inside then run single-threaded, in the calling worker's cache), else in order.
-template <typename F>
-void for_each_chunk(const std::vector<Chunk>& parts, const F& body) {
-  if (parts.size() > 1) {
-    at::parallel_for(0, static_cast<int64_t>(parts.size()), 1, [&](int64_t begin, int64_t end) {
-      at::NoGradGuard no_grad;  // grad mode is thread-local: keep the workers' ops off the graph
-      Workspace ws;
-      for (int64_t i = begin; i < end; ++i) body(parts[static_cast<size_t>(i)], ws);
-    });
-  } else {
-    Workspace ws;
-    for (const Chunk& c : parts) body(c, ws);
+
+// Per-thread scratch, kept between calls (thread_local) and reallocated only when a size changes:
+// allocating it per call cost page faults and, with several threads, the munmap's TLB shootdowns.
+struct Workspace {
+  at::Tensor x2, z1, vm, da, dz1;
+  static at::Tensor& get(at::Tensor& slot, at::IntArrayRef shape, const at::TensorOptions& options) {
+    if (!slot.defined() || slot.sizes() != shape || slot.dtype() != options.dtype()) slot = at::empty(shape, options);
+    return slot;
   }
+};
+
+// Runs `body(chunk index, workspace)` on every chunk, across the intra-op threads (the ATen ops
+// inside then run single-threaded, in the calling worker's cache).
+template <typename F>
+void for_each_chunk(size_t count, const F& body) {
+  at::parallel_for(0, static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
+    at::NoGradGuard no_grad;  // grad mode is thread-local: keep the workers' ops off the graph
+    thread_local Workspace ws;
+    for (int64_t i = begin; i < end; ++i) body(static_cast<size_t>(i), ws);
+  });
+}
+
+// Column offsets of the taps, and their negatives (the transposed convolutions of the VJP).
+struct TapOffsets {
+  int64_t fwd[9], back[9];
+};
+TapOffsets tap_offsets(const Grid& g) {
+  TapOffsets o;
+  for (int64_t tap = 0; tap < 9; ++tap) {
+    o.fwd[tap] = tap_offset(tap, g);
+    o.back[tap] = -o.fwd[tap];
+  }
+  return o;
+}
+
+// `count` row pointers, `stride` apart from base.
+template <typename T>
+std::vector<T*> rows(T* base, int64_t count, int64_t stride) {
+  std::vector<T*> r(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) r[static_cast<size_t>(i)] = base + i * stride;
+  return r;
+}
+template <typename T>
+std::vector<const T*> shifted(const std::vector<T*>& r, int64_t by) {
+  std::vector<const T*> out(r.size());
+  for (size_t i = 0; i < r.size(); ++i) out[i] = r[i] + by;
+  return out;
+}
+template <typename T>
+std::vector<T*> shifted_mut(const std::vector<T*>& r, int64_t by) {
+  std::vector<T*> out(r.size());
+  for (size_t i = 0; i < r.size(); ++i) out[i] = r[i] + by;
+  return out;
+}
+
+// A [rows, len] view of row pointers `stride` apart, for the elementwise passes.
+template <typename T>
+at::Tensor view_of(T* p, int64_t count, int64_t len, int64_t stride, const at::TensorOptions& options) {
+  return at::from_blob(p, {count, len}, {stride, 1}, options);
+}
+
+// Zero the columns of a chunk row outside its window [s, s + len).
+template <typename T>
+void zero_borders(T* row, const Grid& g) {
+  std::fill(row, row + g.s, T(0));
+  std::fill(row + g.s + g.len, row + g.np, T(0));
+}
+
+struct ConvShape {
+  int64_t c, hidden;
+  Activation activation;
+  int64_t height;
+};
+
+// The forward pass. X2 (act(z1) then the t row) goes to `x2` when defined (backprop keeps it for
+// the VJP), else to per-chunk scratch that stays in cache.
+template <typename T>
+void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask_all,
+                 const Grid& g, const at::Tensor& x2, at::Tensor& out) {
+  const int64_t c = sh.c, hidden = sh.hidden;
+  const ConvSlices k = conv_slices(w, c, hidden);
+  const T *k1 = k.k1.data_ptr<T>(), *b1 = k.b1.data_ptr<T>(), *k2 = k.k2.data_ptr<T>(), *b2 = k.b2.data_ptr<T>();
+  const TapOffsets off = tap_offsets(g);
+  const std::vector<Chunk> parts = chunks(g, sh.height);
+  const at::TensorOptions options = h.options();
+  for_each_chunk(parts.size(), [&](size_t i, Workspace& ws) {
+    const Grid& cg = parts[i].g;
+    const int64_t c0 = parts[i].c0;
+    const T* mask = mask_all.data_ptr<T>() + c0;
+    const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + c0, hidden + 1, g.np)
+                                             : rows(Workspace::get(ws.x2, {hidden + 1, cg.np}, options).data_ptr<T>(),
+                                                    hidden + 1, cg.np);
+    T* trow = x2r[static_cast<size_t>(hidden)];
+    for (int64_t j = 0; j < cg.np; ++j) trow[j] = static_cast<T>(t) * mask[j];
+    // conv 1 on the window: h's channels and the t row
+    std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
+    x1r.push_back(trow);
+    at::Tensor& z1 = Workspace::get(ws.z1, {hidden, cg.len}, options);
+    const std::vector<T*> z1r = rows(z1.data_ptr<T>(), hidden, cg.len);
+    conv::shifted_sum(hidden, c + 1, k1, shifted(x1r, cg.s).data(), off.fwd, b1, z1r.data(), cg.len);
+    // X2 = act(z1) inside the images, zero on their borders
+    for (int64_t m = 0; m < hidden; ++m) zero_borders(x2r[static_cast<size_t>(m)], cg);
+    const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : cg.np;
+    at::Tensor a1 = view_of(x2r[0] + cg.s, hidden, cg.len, x2_stride, options);
+    activate_into(sh.activation, a1, z1);
+    a1.mul_(at::from_blob(const_cast<T*>(mask) + cg.s, {cg.len}, options));
+    // conv 2 on the window, masked
+    const std::vector<T*> outr = rows(out.data_ptr<T>() + c0, c, g.np);
+    conv::shifted_sum(c, hidden + 1, k2, shifted(x2r, cg.s).data(), off.fwd, b2, shifted_mut(outr, cg.s).data(), cg.len);
+    for (T* row : outr) {
+      for (int64_t j = cg.s; j < cg.s + cg.len; ++j) row[j] *= mask[j];
+      zero_borders(row, cg);
+    }
+  });
+}
+
+// The VJP at the cached point: (d h, d w). Each chunk writes its weight gradients to its own row of
+// `part`; the rows are added in chunk order, so the result does not depend on the thread count.
+template <typename T>
+std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor& w, const at::Tensor& h,
+                                          const at::Tensor& x2, const at::Tensor& mask_all, const at::Tensor& v,
+                                          const Grid& g, int64_t w_dim) {
+  const int64_t c = sh.c, hidden = sh.hidden;
+  const ConvSlices k = conv_slices(w, c, hidden);
+  const at::Tensor k1t = k.k1.narrow(1, 0, c).transpose(0, 1).contiguous();  // [C, hidden, 3, 3]
+  const at::Tensor k2t = k.k2.transpose(0, 1).contiguous();                   // [hidden + 1, C, 3, 3]
+  const TapOffsets off = tap_offsets(g);
+  const std::vector<Chunk> parts = chunks(g, sh.height);
+  const at::TensorOptions options = v.options();
+  at::Tensor part = at::empty({static_cast<int64_t>(parts.size()), w_dim}, options);
+  at::Tensor dh = at::empty({c, g.np}, options);
+  const int64_t n_k1 = hidden * (c + 1) * 9, n_k2 = c * (hidden + 1) * 9;
+  for_each_chunk(parts.size(), [&](size_t i, Workspace& ws) {
+    const Grid& cg = parts[i].g;
+    const int64_t c0 = parts[i].c0;
+    const T* mask = mask_all.data_ptr<T>() + c0;
+    T* dk1 = part.data_ptr<T>() + static_cast<int64_t>(i) * w_dim;
+    T *db1 = dk1 + n_k1, *dk2 = db1 + hidden, *db2 = dk2 + n_k2;
+    const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + c0, hidden + 1, g.np);
+    std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
+    x1r.push_back(x2r[static_cast<size_t>(hidden)]);  // the t row
+    // vm = the masked cotangent, zero on the borders
+    const std::vector<T*> vmr = rows(Workspace::get(ws.vm, {c, cg.np}, options).data_ptr<T>(), c, cg.np);
+    for (int64_t co = 0; co < c; ++co) {
+      const T* vrow = v.data_ptr<T>() + co * g.np + c0;
+      T* row = vmr[static_cast<size_t>(co)];
+      for (int64_t j = 0; j < cg.np; ++j) row[j] = vrow[j] * mask[j];
+      db2[co] = conv::sum(row, cg.np);
+    }
+    conv::shifted_dot(c, hidden + 1, shifted(vmr, cg.s).data(), shifted(x2r, cg.s).data(), off.fwd, dk2, cg.len);
+    // d a1 = conv 2 transposed; dz1 = d a1 * act'(z1) * mask, inside zero margins for conv 1's transpose
+    at::Tensor& da = Workspace::get(ws.da, {hidden, cg.len}, options);
+    const std::vector<T*> dar = rows(da.data_ptr<T>(), hidden, cg.len);
+    conv::shifted_sum(hidden, c, k2t.data_ptr<T>(), shifted(vmr, cg.s).data(), off.back, static_cast<const T*>(nullptr),
+                      dar.data(), cg.len);
+    const std::vector<T*> dz1r = rows(Workspace::get(ws.dz1, {hidden, cg.np}, options).data_ptr<T>(), hidden, cg.np);
+    at::Tensor dz1 = view_of(dz1r[0] + cg.s, hidden, cg.len, cg.np, options);
+    slope_into(sh.activation, dz1, view_of(x2r[0] + cg.s, hidden, cg.len, g.np, options));
+    dz1.mul_(da).mul_(at::from_blob(const_cast<T*>(mask) + cg.s, {cg.len}, options));
+    for (int64_t m = 0; m < hidden; ++m) {
+      zero_borders(dz1r[static_cast<size_t>(m)], cg);
+      db1[m] = conv::sum(dz1r[static_cast<size_t>(m)] + cg.s, cg.len);
+    }
+    conv::shifted_dot(hidden, c + 1, shifted(dz1r, cg.s).data(), shifted(x1r, cg.s).data(), off.fwd, dk1, cg.len);
+    // d h = conv 1 transposed, on the window (h's borders are padding: zero)
+    const std::vector<T*> dhr = rows(dh.data_ptr<T>() + c0, c, g.np);
+    conv::shifted_sum(c, hidden, k1t.data_ptr<T>(), shifted(dz1r, cg.s).data(), off.back, static_cast<const T*>(nullptr),
+                      shifted_mut(dhr, cg.s).data(), cg.len);
+    for (T* row : dhr) zero_borders(row, cg);
+  });
+  at::Tensor dw = part[0].clone();
+  for (int64_t i = 1; i < part.size(0); ++i) dw.add_(part[i]);
+  return {dh.view({-1}), dw};
+}
+}  // namespace
+
+// ---- Other devices: ATen ops over the whole batch ----
+// conv 1 is one GEMM over the 9 shifted copies of the input (im2col), conv 2 one GEMM followed by
+// 9 shifted sums; the VJP likewise. On accelerators a few large kernels win.
+namespace {
+// conv 1's input matrix X1 [(C+1)*9, len]: the 9 shifted copies of each channel of h ([C, np]) and
+// of t * mask.
+at::Tensor im2col(const at::Tensor& h, const at::Tensor& mask, double t, int64_t c, const Grid& g) {
+  at::Tensor x1 = at::empty({c + 1, 3, 3, g.len}, h.options());
+  x1.narrow(0, 0, c).copy_(taps(h, g));
+  x1.select(0, c).copy_(taps(mask.unsqueeze(0), g).select(0, 0)).mul_(t);
+  return x1.view({(c + 1) * 9, g.len});
+}
+
+at::Tensor forward_aten(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w,
+                        const at::Tensor& mask, const Grid& g, at::Tensor& x2) {
+  const int64_t c = sh.c, hidden = sh.hidden;
+  const ConvSlices k = conv_slices(w, c, hidden);
+  const at::Tensor in = h.view({c, g.np});
+  const at::Tensor mask_w = mask.narrow(0, g.s, g.len);
+  const at::Tensor k1m = k.k1.reshape({hidden, (c + 1) * 9});
+  const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c * 9, hidden + 1});
+  // X2 [hidden + 1, np]: act(z1), zero on the borders, then the t row t * mask
+  x2.select(0, hidden).copy_(mask).mul_(t);
+  const at::Tensor z1 = at::addmm(k.b1.unsqueeze(1), k1m, im2col(in, mask, t, c, g));
+  x2.narrow(0, 0, hidden).narrow(1, 0, g.s).zero_();
+  x2.narrow(0, 0, hidden).narrow(1, g.s + g.len, g.s).zero_();
+  at::Tensor a1 = x2.narrow(0, 0, hidden).narrow(1, g.s, g.len);
+  activate_into(sh.activation, a1, z1);
+  a1.mul_(mask_w);
+  // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
+  const at::Tensor qv = at::mm(k2r, x2).view({c, 9, g.np});
+  at::Tensor out = at::zeros({c, g.np}, h.options());
+  at::Tensor window = out.narrow(1, g.s, g.len);
+  for (int64_t tap = 0; tap < 9; ++tap) window.add_(qv.select(1, tap).narrow(1, g.s + tap_offset(tap, g), g.len));
+  window.add_(k.b2.unsqueeze(1)).mul_(mask_w);
+  return out;
+}
+
+std::pair<at::Tensor, at::Tensor> vjp_aten(const ConvShape& sh, double t, const at::Tensor& w, const at::Tensor& h,
+                                           const at::Tensor& x2, const at::Tensor& mask, const at::Tensor& v,
+                                           const Grid& g) {
+  const int64_t c = sh.c, hidden = sh.hidden;
+  const ConvSlices k = conv_slices(w, c, hidden);
+  const at::Tensor in = h.view({c, g.np});
+  const at::Tensor mask_w = mask.narrow(0, g.s, g.len);
+  const at::Tensor k1t = k.k1.reshape({hidden, (c + 1) * 9}).narrow(1, 0, c * 9).t();  // [C*9, hidden]
+  const at::Tensor k2t = k.k2.permute({0, 2, 3, 1}).reshape({c * 9, hidden + 1}).narrow(1, 0, hidden).t();
+  // vm = the masked cotangent on the window, inside zero margins of wp + 1 columns
+  const int64_t m = g.wp + 1;
+  at::Tensor vpad = at::zeros({c, g.len + 2 * m}, v.options());
+  at::Tensor vm = vpad.narrow(1, m, g.len);
+  at::mul_out(vm, v.view({c, g.np}).narrow(1, g.s, g.len), mask_w);
+  const at::Tensor db2 = vm.sum(1);
+  // V2 [C*9, len] on the window: row co*9 + tap is vm[co] shifted back by the tap's offset
+  at::Tensor v2t = at::empty({c, 9, g.len}, v.options());
+  for (int64_t tap = 0; tap < 9; ++tap) v2t.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, g), g.len));
+  const at::Tensor v2 = v2t.view({c * 9, g.len});
+  // X2 is zero outside the window, so the window holds every term of dK2
+  const at::Tensor x2w = x2.narrow(1, g.s, g.len);
+  const at::Tensor dk2r = at::mm(v2, x2w.t());
+  at::Tensor dz1 = at::empty({hidden, g.len}, v.options());
+  slope_into(sh.activation, dz1, x2w.narrow(0, 0, hidden));
+  dz1.mul_(at::mm(k2t, v2)).mul_(mask_w);
+  const at::Tensor db1 = dz1.sum(1);
+  const at::Tensor dk1 = at::mm(dz1, im2col(in, mask, t, c, g).t());
+  // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
+  const at::Tensor dx1 = at::mm(k1t, dz1).view({c, 9, g.len});
+  at::Tensor dh = at::zeros({c, g.np}, v.options());
+  for (int64_t tap = 0; tap < 9; ++tap) dh.narrow(1, g.s + tap_offset(tap, g), g.len).add_(dx1.select(1, tap));
+  dh.mul_(mask);  // h's borders are padding
+  const at::Tensor dk2 = dk2r.view({c, 3, 3, hidden + 1}).permute({0, 3, 1, 2});
+  return {dh.view({-1}), at::cat({dk1.reshape({-1}), db1, dk2.reshape({-1}), db2})};
 }
 }  // namespace
 
 at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
-  const ConvSlices k = conv_slices(w, c_, hidden_);
+  const ConvShape sh{c_, hidden_, activation_, h_};
   const Grid g = grid(h.numel(), c_, h_, w_);
   const at::Tensor mask_all = mask(g.batch, h.options());
-  const at::Tensor in = h.view({c_, g.np});
-  const at::Tensor k1m = k.k1.reshape({hidden_, (c_ + 1) * 9});
-  const at::Tensor b1 = k.b1.unsqueeze(1);
-  const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c_ * 9, hidden_ + 1});
-  // X2 [hidden + 1, np]: act(z1), zero on the borders, then the t row t * mask (kept for the VJP)
-  at::Tensor x2 = at::empty({hidden_ + 1, g.np}, h.options());
-  x2.select(0, hidden_).copy_(mask_all).mul_(t);
-  at::Tensor out = at::empty({c_, g.np}, h.options());
-  const std::vector<Chunk> parts = chunks(g, h_, h.is_cpu());
-  const at::TensorOptions options = h.options();
-  for_each_chunk(parts, [&](const Chunk& ch, Workspace& ws) {
-    const Grid& cg = ch.g;
-    const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
-    const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
-    // conv 1: one GEMM over the shifted copies
-    at::Tensor& x1 = Workspace::get(ws.x1, {(c_ + 1) * 9, cg.len}, options);
-    im2col(x1, in.narrow(1, ch.c0, cg.np), mask, t, c_, cg);
-    at::Tensor& z1 = Workspace::get(ws.z1, {hidden_, cg.len}, options);
-    at::addmm_out(z1, b1, k1m, x1);
-    at::Tensor x2c = x2.narrow(1, ch.c0, cg.np);
-    x2c.narrow(0, 0, hidden_).narrow(1, 0, cg.s).zero_();
-    x2c.narrow(0, 0, hidden_).narrow(1, cg.s + cg.len, cg.s).zero_();
-    at::Tensor a1 = x2c.narrow(0, 0, hidden_).narrow(1, cg.s, cg.len);
-    activate_into(activation_, a1, z1);
-    a1.mul_(mask_w);
-    // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
-    at::Tensor& q = Workspace::get(ws.q, {c_ * 9, cg.np}, options);
-    at::mm_out(q, k2r, x2c);
-    const at::Tensor qv = q.view({c_, 9, cg.np});
-    at::Tensor outc = out.narrow(1, ch.c0, cg.np);
-    outc.narrow(1, 0, cg.s).zero_();
-    outc.narrow(1, cg.s + cg.len, cg.s).zero_();
-    at::Tensor window = outc.narrow(1, cg.s, cg.len);
-    for (int64_t tap = 0; tap < 9; ++tap) {
-      const at::Tensor shifted = qv.select(1, tap).narrow(1, cg.s + tap_offset(tap, cg), cg.len);
-      if (tap == 0) window.copy_(shifted); else window.add_(shifted);
-    }
-    window.add_(k.b2.unsqueeze(1)).mul_(mask_w);
-  });
-  if (cache) {  // X1 is rebuilt from h, act'(z1) comes from act(z1): only X2 is new memory
-    cache->push_back(h);
+  const at::Tensor hc = h.contiguous(), wc = w.contiguous();
+  // X2 is kept for the VJP (act'(z1) comes from act(z1), X1 is rebuilt from h): backprop's only new memory
+  at::Tensor x2 = cache || !h.is_cpu() ? at::empty({hidden_ + 1, g.np}, h.options()) : at::Tensor();
+  at::Tensor out;
+  if (h.is_cpu()) {
+    out = at::empty({c_, g.np}, h.options());
+    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "conv_forward", [&] { forward_cpu<scalar_t>(sh, t, hc, wc, mask_all, g, x2, out); });
+  } else {
+    out = forward_aten(sh, t, hc, wc, mask_all, g, x2);
+  }
+  if (cache) {
+    cache->push_back(hc);
     cache->push_back(x2);
     cache->push_back(mask_all);
   }
@@ -450,68 +641,14 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
 }
 
 std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
-  const ConvSlices k = conv_slices(w, c_, hidden_);
+  const ConvShape sh{c_, hidden_, activation_, h_};
   const at::Tensor &h = cache[0], &x2 = cache[1], &mask_all = cache[2];
   const Grid g = grid(v.numel(), c_, h_, w_);
-  const at::Tensor in = h.view({c_, g.np});
-  const at::Tensor vv = v.view({c_, g.np});
-  const at::Tensor k1m = k.k1.reshape({hidden_, (c_ + 1) * 9});
-  const at::Tensor k1t = k1m.narrow(1, 0, c_ * 9).t();                 // [C*9, hidden]
-  const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c_ * 9, hidden_ + 1});
-  const at::Tensor k2t = k2r.narrow(1, 0, hidden_).t();               // [hidden, C*9]
-  at::Tensor dk1 = at::zeros({hidden_, (c_ + 1) * 9}, v.options());
-  at::Tensor dk2r = at::zeros({c_ * 9, hidden_ + 1}, v.options());
-  at::Tensor db1 = at::zeros({hidden_}, v.options());
-  at::Tensor db2 = at::zeros({c_}, v.options());
-  at::Tensor dh = at::zeros({c_, g.np}, v.options());
-  const int64_t m = g.wp + 1;
-  const std::vector<Chunk> parts = chunks(g, h_, v.is_cpu());
-  std::vector<at::Tensor> p_dk1(parts.size()), p_dk2(parts.size()), p_db1(parts.size()), p_db2(parts.size());
-  const at::TensorOptions options = v.options();
-  for_each_chunk(parts, [&](const Chunk& ch, Workspace& ws) {
-    const size_t i = static_cast<size_t>(&ch - parts.data());
-    const Grid& cg = ch.g;
-    const at::Tensor mask = mask_all.narrow(0, ch.c0, cg.np);
-    const at::Tensor mask_w = mask.narrow(0, cg.s, cg.len);
-    // vm = the masked cotangent on the window, inside zero margins of wp + 1 columns
-    at::Tensor& vpad = Workspace::get(ws.vpad, {c_, cg.len + 2 * m}, options);
-    vpad.narrow(1, 0, m).zero_();
-    vpad.narrow(1, m + cg.len, m).zero_();
-    at::Tensor vm = vpad.narrow(1, m, cg.len);
-    at::mul_out(vm, vv.narrow(1, ch.c0 + cg.s, cg.len), mask_w);
-    p_db2[i] = vm.sum(1);
-    // V2 [C*9, len] on the window: row co*9 + tap is vm[co] shifted back by the tap's offset
-    at::Tensor& v2t = Workspace::get(ws.v2, {c_, 9, cg.len}, options);
-    for (int64_t tap = 0; tap < 9; ++tap) v2t.select(1, tap).copy_(vpad.narrow(1, m - tap_offset(tap, cg), cg.len));
-    const at::Tensor v2 = v2t.view({c_ * 9, cg.len});
-    // X2 is zero outside the window, so the window holds every term of dK2
-    const at::Tensor x2w = x2.narrow(1, ch.c0 + cg.s, cg.len);
-    p_dk2[i] = at::mm(v2, x2w.t());
-    at::Tensor& da = Workspace::get(ws.da, {hidden_, cg.len}, options);
-    at::mm_out(da, k2t, v2);
-    at::Tensor& dz1 = Workspace::get(ws.dz1, {hidden_, cg.len}, options);
-    slope_into(activation_, dz1, x2w.narrow(0, 0, hidden_));
-    dz1.mul_(da).mul_(mask_w);
-    p_db1[i] = dz1.sum(1);
-    at::Tensor& x1 = Workspace::get(ws.x1, {(c_ + 1) * 9, cg.len}, options);
-    im2col(x1, in.narrow(1, ch.c0, cg.np), mask, t, c_, cg);
-    p_dk1[i] = at::mm(dz1, x1.t());
-    // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
-    at::Tensor& dx1m = Workspace::get(ws.dx1, {c_ * 9, cg.len}, options);
-    at::mm_out(dx1m, k1t, dz1);
-    const at::Tensor dx1 = dx1m.view({c_, 9, cg.len});
-    at::Tensor dhc = dh.narrow(1, ch.c0, cg.np);
-    for (int64_t tap = 0; tap < 9; ++tap) dhc.narrow(1, cg.s + tap_offset(tap, cg), cg.len).add_(dx1.select(1, tap));
-  });
-  for (size_t i = 0; i < parts.size(); ++i) {  // partial sums in a fixed order: deterministic
-    dk1.add_(p_dk1[i]);
-    dk2r.add_(p_dk2[i]);
-    db1.add_(p_db1[i]);
-    db2.add_(p_db2[i]);
-  }
-  const at::Tensor dk2 = dk2r.view({c_, 3, 3, hidden_ + 1}).permute({0, 3, 1, 2});
-  at::Tensor dw = at::cat({dk1.reshape({-1}), db1, dk2.reshape({-1}), db2});
-  return {dh.view({-1}), dw};
+  const at::Tensor wc = w.contiguous(), vc = v.contiguous();
+  if (!v.is_cpu()) return vjp_aten(sh, t, wc, h, x2, mask_all, vc, g);
+  std::pair<at::Tensor, at::Tensor> out;
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "conv_vjp", [&] { out = vjp_cpu<scalar_t>(sh, wc, h, x2, mask_all, vc, g, w_dim_); });
+  return out;
 }
 
 at::Tensor ConvDynamics::init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const {

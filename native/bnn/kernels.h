@@ -111,8 +111,9 @@ class MlpDynamics : public Dynamics {
 // conv3x3(cat[h, t] : C+1 -> hidden, pad 1) act conv3x3(cat[., t] : hidden+1 -> C, pad 1);
 // kernels [out, in, 3, 3] then biases, as slices of w (PyTorch's layouts). t is a constant
 // channel inside the image and zero in the padding, exactly as cat-then-pad would give.
-// In the state layout the first conv is one GEMM over the 9 shifted copies of the input, the
-// second one GEMM followed by 9 shifted sums; the VJP likewise.
+// In the state layout a 3x3 tap is a fixed column offset: on CPU both convolutions and their VJPs
+// are the shifted sums of conv_kernels.h, over chunks of images in parallel; on other devices
+// GEMMs over shifted copies (im2col).
 class ConvDynamics : public Dynamics {
  public:
   ConvDynamics(int64_t channels, int64_t height, int64_t width_px, int64_t hidden, Activation activation);

@@ -1,0 +1,174 @@
+#include "bnn/conv_kernels.h"
+
+#include "sde/fast_math.h"  // SDEBNN_CPU_CLONES
+
+namespace bnn::conv {
+
+namespace {
+
+// The vectors pass only between always_inline functions of this file: no ABI crosses.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define SDEBNN_INLINE __attribute__((always_inline)) inline
+
+// 32-byte vectors (GCC/Clang vector extensions): 8 floats or 4 doubles. The entry points below are
+// cloned for AVX-512 and AVX2; everything they call is always_inline, so each clone compiles it
+// for its own ISA (in the baseline clone a vector is a pair of SSE registers).
+template <typename T>
+struct Vec {
+  typedef T type __attribute__((vector_size(32)));
+  static constexpr int kLanes = 32 / sizeof(T);
+};
+template <typename T>
+SDEBNN_INLINE typename Vec<T>::type vload(const T* p) {
+  typename Vec<T>::type v;
+  __builtin_memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T>
+SDEBNN_INLINE void vstore(T* p, typename Vec<T>::type v) {
+  __builtin_memcpy(p, &v, sizeof(v));
+}
+
+// MB output rows x NB vectors of columns from j on, accumulated in registers over all K x 9 taps:
+// each tap's NB loads serve MB rows, each weight's broadcast NB vectors.
+template <typename T, int MB, int NB>
+SDEBNN_INLINE void sum_tile(int64_t K, const T* W, int64_t w_row, const T* const* x, const int64_t* off,
+                            const T* bias, T* const* out, int64_t j) {
+  typedef typename Vec<T>::type V;
+  constexpr int L = Vec<T>::kLanes;
+  V acc[MB][NB];
+  for (int m = 0; m < MB; ++m) {
+    const T b = bias ? bias[m] : T(0);
+    for (int v = 0; v < NB; ++v) acc[m][v] = V{} + b;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const T* xk = x[k] + j;
+    const T* wk = W + k * 9;
+    for (int tap = 0; tap < 9; ++tap) {
+      V xv[NB];
+      for (int v = 0; v < NB; ++v) xv[v] = vload(xk + off[tap] + v * L);
+      for (int m = 0; m < MB; ++m) {
+        const T wv = wk[m * w_row + tap];
+        for (int v = 0; v < NB; ++v) acc[m][v] += wv * xv[v];
+      }
+    }
+  }
+  for (int m = 0; m < MB; ++m) {
+    for (int v = 0; v < NB; ++v) vstore(out[m] + j + v * L, acc[m][v]);
+  }
+}
+
+template <typename T, int MB, int NB>
+SDEBNN_INLINE void sum_rows(int64_t K, const T* W, const T* const* x, const int64_t* off, const T* bias, T* const* out,
+                            int64_t n) {
+  constexpr int L = Vec<T>::kLanes;
+  const int64_t w_row = K * 9;
+  int64_t j = 0;
+  for (; j + NB * L <= n; j += NB * L) sum_tile<T, MB, NB>(K, W, w_row, x, off, bias, out, j);
+  for (; j + L <= n; j += L) sum_tile<T, MB, 1>(K, W, w_row, x, off, bias, out, j);
+  for (; j < n; ++j) {
+    for (int m = 0; m < MB; ++m) {
+      T s = bias ? bias[m] : T(0);
+      for (int64_t k = 0; k < K; ++k) {
+        for (int tap = 0; tap < 9; ++tap) s += W[m * w_row + k * 9 + tap] * x[k][j + off[tap]];
+      }
+      out[m][j] = s;
+    }
+  }
+}
+
+// Row blocks of 4 (12 accumulators: fits AVX2's 16 registers), the remainder in one smaller block.
+template <typename T>
+SDEBNN_INLINE void shifted_sum_impl(int64_t M, int64_t K, const T* W, const T* const* x, const int64_t* off, const T* bias,
+                                    T* const* out, int64_t n) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) sum_rows<T, 4, 3>(K, W + m * K * 9, x, off, bias ? bias + m : nullptr, out + m, n);
+  const T* Wr = W + m * K * 9;
+  const T* br = bias ? bias + m : nullptr;
+  switch (M - m) {
+    case 3: sum_rows<T, 3, 4>(K, Wr, x, off, br, out + m, n); break;
+    case 2: sum_rows<T, 2, 6>(K, Wr, x, off, br, out + m, n); break;
+    case 1: sum_rows<T, 1, 12>(K, Wr, x, off, br, out + m, n); break;
+    default: break;
+  }
+}
+
+// MB rows of a against one row of x at all 9 offsets: 9 x MB accumulator vectors.
+template <typename T, int MB>
+SDEBNN_INLINE void dot_rows(const T* const* a, const T* xk, const int64_t* off, T* G, int64_t g_row, int64_t n) {
+  typedef typename Vec<T>::type V;
+  constexpr int L = Vec<T>::kLanes;
+  V acc[MB][9];
+  for (int m = 0; m < MB; ++m) {
+    for (int tap = 0; tap < 9; ++tap) acc[m][tap] = V{};
+  }
+  int64_t j = 0;
+  for (; j + L <= n; j += L) {
+    V av[MB];
+    for (int m = 0; m < MB; ++m) av[m] = vload(a[m] + j);
+    for (int tap = 0; tap < 9; ++tap) {
+      const V xv = vload(xk + j + off[tap]);
+      for (int m = 0; m < MB; ++m) acc[m][tap] += av[m] * xv;
+    }
+  }
+  for (int m = 0; m < MB; ++m) {
+    for (int tap = 0; tap < 9; ++tap) {
+      T s = 0;
+      for (int l = 0; l < L; ++l) s += acc[m][tap][l];
+      for (int64_t i = j; i < n; ++i) s += a[m][i] * xk[i + off[tap]];
+      G[m * g_row + tap] = s;
+    }
+  }
+}
+
+template <typename T>
+SDEBNN_INLINE void shifted_dot_impl(int64_t M, int64_t K, const T* const* a, const T* const* x, const int64_t* off, T* G,
+                                    int64_t n) {
+  const int64_t g_row = K * 9;
+  for (int64_t k = 0; k < K; ++k) {
+    int64_t m = 0;
+    for (; m + 2 <= M; m += 2) dot_rows<T, 2>(a + m, x[k], off, G + m * g_row + k * 9, g_row, n);
+    if (m < M) dot_rows<T, 1>(a + m, x[k], off, G + m * g_row + k * 9, g_row, n);
+  }
+}
+
+template <typename T>
+SDEBNN_INLINE T sum_impl(const T* x, int64_t n) {
+  typedef typename Vec<T>::type V;
+  constexpr int L = Vec<T>::kLanes;
+  V acc[4] = {};
+  int64_t j = 0;
+  for (; j + 4 * L <= n; j += 4 * L) {
+    for (int v = 0; v < 4; ++v) acc[v] += vload(x + j + v * L);
+  }
+  for (; j + L <= n; j += L) acc[0] += vload(x + j);
+  const V a = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  T s = 0;
+  for (int l = 0; l < L; ++l) s += a[l];
+  for (; j < n; ++j) s += x[j];
+  return s;
+}
+
+}  // namespace
+
+SDEBNN_CPU_CLONES float sum(const float* x, int64_t n) { return sum_impl(x, n); }
+SDEBNN_CPU_CLONES double sum(const double* x, int64_t n) { return sum_impl(x, n); }
+
+SDEBNN_CPU_CLONES void shifted_sum(int64_t M, int64_t K, const float* W, const float* const* x, const int64_t* off,
+                                   const float* bias, float* const* out, int64_t n) {
+  shifted_sum_impl(M, K, W, x, off, bias, out, n);
+}
+SDEBNN_CPU_CLONES void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, const int64_t* off,
+                                   const double* bias, double* const* out, int64_t n) {
+  shifted_sum_impl(M, K, W, x, off, bias, out, n);
+}
+SDEBNN_CPU_CLONES void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off,
+                                   float* G, int64_t n) {
+  shifted_dot_impl(M, K, a, x, off, G, n);
+}
+SDEBNN_CPU_CLONES void shifted_dot(int64_t M, int64_t K, const double* const* a, const double* const* x,
+                                   const int64_t* off, double* G, int64_t n) {
+  shifted_dot_impl(M, K, a, x, off, G, n);
+}
+
+}  // namespace bnn::conv

@@ -1,0 +1,30 @@
+// The 3x3 convolutions of ConvDynamics on CPU, written out for few channels (the SDE-BNN's blocks
+// have 1-3 image channels against 16-64 hidden ones, where im2col + GEMM spends most of its time
+// packing an inner dimension of 27).
+//
+// Both work on rows of the zero-bordered layout (kernels.h): a 3x3 tap is a fixed column offset,
+// so a convolution, its input VJP (the same with the kernel transposed and the offsets negated)
+// and its weight gradient are sums over shifted rows. Rows are given as pointers to their column
+// 0; every shifted read must stay inside the caller's rows (the zero borders see to that).
+#pragma once
+#include <cstdint>
+
+namespace bnn::conv {
+
+// out[m][j] = bias[m] (0 without bias) + sum_{k < K, tap < 9} W[(m K + k) 9 + tap] x[k][j + off[tap]]
+// for j in [0, n).
+void shifted_sum(int64_t M, int64_t K, const float* W, const float* const* x, const int64_t* off, const float* bias,
+                 float* const* out, int64_t n);
+void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, const int64_t* off, const double* bias,
+                 double* const* out, int64_t n);
+
+// G[(m K + k) 9 + tap] = sum_{j < n} a[m][j] x[k][j + off[tap]], summed lane-wise then in a fixed order.
+void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off, float* G, int64_t n);
+void shifted_dot(int64_t M, int64_t K, const double* const* a, const double* const* x, const int64_t* off, double* G,
+                 int64_t n);
+
+// sum_{j < n} x[j], lane-wise then in a fixed order.
+float sum(const float* x, int64_t n);
+double sum(const double* x, int64_t n);
+
+}  // namespace bnn::conv
