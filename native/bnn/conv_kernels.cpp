@@ -1,5 +1,9 @@
 #include "bnn/conv_kernels.h"
 
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
 #include "sde/fast_math.h"  // SDEBNN_CPU_CLONES
 
 namespace bnn::conv {
@@ -10,24 +14,10 @@ namespace {
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define SDEBNN_INLINE __attribute__((always_inline)) inline
 
-// 32-byte vectors (GCC/Clang vector extensions): 8 floats or 4 doubles. The entry points below are
-// cloned for AVX-512 and AVX2; everything they call is always_inline, so each clone compiles it
-// for its own ISA (in the baseline clone a vector is a pair of SSE registers).
-template <typename T>
-struct Vec {
-  typedef T type __attribute__((vector_size(32)));
-  static constexpr int kLanes = 32 / sizeof(T);
-};
-template <typename T>
-SDEBNN_INLINE typename Vec<T>::type vload(const T* p) {
-  typename Vec<T>::type v;
-  __builtin_memcpy(&v, p, sizeof(v));
-  return v;
-}
-template <typename T>
-SDEBNN_INLINE void vstore(T* p, typename Vec<T>::type v) {
-  __builtin_memcpy(p, &v, sizeof(v));
-}
+// Vec, vload, vstore, softplus and exp_nonpositive: the dense loops fast_block.cpp uses. The entry
+// points below are cloned for AVX-512 and AVX2; everything they call inlines into each clone and is
+// compiled for its ISA (in the baseline clone a 32-byte vector is a pair of SSE registers).
+#include "bnn/fast_kernels.inc"
 
 // MB output rows x NB vectors of columns from j on, accumulated in registers over all K x 9 taps:
 // each tap's NB loads serve MB rows, each weight's broadcast NB vectors.
@@ -149,7 +139,78 @@ SDEBNN_INLINE T sum_impl(const T* x, int64_t n) {
   return s;
 }
 
+template <typename T>
+SDEBNN_INLINE void softplus_masked_impl(int64_t M, const T* const* z, const T* mask, T* const* out, int64_t n) {
+  for (int64_t m = 0; m < M; ++m) {
+    T* o = out[m];
+    softplus(n, z[m], o, static_cast<T*>(nullptr));
+    for (int64_t j = 0; j < n; ++j) o[j] *= mask[j];  // while the row is in L1
+  }
+}
+
+// The slope from the activation's output, lane-wise.
+template <typename T, typename V>
+SDEBNN_INLINE V slope_of(Activation act, V a) {
+  switch (act) {
+    case Activation::Tanh: return T(1) - a * a;
+    case Activation::Sigmoid: return a * (T(1) - a);
+    case Activation::Relu: return a > T(0) ? V{} + T(1) : V{};
+    case Activation::Identity: return V{} + T(1);
+    case Activation::Softplus: break;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    return T(1) - exp_nonpositive(-a);  // a >= 0: the argument is in exp_nonpositive's range
+  } else {
+    V s;
+    for (int l = 0; l < Vec<T>::kLanes; ++l) s[l] = -std::expm1(-a[l]);
+    return s;
+  }
+}
+
+template <typename T>
+SDEBNN_INLINE void slope_product_impl(Activation act, int64_t M, const T* const* a, const T* const* da, const T* mask,
+                                      T* const* dz, T* db, int64_t n) {
+  typedef typename Vec<T>::type V;
+  constexpr int L = Vec<T>::kLanes;
+  for (int64_t m = 0; m < M; ++m) {
+    V acc = {};
+    int64_t j = 0;
+    for (; j + L <= n; j += L) {
+      const V d = vload(da[m] + j) * slope_of<T>(act, vload(a[m] + j)) * vload(mask + j);
+      vstore(dz[m] + j, d);
+      acc += d;
+    }
+    T s = 0;
+    for (int l = 0; l < L; ++l) s += acc[l];
+    for (; j < n; ++j) {  // the same formulas on a partly filled vector
+      V av = {}, dv = {}, mv = {};
+      av[0] = a[m][j];
+      dv[0] = da[m][j];
+      mv[0] = mask[j];
+      dz[m][j] = (dv * slope_of<T>(act, av) * mv)[0];
+      s += dz[m][j];
+    }
+    db[m] = s;
+  }
+}
+
 }  // namespace
+
+SDEBNN_CPU_CLONES void softplus_masked(int64_t M, const float* const* z, const float* mask, float* const* out, int64_t n) {
+  softplus_masked_impl(M, z, mask, out, n);
+}
+SDEBNN_CPU_CLONES void softplus_masked(int64_t M, const double* const* z, const double* mask, double* const* out,
+                                       int64_t n) {
+  softplus_masked_impl(M, z, mask, out, n);
+}
+SDEBNN_CPU_CLONES void slope_product(Activation act, int64_t M, const float* const* a, const float* const* da,
+                                     const float* mask, float* const* dz, float* db, int64_t n) {
+  slope_product_impl(act, M, a, da, mask, dz, db, n);
+}
+SDEBNN_CPU_CLONES void slope_product(Activation act, int64_t M, const double* const* a, const double* const* da,
+                                     const double* mask, double* const* dz, double* db, int64_t n) {
+  slope_product_impl(act, M, a, da, mask, dz, db, n);
+}
 
 SDEBNN_CPU_CLONES float sum(const float* x, int64_t n) { return sum_impl(x, n); }
 SDEBNN_CPU_CLONES double sum(const double* x, int64_t n) { return sum_impl(x, n); }

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "bnn/config.h"  // Activation
+
 namespace bnn::conv {
 
 // out[m][j] = bias[m] (0 without bias) + sum_{k < K, tap < 9} W[(m K + k) 9 + tap] x[k][j + off[tap]]
@@ -22,6 +24,17 @@ void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, 
 void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off, float* G, int64_t n);
 void shifted_dot(int64_t M, int64_t K, const double* const* a, const double* const* x, const int64_t* off, double* G,
                  int64_t n);
+
+// out[m][j] = softplus(z[m][j]) mask[j] (fast_block's softplus: beta 1, threshold 20).
+void softplus_masked(int64_t M, const float* const* z, const float* mask, float* const* out, int64_t n);
+void softplus_masked(int64_t M, const double* const* z, const double* mask, double* const* out, int64_t n);
+
+// dz[m][j] = da[m][j] act'(z) mask[j], act' found from a = act(z) (softplus: 1 - exp(-a)), and
+// db[m] = sum_j dz[m][j].
+void slope_product(Activation act, int64_t M, const float* const* a, const float* const* da, const float* mask,
+                   float* const* dz, float* db, int64_t n);
+void slope_product(Activation act, int64_t M, const double* const* a, const double* const* da, const double* mask,
+                   double* const* dz, double* db, int64_t n);
 
 // sum_{j < n} x[j], lane-wise then in a fixed order.
 float sum(const float* x, int64_t n);

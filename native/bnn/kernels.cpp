@@ -469,10 +469,14 @@ void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::T
     conv::shifted_sum(hidden, c + 1, k1, shifted(x1r, cg.s).data(), off.fwd, b1, z1r.data(), cg.len);
     // X2 = act(z1) inside the images, zero on their borders
     for (int64_t m = 0; m < hidden; ++m) zero_borders(x2r[static_cast<size_t>(m)], cg);
-    const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : cg.np;
-    at::Tensor a1 = view_of(x2r[0] + cg.s, hidden, cg.len, x2_stride, options);
-    activate_into(sh.activation, a1, z1);
-    a1.mul_(at::from_blob(const_cast<T*>(mask) + cg.s, {cg.len}, options));
+    if (sh.activation == Activation::Softplus) {  // the default: one pass per row
+      conv::softplus_masked(hidden, shifted(z1r, 0).data(), mask + cg.s, shifted_mut(x2r, cg.s).data(), cg.len);
+    } else {
+      const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : cg.np;
+      at::Tensor a1 = view_of(x2r[0] + cg.s, hidden, cg.len, x2_stride, options);
+      activate_into(sh.activation, a1, z1);
+      a1.mul_(at::from_blob(const_cast<T*>(mask) + cg.s, {cg.len}, options));
+    }
     // conv 2 on the window, masked
     const std::vector<T*> outr = rows(out.data_ptr<T>() + c0, c, g.np);
     conv::shifted_sum(c, hidden + 1, k2, shifted(x2r, cg.s).data(), off.fwd, b2, shifted_mut(outr, cg.s).data(), cg.len);
@@ -523,13 +527,9 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor&
     conv::shifted_sum(hidden, c, k2t.data_ptr<T>(), shifted(vmr, cg.s).data(), off.back, static_cast<const T*>(nullptr),
                       dar.data(), cg.len);
     const std::vector<T*> dz1r = rows(Workspace::get(ws.dz1, {hidden, cg.np}, options).data_ptr<T>(), hidden, cg.np);
-    at::Tensor dz1 = view_of(dz1r[0] + cg.s, hidden, cg.len, cg.np, options);
-    slope_into(sh.activation, dz1, view_of(x2r[0] + cg.s, hidden, cg.len, g.np, options));
-    dz1.mul_(da).mul_(at::from_blob(const_cast<T*>(mask) + cg.s, {cg.len}, options));
-    for (int64_t m = 0; m < hidden; ++m) {
-      zero_borders(dz1r[static_cast<size_t>(m)], cg);
-      db1[m] = conv::sum(dz1r[static_cast<size_t>(m)] + cg.s, cg.len);
-    }
+    conv::slope_product(sh.activation, hidden, shifted(x2r, cg.s).data(), shifted(dar, 0).data(), mask + cg.s,
+                        shifted_mut(dz1r, cg.s).data(), db1, cg.len);
+    for (T* row : dz1r) zero_borders(row, cg);
     conv::shifted_dot(hidden, c + 1, shifted(dz1r, cg.s).data(), shifted(x1r, cg.s).data(), off.fwd, dk1, cg.len);
     // d h = conv 1 transposed, on the window (h's borders are padding: zero)
     const std::vector<T*> dhr = rows(dh.data_ptr<T>() + c0, c, g.np);
