@@ -23,13 +23,12 @@ namespace {
 // each tap's NB loads serve MB rows, each weight's broadcast NB vectors.
 template <typename T, int MB, int NB>
 SDEBNN_INLINE void sum_tile(int64_t K, const T* W, int64_t w_row, const T* const* x, const int64_t* off,
-                            const T* bias, T* const* out, int64_t j) {
+                            const T* const* init, T* const* out, int64_t j) {
   typedef typename Vec<T>::type V;
   constexpr int L = Vec<T>::kLanes;
   V acc[MB][NB];
   for (int m = 0; m < MB; ++m) {
-    const T b = bias ? bias[m] : T(0);
-    for (int v = 0; v < NB; ++v) acc[m][v] = V{} + b;
+    for (int v = 0; v < NB; ++v) acc[m][v] = init ? vload(init[m] + j + v * L) : V{};
   }
   for (int64_t k = 0; k < K; ++k) {
     const T* xk = x[k] + j;
@@ -49,16 +48,16 @@ SDEBNN_INLINE void sum_tile(int64_t K, const T* W, int64_t w_row, const T* const
 }
 
 template <typename T, int MB, int NB>
-SDEBNN_INLINE void sum_rows(int64_t K, const T* W, const T* const* x, const int64_t* off, const T* bias, T* const* out,
-                            int64_t n) {
+SDEBNN_INLINE void sum_rows(int64_t K, const T* W, const T* const* x, const int64_t* off, const T* const* init,
+                            T* const* out, int64_t n) {
   constexpr int L = Vec<T>::kLanes;
   const int64_t w_row = K * 9;
   int64_t j = 0;
-  for (; j + NB * L <= n; j += NB * L) sum_tile<T, MB, NB>(K, W, w_row, x, off, bias, out, j);
-  for (; j + L <= n; j += L) sum_tile<T, MB, 1>(K, W, w_row, x, off, bias, out, j);
+  for (; j + NB * L <= n; j += NB * L) sum_tile<T, MB, NB>(K, W, w_row, x, off, init, out, j);
+  for (; j + L <= n; j += L) sum_tile<T, MB, 1>(K, W, w_row, x, off, init, out, j);
   for (; j < n; ++j) {
     for (int m = 0; m < MB; ++m) {
-      T s = bias ? bias[m] : T(0);
+      T s = init ? init[m][j] : T(0);
       for (int64_t k = 0; k < K; ++k) {
         for (int tap = 0; tap < 9; ++tap) s += W[m * w_row + k * 9 + tap] * x[k][j + off[tap]];
       }
@@ -69,16 +68,16 @@ SDEBNN_INLINE void sum_rows(int64_t K, const T* W, const T* const* x, const int6
 
 // Row blocks of 4 (12 accumulators: fits AVX2's 16 registers), the remainder in one smaller block.
 template <typename T>
-SDEBNN_INLINE void shifted_sum_impl(int64_t M, int64_t K, const T* W, const T* const* x, const int64_t* off, const T* bias,
-                                    T* const* out, int64_t n) {
+SDEBNN_INLINE void shifted_sum_impl(int64_t M, int64_t K, const T* W, const T* const* x, const int64_t* off,
+                                    const T* const* init, T* const* out, int64_t n) {
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) sum_rows<T, 4, 3>(K, W + m * K * 9, x, off, bias ? bias + m : nullptr, out + m, n);
+  for (; m + 4 <= M; m += 4) sum_rows<T, 4, 3>(K, W + m * K * 9, x, off, init ? init + m : nullptr, out + m, n);
   const T* Wr = W + m * K * 9;
-  const T* br = bias ? bias + m : nullptr;
+  const T* const* ir = init ? init + m : nullptr;
   switch (M - m) {
-    case 3: sum_rows<T, 3, 4>(K, Wr, x, off, br, out + m, n); break;
-    case 2: sum_rows<T, 2, 6>(K, Wr, x, off, br, out + m, n); break;
-    case 1: sum_rows<T, 1, 12>(K, Wr, x, off, br, out + m, n); break;
+    case 3: sum_rows<T, 3, 4>(K, Wr, x, off, ir, out + m, n); break;
+    case 2: sum_rows<T, 2, 6>(K, Wr, x, off, ir, out + m, n); break;
+    case 1: sum_rows<T, 1, 12>(K, Wr, x, off, ir, out + m, n); break;
     default: break;
   }
 }
@@ -139,11 +138,23 @@ SDEBNN_INLINE T sum_impl(const T* x, int64_t n) {
   return s;
 }
 
+// A row's softplus: on 64-byte vectors in the AVX-512 clone (the only one where the CPU check holds).
+SDEBNN_INLINE void softplus_row(bool wide, int64_t n, const float* z, float* out) {
+  typedef float V64 __attribute__((vector_size(64)));
+  if (wide) {
+    softplus_lanes<V64>(n, z, out, nullptr);
+  } else {
+    softplus(n, z, out, nullptr);
+  }
+}
+SDEBNN_INLINE void softplus_row(bool, int64_t n, const double* z, double* out) { softplus(n, z, out, nullptr); }
+
 template <typename T>
 SDEBNN_INLINE void softplus_masked_impl(int64_t M, const T* const* z, const T* mask, T* const* out, int64_t n) {
+  const bool wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
   for (int64_t m = 0; m < M; ++m) {
     T* o = out[m];
-    softplus(n, z[m], o, static_cast<T*>(nullptr));
+    softplus_row(wide, n, z[m], o);
     for (int64_t j = 0; j < n; ++j) o[j] *= mask[j];  // while the row is in L1
   }
 }
@@ -216,12 +227,12 @@ SDEBNN_CPU_CLONES float sum(const float* x, int64_t n) { return sum_impl(x, n); 
 SDEBNN_CPU_CLONES double sum(const double* x, int64_t n) { return sum_impl(x, n); }
 
 SDEBNN_CPU_CLONES void shifted_sum(int64_t M, int64_t K, const float* W, const float* const* x, const int64_t* off,
-                                   const float* bias, float* const* out, int64_t n) {
-  shifted_sum_impl(M, K, W, x, off, bias, out, n);
+                                   const float* const* init, float* const* out, int64_t n) {
+  shifted_sum_impl(M, K, W, x, off, init, out, n);
 }
 SDEBNN_CPU_CLONES void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, const int64_t* off,
-                                   const double* bias, double* const* out, int64_t n) {
-  shifted_sum_impl(M, K, W, x, off, bias, out, n);
+                                   const double* const* init, double* const* out, int64_t n) {
+  shifted_sum_impl(M, K, W, x, off, init, out, n);
 }
 SDEBNN_CPU_CLONES void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off,
                                    float* G, int64_t n) {

@@ -13,12 +13,12 @@
 
 namespace bnn::conv {
 
-// out[m][j] = bias[m] (0 without bias) + sum_{k < K, tap < 9} W[(m K + k) 9 + tap] x[k][j + off[tap]]
+// out[m][j] = init[m][j] (0 without init) + sum_{k < K, tap < 9} W[(m K + k) 9 + tap] x[k][j + off[tap]]
 // for j in [0, n).
-void shifted_sum(int64_t M, int64_t K, const float* W, const float* const* x, const int64_t* off, const float* bias,
-                 float* const* out, int64_t n);
-void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, const int64_t* off, const double* bias,
-                 double* const* out, int64_t n);
+void shifted_sum(int64_t M, int64_t K, const float* W, const float* const* x, const int64_t* off,
+                 const float* const* init, float* const* out, int64_t n);
+void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, const int64_t* off,
+                 const double* const* init, double* const* out, int64_t n);
 
 // G[(m K + k) 9 + tap] = sum_{j < n} a[m][j] x[k][j + off[tap]], summed lane-wise then in a fixed order.
 void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off, float* G, int64_t n);

@@ -341,32 +341,10 @@ void slope_into(Activation act, at::Tensor& out, const at::Tensor& a) {
   }
 }
 
-// ---- CPU: the hand-written shifted sums of conv_kernels.h, over chunks of images ----
-
-// Images per chunk: a chunk's activations (hidden x columns) stay in L2 between the convolutions
-// and the elementwise passes. Every chunk is self-contained: its taps never leave its own images'
-// zero borders, so chunks run in parallel and their weight gradients add up in a fixed order.
-constexpr int64_t kChunkColumns = 2048;
-
-struct Chunk {
-  int64_t c0;  // first column
-  Grid g;      // the chunk's own grid (np = its columns)
-};
-std::vector<Chunk> chunks(const Grid& g, int64_t h) {
-  const int64_t per_image = (h + 2) * g.wp;
-  const int64_t images = std::max<int64_t>(1, kChunkColumns / per_image);
-  std::vector<Chunk> out;
-  for (int64_t b = 0; b < g.batch; b += images) {
-    Chunk c;
-    c.c0 = b * per_image;
-    c.g = g;
-    c.g.batch = std::min(images, g.batch - b);
-    c.g.np = c.g.batch * per_image;
-    c.g.len = c.g.np - 2 * c.g.s;
-    out.push_back(c);
-  }
-  return out;
-}
+// ---- CPU: the hand-written shifted sums of conv_kernels.h, image by image ----
+// One image at a time keeps its activations (hidden x (H+2)(W+2)) in L2 between the convolutions
+// and the elementwise passes. Images are self-contained (their taps never leave their own zero
+// borders), so they run in parallel and their weight gradients add up in a fixed order.
 
 // Per-thread scratch, kept between calls (thread_local) and reallocated only when a size changes:
 // allocating it per call cost page faults and, with several threads, the munmap's TLB shootdowns.
@@ -378,15 +356,24 @@ struct Workspace {
   }
 };
 
-// Runs `body(chunk index, workspace)` on every chunk, across the intra-op threads (the ATen ops
-// inside then run single-threaded, in the calling worker's cache).
+// Runs `body(image, workspace)` on every image, across the intra-op threads (the ATen ops inside
+// then run single-threaded, in the calling worker's cache).
 template <typename F>
-void for_each_chunk(size_t count, const F& body) {
-  at::parallel_for(0, static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
+void for_each_image(int64_t batch, const F& body) {
+  at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     at::NoGradGuard no_grad;  // grad mode is thread-local: keep the workers' ops off the graph
     thread_local Workspace ws;
-    for (int64_t i = begin; i < end; ++i) body(static_cast<size_t>(i), ws);
+    for (int64_t i = begin; i < end; ++i) body(i, ws);
   });
+}
+
+// One image's grid.
+Grid image_grid(const Grid& g) {
+  Grid ig = g;
+  ig.batch = 1;
+  ig.np = g.np / g.batch;
+  ig.len = ig.np - 2 * ig.s;
+  return ig;
 }
 
 // Column offsets of the taps, and their negatives (the transposed convolutions of the VJP).
@@ -428,7 +415,7 @@ at::Tensor view_of(T* p, int64_t count, int64_t len, int64_t stride, const at::T
   return at::from_blob(p, {count, len}, {stride, 1}, options);
 }
 
-// Zero the columns of a chunk row outside its window [s, s + len).
+// Zero the columns of an image's row outside its window [s, s + len).
 template <typename T>
 void zero_borders(T* row, const Grid& g) {
   std::fill(row, row + g.s, T(0));
@@ -441,54 +428,75 @@ struct ConvShape {
   int64_t height;
 };
 
-// The forward pass. X2 (act(z1) then the t row) goes to `x2` when defined (backprop keeps it for
-// the VJP), else to per-chunk scratch that stays in cache.
+// The time channel t * mask depends on the position in the image only: its contribution to a
+// convolution is the same map for every image, computed once per call (with the bias) and used to
+// initialise each image's sums. conv 1 then reads only h's channels.
+template <typename T>
+at::Tensor time_and_bias(const at::Tensor& kernel, const at::Tensor& bias, double t, const T* mask, const Grid& ig,
+                         const int64_t* off) {
+  const int64_t out = kernel.size(0), in = kernel.size(1);
+  const at::Tensor kt = (kernel.select(1, in - 1) * t).contiguous();  // [out, 3, 3]
+  at::Tensor map = at::empty({out, ig.np}, kernel.options());
+  std::vector<T*> mr = rows(map.data_ptr<T>(), out, ig.np);
+  for (int64_t o = 0; o < out; ++o) std::fill(mr[static_cast<size_t>(o)] + ig.s, mr[static_cast<size_t>(o)] + ig.s + ig.len, bias.data_ptr<T>()[o]);
+  const std::vector<const T*> x = {mask + ig.s};
+  conv::shifted_sum(out, 1, kt.data_ptr<T>(), x.data(), off, shifted(mr, ig.s).data(), shifted_mut(mr, ig.s).data(), ig.len);
+  return map;
+}
+
+// The forward pass. X2 = act(z1) goes to `x2` when defined (backprop keeps it for the VJP, with
+// the t row t * mask below it), else to per-thread scratch that stays in cache.
 template <typename T>
 void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask_all,
                  const Grid& g, const at::Tensor& x2, at::Tensor& out) {
   const int64_t c = sh.c, hidden = sh.hidden;
   const ConvSlices k = conv_slices(w, c, hidden);
-  const T *k1 = k.k1.data_ptr<T>(), *b1 = k.b1.data_ptr<T>(), *k2 = k.k2.data_ptr<T>(), *b2 = k.b2.data_ptr<T>();
+  const Grid ig = image_grid(g);
   const TapOffsets off = tap_offsets(g);
-  const std::vector<Chunk> parts = chunks(g, sh.height);
+  const T* mask_image = mask_all.data_ptr<T>();  // every image's mask is the same
+  const at::Tensor init1 = time_and_bias<T>(k.k1, k.b1, t, mask_image, ig, off.fwd);
+  const at::Tensor init2 = time_and_bias<T>(k.k2, k.b2, t, mask_image, ig, off.fwd);
+  const at::Tensor k1h = k.k1.narrow(1, 0, c).contiguous(), k2h = k.k2.narrow(1, 0, hidden).contiguous();
+  const std::vector<const T*> init1r = shifted(rows(init1.data_ptr<T>(), hidden, ig.np), ig.s);
+  const std::vector<const T*> init2r = shifted(rows(init2.data_ptr<T>(), c, ig.np), ig.s);
   const at::TensorOptions options = h.options();
-  for_each_chunk(parts.size(), [&](size_t i, Workspace& ws) {
-    const Grid& cg = parts[i].g;
-    const int64_t c0 = parts[i].c0;
-    const T* mask = mask_all.data_ptr<T>() + c0;
+  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
+    const int64_t c0 = i * ig.np;
+    const T* mask = mask_image;
     const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + c0, hidden + 1, g.np)
-                                             : rows(Workspace::get(ws.x2, {hidden + 1, cg.np}, options).data_ptr<T>(),
-                                                    hidden + 1, cg.np);
-    T* trow = x2r[static_cast<size_t>(hidden)];
-    for (int64_t j = 0; j < cg.np; ++j) trow[j] = static_cast<T>(t) * mask[j];
-    // conv 1 on the window: h's channels and the t row
-    std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
-    x1r.push_back(trow);
-    at::Tensor& z1 = Workspace::get(ws.z1, {hidden, cg.len}, options);
-    const std::vector<T*> z1r = rows(z1.data_ptr<T>(), hidden, cg.len);
-    conv::shifted_sum(hidden, c + 1, k1, shifted(x1r, cg.s).data(), off.fwd, b1, z1r.data(), cg.len);
-    // X2 = act(z1) inside the images, zero on their borders
-    for (int64_t m = 0; m < hidden; ++m) zero_borders(x2r[static_cast<size_t>(m)], cg);
-    if (sh.activation == Activation::Softplus) {  // the default: one pass per row
-      conv::softplus_masked(hidden, shifted(z1r, 0).data(), mask + cg.s, shifted_mut(x2r, cg.s).data(), cg.len);
-    } else {
-      const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : cg.np;
-      at::Tensor a1 = view_of(x2r[0] + cg.s, hidden, cg.len, x2_stride, options);
-      activate_into(sh.activation, a1, z1);
-      a1.mul_(at::from_blob(const_cast<T*>(mask) + cg.s, {cg.len}, options));
+                                             : rows(Workspace::get(ws.x2, {hidden, ig.np}, options).data_ptr<T>(), hidden, ig.np);
+    if (x2.defined()) {
+      T* trow = x2r[static_cast<size_t>(hidden)];
+      for (int64_t j = 0; j < ig.np; ++j) trow[j] = static_cast<T>(t) * mask[j];
     }
-    // conv 2 on the window, masked
+    // conv 1 on the window, from h's channels
+    const std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
+    at::Tensor& z1 = Workspace::get(ws.z1, {hidden, ig.len}, options);
+    const std::vector<T*> z1r = rows(z1.data_ptr<T>(), hidden, ig.len);
+    conv::shifted_sum(hidden, c, k1h.data_ptr<T>(), shifted(x1r, ig.s).data(), off.fwd, init1r.data(), z1r.data(), ig.len);
+    // X2 = act(z1) inside the image, zero on its borders
+    for (int64_t m = 0; m < hidden; ++m) zero_borders(x2r[static_cast<size_t>(m)], ig);
+    if (sh.activation == Activation::Softplus) {  // the default: one pass per row
+      conv::softplus_masked(hidden, shifted(z1r, 0).data(), mask + ig.s, shifted_mut(x2r, ig.s).data(), ig.len);
+    } else {
+      const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : ig.np;
+      at::Tensor a1 = view_of(x2r[0] + ig.s, hidden, ig.len, x2_stride, options);
+      activate_into(sh.activation, a1, z1);
+      a1.mul_(at::from_blob(const_cast<T*>(mask) + ig.s, {ig.len}, options));
+    }
+    // conv 2 on the window, from X2's hidden rows; masked
     const std::vector<T*> outr = rows(out.data_ptr<T>() + c0, c, g.np);
-    conv::shifted_sum(c, hidden + 1, k2, shifted(x2r, cg.s).data(), off.fwd, b2, shifted_mut(outr, cg.s).data(), cg.len);
+    conv::shifted_sum(c, hidden, k2h.data_ptr<T>(), shifted(x2r, ig.s).data(), off.fwd, init2r.data(),
+                      shifted_mut(outr, ig.s).data(), ig.len);
     for (T* row : outr) {
-      for (int64_t j = cg.s; j < cg.s + cg.len; ++j) row[j] *= mask[j];
-      zero_borders(row, cg);
+      for (int64_t j = ig.s; j < ig.s + ig.len; ++j) row[j] *= mask[j];
+      zero_borders(row, ig);
     }
   });
 }
 
-// The VJP at the cached point: (d h, d w). Each chunk writes its weight gradients to its own row of
-// `part`; the rows are added in chunk order, so the result does not depend on the thread count.
+// The VJP at the cached point: (d h, d w). Each image writes its weight gradients to its own row
+// of `part`; the rows are added in image order, so the result does not depend on the thread count.
 template <typename T>
 std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor& w, const at::Tensor& h,
                                           const at::Tensor& x2, const at::Tensor& mask_all, const at::Tensor& v,
@@ -497,48 +505,46 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor&
   const ConvSlices k = conv_slices(w, c, hidden);
   const at::Tensor k1t = k.k1.narrow(1, 0, c).transpose(0, 1).contiguous();  // [C, hidden, 3, 3]
   const at::Tensor k2t = k.k2.transpose(0, 1).contiguous();                   // [hidden + 1, C, 3, 3]
+  const Grid ig = image_grid(g);
   const TapOffsets off = tap_offsets(g);
-  const std::vector<Chunk> parts = chunks(g, sh.height);
   const at::TensorOptions options = v.options();
-  at::Tensor part = at::empty({static_cast<int64_t>(parts.size()), w_dim}, options);
+  at::Tensor part = at::empty({g.batch, w_dim}, options);
   at::Tensor dh = at::empty({c, g.np}, options);
   const int64_t n_k1 = hidden * (c + 1) * 9, n_k2 = c * (hidden + 1) * 9;
-  for_each_chunk(parts.size(), [&](size_t i, Workspace& ws) {
-    const Grid& cg = parts[i].g;
-    const int64_t c0 = parts[i].c0;
-    const T* mask = mask_all.data_ptr<T>() + c0;
-    T* dk1 = part.data_ptr<T>() + static_cast<int64_t>(i) * w_dim;
+  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
+    const int64_t c0 = i * ig.np;
+    const T* mask = mask_all.data_ptr<T>();  // every image's mask is the same
+    T* dk1 = part.data_ptr<T>() + i * w_dim;
     T *db1 = dk1 + n_k1, *dk2 = db1 + hidden, *db2 = dk2 + n_k2;
     const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + c0, hidden + 1, g.np);
     std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
     x1r.push_back(x2r[static_cast<size_t>(hidden)]);  // the t row
     // vm = the masked cotangent, zero on the borders
-    const std::vector<T*> vmr = rows(Workspace::get(ws.vm, {c, cg.np}, options).data_ptr<T>(), c, cg.np);
+    const std::vector<T*> vmr = rows(Workspace::get(ws.vm, {c, ig.np}, options).data_ptr<T>(), c, ig.np);
     for (int64_t co = 0; co < c; ++co) {
       const T* vrow = v.data_ptr<T>() + co * g.np + c0;
       T* row = vmr[static_cast<size_t>(co)];
-      for (int64_t j = 0; j < cg.np; ++j) row[j] = vrow[j] * mask[j];
-      db2[co] = conv::sum(row, cg.np);
+      for (int64_t j = 0; j < ig.np; ++j) row[j] = vrow[j] * mask[j];
+      db2[co] = conv::sum(row, ig.np);
     }
-    conv::shifted_dot(c, hidden + 1, shifted(vmr, cg.s).data(), shifted(x2r, cg.s).data(), off.fwd, dk2, cg.len);
+    conv::shifted_dot(c, hidden + 1, shifted(vmr, ig.s).data(), shifted(x2r, ig.s).data(), off.fwd, dk2, ig.len);
     // d a1 = conv 2 transposed; dz1 = d a1 * act'(z1) * mask, inside zero margins for conv 1's transpose
-    at::Tensor& da = Workspace::get(ws.da, {hidden, cg.len}, options);
-    const std::vector<T*> dar = rows(da.data_ptr<T>(), hidden, cg.len);
-    conv::shifted_sum(hidden, c, k2t.data_ptr<T>(), shifted(vmr, cg.s).data(), off.back, static_cast<const T*>(nullptr),
-                      dar.data(), cg.len);
-    const std::vector<T*> dz1r = rows(Workspace::get(ws.dz1, {hidden, cg.np}, options).data_ptr<T>(), hidden, cg.np);
-    conv::slope_product(sh.activation, hidden, shifted(x2r, cg.s).data(), shifted(dar, 0).data(), mask + cg.s,
-                        shifted_mut(dz1r, cg.s).data(), db1, cg.len);
-    for (T* row : dz1r) zero_borders(row, cg);
-    conv::shifted_dot(hidden, c + 1, shifted(dz1r, cg.s).data(), shifted(x1r, cg.s).data(), off.fwd, dk1, cg.len);
+    at::Tensor& da = Workspace::get(ws.da, {hidden, ig.len}, options);
+    const std::vector<T*> dar = rows(da.data_ptr<T>(), hidden, ig.len);
+    conv::shifted_sum(hidden, c, k2t.data_ptr<T>(), shifted(vmr, ig.s).data(), off.back, nullptr, dar.data(), ig.len);
+    const std::vector<T*> dz1r = rows(Workspace::get(ws.dz1, {hidden, ig.np}, options).data_ptr<T>(), hidden, ig.np);
+    conv::slope_product(sh.activation, hidden, shifted(x2r, ig.s).data(), shifted(dar, 0).data(), mask + ig.s,
+                        shifted_mut(dz1r, ig.s).data(), db1, ig.len);
+    for (T* row : dz1r) zero_borders(row, ig);
+    conv::shifted_dot(hidden, c + 1, shifted(dz1r, ig.s).data(), shifted(x1r, ig.s).data(), off.fwd, dk1, ig.len);
     // d h = conv 1 transposed, on the window (h's borders are padding: zero)
     const std::vector<T*> dhr = rows(dh.data_ptr<T>() + c0, c, g.np);
-    conv::shifted_sum(c, hidden, k1t.data_ptr<T>(), shifted(dz1r, cg.s).data(), off.back, static_cast<const T*>(nullptr),
-                      shifted_mut(dhr, cg.s).data(), cg.len);
-    for (T* row : dhr) zero_borders(row, cg);
+    conv::shifted_sum(c, hidden, k1t.data_ptr<T>(), shifted(dz1r, ig.s).data(), off.back, nullptr,
+                      shifted_mut(dhr, ig.s).data(), ig.len);
+    for (T* row : dhr) zero_borders(row, ig);
   });
   at::Tensor dw = part[0].clone();
-  for (int64_t i = 1; i < part.size(0); ++i) dw.add_(part[i]);
+  for (int64_t i = 1; i < g.batch; ++i) dw.add_(part[i]);
   return {dh.view({-1}), dw};
 }
 }  // namespace
