@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 
 // The fast path's own softplus (value and slope in one pass, native/bnn/fast_kernels.inc) against
 // long-double log1p(exp(x)) and sigmoid over a wide range, by a small C++ program built here with
-// the addon's compiler flags (test/native/softplus_check.cpp), in both the baseline and the
-// AVX2+FMA builds. Skipped where no C++ compiler is at hand (the addon came prebuilt).
+// the addon's compiler flags (test/native/softplus_check.cpp), in the baseline and AVX2+FMA builds
+// and the conv kernels' AVX-512 one. Skipped where no C++ compiler is at hand (the addon came prebuilt).
 function compiler(): string | undefined {
   for (const cxx of [process.env.CXX, 'c++', 'g++'].filter((c): c is string => !!c)) {
     try {
@@ -30,8 +30,8 @@ describe('fast path softplus kernel', () => {
       execFileSync(cxx!, ['-O3', '-std=gnu++17', '-Wno-psabi', join(__dirname, 'native', 'softplus_check.cpp'), '-o', exe], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
-      const r = JSON.parse(execFileSync(exe, { encoding: 'utf8' })) as Record<string, { value: number; slope: number; exactAbove20: boolean; specials: boolean }> & { avx2: boolean };
-      const builds = ['floatBase', 'doubleBase', ...(r.avx2 ? ['floatAvx2', 'doubleAvx2'] : [])];
+      const r = JSON.parse(execFileSync(exe, { encoding: 'utf8' })) as Record<string, { value: number; slope: number; exactAbove20: boolean; specials: boolean }> & { avx2: boolean; avx512: boolean };
+      const builds = ['floatBase', 'doubleBase', ...(r.avx2 ? ['floatAvx2', 'doubleAvx2'] : []), ...(r.avx512 ? ['floatAvx512'] : [])];
       for (const name of builds) {
         const e = r[name]!;
         const tol = name.startsWith('float') ? 4e-7 : 1e-15;

@@ -1,6 +1,7 @@
 // Checks the fast path's softplus kernel (native/bnn/fast_kernels.inc) against long-double
 // log1p(exp(x)) and 1 / (1 + exp(-x)) over a wide range, in both builds the addon picks from
-// (baseline ISA, AVX2+FMA), float and double. Built and run by test/softplus.test.ts; prints one
+// (baseline ISA, AVX2+FMA), float and double, and the 64-byte vectors of conv_kernels.cpp's
+// AVX-512 clone (float). Built and run by test/softplus.test.ts; prints one
 // JSON object. Relative errors are floored at the smallest normal number of the type (below it,
 // results are subnormal and an absolute error of a few subnormal steps is all one can ask).
 #include <cfloat>
@@ -25,6 +26,13 @@ namespace kavx2 {
 #endif
 
 namespace {
+
+#ifdef HAVE_AVX2_CLONE
+__attribute__((target("arch=x86-64-v4"))) void softplus_avx512(int64_t n, const float* z, float* out, float* s) {
+  typedef float V64 __attribute__((vector_size(64)));
+  kbase::softplus_lanes<V64>(n, z, out, s);
+}
+#endif
 
 long double ref_value(long double x) { return x > 20 ? x : std::log1p(std::exp(x)); }
 long double ref_slope(long double x) { return 1.0L / (1.0L + std::exp(-x)); }
@@ -111,9 +119,12 @@ int main() {
     print("floatAvx2", check<float>(static_cast<F>(&kavx2::softplus)), false);
     print("doubleAvx2", check<double>(static_cast<D>(&kavx2::softplus)), false);
   }
-  std::printf("\"avx2\":%s}\n", avx2 ? "true" : "false");
+  // conv_kernels.cpp's 64-byte vectors, in its AVX-512 clone
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  if (avx512) print("floatAvx512", check<float>(static_cast<F>(&softplus_avx512)), false);
+  std::printf("\"avx2\":%s,\"avx512\":%s}\n", avx2 ? "true" : "false", avx512 ? "true" : "false");
 #else
-  std::printf("\"avx2\":false}\n");
+  std::printf("\"avx2\":false,\"avx512\":false}\n");
 #endif
   return 0;
 }
