@@ -309,6 +309,24 @@ at::Tensor ConvDynamics::mask(int64_t batch, const at::TensorOptions& options) c
   return mask_;
 }
 
+at::Tensor ConvDynamics::activation_buffer(int64_t columns, const at::TensorOptions& options) const {
+  const std::vector<int64_t> shape = {hidden_ + 1, columns};
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  int64_t bytes = 0;
+  for (const at::Tensor& b : pool_) {
+    // Only the pool refers to it (no tensor, no view): free. Nobody else can take a reference
+    // while the lock is held, so the check holds until it is returned.
+    if (b.use_count() == 1 && b.storage().use_count() == 1 && b.sizes().equals(shape) &&
+        b.dtype() == options.dtype() && b.device() == options.device()) {
+      return b;
+    }
+    bytes += b.nbytes();
+  }
+  at::Tensor b = at::empty(shape, options);
+  if (bytes + static_cast<int64_t>(b.nbytes()) <= kPoolBytes) pool_.push_back(b);
+  return b;
+}
+
 at::Tensor ConvDynamics::to_state(const at::Tensor& h) const {
   return at::constant_pad_nd(h, {1, 1, 1, 1}).permute({1, 0, 2, 3}).reshape({-1});
 }
@@ -630,7 +648,7 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
   const at::Tensor mask_all = mask(g.batch, h.options());
   const at::Tensor hc = h.contiguous(), wc = w.contiguous();
   // X2 is kept for the VJP (act'(z1) comes from act(z1), X1 is rebuilt from h): backprop's only new memory
-  at::Tensor x2 = cache || !h.is_cpu() ? at::empty({hidden_ + 1, g.np}, h.options()) : at::Tensor();
+  at::Tensor x2 = cache || !h.is_cpu() ? activation_buffer(g.np, h.options()) : at::Tensor();
   at::Tensor out;
   if (h.is_cpu()) {
     out = at::empty({c_, g.np}, h.options());
