@@ -309,8 +309,7 @@ at::Tensor ConvDynamics::mask(int64_t batch, const at::TensorOptions& options) c
   return mask_;
 }
 
-at::Tensor ConvDynamics::activation_buffer(int64_t columns, const at::TensorOptions& options) const {
-  const std::vector<int64_t> shape = {hidden_ + 1, columns};
+at::Tensor ConvDynamics::activation_buffer(at::IntArrayRef shape, const at::TensorOptions& options) const {
   std::lock_guard<std::mutex> lock(pool_mutex_);
   int64_t bytes = 0;
   for (const at::Tensor& b : pool_) {
@@ -367,7 +366,7 @@ void slope_into(Activation act, at::Tensor& out, const at::Tensor& a) {
 // Per-thread scratch, kept between calls (thread_local) and reallocated only when a size changes:
 // allocating it per call cost page faults and, with several threads, the munmap's TLB shootdowns.
 struct Workspace {
-  at::Tensor x2, z1, vm, da, dz1;
+  at::Tensor x2, z1, vm, da, dz1, kgrad;
   static at::Tensor& get(at::Tensor& slot, at::IntArrayRef shape, const at::TensorOptions& options) {
     if (!slot.defined() || slot.sizes() != shape || slot.dtype() != options.dtype()) slot = at::empty(shape, options);
     return slot;
@@ -443,7 +442,7 @@ void zero_borders(T* row, const Grid& g) {
 struct ConvShape {
   int64_t c, hidden;
   Activation activation;
-  int64_t height;
+  int64_t height, width;
 };
 
 // The time channel t * mask depends on the position in the image only: its contribution to a
@@ -462,8 +461,8 @@ at::Tensor time_and_bias(const at::Tensor& kernel, const at::Tensor& bias, doubl
   return map;
 }
 
-// The forward pass. X2 = act(z1) goes to `x2` when defined (backprop keeps it for the VJP, with
-// the t row t * mask below it), else to per-thread scratch that stays in cache.
+// The forward pass. X2 = act(z1) goes to `x2` when defined (kept for the VJP), else to per-thread
+// scratch that stays in cache.
 template <typename T>
 void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask_all,
                  const Grid& g, const at::Tensor& x2, at::Tensor& out) {
@@ -481,12 +480,8 @@ void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::T
   for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
     const int64_t c0 = i * ig.np;
     const T* mask = mask_image;
-    const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + c0, hidden + 1, g.np)
+    const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + c0, hidden, g.np)
                                              : rows(Workspace::get(ws.x2, {hidden, ig.np}, options).data_ptr<T>(), hidden, ig.np);
-    if (x2.defined()) {
-      T* trow = x2r[static_cast<size_t>(hidden)];
-      for (int64_t j = 0; j < ig.np; ++j) trow[j] = static_cast<T>(t) * mask[j];
-    }
     // conv 1 on the window, from h's channels
     const std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
     at::Tensor& z1 = Workspace::get(ws.z1, {hidden, ig.len}, options);
@@ -513,10 +508,33 @@ void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::T
   });
 }
 
+// The gradient of a time-channel kernel, sum_j d[m][j] t mask[j + off(tap)], without a pass per
+// tap: d (the masked cotangent of one image's conv output) is zero outside the image, and there
+// mask[j + off] is 1 except where the tap reaches over the image's edge: the first or last row
+// (ky = 0 or 2) and column (kx = 0 or 2). So it is t (the sum of d - its sums along those edges).
+// `total` holds the sums of d; G[m * g_row + tap] gets the result.
+template <typename T>
+void time_kernel_grad(const std::vector<T*>& d, const Grid& ig, int64_t height, int64_t width, double t, const T* total,
+                      T* G, int64_t g_row) {
+  const int64_t wp = ig.wp, first = wp + 1, last_row = height * wp + 1;  // columns of (row 1, col 1), (row H, col 1)
+  for (size_t m = 0; m < d.size(); ++m) {
+    const T* r = d[m];
+    double top = 0, bottom = 0, left = 0, right = 0;
+    for (int64_t x = 0; x < width; ++x) top += r[first + x], bottom += r[last_row + x];
+    for (int64_t y = 0; y < height; ++y) left += r[first + y * wp], right += r[first + y * wp + width - 1];
+    const double corner[3][3] = {{r[first], 0, r[first + width - 1]}, {0, 0, 0}, {r[last_row], 0, r[last_row + width - 1]}};
+    for (int tap = 0; tap < 9; ++tap) {
+      const int ky = tap / 3, kx = tap % 3;
+      const double outside = (ky == 0 ? top : ky == 2 ? bottom : 0) + (kx == 0 ? left : kx == 2 ? right : 0) - corner[ky][kx];
+      G[static_cast<int64_t>(m) * g_row + tap] = static_cast<T>(t * (static_cast<double>(total[m]) - outside));
+    }
+  }
+}
+
 // The VJP at the cached point: (d h, d w). Each image writes its weight gradients to its own row
 // of `part`; the rows are added in image order, so the result does not depend on the thread count.
 template <typename T>
-std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor& w, const at::Tensor& h,
+std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tensor& h,
                                           const at::Tensor& x2, const at::Tensor& mask_all, const at::Tensor& v,
                                           const Grid& g, int64_t w_dim) {
   const int64_t c = sh.c, hidden = sh.hidden;
@@ -534,9 +552,9 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor&
     const T* mask = mask_all.data_ptr<T>();  // every image's mask is the same
     T* dk1 = part.data_ptr<T>() + i * w_dim;
     T *db1 = dk1 + n_k1, *dk2 = db1 + hidden, *db2 = dk2 + n_k2;
-    const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + c0, hidden + 1, g.np);
-    std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
-    x1r.push_back(x2r[static_cast<size_t>(hidden)]);  // the t row
+    const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + c0, hidden, g.np);
+    const std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
+    T* kgrad = Workspace::get(ws.kgrad, {c * hidden * 9}, options).data_ptr<T>();
     // vm = the masked cotangent, zero on the borders
     const std::vector<T*> vmr = rows(Workspace::get(ws.vm, {c, ig.np}, options).data_ptr<T>(), c, ig.np);
     for (int64_t co = 0; co < c; ++co) {
@@ -545,7 +563,10 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor&
       for (int64_t j = 0; j < ig.np; ++j) row[j] = vrow[j] * mask[j];
       db2[co] = conv::sum(row, ig.np);
     }
-    conv::shifted_dot(c, hidden + 1, shifted(vmr, ig.s).data(), shifted(x2r, ig.s).data(), off.fwd, dk2, ig.len);
+    // dK2: the hidden channels by shifted dots, the time channel from the sums of vm
+    conv::shifted_dot(c, hidden, shifted(vmr, ig.s).data(), shifted(x2r, ig.s).data(), off.fwd, kgrad, ig.len);
+    for (int64_t co = 0; co < c; ++co) std::copy(kgrad + co * hidden * 9, kgrad + (co + 1) * hidden * 9, dk2 + co * (hidden + 1) * 9);
+    time_kernel_grad(vmr, ig, sh.height, sh.width, t, db2, dk2 + hidden * 9, (hidden + 1) * 9);
     // d a1 = conv 2 transposed; dz1 = d a1 * act'(z1) * mask, inside zero margins for conv 1's transpose
     at::Tensor& da = Workspace::get(ws.da, {hidden, ig.len}, options);
     const std::vector<T*> dar = rows(da.data_ptr<T>(), hidden, ig.len);
@@ -554,7 +575,10 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, const at::Tensor&
     conv::slope_product(sh.activation, hidden, shifted(x2r, ig.s).data(), shifted(dar, 0).data(), mask + ig.s,
                         shifted_mut(dz1r, ig.s).data(), db1, ig.len);
     for (T* row : dz1r) zero_borders(row, ig);
-    conv::shifted_dot(hidden, c + 1, shifted(dz1r, ig.s).data(), shifted(x1r, ig.s).data(), off.fwd, dk1, ig.len);
+    // dK1 likewise: h's channels by shifted dots, the time channel from the sums of dz1
+    conv::shifted_dot(hidden, c, shifted(dz1r, ig.s).data(), shifted(x1r, ig.s).data(), off.fwd, kgrad, ig.len);
+    for (int64_t m = 0; m < hidden; ++m) std::copy(kgrad + m * c * 9, kgrad + (m + 1) * c * 9, dk1 + m * (c + 1) * 9);
+    time_kernel_grad(dz1r, ig, sh.height, sh.width, t, db1, dk1 + c * 9, (c + 1) * 9);
     // d h = conv 1 transposed, on the window (h's borders are padding: zero)
     const std::vector<T*> dhr = rows(dh.data_ptr<T>() + c0, c, g.np);
     conv::shifted_sum(c, hidden, k1t.data_ptr<T>(), shifted(dz1r, ig.s).data(), off.back, nullptr,
@@ -643,12 +667,17 @@ std::pair<at::Tensor, at::Tensor> vjp_aten(const ConvShape& sh, double t, const 
 }  // namespace
 
 at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
-  const ConvShape sh{c_, hidden_, activation_, h_};
+  const ConvShape sh{c_, hidden_, activation_, h_, w_};
   const Grid g = grid(h.numel(), c_, h_, w_);
   const at::Tensor mask_all = mask(g.batch, h.options());
   const at::Tensor hc = h.contiguous(), wc = w.contiguous();
   // X2 is kept for the VJP (act'(z1) comes from act(z1), X1 is rebuilt from h): backprop's only new memory
-  at::Tensor x2 = cache || !h.is_cpu() ? activation_buffer(g.np, h.options()) : at::Tensor();
+  at::Tensor x2;
+  if (!h.is_cpu()) {
+    x2 = activation_buffer({hidden_ + 1, g.np}, h.options());
+  } else if (cache) {
+    x2 = activation_buffer({hidden_, g.np}, h.options());
+  }
   at::Tensor out;
   if (h.is_cpu()) {
     out = at::empty({c_, g.np}, h.options());
@@ -665,13 +694,13 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
 }
 
 std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
-  const ConvShape sh{c_, hidden_, activation_, h_};
+  const ConvShape sh{c_, hidden_, activation_, h_, w_};
   const at::Tensor &h = cache[0], &x2 = cache[1], &mask_all = cache[2];
   const Grid g = grid(v.numel(), c_, h_, w_);
   const at::Tensor wc = w.contiguous(), vc = v.contiguous();
   if (!v.is_cpu()) return vjp_aten(sh, t, wc, h, x2, mask_all, vc, g);
   std::pair<at::Tensor, at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "conv_vjp", [&] { out = vjp_cpu<scalar_t>(sh, wc, h, x2, mask_all, vc, g, w_dim_); });
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "conv_vjp", [&] { out = vjp_cpu<scalar_t>(sh, t, wc, h, x2, mask_all, vc, g, w_dim_); });
   return out;
 }
 

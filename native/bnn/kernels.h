@@ -129,11 +129,12 @@ class ConvDynamics : public Dynamics {
  private:
   // 1 inside the images, 0 on the borders, [batch * (H+2) * (W+2)]; kept for the last batch size.
   at::Tensor mask(int64_t batch, const at::TensorOptions& options) const;
-  // A [hidden + 1, columns] buffer for the activations a forward pass keeps for its VJP: one that
+  // A buffer for the activations a forward pass keeps for its VJP ([hidden, columns] on CPU, with
+  // the t row below on other devices): one that
   // nothing references any more (its cache was dropped) if there is one, else a new one, kept for
   // reuse while the pool holds less than kPoolBytes. Backprop keeps one per solver step; without
   // the pool each training step page-faulted all of them in again (147 MB for W2).
-  at::Tensor activation_buffer(int64_t columns, const at::TensorOptions& options) const;
+  at::Tensor activation_buffer(at::IntArrayRef shape, const at::TensorOptions& options) const;
   static constexpr int64_t kPoolBytes = int64_t(512) << 20;
 
   int64_t c_, h_, w_, hidden_;
