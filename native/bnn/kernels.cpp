@@ -563,9 +563,12 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, double t, const a
       for (int64_t j = 0; j < ig.np; ++j) row[j] = vrow[j] * mask[j];
       db2[co] = conv::sum(row, ig.np);
     }
-    // dK2: the hidden channels by shifted dots, the time channel from the sums of vm
-    conv::shifted_dot(c, hidden, shifted(vmr, ig.s).data(), shifted(x2r, ig.s).data(), off.fwd, kgrad, ig.len);
-    for (int64_t co = 0; co < c; ++co) std::copy(kgrad + co * hidden * 9, kgrad + (co + 1) * hidden * 9, dk2 + co * (hidden + 1) * 9);
+    // dK2: the hidden channels by shifted dots (as sum_j x2[ci][j] vm[co][j - off]: the many rows
+    // unshifted), the time channel from the sums of vm
+    conv::shifted_dot(hidden, c, shifted(x2r, ig.s).data(), shifted(vmr, ig.s).data(), off.back, kgrad, ig.len);
+    for (int64_t co = 0; co < c; ++co) {
+      for (int64_t ci = 0; ci < hidden; ++ci) std::copy_n(kgrad + (ci * c + co) * 9, 9, dk2 + (co * (hidden + 1) + ci) * 9);
+    }
     time_kernel_grad(vmr, ig, sh.height, sh.width, t, db2, dk2 + hidden * 9, (hidden + 1) * 9);
     // d a1 = conv 2 transposed; dz1 = d a1 * act'(z1) * mask, inside zero margins for conv 1's transpose
     at::Tensor& da = Workspace::get(ws.da, {hidden, ig.len}, options);
