@@ -64,6 +64,10 @@ SDEBNN_INLINE void sum_rows(int64_t K, const T* W, const T* const* x, const int6
   int64_t j = 0;
   for (; j + NB * L <= n; j += NB * L) sum_tile<T, MB, NB>(K, W, w_row, x, off, init, out, j);
   for (; j + L <= n; j += L) sum_tile<T, MB, 1>(K, W, w_row, x, off, init, out, j);
+  if (j < n && n >= L) {  // the last columns as one vector ending at n: it recomputes a few, identically
+    sum_tile<T, MB, 1>(K, W, w_row, x, off, init, out, n - L);
+    return;
+  }
   for (; j < n; ++j) {
     for (int m = 0; m < MB; ++m) {
       T s = init ? init[m][j] : T(0);

@@ -14,7 +14,7 @@
 namespace bnn::conv {
 
 // out[m][j] = init[m][j] (0 without init) + sum_{k < K, tap < 9} W[(m K + k) 9 + tap] x[k][j + off[tap]]
-// for j in [0, n).
+// for j in [0, n). out must not overlap init or x (the last vector may be computed twice).
 void shifted_sum(int64_t M, int64_t K, const float* W, const float* const* x, const int64_t* off,
                  const float* const* init, float* const* out, int64_t n);
 void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, const int64_t* off,

@@ -454,10 +454,14 @@ at::Tensor time_and_bias(const at::Tensor& kernel, const at::Tensor& bias, doubl
   const int64_t out = kernel.size(0), in = kernel.size(1);
   const at::Tensor kt = (kernel.select(1, in - 1) * t).contiguous();  // [out, 3, 3]
   at::Tensor map = at::empty({out, ig.np}, kernel.options());
-  std::vector<T*> mr = rows(map.data_ptr<T>(), out, ig.np);
-  for (int64_t o = 0; o < out; ++o) std::fill(mr[static_cast<size_t>(o)] + ig.s, mr[static_cast<size_t>(o)] + ig.s + ig.len, bias.data_ptr<T>()[o]);
+  const std::vector<T*> mr = rows(map.data_ptr<T>(), out, ig.np);
   const std::vector<const T*> x = {mask + ig.s};
-  conv::shifted_sum(out, 1, kt.data_ptr<T>(), x.data(), off, shifted(mr, ig.s).data(), shifted_mut(mr, ig.s).data(), ig.len);
+  conv::shifted_sum(out, 1, kt.data_ptr<T>(), x.data(), off, nullptr, shifted_mut(mr, ig.s).data(), ig.len);
+  for (int64_t o = 0; o < out; ++o) {
+    T* row = mr[static_cast<size_t>(o)] + ig.s;
+    const T b = bias.data_ptr<T>()[o];
+    for (int64_t j = 0; j < ig.len; ++j) row[j] += b;
+  }
   return map;
 }
 
