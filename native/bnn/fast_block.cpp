@@ -345,23 +345,21 @@ struct ConvKernel : DynKernel<T> {
   }
 
   void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) override {
-    at::Tensor out;
+    at::Tensor out = wrap(fh, nh);
     if (store) {
       at::Tensor hs = H[slot];
       std::memcpy(ptr<T>(hs), h, sizeof(T) * nh);
       Cache c;
-      out = dyn.forward(t, hs, wrap(w, wdim), &c);
+      dyn.forward_into(t, hs, wrap(w, wdim), &c, out);
       caches[static_cast<size_t>(slot)] = std::move(c);
     } else {
-      out = dyn.forward(t, wrap(h, nh), wrap(w, wdim), nullptr);
+      dyn.forward_into(t, wrap(h, nh), wrap(w, wdim), nullptr, out);
     }
-    std::memcpy(fh, ptr<T>(out.contiguous()), sizeof(T) * nh);
   }
 
   void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) override {
-    auto [dh_t, dw_t] = dyn.vjp(t, wrap(w, wdim), caches[static_cast<size_t>(slot)], wrap(v, nh));
-    std::memcpy(dh, ptr<T>(dh_t.contiguous()), sizeof(T) * nh);
-    std::memcpy(dw, ptr<T>(dw_t.contiguous()), sizeof(T) * wdim);
+    at::Tensor dh_t = wrap(dh, nh), dw_t = wrap(dw, wdim);
+    dyn.vjp_into(t, wrap(w, wdim), caches[static_cast<size_t>(slot)], wrap(v, nh), dh_t, dw_t);
   }
 };
 

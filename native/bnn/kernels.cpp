@@ -538,9 +538,9 @@ void time_kernel_grad(const std::vector<T*>& d, const Grid& ig, int64_t height, 
 // The VJP at the cached point: (d h, d w). Each image writes its weight gradients to its own row
 // of `part`; the rows are added in image order, so the result does not depend on the thread count.
 template <typename T>
-std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tensor& h,
-                                          const at::Tensor& x2, const at::Tensor& mask_all, const at::Tensor& v,
-                                          const Grid& g, int64_t w_dim) {
+void vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tensor& h, const at::Tensor& x2,
+             const at::Tensor& mask_all, const at::Tensor& v, const Grid& g, at::Tensor& dh, at::Tensor& dw) {
+  const int64_t w_dim = w.numel();
   const int64_t c = sh.c, hidden = sh.hidden;
   const ConvSlices k = conv_slices(w, c, hidden);
   const at::Tensor k1t = k.k1.narrow(1, 0, c).transpose(0, 1).contiguous();  // [C, hidden, 3, 3]
@@ -549,7 +549,6 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, double t, const a
   const TapOffsets off = tap_offsets(g);
   const at::TensorOptions options = v.options();
   at::Tensor part = at::empty({g.batch, w_dim}, options);
-  at::Tensor dh = at::empty({c, g.np}, options);
   const int64_t n_k1 = hidden * (c + 1) * 9, n_k2 = c * (hidden + 1) * 9;
   for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
     const int64_t c0 = i * ig.np;
@@ -592,9 +591,12 @@ std::pair<at::Tensor, at::Tensor> vjp_cpu(const ConvShape& sh, double t, const a
                       shifted_mut(dhr, ig.s).data(), ig.len);
     for (T* row : dhr) zero_borders(row, ig);
   });
-  at::Tensor dw = part[0].clone();
-  for (int64_t i = 1; i < g.batch; ++i) dw.add_(part[i]);
-  return {dh.view({-1}), dw};
+  T* out = dw.data_ptr<T>();
+  const T* p = part.data_ptr<T>();
+  std::copy_n(p, w_dim, out);
+  for (int64_t i = 1; i < g.batch; ++i) {
+    for (int64_t j = 0; j < w_dim; ++j) out[j] += p[i * w_dim + j];
+  }
 }
 }  // namespace
 
@@ -674,6 +676,12 @@ std::pair<at::Tensor, at::Tensor> vjp_aten(const ConvShape& sh, double t, const 
 }  // namespace
 
 at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
+  at::Tensor out = at::empty({h.numel()}, h.options());
+  forward_into(t, h, w, cache, out);
+  return out;
+}
+
+void ConvDynamics::forward_into(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache, at::Tensor& out) const {
   const ConvShape sh{c_, hidden_, activation_, h_, w_};
   const Grid g = grid(h.numel(), c_, h_, w_);
   const at::Tensor mask_all = mask(g.batch, h.options());
@@ -682,33 +690,39 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
   at::Tensor x2;
   if (!h.is_cpu()) {
     x2 = activation_buffer({hidden_ + 1, g.np}, h.options());
-  } else if (cache) {
-    x2 = activation_buffer({hidden_, g.np}, h.options());
-  }
-  at::Tensor out;
-  if (h.is_cpu()) {
-    out = at::empty({c_, g.np}, h.options());
-    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "conv_forward", [&] { forward_cpu<scalar_t>(sh, t, hc, wc, mask_all, g, x2, out); });
+    out.copy_(forward_aten(sh, t, hc, wc, mask_all, g, x2).view({-1}));
   } else {
-    out = forward_aten(sh, t, hc, wc, mask_all, g, x2);
+    if (cache) x2 = activation_buffer({hidden_, g.np}, h.options());
+    at::Tensor out2d = out.view({c_, g.np});
+    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "conv_forward", [&] { forward_cpu<scalar_t>(sh, t, hc, wc, mask_all, g, x2, out2d); });
   }
   if (cache) {
     cache->push_back(hc);
     cache->push_back(x2);
     cache->push_back(mask_all);
   }
-  return out.view({-1});
 }
 
 std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
+  at::Tensor dh = at::empty({v.numel()}, v.options()), dw = at::empty({w_dim_}, v.options());
+  vjp_into(t, w, cache, v, dh, dw);
+  return {dh, dw};
+}
+
+void ConvDynamics::vjp_into(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v, at::Tensor& dh,
+                            at::Tensor& dw) const {
   const ConvShape sh{c_, hidden_, activation_, h_, w_};
   const at::Tensor &h = cache[0], &x2 = cache[1], &mask_all = cache[2];
   const Grid g = grid(v.numel(), c_, h_, w_);
   const at::Tensor wc = w.contiguous(), vc = v.contiguous();
-  if (!v.is_cpu()) return vjp_aten(sh, t, wc, h, x2, mask_all, vc, g);
-  std::pair<at::Tensor, at::Tensor> out;
-  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "conv_vjp", [&] { out = vjp_cpu<scalar_t>(sh, t, wc, h, x2, mask_all, vc, g, w_dim_); });
-  return out;
+  if (!v.is_cpu()) {
+    auto [dh_a, dw_a] = vjp_aten(sh, t, wc, h, x2, mask_all, vc, g);
+    dh.copy_(dh_a);
+    dw.copy_(dw_a);
+    return;
+  }
+  at::Tensor dh2d = dh.view({c_, g.np});
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "conv_vjp", [&] { vjp_cpu<scalar_t>(sh, t, wc, h, x2, mask_all, vc, g, dh2d, dw); });
 }
 
 at::Tensor ConvDynamics::init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const {

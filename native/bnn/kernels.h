@@ -124,6 +124,10 @@ class ConvDynamics : public Dynamics {
   at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
   at::Tensor reference(double t, const at::Tensor& h, const at::Tensor& w) const override;
   std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
+  // The same into the caller's contiguous buffers (out, dh: state_numel; dw: w_dim), as the fast
+  // solver steps: no allocation and no copy per evaluation.
+  void forward_into(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache, at::Tensor& out) const;
+  void vjp_into(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v, at::Tensor& dh, at::Tensor& dw) const;
   at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
 
  private:
