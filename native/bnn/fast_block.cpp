@@ -234,6 +234,11 @@ struct DynKernel {
   virtual void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) = 0;
   // (dh, dw) for the cotangent v at the stored point; both overwritten (dw: all of w_dim).
   virtual void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) = 0;
+  // Both at one point, for a cotangent known beforehand (the adjoint's step).
+  virtual void forward_vjp(int64_t slot, double t, const T* h, const T* w, const T* v, T* fh, T* dh, T* dw) {
+    forward(slot, t, h, w, fh, true);
+    vjp(slot, t, w, v, dh, dw);
+  }
 };
 
 // The MLP on [batch, d] with layer weights [out, in (+1 for t)] and biases sliced from w.
@@ -360,6 +365,11 @@ struct ConvKernel : DynKernel<T> {
   void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) override {
     at::Tensor dh_t = wrap(dh, nh), dw_t = wrap(dw, wdim);
     dyn.vjp_into(t, wrap(w, wdim), caches[static_cast<size_t>(slot)], wrap(v, nh), dh_t, dw_t);
+  }
+
+  void forward_vjp(int64_t, double t, const T* h, const T* w, const T* v, T* fh, T* dh, T* dw) override {
+    at::Tensor out = wrap(fh, nh), dh_t = wrap(dh, nh), dw_t = wrap(dw, wdim);
+    dyn.forward_vjp_into(t, wrap(h, nh), wrap(w, wdim), wrap(v, nh), out, dh_t, dw_t);
   }
 };
 
@@ -562,11 +572,10 @@ class Solver : public FastBlockSolver {
       at::Tensor dW_t = bm_.increment(tb, ta).to(y_options_).contiguous();  // W(ta) - W(tb): negated below
       const T* dWp = ptr<T>(dW_t);
       const T* g = hyper_.forward(0, yw, ta);
-      dyn_->forward(0, ta, yh, yw, fh, true);
+      for (int64_t j = 0; j < nh; ++j) v[j] = h * a_h[j];
+      dyn_->forward_vjp(0, ta, yh, yw, v, fh, dh, dw_dyn);
       const T kl_rate = dot(wd, g, g) * static_cast<T>(0.5 / (sigma_ * sigma_));
       for (int64_t j = 0; j < wd; ++j) vp[j] = h * a_w[j] + (h * c_kl) * g[j];
-      for (int64_t j = 0; j < nh; ++j) v[j] = h * a_h[j];
-      dyn_->vjp(0, ta, yw, v, dh, dw_dyn);
       hyper_.vjp(0, vp, nullptr, dw_hyp, rows_at(bank, i));
       for (int64_t j = 0; j < hyper_.n; ++j) {
         const int64_t in = hyper_.sizes[j];

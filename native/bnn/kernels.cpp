@@ -465,53 +465,6 @@ at::Tensor time_and_bias(const at::Tensor& kernel, const at::Tensor& bias, doubl
   return map;
 }
 
-// The forward pass. X2 = act(z1) goes to `x2` when defined (kept for the VJP), else to per-thread
-// scratch that stays in cache.
-template <typename T>
-void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask_all,
-                 const Grid& g, const at::Tensor& x2, at::Tensor& out) {
-  const int64_t c = sh.c, hidden = sh.hidden;
-  const ConvSlices k = conv_slices(w, c, hidden);
-  const Grid ig = image_grid(g);
-  const TapOffsets off = tap_offsets(g);
-  const T* mask_image = mask_all.data_ptr<T>();  // every image's mask is the same
-  const at::Tensor init1 = time_and_bias<T>(k.k1, k.b1, t, mask_image, ig, off.fwd);
-  const at::Tensor init2 = time_and_bias<T>(k.k2, k.b2, t, mask_image, ig, off.fwd);
-  const at::Tensor k1h = k.k1.narrow(1, 0, c).contiguous(), k2h = k.k2.narrow(1, 0, hidden).contiguous();
-  const std::vector<const T*> init1r = shifted(rows(init1.data_ptr<T>(), hidden, ig.np), ig.s);
-  const std::vector<const T*> init2r = shifted(rows(init2.data_ptr<T>(), c, ig.np), ig.s);
-  const at::TensorOptions options = h.options();
-  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
-    const int64_t c0 = i * ig.np;
-    const T* mask = mask_image;
-    const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + c0, hidden, g.np)
-                                             : rows(Workspace::get(ws.x2, {hidden, ig.np}, options).data_ptr<T>(), hidden, ig.np);
-    // conv 1 on the window, from h's channels
-    const std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
-    at::Tensor& z1 = Workspace::get(ws.z1, {hidden, ig.len}, options);
-    const std::vector<T*> z1r = rows(z1.data_ptr<T>(), hidden, ig.len);
-    conv::shifted_sum(hidden, c, k1h.data_ptr<T>(), shifted(x1r, ig.s).data(), off.fwd, init1r.data(), z1r.data(), ig.len);
-    // X2 = act(z1) inside the image, zero on its borders
-    for (int64_t m = 0; m < hidden; ++m) zero_borders(x2r[static_cast<size_t>(m)], ig);
-    if (sh.activation == Activation::Softplus) {  // the default: one pass per row
-      conv::softplus_masked(hidden, shifted(z1r, 0).data(), mask + ig.s, shifted_mut(x2r, ig.s).data(), ig.len);
-    } else {
-      const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : ig.np;
-      at::Tensor a1 = view_of(x2r[0] + ig.s, hidden, ig.len, x2_stride, options);
-      activate_into(sh.activation, a1, z1);
-      a1.mul_(at::from_blob(const_cast<T*>(mask) + ig.s, {ig.len}, options));
-    }
-    // conv 2 on the window, from X2's hidden rows; masked
-    const std::vector<T*> outr = rows(out.data_ptr<T>() + c0, c, g.np);
-    conv::shifted_sum(c, hidden, k2h.data_ptr<T>(), shifted(x2r, ig.s).data(), off.fwd, init2r.data(),
-                      shifted_mut(outr, ig.s).data(), ig.len);
-    for (T* row : outr) {
-      for (int64_t j = ig.s; j < ig.s + ig.len; ++j) row[j] *= mask[j];
-      zero_borders(row, ig);
-    }
-  });
-}
-
 // The gradient of a time-channel kernel, sum_j d[m][j] t mask[j + off(tap)], without a pass per
 // tap: d (the masked cotangent of one image's conv output) is zero outside the image, and there
 // mask[j + off] is 1 except where the tap reaches over the image's edge: the first or last row
@@ -535,33 +488,90 @@ void time_kernel_grad(const std::vector<T*>& d, const Grid& ig, int64_t height, 
   }
 }
 
-// The VJP at the cached point: (d h, d w). Each image writes its weight gradients to its own row
-// of `part`; the rows are added in image order, so the result does not depend on the thread count.
+// The forward pass, image by image: what a call prepares (the time-and-bias maps, h's kernels),
+// then X2 = act(z1) into the rows x2r (kept for the VJP, or scratch) and f into out.
 template <typename T>
-void vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tensor& h, const at::Tensor& x2,
-             const at::Tensor& mask_all, const at::Tensor& v, const Grid& g, at::Tensor& dh, at::Tensor& dw) {
-  const int64_t w_dim = w.numel();
-  const int64_t c = sh.c, hidden = sh.hidden;
-  const ConvSlices k = conv_slices(w, c, hidden);
-  const at::Tensor k1t = k.k1.narrow(1, 0, c).transpose(0, 1).contiguous();  // [C, hidden, 3, 3]
-  const at::Tensor k2t = k.k2.transpose(0, 1).contiguous();                   // [hidden + 1, C, 3, 3]
-  const Grid ig = image_grid(g);
-  const TapOffsets off = tap_offsets(g);
-  const at::TensorOptions options = v.options();
-  at::Tensor part = at::empty({g.batch, w_dim}, options);
-  const int64_t n_k1 = hidden * (c + 1) * 9, n_k2 = c * (hidden + 1) * 9;
-  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
-    const int64_t c0 = i * ig.np;
-    const T* mask = mask_all.data_ptr<T>();  // every image's mask is the same
+struct ForwardPass {
+  ConvShape sh;
+  Grid g, ig;
+  TapOffsets off;
+  const T* mask;  // one image's: every image's mask is the same
+  at::Tensor init1, init2, k1h, k2h;
+  std::vector<const T*> init1r, init2r;
+  at::TensorOptions options;
+
+  ForwardPass(const ConvShape& shape, double t, const at::Tensor& w, const at::Tensor& mask_all, const Grid& grid)
+      : sh(shape), g(grid), ig(image_grid(grid)), off(tap_offsets(grid)), mask(mask_all.data_ptr<T>()), options(w.options()) {
+    const ConvSlices k = conv_slices(w, sh.c, sh.hidden);
+    init1 = time_and_bias<T>(k.k1, k.b1, t, mask, ig, off.fwd);
+    init2 = time_and_bias<T>(k.k2, k.b2, t, mask, ig, off.fwd);
+    k1h = k.k1.narrow(1, 0, sh.c).contiguous();
+    k2h = k.k2.narrow(1, 0, sh.hidden).contiguous();
+    init1r = shifted(rows(init1.data_ptr<T>(), sh.hidden, ig.np), ig.s);
+    init2r = shifted(rows(init2.data_ptr<T>(), sh.c, ig.np), ig.s);
+  }
+
+  void image(int64_t i, const T* h, const std::vector<T*>& x2r, T* out, Workspace& ws) const {
+    const int64_t c = sh.c, hidden = sh.hidden, c0 = i * ig.np;
+    // conv 1 on the window, from h's channels
+    const std::vector<T*> x1r = rows(const_cast<T*>(h) + c0, c, g.np);
+    at::Tensor& z1 = Workspace::get(ws.z1, {hidden, ig.len}, options);
+    const std::vector<T*> z1r = rows(z1.data_ptr<T>(), hidden, ig.len);
+    conv::shifted_sum(hidden, c, k1h.data_ptr<T>(), shifted(x1r, ig.s).data(), off.fwd, init1r.data(), z1r.data(), ig.len);
+    // X2 = act(z1) inside the image, zero on its borders
+    for (T* row : x2r) zero_borders(row, ig);
+    if (sh.activation == Activation::Softplus) {  // the default: one pass per row
+      conv::softplus_masked(hidden, shifted(z1r, 0).data(), mask + ig.s, shifted_mut(x2r, ig.s).data(), ig.len);
+    } else {
+      const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : ig.np;
+      at::Tensor a1 = view_of(x2r[0] + ig.s, hidden, ig.len, x2_stride, options);
+      activate_into(sh.activation, a1, z1);
+      a1.mul_(at::from_blob(const_cast<T*>(mask) + ig.s, {ig.len}, options));
+    }
+    // conv 2 on the window, from X2; masked
+    const std::vector<T*> outr = rows(out + c0, c, g.np);
+    conv::shifted_sum(c, hidden, k2h.data_ptr<T>(), shifted(x2r, ig.s).data(), off.fwd, init2r.data(),
+                      shifted_mut(outr, ig.s).data(), ig.len);
+    for (T* row : outr) {
+      for (int64_t j = ig.s; j < ig.s + ig.len; ++j) row[j] *= mask[j];
+      zero_borders(row, ig);
+    }
+  }
+};
+
+// The VJP, image by image, at the point whose X2 rows are given: d h into dh, and each image's
+// weight gradients into its own row of `part`; reduce() adds the rows in image order, so the
+// result does not depend on the thread count.
+template <typename T>
+struct VjpPass {
+  ConvShape sh;
+  double t;
+  Grid g, ig;
+  TapOffsets off;
+  const T* mask;
+  at::Tensor k1t, k2t, part;
+  int64_t w_dim, n_k1, n_k2;
+  at::TensorOptions options;
+
+  VjpPass(const ConvShape& shape, double time, const at::Tensor& w, const at::Tensor& mask_all, const Grid& grid)
+      : sh(shape), t(time), g(grid), ig(image_grid(grid)), off(tap_offsets(grid)), mask(mask_all.data_ptr<T>()),
+        w_dim(w.numel()), n_k1(sh.hidden * (sh.c + 1) * 9), n_k2(sh.c * (sh.hidden + 1) * 9), options(w.options()) {
+    const ConvSlices k = conv_slices(w, sh.c, sh.hidden);
+    k1t = k.k1.narrow(1, 0, sh.c).transpose(0, 1).contiguous();  // [C, hidden, 3, 3]
+    k2t = k.k2.transpose(0, 1).contiguous();                      // [hidden + 1, C, 3, 3]
+    part = at::empty({g.batch, w_dim}, options);
+  }
+
+  void image(int64_t i, const T* h, const std::vector<T*>& x2r, const T* v, T* dh, Workspace& ws) const {
+    const int64_t c = sh.c, hidden = sh.hidden, c0 = i * ig.np;
     T* dk1 = part.data_ptr<T>() + i * w_dim;
     T *db1 = dk1 + n_k1, *dk2 = db1 + hidden, *db2 = dk2 + n_k2;
-    const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + c0, hidden, g.np);
-    const std::vector<T*> x1r = rows(const_cast<T*>(h.data_ptr<T>()) + c0, c, g.np);
+    const std::vector<T*> x1r = rows(const_cast<T*>(h) + c0, c, g.np);
     T* kgrad = Workspace::get(ws.kgrad, {c * hidden * 9}, options).data_ptr<T>();
     // vm = the masked cotangent, zero on the borders
     const std::vector<T*> vmr = rows(Workspace::get(ws.vm, {c, ig.np}, options).data_ptr<T>(), c, ig.np);
     for (int64_t co = 0; co < c; ++co) {
-      const T* vrow = v.data_ptr<T>() + co * g.np + c0;
+      const T* vrow = v + co * g.np + c0;
       T* row = vmr[static_cast<size_t>(co)];
       for (int64_t j = 0; j < ig.np; ++j) row[j] = vrow[j] * mask[j];
       db2[co] = conv::sum(row, ig.np);
@@ -586,17 +596,61 @@ void vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tenso
     for (int64_t m = 0; m < hidden; ++m) std::copy(kgrad + m * c * 9, kgrad + (m + 1) * c * 9, dk1 + m * (c + 1) * 9);
     time_kernel_grad(dz1r, ig, sh.height, sh.width, t, db1, dk1 + c * 9, (c + 1) * 9);
     // d h = conv 1 transposed, on the window (h's borders are padding: zero)
-    const std::vector<T*> dhr = rows(dh.data_ptr<T>() + c0, c, g.np);
+    const std::vector<T*> dhr = rows(dh + c0, c, g.np);
     conv::shifted_sum(c, hidden, k1t.data_ptr<T>(), shifted(dz1r, ig.s).data(), off.back, nullptr,
                       shifted_mut(dhr, ig.s).data(), ig.len);
     for (T* row : dhr) zero_borders(row, ig);
-  });
-  T* out = dw.data_ptr<T>();
-  const T* p = part.data_ptr<T>();
-  std::copy_n(p, w_dim, out);
-  for (int64_t i = 1; i < g.batch; ++i) {
-    for (int64_t j = 0; j < w_dim; ++j) out[j] += p[i * w_dim + j];
   }
+
+  void reduce(at::Tensor& dw) const {
+    T* out = dw.data_ptr<T>();
+    const T* p = part.data_ptr<T>();
+    std::copy_n(p, w_dim, out);
+    for (int64_t i = 1; i < g.batch; ++i) {
+      for (int64_t j = 0; j < w_dim; ++j) out[j] += p[i * w_dim + j];
+    }
+  }
+};
+
+template <typename T>
+void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask_all,
+                 const Grid& g, const at::Tensor& x2, at::Tensor& out) {
+  const ForwardPass<T> pass(sh, t, w, mask_all, g);
+  const int64_t np = image_grid(g).np;
+  const at::TensorOptions options = h.options();
+  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
+    const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + i * np, sh.hidden, g.np)
+                                             : rows(Workspace::get(ws.x2, {sh.hidden, np}, options).data_ptr<T>(), sh.hidden, np);
+    pass.image(i, h.data_ptr<T>(), x2r, out.data_ptr<T>(), ws);
+  });
+}
+
+template <typename T>
+void vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tensor& h, const at::Tensor& x2,
+             const at::Tensor& mask_all, const at::Tensor& v, const Grid& g, at::Tensor& dh, at::Tensor& dw) {
+  const VjpPass<T> pass(sh, t, w, mask_all, g);
+  const int64_t np = image_grid(g).np;
+  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
+    const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + i * np, sh.hidden, g.np);
+    pass.image(i, h.data_ptr<T>(), x2r, v.data_ptr<T>(), dh.data_ptr<T>(), ws);
+  });
+  pass.reduce(dw);
+}
+
+// Both at one point, image by image: X2 never leaves the thread's scratch (the adjoint's pattern).
+template <typename T>
+void forward_vjp_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask_all,
+                     const at::Tensor& v, const Grid& g, at::Tensor& out, at::Tensor& dh, at::Tensor& dw) {
+  const ForwardPass<T> forward(sh, t, w, mask_all, g);
+  const VjpPass<T> backward(sh, t, w, mask_all, g);
+  const int64_t np = image_grid(g).np;
+  const at::TensorOptions options = h.options();
+  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
+    const std::vector<T*> x2r = rows(Workspace::get(ws.x2, {sh.hidden, np}, options).data_ptr<T>(), sh.hidden, np);
+    forward.image(i, h.data_ptr<T>(), x2r, out.data_ptr<T>(), ws);
+    backward.image(i, h.data_ptr<T>(), x2r, v.data_ptr<T>(), dh.data_ptr<T>(), ws);
+  });
+  backward.reduce(dw);
 }
 }  // namespace
 
@@ -701,6 +755,23 @@ void ConvDynamics::forward_into(double t, const at::Tensor& h, const at::Tensor&
     cache->push_back(x2);
     cache->push_back(mask_all);
   }
+}
+
+void ConvDynamics::forward_vjp_into(double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& v, at::Tensor& out,
+                                    at::Tensor& dh, at::Tensor& dw) const {
+  if (!h.is_cpu()) {
+    Cache cache;
+    forward_into(t, h, w, &cache, out);
+    vjp_into(t, w, cache, v, dh, dw);
+    return;
+  }
+  const ConvShape sh{c_, hidden_, activation_, h_, w_};
+  const Grid g = grid(h.numel(), c_, h_, w_);
+  const at::Tensor mask_all = mask(g.batch, h.options());
+  const at::Tensor hc = h.contiguous(), wc = w.contiguous(), vc = v.contiguous();
+  at::Tensor out2d = out.view({c_, g.np}), dh2d = dh.view({c_, g.np});
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "conv_forward_vjp",
+                             [&] { forward_vjp_cpu<scalar_t>(sh, t, hc, wc, mask_all, vc, g, out2d, dh2d, dw); });
 }
 
 std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {

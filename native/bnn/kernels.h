@@ -128,6 +128,10 @@ class ConvDynamics : public Dynamics {
   // solver steps: no allocation and no copy per evaluation.
   void forward_into(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache, at::Tensor& out) const;
   void vjp_into(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v, at::Tensor& dh, at::Tensor& dw) const;
+  // forward_into and vjp_into at one point, for a cotangent known beforehand (the adjoint's step):
+  // on CPU image by image, the activations never leaving the worker's cache.
+  void forward_vjp_into(double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& v, at::Tensor& out,
+                        at::Tensor& dh, at::Tensor& dw) const;
   at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
 
  private:
