@@ -216,7 +216,7 @@ describe('SdeBnn gradients', () => {
         expect(relativeError(a.grads, b.grads)).toBeLessThan(1e-12);
       }
     }
-    // conv: two stages at 8x8; and 28x28 with a batch of 5, which the CPU kernels split into chunks of 2, 2 and 1 images
+    // conv: two stages at 8x8; and 28x28 with a batch of 5 (the CPU kernels run image by image)
     const cases = [
       [[2, 8, 8], [1, 1], 4, 'ckl', 'tanh'],
       [[2, 8, 8], [1, 1], 4, 'stl', 'tanh'],
@@ -372,7 +372,7 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
   it('equals the generic route and autograd on the conv block (backprop: ckl, stl; adjoint: ckl), float64 and float32', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [estimator, gradient] of [['ckl', 'backprop'], ['stl', 'backprop'], ['ckl', 'adjoint']] as const) {
-        const batch = 5; // 28x28: the CPU conv kernels split the batch into chunks of 2, 2 and 1 images
+        const batch = 5; // 28x28, an odd batch (the CPU conv kernels run image by image)
         const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(i));
         const labels = Array.from({ length: batch }, (_, i) => i % 3);
         const config: Config = {
@@ -384,7 +384,7 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     }
   });
 
-  it('gives the same numbers on 1 and 2 threads (conv block, float32: chunks add up in a fixed order)', async () => {
+  it('gives the same numbers on 1 and 2 threads (conv block, float32: per-image gradients add up in a fixed order)', async () => {
     const start = sdebnn.backend().threads;
     const batch = 7;
     const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(0.3 * i));

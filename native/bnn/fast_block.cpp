@@ -336,7 +336,7 @@ struct MlpKernel : DynKernel<T> {
   }
 };
 
-// The conv dynamics: its own chunked GEMM kernels (compute-bound), on views of our buffers.
+// The conv dynamics: its own shifted-sum kernels (compute-bound), on views of our buffers.
 template <typename T>
 struct ConvKernel : DynKernel<T> {
   const ConvDynamics& dyn;

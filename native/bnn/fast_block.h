@@ -5,8 +5,8 @@
 // dispatch for every small op, a fresh allocation for every intermediate. For the small shapes
 // of an SDE-BNN (W1: batch 64, a 3-32-32-3 MLP, a 1284-64-1283 hypernetwork) that per-op
 // overhead is the whole cost. This path runs the same Euler steps itself on preallocated
-// buffers (raw loops for the hypernetwork and the MLP dynamics; the conv dynamics' own chunked
-// GEMM kernels), keeps only what the reverse sweep needs, and computes gradients by hand:
+// buffers (raw loops for the hypernetwork and the MLP dynamics; the conv dynamics' own shifted-sum
+// kernels), keeps only what the reverse sweep needs, and computes gradients by hand:
 //   - backprop: the exact discrete adjoint of the forward Euler steps on the stored states;
 //   - adjoint:  the stochastic adjoint (Euler on the backward system, Li et al. 2020) that
 //               reconstructs the state backwards from y(1) without stored states, exactly as the

@@ -112,7 +112,7 @@ class MlpDynamics : public Dynamics {
 // kernels [out, in, 3, 3] then biases, as slices of w (PyTorch's layouts). t is a constant
 // channel inside the image and zero in the padding, exactly as cat-then-pad would give.
 // In the state layout a 3x3 tap is a fixed column offset: on CPU both convolutions and their VJPs
-// are the shifted sums of conv_kernels.h, over chunks of images in parallel; on other devices
+// are the shifted sums of conv_kernels.h, image by image in parallel; on other devices
 // GEMMs over shifted copies (im2col).
 class ConvDynamics : public Dynamics {
  public:
