@@ -632,11 +632,6 @@ void vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tenso
   const int64_t np = image_grid(g).np;
   for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
     const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + i * np, sh.hidden, g.np);
-    if (i + 1 < g.batch) {  // the next image's activations, from memory into L2 while this one runs
-      for (const T* row : x2r) {
-        for (int64_t j = 0; j < np; j += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(row + np + j, 0, 2);
-      }
-    }
     pass.image(i, h.data_ptr<T>(), x2r, v.data_ptr<T>(), dh.data_ptr<T>(), ws);
   });
   pass.reduce(dw);
