@@ -413,14 +413,9 @@ std::vector<T*> rows(T* base, int64_t count, int64_t stride) {
   for (int64_t i = 0; i < count; ++i) r[static_cast<size_t>(i)] = base + i * stride;
   return r;
 }
+// The same rows from column `by` on (T** passes for the kernels' const T* const* inputs too).
 template <typename T>
-std::vector<const T*> shifted(const std::vector<T*>& r, int64_t by) {
-  std::vector<const T*> out(r.size());
-  for (size_t i = 0; i < r.size(); ++i) out[i] = r[i] + by;
-  return out;
-}
-template <typename T>
-std::vector<T*> shifted_mut(const std::vector<T*>& r, int64_t by) {
+std::vector<T*> shifted(const std::vector<T*>& r, int64_t by) {
   std::vector<T*> out(r.size());
   for (size_t i = 0; i < r.size(); ++i) out[i] = r[i] + by;
   return out;
@@ -456,7 +451,7 @@ at::Tensor time_and_bias(const at::Tensor& kernel, const at::Tensor& bias, doubl
   at::Tensor map = at::empty({out, ig.np}, kernel.options());
   const std::vector<T*> mr = rows(map.data_ptr<T>(), out, ig.np);
   const std::vector<const T*> x = {mask + ig.s};
-  conv::shifted_sum(out, 1, kt.data_ptr<T>(), x.data(), off, nullptr, shifted_mut(mr, ig.s).data(), ig.len);
+  conv::shifted_sum(out, 1, kt.data_ptr<T>(), x.data(), off, nullptr, shifted(mr, ig.s).data(), ig.len);
   for (int64_t o = 0; o < out; ++o) {
     T* row = mr[static_cast<size_t>(o)] + ig.s;
     const T b = bias.data_ptr<T>()[o];
@@ -497,7 +492,7 @@ struct ForwardPass {
   TapOffsets off;
   const T* mask;  // one image's: every image's mask is the same
   at::Tensor init1, init2, k1h, k2h;
-  std::vector<const T*> init1r, init2r;
+  std::vector<T*> init1r, init2r;
   at::TensorOptions options;
 
   ForwardPass(const ConvShape& shape, double t, const at::Tensor& w, const at::Tensor& mask_all, const Grid& grid)
@@ -521,7 +516,7 @@ struct ForwardPass {
     // X2 = act(z1) inside the image, zero on its borders
     for (T* row : x2r) zero_borders(row, ig);
     if (sh.activation == Activation::Softplus) {  // the default: one pass per row
-      conv::softplus_masked(hidden, shifted(z1r, 0).data(), mask + ig.s, shifted_mut(x2r, ig.s).data(), ig.len);
+      conv::softplus_masked(hidden, z1r.data(), mask + ig.s, shifted(x2r, ig.s).data(), ig.len);
     } else {
       const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : ig.np;
       at::Tensor a1 = view_of(x2r[0] + ig.s, hidden, ig.len, x2_stride, options);
@@ -531,7 +526,7 @@ struct ForwardPass {
     // conv 2 on the window, from X2; masked
     const std::vector<T*> outr = rows(out + c0, c, g.np);
     conv::shifted_sum(c, hidden, k2h.data_ptr<T>(), shifted(x2r, ig.s).data(), off.fwd, init2r.data(),
-                      shifted_mut(outr, ig.s).data(), ig.len);
+                      shifted(outr, ig.s).data(), ig.len);
     for (T* row : outr) {
       for (int64_t j = ig.s; j < ig.s + ig.len; ++j) row[j] *= mask[j];
       zero_borders(row, ig);
@@ -588,8 +583,8 @@ struct VjpPass {
     const std::vector<T*> dar = rows(da.data_ptr<T>(), hidden, ig.len);
     conv::shifted_sum(hidden, c, k2t.data_ptr<T>(), shifted(vmr, ig.s).data(), off.back, nullptr, dar.data(), ig.len);
     const std::vector<T*> dz1r = rows(Workspace::get(ws.dz1, {hidden, ig.np}, options).data_ptr<T>(), hidden, ig.np);
-    conv::slope_product(sh.activation, hidden, shifted(x2r, ig.s).data(), shifted(dar, 0).data(), mask + ig.s,
-                        shifted_mut(dz1r, ig.s).data(), db1, ig.len);
+    conv::slope_product(sh.activation, hidden, shifted(x2r, ig.s).data(), dar.data(), mask + ig.s,
+                        shifted(dz1r, ig.s).data(), db1, ig.len);
     for (T* row : dz1r) zero_borders(row, ig);
     // dK1 likewise: h's channels by shifted dots, the time channel from the sums of dz1
     conv::shifted_dot(hidden, c, shifted(dz1r, ig.s).data(), shifted(x1r, ig.s).data(), off.fwd, kgrad, ig.len);
@@ -598,7 +593,7 @@ struct VjpPass {
     // d h = conv 1 transposed, on the window (h's borders are padding: zero)
     const std::vector<T*> dhr = rows(dh + c0, c, g.np);
     conv::shifted_sum(c, hidden, k1t.data_ptr<T>(), shifted(dz1r, ig.s).data(), off.back, nullptr,
-                      shifted_mut(dhr, ig.s).data(), ig.len);
+                      shifted(dhr, ig.s).data(), ig.len);
     for (T* row : dhr) zero_borders(row, ig);
   }
 
