@@ -62,6 +62,11 @@ export interface SdeBnnConfig {
   kind?: 'conv' | 'mlp';
   /** conv: [C, H, W] (default [1, 28, 28]); mlp: [D] (default [1]). */
   inputShape?: number[];
+  /**
+   * The model reads (x - shift) / scale per input feature (mlp) or channel (conv), one number for all or
+   * one per inputShape[0]; predict and trainStep take raw inputs. Default shift 0, scale 1.
+   */
+  inputNormalization?: { shift?: number | number[]; scale?: number | number[] };
   /** Zero channels (conv) or dimensions (mlp) appended to h_0. Default 0 (conv) or 2 (mlp). */
   aug?: number;
   /** mlp: hidden widths of f_h (default [32, 32]). */
@@ -124,6 +129,7 @@ export interface SdeBnnConfig {
 export interface ResolvedSdeBnnConfig {
   kind: 'conv' | 'mlp';
   inputShape: number[];
+  inputNormalization: { shift: number[]; scale: number[] };
   aug: number;
   hidden: number[];
   activation: BnnActivation;
@@ -241,7 +247,7 @@ export interface BnnBlockDiagnostics {
 }
 
 const CONFIG_KEYS = [
-  'kind', 'inputShape', 'aug', 'hidden', 'activation', 'timeInput', 'head', 'blocks', 'stem', 'width', 'convActivation',
+  'kind', 'inputShape', 'inputNormalization', 'aug', 'hidden', 'activation', 'timeInput', 'head', 'blocks', 'stem', 'width', 'convActivation',
   'pool', 'likelihood', 'classes', 'outputs', 'scale', 'learnScale', 'sigma', 'hypernet', 'w0', 'estimator', 'solver',
   'beta', 'nTrain', 'optimizer', 'seed', 'dtype', 'device', 'kernels',
 ] as const;
@@ -252,6 +258,16 @@ function positiveIntegers(value: unknown, field: string, minLength = 1): number[
     throw new RangeError(`Expected at least ${minLength} entr${minLength === 1 ? 'y' : 'ies'} in ${field} but received an empty array`);
   }
   return value.map((v, i) => expectPositiveInteger(v, `${field}[${i}]`));
+}
+
+/** One number for every feature, or an array of `count` numbers; each checked by `check`. */
+function perFeature(value: unknown, field: string, count: number, fallback: number, check: (v: unknown, field: string) => number): number[] {
+  if (value === undefined) return new Array<number>(count).fill(fallback);
+  if (!Array.isArray(value)) return new Array<number>(count).fill(check(value, field));
+  if (value.length !== count) {
+    throw new RangeError(`Expected one number or ${count} (inputShape[0]) for ${field} but received an array of ${value.length}`);
+  }
+  return value.map((v, i) => check(v, `${field}[${i}]`));
 }
 
 /** Fills defaults and checks every field of a config, naming the field in each error. */
@@ -267,6 +283,12 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
       `Expected ${conv ? '[C, H, W]' : '[D]'} for config.inputShape (kind '${kind}') but received [${inputShape.join(', ')}]`,
     );
   }
+  const nc = expectOptionalObject(c.inputNormalization, 'config.inputNormalization');
+  expectKnownKeys(nc, 'config.inputNormalization', ['shift', 'scale']);
+  const inputNormalization = {
+    shift: perFeature(nc.shift, 'config.inputNormalization.shift', inputShape[0]!, 0, expectNumber),
+    scale: perFeature(nc.scale, 'config.inputNormalization.scale', inputShape[0]!, 1, expectPositive),
+  };
   const aug = optional(c.aug, conv ? 0 : 2, (v) => expectInteger(v, 'config.aug', 0));
   const hidden = optional(c.hidden, [32, 32], (v) => positiveIntegers(v, 'config.hidden'));
   const activation = optional(c.activation, 'softplus' as BnnActivation, (v) => expectOneOf(v, 'config.activation', BNN_ACTIVATIONS));
@@ -437,7 +459,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const kernels = optional(c.kernels, 'fast' as const, (v) => expectOneOf(v, 'config.kernels', ['fast', 'fused', 'autograd'] as const));
 
   return {
-    kind, inputShape, aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
+    kind, inputShape, inputNormalization, aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
     outputs, scale, learnScale, sigma, hypernet, w0, estimator, solver, beta, nTrain, optimizer, seed, dtype, device, kernels,
   };
 }
@@ -546,14 +568,37 @@ export class SdeBnn {
           `Expected ${field} to hold a positive multiple of ${this.exampleSize} values (inputShape [${this.config.inputShape.join(', ')}]) but received ${describe(inputs)}`,
         );
       }
-      return { data: inputs, shape: [inputs.length / this.exampleSize, ...this.config.inputShape] };
+      return this.normalized({ data: inputs, shape: [inputs.length / this.exampleSize, ...this.config.inputShape] });
     }
     const t = expectTensor(inputs, field);
     const expected = this.config.inputShape;
     if (t.shape.length !== expected.length + 1 || t.shape[0]! < 1 || expected.some((s, i) => t.shape[i + 1] !== s)) {
       throw new RangeError(`Expected ${field}.shape [batch, ${expected.join(', ')}] but received [${t.shape.join(', ')}]`);
     }
-    return t;
+    return this.normalized(t);
+  }
+
+  /** config.inputNormalization applied to a copy; the inputs themselves when it is the identity. */
+  private normalized(t: Tensor): Tensor {
+    const { shift, scale } = this.config.inputNormalization;
+    if (shift.every((v) => v === 0) && scale.every((v) => v === 1)) return t;
+    // Feature (mlp) or channel (conv) c of element i: inputShape[0] blocks of `inner` values per example.
+    const inner = this.exampleSize / shift.length;
+    const n = numel(t.shape);
+    const data = t.data instanceof Float64Array ? new Float64Array(n) : new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let at = i;
+      if (t.strides) {
+        at = 0;
+        for (let d = t.shape.length - 1, rest = i; d >= 0; d--) {
+          at += (rest % t.shape[d]!) * t.strides[d]!;
+          rest = Math.floor(rest / t.shape[d]!);
+        }
+      }
+      const c = Math.floor(i / inner) % shift.length;
+      data[i] = (t.data[at]! - shift[c]!) / scale[c]!;
+    }
+    return { data, shape: t.shape };
   }
 
   private targetTensor(targets: unknown, batch: number, field: string): NativeTargets {

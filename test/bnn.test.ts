@@ -581,6 +581,35 @@ describe('SdeBnn errors', () => {
     expect(() => new SdeBnn({ optimizer: { lr: -1 } })).toThrow(/config\.optimizer\.lr/);
     expect(() => new SdeBnn({ solver: { stepz: 3 } as never })).toThrow(/config\.solver\.stepz/);
     expect(() => new SdeBnn({ device: 'tpu' as never })).toThrow(/config\.device/);
+    expect(() => new SdeBnn({ kind: 'mlp', inputNormalization: { scale: 0 } })).toThrow(
+      new RangeError('Expected a positive number for config.inputNormalization.scale but received 0'),
+    );
+    expect(() => new SdeBnn({ kind: 'mlp', inputShape: [2], inputNormalization: { shift: [1, 2, 3] } })).toThrow(
+      new RangeError('Expected one number or 2 (inputShape[0]) for config.inputNormalization.shift but received an array of 3'),
+    );
+    expect(() => new SdeBnn({ inputNormalization: { mean: 0 } as never })).toThrow(/config\.inputNormalization\.mean/);
+  });
+
+  it('applies inputNormalization per feature (mlp) and per channel (conv), to plain arrays and strided tensors alike', async () => {
+    // The same seed gives the same parameters and weight paths, so normalizing inside the model must
+    // equal normalizing by hand before an identity model, bit for bit.
+    const x = Float64Array.from({ length: 10 }, (_, i) => Math.sin(i) * 3);
+    const mlp: Config = { kind: 'mlp', inputShape: [2], dtype: 'float64', seed: 4 };
+    const byHand = Float64Array.from(x, (v, i) => (v - [1, -2][i % 2]!) / [0.5, 4][i % 2]!);
+    const inside = new SdeBnn({ ...mlp, inputNormalization: { shift: [1, -2], scale: [0.5, 4] } });
+    const plain = new SdeBnn(mlp);
+    const a = await inside.predict(x, { samples: 3, seed: 2 });
+    expect(a).toEqual(await plain.predict(byHand, { samples: 3, seed: 2 }));
+    // A transposed view: shape [5, 2] over data laid out [2, 5].
+    const t = Float64Array.from({ length: 10 }, (_, k) => x[(k % 5) * 2 + Math.floor(k / 5)]!);
+    expect(await inside.predict({ data: t, shape: [5, 2], strides: [1, 5] }, { samples: 3, seed: 2 })).toEqual(a);
+    expect(Array.from(x.slice(0, 2))).toEqual([0, Math.sin(1) * 3]); // the caller's inputs are left as they were
+
+    const conv: Config = { inputShape: [2, 4, 4], stem: false, width: 4, pool: 'global', classes: 3, dtype: 'float64', seed: 1, solver: { steps: 2 } };
+    const img = Float64Array.from({ length: 2 * 32 }, (_, i) => Math.cos(i));
+    const imgByHand = Float64Array.from(img, (v, i) => (v - 0.5 * Math.floor((i % 32) / 16)) / 2);
+    const c = await new SdeBnn({ ...conv, inputNormalization: { shift: [0, 0.5], scale: 2 } }).predict(img, { samples: 2, seed: 3 });
+    expect(c).toEqual(await new SdeBnn(conv).predict(imgByHand, { samples: 2, seed: 3 }));
   });
 
   it('resolves a resolved config to itself (checkpoints store the resolved form)', () => {
