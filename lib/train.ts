@@ -43,8 +43,10 @@ export interface TrainOptions {
   evalEma?: boolean;
   /** JSON-lines log of steps and epochs. */
   logFile?: string;
-  /** Written atomically after every epoch; resumed from with `resume`. */
+  /** Written atomically after every `checkpointEvery` epochs and the last; resumed from with `resume`. */
   checkpointFile?: string;
+  /** Default 1. Larger for runs of many short epochs, where each write would cost more than the epoch. */
+  checkpointEvery?: number;
   resume?: boolean;
   /** Progress bar on stderr. Default: when stderr is a terminal. */
   progress?: boolean;
@@ -89,7 +91,7 @@ export interface TrainResult {
 
 const TRAIN_KEYS = [
   'epochs', 'batchSize', 'lr', 'lrSchedule', 'lrMin', 'warmupSteps', 'beta', 'betaWarmupSteps', 'seed', 'timeLimit',
-  'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'resume', 'progress', 'onStep', 'onEpoch',
+  'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'checkpointEvery', 'resume', 'progress', 'onStep', 'onEpoch',
   'augment',
 ] as const;
 
@@ -114,6 +116,7 @@ function trainOptions(options: unknown, config: { optimizer: { lr: number }; bet
     evalEma: optional(o.evalEma, false, (v) => expectBoolean(v, 'options.evalEma')),
     logFile: optional(o.logFile, undefined as string | undefined, (v) => expectString(v, 'options.logFile')),
     checkpointFile: optional(o.checkpointFile, undefined as string | undefined, (v) => expectString(v, 'options.checkpointFile')),
+    checkpointEvery: optional(o.checkpointEvery, 1, (v) => expectPositiveInteger(v, 'options.checkpointEvery')),
     resume: optional(o.resume, false, (v) => expectBoolean(v, 'options.resume')),
     progress: optional(o.progress, Boolean(process.stderr.isTTY), (v) => expectBoolean(v, 'options.progress')),
     onStep: o.onStep === undefined ? undefined : expectFunction<(s: StepLog) => void>(o.onStep, 'options.onStep'),
@@ -308,7 +311,7 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
     log(epochLog);
     // Saved before the callback, so an interruption there loses nothing. A run stopped mid-epoch
     // resumes inside that epoch, where the iterator left off.
-    if (o.checkpointFile) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
+    if (o.checkpointFile && (last || (epoch + 1) % o.checkpointEvery === 0)) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
     o.onEpoch?.(epochLog);
   }
   return { epochs, steps: step, seconds: (Date.now() - started) / 1000, trainSeconds, test: epochs.at(-1)?.test, stoppedEarly };
