@@ -8,7 +8,7 @@ import { augmentBatch, loadCifar10 } from './data/cifar';
 import { createDataset, imageDataset, type Dataset } from './data/dataset';
 import { readIdx } from './data/idx';
 import { loadMnist, MNIST_MEAN, MNIST_STD } from './data/mnist';
-import { toyGrid, toyRegression } from './data/toy';
+import { toyGrid, toyModelConfig, toyRegression } from './data/toy';
 import { predictiveEntropy } from './metrics';
 import { Random } from './random';
 import { evaluate, readTrainingCheckpoint, train, type EpochLog } from './train';
@@ -33,16 +33,16 @@ Model
   --width N          hidden channels of each block's conv (default 32)
   --stem N|none      deterministic stem channels (default 16)
   --blocks A,B       blocks per stage (default 1)
-  --sigma X          diffusion of the weight SDE (default 0.05; toy 0.2)
-  --estimator ckl|fmc|stl       KL gradient estimator (default ckl)
-  --method M         solver (default euler); --steps N fixed steps (default 10; toy 20)
+  --sigma X          diffusion of the weight SDE (default 0.05; toy 0.3)
+  --estimator ckl|fmc|stl       KL gradient estimator (default ckl; toy stl)
+  --method M         solver (default euler); --steps N fixed steps (default 10; toy 40)
   --adjoint          gradients by the stochastic adjoint instead of backprop
   --ema X            keep an exponential moving average of the parameters and evaluate with it
 Training
-  --epochs N         default 10        --time-limit SECONDS   stop training after this long
-                                       (then the test set is evaluated once, at the end)
+  --epochs N         default 10 (toy 10000)
+  --time-limit SECONDS   stop training after this long (then the test set is evaluated once, at the end)
   --batch-size N     default 128       --lr X                 default 1e-3 (cosine decay)
-  --beta X           KL weight: loss = NLL + beta KL / N (default 1e-3)
+  --beta X           KL weight: loss = NLL + beta KL / N (default 1e-3; toy 1e-4)
   --beta-warmup N    steps of linear KL warm-up (default 0)
   --samples S        Monte Carlo weight paths at evaluation (default 4)
   --seed N           default 0         --threads N            LibTorch threads
@@ -139,22 +139,23 @@ function loadData(flags: Flags): { train: Dataset; test: Dataset; dataset: strin
 }
 
 function modelConfig(flags: Flags, data: { train: Dataset; dataset: string }): SdeBnnConfig {
-  const toy = data.dataset === 'toy';
+  const toy = data.dataset === 'toy' ? toyModelConfig() : undefined;
   const stem = flags.stem === 'none' ? false : num(flags, 'stem');
   const blocks = typeof flags.blocks === 'string' ? flags.blocks.split(',').map(Number) : undefined;
   return {
-    ...(toy ? { kind: 'mlp', inputShape: [1], likelihood: 'gaussian' } : { kind: 'conv', inputShape: data.train.inputShape, classes: data.train.classes ?? 10 }),
+    ...(toy ?? { kind: 'conv', inputShape: data.train.inputShape, classes: data.train.classes ?? 10 }),
     ...(num(flags, 'width') !== undefined && !toy ? { width: num(flags, 'width') } : {}),
     ...(stem !== undefined && !toy ? { stem } : {}),
     ...(blocks ? { blocks } : {}),
     ...(num(flags, 'sigma') !== undefined ? { sigma: num(flags, 'sigma') } : {}),
     ...(typeof flags.estimator === 'string' ? { estimator: flags.estimator as 'ckl' } : {}),
     solver: {
+      ...toy?.solver,
       ...(typeof flags.method === 'string' ? { method: flags.method as 'euler' } : {}),
       ...(num(flags, 'steps') !== undefined ? { steps: num(flags, 'steps') } : {}),
       ...(flags.adjoint ? { gradient: 'adjoint' as const } : {}),
     },
-    beta: num(flags, 'beta', 1e-3),
+    beta: num(flags, 'beta', toy?.beta ?? 1e-3),
     nTrain: data.train.length,
     optimizer: { lr: num(flags, 'lr', 1e-3), ...(num(flags, 'ema') !== undefined ? { ema: num(flags, 'ema') } : {}) },
     seed: num(flags, 'seed', 0),
@@ -199,14 +200,16 @@ async function trainCommand(argv: string[]): Promise<number> {
   console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);
   const result = await train(model, data, {
-    epochs: num(flags, 'epochs', data.dataset === 'toy' ? 300 : 10),
+    epochs: num(flags, 'epochs', data.dataset === 'toy' ? 10000 : 10),
     batchSize: num(flags, 'batch-size', data.dataset === 'toy' ? 40 : 128),
     lr: num(flags, 'lr', 1e-3),
-    beta: num(flags, 'beta', 1e-3),
+    beta: num(flags, 'beta', data.dataset === 'toy' ? toyModelConfig().beta! : 1e-3),
     betaWarmupSteps: num(flags, 'beta-warmup', 0),
     seed: num(flags, 'seed', 0),
     // With a time budget, evaluate once at the end so the budget goes to training.
     ...(flags['time-limit'] !== undefined ? { timeLimit: num(flags, 'time-limit', 0), evalEachEpoch: false } : {}),
+    // The toy's epochs are single full-batch steps: evaluate at the end, save and print every 500.
+    ...(data.dataset === 'toy' ? { evalEachEpoch: false, checkpointEvery: 500 } : {}),
     evalSamples: num(flags, 'samples', data.dataset === 'toy' ? 32 : 4),
     evalEma: num(flags, 'ema') !== undefined,
     logFile: path.join(out, 'log.jsonl'),
@@ -216,6 +219,7 @@ async function trainCommand(argv: string[]): Promise<number> {
     // CIFAR-10: random 4-pixel crops and horizontal flips of every training batch.
     ...(data.dataset === 'cifar10' ? { augment: augmentFor(num(flags, 'seed', 0)) } : {}),
     onEpoch: (e: EpochLog) => {
+      if (data.dataset === 'toy' && e.epoch % 500 !== 0 && !e.test) return;
       const test = e.test ? `; test ${formatMetrics(e.test)}` : '';
       console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, nll ${e.nll.toFixed(4)}, kl ${e.kl.toExponential(2)}` +
         (e.accuracy !== undefined ? `, train accuracy ${e.accuracy.toFixed(4)}` : '') + `, nfe ${e.nfe.toFixed(0)}, ${e.seconds.toFixed(1)} s${test}`);

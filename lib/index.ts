@@ -15,7 +15,7 @@ export { loadMnist, defaultMnistDir, MNIST_MEAN, MNIST_STD } from './data/mnist'
 export type { MnistOptions } from './data/mnist';
 export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizontalFlip, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES } from './data/cifar';
 export type { Cifar10Options, AugmentOptions } from './data/cifar';
-export { toyRegression, toyGrid, TOY_CLUSTERS } from './data/toy';
+export { toyRegression, toyGrid, toyModelConfig, TOY_CLUSTERS } from './data/toy';
 export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
 export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } from './data/dataset';
 export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';

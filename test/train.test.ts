@@ -80,6 +80,12 @@ describe('train', () => {
     const a = await resumed.predict(probe, { samples: 2, seed: 3 });
     const b = await rebuilt.predict(probe, { samples: 2, seed: 3 });
     expect(b).toEqual(a);
+    // checkpointEvery: epoch 1 of every 2 writes nothing; the last epoch is always written.
+    const sparse = path.join(dir, 'sparse.safetensors');
+    await expect(train(new SdeBnn(smallConfig), data, { ...options, checkpointFile: sparse, checkpointEvery: 2, onEpoch: interrupt })).rejects.toThrow('interrupted');
+    expect(fs.existsSync(sparse)).toBe(false);
+    await train(new SdeBnn(smallConfig), data, { ...options, checkpointFile: sparse, checkpointEvery: 5 });
+    expect(sdebnn.readTrainingCheckpoint(sparse).epoch).toBe(2);
     // The loss fell: the tiny task is learnable.
     expect(full.epochs[1]!.nll).toBeLessThan(full.epochs[0]!.nll);
   });
@@ -103,37 +109,32 @@ describe('train', () => {
     await expect(train(model, data, { batchSize: 0 })).rejects.toThrow(/Expected positive integer for options\.batchSize but received 0/);
     await expect(train(model, data, { lrSchedule: 'step' as never })).rejects.toThrow(/options\.lrSchedule/);
     await expect(train(model, data, { epoch: 3 } as never)).rejects.toThrow(/Unknown option options\.epoch/);
+    await expect(train(model, data, { checkpointEvery: 0 })).rejects.toThrow(/Expected positive integer for options\.checkpointEvery but received 0/);
   });
 });
 
 describe('the 1D toy regression', () => {
-  // Measured (3 model seeds each, 3000 steps): with a Gaussian q(w_0) under a broad N(0, 1) prior,
-  // small path noise (sigma 0.05) and beta 0.1 the model fits the clusters (RMSE 0.077 against
-  // cos x) with a predictive std 1.19-1.56x larger between them than on them. The issue's 3x is not
-  // reached by any setting tried (sigma 0.05-1, beta 1e-4-40, tanh/softplus, widths, input scales,
-  // stl/ckl, Laplace as in the reference code): every one gives 0.5-1.7x (see the issue note).
-  it('fits the clusters and is more uncertain between them than on them', async () => {
+  // toyModelConfig() as `sdebnn train --dataset toy` uses it, trained as the CLI trains it (full batch,
+  // 10,000 steps, lr 1e-3 with a cosine decay to 0). Seed 0: std 0.399 between the clusters, 0.113
+  // on them (3.5x), RMSE against cos x 0.064. Over model seeds 0-5 the ratio is 3.5, 3.7, 4.3, 2.3,
+  // 3.2, 4.3 (RMSE 0.059-0.072). The issue asks for 3x. About 30 s on one core.
+  it('fits the clusters and is at least 3x more uncertain between them than on them', async () => {
     const toy = toyRegression({ seed: 0 });
-    const nz = (x: number) => (x - 4) / 2.5;
-    const train_ = createDataset({ inputs: Float32Array.from(toy.dataset.inputs, nz), inputShape: [1], targets: toy.dataset.targets, targetShape: [1] });
-    const model = new SdeBnn({
-      kind: 'mlp', inputShape: [1], nTrain: 40, seed: 0, estimator: 'stl', sigma: 0.05, beta: 0.1,
-      w0: { posterior: 'gaussian', priorStd: 1, init: 'fanIn' },
-    });
-    await train(model, { train: train_ }, { epochs: 3000, batchSize: 40, lr: 3e-3, lrMin: 1e-4, progress: false });
-    const grid = Float32Array.from({ length: 81 }, (_, i) => i / 10);
-    const out = await model.predict(Float32Array.from(grid, nz), { samples: 64, seed: 1 });
+    const model = new SdeBnn({ ...sdebnn.toyModelConfig(), seed: 0 });
+    await train(model, { train: toy.dataset }, { epochs: 10000, batchSize: 40, lr: 1e-3, beta: 1e-4, progress: false });
+    const grid = sdebnn.toyGrid({ min: 0, max: 8, count: 81 });
+    const out = await model.predict(grid, { samples: 64, seed: 1 });
     if (out.kind !== 'regression') throw new Error('expected regression');
     const mean = (lo: number, hi: number, f: (i: number) => number) => {
-      const picked = Array.from(grid).flatMap((x, i) => (x >= lo && x <= hi ? [f(i)] : []));
+      const picked = Array.from(grid).flatMap((x, i) => (x >= lo - 1e-6 && x <= hi + 1e-6 ? [f(i)] : []));
       return picked.reduce((a, b) => a + b, 0) / picked.length;
     };
     const between = mean(3, 5, (i) => out.std[i]!);
     const onData = (mean(0, 2, (i) => out.std[i]!) + mean(6, 8, (i) => out.std[i]!)) / 2;
     const mse = (mean(0, 2, (i) => (out.mean[i]! - Math.cos(grid[i]!)) ** 2) + mean(6, 8, (i) => (out.mean[i]! - Math.cos(grid[i]!)) ** 2)) / 2;
-    expect(Math.sqrt(mse)).toBeLessThan(0.12);
-    expect(between / onData, `std between ${between.toFixed(3)}, on the data ${onData.toFixed(3)}`).toBeGreaterThan(1.1);
-  });
+    expect(Math.sqrt(mse)).toBeLessThan(0.1);
+    expect(between / onData, `std between ${between.toFixed(3)}, on the data ${onData.toFixed(3)}`).toBeGreaterThanOrEqual(3);
+  }, 180_000);
 });
 
 describe('command line', () => {
