@@ -115,13 +115,13 @@ describe('train', () => {
 
 describe('the 1D toy regression', () => {
   // toyModelConfig() as `sdebnn train --dataset toy` uses it, trained as the CLI trains it (full batch,
-  // 10,000 steps, lr 1e-3 with a cosine decay to 0). Seed 0: std 0.399 between the clusters, 0.113
+  // 10,000 steps, lr 1e-3 with a cosine decay to 0, the config's beta). Seed 0: std 0.399 between the clusters, 0.113
   // on them (3.5x), RMSE against cos x 0.064. Over model seeds 0-5 the ratio is 3.5, 3.7, 4.3, 2.3,
   // 3.2, 4.3 (RMSE 0.059-0.072). The issue asks for 3x. About 30 s on one core.
   it('fits the clusters and is at least 3x more uncertain between them than on them', async () => {
     const toy = toyRegression({ seed: 0 });
     const model = new SdeBnn({ ...sdebnn.toyModelConfig(), seed: 0 });
-    await train(model, { train: toy.dataset }, { epochs: 10000, batchSize: 40, lr: 1e-3, beta: 1e-4, progress: false });
+    await train(model, { train: toy.dataset }, { epochs: 10000, batchSize: 40, lr: 1e-3, progress: false });
     const grid = sdebnn.toyGrid({ min: 0, max: 8, count: 81 });
     const out = await model.predict(grid, { samples: 64, seed: 1 });
     if (out.kind !== 'regression') throw new Error('expected regression');

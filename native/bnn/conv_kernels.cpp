@@ -159,7 +159,6 @@ SDEBNN_INLINE T sum_impl(const T* x, int64_t n) {
   return s;
 }
 
-
 SDEBNN_INLINE void softplus_row(bool wide, int64_t n, const float* z, float* out) {
   if (wide) {
     softplus_lanes<Wide>(n, z, out, nullptr);

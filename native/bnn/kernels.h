@@ -138,10 +138,10 @@ class ConvDynamics : public Dynamics {
   // 1 inside the images, 0 on the borders, [batch * (H+2) * (W+2)]; kept for the last batch size.
   at::Tensor mask(int64_t batch, const at::TensorOptions& options) const;
   // A buffer for the activations a forward pass keeps for its VJP ([hidden, columns] on CPU, with
-  // the t row below on other devices): one that
-  // nothing references any more (its cache was dropped) if there is one, else a new one, kept for
-  // reuse while the pool holds less than kPoolBytes. Backprop keeps one per solver step; without
-  // the pool each training step page-faulted all of them in again (147 MB for W2).
+  // the t row below on other devices): one that nothing references any more (its cache was
+  // dropped) if there is one, else a new one, kept for reuse while the pool holds less than
+  // kPoolBytes. Backprop keeps one per solver step; without the pool each training step
+  // page-faulted all of them in again (147 MB for W2).
   at::Tensor activation_buffer(at::IntArrayRef shape, const at::TensorOptions& options) const;
   static constexpr int64_t kPoolBytes = int64_t(512) << 20;
 
