@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backend, selfTest, setNumThreads } from './backend';
 import { SdeBnn, type SdeBnnConfig } from './bnn';
-import { deviceForRank, initDistributed, type ProcessGroup } from './distributed';
+import { deviceForRank, distributedAvailability, initDistributed, type ProcessGroup } from './distributed';
 import { followLauncher, launch, reportToLauncher } from './launch';
 import { augmentBatch, loadCifar10 } from './data/cifar';
 import { createDataset, imageDataset, type Dataset } from './data/dataset';
@@ -56,7 +56,7 @@ Distributed (data-parallel; --batch-size is the global batch, split between the 
   --nproc N          start N worker processes on this machine (one GPU each with --device cuda)
   --nnodes M --node-rank R --master-addr HOST --master-port P
                      M machines, each running this command with its own R (as torchrun)
-  --backend gloo|nccl|auto      default auto: NCCL with CUDA, else Gloo
+  --backend gloo|nccl|auto      default auto: Gloo for --device cpu, NCCL for cuda where built in
   --shared-path      all processes draw one weight path per step (default: one each)
   --dist-timeout SECONDS        how long to wait for the other processes (default 300)`;
 
@@ -280,8 +280,10 @@ async function launchTraining(argv: string[], flags: Flags): Promise<number> {
 
 async function joinGroup(flags: Flags): Promise<ProcessGroup> {
   followLauncher();
+  // auto: NCCL for a model on CUDA, Gloo for one on the CPU (when the build has it).
+  const cpu = str(flags, 'device', 'cpu') === 'cpu' && distributedAvailability().gloo;
   return initDistributed({
-    backend: str(flags, 'backend', 'auto') as 'auto',
+    backend: str(flags, 'backend', cpu ? 'gloo' : 'auto') as 'auto',
     ...(flags['dist-timeout'] !== undefined ? { timeoutMs: Math.round(1000 * num(flags, 'dist-timeout', 300)) } : {}),
   });
 }

@@ -172,6 +172,18 @@ describe('process group', () => {
 });
 
 describe('data-parallel training', () => {
+  it("shards each batch of the epoch's permutation: the ranks' shares make up the unsharded batch", () => {
+    const { train: dataset } = job.data('mlp');
+    const indices = (options: object) => Array.from(new sdebnn.MinibatchIterator(dataset, { batchSize: 10, seed: 4, ...options }).epoch(), (b) => Array.from(b.indices));
+    const whole = indices({});
+    for (const count of [2, 3]) {
+      const shares = Array.from({ length: count }, (_, rank) => indices({ shard: { rank, count } }));
+      whole.forEach((batch, i) => expect(shares.flatMap((share) => share[i]!)).toEqual(batch));
+      expect(shares.map((share) => share[0]!.length)).toEqual(count === 2 ? [5, 5] : [3, 3, 4]);
+    }
+    expect(() => new sdebnn.MinibatchIterator(dataset, { batchSize: 4, shard: { rank: 2, count: 2 } })).toThrow(/options\.shard\.rank/);
+  });
+
   it('with a shared weight path, 2 ranks reproduce 1 rank (float64, mlp and conv), also across a resume to another world size', async () => {
     const dir = tmp();
     const single: Record<string, { parameters: Record<string, number[]>; epochs: import('../dist/index').EpochLog[] }> = {};
