@@ -209,7 +209,11 @@ async function trainCommand(argv: string[]): Promise<number> {
   if (lead) fs.mkdirSync(out, { recursive: true });
   const checkpointFile = path.join(out, 'model.safetensors');
   let config = lead && flags.resume && fs.existsSync(checkpointFile) ? readTrainingCheckpoint(checkpointFile).config : modelConfig(flags, data);
-  if (group) config = { ...(await group.broadcastObject(config)), device: deviceForRank(str(flags, 'device', 'cpu'), group) };
+  if (group) {
+    // Rank 0's config (a resumed run's is in its checkpoint); each rank on its own GPU.
+    const shared = (await group.broadcastObject(config)) as SdeBnnConfig;
+    config = { ...shared, device: deviceForRank(str(flags, 'device', String(shared.device ?? 'cpu').replace(/^cuda:\d+$/, 'cuda')), group) };
+  }
   const model = new SdeBnn(config as SdeBnnConfig);
   if (lead) console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);

@@ -78,8 +78,7 @@ export class DataParallel {
   /**
    * Checks that every rank trains with the same `fingerprint` (the model's config and the options
    * that shape the run), gives every rank rank 0's `position` and model state (parameters, Adam,
-   * EMA, streams), gives each rank its own training stream unless weight paths are shared, and
-   * hooks the gradient average into the model's training steps.
+   * EMA, streams), and gives each rank its own training stream unless weight paths are shared.
    */
   static async start(
     model: SdeBnn,
@@ -94,8 +93,20 @@ export class DataParallel {
     if (options.weightPaths === 'independent' && group.rank > 0) {
       model.setState({ 'rng.train': trainStreamState(rankStreamSeed(model.config.seed, agreed.step, group.rank)) }, { strict: false });
     }
-    group.attachGradients(model);
     return { parallel: new DataParallel(group, model), position: agreed };
+  }
+
+  /**
+   * Runs one training step of the model with its gradients averaged over the ranks (the hook is
+   * set for this step alone, so a failed run leaves the model as it was).
+   */
+  async step<T>(trainStep: () => Promise<T>): Promise<T> {
+    this.group.attachGradients(this.model);
+    try {
+      return await trainStep();
+    } finally {
+      this.group.detachGradients(this.model);
+    }
   }
 
   /** Rank 0 writes checkpoints and logs and shows the progress bar. */
@@ -140,10 +151,6 @@ export class DataParallel {
     }
   }
 
-  /** Unhooks the gradient average (the group stays open). */
-  end(): void {
-    this.group.detachGradients(this.model);
-  }
 }
 
 /** Every rank compares its fingerprint with rank 0's; all throw if any differs. */

@@ -193,8 +193,8 @@ export class ProcessGroup {
   }
 
   /**
-   * @internal From now on every training step of `model` averages its gradients over the ranks
-   * (in flat buckets of at most `bucketBytes`) before clipping and Adam.
+   * @internal Until detachGradients, every training step of `model` averages its gradients over
+   * the ranks (in flat buckets of at most `bucketBytes`) before clipping and Adam.
    */
   attachGradients(model: SdeBnn, bucketBytes = 25 * 2 ** 20): void {
     callNative(() => this.handle.attachGradients(model.nativeHandle(), bucketBytes));

@@ -300,72 +300,69 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
   let trainSeconds = 0; // stepping time only: the time limit does not count evaluation
   const epochs: EpochLog[] = [];
   let stoppedEarly = false;
-  try {
-    for (let epoch = startEpoch; epoch < o.epochs && !stoppedEarly; epoch++) {
-      const epochStart = Date.now();
-      const sums = { loss: 0, nll: 0, kl: 0, accuracy: 0, nfe: 0, steps: 0 };
-      for (const batch of iterator.epoch()) {
-        const lr = learningRate(step, Math.max(step / totalSteps, trainSeconds / o.timeLimit), o);
-        const beta = o.betaWarmupSteps > 0 ? (o.beta * Math.min(1, (step + 1) / o.betaWarmupSteps)) : o.beta;
-        const stepStart = Date.now();
-        const inputs = o.augment ? o.augment(batch.inputs, batch.shape) : batch.inputs;
-        const result = await model.trainStep(inputs, batch.targets, { lr, beta });
-        trainSeconds += (Date.now() - stepStart) / 1000;
-        if (parallel && Number.isFinite(o.timeLimit)) trainSeconds = await parallel.agreedSeconds(trainSeconds);
-        if (!Number.isFinite(result.loss)) {
-          throw new RangeError(`Training diverged at step ${step} (loss ${result.loss}); lower lr, raise batchSize or lower the diffusion sigma`);
-        }
-        step++;
-        sums.loss += result.loss;
-        sums.nll += result.nll;
-        sums.kl += result.kl;
-        sums.accuracy += result.accuracy ?? 0;
-        sums.nfe += result.nfe;
-        sums.steps++;
-        const seconds = (Date.now() - started) / 1000;
-        const entry: StepLog = { type: 'step', epoch, step, lr, beta, seconds, ...result };
-        o.onStep?.(entry);
-        if (step % 10 === 0) log(entry);
-        bar.update(
-          `epoch ${epoch + 1}/${o.epochs} step ${batch.index + 1}/${iterator.batchesPerEpoch} loss ${(sums.loss / sums.steps).toFixed(4)}` +
-            (result.accuracy !== null ? ` acc ${(sums.accuracy / sums.steps).toFixed(3)}` : '') + ` kl ${result.kl.toExponential(2)} ${seconds.toFixed(0)}s`,
-          (batch.index + 1) / iterator.batchesPerEpoch,
-        );
-        if (trainSeconds > o.timeLimit) {
-          stoppedEarly = true;
-          break;
-        }
+  for (let epoch = startEpoch; epoch < o.epochs && !stoppedEarly; epoch++) {
+    const epochStart = Date.now();
+    const sums = { loss: 0, nll: 0, kl: 0, accuracy: 0, nfe: 0, steps: 0 };
+    for (const batch of iterator.epoch()) {
+      const lr = learningRate(step, Math.max(step / totalSteps, trainSeconds / o.timeLimit), o);
+      const beta = o.betaWarmupSteps > 0 ? (o.beta * Math.min(1, (step + 1) / o.betaWarmupSteps)) : o.beta;
+      const stepStart = Date.now();
+      const inputs = o.augment ? o.augment(batch.inputs, batch.shape) : batch.inputs;
+      const trainStep = () => model.trainStep(inputs, batch.targets, { lr, beta });
+      const result = await (parallel ? parallel.step(trainStep) : trainStep()); // averages the gradients over the ranks
+      trainSeconds += (Date.now() - stepStart) / 1000;
+      if (parallel && Number.isFinite(o.timeLimit)) trainSeconds = await parallel.agreedSeconds(trainSeconds);
+      if (!Number.isFinite(result.loss)) {
+        throw new RangeError(`Training diverged at step ${step} (loss ${result.loss}); lower lr, raise batchSize or lower the diffusion sigma`);
       }
-      bar.done();
-      if (parallel) await parallel.average(sums);
-      const n = Math.max(1, sums.steps);
-      const epochLog: EpochLog = {
-        type: 'epoch',
-        epoch: epoch + 1,
-        steps: sums.steps,
-        loss: sums.loss / n,
-        nll: sums.nll / n,
-        kl: sums.kl / n,
-        ...(model.config.likelihood === 'categorical' ? { accuracy: sums.accuracy / n } : {}),
-        nfe: sums.nfe / n,
-        seconds: (Date.now() - epochStart) / 1000,
-      };
-      const last = stoppedEarly || epoch + 1 === o.epochs;
-      if (data.test && (o.evalEachEpoch || last)) {
-        epochLog.test = await evaluate(model, data.test, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
+      step++;
+      sums.loss += result.loss;
+      sums.nll += result.nll;
+      sums.kl += result.kl;
+      sums.accuracy += result.accuracy ?? 0;
+      sums.nfe += result.nfe;
+      sums.steps++;
+      const seconds = (Date.now() - started) / 1000;
+      const entry: StepLog = { type: 'step', epoch, step, lr, beta, seconds, ...result };
+      o.onStep?.(entry);
+      if (step % 10 === 0) log(entry);
+      bar.update(
+        `epoch ${epoch + 1}/${o.epochs} step ${batch.index + 1}/${iterator.batchesPerEpoch} loss ${(sums.loss / sums.steps).toFixed(4)}` +
+          (result.accuracy !== null ? ` acc ${(sums.accuracy / sums.steps).toFixed(3)}` : '') + ` kl ${result.kl.toExponential(2)} ${seconds.toFixed(0)}s`,
+        (batch.index + 1) / iterator.batchesPerEpoch,
+      );
+      if (trainSeconds > o.timeLimit) {
+        stoppedEarly = true;
+        break;
       }
-      epochs.push(epochLog);
-      log(epochLog);
-      // Saved before the callback, so an interruption there loses nothing. A run stopped mid-epoch
-      // resumes inside that epoch, where the iterator left off.
-      if (last || (epoch + 1) % o.checkpointEvery === 0) {
-        await parallel?.verifyIdentical(step);
-        if (o.checkpointFile && lead) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
-      }
-      o.onEpoch?.(epochLog);
     }
-  } finally {
-    parallel?.end();
+    bar.done();
+    if (parallel) await parallel.average(sums);
+    const n = Math.max(1, sums.steps);
+    const epochLog: EpochLog = {
+      type: 'epoch',
+      epoch: epoch + 1,
+      steps: sums.steps,
+      loss: sums.loss / n,
+      nll: sums.nll / n,
+      kl: sums.kl / n,
+      ...(model.config.likelihood === 'categorical' ? { accuracy: sums.accuracy / n } : {}),
+      nfe: sums.nfe / n,
+      seconds: (Date.now() - epochStart) / 1000,
+    };
+    const last = stoppedEarly || epoch + 1 === o.epochs;
+    if (data.test && (o.evalEachEpoch || last)) {
+      epochLog.test = await evaluate(model, data.test, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
+    }
+    epochs.push(epochLog);
+    log(epochLog);
+    // Saved before the callback, so an interruption there loses nothing. A run stopped mid-epoch
+    // resumes inside that epoch, where the iterator left off.
+    if (last || (epoch + 1) % o.checkpointEvery === 0) {
+      await parallel?.verifyIdentical(step);
+      if (o.checkpointFile && lead) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
+    }
+    o.onEpoch?.(epochLog);
   }
   return { epochs, steps: step, seconds: (Date.now() - started) / 1000, trainSeconds, test: epochs.at(-1)?.test, stoppedEarly };
 }

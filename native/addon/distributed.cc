@@ -107,13 +107,15 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
     });
   }
 
-  // attachGradients(nativeModel, bucketBytes): from then on, each of the model's training steps
-  // averages its gradients across the ranks before clipping and Adam.
+  // attachGradients(nativeModel, bucketBytes): until detachGradients, each of the model's training
+  // steps averages its gradients across the ranks before clipping and Adam. One averager per
+  // group, so that its buckets serve step after step.
   Napi::Value attach_gradients(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       auto g = group(info.Env());
       auto model = share_idle_bnn_model(info[0]);
-      auto averager = std::make_shared<dist::GradientAverager>(g, static_cast<int64_t>(info[1].As<Napi::Number>().Int64Value()));
+      if (!averager_) averager_ = std::make_shared<dist::GradientAverager>(g, static_cast<int64_t>(info[1].As<Napi::Number>().Int64Value()));
+      auto averager = averager_;
       model->set_gradient_hook([averager](const bnn::NamedTensors& params) { (*averager)(params); });
       return info.Env().Undefined();
     });
@@ -144,6 +146,7 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
         g = std::move(slot_->group);
       }
       if (g) g->destroy();
+      averager_.reset();
       return info.Env().Undefined();
     });
   }
@@ -155,6 +158,7 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
   }
 
   std::shared_ptr<GroupSlot> slot_ = std::make_shared<GroupSlot>();
+  std::shared_ptr<dist::GradientAverager> averager_;
 };
 
 // What this build can do: {gloo, nccl, glooMissing, ncclMissing}.
