@@ -103,7 +103,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
 
   const stop = (signal: NodeJS.Signals) => {
     for (const w of workers) if (!w.exit) w.child.kill(signal);
-    if (!killTimer && graceMs >= 0) {
+    if (!killTimer) {
       killTimer = setTimeout(() => {
         for (const w of workers) if (!w.exit) w.child.kill('SIGKILL');
       }, graceMs);
