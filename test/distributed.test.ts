@@ -166,7 +166,7 @@ describe('process group', () => {
       expect(alone).toBeInstanceOf(DistributedError);
       expect((alone as { code: string }).code).toBe('ERR_DISTRIBUTED_TIMEOUT');
       expect((alone as Error).message).toMatch(rank === 0 ? /timed out after 2 s: 1 of 2 ranks reached the rendezvous/ : /could not reach rank 0's rendezvous store/);
-      expect(elapsed).toBeLessThan(timeoutMs + 1500);
+      expect(elapsed).toBeLessThan(timeoutMs + 3000); // slack for a loaded machine
     }
   });
 });
