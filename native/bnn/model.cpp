@@ -688,6 +688,7 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
   }
 
   at::NoGradGuard no_grad;
+  if (gradient_hook_) gradient_hook_(params_);
   adam_step_ += 1;
   if (!fused_update(lr, r.grad_norm)) {
     std::vector<at::Tensor> norms;
