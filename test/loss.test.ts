@@ -52,6 +52,22 @@ async function nllFromOutputs(model: Model, x: Float64Array, y: ArrayLike<number
   return sum / n;
 }
 
+/**
+ * gradients() against the loss computed here: the NLL from predict's outputs on the same path,
+ * the KL from the constant drifts' ||g||^2 (per block) and the q(w_0) closed form.
+ */
+async function expectLoss(model: Model, x: Float64Array, y: Float64Array | number[], g2: number[], o: { seed: number; beta: number; tol: number; label: string }) {
+  const r = await model.gradients(x, y, { seed: o.seed, beta: o.beta });
+  const nll = await nllFromOutputs(model, x, y, o.seed);
+  const kl = g2.reduce((a, v) => a + (0.5 * v) / model.config.sigma ** 2, 0) + gaussianW0Kl(model);
+  const expected = nll + (o.beta * kl) / model.config.nTrain;
+  expect(Math.abs(r.nll - nll) / nll, `${o.label}: nll`).toBeLessThan(o.tol);
+  expect(Math.abs(r.kl - kl) / kl, `${o.label}: kl`).toBeLessThan(o.tol);
+  expect(Math.abs(r.loss - expected) / expected, `${o.label}: loss`).toBeLessThan(o.tol);
+  // the KL term is a sizeable part of the loss, so a wrong beta, nTrain or KL would show
+  expect((o.beta * kl) / model.config.nTrain / expected, o.label).toBeGreaterThan(0.05);
+}
+
 const B = 12;
 const x1d = Float64Array.from({ length: B }, (_, i) => -1 + (2 * i) / (B - 1));
 const y1d = Float64Array.from(x1d, (v) => Math.cos(4 * v));
@@ -78,17 +94,7 @@ describe('the loss, computed in the test', () => {
     if (config.learnScale) model.setState({ 'likelihood.log_scale': { data: Float64Array.of(Math.log(0.45)), shape: [1] } }, { strict: false });
     const beta = 4;
     const tol = config.dtype === 'float32' ? 1e-5 : 1e-12;
-    for (const seed of [7, 8]) {
-      const r = await model.gradients(x1d, y, { seed, beta });
-      const nll = await nllFromOutputs(model, x1d, y, seed);
-      const kl = g2.reduce((a, v) => a + (0.5 * v) / model.config.sigma ** 2, 0) + gaussianW0Kl(model);
-      const expected = nll + (beta * kl) / model.config.nTrain;
-      expect(Math.abs(r.nll - nll) / nll, `${label}: nll`).toBeLessThan(tol);
-      expect(Math.abs(r.kl - kl) / kl, `${label}: kl`).toBeLessThan(tol);
-      expect(Math.abs(r.loss - expected) / expected, `${label}: loss`).toBeLessThan(tol);
-      // the KL term is a sizeable part of the loss, so a wrong beta, nTrain or KL would show
-      expect((beta * kl) / model.config.nTrain / expected, label).toBeGreaterThan(0.05);
-    }
+    for (const seed of [7, 8]) await expectLoss(model, x1d, y, g2, { seed, beta, tol, label });
     model.dispose();
   });
 
@@ -105,14 +111,7 @@ describe('the loss, computed in the test', () => {
     const g2 = setConstantDrift(model, 2, 0.02);
     const beta = 3;
     const tol = model.config.dtype === 'float32' ? 1e-5 : 1e-12;
-    const r = await model.gradients(x, labels, { seed: 4, beta });
-    const nll = await nllFromOutputs(model, x, labels, 4);
-    const kl = g2.reduce((a, v) => a + (0.5 * v) / model.config.sigma ** 2, 0);
-    const expected = nll + (beta * kl) / model.config.nTrain;
-    expect(Math.abs(r.nll - nll) / nll, `${label}: nll`).toBeLessThan(tol);
-    expect(Math.abs(r.kl - kl) / kl, `${label}: kl`).toBeLessThan(tol);
-    expect(Math.abs(r.loss - expected) / expected, `${label}: loss`).toBeLessThan(tol);
-    expect((beta * kl) / model.config.nTrain / expected, label).toBeGreaterThan(0.05);
+    await expectLoss(model, x, labels, g2, { seed: 4, beta, tol, label });
     model.dispose();
   });
 
