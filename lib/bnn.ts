@@ -111,7 +111,10 @@ export interface SdeBnnConfig {
   beta?: number;
   /** Training set size. Default 60000. */
   nTrain?: number;
-  /** Adam: lr (default 1e-3), betas, eps; gradient-norm clip (default 1, 0 off); EMA decay (default 0, off). */
+  /**
+   * Adam: lr (default 1e-3), betas, eps; gradient-norm clip (default 1, 0 off); EMA decay (default 0, off).
+   * After Adam step t the EMA is d ema + (1 - d) param with d = min(ema, (1 + t) / (10 + t)).
+   */
   optimizer?: { lr?: number; betas?: [number, number]; eps?: number; clip?: number; ema?: number };
   /** Seeds the parameters' initialisation and the model's random streams. Default 0. */
   seed?: number;

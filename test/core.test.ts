@@ -111,6 +111,24 @@ describe('errors', () => {
     expect(caught!.message).not.toMatch(/Exception raised from/); // no C++ backtrace
   });
 
+  it('maps a LibTorch error in a public call to TorchError (ERR_TORCH), with LibTorch\'s message and no backtrace', () => {
+    // An allocation past any address space (hidden layers of 2^26 units: 2^52 weights): LibTorch's
+    // allocator refuses it, whatever the machine's memory and overcommit policy.
+    let caught: unknown;
+    try {
+      new sdebnn.SdeBnn({ kind: 'mlp', hidden: [2 ** 26, 2 ** 26] });
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(sdebnn.TorchError);
+    expect(caught).toBeInstanceOf(sdebnn.SdebnnError);
+    const error = caught as InstanceType<typeof sdebnn.TorchError>;
+    expect(error.code).toBe('ERR_TORCH');
+    expect(error.name).toBe('TorchError');
+    expect(error.message).toMatch(/can't allocate memory: you tried to allocate \d+ bytes/);
+    expect(error.message).not.toMatch(/Exception raised from/);
+  });
+
   it('turns a std::exception into an Error with code ERR_NATIVE', () => {
     expect(() => native().raise('std')).toThrow(expect.objectContaining({ code: 'ERR_NATIVE', message: 'a standard exception from native code' }));
   });
