@@ -6,7 +6,8 @@ export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './bac
 export { BrownianInterval, type BrownianIntervalOptions, type BrownianDtype } from './brownian';
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
-export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';
+export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError, LimitError } from './errors';
+export { LIMIT_DEFAULTS } from './limits';
 export { Random } from './random';
 export type { RandomState } from './random';
 export { readIdx, parseIdx } from './data/idx';
