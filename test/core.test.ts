@@ -156,15 +156,19 @@ describe('async work', () => {
     expect(() => sdebnn.selfTest({ sise: 3 } as never)).toThrow(/Unknown option options\.sise/);
   });
 
-  it('survives a throwing progress callback', async () => {
-    const result = await sdebnn.selfTest({
+  it('survives a throwing progress callback: the Promise rejects with its error and the work stops', async () => {
+    const failure = new Error('callback failure');
+    let calls = 0;
+    const result = sdebnn.selfTest({
       size: 16,
       iterations: 3,
       onProgress: () => {
-        throw new Error('callback failure');
+        calls++;
+        throw failure;
       },
     });
-    expect(result.iterations).toBe(3);
+    await expect(result).rejects.toBe(failure);
+    expect(calls).toBe(1);
   });
 });
 
