@@ -27,7 +27,7 @@ export interface ModelSize {
   blocks: { count: number; size: BlockSize }[];
   /** Learnable scalars: w_0 (and its rho), hypernetworks, stem, head, likelihood scale. */
   parameters: number;
-  /** The widest hypernetwork activation of a block (per drift evaluation, not per example). */
+  /** Values one hypernetwork evaluation keeps (hidden pre-activations and activations; per evaluation, not per example). */
   hyperActivations: number;
   /** Values per example that the stem computes (conv), before the blocks. */
   stem: number;
@@ -89,16 +89,16 @@ export function checkModelBytes(c: SizeConfig): ModelSize {
 }
 
 /**
- * One call on a batch: the inputs, the stem, and per block its solver's working states
- * (8 copies of the state, activations, w and dW) plus, for backprop through the solver, one
- * such record per step; `samples` regression outputs for predict. An estimate of the dominant terms.
+ * One call on a batch (`training`: with gradients): the inputs, the stem, and per block its
+ * solver's working states (8 copies of the state and activations, w and dW, the hypernetwork's
+ * values) plus, for backprop through the solver, one such record per step (the adjoint: 8 more).
+ * An estimate of the dominant terms, not an exact count.
  */
-export function checkCallBytes(c: SizeConfig, size: ModelSize, call: { batch: number; training: boolean; samples?: number }, what: string): void {
+export function checkCallBytes(c: SizeConfig, size: ModelSize, call: { batch: number; training: boolean }, what: string): void {
   const { batch } = call;
   const backprop = call.training && c.solver.gradient === 'backprop';
   const stored = 8 + (backprop ? c.solver.steps : c.solver.gradient === 'adjoint' && call.training ? 8 : 0);
   let values = batch * c.inputShape.reduce((a, b) => a * b, 1) + 2 * batch * size.stem;
   for (const { count, size: b } of size.blocks) values += count * stored * (batch * (b.state + b.activations) + 2 * b.wDim + size.hyperActivations);
-  if (call.samples !== undefined && c.likelihood !== 'categorical') values += call.samples * batch * c.outputs;
   checkBytes(values * itemBytes(c), c.maxBytes, 'config.maxBytes', what);
 }

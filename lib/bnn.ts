@@ -5,7 +5,7 @@
  * EMA) is one native call that runs off the event loop. Every argument is checked here first.
  */
 import { resolveDevice, type DeviceSpec } from './backend';
-import { checkCallBytes, checkModelBytes, type ModelSize } from './bnn-size';
+import { checkCallBytes, checkModelBytes, modelSize, type ModelSize } from './bnn-size';
 import { awaitNative, callNative } from './errors';
 import { checkSteps, expectMaxBytes, expectMaxSteps } from './limits';
 import { native, type NativeSdeBnn, type NativeTargets } from './native';
@@ -564,7 +564,7 @@ export class SdeBnn {
 
   constructor(config: SdeBnnConfig = {}) {
     this.config = Object.freeze(resolveSdeBnnConfig(config));
-    this.size = checkModelBytes(this.config);
+    this.size = modelSize(this.config); // its bytes were checked by resolveSdeBnnConfig
     const Native = native().SdeBnn;
     this.handle = callNative(() => new Native(nativeConfig(this.config)));
     const info = callNative(() => this.handle.info());

@@ -164,12 +164,20 @@ describe('nothing passes silently', () => {
     scaled.dispose();
   });
 
-  it('names an integer typed array given as SdeBnn inputs', () => {
+  it('names an integer typed array given as SdeBnn inputs or as a tensor (it used to report inputs.data as undefined)', () => {
     const model = new SdeBnn(mlp);
     expect(() => model.predict(new Int32Array(4) as never)).toThrow(
       new TypeError('Expected a Float32Array, a Float64Array or a tensor {data, shape} for inputs but received Int32Array of length 4'),
     );
     model.dispose();
+    const sde = neural();
+    expect(() => sdeint(sde, new Int32Array(6) as never, [0, 1])).toThrow(
+      new TypeError('Expected a tensor {data: Float32Array | Float64Array, shape: number[]} for y0 but received Int32Array of length 6'),
+    );
+    expect(() => sdeint(sde, { data: new Int32Array(6), shape: [2, 3] } as never, [0, 1])).toThrow(
+      new TypeError('Expected Float32Array or Float64Array for y0.data but received Int32Array of length 6'),
+    );
+    sde.dispose();
   });
 
   it('rejects a call whose onProgress throws, with that error, after the native work stopped at its next step', async () => {

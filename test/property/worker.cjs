@@ -48,7 +48,6 @@ const apis = {
   bnnPredict: ([config, inputs, options]) => using(() => new sdebnn.SdeBnn(config), (m) => m.predict(inputs, options)),
   bnnTrainStep: ([config, inputs, targets, options]) => using(() => new sdebnn.SdeBnn(config), (m) => m.trainStep(inputs, targets, options)),
   bnnGradients: ([config, inputs, targets, options]) => using(() => new sdebnn.SdeBnn(config), (m) => m.gradients(inputs, targets, options)),
-  bnnSetState: ([config, state]) => using(() => new sdebnn.SdeBnn(config), (m) => m.setState(state)),
   train: ([config, data, options]) => using(() => new sdebnn.SdeBnn(config), (m) => sdebnn.train(m, data, options)),
   evaluate: ([config, dataset, options]) => using(() => new sdebnn.SdeBnn(config), (m) => sdebnn.evaluate(m, dataset, options)),
   createDataset: ([init]) => sdebnn.createDataset(init),
