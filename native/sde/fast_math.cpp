@@ -9,9 +9,10 @@ namespace sde {
 
 namespace {
 // tanh(x) = x P(x^2) / Q(x^2) on [-c, c] and +-1 (to float precision) beyond: Eigen's
-// generic_fast_tanh_float. Plain arithmetic, so that the loop vectorises in every clone. The clamp
-// is written with comparisons that are false for NaN, so NaN passes through as LibTorch's tanh
-// passes it (std::min/std::max would turn it into -c, and so into a finite -1).
+// generic_fast_tanh_float. Plain arithmetic; GCC vectorises it in the AVX-512 clone (masked), while
+// the clamp keeps the AVX2 and baseline clones scalar (it did with std::min/max too). The clamp's
+// comparisons are false for NaN, so NaN passes through as LibTorch's tanh passes it (std::min/max
+// turned it into -c, and so into a finite -1).
 SDEBNN_CPU_CLONES void fast_tanh_kernel(const float* __restrict x, float* __restrict out, int64_t n) {
   constexpr float c = 7.90531110763549805f;
   for (int64_t i = 0; i < n; ++i) {
