@@ -5,7 +5,9 @@
  * EMA) is one native call that runs off the event loop. Every argument is checked here first.
  */
 import { resolveDevice, type DeviceSpec } from './backend';
+import { checkCallBytes, checkModelBytes, modelSize, type ModelSize } from './bnn-size';
 import { awaitNative, callNative } from './errors';
+import { checkSteps, expectMaxBytes, expectMaxSteps } from './limits';
 import { native, type NativeSdeBnn, type NativeTargets } from './native';
 import { expectTensor, numel, type Tensor } from './tensor';
 import {
@@ -55,6 +57,8 @@ export interface SdeBnnSolverConfig {
   /** Default: steps. */
   adjointSteps?: number;
   adjointAdaptive?: boolean;
+  /** The most steps (accepted plus rejected) of one block's solve, forward or backward; more is a LimitError. Default 100,000. */
+  maxSteps?: number;
 }
 
 export interface SdeBnnConfig {
@@ -126,6 +130,12 @@ export interface SdeBnnConfig {
    * hand-written VJPs, one autograd node per evaluation; 'autograd': plain autograd (a reference for tests).
    */
   kernels?: 'fast' | 'fused' | 'autograd';
+  /**
+   * The most bytes the model (parameters, gradients, Adam's moments, EMA) and each of its calls
+   * (a batch's solves) may allocate, estimated from the shapes before anything is allocated; more
+   * is a LimitError naming config.maxBytes. Default 4 GiB.
+   */
+  maxBytes?: number;
 }
 
 /** The configuration with every default filled in. */
@@ -160,6 +170,7 @@ export interface ResolvedSdeBnnConfig {
   dtype: 'float32' | 'float64';
   device: string;
   kernels: 'fast' | 'fused' | 'autograd';
+  maxBytes: number;
 }
 
 export type BnnTargets = Uint8Array | Int32Array | Float32Array | Float64Array | readonly number[];
@@ -252,7 +263,7 @@ export interface BnnBlockDiagnostics {
 const CONFIG_KEYS = [
   'kind', 'inputShape', 'inputNormalization', 'aug', 'hidden', 'activation', 'timeInput', 'head', 'blocks', 'stem', 'width', 'convActivation',
   'pool', 'likelihood', 'classes', 'outputs', 'scale', 'learnScale', 'sigma', 'hypernet', 'w0', 'estimator', 'solver',
-  'beta', 'nTrain', 'optimizer', 'seed', 'dtype', 'device', 'kernels',
+  'beta', 'nTrain', 'optimizer', 'seed', 'dtype', 'device', 'kernels', 'maxBytes',
 ] as const;
 
 function positiveIntegers(value: unknown, field: string, minLength = 1): number[] {
@@ -288,10 +299,6 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   }
   const nc = expectOptionalObject(c.inputNormalization, 'config.inputNormalization');
   expectKnownKeys(nc, 'config.inputNormalization', ['shift', 'scale']);
-  const inputNormalization = {
-    shift: perFeature(nc.shift, 'config.inputNormalization.shift', inputShape[0]!, 0, expectNumber),
-    scale: perFeature(nc.scale, 'config.inputNormalization.scale', inputShape[0]!, 1, expectPositive),
-  };
   const aug = optional(c.aug, conv ? 0 : 2, (v) => expectInteger(v, 'config.aug', 0));
   const hidden = optional(c.hidden, [32, 32], (v) => positiveIntegers(v, 'config.hidden'));
   const activation = optional(c.activation, 'softplus' as BnnActivation, (v) => expectOneOf(v, 'config.activation', BNN_ACTIVATIONS));
@@ -391,7 +398,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const estimator = optional(c.estimator, 'ckl' as BnnEstimator, (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS));
   const sc = expectOptionalObject(c.solver, 'config.solver');
   expectKnownKeys(sc, 'config.solver', [
-    'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive',
+    'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive', 'maxSteps',
   ]);
   const method = optional(sc.method, 'euler' as BnnMethod, (v) => expectOneOf(v, 'config.solver.method', BNN_METHODS));
   const steps = optional(sc.steps, conv ? 10 : 20, (v) => expectPositiveInteger(v, 'config.solver.steps'));
@@ -409,7 +416,12 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     ),
     adjointSteps: optional(sc.adjointSteps, steps, (v) => expectPositiveInteger(v, 'config.solver.adjointSteps')),
     adjointAdaptive: optional(sc.adjointAdaptive, false, (v) => expectBoolean(v, 'config.solver.adjointAdaptive')),
+    maxSteps: expectMaxSteps(sc.maxSteps, 'config.solver.maxSteps'),
   };
+  if (!solver.adaptive) checkSteps(steps, solver.maxSteps, 'config.solver.maxSteps', 'A block solve with config.solver.steps', 'use fewer steps');
+  if (solver.gradient === 'adjoint' && !solver.adjointAdaptive) {
+    checkSteps(solver.adjointSteps, solver.maxSteps, 'config.solver.maxSteps', 'A backward solve with config.solver.adjointSteps', 'use fewer adjointSteps');
+  }
   if (general && (method === 'milstein' || method === 'srk')) {
     throw new RangeError(
       `Expected config.solver.method 'euler', 'midpoint', 'heun', 'euler_heun' or 'reversible_heun' for estimator '${estimator}' ` +
@@ -460,11 +472,18 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const dtype = optional(c.dtype, 'float32' as const, (v) => expectOneOf(v, 'config.dtype', ['float32', 'float64'] as const));
   const device = resolveDevice(c.device ?? 'cpu', 'config.device');
   const kernels = optional(c.kernels, 'fast' as const, (v) => expectOneOf(v, 'config.kernels', ['fast', 'fused', 'autograd'] as const));
-
-  return {
-    kind, inputShape, inputNormalization, aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
-    outputs, scale, learnScale, sigma, hypernet, w0, estimator, solver, beta, nTrain, optimizer, seed, dtype, device, kernels,
+  const maxBytes = expectMaxBytes(c.maxBytes, 'config.maxBytes');
+  const rest = {
+    aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
+    outputs, scale, learnScale, sigma, hypernet, w0, estimator, solver, beta, nTrain, optimizer, seed, dtype, device, kernels, maxBytes,
   };
+  // Before anything sized by the shapes is built (here: the per-feature normalisation arrays).
+  checkModelBytes({ kind, inputShape, ...rest });
+  const inputNormalization = {
+    shift: perFeature(nc.shift, 'config.inputNormalization.shift', inputShape[0]!, 0, expectNumber),
+    scale: perFeature(nc.scale, 'config.inputNormalization.scale', inputShape[0]!, 1, expectPositive),
+  };
+  return { kind, inputShape, inputNormalization, ...rest };
 }
 
 /** The flat form the addon reads (native/addon/bnn.cc read_config). */
@@ -507,6 +526,7 @@ function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
     adjointMethod: r.solver.adjointMethod,
     adjointSteps: r.solver.adjointSteps,
     adjointAdaptive: r.solver.adjointAdaptive,
+    maxSteps: r.solver.maxSteps,
     beta: r.beta,
     nTrain: r.nTrain,
     lr: r.optimizer.lr,
@@ -542,10 +562,12 @@ export class SdeBnn {
   readonly parameterNames: readonly string[];
   private handle: NativeSdeBnn;
   private readonly exampleSize: number;
+  private readonly size: ModelSize;
   private isDisposed = false;
 
   constructor(config: SdeBnnConfig = {}) {
     this.config = Object.freeze(resolveSdeBnnConfig(config));
+    this.size = modelSize(this.config); // its bytes were checked by resolveSdeBnnConfig
     const Native = native().SdeBnn;
     this.handle = callNative(() => new Native(nativeConfig(this.config)));
     const info = callNative(() => this.handle.info());
@@ -564,20 +586,27 @@ export class SdeBnn {
     return this.isDisposed;
   }
 
-  private inputTensor(inputs: unknown, field: string): Tensor {
+  /** Checks inputs (values or a tensor) and the bytes of a call on them (`training`: with gradients), before any copy. */
+  private inputTensor(inputs: unknown, field: string, training = false): Tensor {
+    let t: Tensor;
     if (inputs instanceof Float32Array || inputs instanceof Float64Array) {
       if (inputs.length === 0 || inputs.length % this.exampleSize !== 0) {
         throw new RangeError(
           `Expected ${field} to hold a positive multiple of ${this.exampleSize} values (inputShape [${this.config.inputShape.join(', ')}]) but received ${describe(inputs)}`,
         );
       }
-      return this.normalized({ data: inputs, shape: [inputs.length / this.exampleSize, ...this.config.inputShape] });
+      t = { data: inputs, shape: [inputs.length / this.exampleSize, ...this.config.inputShape] };
+    } else {
+      if (ArrayBuffer.isView(inputs)) {
+        throw new TypeError(`Expected a Float32Array, a Float64Array or a tensor {data, shape} for ${field} but received ${describe(inputs)}`);
+      }
+      t = expectTensor(inputs, field);
+      const expected = this.config.inputShape;
+      if (t.shape.length !== expected.length + 1 || t.shape[0]! < 1 || expected.some((s, i) => t.shape[i + 1] !== s)) {
+        throw new RangeError(`Expected ${field}.shape [batch, ${expected.join(', ')}] but received [${t.shape.join(', ')}]`);
+      }
     }
-    const t = expectTensor(inputs, field);
-    const expected = this.config.inputShape;
-    if (t.shape.length !== expected.length + 1 || t.shape[0]! < 1 || expected.some((s, i) => t.shape[i + 1] !== s)) {
-      throw new RangeError(`Expected ${field}.shape [batch, ${expected.join(', ')}] but received [${t.shape.join(', ')}]`);
-    }
+    checkCallBytes(this.config, this.size, { batch: t.shape[0]!, training }, `An SdeBnn ${training ? 'training ' : ''}call on a batch of ${t.shape[0]}`);
     return this.normalized(t);
   }
 
@@ -648,7 +677,7 @@ export class SdeBnn {
    * `inputs` hold batch x prod(inputShape) values (row-major); `targets` class labels or values.
    */
   trainStep(inputs: BnnInputs, targets: BnnTargets, options: BnnTrainStepOptions = {}): Promise<BnnTrainStepResult> {
-    const x = this.inputTensor(inputs, 'inputs');
+    const x = this.inputTensor(inputs, 'inputs', true);
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['lr', 'beta']);
@@ -660,7 +689,7 @@ export class SdeBnn {
 
   /** Gradients of the loss (or the KL alone) at the current parameters, without an update. */
   gradients(inputs: BnnInputs, targets: BnnTargets, options: BnnGradientsOptions = {}): Promise<BnnGradientsResult> {
-    const x = this.inputTensor(inputs, 'inputs');
+    const x = this.inputTensor(inputs, 'inputs', true);
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['beta', 'seed', 'objective']);

@@ -99,6 +99,13 @@ function num(flags: Flags, name: string, fallback?: number): number | undefined 
   return n;
 }
 
+/** A positive integer flag such as --train-limit (0 is an error, not "no limit"), or undefined when absent. */
+function count(flags: Flags, name: string): number | undefined {
+  const n = num(flags, name);
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new RangeError(`Expected a positive integer for --${name} but received '${String(flags[name])}'`);
+  return n;
+}
+
 function str(flags: Flags, name: string, fallback: string): string {
   const v = flags[name];
   return typeof v === 'string' ? v : fallback;
@@ -120,21 +127,21 @@ function limit<T extends Dataset>(ds: T, n: number | undefined): T {
 function loadData(flags: Flags): { train: Dataset; test: Dataset; dataset: string } {
   const dataset = str(flags, 'dataset', 'mnist');
   const dir = typeof flags['data-dir'] === 'string' ? flags['data-dir'] : undefined;
-  const trainLimit = num(flags, 'train-limit');
-  const testLimit = num(flags, 'test-limit');
+  const trainLimit = count(flags, 'train-limit');
+  const testLimit = count(flags, 'test-limit');
   if (dataset === 'mnist') {
     return {
       dataset,
-      train: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'train', ...(trainLimit ? { limit: trainLimit } : {}) })),
-      test: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'test', ...(testLimit ? { limit: testLimit } : {}) })),
+      train: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'train', ...(trainLimit !== undefined ? { limit: trainLimit } : {}) })),
+      test: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'test', ...(testLimit !== undefined ? { limit: testLimit } : {}) })),
     };
   }
   if (dataset === 'cifar10') {
     if (!dir) throw new RangeError('--dataset cifar10 needs --data-dir, the folder of the CIFAR-10 binary batches');
     return {
       dataset,
-      train: imageDataset(loadCifar10({ dir, split: 'train', ...(trainLimit ? { limit: trainLimit } : {}) })),
-      test: imageDataset(loadCifar10({ dir, split: 'test', ...(testLimit ? { limit: testLimit } : {}) })),
+      train: imageDataset(loadCifar10({ dir, split: 'train', ...(trainLimit !== undefined ? { limit: trainLimit } : {}) })),
+      test: imageDataset(loadCifar10({ dir, split: 'test', ...(testLimit !== undefined ? { limit: testLimit } : {}) })),
     };
   }
   if (dataset === 'toy') {
@@ -323,7 +330,7 @@ async function predictCommand(argv: string[]): Promise<number> {
   const samples = num(flags, 'samples', 8);
   let inputs: Float32Array;
   if (typeof flags.images === 'string') {
-    const idx = readIdx(flags.images, { magic: 0x00000803, ...(flags.limit ? { limit: num(flags, 'limit', 1) } : {}) });
+    const idx = readIdx(flags.images, { magic: 0x00000803, ...(flags.limit !== undefined ? { limit: count(flags, 'limit') } : {}) });
     inputs = Float32Array.from(idx.data, (v) => (v / 255 - MNIST_MEAN) / MNIST_STD);
   } else {
     inputs = Float32Array.from(String(flags.x).split(','), (v) => {

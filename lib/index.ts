@@ -8,7 +8,9 @@ export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export {
   SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError, DistributedUnavailableError, DistributedError,
+  LimitError,
 } from './errors';
+export { LIMIT_DEFAULTS } from './limits';
 export { Random } from './random';
 export type { RandomState } from './random';
 export { readIdx, parseIdx } from './data/idx';

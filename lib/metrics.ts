@@ -315,9 +315,11 @@ export function gaussianNll(mean: FloatArray, std: FloatArray, targets: FloatArr
   const y = expectVector(targets, 'targets', mu.length);
   let sum = 0;
   for (let i = 0; i < mu.length; i++) {
-    const v = Math.max(sd[i]! * sd[i]! + noise * noise, minVariance);
-    const d = y[i]! - mu[i]!;
-    sum += 0.5 * Math.log(2 * Math.PI * v) + (d * d) / (2 * v);
+    // v = max(sd^2 + noise^2, minVariance) in units of s^2, so that huge stds do not overflow.
+    const s = Math.max(Math.abs(sd[i]!), noise, Math.sqrt(minVariance));
+    const v = Math.max((sd[i]! / s) ** 2 + (noise / s) ** 2, (Math.sqrt(minVariance) / s) ** 2);
+    const d = (y[i]! - mu[i]!) / s;
+    sum += 0.5 * Math.log(2 * Math.PI * v) + Math.log(s) + (d * d) / (2 * v);
   }
   return mu.length === 0 ? NaN : sum / mu.length;
 }

@@ -50,6 +50,8 @@ export interface NativeBinding {
   roundTrip(tensor: Tensor, options: { transpose?: boolean; scale?: number; device?: string }): Tensor;
   /** Test hook: one of the engine's elementwise kernels applied to a tensor. */
   elementwise(tensor: Tensor, name: 'tanh'): Tensor;
+  /** Test hook: an activation's value and slope by the fast path's loops, the conv kernels, or LibTorch ('aten'). */
+  elementwise(tensor: Tensor, name: `${'fast' | 'conv' | 'aten'}.${'tanh' | 'softplus' | 'relu' | 'sigmoid'}`): { value: Tensor; slope: Tensor };
   selfTest(options: { device: string; size: number; iterations: number }, onProgress?: ProgressCallback): Promise<{
     device: string;
     iterations: number;

@@ -8,12 +8,13 @@ import * as path from 'node:path';
 import { saveCheckpoint, loadCheckpoint, type CheckpointTensor } from './checkpoint';
 import { DataParallel, resolveDistributedTrainOptions, type DistributedTrainOptions } from './data-parallel';
 import type { ProcessGroup } from './distributed';
-import { MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
+import { expectDataset, MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
+import { DataFormatError } from './errors';
 import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
-import type { SdeBnn, BnnTrainStepResult as TrainStepResult } from './bnn';
+import { SdeBnn, type BnnTrainStepResult as TrainStepResult } from './bnn';
 import type { Tensor } from './tensor';
 import {
-  expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectOneOf,
+  describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectObject, expectOneOf,
   expectOptionalObject, expectPositive, expectPositiveInteger, expectString, optional,
 } from './validate';
 
@@ -157,17 +158,48 @@ function toCheckpointTensors(state: Record<string, Tensor>): Record<string, Chec
 
 /** Writes a model's state and training position atomically (safetensors layout). */
 export function saveTrainingCheckpoint(file: string, model: SdeBnn, position: { epoch: number; step: number; iterator?: MinibatchState }): void {
+  expectModel(model);
+  const p = expectObject(position, 'position');
+  expectKnownKeys(p, 'position', ['epoch', 'step', 'iterator']);
+  const epoch = expectInteger(p.epoch, 'position.epoch', 0, Number.MAX_SAFE_INTEGER);
+  const step = expectInteger(p.step, 'position.step', 0, Number.MAX_SAFE_INTEGER);
+  const iterator = p.iterator === undefined ? undefined : expectObject(p.iterator, 'position.iterator');
   saveCheckpoint(file, toCheckpointTensors(model.getState()), {
     format: 'sdebnn',
     version: CHECKPOINT_VERSION,
     config: JSON.stringify(model.config),
-    epoch: String(position.epoch),
-    step: String(position.step),
-    ...(position.iterator ? { iterator: JSON.stringify(position.iterator) } : {}),
+    epoch: String(epoch),
+    step: String(step),
+    ...(iterator ? { iterator: JSON.stringify(iterator) } : {}),
   });
 }
 
-/** Reads a checkpoint written by saveTrainingCheckpoint, checking its format and version. */
+/** A training checkpoint's metadata `key` as a JSON object (undefined when absent); anything else is a DataFormatError naming the file and key. */
+function metadataJson(file: string, meta: Record<string, string>, key: string): object | undefined {
+  const text = meta[key];
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new DataFormatError(`Checkpoint ${file}: metadata ${key} is not valid JSON (${(error as Error).message})`, 'ERR_DATA_FORMAT');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DataFormatError(`Checkpoint ${file}: metadata ${key} is not a JSON object (${describe(value)})`, 'ERR_DATA_FORMAT');
+  }
+  return value;
+}
+
+/** A training checkpoint's metadata `key` as a non-negative integer (0 when absent), or a DataFormatError naming the file and key. */
+function metadataCount(file: string, meta: Record<string, string>, key: string): number {
+  const text = meta[key] ?? '0';
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new DataFormatError(`Checkpoint ${file}: metadata ${key} is ${JSON.stringify(text.slice(0, 40))}, expected a non-negative integer`, 'ERR_DATA_FORMAT');
+  }
+  return Number(text);
+}
+
+/** Reads a checkpoint written by saveTrainingCheckpoint, checking its format, version and metadata. */
 export function readTrainingCheckpoint(file: string) {
   const checkpoint = loadCheckpoint(file);
   const meta = checkpoint.metadata;
@@ -183,10 +215,10 @@ export function readTrainingCheckpoint(file: string) {
   }
   return {
     state,
-    config: JSON.parse(meta.config ?? '{}') as object,
-    epoch: Number(meta.epoch ?? 0),
-    step: Number(meta.step ?? 0),
-    iterator: meta.iterator ? (JSON.parse(meta.iterator) as MinibatchState) : undefined,
+    config: metadataJson(file, meta, 'config') ?? {},
+    epoch: metadataCount(file, meta, 'epoch'),
+    step: metadataCount(file, meta, 'step'),
+    iterator: metadataJson(file, meta, 'iterator') as MinibatchState | undefined,
   };
 }
 
@@ -207,19 +239,49 @@ class ProgressBar {
   }
 }
 
+function expectModel(model: unknown): SdeBnn {
+  if (!(model instanceof SdeBnn)) throw new TypeError(`Expected an SdeBnn for model but received ${describe(model)}`);
+  return model;
+}
+
+/** Checks a dataset and that it fits the model: the input shape, and labels (categorical) or targets of config.outputs values. */
+function expectDatasetFor(model: SdeBnn, value: unknown, field: string): Dataset {
+  const dataset = expectDataset(value, field);
+  const c = model.config;
+  if (dataset.inputShape.length !== c.inputShape.length || dataset.inputShape.some((s, i) => s !== c.inputShape[i])) {
+    throw new RangeError(`Expected ${field}.inputShape [${c.inputShape.join(', ')}] (the model's config.inputShape) but received [${dataset.inputShape.join(', ')}]`);
+  }
+  if (c.likelihood === 'categorical') {
+    if (dataset.classes === undefined) throw new TypeError(`Expected class labels (Uint8Array) for ${field}.targets of a classifier but received regression targets`);
+    if (dataset.classes > c.classes) {
+      throw new RangeError(`Expected at most ${c.classes} classes (the model's config.classes) in ${field} but received ${dataset.classes}`);
+    }
+  } else if (dataset.classes !== undefined || dataset.targetShape.length !== 1 || dataset.targetShape[0] !== c.outputs) {
+    throw new RangeError(
+      `Expected regression targets of shape [${c.outputs}] (the model's config.outputs) for ${field}.targets but received ${dataset.classes !== undefined ? 'class labels' : `shape [${dataset.targetShape.join(', ')}]`}`,
+    );
+  }
+  if (dataset.length === 0) throw new RangeError(`Expected at least one example in ${field} but received none`);
+  return dataset;
+}
+
 /** Evaluates on a dataset with S Monte Carlo weight paths: accuracy, NLL, Brier, ECE (15 bins), entropy; or regression metrics. */
 export async function evaluate(
   model: SdeBnn,
   dataset: Dataset,
   options: { samples?: number; batchSize?: number; ema?: boolean; seed?: number; distributed?: { group: ProcessGroup } } = {},
 ): Promise<ClassificationMetrics | RegressionMetrics> {
-  const samples = optional(options.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
-  const batchSize = optional(options.batchSize, 500, (v) => expectPositiveInteger(v, 'options.batchSize'));
-  const ema = optional(options.ema, false, (v) => expectBoolean(v, 'options.ema'));
-  const seed = optional(options.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1));
+  expectModel(model);
+  expectDatasetFor(model, dataset, 'dataset');
+  const o = expectOptionalObject(options, 'options');
+  expectKnownKeys(o, 'options', ['samples', 'batchSize', 'ema', 'seed', 'distributed']);
+  const samples = optional(o.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
+  const batchSize = optional(o.batchSize, 500, (v) => expectPositiveInteger(v, 'options.batchSize'));
+  const ema = optional(o.ema, false, (v) => expectBoolean(v, 'options.ema'));
+  const seed = optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1));
   // Data-parallel: rank r predicts batches r, r + worldSize, ...; an all-reduce gathers them (the
   // others' rows are zeros), so every rank gets the single-process metrics.
-  const group = options.distributed === undefined ? undefined : resolveDistributedTrainOptions(options.distributed, 'options.distributed').group;
+  const group = o.distributed === undefined ? undefined : resolveDistributedTrainOptions(o.distributed, 'options.distributed').group;
   const mine = (start: number) => !group || (start / batchSize) % group.worldSize === group.rank;
   const per = dataset.inputShape.reduce((a, b) => a * b, 1);
   const n = dataset.length;
@@ -265,19 +327,33 @@ function runFingerprint(model: SdeBnn, data: { train: Dataset; test?: Dataset },
  * `checkpointFile` when `resume` is set and the file exists.
  */
 export async function train(model: SdeBnn, data: { train: Dataset; test?: Dataset }, options: TrainOptions = {}): Promise<TrainResult> {
+  expectModel(model);
+  const d = expectObject(data, 'data');
+  expectKnownKeys(d, 'data', ['train', 'test']);
+  const trainSet = expectDatasetFor(model, d.train, 'data.train');
+  const testSet = d.test === undefined ? undefined : expectDatasetFor(model, d.test, 'data.test');
   const o = trainOptions(options, model.config);
+  // Full batches only (dropLast): a batch larger than the data would train on nothing.
+  if (o.batchSize > trainSet.length) {
+    throw new RangeError(`Expected options.batchSize at most the ${trainSet.length} examples of data.train but received ${o.batchSize}`);
+  }
   const dist = o.distributed;
   if (dist && o.batchSize % dist.group.worldSize !== 0) {
     throw new RangeError(`Expected options.batchSize (the global batch) to be a multiple of the world size ${dist.group.worldSize} but received ${o.batchSize}`);
   }
   const shard = dist ? { shard: { rank: dist.group.rank, count: dist.group.worldSize } } : {};
-  const iterator = new MinibatchIterator(data.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, ...shard });
+  const iterator = new MinibatchIterator(trainSet, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, ...shard });
   const totalSteps = o.epochs * iterator.batchesPerEpoch;
   let startEpoch = 0;
   let step = 0;
   const lead = !dist || dist.group.rank === 0; // writes the checkpoint and the log, shows the progress bar
   if (lead && o.resume && o.checkpointFile && fs.existsSync(o.checkpointFile)) {
     const saved = readTrainingCheckpoint(o.checkpointFile);
+    if (saved.epoch >= o.epochs) {
+      throw new RangeError(
+        `Expected options.epochs above the ${saved.epoch} epochs checkpoint ${o.checkpointFile} has done (resume) but received ${o.epochs}`,
+      );
+    }
     model.setState(saved.state);
     startEpoch = saved.epoch;
     step = saved.step;
@@ -351,8 +427,8 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
       seconds: (Date.now() - epochStart) / 1000,
     };
     const last = stoppedEarly || epoch + 1 === o.epochs;
-    if (data.test && (o.evalEachEpoch || last)) {
-      epochLog.test = await evaluate(model, data.test, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
+    if (testSet && (o.evalEachEpoch || last)) {
+      epochLog.test = await evaluate(model, testSet, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
     }
     epochs.push(epochLog);
     log(epochLog);

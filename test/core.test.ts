@@ -112,14 +112,17 @@ describe('errors', () => {
   });
 
   it('maps a LibTorch error in a public call to TorchError (ERR_TORCH), with LibTorch\'s message and no backtrace', () => {
-    // An allocation past any address space (hidden layers of 2^26 units: 2^52 weights): LibTorch's
-    // allocator refuses it, whatever the machine's memory and overcommit policy.
+    // A broadcast batch of 2^43 rows (strides [0, 1]): made contiguous it is 64 TiB, which LibTorch's
+    // allocator refuses under Linux's default overcommit heuristic (more than memory plus swap);
+    // config.maxBytes is raised so that the package's own limit lets the call through.
     let caught: unknown;
+    const model = new sdebnn.SdeBnn({ kind: 'mlp', inputShape: [2], hidden: [8], outputs: 1, likelihood: 'gaussian', maxBytes: Number.MAX_SAFE_INTEGER });
     try {
-      new sdebnn.SdeBnn({ kind: 'mlp', hidden: [2 ** 26, 2 ** 26] });
+      void model.predict({ data: new Float32Array(2), shape: [2 ** 43, 2], strides: [0, 1] });
     } catch (e) {
       caught = e;
     }
+    model.dispose();
     expect(caught).toBeInstanceOf(sdebnn.TorchError);
     expect(caught).toBeInstanceOf(sdebnn.SdebnnError);
     const error = caught as InstanceType<typeof sdebnn.TorchError>;
@@ -174,15 +177,19 @@ describe('async work', () => {
     expect(() => sdebnn.selfTest({ sise: 3 } as never)).toThrow(/Unknown option options\.sise/);
   });
 
-  it('survives a throwing progress callback', async () => {
-    const result = await sdebnn.selfTest({
+  it('survives a throwing progress callback: the Promise rejects with its error and the work stops', async () => {
+    const failure = new Error('callback failure');
+    let calls = 0;
+    const result = sdebnn.selfTest({
       size: 16,
       iterations: 3,
       onProgress: () => {
-        throw new Error('callback failure');
+        calls++;
+        throw failure;
       },
     });
-    expect(result.iterations).toBe(3);
+    await expect(result).rejects.toBe(failure);
+    expect(calls).toBe(1);
   });
 });
 

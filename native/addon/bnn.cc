@@ -67,6 +67,7 @@ bnn::BnnConfig read_config(const Napi::Object& o) {
   c.solver.adjoint_method = sde::parse_method(get_string(o, "adjointMethod", "euler"));
   c.solver.adjoint_steps = static_cast<int64_t>(get_number(o, "adjointSteps", static_cast<double>(c.solver.steps)));
   c.solver.adjoint_adaptive = get_bool(o, "adjointAdaptive", false);
+  c.solver.max_steps = static_cast<int64_t>(get_number(o, "maxSteps", static_cast<double>(c.solver.max_steps)));
   c.beta = get_number(o, "beta", 1e-3);
   c.n_train = get_number(o, "nTrain", 60000);
   c.lr = get_number(o, "lr", 1e-3);
@@ -190,7 +191,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value train_step(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       const at::Tensor y = numeric_from_js(info[1], "targets");
       Napi::Object opts = info[2].As<Napi::Object>();
       const double lr = get_number(opts, "lr", m->config().lr);
@@ -221,7 +222,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value gradients(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       const at::Tensor y = numeric_from_js(info[1], "targets");
       Napi::Object opts = info[2].As<Napi::Object>();
       const double beta = get_number(opts, "beta", m->config().beta);
@@ -247,7 +248,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value predict(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       Napi::Object opts = info[1].As<Napi::Object>();
       const auto samples = static_cast<int64_t>(get_number(opts, "samples", 1));
       const bool ema = get_bool(opts, "ema", false);
@@ -265,7 +266,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value diagnose(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       Napi::Object opts = info[1].As<Napi::Object>();
       const std::optional<uint64_t> seed = optional_seed(opts);
       auto guard = acquire(info.Env());

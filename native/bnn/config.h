@@ -38,6 +38,7 @@ struct SolverConfig {
   sde::Method adjoint_method = sde::Method::Euler;
   int64_t adjoint_steps = 20;
   bool adjoint_adaptive = false;
+  int64_t max_steps = 100000;  // per solve, forward and backward (config.solver.maxSteps)
 };
 
 struct BnnConfig {

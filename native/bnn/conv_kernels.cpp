@@ -184,7 +184,7 @@ SDEBNN_INLINE V slope_of(Activation act, V a) {
   switch (act) {
     case Activation::Tanh: return T(1) - a * a;
     case Activation::Sigmoid: return a * (T(1) - a);
-    case Activation::Relu: return a > T(0) ? V{} + T(1) : V{};
+    case Activation::Relu: return a <= T(0) ? V{} : V{} + T(1);  // NaN: 1, as threshold_backward
     case Activation::Identity: return V{} + T(1);
     case Activation::Softplus: break;
   }

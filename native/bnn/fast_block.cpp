@@ -70,7 +70,8 @@ at::Tensor wrap(const T* p, int64_t n) {
 // out = act(z) and, where s is given, s = act'(z) (as activation_grad: softplus' = sigmoid(z)),
 // in one pass. Softplus by our own kernel (value and slope from one exp; see fast_kernels.inc);
 // tanh and sigmoid through ATen's vectorised CPU kernels (one call per layer); the piecewise-linear
-// ones are plain loops.
+// ones are plain loops. NaN passes through as in LibTorch: relu(NaN) = NaN with slope 1
+// (threshold_backward passes the cotangent where the output is not <= 0).
 template <typename T>
 void activate(Activation a, const T* z, T* out, T* s, int64_t n) {
   switch (a) {
@@ -78,9 +79,9 @@ void activate(Activation a, const T* z, T* out, T* s, int64_t n) {
       ops<T>().softplus(n, z, out, s);
       return;
     case Activation::Relu:
-      for (int64_t i = 0; i < n; ++i) out[i] = z[i] > 0 ? z[i] : T(0);
+      for (int64_t i = 0; i < n; ++i) out[i] = z[i] <= 0 ? T(0) : z[i];
       if (s) {
-        for (int64_t i = 0; i < n; ++i) s[i] = z[i] > 0 ? T(1) : T(0);
+        for (int64_t i = 0; i < n; ++i) s[i] = z[i] <= 0 ? T(0) : T(1);
       }
       return;
     case Activation::Identity:
@@ -651,6 +652,15 @@ at::Tensor FastWorkspace::get(at::IntArrayRef shape, const at::TensorOptions& op
   }
   pool_.push_back(at::empty(shape, options));
   return pool_[next_++];
+}
+
+void fast_activation(Activation a, const at::Tensor& z, at::Tensor& out, at::Tensor& slope) {
+  TORCH_CHECK(z.is_cpu() && z.is_contiguous() && out.is_contiguous() && slope.is_contiguous() && out.sizes().equals(z.sizes()) &&
+                  slope.sizes().equals(z.sizes()) && out.scalar_type() == z.scalar_type() && slope.scalar_type() == z.scalar_type(),
+              "fast_activation: contiguous CPU tensors of one shape and dtype");
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fast_activation", [&] {
+    activate<scalar_t>(a, z.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), slope.data_ptr<scalar_t>(), z.numel());
+  });
 }
 
 bool softplus_rows(at::Tensor& out, const at::Tensor& z) {

@@ -72,4 +72,8 @@ class FastBlockSolver {
 // false, doing nothing, for anything else (the caller then uses ATen).
 bool softplus_rows(at::Tensor& out, const at::Tensor& z);
 
+// act(z) into out and act'(z) into slope as the fast path's loops compute them, for contiguous CPU
+// float/double tensors of one shape: lets tests hold them to LibTorch's own ops (NaN, infinities).
+void fast_activation(Activation a, const at::Tensor& z, at::Tensor& out, at::Tensor& slope);
+
 }  // namespace bnn

@@ -17,7 +17,7 @@ at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& 
   switch (a) {
     case Activation::Tanh: return 1 - out * out;
     case Activation::Softplus: return at::sigmoid(z);
-    case Activation::Relu: return (z > 0).to(z.scalar_type());
+    case Activation::Relu: return at::le(z, 0).logical_not().to(z.scalar_type());  // NaN: 1, as threshold_backward
     case Activation::Sigmoid: return out * (1 - out);
     case Activation::Identity: return at::Tensor();
   }

@@ -165,6 +165,8 @@ SolveSetup solve_setup(const BnnConfig& c) {
   s.options.rtol = c.solver.rtol;
   s.options.atol = c.solver.atol;
   s.options.dt_min = c.solver.dt_min;
+  s.options.max_steps = c.solver.max_steps;
+  s.options.max_steps_option = "config.solver.maxSteps";
   s.adjoint_options = s.options;
   s.adjoint_options.method = c.solver.adjoint_method;
   s.adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);

@@ -9,10 +9,14 @@ namespace sde {
 
 namespace {
 // tanh(x) = x P(x^2) / Q(x^2) on [-c, c] and +-1 (to float precision) beyond: Eigen's
-// generic_fast_tanh_float. Plain arithmetic, so that the loop vectorises in every clone.
+// generic_fast_tanh_float. Plain arithmetic; GCC vectorises it in the AVX-512 clone (masked), while
+// the clamp keeps the AVX2 and baseline clones scalar (it did with std::min/max too). The clamp's
+// comparisons are false for NaN, so NaN passes through as LibTorch's tanh passes it (std::min/max
+// turned it into -c, and so into a finite -1).
 SDEBNN_CPU_CLONES void fast_tanh_kernel(const float* __restrict x, float* __restrict out, int64_t n) {
+  constexpr float c = 7.90531110763549805f;
   for (int64_t i = 0; i < n; ++i) {
-    const float v = std::min(7.90531110763549805f, std::max(-7.90531110763549805f, x[i]));
+    const float v = x[i] > c ? c : x[i] < -c ? -c : x[i];
     const float v2 = v * v;
     float p = -2.76076847742355e-16f;
     p = p * v2 + 2.00018790482477e-13f;

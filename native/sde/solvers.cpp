@@ -275,9 +275,22 @@ at::Tensor reversible_heun_init(SDE& sde, double t0, const at::Tensor& y0, Solve
   return at::stack({y0, y0, sde.drift(t0, y0)});
 }
 
+namespace {
+// Throws ERR_LIMIT once a solve has taken (or a fixed grid would take) more than options.max_steps steps.
+void check_step_limit(double steps, const StepOptions& options) {
+  if (steps <= static_cast<double>(options.max_steps)) return;
+  throw limit_exceeded(options.max_steps_option,
+                       "the solve needs more than " + options.max_steps_option + " (" + std::to_string(options.max_steps) +
+                           ") steps; use a larger dt (adaptive: looser rtol/atol or a larger dtMin), or raise " +
+                           options.max_steps_option);
+}
+}  // namespace
+
 at::Tensor integrate_interval(const StepFn& step, at::Tensor z, double ta, double tb, const StepOptions& options,
                               SolveStats& stats, double& h, const StepProgress& progress) {
   if (!options.adaptive) {
+    // Checked before the grid is built: a tiny dt would otherwise allocate without bound.
+    check_step_limit(static_cast<double>(stats.steps_accepted) + std::ceil(std::abs(tb - ta) / options.dt - 1e-9), options);
     std::vector<double> grid = fixed_grid(std::min(ta, tb), std::max(ta, tb), options.dt);
     if (tb < ta) std::reverse(grid.begin(), grid.end());
     for (size_t i = 0; i + 1 < grid.size(); ++i) {
@@ -292,6 +305,7 @@ at::Tensor integrate_interval(const StepFn& step, at::Tensor z, double ta, doubl
   double t = ta;
   double prev_error_ratio = -1.0;
   while (direction * (tb - t) > 0) {
+    check_step_limit(static_cast<double>(stats.steps_accepted + stats.steps_rejected + 1), options);
     double next = t + direction * h;
     if (direction * (next - tb) >= -1e-9 * h) next = tb;
     const double mid = 0.5 * (t + next);

@@ -21,6 +21,10 @@ struct StepOptions {
   double rtol = 1e-3;
   double atol = 1e-4;
   double dt_min = 1e-5;
+  // Accepted plus rejected steps of one solve (forward, or each backward solve); more is ERR_LIMIT
+  // naming max_steps_option, the caller's name for the setting.
+  int64_t max_steps = 100000;
+  std::string max_steps_option = "maxSteps";
 };
 
 struct SolveStats {
