@@ -17,6 +17,8 @@ export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizonta
 export type { Cifar10Options, AugmentOptions } from './data/cifar';
 export { toyRegression, toyGrid, toyModelConfig, TOY_CLUSTERS } from './data/toy';
 export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
+export { loadOodImages, syntheticImages, fashionMnistAvailable, FASHION_MNIST_DIR, SYNTHETIC_OOD } from './data/ood';
+export type { OodImages, OodOptions } from './data/ood';
 export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } from './data/dataset';
 export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';
 export {
@@ -24,6 +26,8 @@ export {
   nll,
   brierScore,
   expectedCalibrationError,
+  adaptiveCalibrationError,
+  maxCalibrationError,
   calibrationBins,
   predictiveEntropy,
   classificationMetrics,
@@ -35,6 +39,10 @@ export {
   regressionMetrics,
 } from './metrics';
 export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
+export { decomposeUncertainty, totalEntropy, expectedEntropy, mutualInformation, maxProbability, variationRatio, checkSampleProbabilities } from './uncertainty';
+export type { UncertaintySummary, UncertaintyDecomposition } from './uncertainty';
+export { oodDetection, rocCurve, selectivePrediction } from './score-metrics';
+export type { OodDetection, OodScoreOptions, RocCurve, SelectivePrediction, ScoreArray } from './score-metrics';
 export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, expectCheckpoint, MAX_HEADER_BYTES } from './checkpoint';
 export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
 export { SDE, sdeint, sdeintGradients, validateSpec, METHODS, NOISE_TYPES, SDE_TYPES } from './sde';
@@ -64,3 +72,5 @@ export type {
 } from './bnn';
 export { train, evaluate, learningRate, saveTrainingCheckpoint, readTrainingCheckpoint } from './train';
 export type { TrainOptions, TrainResult, StepLog, EpochLog } from './train';
+export { predictDataset, DEFAULT_PREDICT_BATCH_SIZE } from './predict';
+export type { PredictDatasetOptions, PredictProgress, DatasetPrediction, DatasetClassification, DatasetRegression } from './predict';

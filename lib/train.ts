@@ -5,11 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { saveCheckpoint, loadCheckpoint, type CheckpointTensor } from './checkpoint';
 import { MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
+import { readModelFile } from './model-file';
+import { predictDataset } from './predict';
 import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
 import type { SdeBnn, BnnTrainStepResult as TrainStepResult } from './bnn';
-import type { Tensor } from './tensor';
 import {
   expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectOneOf,
   expectOptionalObject, expectPositive, expectPositiveInteger, expectString, optional,
@@ -136,46 +136,26 @@ export function learningRate(step: number, progress: number, o: { lr: number; lr
   return o.lrMin + 0.5 * (o.lr - o.lrMin) * (1 + Math.cos(Math.PI * p));
 }
 
-const CHECKPOINT_VERSION = '1';
-
-function toCheckpointTensors(state: Record<string, Tensor>): Record<string, CheckpointTensor> {
-  const out: Record<string, CheckpointTensor> = {};
-  for (const [name, t] of Object.entries(state)) out[name] = { data: t.data, shape: t.shape };
-  return out;
-}
-
-/** Writes a model's state and training position atomically (safetensors layout). */
+/** Writes a model (SdeBnn.save) with its training position, atomically. */
 export function saveTrainingCheckpoint(file: string, model: SdeBnn, position: { epoch: number; step: number; iterator?: MinibatchState }): void {
-  saveCheckpoint(file, toCheckpointTensors(model.getState()), {
-    format: 'sdebnn',
-    version: CHECKPOINT_VERSION,
-    config: JSON.stringify(model.config),
-    epoch: String(position.epoch),
-    step: String(position.step),
-    ...(position.iterator ? { iterator: JSON.stringify(position.iterator) } : {}),
+  model.save(file, {
+    metadata: {
+      epoch: String(position.epoch),
+      step: String(position.step),
+      ...(position.iterator ? { iterator: JSON.stringify(position.iterator) } : {}),
+    },
   });
 }
 
-/** Reads a checkpoint written by saveTrainingCheckpoint, checking its format and version. */
+/** Reads a checkpoint written by saveTrainingCheckpoint (or SdeBnn.save: position 0): config, state and position. */
 export function readTrainingCheckpoint(file: string) {
-  const checkpoint = loadCheckpoint(file);
-  const meta = checkpoint.metadata;
-  if (meta.format !== 'sdebnn' || meta.version !== CHECKPOINT_VERSION) {
-    throw new RangeError(`Checkpoint ${file} is not an sdebnn checkpoint of version ${CHECKPOINT_VERSION} (format ${meta.format ?? 'none'}, version ${meta.version ?? 'none'})`);
-  }
-  const state: Record<string, Tensor> = {};
-  for (const [name, t] of Object.entries(checkpoint.tensors)) {
-    if (!(t.data instanceof Float32Array) && !(t.data instanceof Float64Array)) {
-      throw new RangeError(`Checkpoint ${file}: tensor ${name} has dtype ${t.dtype}; expected F32 or F64`);
-    }
-    state[name] = { data: t.data, shape: t.shape };
-  }
+  const { config, state, metadata } = readModelFile(file);
   return {
     state,
-    config: JSON.parse(meta.config ?? '{}') as object,
-    epoch: Number(meta.epoch ?? 0),
-    step: Number(meta.step ?? 0),
-    iterator: meta.iterator ? (JSON.parse(meta.iterator) as MinibatchState) : undefined,
+    config,
+    epoch: Number(metadata.epoch ?? 0),
+    step: Number(metadata.step ?? 0),
+    iterator: metadata.iterator ? (JSON.parse(metadata.iterator) as MinibatchState) : undefined,
   };
 }
 
@@ -196,40 +176,21 @@ class ProgressBar {
   }
 }
 
-/** Evaluates on a dataset with S Monte Carlo weight paths: accuracy, NLL, Brier, ECE (15 bins), entropy; or regression metrics. */
+/** Evaluates on a dataset with S Monte Carlo weight paths (predictDataset): classificationMetrics (15 bins) or regression metrics. */
 export async function evaluate(
   model: SdeBnn,
   dataset: Dataset,
   options: { samples?: number; batchSize?: number; ema?: boolean; seed?: number } = {},
 ): Promise<ClassificationMetrics | RegressionMetrics> {
-  const samples = optional(options.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
-  const batchSize = optional(options.batchSize, 500, (v) => expectPositiveInteger(v, 'options.batchSize'));
-  const ema = optional(options.ema, false, (v) => expectBoolean(v, 'options.ema'));
-  const seed = optional(options.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1));
-  const per = dataset.inputShape.reduce((a, b) => a * b, 1);
-  const n = dataset.length;
-  if (model.config.likelihood === 'categorical') {
-    const classes = model.config.classes;
-    const probs = new Float64Array(n * classes);
-    for (let start = 0; start < n; start += batchSize) {
-      const size = Math.min(batchSize, n - start);
-      // A private Brownian stream per batch: evaluation neither depends on nor disturbs training.
-      const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
-      if (out.kind !== 'categorical') throw new Error('expected class probabilities');
-      probs.set(out.probs, start * classes);
-    }
-    return classificationMetrics({ data: probs, shape: [n, classes] }, dataset.targets as Uint8Array);
+  const o = expectOptionalObject(options, 'options');
+  expectKnownKeys(o, 'options', ['samples', 'batchSize', 'ema', 'seed']);
+  // Regression metrics take the paths themselves, [S, N] or [S, N, outputs].
+  const out = await predictDataset(model, dataset, { ...o, keepSamples: model.config.likelihood !== 'categorical' });
+  if (out.kind === 'categorical') {
+    return classificationMetrics({ data: out.probs, shape: [out.count, out.classes] }, dataset.targets as Uint8Array);
   }
-  const outputs = new Float64Array(samples * n);
-  let noiseStd = 0;
-  for (let start = 0; start < n; start += batchSize) {
-    const size = Math.min(batchSize, n - start);
-    const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
-    if (out.kind !== 'regression') throw new Error('expected regression samples');
-    for (let s = 0; s < samples; s++) for (let i = 0; i < size; i++) outputs[s * n + start + i] = out.samples[s * size + i]!;
-    noiseStd = out.noiseScale;
-  }
-  return regressionMetrics({ data: outputs, shape: [samples, n] }, dataset.targets as Float32Array, { noiseStd });
+  const shape = out.outputs === 1 ? [out.samples, out.count] : [out.samples, out.count, out.outputs];
+  return regressionMetrics({ data: out.sampleOutputs!, shape }, dataset.targets as Float32Array, { noiseStd: out.noiseScale });
 }
 
 /**
