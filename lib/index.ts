@@ -74,3 +74,11 @@ export { train, evaluate, learningRate, saveTrainingCheckpoint, readTrainingChec
 export type { TrainOptions, TrainResult, StepLog, EpochLog } from './train';
 export { predictDataset, DEFAULT_PREDICT_BATCH_SIZE } from './predict';
 export type { PredictDatasetOptions, PredictProgress, DatasetPrediction, DatasetClassification, DatasetRegression } from './predict';
+export { evaluateUncertainty, histogram, OOD_SCORES } from './evaluate';
+export type {
+  Evaluation, EvaluationOptions, EvaluationProgress, CleanEvaluation, ShiftEvaluation, OodEvaluation, Histogram, UncertaintyMeans,
+  CorruptionLike, ShiftSuiteLike, OodScoreName,
+} from './evaluate';
+export { renderReport, writeReport, readTrainingLog } from './report/page';
+export type { ReportInput, TrainingLog, RegressionBand } from './report/page';
+export { formatEvaluation } from './report/table';
