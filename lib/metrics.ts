@@ -163,23 +163,34 @@ function binOf(c: number, bins: number): number {
   return b;
 }
 
-/** Reliability diagram data and ECE; confidence is the largest probability of a row. */
-export function calibrationBins(probs: MatrixLike, labels: Labels, options?: { bins?: number }): CalibrationBins {
+/** The calibration metrics' common part: the bin option, and each row's top-label confidence and correctness. */
+function topLabel(probs: MatrixLike, labels: Labels, options: unknown): { bins: number; n: number; confidence: Float64Array; correct: Uint8Array } {
   const opts = expectOptionalObject(options, 'options');
   expectKnownKeys(opts, 'options', ['bins']);
   const bins = optional(opts.bins, 15, (v) => expectInteger(v, 'options.bins', 1));
   const { data, n, k } = checkProbabilities(probs);
   checkLabels(labels, n, k);
+  const confidence = new Float64Array(n);
+  const correct = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const pred = argmax(data, i * k, k);
+    confidence[i] = data[i * k + pred]!;
+    correct[i] = pred === labels[i] ? 1 : 0;
+  }
+  return { bins, n, confidence, correct };
+}
+
+/** Reliability diagram data and ECE; confidence is the largest probability of a row. */
+export function calibrationBins(probs: MatrixLike, labels: Labels, options?: { bins?: number }): CalibrationBins {
+  const { bins, n, confidence, correct: hit } = topLabel(probs, labels, options);
   const count = new Array<number>(bins).fill(0);
   const correct = new Array<number>(bins).fill(0);
   const confSum = new Array<number>(bins).fill(0);
   for (let i = 0; i < n; i++) {
-    const pred = argmax(data, i * k, k);
-    const conf = data[i * k + pred]!;
-    const b = binOf(conf, bins);
+    const b = binOf(confidence[i]!, bins);
     count[b]!++;
-    confSum[b]! += conf;
-    if (pred === labels[i]) correct[b]!++;
+    confSum[b]! += confidence[i]!;
+    correct[b]! += hit[i]!;
   }
   const acc = count.map((c, b) => (c === 0 ? NaN : correct[b]! / c));
   const conf = count.map((c, b) => (c === 0 ? NaN : confSum[b]! / c));
@@ -216,19 +227,8 @@ export function maxCalibrationError(probs: MatrixLike, labels: Labels, options?:
  * the larger ones first (numpy's array_split), then sum_b n_b / N * |accuracy_b - confidence_b|.
  */
 export function adaptiveCalibrationError(probs: MatrixLike, labels: Labels, options?: { bins?: number }): number {
-  const opts = expectOptionalObject(options, 'options');
-  expectKnownKeys(opts, 'options', ['bins']);
-  const bins = optional(opts.bins, 15, (v) => expectInteger(v, 'options.bins', 1));
-  const { data, n, k } = checkProbabilities(probs);
-  checkLabels(labels, n, k);
+  const { bins, n, confidence: conf, correct } = topLabel(probs, labels, options);
   if (n === 0) return NaN;
-  const conf = new Float64Array(n);
-  const correct = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    const pred = argmax(data, i * k, k);
-    conf[i] = data[i * k + pred]!;
-    correct[i] = pred === labels[i] ? 1 : 0;
-  }
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => conf[a]! - conf[b]! || a - b);
   const base = Math.floor(n / bins);
   const extra = n % bins;
