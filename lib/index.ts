@@ -64,3 +64,5 @@ export type {
 } from './bnn';
 export { train, evaluate, learningRate, saveTrainingCheckpoint, readTrainingCheckpoint } from './train';
 export type { TrainOptions, TrainResult, StepLog, EpochLog } from './train';
+export { corruptions, corrupt, SHIFT_SUITES } from './shift';
+export type { ShiftSuite, Corruption, CorruptOptions, ImageShape } from './shift';
