@@ -32,6 +32,11 @@ export class PlasmaFractal {
   private readonly tileMin: Float64Array;
   private readonly rowMax: Float64Array;
   private readonly rowMin: Float64Array;
+  /** The map being made: its stream and its finest level's amplitude wibble^2. */
+  private rng: Random | null = null;
+  private fineAmplitude = 0;
+  /** The minimum and maximum of the whole map, kept up to date as points are made. */
+  private extremes = { min: 0, max: 0 };
 
   /** mapSize: the side, a power of two of at least 8 (256 in MNIST-C, 32 in CIFAR-10-C). */
   constructor(readonly mapSize: number) {
@@ -95,17 +100,16 @@ export class PlasmaFractal {
       }
       wibble /= decay;
     }
-    this.fineLevel(rng, wibble, height, width);
+    this.rng = rng;
+    this.fineAmplitude = wibble * wibble;
+    this.fineLevel(height, width);
     const { min, max } = this.extremes;
     const range = max - min;
     for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) out[y * width + x] = (m[y * n + x]! - min) / range;
   }
 
-  /** The minimum and maximum of the whole map, set by fineLevel. */
-  private extremes = { min: 0, max: 0 };
-
   /** Evaluates the finest level (step 2) where the crop or the map's extremes can be, and sets `extremes`. */
-  private fineLevel(rng: Random, wibble: number, height: number, width: number): void {
+  private fineLevel(height: number, width: number): void {
     const n = this.mapSize;
     const m = this.map;
     const { tiles, tileMax, tileMin } = this;
@@ -142,7 +146,7 @@ export class PlasmaFractal {
         rowMin[t + tx] = Math.min(tileMin[l]!, tileMin[t + tx]!, tileMin[r]!);
       }
     }
-    const bound = 1.5 * wibble * wibble;
+    const bound = 1.5 * this.fineAmplitude;
     const cropTilesY = Math.ceil(height / TILE);
     const cropTilesX = Math.ceil(width / TILE);
     this.extremes = { min, max };
@@ -154,7 +158,7 @@ export class PlasmaFractal {
         const inCrop = ty < cropTilesY && tx < cropTilesX;
         const nmax = Math.max(rowMax[up + tx]!, rowMax[row + tx]!, rowMax[down + tx]!);
         const nmin = Math.min(rowMin[up + tx]!, rowMin[row + tx]!, rowMin[down + tx]!);
-        if (inCrop || nmax + bound > max || nmin - bound < min) this.fineTile(rng, wibble, ty * TILE, tx * TILE);
+        if (inCrop || nmax + bound > max || nmin - bound < min) this.fineTile(ty * TILE, tx * TILE);
       }
     }
   }
@@ -163,8 +167,9 @@ export class PlasmaFractal {
    * Evaluates every finest-level point generate() skipped, with fresh draws, and returns the
    * extremes of the whole map: they equal generate()'s. For tests of the shortcut.
    */
-  completeMap(rng: Random, wibble: number): { min: number; max: number } {
-    for (let r = 0; r < this.mapSize; r += TILE) for (let c = 0; c < this.mapSize; c += TILE) this.fineTile(rng, wibble, r, c);
+  completeMap(rng: Random): { min: number; max: number } {
+    this.rng = rng;
+    for (let r = 0; r < this.mapSize; r += TILE) for (let c = 0; c < this.mapSize; c += TILE) this.fineTile(r, c);
     return { ...this.extremes };
   }
 
@@ -173,16 +178,16 @@ export class PlasmaFractal {
     return { ...this.extremes };
   }
 
-  /** The next fine-level draw, wibble * U(-wibble, wibble). */
-  private fineDraw(rng: Random, wibble: number): number {
-    if (this.fineNext === 0) rng.fillUint32(this.fineDraws);
+  /** The next fine-level draw, wibble * U(-wibble, wibble), from the map's stream in blocks. */
+  private fineDraw(): number {
+    if (this.fineNext === 0) this.rng!.fillUint32(this.fineDraws);
     const u = this.fineDraws[this.fineNext]!;
     this.fineNext = (this.fineNext + 1) % this.fineDraws.length;
-    return wibble * wibble * ((2 * u) / 4294967296 - 1);
+    return this.fineAmplitude * ((2 * u) / 4294967296 - 1);
   }
 
   /** The finest-level square centre at odd (r, c), computed once per map. */
-  private centre(rng: Random, wibble: number, r: number, c: number): number {
+  private centre(r: number, c: number): number {
     const n = this.mapSize;
     const mask = n - 1;
     const p = (r & mask) * n + (c & mask);
@@ -192,11 +197,12 @@ export class PlasmaFractal {
     const down = ((r + 1) & mask) * n;
     const left = (c - 1) & mask;
     const right = (c + 1) & mask;
-    const v = (m[up + left]! + m[up + right]! + m[down + left]! + m[down + right]!) / 4 + this.fineDraw(rng, wibble);
+    const v = (m[up + left]! + m[up + right]! + m[down + left]! + m[down + right]!) / 4 + this.fineDraw();
     this.record(p, v);
     return v;
   }
 
+  /** Stores point p of the finest level and updates the extremes. */
   private record(p: number, v: number): void {
     this.map[p] = v;
     this.stamp[p] = this.generation;
@@ -205,7 +211,7 @@ export class PlasmaFractal {
   }
 
   /** Computes every finest-level point of the tile with top-left (r0, c0). */
-  private fineTile(rng: Random, wibble: number, r0: number, c0: number): void {
+  private fineTile(r0: number, c0: number): void {
     const n = this.mapSize;
     const mask = n - 1;
     const m = this.map;
@@ -215,15 +221,15 @@ export class PlasmaFractal {
         const oddC = c & 1;
         if ((!oddR && !oddC) || this.stamp[r * n + c] === this.generation) continue; // a coarse point, or done
         if (oddR && oddC) {
-          this.centre(rng, wibble, r, c);
+          this.centre(r, c);
         } else if (!oddR) {
           // Diamond on a corner row: corners left and right, centres above and below.
-          const sum = m[r * n + ((c - 1) & mask)]! + m[r * n + ((c + 1) & mask)]! + this.centre(rng, wibble, r - 1, c) + this.centre(rng, wibble, r + 1, c);
-          this.record(r * n + c, sum / 4 + this.fineDraw(rng, wibble));
+          const sum = m[r * n + ((c - 1) & mask)]! + m[r * n + ((c + 1) & mask)]! + this.centre(r - 1, c) + this.centre(r + 1, c);
+          this.record(r * n + c, sum / 4 + this.fineDraw());
         } else {
           // Diamond on a centre row: corners above and below, centres left and right.
-          const sum = m[((r - 1) & mask) * n + c]! + m[((r + 1) & mask) * n + c]! + this.centre(rng, wibble, r, c - 1) + this.centre(rng, wibble, r, c + 1);
-          this.record(r * n + c, sum / 4 + this.fineDraw(rng, wibble));
+          const sum = m[((r - 1) & mask) * n + c]! + m[((r + 1) & mask) * n + c]! + this.centre(r, c - 1) + this.centre(r, c + 1);
+          this.record(r * n + c, sum / 4 + this.fineDraw());
         }
       }
     }
