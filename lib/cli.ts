@@ -7,9 +7,9 @@ import { SdeBnn, type SdeBnnConfig } from './bnn';
 import { evalCommand as runEval, reportCommand as runReport, type EvalCommandOptions } from './commands/evaluate';
 import { augmentBatch, CIFAR10_MEAN, CIFAR10_STD, loadCifar10 } from './data/cifar';
 import { createDataset, imageDataset, type Dataset } from './data/dataset';
+import { FASHION_MNIST_DIR } from './data/ood';
 import { readIdx } from './data/idx';
 import { loadMnist, MNIST_MEAN, MNIST_STD } from './data/mnist';
-import type { ShiftSuiteLike } from './evaluate';
 import { toyGrid, toyModelConfig, toyRegression } from './data/toy';
 import { predictiveEntropy } from './metrics';
 import { Random } from './random';
@@ -58,7 +58,7 @@ const evalOptionsHelp = `  --dataset mnist|cifar10|toy   the test set (default: 
   --samples S        Monte Carlo weight paths (default 4)      --seed N    Brownian streams and corruptions (default 0)
   --ood LIST         comma-separated OOD sets: fashion-mnist, noise, constant, an IDX image file, or a folder of IDX
                      (t10k-images-idx3-ubyte) or CIFAR-10 binary files; none; default auto: fashion-mnist where installed
-                     (Debian's dataset-fashion-mnist, \${FASHION_MNIST_DIR}) and noise for MNIST models, noise otherwise
+                     (Debian's dataset-fashion-mnist, ${FASHION_MNIST_DIR}) and noise for MNIST models, noise otherwise
   --shift mnist-c|cifar10-c|none   corruptions of the test set (default: mnist-c for MNIST models, cifar10-c for CIFAR-10)
   --shift-limit N    test images per corruption and severity (default all)
   --bins B           calibration bins (default 15)      --batch-size N    images per native call
@@ -281,11 +281,6 @@ function datasetOf(flags: Flags, model: SdeBnn): string {
 const EVAL_FLAGS = ['dataset', 'data-dir', 'test-limit', 'samples', 'device', 'seed', 'ood', 'shift', 'shift-limit', 'bins', 'batch-size', 'threads'];
 const EVAL_BOOLEANS = ['no-deterministic', 'quiet'];
 
-// TEMPORARY until branch shift (lib/shift) is merged.
-function shiftSuite(name: string): ShiftSuiteLike {
-  throw new RangeError(`The corruption suite '${name}' is not available yet; pass --shift none`);
-}
-
 function evalOptions(flags: Flags, train: Dataset) {
   const shiftLimit = num(flags, 'shift-limit');
   const batchSize = num(flags, 'batch-size');
@@ -298,7 +293,6 @@ function evalOptions(flags: Flags, train: Dataset) {
     deterministic: !flags['no-deterministic'],
     progress: !flags.quiet && Boolean(process.stderr.isTTY),
     train,
-    shiftSuite,
     ...(shiftLimit !== undefined ? { shiftLimit } : {}),
     ...(batchSize !== undefined ? { batchSize } : {}),
   } satisfies Omit<EvalCommandOptions, 'checkpoint'>;

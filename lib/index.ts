@@ -82,3 +82,5 @@ export type {
 export { renderReport, writeReport, readTrainingLog } from './report/page';
 export type { ReportInput, TrainingLog, RegressionBand } from './report/page';
 export { formatEvaluation } from './report/table';
+export { corruptions, corrupt, SHIFT_SUITES } from './shift';
+export type { ShiftSuite, Corruption, CorruptOptions, ImageShape } from './shift';

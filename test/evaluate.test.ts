@@ -82,12 +82,18 @@ describe('sdebnn eval and sdebnn report', () => {
     const out = path.join(dir, 'mnist');
     run(['train', '--dataset', 'mnist', '--train-limit', '256', '--test-limit', '100', '--epochs', '1', '--width', '8', '--stem', '4', '--steps', '4', '--out', out, '--quiet']);
     const json = path.join(out, 'evaluation.json');
-    const printed = run(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--test-limit', '100', '--samples', '2', '--shift', 'none', '--ood', 'noise,constant', '--json', json, '--report', path.join(out, 'eval.html')]);
+    const printed = run(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--test-limit', '100', '--samples', '2', '--shift-limit', '20', '--ood', 'noise,constant', '--json', json, '--report', path.join(out, 'eval.html')]);
     expect(printed).toMatch(/Clean test set: 100 images, S = 2 weight paths, 15 calibration bins/);
     expect(printed).toMatch(/OOD detection \(test set = positive\): AUROC \/ FPR at 95% TPR/);
     expect(printed).toMatch(/noise\s+100\s+/);
+    // MNIST models get the generated MNIST-C shifts by default: 15 corruptions, one severity each.
+    expect(printed).toMatch(/shot_noise\s+1\s+\d+\.\d\d%/);
+    expect(printed).toContain('mean over mnist-c');
     const e = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(e.clean.metrics.count).toBe(100);
+    expect(e.shift.suite).toBe('mnist-c');
+    expect(e.shift.results).toHaveLength(15);
+    expect(e.shift.results.every((r: { count: number }) => r.count === 20)).toBe(true);
     expect(e.ood.map((o: { name: string }) => o.name)).toEqual(['noise', 'constant']);
     expect(fs.readFileSync(path.join(out, 'eval.html'), 'utf8')).toContain('data-chart="reliability"');
     const reported = run(['report', out]);
@@ -103,6 +109,12 @@ describe('sdebnn eval and sdebnn report', () => {
     expect(run(['report', out, '--samples', '4'])).toMatch(/"rmse":/);
     const html = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
     expect(html).toMatch(/data-chart="regression-band" data-marks="42"/); // band, mean and the 40 points
+  });
+
+  it('refuses a shift suite that does not fit the model', () => {
+    const checkpoint = path.join(dir, 'mnist', 'model.safetensors');
+    expect(() => run(['eval', '--checkpoint', checkpoint, '--shift', 'cifar10-c', '--test-limit', '10'])).toThrow(/The cifar10-c corruptions take images \[3, 32, 32\] but the model takes \[1, 28, 28\]/);
+    expect(() => run(['eval', '--checkpoint', checkpoint, '--shift', 'imagenet-c', '--test-limit', '10'])).toThrow(/Expected 'mnist-c', 'cifar10-c', 'none' or 'auto' for --shift but received 'imagenet-c'/);
   });
 
   it('explains its usage', () => {

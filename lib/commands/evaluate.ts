@@ -13,6 +13,7 @@ import { evaluateUncertainty, type Evaluation, type EvaluationProgress, type Shi
 import { predictDataset } from '../predict';
 import { readTrainingLog, writeReport, type RegressionBand, type ReportInput } from '../report/page';
 import { formatEvaluation } from '../report/table';
+import { corruptions, SHIFT_SUITES, type ShiftSuite } from '../shift';
 import { evaluate } from '../train';
 
 export interface EvalCommandOptions {
@@ -33,8 +34,6 @@ export interface EvalCommandOptions {
   /** A regressor's training data, drawn with its predictive band in the report. */
   train?: Dataset;
   progress: boolean;
-  /** Resolves a shift suite by name (lib/shift). */
-  shiftSuite: (name: string) => ShiftSuiteLike;
 }
 
 function resolveOod(model: SdeBnn, names: string[], seed: number, count: number, notes: string[]): OodImages[] {
@@ -51,13 +50,22 @@ function resolveOod(model: SdeBnn, names: string[], seed: number, count: number,
   return list.filter((n) => n !== 'none').map((n) => loadOodImages(n, { inputShape, seed, ...(n === 'noise' || n === 'constant' ? { limit: count } : {}) }));
 }
 
-function resolveShift(model: SdeBnn, name: string, shiftSuite: (name: string) => ShiftSuiteLike): ShiftSuiteLike | undefined {
+/** The corruption suite (lib/shift) of --shift: a name, 'none', or 'auto' (the suite whose images fit the model, if any). */
+function resolveShift(model: SdeBnn, name: string): ShiftSuiteLike | undefined {
   if (name === 'none') return undefined;
-  if (name !== 'auto') return shiftSuite(name);
   const shape = model.config.inputShape.join(',');
-  if (shape === '1,28,28') return shiftSuite('mnist-c');
-  if (shape === '3,32,32') return shiftSuite('cifar10-c');
-  return undefined;
+  const fits = (suite: ShiftSuite) => corruptions(suite)[0]!.imageShape.join(',') === shape;
+  if (name === 'auto') {
+    const suite = SHIFT_SUITES.find(fits);
+    return suite ? { name: suite, corruptions: corruptions(suite) } : undefined;
+  }
+  if (!(SHIFT_SUITES as readonly string[]).includes(name)) {
+    throw new RangeError(`Expected ${SHIFT_SUITES.map((s) => `'${s}'`).join(', ')}, 'none' or 'auto' for --shift but received '${name}'`);
+  }
+  if (!fits(name as ShiftSuite)) {
+    throw new RangeError(`The ${name} corruptions take images [${corruptions(name as ShiftSuite)[0]!.imageShape.join(', ')}] but the model takes [${model.config.inputShape.join(', ')}]`);
+  }
+  return { name, corruptions: corruptions(name as ShiftSuite) };
 }
 
 /** A progress line per stage on stderr (updated in place on a terminal), with the stage's time. */
@@ -102,7 +110,7 @@ export async function evalCommand(model: SdeBnn, test: Dataset, o: EvalCommandOp
   let evaluation: Evaluation | undefined;
   if (model.config.likelihood === 'categorical') {
     const ood = resolveOod(model, o.ood, o.seed, test.length, notes);
-    const shift = resolveShift(model, o.shift, o.shiftSuite);
+    const shift = resolveShift(model, o.shift);
     evaluation = await evaluateUncertainty(model, test, {
       samples: o.samples, seed: o.seed, bins: o.bins, deterministic: o.deterministic,
       ...(o.batchSize ? { batchSize: o.batchSize } : {}),
