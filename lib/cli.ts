@@ -64,14 +64,11 @@ const evalOptionsHelp = `  --dataset mnist|cifar10|toy   the test set (default: 
   --bins B           calibration bins (default 15)      --batch-size N    images per native call
   --no-deterministic leave out the zero-noise view      --device D        --threads N       --quiet`;
 const evalHelp = `Usage: sdebnn eval --checkpoint FILE [options] [--json FILE] [--report FILE.html]
-` +
-  `Prints clean metrics, per-corruption accuracy, NLL, ECE and mean entropy, and OOD AUROC and FPR95.
+Prints clean metrics, per-corruption accuracy, NLL, ECE and mean entropy, and OOD AUROC and FPR95.
 ${evalOptionsHelp}`;
 const reportHelp = `Usage: sdebnn report RUN_DIR [--out FILE.html] [eval options]
-` +
-  `Writes RUN_DIR/report.html: one self-contained HTML file (inline SVG) from RUN_DIR/evaluation.json when there is one
-` +
-  `and no eval option is given, else from a fresh evaluation of RUN_DIR/model.safetensors (saved to evaluation.json).
+Writes RUN_DIR/report.html, one self-contained HTML file (inline SVG): from RUN_DIR/evaluation.json when there is one
+and no eval option is given, else from a fresh evaluation of RUN_DIR/model.safetensors (saved to evaluation.json).
 ${evalOptionsHelp}`;
 const predictHelp = `Usage: sdebnn predict --checkpoint FILE (--images IDX_FILE [--limit N] | --x X1,X2,...) [--samples S]
   Prints one JSON object per input: the class, its probability and the predictive entropy
