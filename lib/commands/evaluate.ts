@@ -101,17 +101,17 @@ async function regressionBand(model: SdeBnn, train: Dataset, seed: number): Prom
   };
 }
 
-/** Runs the evaluation, prints it, writes JSON and report as asked; returns what it computed. */
-export async function evalCommand(model: SdeBnn, test: Dataset, o: EvalCommandOptions): Promise<{ evaluation?: Evaluation }> {
+/** Runs the evaluation, prints it, and writes the JSON and the report as asked. */
+export async function evalCommand(model: SdeBnn, test: Dataset, o: EvalCommandOptions): Promise<void> {
   const notes = [`checkpoint ${path.resolve(o.checkpoint)}`, `model: ${model.config.kind}, input [${model.config.inputShape.join(', ')}], ${model.numParameters} parameters, sigma ${model.config.sigma}`];
   const log = path.join(path.dirname(o.checkpoint), 'log.jsonl');
   const report: ReportInput = { title: `SDE-BNN evaluation: ${path.basename(path.dirname(path.resolve(o.checkpoint)))}`, notes };
   if (fs.existsSync(log)) report.training = readTrainingLog(log);
-  let evaluation: Evaluation | undefined;
+  let result: object; // what --json writes
   if (model.config.likelihood === 'categorical') {
     const ood = resolveOod(model, o.ood, o.seed, test.length, notes);
     const shift = resolveShift(model, o.shift);
-    evaluation = await evaluateUncertainty(model, test, {
+    const evaluation = await evaluateUncertainty(model, test, {
       samples: o.samples, seed: o.seed, bins: o.bins, deterministic: o.deterministic,
       ...(o.batchSize ? { batchSize: o.batchSize } : {}),
       ...(shift ? { shift } : {}),
@@ -122,23 +122,24 @@ export async function evalCommand(model: SdeBnn, test: Dataset, o: EvalCommandOp
     for (const n of notes.slice(2)) console.log(`note: ${n}`);
     console.log(formatEvaluation(evaluation));
     report.evaluation = evaluation;
+    result = evaluation;
   } else {
     const metrics = await evaluate(model, test, { samples: o.samples, seed: o.seed });
-    console.log(JSON.stringify({ examples: test.length, nll: metrics.nll, ...('rmse' in metrics ? { rmse: metrics.rmse } : {}) }));
+    result = { kind: 'regression', examples: test.length, samples: o.samples, nll: metrics.nll, ...('rmse' in metrics ? { rmse: metrics.rmse } : {}) };
+    console.log(JSON.stringify(result));
     if (o.train && model.config.inputShape.length === 1 && model.config.inputShape[0] === 1 && model.config.outputs === 1) {
       report.regression = await regressionBand(model, o.train, o.seed);
     }
   }
-  if (o.json && evaluation) {
+  if (o.json) {
     fs.mkdirSync(path.dirname(path.resolve(o.json)), { recursive: true });
-    fs.writeFileSync(o.json, `${JSON.stringify(evaluation)}\n`);
+    fs.writeFileSync(o.json, `${JSON.stringify(result)}\n`);
     console.log(`evaluation ${o.json}`);
   }
   if (o.report) {
     writeReport(o.report, report);
     console.log(`report ${o.report}`);
   }
-  return evaluation ? { evaluation } : {};
 }
 
 /**
