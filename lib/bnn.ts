@@ -8,6 +8,7 @@ import { resolveDevice, type DeviceSpec } from './backend';
 import { checkCallBytes, checkModelBytes, modelSize, type ModelSize } from './bnn-size';
 import { awaitNative, callNative } from './errors';
 import { checkSteps, expectMaxBytes, expectMaxSteps } from './limits';
+import { readModelFile, writeModelFile } from './model-file';
 import { native, type NativeSdeBnn, type NativeTargets } from './native';
 import { expectTensor, numel, type Tensor } from './tensor';
 import {
@@ -23,6 +24,7 @@ import {
   expectOptionalObject,
   expectPositive,
   expectPositiveInteger,
+  expectString,
   optional,
 } from './validate';
 
@@ -212,6 +214,14 @@ export interface BnnPredictOptions {
   ema?: boolean;
   /** A private Brownian stream; without it the model's evaluation stream advances. */
   seed?: number;
+  /** Classification: also return each path's class probabilities, [samples, batch, classes] (default false). */
+  returnSamples?: boolean;
+  /**
+   * The same network without weight noise (default false): each block's weights follow the
+   * posterior drift's ODE path dw = (g_phi(w, t) - w) dt from the mean of q(w_0), solved by the
+   * configured solver on a zero Brownian path. One path: samples must be 1.
+   */
+  deterministic?: boolean;
 }
 
 export interface ClassificationPrediction {
@@ -219,6 +229,9 @@ export interface ClassificationPrediction {
   /** Class probabilities averaged over the samples, [batch, classes] row-major. */
   probs: Float32Array | Float64Array;
   shape: [number, number];
+  /** With returnSamples: each path's class probabilities, [samples, batch, classes] row-major. */
+  samples?: Float32Array | Float64Array;
+  samplesShape?: [number, number, number];
 }
 
 export interface RegressionPrediction {
@@ -700,24 +713,35 @@ export class SdeBnn {
   }
 
   /**
-   * Monte Carlo prediction over `samples` weight paths: averaged class probabilities, or the
-   * per-sample outputs with their mean and std (regression).
+   * Monte Carlo prediction over `samples` weight paths: averaged class probabilities (and, with
+   * returnSamples, each path's), or the per-sample outputs with their mean and std (regression).
+   * For a whole dataset in batches, see predictDataset.
    */
   predict(inputs: BnnInputs, options: BnnPredictOptions = {}): Promise<ClassificationPrediction | RegressionPrediction> {
     const x = this.inputTensor(inputs, 'inputs');
     const o = expectOptionalObject(options, 'options');
-    expectKnownKeys(o, 'options', ['samples', 'ema', 'seed']);
+    expectKnownKeys(o, 'options', ['samples', 'ema', 'seed', 'returnSamples', 'deterministic']);
     const samples = optional(o.samples, 1, (v) => expectPositiveInteger(v, 'options.samples'));
     const ema = optional(o.ema, false, (v) => expectBoolean(v, 'options.ema'));
     if (ema && this.config.optimizer.ema === 0) {
       throw new RangeError('Expected config.optimizer.ema > 0 for options.ema but the model keeps no EMA');
     }
     const seed = o.seed === undefined ? undefined : expectSeed(o.seed, 'options.seed');
-    const promise = callNative(() => this.handle.predict(x, { samples, ema, ...(seed === undefined ? {} : { seed }) }));
-    return awaitNative(promise).then((out) => {
+    const keepSamples = optional(o.returnSamples, false, (v) => expectBoolean(v, 'options.returnSamples'));
+    const deterministic = optional(o.deterministic, false, (v) => expectBoolean(v, 'options.deterministic'));
+    if (deterministic && samples !== 1) {
+      throw new RangeError(`Expected options.samples 1 (or none) with options.deterministic, whose one path has no noise, but received ${samples}`);
+    }
+    const promise = callNative(() =>
+      this.handle.predict(x, { samples, ema, keepSamples, deterministic, ...(seed === undefined ? {} : { seed }) }),
+    );
+    return awaitNative(promise).then(({ mean: probs, samples: out }) => {
       if (this.config.likelihood === 'categorical') {
-        return { kind: 'categorical', probs: out.data, shape: [out.shape[0]!, out.shape[1]!] } as ClassificationPrediction;
+        const prediction: ClassificationPrediction = { kind: 'categorical', probs: probs!.data, shape: [probs!.shape[0]!, probs!.shape[1]!] };
+        if (out) return { ...prediction, samples: out.data, samplesShape: out.shape as [number, number, number] };
+        return prediction;
       }
+      if (!out) throw new Error('expected per-sample outputs from the native predict');
       const [s, b, k] = out.shape as [number, number, number];
       const mean = new Float64Array(b * k);
       const std = new Float64Array(b * k);
@@ -767,6 +791,37 @@ export class SdeBnn {
   /** @internal The native model, for lib/distributed.ts (which sets its gradient hook). */
   nativeHandle(): NativeSdeBnn {
     return this.handle;
+  }
+
+  /**
+   * Writes the config and getState() (parameters, Adam state, EMA, random streams) to `file`
+   * atomically in the safetensors layout (lib/model-file.ts); SdeBnn.load gives the model back,
+   * ready to predict or to train on. `metadata`: further string entries, e.g. a training position.
+   */
+  save(file: string, options: { metadata?: Record<string, string> } = {}): void {
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['metadata']);
+    const metadata = o.metadata === undefined ? {} : (expectObject(o.metadata, 'options.metadata') as Record<string, string>);
+    writeModelFile(expectString(file, 'file'), this.config, this.getState(), metadata);
+  }
+
+  /**
+   * The model saved in `file` (by save, or a training checkpoint), its state restored: ready to
+   * predict. `device` overrides the saved device (a device that is not there is an error, never a
+   * silent CPU run).
+   */
+  static load(file: string, options: { device?: DeviceSpec } = {}): SdeBnn {
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['device']);
+    const saved = readModelFile(expectString(file, 'file'));
+    const model = new SdeBnn({ ...(saved.config as SdeBnnConfig), ...(o.device === undefined ? {} : { device: o.device as DeviceSpec }) });
+    try {
+      model.setState(saved.state);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return model;
   }
 
   /** Frees the native model; later calls throw an error with code ERR_DISPOSED. */

@@ -33,7 +33,10 @@ export interface NativeSdeBnn {
     targets: NativeTargets,
     options: { beta: number; objective: 'loss' | 'kl'; seed?: number },
   ): Promise<{ loss: number; nll: number; kl: number; grads: Record<string, Tensor> }>;
-  predict(inputs: Tensor, options: { samples: number; ema: boolean; seed?: number }): Promise<Tensor>;
+  predict(
+    inputs: Tensor,
+    options: { samples: number; ema: boolean; seed?: number; keepSamples: boolean; deterministic: boolean },
+  ): Promise<{ mean?: Tensor; samples?: Tensor }>;
   diagnose(
     inputs: Tensor,
     options: { seed?: number },

@@ -5,11 +5,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { saveCheckpoint, loadCheckpoint, type CheckpointTensor } from './checkpoint';
 import { DataParallel, resolveDistributedTrainOptions, type DistributedTrainOptions } from './data-parallel';
 import type { ProcessGroup } from './distributed';
 import { expectDataset, MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
 import { DataFormatError } from './errors';
+import { metadataJson, readModelFile } from './model-file';
+import { predictDataset } from './predict';
 import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
 import { SdeBnn, type BnnTrainStepResult as TrainStepResult } from './bnn';
 import type { Tensor } from './tensor';
@@ -148,15 +149,7 @@ export function learningRate(step: number, progress: number, o: { lr: number; lr
   return o.lrMin + 0.5 * (o.lr - o.lrMin) * (1 + Math.cos(Math.PI * p));
 }
 
-const CHECKPOINT_VERSION = '1';
-
-function toCheckpointTensors(state: Record<string, Tensor>): Record<string, CheckpointTensor> {
-  const out: Record<string, CheckpointTensor> = {};
-  for (const [name, t] of Object.entries(state)) out[name] = { data: t.data, shape: t.shape };
-  return out;
-}
-
-/** Writes a model's state and training position atomically (safetensors layout). */
+/** Writes a model (SdeBnn.save) with its training position, atomically. */
 export function saveTrainingCheckpoint(file: string, model: SdeBnn, position: { epoch: number; step: number; iterator?: MinibatchState }): void {
   expectModel(model);
   const p = expectObject(position, 'position');
@@ -164,30 +157,9 @@ export function saveTrainingCheckpoint(file: string, model: SdeBnn, position: { 
   const epoch = expectInteger(p.epoch, 'position.epoch', 0, Number.MAX_SAFE_INTEGER);
   const step = expectInteger(p.step, 'position.step', 0, Number.MAX_SAFE_INTEGER);
   const iterator = p.iterator === undefined ? undefined : expectObject(p.iterator, 'position.iterator');
-  saveCheckpoint(file, toCheckpointTensors(model.getState()), {
-    format: 'sdebnn',
-    version: CHECKPOINT_VERSION,
-    config: JSON.stringify(model.config),
-    epoch: String(epoch),
-    step: String(step),
-    ...(iterator ? { iterator: JSON.stringify(iterator) } : {}),
+  model.save(file, {
+    metadata: { epoch: String(epoch), step: String(step), ...(iterator ? { iterator: JSON.stringify(iterator) } : {}) },
   });
-}
-
-/** A training checkpoint's metadata `key` as a JSON object (undefined when absent); anything else is a DataFormatError naming the file and key. */
-function metadataJson(file: string, meta: Record<string, string>, key: string): object | undefined {
-  const text = meta[key];
-  if (text === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new DataFormatError(`Checkpoint ${file}: metadata ${key} is not valid JSON (${(error as Error).message})`, 'ERR_DATA_FORMAT');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new DataFormatError(`Checkpoint ${file}: metadata ${key} is not a JSON object (${describe(value)})`, 'ERR_DATA_FORMAT');
-  }
-  return value;
 }
 
 /** A training checkpoint's metadata `key` as a non-negative integer (0 when absent), or a DataFormatError naming the file and key. */
@@ -199,26 +171,15 @@ function metadataCount(file: string, meta: Record<string, string>, key: string):
   return Number(text);
 }
 
-/** Reads a checkpoint written by saveTrainingCheckpoint, checking its format, version and metadata. */
+/** Reads a checkpoint written by saveTrainingCheckpoint (or SdeBnn.save: position 0): config, state and position. */
 export function readTrainingCheckpoint(file: string) {
-  const checkpoint = loadCheckpoint(file);
-  const meta = checkpoint.metadata;
-  if (meta.format !== 'sdebnn' || meta.version !== CHECKPOINT_VERSION) {
-    throw new RangeError(`Checkpoint ${file} is not an sdebnn checkpoint of version ${CHECKPOINT_VERSION} (format ${meta.format ?? 'none'}, version ${meta.version ?? 'none'})`);
-  }
-  const state: Record<string, Tensor> = {};
-  for (const [name, t] of Object.entries(checkpoint.tensors)) {
-    if (!(t.data instanceof Float32Array) && !(t.data instanceof Float64Array)) {
-      throw new RangeError(`Checkpoint ${file}: tensor ${name} has dtype ${t.dtype}; expected F32 or F64`);
-    }
-    state[name] = { data: t.data, shape: t.shape };
-  }
+  const { config, state, metadata } = readModelFile(file);
   return {
     state,
-    config: metadataJson(file, meta, 'config') ?? {},
-    epoch: metadataCount(file, meta, 'epoch'),
-    step: metadataCount(file, meta, 'step'),
-    iterator: metadataJson(file, meta, 'iterator') as MinibatchState | undefined,
+    config,
+    epoch: metadataCount(file, metadata, 'epoch'),
+    step: metadataCount(file, metadata, 'step'),
+    iterator: metadataJson(file, metadata, 'iterator') as MinibatchState | undefined,
   };
 }
 
@@ -265,7 +226,6 @@ function expectDatasetFor(model: SdeBnn, value: unknown, field: string): Dataset
   return dataset;
 }
 
-/** Evaluates on a dataset with S Monte Carlo weight paths: accuracy, NLL, Brier, ECE (15 bins), entropy; or regression metrics. */
 export async function evaluate(
   model: SdeBnn,
   dataset: Dataset,
@@ -275,41 +235,27 @@ export async function evaluate(
   expectDatasetFor(model, dataset, 'dataset');
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', ['samples', 'batchSize', 'ema', 'seed', 'distributed']);
-  const samples = optional(o.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
-  const batchSize = optional(o.batchSize, 500, (v) => expectPositiveInteger(v, 'options.batchSize'));
-  const ema = optional(o.ema, false, (v) => expectBoolean(v, 'options.ema'));
-  const seed = optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1));
-  // Data-parallel: rank r predicts batches r, r + worldSize, ...; an all-reduce gathers them (the
-  // others' rows are zeros), so every rank gets the single-process metrics.
-  const group = o.distributed === undefined ? undefined : resolveDistributedTrainOptions(o.distributed, 'options.distributed').group;
-  const mine = (start: number) => !group || (start / batchSize) % group.worldSize === group.rank;
-  const per = dataset.inputShape.reduce((a, b) => a * b, 1);
-  const n = dataset.length;
-  if (model.config.likelihood === 'categorical') {
-    const classes = model.config.classes;
-    const probs = new Float64Array(n * classes);
-    for (let start = 0; start < n; start += batchSize) {
-      if (!mine(start)) continue;
-      const size = Math.min(batchSize, n - start);
-      // A private Brownian stream per batch: evaluation neither depends on nor disturbs training.
-      const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
-      if (out.kind !== 'categorical') throw new Error('expected class probabilities');
-      probs.set(out.probs, start * classes);
-    }
-    if (group) await group.allReduce({ data: probs, shape: [n, classes] });
-    return classificationMetrics({ data: probs, shape: [n, classes] }, dataset.targets as Uint8Array);
+  const { distributed, ...predictOptions } = o;
+  // Data-parallel: rank r predicts batches r, r + worldSize, ...; a sum over the ranks gathers them
+  // (the others' rows are zeros), so every rank gets the single-process metrics.
+  const group = distributed === undefined ? undefined : resolveDistributedTrainOptions(distributed, 'options.distributed').group;
+  const shard = group ? { shard: { rank: group.rank, count: group.worldSize } } : {};
+  // Regression metrics take the paths themselves, [S, N] or [S, N, outputs].
+  const out = await predictDataset(model, dataset, { ...predictOptions, ...shard, keepSamples: model.config.likelihood !== 'categorical' });
+  if (out.kind === 'categorical') {
+    if (group) await group.allReduce({ data: out.probs, shape: [out.count, out.classes] });
+    return classificationMetrics({ data: out.probs, shape: [out.count, out.classes] }, dataset.targets as Uint8Array);
   }
-  const outputs = new Float64Array(samples * n + 1); // and the noise scale, from rank 0's first batch
-  for (let start = 0; start < n; start += batchSize) {
-    if (!mine(start)) continue;
-    const size = Math.min(batchSize, n - start);
-    const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
-    if (out.kind !== 'regression') throw new Error('expected regression samples');
-    for (let s = 0; s < samples; s++) for (let i = 0; i < size; i++) outputs[s * n + start + i] = out.samples[s * size + i]!;
-    if (start === 0) outputs[samples * n] = out.noiseScale;
+  const paths = out.sampleOutputs!;
+  let noiseStd = out.noiseScale;
+  if (group) {
+    await group.allReduce({ data: paths, shape: [paths.length] });
+    const scale = new Float64Array([noiseStd]); // 0 on a rank that predicted no batch
+    await group.allReduce({ data: scale, shape: [1] }, { op: 'max' });
+    noiseStd = scale[0]!;
   }
-  if (group) await group.allReduce({ data: outputs, shape: [outputs.length] });
-  return regressionMetrics({ data: outputs.subarray(0, samples * n), shape: [samples, n] }, dataset.targets as Float32Array, { noiseStd: outputs[samples * n]! });
+  const shape = out.outputs === 1 ? [out.samples, out.count] : [out.samples, out.count, out.outputs];
+  return regressionMetrics({ data: paths, shape }, dataset.targets as Float32Array, { noiseStd });
 }
 
 /** What every rank of a data-parallel run must share: the model, the data's shape, the schedule. */

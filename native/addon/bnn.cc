@@ -250,14 +250,22 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       const auto m = model(info.Env());
       const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       Napi::Object opts = info[1].As<Napi::Object>();
-      const auto samples = static_cast<int64_t>(get_number(opts, "samples", 1));
-      const bool ema = get_bool(opts, "ema", false);
-      const std::optional<uint64_t> seed = optional_seed(opts);
+      bnn::PredictOptions o;
+      o.samples = static_cast<int64_t>(get_number(opts, "samples", 1));
+      o.use_ema = get_bool(opts, "ema", false);
+      o.seed = optional_seed(opts);
+      o.keep_samples = get_bool(opts, "keepSamples", false);
+      o.deterministic = get_bool(opts, "deterministic", false);
       auto guard = acquire(info.Env());
-      Task task = [m, x, samples, ema, seed, guard](const ProgressFn&) mutable -> ResultFn {
+      Task task = [m, x, o, guard](const ProgressFn&) mutable -> ResultFn {
         const std::shared_ptr<void> release = std::move(guard);  // not busy once the work is done
-        const at::Tensor out = m->predict(x, samples, ema, seed);
-        return [out](Napi::Env env) -> Napi::Value { return tensor_to_js(env, out); };
+        const bnn::Prediction p = m->predict(x, o);
+        return [p](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          if (p.mean.defined()) out.Set("mean", tensor_to_js(env, p.mean));
+          if (p.samples.defined()) out.Set("samples", tensor_to_js(env, p.samples));
+          return out;
+        };
       };
       return run_async(info.Env(), std::move(task), info.Env().Undefined(), keep(info, 1), "sdebnn.predict");
     });

@@ -175,10 +175,11 @@ SolveSetup solve_setup(const BnnConfig& c) {
   return s;
 }
 
-// A block's run: its SDE on a batch of `batch` and its Brownian path (from `seed`).
+// A block's run: its SDE on a batch of `batch` and its Brownian path (from `seed`; all zeros when
+// `zero_noise`).
 std::unique_ptr<BlockRun> start_run(const BnnConfig& c, const SolveSetup& s, const std::shared_ptr<Dynamics>& dynamics,
                                     const std::shared_ptr<Hypernet>& hypernet, const std::vector<at::Tensor>& hyper_params,
-                                    int64_t batch, uint64_t seed, const at::TensorOptions& options) {
+                                    int64_t batch, uint64_t seed, const at::TensorOptions& options, bool zero_noise) {
   auto run = std::make_unique<BlockRun>();
   run->sde = std::make_unique<BlockSDE>(dynamics, hypernet, hyper_params, c.sigma, c.estimator, s.type, batch, c.fused);
   sde::BrownianIntervalOptions bo;
@@ -189,7 +190,7 @@ std::unique_ptr<BlockRun> start_run(const BnnConfig& c, const SolveSetup& s, con
   bo.seed = seed;
   bo.dt_hint = s.options.dt;
   bo.levy_area = c.solver.method == sde::Method::Srk;
-  run->bm = sde::make_brownian_interval(bo);
+  run->bm = zero_noise ? sde::make_zero_brownian(bo) : sde::make_brownian_interval(bo);
   run->options = s.options;
   run->adjoint_options = s.adjoint_options;
   return run;
@@ -419,7 +420,8 @@ at::Tensor BnnModel::prepare_target(const at::Tensor& y, int64_t batch) const {
 }
 
 BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Route route,
-                                    std::vector<BlockDiagnostics>* diagnostics) {
+                                    std::vector<BlockDiagnostics>* diagnostics, bool deterministic) {
+  if (deterministic && route != Route::None) throw std::logic_error("BnnModel::forward: the deterministic path has no gradient route");
   const BnnConfig& c = config_;
   Forward f;
   at::Tensor h = x;
@@ -441,16 +443,16 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
     Block& b = *blocks_[i];
     if (i > 0 && b.stage != blocks_[i - 1]->stage) h = space_to_depth(h);
     const int64_t wd = b.dynamics->w_dim();
-    const uint64_t seed = draw_seed(gen);
+    const uint64_t seed = deterministic ? 0 : draw_seed(gen);
     at::Tensor w0 = b.mu;
-    if (c.w0_gaussian) {
+    if (c.w0_gaussian && !deterministic) {
       const at::Tensor eps = at::randn({wd}, gen, at::TensorOptions().dtype(at::kDouble)).to(options_);
       const at::Tensor s = at::exp(b.rho);
       w0 = b.mu + s * eps;
       const double p = c.w0_prior_std;
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
-    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_);
+    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_, deterministic);
     const FastBlockSolver::Mode fast_mode = route == Route::Adjoint    ? FastBlockSolver::Mode::Adjoint
                                             : route == Route::Backprop ? FastBlockSolver::Mode::Backprop
                                                                        : FastBlockSolver::Mode::Forward;
@@ -596,7 +598,7 @@ BnnModel::Direct BnnModel::direct(const at::Tensor& xin, const at::Tensor& targe
   for (auto& block : blocks_) {
     Block& b = *block;
     const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
-    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_);
+    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_, false);
     const at::Tensor y0 = run->sde->pack(h, b.mu.detach());
     run->fast = FastBlockSolver::make(*run->sde, *run->bm, mode, setup.options.dt, setup.adjoint_options.dt, b.workspace);
     y1 = run->fast->solve(y0);
@@ -854,32 +856,37 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
   return r;
 }
 
-at::Tensor BnnModel::predict(const at::Tensor& x, int64_t samples, bool use_ema, std::optional<uint64_t> seed) {
-  if (samples < 1) throw sde::invalid_argument("Expected positive integer for samples");
-  if (use_ema && ema_.empty()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
+Prediction BnnModel::predict(const at::Tensor& x, const PredictOptions& o) {
+  if (o.samples < 1) throw sde::invalid_argument("Expected positive integer for samples");
+  if (o.deterministic && o.samples != 1) throw sde::invalid_argument("Expected samples 1 with deterministic (its one path has no noise)");
+  if (o.use_ema && ema_.empty()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
   at::NoGradGuard no_grad;
   const at::Tensor xin = prepare_input(x);
-  at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
-  at::Generator& gen = seed ? local : eval_gen_;
+  at::Generator local = at::make_generator<at::CPUGeneratorImpl>(o.seed.value_or(0));
+  at::Generator& gen = o.seed ? local : eval_gen_;
   Swap swap;
-  if (use_ema) {
+  if (o.use_ema) {
     for (size_t i = 0; i < params_.size(); ++i) {
       swap.saved.emplace_back(params_[i].second, params_[i].second.detach().clone());
       params_[i].second.detach().copy_(ema_[i].second);
     }
   }
+  const bool categorical = config_.likelihood == Likelihood::Categorical;
   std::vector<at::Tensor> outs;
-  at::Tensor probs;
-  for (int64_t s = 0; s < samples; ++s) {
-    Forward f = forward(xin, gen, Route::None, nullptr);
-    if (config_.likelihood == Likelihood::Categorical) {
+  Prediction r;
+  for (int64_t s = 0; s < o.samples; ++s) {
+    Forward f = forward(xin, gen, Route::None, nullptr, o.deterministic);
+    if (categorical) {
       at::Tensor p = at::softmax(f.out, 1);
-      probs = probs.defined() ? probs + p : p;
+      r.mean = r.mean.defined() ? r.mean + p : p;
+      if (o.keep_samples) outs.push_back(p);
     } else {
       outs.push_back(f.out);
     }
   }
-  return config_.likelihood == Likelihood::Categorical ? probs / static_cast<double>(samples) : at::stack(outs);
+  if (categorical) r.mean = r.mean / static_cast<double>(o.samples);
+  if (!outs.empty()) r.samples = at::stack(outs);
+  return r;
 }
 
 std::vector<BlockDiagnostics> BnnModel::diagnose(const at::Tensor& x, std::optional<uint64_t> seed) {

@@ -42,6 +42,21 @@ struct BlockDiagnostics {
 
 enum class Objective { Loss, Kl };
 
+struct PredictOptions {
+  int64_t samples = 1;
+  bool use_ema = false;
+  std::optional<uint64_t> seed;  // a private Brownian stream; none: the model's evaluation stream advances
+  bool keep_samples = false;     // categorical: also return each path's probabilities
+  // The zero-noise view: each block's weights follow the posterior drift's ODE path (the same
+  // solver on a zero Brownian path) from the mean of q(w_0); nothing is drawn. Needs samples 1.
+  bool deterministic = false;
+};
+
+struct Prediction {
+  at::Tensor mean;     // categorical: class probabilities averaged over the paths [B, classes]
+  at::Tensor samples;  // categorical with keep_samples: [samples, B, classes]; otherwise the outputs [samples, B, outputs]
+};
+
 class BnnModel {
  public:
   explicit BnnModel(const BnnConfig& config);
@@ -66,9 +81,8 @@ class BnnModel {
   // Gradients of the loss (or the KL alone) without an update; seed: a private Brownian stream.
   GradientsResult gradients(const at::Tensor& x, const at::Tensor& y, double beta, Objective objective,
                             std::optional<uint64_t> seed);
-  // categorical: mean class probabilities [B, classes] over `samples` weight paths;
-  // otherwise the per-sample outputs [samples, B, outputs].
-  at::Tensor predict(const at::Tensor& x, int64_t samples, bool use_ema, std::optional<uint64_t> seed);
+  // Monte Carlo prediction over o.samples weight paths (see Prediction).
+  Prediction predict(const at::Tensor& x, const PredictOptions& o);
   std::vector<BlockDiagnostics> diagnose(const at::Tensor& x, std::optional<uint64_t> seed);
 
   // Parameters, Adam moments and step, EMA and the RNG states, by name.
@@ -81,7 +95,9 @@ class BnnModel {
   struct Forward;
   enum class Route { None, Backprop, Adjoint };
 
-  Forward forward(const at::Tensor& x, at::Generator& gen, Route route, std::vector<BlockDiagnostics>* diagnostics);
+  // deterministic: the zero-noise path from the mean w_0 (route None only), nothing drawn from gen.
+  Forward forward(const at::Tensor& x, at::Generator& gen, Route route, std::vector<BlockDiagnostics>* diagnostics,
+                  bool deterministic = false);
   // The direct route: the fast fixed-step solves, the head (the last coordinates of h_1), the
   // likelihood and the KL term with their gradients by hand, and the solvers' own reverse sweeps;
   // no autograd graph. It applies (direct_applies) to mlp models with the 'last' head, a Gaussian
