@@ -249,7 +249,7 @@ async function trainCommand(argv: string[]): Promise<number> {
   const model = new SdeBnn(config as SdeBnnConfig);
   if (lead) console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);
-  const result = await train(model, data, {
+  const result = await train(model, { train: data.train, ...(data.test ? { test: data.test } : {}) }, {
     epochs: num(flags, 'epochs', data.dataset === 'toy' ? 10000 : 10),
     batchSize: num(flags, 'batch-size', data.dataset === 'toy' ? 40 : 128),
     lr: num(flags, 'lr', 1e-3),

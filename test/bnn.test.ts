@@ -845,9 +845,9 @@ describe('SdeBnn defaults', () => {
       inputNormalization: { shift: [0], scale: [1] }, hidden: [32, 32], activation: 'softplus', timeInput: false, width: [32],
       convActivation: 'softplus', pool: 2, classes: 10, outputs: 1, scale: 0.1, learnScale: false, blocks: [1],
       w0: { std: 0.1, posterior: 'point', priorStd: 0.1, rhoInit: Math.log(1e-3) }, estimator: 'ckl',
-      solver: { method: 'euler', adaptive: false, rtol: 1e-3, atol: 1e-4, dtMin: 1e-5, gradient: 'backprop', adjointMethod: 'euler', adjointAdaptive: false },
+      solver: { method: 'euler', adaptive: false, rtol: 1e-3, atol: 1e-4, dtMin: 1e-5, gradient: 'backprop', adjointMethod: 'euler', adjointAdaptive: false, maxSteps: 100000 },
       beta: 1e-3, nTrain: 60000, optimizer: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, clip: 1, ema: 0 },
-      seed: 0, dtype: 'float32', device: 'cpu', kernels: 'fast',
+      seed: 0, dtype: 'float32', device: 'cpu', kernels: 'fast', maxBytes: 2 ** 32,
     };
     const conv = sdebnn.resolveSdeBnnConfig({});
     expect(conv).toEqual({

@@ -56,7 +56,7 @@ describe('command line', () => {
     expect(summary.steps).toBeGreaterThan(0);
     expect(summary.steps).toBeLessThan(400);
     expect(summary.seconds).toBeGreaterThan(1.5);
-    expect(Object.keys(summary.test).sort()).toEqual(['accuracy', 'brier', 'count', 'ece', 'entropy', 'nll']);
+    expect(Object.keys(summary.test).sort()).toEqual(['accuracy', 'adaptiveEce', 'brier', 'count', 'ece', 'eceBins', 'entropy', 'mce', 'nll']);
     expect(summary.test.count).toBe(64);
     // the log: a step line every 10 steps, an epoch line per epoch, the last with the test metrics
     const log = jsonLines(fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8'));
@@ -83,9 +83,11 @@ describe('command line', () => {
     expect(await sdebnn.evaluate(model, test, { samples: 2 })).toEqual(summary.test);
 
     // eval: the same numbers from the command line
-    const evaluated = await run(['eval', '--checkpoint', checkpoint, '--test-limit', '64', '--samples', '2']);
+    const evaluationFile = path.join(dir, 'evaluation.json');
+    const evaluated = await run(['eval', '--checkpoint', checkpoint, '--test-limit', '64', '--samples', '2', '--shift', 'none', '--ood', 'none', '--json', evaluationFile]);
     expect(evaluated.code, evaluated.err).toBe(0);
-    expect(JSON.parse(evaluated.out)).toEqual({ dataset: 'mnist', examples: 64, ...summary.test });
+    expect(evaluated.out).toMatch(/accuracy/);
+    expect(JSON.parse(fs.readFileSync(evaluationFile, 'utf8')).clean.metrics).toEqual(summary.test);
 
     // predict --images: class, probability and entropy per image, as the library computes them
     const images = path.join(sdebnn.defaultMnistDir(), 't10k-images-idx3-ubyte');

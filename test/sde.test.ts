@@ -281,7 +281,7 @@ describe('bad input', () => {
 
   it("refuses 'srk' on a Brownian motion without the Levy area (it would silently lose its order 1.5), and solves with one", async () => {
     const plain = new BrownianInterval({ t0: 0, t1: 1, shape: [2, 2], seed: 0 });
-    const message = "method 'srk' needs a Brownian motion with the space-time Levy area (levyArea: true)";
+    const message = "Expected a BrownianInterval made with levyArea: true for options.bm (method 'srk' needs the Levy area)";
     expect(() => sdeint(sde, y0, [0, 1], { method: 'srk', bm: plain })).toThrow(RangeError);
     expect(() => sdeint(sde, y0, [0, 1], { method: 'srk', bm: plain })).toThrow(message);
     const gradYs = { data: new Float32Array(8), shape: [2, 2, 2] };
