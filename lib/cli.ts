@@ -6,6 +6,7 @@ import { backend, selfTest, setNumThreads } from './backend';
 import { SdeBnn, type SdeBnnConfig } from './bnn';
 import { deviceForRank, distributedAvailability, initDistributed, type ProcessGroup } from './distributed';
 import { followLauncher, launch, reportToLauncher } from './launch';
+import { interactive, StatusLine, trainingProgress } from './commands/progress';
 import { evalCommand as runEval, reportCommand as runReport, type EvalCommandOptions } from './commands/evaluate';
 import { augmentBatch, CIFAR10_MEAN, CIFAR10_STD, loadCifar10 } from './data/cifar';
 import { createDataset, imageDataset, type Dataset } from './data/dataset';
@@ -249,8 +250,10 @@ async function trainCommand(argv: string[]): Promise<number> {
   const model = new SdeBnn(config as SdeBnnConfig);
   if (lead) console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);
+  const epochs = num(flags, 'epochs', data.dataset === 'toy' ? 10000 : 10);
+  const line = new StatusLine(lead && interactive(Boolean(flags.quiet)));
   const result = await train(model, data, {
-    epochs: num(flags, 'epochs', data.dataset === 'toy' ? 10000 : 10),
+    epochs,
     batchSize: num(flags, 'batch-size', data.dataset === 'toy' ? 40 : 128),
     lr: num(flags, 'lr', 1e-3),
     beta: num(flags, 'beta', data.dataset === 'toy' ? toyModelConfig().beta! : 1e-3),
@@ -265,17 +268,19 @@ async function trainCommand(argv: string[]): Promise<number> {
     logFile: path.join(out, 'log.jsonl'),
     checkpointFile,
     resume: Boolean(flags.resume),
-    progress: !flags.quiet && Boolean(process.stderr.isTTY),
+    onStep: trainingProgress(line, { epochs, ...(flags['time-limit'] !== undefined ? { timeLimit: num(flags, 'time-limit', 0) } : {}) }),
     // CIFAR-10: random 4-pixel crops and horizontal flips of every training batch (each rank its own).
     ...(data.dataset === 'cifar10' ? { augment: augmentFor(num(flags, 'seed', 0) + 7919 * (group?.rank ?? 0)) } : {}),
     ...(group ? { distributed: { group, weightPaths: flags['shared-path'] ? ('shared' as const) : ('independent' as const) } } : {}),
     onEpoch: (e: EpochLog) => {
       if (!lead || (data.dataset === 'toy' && e.epoch % 500 !== 0 && !e.test)) return;
+      line.clear();
       const test = e.test ? `; test ${formatMetrics(e.test)}` : '';
       console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, nll ${e.nll.toFixed(4)}, kl ${e.kl.toExponential(2)}` +
         (e.accuracy !== undefined ? `, train accuracy ${e.accuracy.toFixed(4)}` : '') + `, nfe ${e.nfe.toFixed(0)}, ${e.seconds.toFixed(1)} s${test}`);
     },
   });
+  line.clear();
   group?.destroy();
   if (!lead) {
     model.dispose();
