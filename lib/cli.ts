@@ -252,7 +252,7 @@ async function trainCommand(argv: string[]): Promise<number> {
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);
   const epochs = num(flags, 'epochs', data.dataset === 'toy' ? 10000 : 10);
   const line = new StatusLine(lead && interactive(Boolean(flags.quiet)));
-  const result = await train(model, data, {
+  const result = await train(model, { train: data.train, test: data.test }, {
     epochs,
     batchSize: num(flags, 'batch-size', data.dataset === 'toy' ? 40 : 128),
     lr: num(flags, 'lr', 1e-3),
