@@ -320,7 +320,7 @@ describe('command line', () => {
   it('refuses --train-limit 0 (it used to train on all 60,000 examples) and other non-counts', () => {
     for (const [flag, value] of [['--train-limit', '0'], ['--test-limit', '2.5'], ['--train-limit', '-1']]) {
       const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'train', flag!, value!, '--out', path.join(tmp, 'cli')], { encoding: 'utf8' });
-      expect(r.status).toBe(1);
+      expect(r.status).toBe(2); // a usage error
       expect(r.stderr).toContain(`Expected a positive integer for ${flag} but received '${value}'`);
     }
   });
