@@ -65,8 +65,8 @@ export const trainUsage = 'Usage: sdebnn train [--dataset NAME] [options]';
 
 /** The flags whose defaults come from the preset, and where in it. null: the flag does not apply. */
 const FROM_PRESET = {
-  width: (p: Preset) => (p.model.kind === 'conv' ? (p.model.width ?? 32) : null),
-  stem: (p: Preset) => (p.model.kind === 'conv' ? (p.model.stem ?? 16) : null),
+  width: (p: Preset) => (p.model.kind === 'conv' ? p.model.width : null),
+  stem: (p: Preset) => (p.model.kind === 'conv' ? p.model.stem : null),
   blocks: (p: Preset) => p.model.blocks,
   sigma: (p: Preset) => p.model.sigma,
   estimator: (p: Preset) => p.model.estimator,
