@@ -70,6 +70,11 @@ const DTYPES: Record<Dtype, ArrayClass> = {
   BOOL: Uint8Array,
 } as unknown as Record<Dtype, ArrayClass>;
 
+/** Whether `name` is a key of DTYPES itself: `in` would also accept 'constructor' or 'toString'. */
+function isDtype(name: string): name is Dtype {
+  return Object.hasOwn(DTYPES, name);
+}
+
 const INFERRED: [ArrayClass, Dtype][] = [
   [Float64Array, 'F64'],
   [Float32Array, 'F32'],
@@ -126,8 +131,8 @@ function checkTensor(value: unknown, field: string): { data: CheckpointArray; sh
   }
   let dtype = entry[1];
   if (obj.dtype !== undefined) {
-    const given = expectString(obj.dtype, `${field}.dtype`) as Dtype;
-    if (!(given in DTYPES) || !(array instanceof (DTYPES[given] as unknown as typeof Uint8Array))) {
+    const given = expectString(obj.dtype, `${field}.dtype`);
+    if (!isDtype(given) || !(array instanceof (DTYPES[given] as unknown as typeof Uint8Array))) {
       throw new RangeError(`Expected a dtype matching ${array.constructor.name} (${dtype}${dtype === 'U8' ? " or 'BOOL'" : dtype === 'U16' ? ", 'F16' or 'BF16'" : ''}) for ${field}.dtype but received ${describe(obj.dtype)}`);
     }
     dtype = given;
@@ -315,7 +320,7 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<buffer>'): Checkpoin
     const where = `tensor ${JSON.stringify(name)}`;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw formatError(file, `${where} is not an object`);
     const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !(dtype in DTYPES)) {
+    if (typeof dtype !== 'string' || !isDtype(dtype)) {
       throw formatError(file, `${where} has unknown dtype ${describe(dtype)}; known: ${Object.keys(DTYPES).join(', ')}`);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) throw formatError(file, `${where} has an invalid shape ${JSON.stringify(shape)}`);
@@ -326,12 +331,12 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<buffer>'): Checkpoin
     if (end > dataLength) {
       throw formatError(file, `${where} has data_offsets [${begin}, ${end}] beyond the ${dataLength} data bytes (truncated?)`);
     }
-    const itemBytes = DTYPES[dtype as Dtype].BYTES_PER_ELEMENT;
+    const itemBytes = DTYPES[dtype].BYTES_PER_ELEMENT;
     const expectedBytes = numel(shape) * itemBytes;
     if (end - begin !== expectedBytes) {
       throw formatError(file, `${where} has ${end - begin} bytes but dtype ${dtype} and shape [${shape.join(', ')}] need ${expectedBytes}`);
     }
-    entries.push({ name, dtype: dtype as Dtype, shape: shape as number[], begin, end });
+    entries.push({ name, dtype, shape: shape as number[], begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
