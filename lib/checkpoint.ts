@@ -324,10 +324,9 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<buffer>'): Checkpoin
       throw formatError(file, `${where} has unknown dtype ${describe(dtype)}; known: ${Object.keys(DTYPES).join(', ')}`);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) throw formatError(file, `${where} has an invalid shape ${JSON.stringify(shape)}`);
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger) || offsets[0] > offsets[1]) {
-      throw formatError(file, `${where} has invalid data_offsets ${JSON.stringify(offsets)}`);
-    }
-    const [begin, end] = offsets as [number, number];
+    const pair = Array.isArray(offsets) && offsets.length === 2 && offsets.every(isNonNegativeInteger) ? (offsets as [number, number]) : undefined;
+    if (!pair || pair[0] > pair[1]) throw formatError(file, `${where} has invalid data_offsets ${JSON.stringify(offsets)}`);
+    const [begin, end] = pair;
     if (end > dataLength) {
       throw formatError(file, `${where} has data_offsets [${begin}, ${end}] beyond the ${dataLength} data bytes (truncated?)`);
     }
