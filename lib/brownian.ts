@@ -77,7 +77,7 @@ export class BrownianInterval {
     if (!(this.t1 > this.t0)) {
       throw new RangeError(`Expected options.t1 greater than options.t0 (${this.t0}) but received ${this.t1}`);
     }
-    this.dtype = optional(o.dtype, 'float32' as BrownianDtype, (v) => expectOneOf(v, 'options.dtype', ['float32', 'float64'] as const));
+    this.dtype = optional(o.dtype, 'float32', (v) => expectOneOf(v, 'options.dtype', ['float32', 'float64'] as const));
     // Values have standard deviation sqrt(t1 - t0): far out in its tails they must stay finite in the dtype.
     const maxSpan = this.dtype === 'float32' ? 1e65 : Number.MAX_VALUE;
     if (!(this.t1 - this.t0 <= maxSpan)) {

@@ -68,7 +68,7 @@ const DTYPES: Record<Dtype, ArrayClass> = {
   U16: Uint16Array,
   U8: Uint8Array,
   BOOL: Uint8Array,
-} as unknown as Record<Dtype, ArrayClass>;
+};
 
 /** Whether `name` is a key of DTYPES itself: `in` would also accept 'constructor' or 'toString'. */
 function isDtype(name: string): name is Dtype {
@@ -335,7 +335,7 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<buffer>'): Checkpoin
     if (end - begin !== expectedBytes) {
       throw formatError(file, `${where} has ${end - begin} bytes but dtype ${dtype} and shape [${shape.join(', ')}] need ${expectedBytes}`);
     }
-    entries.push({ name, dtype, shape: shape as number[], begin, end });
+    entries.push({ name, dtype, shape, begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;

@@ -37,7 +37,7 @@ export function resolveDistributedTrainOptions(value: unknown, field: string): {
   if (!(o.group instanceof ProcessGroup)) {
     throw new TypeError(`Expected a ProcessGroup (from initDistributed) for ${field}.group but received ${describe(o.group)}`);
   }
-  const weightPaths = optional(o.weightPaths, 'independent' as WeightPaths, (v) => expectOneOf(v, `${field}.weightPaths`, ['independent', 'shared'] as const));
+  const weightPaths = optional(o.weightPaths, 'independent', (v) => expectOneOf(v, `${field}.weightPaths`, ['independent', 'shared'] as const));
   return { group: o.group, weightPaths };
 }
 

@@ -155,7 +155,7 @@ export class ProcessGroup {
     const t = expectTensor(tensor, 'tensor');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['op']);
-    const op = optional(o.op, 'sum' as ReduceOp, (v) => expectOneOf(v, 'options.op', ['sum', 'mean', 'min', 'max'] as const));
+    const op = optional(o.op, 'sum', (v) => expectOneOf(v, 'options.op', ['sum', 'mean', 'min', 'max'] as const));
     return this.enqueue(() => awaitNative(callNative(() => this.handle.allReduce(t, op)))).then(() => tensor);
   }
 

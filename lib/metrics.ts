@@ -13,7 +13,7 @@
  * Sums run in float64 whatever the input precision. Natural logarithms throughout.
  */
 import { isRowMajor } from './checkpoint';
-import type { FloatArray } from './tensor';
+import { numel, type FloatArray } from './tensor';
 import { describe, expectInteger, expectKnownKeys, expectNonNegative, expectOptionalObject, expectPositive, optional } from './validate';
 
 /** Probabilities below this are clamped before the log in `nll` (and `entropy` skips exact zeros). */
@@ -47,7 +47,7 @@ function expectFloatData(value: unknown, field: string): { data: FloatArray; sha
   if (strides !== undefined && !isRowMajor(shape as number[], strides)) {
     throw new RangeError(`Expected a contiguous (row-major) tensor for ${field} but received strides ${describe(strides)}`);
   }
-  const size = shape.reduce((a: number, b: number) => a * b, 1);
+  const size = numel(shape as number[]);
   if (size !== data.length) {
     throw new RangeError(`Expected ${field}.data to hold ${size} elements for shape [${shape.join(', ')}] but received ${data.length}`);
   }

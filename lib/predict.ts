@@ -4,7 +4,7 @@
  * as each batch finishes, progress after every batch, and the per-path probabilities
  * [S, N, K] only when asked for (keepSamples), so memory stays O(N K) otherwise.
  */
-import type { ClassificationPrediction, RegressionPrediction, SdeBnn } from './bnn';
+import type { SdeBnn } from './bnn';
 import type { Dataset } from './data/dataset';
 import { numel } from './tensor';
 import { decomposeUncertainty, type UncertaintySummary } from './uncertainty';
@@ -140,17 +140,15 @@ export async function predictDataset(model: SdeBnn, data: Dataset | Float32Array
     });
     let paths: Float32Array | Float64Array;
     if (out.kind === 'categorical') {
-      const c = out as ClassificationPrediction;
-      paths = c.samples!;
+      paths = out.samples!;
       const d = decomposeUncertainty({ data: paths, shape: [samples, size, k] });
       mean.set(d.probs.data, start * k);
-      for (const key of Object.keys(summary!) as (keyof UncertaintySummary)[]) summary![key].set(d[key] as never, start);
+      for (const key of Object.keys(summary!) as (keyof UncertaintySummary)[]) summary![key].set(d[key], start);
     } else {
-      const r = out as RegressionPrediction;
-      paths = r.samples;
-      mean.set(r.mean, start * k);
-      std!.set(r.std, start * k);
-      noiseScale = r.noiseScale;
+      paths = out.samples;
+      mean.set(out.mean, start * k);
+      std!.set(out.std, start * k);
+      noiseScale = out.noiseScale;
     }
     if (kept) for (let s = 0; s < samples; s++) kept.set(paths.subarray(s * size * k, (s + 1) * size * k), (s * n + start) * k);
     onProgress?.({ done: start + size, total: n, seconds: (Date.now() - started) / 1000 });

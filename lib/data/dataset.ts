@@ -137,7 +137,7 @@ export function subset<T extends Targets>(dataset: Dataset<T>, indices: ArrayLik
   for (let k = 0; k < indices.length; k++) {
     const i = expectInteger(indices[k], `indices[${k}]`, 0, dataset.length - 1);
     inputs.set(dataset.inputs.subarray(i * inSize, (i + 1) * inSize), k * inSize);
-    targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize) as never, k * tSize);
+    targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize), k * tSize);
   }
   return {
     inputs,
@@ -290,7 +290,7 @@ export class MinibatchIterator<T extends Targets = Targets> {
         indices[k] = i;
         inputs.set(dataset.inputs.subarray(i * inSize, (i + 1) * inSize), k * inSize);
         if (tSize === 1) targets[k] = dataset.targets[i]!;
-        else targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize) as never, k * tSize);
+        else targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize), k * tSize);
       }
       this.position = index + 1;
       yield { inputs, targets, shape: [size, ...dataset.inputShape], size, indices, epoch: this.currentEpoch, index };
