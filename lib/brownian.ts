@@ -23,8 +23,10 @@ import {
   optional,
 } from './validate';
 
+/** Floating-point type of a Brownian motion's values. */
 export type BrownianDtype = 'float32' | 'float64';
 
+/** Options of `new BrownianInterval`: the interval, the increment shape, the seed and the cache. */
 export interface BrownianIntervalOptions {
   /** Start of the interval. Default 0. */
   t0?: number;
@@ -54,6 +56,7 @@ const knownOptions = ['t0', 't1', 'shape', 'seed', 'dtype', 'device', 'dtHint', 
 const maxElements = 2 ** 30;
 const maxCacheSize = 1_000_000;
 
+/** One fixed Brownian path on [t0, t1], queried by interval (see the module comment); dispose() frees it. */
 export class BrownianInterval {
   readonly t0: number;
   readonly t1: number;

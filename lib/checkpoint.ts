@@ -19,8 +19,10 @@ import * as path from 'node:path';
 import { DataFormatError } from './errors';
 import { describe, expectInteger, expectObject, expectOptionalObject, expectString } from './validate';
 
+/** The safetensors dtypes. */
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
 
+/** The typed arrays a checkpoint tensor may hold (F16 and BF16 as their raw Uint16 bits). */
 export type CheckpointArray =
   | Float64Array
   | Float32Array
@@ -33,6 +35,7 @@ export type CheckpointArray =
   | Int8Array
   | Uint8Array;
 
+/** A tensor to save: row-major data, its shape, and a dtype where the array type allows several. */
 export interface CheckpointTensor<A extends CheckpointArray = CheckpointArray> {
   data: A;
   shape: number[];
@@ -40,12 +43,14 @@ export interface CheckpointTensor<A extends CheckpointArray = CheckpointArray> {
   dtype?: Dtype;
 }
 
+/** A tensor as loaded: data, shape and the file's dtype. */
 export interface LoadedTensor<A extends CheckpointArray = CheckpointArray> {
   data: A;
   shape: number[];
   dtype: Dtype;
 }
 
+/** A loaded safetensors file: its path, tensors by name and string metadata. */
 export interface Checkpoint {
   path: string;
   tensors: Record<string, LoadedTensor>;
@@ -385,6 +390,7 @@ export function loadCheckpoint(file: string): Checkpoint {
   return parseCheckpoint(bytes, file);
 }
 
+/** What checkpointMismatches and expectCheckpoint compare a checkpoint with. */
 export interface ExpectedCheckpoint {
   /** Compared with metadata.version. */
   version?: string;

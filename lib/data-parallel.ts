@@ -18,8 +18,10 @@ import { Random } from './random';
 import type { Tensor } from './tensor';
 import { describe, expectKnownKeys, expectObject, expectOneOf, optional } from './validate';
 
+/** Whether each rank draws its own weight paths ('independent') or all ranks draw the same ('shared'). */
 export type WeightPaths = 'independent' | 'shared';
 
+/** TrainOptions.distributed: data-parallel training over a process group. */
 export interface DistributedTrainOptions {
   /** This process's group, from initDistributed. */
   group: ProcessGroup;

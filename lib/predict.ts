@@ -18,6 +18,7 @@ import { describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys
  */
 export const DEFAULT_PREDICT_BATCH_SIZE = 500;
 
+/** predictDataset's progress, after each batch. */
 export interface PredictProgress {
   /** Examples done, of `total`. */
   done: number;
@@ -25,6 +26,7 @@ export interface PredictProgress {
   seconds: number;
 }
 
+/** Options of predictDataset. */
 export interface PredictDatasetOptions {
   /** Monte Carlo weight paths (default 4). */
   samples?: number;
@@ -46,6 +48,7 @@ export interface PredictDatasetOptions {
   shard?: { rank: number; count: number };
 }
 
+/** predictDataset's result for a classifier: mean probabilities and per-example uncertainty. */
 export interface DatasetClassification extends UncertaintySummary {
   kind: 'categorical';
   count: number;
@@ -58,6 +61,7 @@ export interface DatasetClassification extends UncertaintySummary {
   seconds: number;
 }
 
+/** predictDataset's result for a regressor: predictive mean and std per example and output. */
 export interface DatasetRegression {
   kind: 'regression';
   count: number;
@@ -72,6 +76,7 @@ export interface DatasetRegression {
   seconds: number;
 }
 
+/** predictDataset's result, by the model's likelihood. */
 export type DatasetPrediction = DatasetClassification | DatasetRegression;
 
 function inputsOf(model: SdeBnn, data: unknown): { inputs: Float32Array; n: number } {

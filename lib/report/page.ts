@@ -10,12 +10,14 @@ import type { Evaluation, ShiftEvaluation } from '../evaluate';
 import { OOD_SCORES, type OodScoreName } from '../evaluate';
 import { barChart, bandChart, escapeXml, histogramChart, lineChart, reliabilityChart, type Series } from './svg';
 
+/** A run's log.jsonl as read by readTrainingLog. */
 export interface TrainingLog {
   /** Step entries (every 10th step) and epoch entries of log.jsonl. */
   steps: { step: number; loss: number; nll: number; kl: number; accuracy?: number | null }[];
   epochs: { epoch: number; steps: number; loss: number; test?: Record<string, unknown> }[];
 }
 
+/** A 1D regressor's predictive band on a grid, with the training points. */
 export interface RegressionBand {
   x: number[];
   mean: number[];
@@ -24,6 +26,7 @@ export interface RegressionBand {
   data: [number, number][];
 }
 
+/** What renderReport draws: any of an evaluation, a training log and a regression band. */
 export interface ReportInput {
   title: string;
   /** Lines under the title, e.g. the checkpoint and the model. */
