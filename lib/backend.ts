@@ -1,10 +1,21 @@
 /** What the native backend is, its threads, and device selection. */
 import { awaitNative, callNative, DeviceUnavailableError } from './errors';
 import { checkBytes, expectMaxBytes } from './limits';
-import { native, type NativeBackend } from './native';
+import { native } from './native';
 import { expectFunction, expectKnownKeys, expectOptionalObject, expectPositiveInteger, expectString, optional } from './validate';
 
-export type Backend = NativeBackend;
+/** What backend() reports. */
+export interface Backend {
+  /** The LibTorch version the addon runs on. */
+  torchVersion: string;
+  /** Whether a CUDA device is usable. */
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  /** LibTorch's intra-op threads (setNumThreads). */
+  threads: number;
+  /** LibTorch's inter-op threads. */
+  interopThreads: number;
+}
 
 /** LibTorch version, CUDA availability and device count, intra-op and inter-op threads. */
 export function backend(): Backend {
@@ -21,6 +32,7 @@ export function setNumThreads(threads: number): void {
   callNative(() => native().setNumThreads(threads));
 }
 
+/** Where work runs: 'cpu', 'cuda' (device 0), 'cuda:N', or 'auto' (cuda:0 when present, else cpu). */
 export type DeviceSpec = 'cpu' | 'cuda' | 'auto' | `cuda:${number}`;
 
 const deviceForm = /^(cpu|auto|cuda(:\d+)?)$/;
@@ -51,7 +63,9 @@ export function resolveDevice(device: unknown = 'cpu', field = 'device'): string
   return callNative(() => native().resolveDevice(spec));
 }
 
+/** Options of selfTest. */
 export interface SelfTestOptions {
+  /** The device to test. Default 'cpu'. */
   device?: DeviceSpec;
   /** Matrix size. Default 256. */
   size?: number;
@@ -63,6 +77,7 @@ export interface SelfTestOptions {
   onProgress?: (event: { stage: string; iteration: number; total: number }) => void;
 }
 
+/** What selfTest measured: the products, their speed, and the largest error of (a q) q^T against a for an orthogonal q. */
 export interface SelfTestResult {
   device: string;
   iterations: number;

@@ -314,7 +314,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   expectKnownKeys(nc, 'config.inputNormalization', ['shift', 'scale']);
   const aug = optional(c.aug, conv ? 0 : 2, (v) => expectInteger(v, 'config.aug', 0));
   const hidden = optional(c.hidden, [32, 32], (v) => positiveIntegers(v, 'config.hidden'));
-  const activation = optional(c.activation, 'softplus' as BnnActivation, (v) => expectOneOf(v, 'config.activation', BNN_ACTIVATIONS));
+  const activation = optional(c.activation, 'softplus', (v) => expectOneOf(v, 'config.activation', BNN_ACTIVATIONS));
   const timeInput = optional(c.timeInput, false, (v) => expectBoolean(v, 'config.timeInput'));
   const likelihood = optional(c.likelihood, (conv ? 'categorical' : 'gaussian') as BnnLikelihood, (v) =>
     expectOneOf(v, 'config.likelihood', BNN_LIKELIHOODS),
@@ -326,7 +326,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   if (categorical && c.outputs !== undefined && c.outputs !== 1) {
     throw new TypeError(`Use config.classes, not config.outputs, with likelihood 'categorical'`);
   }
-  const head = optional(c.head, (categorical ? 'linear' : 'last') as 'last' | 'linear', (v) =>
+  const head = optional(c.head, categorical ? 'linear' : 'last', (v) =>
     expectOneOf(v, 'config.head', ['last', 'linear'] as const),
   );
   if (conv && c.head !== undefined && c.head !== 'linear') throw new TypeError(`config.head applies to kind 'mlp' only (conv models pool into a linear head)`);
@@ -355,7 +355,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
       throw new RangeError(`Expected one width per stage (${blocks.length}) for config.width but received ${width.length}`);
     }
   }
-  const convActivation = optional(c.convActivation, 'softplus' as BnnActivation, (v) =>
+  const convActivation = optional(c.convActivation, 'softplus', (v) =>
     expectOneOf(v, 'config.convActivation', BNN_ACTIVATIONS),
   );
   const pool: number | 'global' =
@@ -399,21 +399,21 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const w0c = expectOptionalObject(c.w0, 'config.w0');
   expectKnownKeys(w0c, 'config.w0', ['init', 'std', 'posterior', 'priorStd', 'rhoInit']);
   const w0 = {
-    init: optional(w0c.init, (conv ? 'fanIn' : 'normal') as 'normal' | 'fanIn', (v) => expectOneOf(v, 'config.w0.init', ['normal', 'fanIn'] as const)),
+    init: optional(w0c.init, conv ? 'fanIn' : 'normal', (v) => expectOneOf(v, 'config.w0.init', ['normal', 'fanIn'] as const)),
     std: optional(w0c.std, 0.1, (v) => expectPositive(v, 'config.w0.std')),
-    posterior: optional(w0c.posterior, 'point' as 'point' | 'gaussian', (v) =>
+    posterior: optional(w0c.posterior, 'point', (v) =>
       expectOneOf(v, 'config.w0.posterior', ['point', 'gaussian'] as const),
     ),
     priorStd: optional(w0c.priorStd, 0.1, (v) => expectPositive(v, 'config.w0.priorStd')),
     rhoInit: optional(w0c.rhoInit, Math.log(1e-3), (v) => expectNumber(v, 'config.w0.rhoInit')),
   };
 
-  const estimator = optional(c.estimator, 'ckl' as BnnEstimator, (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS));
+  const estimator = optional(c.estimator, 'ckl', (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS));
   const sc = expectOptionalObject(c.solver, 'config.solver');
   expectKnownKeys(sc, 'config.solver', [
     'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive', 'maxSteps',
   ]);
-  const method = optional(sc.method, 'euler' as BnnMethod, (v) => expectOneOf(v, 'config.solver.method', BNN_METHODS));
+  const method = optional(sc.method, 'euler', (v) => expectOneOf(v, 'config.solver.method', BNN_METHODS));
   const steps = optional(sc.steps, conv ? 10 : 20, (v) => expectPositiveInteger(v, 'config.solver.steps'));
   const general = estimator !== 'ckl';
   const solver: Required<SdeBnnSolverConfig> = {
@@ -755,7 +755,7 @@ export class SdeBnn {
         std[j] = s > 1 ? Math.sqrt(v / (s - 1)) : 0;
       }
       const noiseScale = this.config.learnScale && !this.isDisposed ? callNative(() => this.handle.info()).scale : this.config.scale;
-      return { kind: 'regression', samples: out.data, shape: [s, b, k], mean, std, noiseScale } as RegressionPrediction;
+      return { kind: 'regression', samples: out.data, shape: [s, b, k], mean, std, noiseScale };
     });
   }
 

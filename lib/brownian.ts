@@ -23,8 +23,10 @@ import {
   optional,
 } from './validate';
 
+/** Floating-point type of a Brownian motion's values. */
 export type BrownianDtype = 'float32' | 'float64';
 
+/** Options of `new BrownianInterval`: the interval, the increment shape, the seed and the cache. */
 export interface BrownianIntervalOptions {
   /** Start of the interval. Default 0. */
   t0?: number;
@@ -54,6 +56,7 @@ const knownOptions = ['t0', 't1', 'shape', 'seed', 'dtype', 'device', 'dtHint', 
 const maxElements = 2 ** 30;
 const maxCacheSize = 1_000_000;
 
+/** One fixed Brownian path on [t0, t1], queried by interval (see the module comment); dispose() frees it. */
 export class BrownianInterval {
   readonly t0: number;
   readonly t1: number;
@@ -77,7 +80,7 @@ export class BrownianInterval {
     if (!(this.t1 > this.t0)) {
       throw new RangeError(`Expected options.t1 greater than options.t0 (${this.t0}) but received ${this.t1}`);
     }
-    this.dtype = optional(o.dtype, 'float32' as BrownianDtype, (v) => expectOneOf(v, 'options.dtype', ['float32', 'float64'] as const));
+    this.dtype = optional(o.dtype, 'float32', (v) => expectOneOf(v, 'options.dtype', ['float32', 'float64'] as const));
     // Values have standard deviation sqrt(t1 - t0): far out in its tails they must stay finite in the dtype.
     const maxSpan = this.dtype === 'float32' ? 1e65 : Number.MAX_VALUE;
     if (!(this.t1 - this.t0 <= maxSpan)) {

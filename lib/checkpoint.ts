@@ -19,8 +19,10 @@ import * as path from 'node:path';
 import { DataFormatError } from './errors';
 import { describe, expectInteger, expectObject, expectOptionalObject, expectString } from './validate';
 
+/** The safetensors dtypes. */
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
 
+/** The typed arrays a checkpoint tensor may hold (F16 and BF16 as their raw Uint16 bits). */
 export type CheckpointArray =
   | Float64Array
   | Float32Array
@@ -33,6 +35,7 @@ export type CheckpointArray =
   | Int8Array
   | Uint8Array;
 
+/** A tensor to save: row-major data, its shape, and a dtype where the array type allows several. */
 export interface CheckpointTensor<A extends CheckpointArray = CheckpointArray> {
   data: A;
   shape: number[];
@@ -40,12 +43,14 @@ export interface CheckpointTensor<A extends CheckpointArray = CheckpointArray> {
   dtype?: Dtype;
 }
 
+/** A tensor as loaded: data, shape and the file's dtype. */
 export interface LoadedTensor<A extends CheckpointArray = CheckpointArray> {
   data: A;
   shape: number[];
   dtype: Dtype;
 }
 
+/** A loaded safetensors file: its path, tensors by name and string metadata. */
 export interface Checkpoint {
   path: string;
   tensors: Record<string, LoadedTensor>;
@@ -68,7 +73,12 @@ const DTYPES: Record<Dtype, ArrayClass> = {
   U16: Uint16Array,
   U8: Uint8Array,
   BOOL: Uint8Array,
-} as unknown as Record<Dtype, ArrayClass>;
+};
+
+/** Whether `name` is a key of DTYPES itself: `in` would also accept 'constructor' or 'toString'. */
+function isDtype(name: string): name is Dtype {
+  return Object.hasOwn(DTYPES, name);
+}
 
 const INFERRED: [ArrayClass, Dtype][] = [
   [Float64Array, 'F64'],
@@ -126,8 +136,8 @@ function checkTensor(value: unknown, field: string): { data: CheckpointArray; sh
   }
   let dtype = entry[1];
   if (obj.dtype !== undefined) {
-    const given = expectString(obj.dtype, `${field}.dtype`) as Dtype;
-    if (!(given in DTYPES) || !(array instanceof (DTYPES[given] as unknown as typeof Uint8Array))) {
+    const given = expectString(obj.dtype, `${field}.dtype`);
+    if (!isDtype(given) || !(array instanceof (DTYPES[given] as unknown as typeof Uint8Array))) {
       throw new RangeError(`Expected a dtype matching ${array.constructor.name} (${dtype}${dtype === 'U8' ? " or 'BOOL'" : dtype === 'U16' ? ", 'F16' or 'BF16'" : ''}) for ${field}.dtype but received ${describe(obj.dtype)}`);
     }
     dtype = given;
@@ -315,23 +325,22 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<buffer>'): Checkpoin
     const where = `tensor ${JSON.stringify(name)}`;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw formatError(file, `${where} is not an object`);
     const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !(dtype in DTYPES)) {
+    if (typeof dtype !== 'string' || !isDtype(dtype)) {
       throw formatError(file, `${where} has unknown dtype ${describe(dtype)}; known: ${Object.keys(DTYPES).join(', ')}`);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) throw formatError(file, `${where} has an invalid shape ${JSON.stringify(shape)}`);
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger) || offsets[0] > offsets[1]) {
-      throw formatError(file, `${where} has invalid data_offsets ${JSON.stringify(offsets)}`);
-    }
-    const [begin, end] = offsets as [number, number];
+    const pair = Array.isArray(offsets) && offsets.length === 2 && offsets.every(isNonNegativeInteger) ? (offsets as [number, number]) : undefined;
+    if (!pair || pair[0] > pair[1]) throw formatError(file, `${where} has invalid data_offsets ${JSON.stringify(offsets)}`);
+    const [begin, end] = pair;
     if (end > dataLength) {
       throw formatError(file, `${where} has data_offsets [${begin}, ${end}] beyond the ${dataLength} data bytes (truncated?)`);
     }
-    const itemBytes = DTYPES[dtype as Dtype].BYTES_PER_ELEMENT;
+    const itemBytes = DTYPES[dtype].BYTES_PER_ELEMENT;
     const expectedBytes = numel(shape) * itemBytes;
     if (end - begin !== expectedBytes) {
       throw formatError(file, `${where} has ${end - begin} bytes but dtype ${dtype} and shape [${shape.join(', ')}] need ${expectedBytes}`);
     }
-    entries.push({ name, dtype: dtype as Dtype, shape: shape as number[], begin, end });
+    entries.push({ name, dtype, shape, begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
@@ -381,6 +390,7 @@ export function loadCheckpoint(file: string): Checkpoint {
   return parseCheckpoint(bytes, file);
 }
 
+/** What checkpointMismatches and expectCheckpoint compare a checkpoint with. */
 export interface ExpectedCheckpoint {
   /** Compared with metadata.version. */
   version?: string;

@@ -18,8 +18,10 @@ import { Random } from './random';
 import type { Tensor } from './tensor';
 import { describe, expectKnownKeys, expectObject, expectOneOf, optional } from './validate';
 
+/** Whether each rank draws its own weight paths ('independent') or all ranks draw the same ('shared'). */
 export type WeightPaths = 'independent' | 'shared';
 
+/** TrainOptions.distributed: data-parallel training over a process group. */
 export interface DistributedTrainOptions {
   /** This process's group, from initDistributed. */
   group: ProcessGroup;
@@ -37,7 +39,7 @@ export function resolveDistributedTrainOptions(value: unknown, field: string): {
   if (!(o.group instanceof ProcessGroup)) {
     throw new TypeError(`Expected a ProcessGroup (from initDistributed) for ${field}.group but received ${describe(o.group)}`);
   }
-  const weightPaths = optional(o.weightPaths, 'independent' as WeightPaths, (v) => expectOneOf(v, `${field}.weightPaths`, ['independent', 'shared'] as const));
+  const weightPaths = optional(o.weightPaths, 'independent', (v) => expectOneOf(v, `${field}.weightPaths`, ['independent', 'shared'] as const));
   return { group: o.group, weightPaths };
 }
 

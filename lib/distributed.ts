@@ -14,9 +14,12 @@ import {
   describe, expectInteger, expectKnownKeys, expectOneOf, expectOptionalObject, expectPositiveInteger, expectString, optional,
 } from './validate';
 
+/** c10d backends: Gloo (CPU) and NCCL (CUDA). */
 export type DistributedBackend = 'gloo' | 'nccl';
+/** How allReduce combines the ranks' tensors. */
 export type ReduceOp = 'sum' | 'mean' | 'min' | 'max';
 
+/** Options of initDistributed; ranks and rendezvous default to the environment variables torchrun sets. */
 export interface InitDistributedOptions {
   /** 'auto' (default): NCCL where this build has it and CUDA is present, else Gloo. */
   backend?: DistributedBackend | 'auto';
@@ -34,6 +37,7 @@ export interface InitDistributedOptions {
   timeoutMs?: number;
 }
 
+/** Which c10d backends this build has (distributedAvailability). */
 export interface DistributedAvailability {
   gloo: boolean;
   nccl: boolean;
@@ -155,7 +159,7 @@ export class ProcessGroup {
     const t = expectTensor(tensor, 'tensor');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['op']);
-    const op = optional(o.op, 'sum' as ReduceOp, (v) => expectOneOf(v, 'options.op', ['sum', 'mean', 'min', 'max'] as const));
+    const op = optional(o.op, 'sum', (v) => expectOneOf(v, 'options.op', ['sum', 'mean', 'min', 'max'] as const));
     return this.enqueue(() => awaitNative(callNative(() => this.handle.allReduce(t, op)))).then(() => tensor);
   }
 

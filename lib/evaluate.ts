@@ -23,18 +23,23 @@ export interface CorruptionLike {
   readonly name: string;
   readonly severities: number;
   readonly source: string;
+  /** A corrupted copy of images [N, C, H, W] in [0, 1] at a severity (1 .. severities), the same for the same seed. */
   apply(images: Float32Array, shape: readonly [number, number, number, number], severity: number, seed: number): Float32Array;
 }
 
+/** A named list of corruptions (lib/shift's suites have this shape). */
 export interface ShiftSuiteLike {
   /** e.g. 'mnist-c'. */
   name: string;
   corruptions: readonly CorruptionLike[];
 }
 
+/** The uncertainty scores OOD detection is measured with. */
 export const OOD_SCORES = ['entropy', 'mutualInformation', 'maxProbability'] as const;
+/** One of OOD_SCORES. */
 export type OodScoreName = (typeof OOD_SCORES)[number];
 
+/** evaluateUncertainty's progress, per batch of each stage. */
 export interface EvaluationProgress {
   /** 'clean', 'deterministic', 'shift <corruption> <severity>' or 'ood <name>'. */
   stage: string;
@@ -42,6 +47,7 @@ export interface EvaluationProgress {
   total: number;
 }
 
+/** Options of evaluateUncertainty. */
 export interface EvaluationOptions {
   /** Monte Carlo weight paths (default 4). */
   samples?: number;
@@ -57,15 +63,18 @@ export interface EvaluationOptions {
   shiftLimit?: number;
   /** OOD sets, raw [0, 1] images of the model's input shape (see loadOodImages). */
   ood?: readonly OodImages[];
+  /** Called after each batch of each stage. */
   onProgress?: (progress: EvaluationProgress) => void;
 }
 
+/** Counts on bin edges. */
 export interface Histogram {
   /** Bin edges: bins + 1 values from min to max. */
   edges: number[];
   counts: number[];
 }
 
+/** Means over a set of the per-example uncertainty measures. */
 export interface UncertaintyMeans {
   entropy: number;
   expectedEntropy: number;
@@ -74,6 +83,7 @@ export interface UncertaintyMeans {
   variationRatio: number;
 }
 
+/** The test set's metrics, calibration, selective prediction and uncertainty histograms. */
 export interface CleanEvaluation {
   metrics: ClassificationMetrics;
   means: UncertaintyMeans;
@@ -86,6 +96,7 @@ export interface CleanEvaluation {
   imagesPerSecond: number;
 }
 
+/** Metrics on the test set under one corruption at one severity. */
 export interface ShiftEvaluation {
   corruption: string;
   severity: number;
@@ -99,6 +110,7 @@ export interface ShiftEvaluation {
   mutualInformation: number;
 }
 
+/** How well each uncertainty score tells one OOD set from the test set. */
 export interface OodEvaluation {
   name: string;
   count: number;
@@ -107,6 +119,7 @@ export interface OodEvaluation {
   means: UncertaintyMeans;
 }
 
+/** evaluateUncertainty's result: clean, shifted and OOD evaluations of one model. */
 export interface Evaluation {
   samples: number;
   bins: number;

@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import { describe, expectInteger, expectKnownKeys, expectObject, expectPositiveInteger, expectString, optional } from './validate';
 
+/** Options of launch: the worker command and the group's shape. */
 export interface LaunchOptions {
   /** The worker's command: executable and arguments (e.g. [process.execPath, 'train.js']). */
   command: string[];
@@ -43,6 +44,7 @@ export interface WorkerExit {
   error?: string;
 }
 
+/** How a launch ended: its exit code and each worker's exit. */
 export interface LaunchResult {
   /** 0 when every worker exited with 0; 128 + n after signal n; 1 when a worker failed. */
   exitCode: number;

@@ -13,6 +13,7 @@ export const DEFAULT_MAX_STEPS = 100_000;
 /** Default of every `maxBytes` option: 4 GiB. Raise it for large models or batches on machines that have the memory. */
 export const DEFAULT_MAX_BYTES = 2 ** 32;
 
+/** The defaults of every maxSteps and maxBytes option. */
 export const LIMIT_DEFAULTS = Object.freeze({ maxSteps: DEFAULT_MAX_STEPS, maxBytes: DEFAULT_MAX_BYTES });
 
 export function expectMaxSteps(value: unknown, field: string): number {

@@ -13,7 +13,7 @@
  * Sums run in float64 whatever the input precision. Natural logarithms throughout.
  */
 import { isRowMajor } from './checkpoint';
-import type { FloatArray } from './tensor';
+import { numel, type FloatArray } from './tensor';
 import { describe, expectInteger, expectKnownKeys, expectNonNegative, expectOptionalObject, expectPositive, optional } from './validate';
 
 /** Probabilities below this are clamped before the log in `nll` (and `entropy` skips exact zeros). */
@@ -21,18 +21,14 @@ export const PROBABILITY_FLOOR = 1e-12;
 /** Row sums of probabilities may differ from 1 by this much (float32 softmax rounding). */
 export const ROW_SUM_TOLERANCE = 1e-3;
 
+/** A row-major float array with its shape, e.g. probabilities [N, K] or samples [S, N, K]. */
 export interface MatrixLike {
   data: FloatArray;
   shape: readonly number[];
 }
 
+/** Integer class labels, one per row. */
 export type Labels = ArrayLike<number>;
-
-interface Checked {
-  data: FloatArray;
-  n: number;
-  k: number;
-}
 
 function expectFloatData(value: unknown, field: string): { data: FloatArray; shape: number[] } {
   if (typeof value !== 'object' || value === null) {
@@ -47,15 +43,18 @@ function expectFloatData(value: unknown, field: string): { data: FloatArray; sha
   if (strides !== undefined && !isRowMajor(shape as number[], strides)) {
     throw new RangeError(`Expected a contiguous (row-major) tensor for ${field} but received strides ${describe(strides)}`);
   }
-  const size = shape.reduce((a: number, b: number) => a * b, 1);
+  const size = numel(shape as number[]);
   if (size !== data.length) {
     throw new RangeError(`Expected ${field}.data to hold ${size} elements for shape [${shape.join(', ')}] but received ${data.length}`);
   }
   return { data, shape: shape as number[] };
 }
 
-/** Checks predictive probabilities [N, K]: finite, in [0, 1], rows summing to 1 (within ROW_SUM_TOLERANCE). */
-export function checkProbabilities(probs: MatrixLike, field = 'probs'): Checked {
+/**
+ * Checks predictive probabilities [N, K]: finite, in [0, 1], rows summing to 1 (within ROW_SUM_TOLERANCE).
+ * @returns the data with its row count n and class count k
+ */
+export function checkProbabilities(probs: MatrixLike, field = 'probs'): { data: FloatArray; n: number; k: number } {
   const { data, shape } = expectFloatData(probs, field);
   if (shape.length !== 2) throw new RangeError(`Expected shape [N, K] for ${field}.shape but received [${shape.join(', ')}]`);
   const [n, k] = shape as [number, number];
@@ -139,6 +138,7 @@ export function brierScore(probs: MatrixLike, labels: Labels): number {
   return mean(sum, n);
 }
 
+/** Per-bin confidence, accuracy and count of calibrationBins. */
 export interface CalibrationBins {
   /** Bin b covers confidences in (lower[b], upper[b]]; the first bin also holds 0. */
   lower: number[];
@@ -264,6 +264,7 @@ export function predictiveEntropy(probs: MatrixLike): Float64Array {
   return out;
 }
 
+/** classificationMetrics's summary of predicted probabilities against labels. */
 export interface ClassificationMetrics {
   count: number;
   accuracy: number;
@@ -314,6 +315,7 @@ export function meanProbabilities(samples: MatrixLike): { data: Float64Array; sh
 // ---------------------------------------------------------------------------------------
 // Regression
 
+/** Mean and standard deviation over the samples of a regression (predictiveMoments). */
 export interface PredictiveMoments {
   /** Mean over samples, shape `shape`. */
   mean: Float64Array;
@@ -357,6 +359,7 @@ function expectVector(value: unknown, field: string, length?: number): FloatArra
   return value;
 }
 
+/** Options of gaussianNll and regressionMetrics. */
 export interface GaussianNllOptions {
   /** Observation noise std added in quadrature to the predictive std (default 0). */
   noiseStd?: number;
@@ -396,6 +399,7 @@ export function rmse(predictions: FloatArray, targets: FloatArray): number {
   return p.length === 0 ? NaN : Math.sqrt(sum / p.length);
 }
 
+/** regressionMetrics's summary: the predictive moments with their NLL and RMSE against the targets. */
 export interface RegressionMetrics extends PredictiveMoments {
   nll: number;
   rmse: number;

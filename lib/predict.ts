@@ -4,7 +4,7 @@
  * as each batch finishes, progress after every batch, and the per-path probabilities
  * [S, N, K] only when asked for (keepSamples), so memory stays O(N K) otherwise.
  */
-import type { ClassificationPrediction, RegressionPrediction, SdeBnn } from './bnn';
+import type { SdeBnn } from './bnn';
 import type { Dataset } from './data/dataset';
 import { numel } from './tensor';
 import { decomposeUncertainty, type UncertaintySummary } from './uncertainty';
@@ -18,6 +18,7 @@ import { describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys
  */
 export const DEFAULT_PREDICT_BATCH_SIZE = 500;
 
+/** predictDataset's progress, after each batch. */
 export interface PredictProgress {
   /** Examples done, of `total`. */
   done: number;
@@ -25,6 +26,7 @@ export interface PredictProgress {
   seconds: number;
 }
 
+/** Options of predictDataset. */
 export interface PredictDatasetOptions {
   /** Monte Carlo weight paths (default 4). */
   samples?: number;
@@ -46,6 +48,7 @@ export interface PredictDatasetOptions {
   shard?: { rank: number; count: number };
 }
 
+/** predictDataset's result for a classifier: mean probabilities and per-example uncertainty. */
 export interface DatasetClassification extends UncertaintySummary {
   kind: 'categorical';
   count: number;
@@ -58,6 +61,7 @@ export interface DatasetClassification extends UncertaintySummary {
   seconds: number;
 }
 
+/** predictDataset's result for a regressor: predictive mean and std per example and output. */
 export interface DatasetRegression {
   kind: 'regression';
   count: number;
@@ -72,6 +76,7 @@ export interface DatasetRegression {
   seconds: number;
 }
 
+/** predictDataset's result, by the model's likelihood. */
 export type DatasetPrediction = DatasetClassification | DatasetRegression;
 
 function inputsOf(model: SdeBnn, data: unknown): { inputs: Float32Array; n: number } {
@@ -140,17 +145,15 @@ export async function predictDataset(model: SdeBnn, data: Dataset | Float32Array
     });
     let paths: Float32Array | Float64Array;
     if (out.kind === 'categorical') {
-      const c = out as ClassificationPrediction;
-      paths = c.samples!;
+      paths = out.samples!;
       const d = decomposeUncertainty({ data: paths, shape: [samples, size, k] });
       mean.set(d.probs.data, start * k);
-      for (const key of Object.keys(summary!) as (keyof UncertaintySummary)[]) summary![key].set(d[key] as never, start);
+      for (const key of Object.keys(summary!) as (keyof UncertaintySummary)[]) summary![key].set(d[key], start);
     } else {
-      const r = out as RegressionPrediction;
-      paths = r.samples;
-      mean.set(r.mean, start * k);
-      std!.set(r.std, start * k);
-      noiseScale = r.noiseScale;
+      paths = out.samples;
+      mean.set(out.mean, start * k);
+      std!.set(out.std, start * k);
+      noiseScale = out.noiseScale;
     }
     if (kept) for (let s = 0; s < samples; s++) kept.set(paths.subarray(s * size * k, (s + 1) * size * k), (s * n + start) * k);
     onProgress?.({ done: start + size, total: n, seconds: (Date.now() - started) / 1000 });

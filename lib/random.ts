@@ -9,6 +9,7 @@
  */
 import { describe, expectInteger, expectNumber, expectObject } from './validate';
 
+/** A Random's full state as plain JSON data (getState/setState). */
 export interface RandomState {
   algorithm: 'xoshiro128**';
   /** The four 32-bit state words, as unsigned integers. */
@@ -41,6 +42,7 @@ function expectSeed(value: unknown, field: string): bigint {
   return BigInt(n);
 }
 
+/** Seeded xoshiro128** generator (see the module comment); the same seed gives the same stream everywhere. */
 export class Random {
   private s0 = 0;
   private s1 = 0;

@@ -12,8 +12,10 @@
 import type { FloatArray } from './tensor';
 import { describe, expectKnownKeys, expectObject, expectOneOf, expectOptionalObject, expectInRange, optional } from './validate';
 
+/** One score per example. */
 export type ScoreArray = FloatArray | readonly number[];
 
+/** Options of oodDetection and rocCurve. */
 export interface OodScoreOptions {
   /** Which set a higher score points to: 'in' (e.g. max probability) or 'out' (entropy, mutual information). */
   higherMeans: 'in' | 'out';
@@ -99,6 +101,7 @@ function averagePrecision(pos: Float64Array, neg: Float64Array): number {
   return ap;
 }
 
+/** The ROC curve of in- against out-of-distribution scores (rocCurve). */
 export interface RocCurve {
   /** From (0, 0) to (1, 1), one point per distinct threshold (highest first). */
   fpr: number[];
@@ -114,6 +117,7 @@ export function rocCurve(inScores: ScoreArray, outScores: ScoreArray, options: O
   return { fpr: [0, ...fp.map((f) => f / neg.length)], tpr: [0, ...tp.map((t) => t / pos.length)], thresholds };
 }
 
+/** How well a score separates in- from out-of-distribution examples (oodDetection). */
 export interface OodDetection {
   /** Area under the ROC curve (Mann-Whitney, ties count 1/2): 1 perfect, 0.5 chance. */
   auroc: number;
@@ -157,6 +161,7 @@ export function oodDetection(inScores: ScoreArray, outScores: ScoreArray, option
   };
 }
 
+/** Accuracy against coverage when only the most confident examples are kept (selectivePrediction). */
 export interface SelectivePrediction {
   /** k / N for k = 1 ... N: the most confident k examples are kept. */
   coverage: Float64Array;

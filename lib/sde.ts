@@ -128,7 +128,7 @@ function expectMlp(value: unknown, field: string): MlpSpec {
       if (!Array.isArray(v)) throw new TypeError(`Expected an array of widths for ${field}.hidden but received ${describe(v)}`);
       return v.map((w, i) => expectPositiveInteger(w, `${field}.hidden[${i}]`));
     }),
-    activation: optional(o.activation, 'tanh' as Activation, (v) => expectOneOf(v, `${field}.activation`, ACTIVATIONS)),
+    activation: optional(o.activation, 'tanh', (v) => expectOneOf(v, `${field}.activation`, ACTIVATIONS)),
     timeInput: optional(o.timeInput, false, (v) => expectBoolean(v, `${field}.timeInput`)),
   };
 }
@@ -146,8 +146,8 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
   const o = expectObject(spec, field);
   const type = expectOneOf(o.type, `${field}.type`, ['gbm', 'ou', 'linear', 'neural'] as const);
   const common = {
-    sdeType: optional(o.sdeType, 'ito' as SdeType, (v) => expectOneOf(v, `${field}.sdeType`, SDE_TYPES)),
-    dtype: optional(o.dtype, 'float32' as Dtype, (v) => expectOneOf(v, `${field}.dtype`, ['float32', 'float64'] as const)),
+    sdeType: optional(o.sdeType, 'ito', (v) => expectOneOf(v, `${field}.sdeType`, SDE_TYPES)),
+    dtype: optional(o.dtype, 'float32', (v) => expectOneOf(v, `${field}.dtype`, ['float32', 'float64'] as const)),
     device: resolveDevice(o.device ?? 'cpu', `${field}.device`),
   };
   switch (type) {
@@ -170,7 +170,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
     case 'neural': {
       expectKnownKeys(o, field, ['type', 'd', 'm', 'noiseType', 'drift', 'diffusion', 'seed', 'sdeType', 'dtype', 'device', 'kernels', 'maxBytes']);
       const d = expectPositiveInteger(o.d, `${field}.d`);
-      const noiseType = optional(o.noiseType, 'diagonal' as NoiseType, (v) => expectOneOf(v, `${field}.noiseType`, NOISE_TYPES));
+      const noiseType = optional(o.noiseType, 'diagonal', (v) => expectOneOf(v, `${field}.noiseType`, NOISE_TYPES));
       const m = noiseType === 'general' ? expectPositiveInteger(o.m, `${field}.m`) : undefined;
       const diffusionIn = expectOptionalObject(o.diffusion, `${field}.diffusion`);
       expectKnownKeys(diffusionIn, `${field}.diffusion`, ['kind', 'hidden', 'activation', 'timeInput', 'output', 'offset', 'init']);
@@ -181,7 +181,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
       const diffusion = {
         ...expectMlp({ hidden: diffusionIn.hidden, activation: diffusionIn.activation, timeInput: diffusionIn.timeInput }, `${field}.diffusion`),
         kind,
-        output: optional(diffusionIn.output, 'sigmoid' as Activation, (v) => expectOneOf(v, `${field}.diffusion.output`, ACTIVATIONS)),
+        output: optional(diffusionIn.output, 'sigmoid', (v) => expectOneOf(v, `${field}.diffusion.output`, ACTIVATIONS)),
         offset: optional(diffusionIn.offset, 0, (v) => expectNumber(v, `${field}.diffusion.offset`)),
         init: optional(diffusionIn.init, 0.1, (v) => expectNumber(v, `${field}.diffusion.init`)),
       };
@@ -367,7 +367,7 @@ function solveBytes(sde: SDE, y0: Tensor, times: number[], o: { dt: number; adjo
 function validateOptions(sde: SDE, options: unknown) {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', OPTION_KEYS);
-  const method = optional(o.method, sde.sdeType === 'ito' ? ('euler' as Method) : ('midpoint' as Method), (v) => expectOneOf(v, 'options.method', METHODS));
+  const method = optional(o.method, sde.sdeType === 'ito' ? 'euler' : 'midpoint', (v) => expectOneOf(v, 'options.method', METHODS));
   const dt = optional(o.dt, 0.01, (v) => expectPositive(v, 'options.dt'));
   const adaptive = optional(o.adaptive, false, (v) => expectBoolean(v, 'options.adaptive'));
   const rtol = optional(o.rtol, 1e-3, (v) => expectPositive(v, 'options.rtol'));

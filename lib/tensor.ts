@@ -4,8 +4,10 @@
  */
 import { describe, expectInteger } from './validate';
 
+/** The element arrays tensors carry. */
 export type FloatArray = Float32Array | Float64Array;
 
+/** A dense row-major tensor: `data` holds numel(shape) values. */
 export interface Tensor<T extends FloatArray = FloatArray> {
   data: T;
   shape: number[];
@@ -13,6 +15,7 @@ export interface Tensor<T extends FloatArray = FloatArray> {
   strides?: number[];
 }
 
+/** Number of elements of a shape (1 for the scalar shape []). */
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

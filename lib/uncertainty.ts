@@ -13,6 +13,7 @@
 import { checkProbabilities, type MatrixLike } from './metrics';
 import { describe, expectInteger } from './validate';
 
+/** Per-example uncertainty of a sampled classifier, [N] each: the prediction and its entropies. */
 export interface UncertaintySummary {
   /** Class with the largest mean probability (the first on ties), [N]. */
   predicted: Int32Array;
@@ -23,6 +24,7 @@ export interface UncertaintySummary {
   variationRatio: Float64Array;
 }
 
+/** decomposeUncertainty's result: the summary and the mean probabilities. */
 export interface UncertaintyDecomposition extends UncertaintySummary {
   /** mean_s p_s, [N, K]. */
   probs: { data: Float64Array; shape: [number, number] };

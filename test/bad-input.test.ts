@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sdebnn } from './helpers';
 
 const { SDE, BrownianInterval, sdeint, sdeintGradients, SdeBnn, LimitError, train, createDataset } = sdebnn;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { modelSize } = require('../dist/bnn-size.js') as typeof import('../dist/bnn-size');
 
 const root = path.resolve(__dirname, '..');

@@ -201,6 +201,7 @@ describe('corrupted checkpoints', () => {
       [rawFile(null, new Uint8Array(0), '{"a": {"dtype": "F32", '), 'not valid JSON'],
       [rawFile(null, new Uint8Array(0), '[1, 2]'), 'not a JSON object'],
       [rawFile({ a: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), 'tensor "a" has unknown dtype "F8"'],
+      [rawFile({ a: { dtype: 'constructor', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), 'tensor "a" has unknown dtype "constructor"'],
       [rawFile({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)), 'tensor "a" has an invalid shape [-1]'],
       [rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)), 'tensor "a" has invalid data_offsets [4,0]'],
       [rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } }, new Uint8Array(8)), 'tensor "a" has data_offsets [0, 12] beyond the 8 data bytes (truncated?)'],
@@ -277,6 +278,9 @@ describe('saveCheckpoint arguments', () => {
     expect(() => sdebnn.saveCheckpoint(file, { w: { data: [1, 2] as never, shape: [2] } })).toThrow(/typed array .* for tensors\["w"\]\.data/);
     expect(() => sdebnn.saveCheckpoint(file, { w: { data: new Uint8ClampedArray(2) as never, shape: [2] } })).toThrow(TypeError);
     expect(() => sdebnn.saveCheckpoint(file, { w: { ...w, dtype: 'BOOL' } })).toThrow(/matching Float32Array \(F32\) for tensors\["w"\]\.dtype/);
+    for (const inherited of ['constructor', 'toString']) {
+      expect(() => sdebnn.saveCheckpoint(file, { w: { ...w, dtype: inherited as never } })).toThrow(/matching Float32Array \(F32\) for tensors\["w"\]\.dtype/);
+    }
     expect(() => sdebnn.saveCheckpoint(file, { w: { ...w, shape: [2.5] } })).toThrow(/tensors\["w"\]\.shape\[0\]/);
     expect(() => sdebnn.saveCheckpoint(file, JSON.parse('{"__metadata__": {"data": [], "shape": [0]}}'))).toThrow(/other than __metadata__/);
     expect(() => sdebnn.saveCheckpoint(file, { w: { data: new Float32Array(6), shape: [3, 2], strides: [1, 3] } as never })).toThrow(

@@ -12,7 +12,6 @@ import { describe, expect, it } from 'vitest';
 import { sdebnn } from './helpers';
 
 const { initDistributed, distributedAvailability, launch, SdeBnn, train, DistributedError, DistributedUnavailableError } = sdebnn;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const job = require('./fixtures/dist-job.js') as {
   data(kind: string): { train: import('../dist/index').Dataset; test: import('../dist/index').Dataset };
   config(kind: string): import('../dist/index').SdeBnnConfig;
@@ -31,13 +30,6 @@ async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Two ranks of one group in this process (each joins off the event loop). */
-async function pair(timeoutMs = 20000) {
-  const masterPort = await freePort();
-  const common = { backend: 'gloo' as const, worldSize: 2, masterAddr: '127.0.0.1', masterPort, timeoutMs };
-  return Promise.all([initDistributed({ ...common, rank: 0 }), initDistributed({ ...common, rank: 1 })]);
 }
 
 function maxDifference(a: Record<string, number[]>, b: Record<string, number[]>): number {

@@ -49,6 +49,19 @@ function expectedMarks(input: ReportInput): Record<string, number> {
 const inCi = process.env.CI === 'true';
 const haveChromium = fs.existsSync(CHROMIUM);
 
+describe('readTrainingLog', () => {
+  it('reads step and epoch lines and names the line that is not a JSON object', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sdebnn-log-')), 'log.jsonl');
+    fs.writeFileSync(file, '{"type":"step","step":1,"loss":2}\n\n{"type":"epoch","epoch":0,"steps":1,"loss":2}\n{"note":"other"}\n');
+    const log = sdebnn.readTrainingLog(file);
+    expect([log.steps.length, log.epochs.length, log.epochs[0]?.loss]).toEqual([1, 1, 2]);
+    for (const [line, problem] of [['null', 'is not a JSON object'], ['[1]', 'is not a JSON object'], ['5', 'is not a JSON object'], ['{', 'is not JSON']]) {
+      fs.writeFileSync(file, `{"type":"step","step":1,"loss":2}\n${line}\n`);
+      expect(() => sdebnn.readTrainingLog(file)).toThrow(`${file}:2 ${problem}`);
+    }
+  });
+});
+
 describe('the HTML report in headless Chromium', () => {
   if (!haveChromium && !inCi) {
     it.skip(`needs ${CHROMIUM} (apt-get install chromium, as scripts/setup.sh does as root)`, () => {});

@@ -32,13 +32,16 @@ import {
  * the mean of per-image stds, not the dataset std.
  */
 export const CIFAR10_MEAN: readonly number[] = [0.4914, 0.4822, 0.4465];
+/** Per-channel standard deviation of CIFAR-10 training pixels scaled to [0, 1]. */
 export const CIFAR10_STD: readonly number[] = [0.247, 0.2435, 0.2616];
 
+/** CIFAR-10 class names, by label. */
 export const CIFAR10_CLASSES: readonly string[] = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
 const RECORD_BYTES = 1 + 3 * 32 * 32;
 const PIXELS = 3 * 32 * 32;
 
+/** Options of loadCifar10. */
 export interface Cifar10Options {
   /** The folder with the .bin batches, or its parent holding cifar-10-batches-bin/. */
   dir: string;
@@ -87,6 +90,7 @@ export function checkCifarBatch(bytes: Uint8Array, file: string, recordsPerFile 
   return recordsPerFile;
 }
 
+/** Loads a CIFAR-10 split from the binary batches as [N, 3, 32, 32] images in [0, 1] (or normalised) with their labels. */
 export function loadCifar10(options: Cifar10Options): ImageSet {
   const opts = expectObject(options, 'options');
   expectKnownKeys(opts, 'options', ['dir', 'split', 'limit', 'normalize', 'recordsPerFile']);
@@ -142,6 +146,7 @@ export function loadCifar10(options: Cifar10Options): ImageSet {
   };
 }
 
+/** Options of augmentBatch: random crop after zero padding, and horizontal flips. */
 export interface AugmentOptions {
   /** Zero padding on each side before the random crop back to H x W (default 4; 0: no crop). */
   padding?: number;

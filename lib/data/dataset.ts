@@ -34,12 +34,16 @@ export interface ImageSet {
   files: string[];
 }
 
+/** Class labels (bytes) or regression targets (floats). */
 export type Targets = Uint8Array | Float32Array;
 
+/** Examples in two flat arrays: inputs [length, ...inputShape] and targets [length, ...targetShape] (createDataset). */
 export interface Dataset<T extends Targets = Targets> {
+  /** The inputs, row-major: length x inputShape. */
   inputs: Float32Array;
   /** The shape of one example's input, e.g. [1, 28, 28] or [1]. */
   inputShape: number[];
+  /** The targets, row-major: length x targetShape. */
   targets: T;
   /** The shape of one example's target: [] for class labels, e.g. [1] for scalar regression. */
   targetShape: number[];
@@ -49,6 +53,7 @@ export interface Dataset<T extends Targets = Targets> {
   classes?: number;
 }
 
+/** What createDataset checks and builds a Dataset from. */
 export interface DatasetInit<T extends Targets = Targets> {
   inputs: Float32Array;
   inputShape: number[];
@@ -137,7 +142,7 @@ export function subset<T extends Targets>(dataset: Dataset<T>, indices: ArrayLik
   for (let k = 0; k < indices.length; k++) {
     const i = expectInteger(indices[k], `indices[${k}]`, 0, dataset.length - 1);
     inputs.set(dataset.inputs.subarray(i * inSize, (i + 1) * inSize), k * inSize);
-    targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize) as never, k * tSize);
+    targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize), k * tSize);
   }
   return {
     inputs,
@@ -162,6 +167,7 @@ export function splitDataset<T extends Targets>(
   return { validation: subset(dataset, perm.subarray(0, size)), train: subset(dataset, perm.subarray(size)) };
 }
 
+/** One minibatch of a MinibatchIterator. */
 export interface Batch<T extends Targets = Targets> {
   /** size x inputShape, row-major. Overwritten by the next batch: copy it to keep it. */
   inputs: Float32Array;
@@ -178,6 +184,7 @@ export interface Batch<T extends Targets = Targets> {
   index: number;
 }
 
+/** Options of a MinibatchIterator. */
 export interface MinibatchOptions {
   batchSize: number;
   /** Permute the examples each epoch (default true); false gives them in order. */
@@ -195,6 +202,7 @@ export interface MinibatchOptions {
   shard?: { rank: number; count: number };
 }
 
+/** Where a MinibatchIterator is, as plain JSON data, so that training resumes on the same batches. */
 export interface MinibatchState {
   /** The epoch in progress (or the next one, when `position` is 0). */
   epoch: number;
@@ -290,7 +298,7 @@ export class MinibatchIterator<T extends Targets = Targets> {
         indices[k] = i;
         inputs.set(dataset.inputs.subarray(i * inSize, (i + 1) * inSize), k * inSize);
         if (tSize === 1) targets[k] = dataset.targets[i]!;
-        else targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize) as never, k * tSize);
+        else targets.set(dataset.targets.subarray(i * tSize, (i + 1) * tSize), k * tSize);
       }
       this.position = index + 1;
       yield { inputs, targets, shape: [size, ...dataset.inputShape], size, indices, epoch: this.currentEpoch, index };
@@ -314,11 +322,13 @@ export class MinibatchIterator<T extends Targets = Targets> {
     this.orderEpoch = this.currentEpoch;
   }
 
+  /** The position and generator state, for a checkpoint. */
   getState(): MinibatchState {
     const rng = this.epochStart;
     return { epoch: this.currentEpoch, position: this.position, rng: { ...rng, s: [...rng.s] } };
   }
 
+  /** Resumes, with the next batch, at a state from getState of an iterator over the same dataset. */
   setState(state: MinibatchState): void {
     const obj = expectObject(state, 'state');
     const epoch = expectInteger(obj.epoch, 'state.epoch', 0);

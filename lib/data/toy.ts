@@ -8,6 +8,7 @@ import type { SdeBnnConfig } from '../bnn';
 import { Random } from '../random';
 import { expectInteger, expectKnownKeys, expectNonNegative, expectNumber, expectOptionalObject, optional } from '../validate';
 
+/** Options of toyRegression. */
 export interface ToyRegressionOptions {
   /** Seed of the generator drawing x and the noise (default 0). */
   seed?: number;
@@ -17,6 +18,7 @@ export interface ToyRegressionOptions {
   pointsPerCluster?: number;
 }
 
+/** The 1D toy regression set: the points, and them as a Dataset. */
 export interface ToyRegression {
   /** Inputs, first the [0, 2] cluster then the [6, 8] cluster. */
   x: Float32Array;
@@ -26,6 +28,7 @@ export interface ToyRegression {
   dataset: Dataset<Float32Array>;
 }
 
+/** The x ranges of the toy set's two clusters of points; between and beyond them there is no data. */
 export const TOY_CLUSTERS: readonly (readonly [number, number])[] = [
   [0, 2],
   [6, 8],
@@ -49,6 +52,7 @@ export function toyRegression(options?: ToyRegressionOptions): ToyRegression {
   return { x, y, dataset: createDataset({ inputs: x, inputShape: [1], targets: y, targetShape: [1] }) };
 }
 
+/** Options of toyGrid. */
 export interface GridOptions {
   /** Default -2. */
   min?: number;

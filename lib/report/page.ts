@@ -7,15 +7,17 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Evaluation, ShiftEvaluation } from '../evaluate';
-import { OOD_SCORES } from '../evaluate';
+import { OOD_SCORES, type OodScoreName } from '../evaluate';
 import { barChart, bandChart, escapeXml, histogramChart, lineChart, reliabilityChart, type Series } from './svg';
 
+/** A run's log.jsonl as read by readTrainingLog. */
 export interface TrainingLog {
   /** Step entries (every 10th step) and epoch entries of log.jsonl. */
   steps: { step: number; loss: number; nll: number; kl: number; accuracy?: number | null }[];
   epochs: { epoch: number; steps: number; loss: number; test?: Record<string, unknown> }[];
 }
 
+/** A 1D regressor's predictive band on a grid, with the training points. */
 export interface RegressionBand {
   x: number[];
   mean: number[];
@@ -24,6 +26,7 @@ export interface RegressionBand {
   data: [number, number][];
 }
 
+/** What renderReport draws: any of an evaluation, a training log and a regression band. */
 export interface ReportInput {
   title: string;
   /** Lines under the title, e.g. the checkpoint and the model. */
@@ -38,19 +41,21 @@ export function readTrainingLog(file: string): TrainingLog {
   const log: TrainingLog = { steps: [], epochs: [] };
   fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
-    let entry: { type?: string } & Record<string, unknown>;
+    let entry: unknown;
     try {
       entry = JSON.parse(line);
     } catch (error) {
-      throw new RangeError(`${file}:${i + 1} is not JSON (${(error as Error).message})`);
+      throw new RangeError(`${file}:${i + 1} is not JSON (${(error as Error).message})`, { cause: error });
     }
-    if (entry.type === 'step') log.steps.push(entry as unknown as TrainingLog['steps'][number]);
-    else if (entry.type === 'epoch') log.epochs.push(entry as unknown as TrainingLog['epochs'][number]);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new RangeError(`${file}:${i + 1} is not a JSON object`);
+    const { type } = entry as { type?: unknown };
+    if (type === 'step') log.steps.push(entry as TrainingLog['steps'][number]);
+    else if (type === 'epoch') log.epochs.push(entry as TrainingLog['epochs'][number]);
   });
   return log;
 }
 
-const NAMES: Record<string, string> = { entropy: 'entropy', mutualInformation: 'mutual information', maxProbability: 'max probability' };
+const NAMES: Record<OodScoreName, string> = { entropy: 'entropy', mutualInformation: 'mutual information', maxProbability: 'max probability' };
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 const num = (v: number, d = 4) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
@@ -101,7 +106,7 @@ function oodSection(e: Evaluation): string {
   const head = ['OOD set', 'images', ...OOD_SCORES.flatMap((s) => [`AUROC ${NAMES[s]}`, 'FPR95', 'AUPR-in', 'AUPR-out'])];
   const hist = (key: 'entropy' | 'mutualInformation') =>
     histogramChart({
-      id: `${key}-histogram`, title: `${NAMES[key]} (nats)`, xLabel: NAMES[key]!, edges: e.clean.histograms[key].edges,
+      id: `${key}-histogram`, title: `${NAMES[key]} (nats)`, xLabel: NAMES[key], edges: e.clean.histograms[key].edges,
       series: [{ name: 'test (in)', counts: e.clean.histograms[key].counts }, ...e.ood.map((o) => ({ name: o.name, counts: o.histograms[key].counts }))],
     });
   const rocs = e.ood.map((o) =>

@@ -12,6 +12,7 @@ export function textTable(head: string[], rows: string[][]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/** An evaluation as plain-text tables for the terminal: clean metrics, shift and OOD. */
 export function formatEvaluation(e: Evaluation): string {
   const m = e.clean.metrics;
   const out: string[] = [];

@@ -92,10 +92,10 @@ export function diskKernel(radius: number, aliasBlur: number): { kernel: Float64
     }
   }
   for (let i = 0; i < disk.length; i++) disk[i]! /= total;
-  const g = [Math.exp(-1 / (2 * aliasBlur * aliasBlur)), 1, 0];
-  g[2] = g[0]!;
-  const gs = g[0]! + g[1]! + g[2]!;
-  const smoothed = new SeparableFilter(side, side, g.map((v) => v / gs), g.map((v) => v / gs), 'mirror');
+  const edge = Math.exp(-1 / (2 * aliasBlur * aliasBlur));
+  const gs = edge + 1 + edge;
+  const g = [edge / gs, 1 / gs, edge / gs];
+  const smoothed = new SeparableFilter(side, side, g, g, 'mirror');
   const full = new Float64Array(side * side);
   smoothed.apply(disk, 0, full, 0);
   const half = Math.floor(radius) + 1; // the disk's extent plus the 3 x 3 blur

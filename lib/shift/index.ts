@@ -17,13 +17,16 @@ import type { CorruptionDefinition, SuiteDefinition } from './kernel';
 import { MNIST_C } from './mnist-c';
 import { imageRandom, streamKey } from './streams';
 
+/** The corruption benchmarks: MNIST-C (Mu & Gilmer 2019) and CIFAR-10-C (Hendrycks & Dietterich 2019). */
 export type ShiftSuite = 'mnist-c' | 'cifar10-c';
 
+/** Every ShiftSuite. */
 export const SHIFT_SUITES: readonly ShiftSuite[] = ['mnist-c', 'cifar10-c'];
 
 /** N x C x H x W. */
 export type ImageShape = readonly [number, number, number, number];
 
+/** One corruption of a suite, regenerated from the published code's parameters (see the module comment). */
 export interface Corruption {
   /** The published name, e.g. 'shot_noise'. */
   readonly name: string;
@@ -44,6 +47,7 @@ export interface Corruption {
   apply(images: Float32Array, shape: ImageShape, severity: number, seed: number, offset?: number): Float32Array;
 }
 
+/** Options of corrupt. */
 export interface CorruptOptions {
   /** 1 .. severities (default 1). */
   severity?: number;
