@@ -14,7 +14,6 @@ import { metadataJson, readModelFile } from './model-file';
 import { predictDataset } from './predict';
 import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
 import { SdeBnn, type BnnTrainStepResult as TrainStepResult } from './bnn';
-import type { Tensor } from './tensor';
 import {
   describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectObject, expectOneOf,
   expectOptionalObject, expectPositive, expectPositiveInteger, expectString, optional,
@@ -232,7 +231,7 @@ export async function evaluate(
   const out = await predictDataset(model, dataset, { ...predictOptions, ...shard, keepSamples: model.config.likelihood !== 'categorical' });
   if (out.kind === 'categorical') {
     if (group) await group.allReduce({ data: out.probs, shape: [out.count, out.classes] });
-    return classificationMetrics({ data: out.probs, shape: [out.count, out.classes] }, dataset.targets as Uint8Array);
+    return classificationMetrics({ data: out.probs, shape: [out.count, out.classes] }, dataset.targets);
   }
   const paths = out.sampleOutputs!;
   let noiseStd = out.noiseScale;

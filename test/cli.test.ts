@@ -12,7 +12,6 @@ import { sdebnn } from './helpers';
 
 const cli = path.resolve(__dirname, '..', 'dist', 'cli.js');
 const exec = promisify(execFile);
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { PRESETS, PRESET_NAMES } = require('../dist/presets.js') as typeof import('../dist/presets');
 
 /** Runs the CLI; with `tty`, its stderr claims to be a terminal and tags each write with the rank (test/fixtures/fake-tty.cjs). */
@@ -206,7 +205,9 @@ describe('command line', () => {
     expect(drawn.code, drawn.err).toBe(0);
     // The first step is drawn at once (later ones at most every 100 ms); the line is cleared
     // before the epoch's summary and at the end.
+    // eslint-disable-next-line no-control-regex -- the progress line's ANSI erase-line code
     expect(drawn.err).toMatch(/^<none>\r\[#{8}\.{16}\] epoch 1\/3 batch 1\/1 loss \d+\.\d{4} kl \d\.\d\de[+-]\d+ \d+ s\x1b\[K<\/none>/);
+    // eslint-disable-next-line no-control-regex -- as above
     expect(drawn.err).toMatch(/<none>\r\x1b\[K<\/none>$/);
     expect(drawn.out).toContain('epoch 3: loss');
     expect((await run([...args, '--quiet'], { tty: true })).err).toBe('');

@@ -90,7 +90,8 @@ function withPreset(flags: TrainFlags, preset: Preset): Settings {
   return settings as Settings;
 }
 
-const show = (v: unknown) => (v === null ? '-' : v === undefined || v === false ? 'none' : Array.isArray(v) ? v.join(',') : String(v));
+const show = (v: unknown): string =>
+  v === null ? '-' : v === undefined || v === false ? 'none' : Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : (v as string | number | boolean).toString();
 
 /** The help: the flags, then the presets and, as a table, every default they set. */
 export function trainHelp(): string {
@@ -140,8 +141,8 @@ function modelConfig(s: Settings, preset: Preset, train: Dataset): SdeBnnConfig 
 }
 
 function formatMetrics(m: object): string {
-  return Object.entries(m)
-    .filter(([, v]) => typeof v === 'number')
+  return Object.entries(m as Record<string, unknown>)
+    .filter((entry): entry is [string, number] => typeof entry[1] === 'number')
     .map(([k, v]) => `${k} ${Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : +v.toFixed(4)}`)
     .join(', ');
 }
@@ -181,7 +182,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const shared = (await group.broadcastObject(config)) as SdeBnnConfig;
     config = { ...shared, device: deviceForRank(s.device ?? String(shared.device ?? 'cpu').replace(/^cuda:\d+$/, 'cuda'), group) };
   }
-  const model = new SdeBnn(config as SdeBnnConfig);
+  const model = new SdeBnn(config);
   const threads = backend().threads;
   if (lead) console.log(`sdebnn: ${name}: ${data.train.length} training and ${data.test.length} test examples; ` +
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${threads} thread${threads === 1 ? '' : 's'}; device ${model.config.device}`);
