@@ -21,6 +21,7 @@ import {
 
 type StepResult = TrainStepResult;
 
+/** Options of train(): the schedule (epochs, batch, learning rate, KL warm-up), evaluation, logging, checkpoints and callbacks. */
 export interface TrainOptions {
   epochs?: number;
   batchSize?: number;
@@ -68,6 +69,7 @@ export interface TrainOptions {
   distributed?: DistributedTrainOptions;
 }
 
+/** One training step as onStep receives it and log.jsonl records it: the native step's loss terms plus the schedule's position. */
 export interface StepLog extends StepResult {
   type: 'step';
   /** The epoch, from 0 (EpochLog.epoch counts from 1: the epochs done). */
@@ -82,6 +84,7 @@ export interface StepLog extends StepResult {
   seconds: number;
 }
 
+/** One epoch's summary: mean training loss, time, and the test metrics when evaluated. */
 export interface EpochLog {
   type: 'epoch';
   epoch: number;
@@ -95,6 +98,7 @@ export interface EpochLog {
   test?: ClassificationMetrics | RegressionMetrics;
 }
 
+/** What train() resolves with: steps taken, time, every epoch's log, and the last test metrics. */
 export interface TrainResult {
   epochs: EpochLog[];
   steps: number;
@@ -213,6 +217,11 @@ function expectDatasetFor(model: SdeBnn, value: unknown, field: string): Dataset
   return dataset;
 }
 
+/**
+ * Evaluates on a dataset with S Monte Carlo weight paths (predictDataset, in batches with the
+ * private Brownian streams seed + first index): classificationMetrics (15 bins) or regression
+ * metrics. With `distributed`, the ranks split the batches and every rank gets the same metrics.
+ */
 export async function evaluate(
   model: SdeBnn,
   dataset: Dataset,
