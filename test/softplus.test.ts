@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-// The fast path's own softplus (value and slope in one pass, native/bnn/fast_kernels.inc) against
+// The engine's own softplus (value and slope in one pass, native/sde/vector_math.h) against
 // long-double log1p(exp(x)) and sigmoid over a wide range, by a small C++ program built here with
 // the addon's compiler flags (test/native/softplus_check.cpp), in the baseline and AVX2+FMA builds
 // and the conv kernels' AVX-512 one. Skipped where no C++ compiler is at hand (the addon came prebuilt).
@@ -27,7 +27,7 @@ describe('fast path softplus kernel', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sdebnn-softplus-'));
     try {
       const exe = join(dir, 'softplus_check');
-      execFileSync(cxx!, ['-O3', '-std=gnu++17', '-Wno-psabi', join(__dirname, 'native', 'softplus_check.cpp'), '-o', exe], {
+      execFileSync(cxx!, ['-O3', '-std=gnu++17', '-Wno-psabi', '-I', join(__dirname, '..', 'native'), join(__dirname, 'native', 'softplus_check.cpp'), '-o', exe], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       const r = JSON.parse(execFileSync(exe, { encoding: 'utf8' })) as Record<string, { value: number; slope: number; exactAbove20: boolean; specials: boolean }> & { avx2: boolean; avx512: boolean };

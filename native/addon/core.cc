@@ -8,7 +8,7 @@
 #include "registry.h"
 #include "sde/device.h"
 #include "sde/errors.h"
-#include "sde/fast_math.h"
+#include "sde/activations.h"
 
 namespace addon {
 namespace {

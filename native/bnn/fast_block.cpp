@@ -8,104 +8,19 @@
 #include <cstring>
 #include <string>
 
+#include "sde/activations.h"
+#include "sde/dense.h"
 #include "sde/errors.h"
 
 namespace bnn {
 
 namespace {
 
-// ---- dense loops: baseline ISA, and AVX2+FMA where the CPU has it (picked once at run time) ----
-
-// The kernels pass 32-byte vectors only between inlined functions of this file: no ABI crosses.
-// (Ignored for the whole file: GCC reports it for templates instantiated at the file's end.)
-#pragma GCC diagnostic ignored "-Wpsabi"
-namespace kbase {
-#include "bnn/fast_kernels.inc"
-}  // namespace kbase
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SDEBNN_FAST_AVX2 1
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace kavx2 {
-#include "bnn/fast_kernels.inc"
-}  // namespace kavx2
-#pragma GCC pop_options
-#endif
-
-template <typename T>
-struct Ops {
-  void (*gemv_rows)(int64_t, int64_t, const T*, const T*, const T*, T*);
-  void (*gemv_axpy)(int64_t, int64_t, const T*, const T*, const T*, T*);
-  void (*mm_bias)(int64_t, int64_t, int64_t, const T*, const T*, const T*, const T*, T, T*);
-  void (*mm_back)(int64_t, int64_t, int64_t, const T*, const T*, int64_t, T*);
-  void (*mm_at_c)(int64_t, int64_t, int64_t, const T*, const T*, T*);
-  void (*mm_ct_a)(int64_t, int64_t, int64_t, const T*, const T*, T*, int64_t);
-  void (*softplus)(int64_t, const T*, T*, T*);
-  void (*gemv_short)(int64_t, int64_t, const T*, const T*, const T*, T*);
-};
-
-#define SDEBNN_OPS(ns) \
-  Ops<T> { &ns::gemv_rows<T>, &ns::gemv_axpy<T>, &ns::mm_bias<T>, &ns::mm_back<T>, &ns::mm_at_c<T>, &ns::mm_ct_a<T>, &ns::softplus, &ns::gemv_short }
-
-template <typename T>
-const Ops<T>& ops() {
-  static const Ops<T> o = [] {
-#ifdef SDEBNN_FAST_AVX2
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SDEBNN_OPS(kavx2);
-#endif
-    return SDEBNN_OPS(kbase);
-  }();
-  return o;
-}
-
-using kbase::axpy;
-using kbase::dot;
+using sde::dense::dot;
 
 template <typename T>
 at::Tensor wrap(const T* p, int64_t n) {
   return at::from_blob(const_cast<T*>(p), {n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
-}
-
-// out = act(z) and, where s is given, s = act'(z) (as activation_grad: softplus' = sigmoid(z)),
-// in one pass. Softplus by our own kernel (value and slope from one exp; see fast_kernels.inc);
-// tanh and sigmoid through ATen's vectorised CPU kernels (one call per layer); the piecewise-linear
-// ones are plain loops.
-template <typename T>
-void activate(Activation a, const T* z, T* out, T* s, int64_t n) {
-  switch (a) {
-    case Activation::Softplus:
-      ops<T>().softplus(n, z, out, s);
-      return;
-    case Activation::Relu:
-      for (int64_t i = 0; i < n; ++i) out[i] = z[i] > 0 ? z[i] : T(0);
-      if (s) {
-        for (int64_t i = 0; i < n; ++i) s[i] = z[i] > 0 ? T(1) : T(0);
-      }
-      return;
-    case Activation::Identity:
-      std::memcpy(out, z, sizeof(T) * n);
-      if (s) {
-        for (int64_t i = 0; i < n; ++i) s[i] = T(1);
-      }
-      return;
-    case Activation::Tanh: {
-      at::Tensor o = wrap(out, n);
-      activate_into(a, o, wrap(z, n));
-      if (s) {
-        for (int64_t i = 0; i < n; ++i) s[i] = T(1) - out[i] * out[i];
-      }
-      return;
-    }
-    case Activation::Sigmoid: {
-      at::Tensor o = wrap(out, n);
-      activate_into(a, o, wrap(z, n));
-      if (s) {
-        for (int64_t i = 0; i < n; ++i) s[i] = out[i] * (T(1) - out[i]);
-      }
-      return;
-    }
-  }
 }
 
 template <typename T>
@@ -162,16 +77,11 @@ struct HyperKernel {
 
   // y [out] = b + W_j x
   void layer(int64_t j, const T* x, T* y) const {
-    const int64_t in = sizes[j], out = sizes[j + 1];
-    if (in < out) {
-      ops<T>().gemv_short(out, in, W[j], x, b[j], y);
-    } else {
-      ops<T>().gemv_rows(out, in, W[j], x, b[j], y);
-    }
+    sde::dense::gemv(sizes[j + 1], sizes[j], W[j], x, b[j], y);
   }
   // y [in] = W_j^T x
   void layer_t(int64_t j, const T* x, T* y) const {
-    ops<T>().gemv_axpy(sizes[j + 1], sizes[j], W[j], x, nullptr, y);
+    sde::dense::gemv_t(sizes[j + 1], sizes[j], W[j], x, nullptr, y);
   }
 
   const T* forward(int64_t slot, const T* w, double t) {
@@ -185,7 +95,7 @@ struct HyperKernel {
       layer(j, a, z);
       if (j + 1 < n) {
         T* next = ptr<T>(A[j + 1]) + slot * out;
-        activate(act, z, next, ptr<T>(S[j]) + slot * out, out);
+        sde::activate_cpu(act, out, z, next, ptr<T>(S[j]) + slot * out);
         a = next;
       }
     }
@@ -290,10 +200,10 @@ struct MlpKernel : DynKernel<T> {
         if (time_input) tcol[o] = Wl[o * ie + in];
       }
       T* z = l + 1 < n ? ptr<T>(Z[l]) + slot * batch * out : fh;
-      ops<T>().mm_bias(batch, in, out, a, wt, bl, time_input ? tcol : nullptr, static_cast<T>(t), z);
+      sde::dense::mm_bias(batch, in, out, a, wt, bl, time_input ? tcol : nullptr, static_cast<T>(t), z);
       if (l + 1 < n) {
         T* next = ptr<T>(A[l + 1]) + slot * batch * out;
-        activate(act, z, next, store ? ptr<T>(S[l]) + slot * batch * out : nullptr, batch * out);
+        sde::activate_cpu(act, batch * out, z, next, store ? ptr<T>(S[l]) + slot * batch * out : nullptr);
         a = next;
       }
     }
@@ -313,20 +223,20 @@ struct MlpKernel : DynKernel<T> {
       T* db = dW + out * ie;
       const T* a = ptr<T>(A[l]) + slot * batch * in;
       for (int64_t o = 0; o < out; ++o) db[o] = 0;
-      for (int64_t r = 0; r < batch; ++r) axpy(out, T(1), cur + r * out, db);
+      for (int64_t r = 0; r < batch; ++r) sde::dense::axpy(out, T(1), cur + r * out, db);
       if (out >= in) {  // dW^T [in, out] along rows of length out, then transposed
-        ops<T>().mm_at_c(batch, in, out, a, cur, dwt);
+        sde::dense::mm_at_c(batch, in, out, a, cur, dwt);
         for (int64_t o = 0; o < out; ++o) {
           for (int64_t i = 0; i < in; ++i) dW[o * ie + i] = dwt[i * out + o];
         }
       } else {
-        ops<T>().mm_ct_a(batch, in, out, a, cur, dW, ie);
+        sde::dense::mm_ct_a(batch, in, out, a, cur, dW, ie);
       }
       if (time_input) {
         for (int64_t o = 0; o < out; ++o) dW[o * ie + in] = db[o] * tt;
       }
       T* target = l == 0 ? dh : nxt;
-      ops<T>().mm_back(batch, in, out, cur, Wl, ie, target);
+      sde::dense::mm_back(batch, in, out, cur, Wl, ie, target);
       if (l > 0) {
         const T* s = ptr<T>(S[l - 1]) + slot * batch * in;
         for (int64_t i = 0; i < batch * in; ++i) target[i] *= s[i];
@@ -487,10 +397,10 @@ class Solver : public FastBlockSolver {
       at::Tensor dW = at::empty({out, in}, y_options_);
       at::Tensor db = at::empty({out}, y_options_);
       const T* rows = ptr<T>(bank.rows[j]);
-      ops<T>().mm_ct_a(steps, in, out, ptr<T>(bank.inputs[j]), rows, ptr<T>(dW), in);
+      sde::dense::mm_ct_a(steps, in, out, ptr<T>(bank.inputs[j]), rows, ptr<T>(dW), in);
       T* b = ptr<T>(db);
       for (int64_t o = 0; o < out; ++o) b[o] = 0;
-      for (int64_t k = 0; k < steps; ++k) axpy(out, T(1), rows + k * out, b);
+      for (int64_t k = 0; k < steps; ++k) sde::dense::axpy(out, T(1), rows + k * out, b);
       if (sign != 1.0) {
         T* w = ptr<T>(dW);
         for (int64_t i = 0; i < out * in; ++i) w[i] *= sg;
@@ -651,21 +561,6 @@ at::Tensor FastWorkspace::get(at::IntArrayRef shape, const at::TensorOptions& op
   }
   pool_.push_back(at::empty(shape, options));
   return pool_[next_++];
-}
-
-bool softplus_rows(at::Tensor& out, const at::Tensor& z) {
-  if (!out.is_cpu() || !z.is_cpu() || out.dim() != 2 || !out.sizes().equals(z.sizes()) ||
-      out.scalar_type() != z.scalar_type() || out.stride(1) != 1 || z.stride(1) != 1 ||
-      (out.scalar_type() != at::kFloat && out.scalar_type() != at::kDouble)) {
-    return false;
-  }
-  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "softplus_rows", [&] {
-    for (int64_t r = 0; r < out.size(0); ++r) {
-      ops<scalar_t>().softplus(out.size(1), z.data_ptr<scalar_t>() + r * z.stride(0),
-                               out.data_ptr<scalar_t>() + r * out.stride(0), nullptr);
-    }
-  });
-  return true;
 }
 
 }  // namespace bnn

@@ -67,9 +67,4 @@ class FastBlockSolver {
   double t_end = 0;
 };
 
-// out = softplus(z) (beta 1, threshold 20) for CPU float/double tensors whose rows are
-// contiguous (out may be a row-strided view): the fast path's own kernel, row by row. Returns
-// false, doing nothing, for anything else (the caller then uses ATen).
-bool softplus_rows(at::Tensor& out, const at::Tensor& z);
-
 }  // namespace bnn

@@ -1,6 +1,5 @@
 #include "bnn/kernels.h"
 #include "bnn/conv_kernels.h"
-#include "bnn/fast_block.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,32 +12,7 @@
 
 namespace bnn {
 
-at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& out) {
-  switch (a) {
-    case Activation::Tanh: return 1 - out * out;
-    case Activation::Softplus: return at::sigmoid(z);
-    case Activation::Relu: return (z > 0).to(z.scalar_type());
-    case Activation::Sigmoid: return out * (1 - out);
-    case Activation::Identity: return at::Tensor();
-  }
-  return at::Tensor();
-}
-
-// out = act(z), written into `out` (a view may be strided).
-void activate_into(Activation a, at::Tensor& out, const at::Tensor& z) {
-  switch (a) {
-    case Activation::Tanh: at::tanh_out(out, z); return;
-    case Activation::Softplus:
-      if (!softplus_rows(out, z)) at::softplus_out(out, z, 1, 20);
-      return;
-    case Activation::Relu: at::clamp_min_out(out, z, 0); return;
-    case Activation::Sigmoid: at::sigmoid_out(out, z); return;
-    case Activation::Identity: out.copy_(z); return;
-  }
-}
-
 namespace {
-at::Tensor times_grad(const at::Tensor& x, const at::Tensor& grad) { return grad.defined() ? x * grad : x; }
 
 // PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 at::Tensor fan_in_uniform(int64_t n, int64_t fan_in, at::Generator& gen, const at::TensorOptions& cpu) {
@@ -144,7 +118,7 @@ std::pair<std::vector<at::Tensor>, at::Tensor> Hypernet::vjp(const std::vector<a
       grads[2 * j + 1] = row.clone();
     }
     delta = at::mm(delta, params[2 * j]);
-    if (j > 0) delta = times_grad(delta, activation_grad(activation_, cache[2 * j - 1], cache[2 * j]));
+    if (j > 0) delta = sde::activation_backward(activation_, delta, cache[2 * j]);
   }
   return {grads, delta.select(0, delta.size(0) - 1).narrow(0, 0, w_dim_)};
 }
@@ -159,8 +133,7 @@ at::Tensor Hypernet::trace_jacobian(const std::vector<at::Tensor>& params, const
   for (int64_t j = 0; j + 1 < n; ++j) {
     at::Tensor z = at::addmv(params[2 * j + 1], params[2 * j], a);
     a = sde::activate(activation_, z);
-    at::Tensor s = activation_grad(activation_, z, a);
-    slopes.push_back(s.defined() ? s : at::ones_like(z));
+    slopes.push_back(sde::activation_backward(activation_, at::ones_like(z), a));
   }
   const at::Tensor w0 = params[0].narrow(1, 0, w_dim_);
   const at::Tensor& wl = params[2 * (n - 1)];
@@ -227,7 +200,7 @@ std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double t, const at::Tensor& w
     if (l == 0) {
       dh = at::mm(delta, Wx).view({-1});
     } else {
-      delta = times_grad(at::mm(delta, Wx), activation_grad(activation_, cache[2 * l - 1], cache[2 * l]));
+      delta = sde::activation_backward(activation_, at::mm(delta, Wx), cache[2 * l]);
     }
   }
   return {dh, dw};
@@ -343,21 +316,6 @@ at::Tensor ConvDynamics::reference(double t, const at::Tensor& h, const at::Tens
 }
 
 namespace {
-// act'(z) from a = act(z), written into `out`.
-void slope_into(Activation act, at::Tensor& out, const at::Tensor& a) {
-  switch (act) {
-    case Activation::Tanh: at::mul_out(out, a, a); out.neg_().add_(1); return;
-    // sigmoid(z) = 1 - exp(-softplus(z)). exp rather than expm1: expm1 was ~11% of W2's step on
-    // one thread (about 8x exp's cost in Sleef). The price is an absolute error of one ulp of 1 on
-    // the slope (no worse than the rounding of the products it multiplies), which is only a large
-    // relative error where the slope itself, and so its contribution, is negligible.
-    case Activation::Softplus: at::neg_out(out, a); out.exp_().neg_().add_(1); return;
-    case Activation::Relu: at::gt_out(out, a, 0); return;
-    case Activation::Sigmoid: out.copy_(a).neg_().add_(1).mul_(a); return;
-    case Activation::Identity: out.fill_(1); return;
-  }
-}
-
 // ---- CPU: the hand-written shifted sums of conv_kernels.h, image by image ----
 // One image at a time keeps its activations (hidden x (H+2)(W+2)) in L2 between the convolutions
 // and the elementwise passes. Images are self-contained (their taps never leave their own zero
@@ -520,7 +478,7 @@ struct ForwardPass {
     } else {
       const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : ig.np;
       at::Tensor a1 = view_of(x2r[0] + ig.s, hidden, ig.len, x2_stride, options);
-      activate_into(sh.activation, a1, z1);
+      sde::activate_into(sh.activation, a1, z1);
       a1.mul_(at::from_blob(const_cast<T*>(mask) + ig.s, {ig.len}, options));
     }
     // conv 2 on the window, from X2; masked
@@ -676,7 +634,7 @@ at::Tensor forward_aten(const ConvShape& sh, double t, const at::Tensor& h, cons
   x2.narrow(0, 0, hidden).narrow(1, 0, g.s).zero_();
   x2.narrow(0, 0, hidden).narrow(1, g.s + g.len, g.s).zero_();
   at::Tensor a1 = x2.narrow(0, 0, hidden).narrow(1, g.s, g.len);
-  activate_into(sh.activation, a1, z1);
+  sde::activate_into(sh.activation, a1, z1);
   a1.mul_(mask_w);
   // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
   const at::Tensor qv = at::mm(k2r, x2).view({c, 9, g.np});
@@ -709,9 +667,7 @@ std::pair<at::Tensor, at::Tensor> vjp_aten(const ConvShape& sh, double t, const 
   // X2 is zero outside the window, so the window holds every term of dK2
   const at::Tensor x2w = x2.narrow(1, g.s, g.len);
   const at::Tensor dk2r = at::mm(v2, x2w.t());
-  at::Tensor dz1 = at::empty({hidden, g.len}, v.options());
-  slope_into(sh.activation, dz1, x2w.narrow(0, 0, hidden));
-  dz1.mul_(at::mm(k2t, v2)).mul_(mask_w);
+  const at::Tensor dz1 = sde::activation_backward(sh.activation, at::mm(k2t, v2), x2w.narrow(0, 0, hidden)).mul_(mask_w);
   const at::Tensor db1 = dz1.sum(1);
   const at::Tensor dk1 = at::mm(dz1, im2col(in, mask, t, c, g).t());
   // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)

@@ -16,11 +16,6 @@
 
 namespace bnn {
 
-// d act / dz at z, given a = act(z); undefined for the identity (derivative 1).
-at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& out);
-// out = act(z) into an existing tensor (a strided view is fine).
-void activate_into(Activation a, at::Tensor& out, const at::Tensor& z);
-
 // What a forward pass keeps for its VJP: layer inputs and pre-activations, alternating.
 using Cache = std::vector<at::Tensor>;
 

@@ -20,6 +20,7 @@
 #include "sde/adjoint.h"
 #include "sde/brownian.h"
 #include "sde/errors.h"
+#include "sde/rng.h"
 
 namespace bnn {
 
@@ -67,13 +68,6 @@ namespace {
 uint64_t draw_seed(at::Generator& gen) {
   std::lock_guard<std::mutex> lock(gen.mutex());
   return at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
-}
-
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
 }
 
 bool is_ito_method(sde::Method m) {
@@ -248,7 +242,7 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   const BnnConfig& c = config_;
   options_ = at::TensorOptions().dtype(c.dtype).device(c.device);
   train_gen_ = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  eval_gen_ = at::make_generator<at::CPUGeneratorImpl>(mix(c.seed ^ 0x5eed5eed5eed5eedULL));
+  eval_gen_ = at::make_generator<at::CPUGeneratorImpl>(sde::rng::splitmix64(c.seed ^ 0x5eed5eed5eed5eedULL));
   const auto cpu = at::TensorOptions().dtype(at::kDouble);
   auto leaf = [&](const at::Tensor& t) { return t.to(options_).detach().clone().requires_grad_(true); };
   auto uniform = [&](std::vector<int64_t> shape, int64_t fan_in) {

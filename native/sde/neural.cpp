@@ -7,30 +7,10 @@
 
 #include <cmath>
 
+#include "sde/cpu_dispatch.h"
 #include "sde/errors.h"
-#include "sde/fast_math.h"
 
 namespace sde {
-
-Activation parse_activation(const std::string& name) {
-  if (name == "tanh") return Activation::Tanh;
-  if (name == "softplus") return Activation::Softplus;
-  if (name == "relu") return Activation::Relu;
-  if (name == "sigmoid") return Activation::Sigmoid;
-  if (name == "identity" || name == "none") return Activation::Identity;
-  throw invalid_argument("Expected 'tanh', 'softplus', 'relu', 'sigmoid' or 'identity' for activation but received '" + name + "'");
-}
-
-at::Tensor activate(Activation a, const at::Tensor& x) {
-  switch (a) {
-    case Activation::Tanh: return at::tanh(x);
-    case Activation::Softplus: return at::softplus(x);
-    case Activation::Relu: return at::relu(x);
-    case Activation::Sigmoid: return at::sigmoid(x);
-    case Activation::Identity: return x;
-  }
-  return x;
-}
 
 Mlp::Mlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, const std::string& prefix,
          at::Generator& gen)
@@ -58,49 +38,17 @@ at::Tensor Mlp::forward(double t, const at::Tensor& x) const {
   return h;
 }
 
-namespace {
-// act(z) overwriting z (not for softplus, whose derivative needs z).
-at::Tensor activate_in_place(Activation act, at::Tensor& z) {
-  switch (act) {
-    case Activation::Tanh: tanh_into(z, z); return z;
-    case Activation::Relu: return z.relu_();
-    case Activation::Sigmoid: return z.sigmoid_();
-    default: return activate(act, z);
-  }
-}
-
-// v * act'(z), with a = act(z) (z is needed by softplus only): one ATen kernel each.
-at::Tensor activation_backward(Activation act, const at::Tensor& v, const at::Tensor& z, const at::Tensor& a) {
-  switch (act) {
-    case Activation::Tanh: return at::tanh_backward(v, a);
-    case Activation::Softplus: return at::softplus_backward(v, z, 1, 20);
-    case Activation::Relu: return at::threshold_backward(v, a, 0);
-    case Activation::Sigmoid: return at::sigmoid_backward(v, a);
-    case Activation::Identity: return v;
-  }
-  return v;
-}
-}  // namespace
-
 at::Tensor Mlp::forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const {
   at::NoGradGuard no_grad;
   at::Tensor h = x;
   if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
-  // cache: [h_0, z_0, h_1, z_1, ..., h_last] (layer inputs, hidden pre-activations); a
-  // pre-activation only where the activation's derivative needs more than its output (softplus),
-  // so that backprop through many steps keeps less.
-  const bool keep_z = spec_.activation == Activation::Softplus;
+  // cache: the layers' inputs (a hidden layer's slope comes from its output, the next input)
   for (size_t i = 0; i < weights_.size(); ++i) {
     cache.push_back(h);
     at::Tensor z = at::addmm(biases_[i], h, weights_[i].t());
     if (i + 1 == weights_.size()) return z;
-    if (keep_z) {
-      h = activate(spec_.activation, z);
-      cache.push_back(z);
-    } else {
-      h = activate_in_place(spec_.activation, z);
-      cache.push_back(at::Tensor());
-    }
+    activate_into(spec_.activation, z, z);
+    h = z;
   }
   return h;
 }
@@ -109,14 +57,14 @@ at::Tensor Mlp::vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v_ou
   at::NoGradGuard no_grad;
   at::Tensor v = v_out;
   for (size_t i = weights_.size(); i-- > 0;) {
-    const at::Tensor& input = cache[2 * i];
+    const at::Tensor& input = cache[i];
     if (grads != nullptr) {
       grads[2 * i] = at::mm(v.t(), input);
       grads[2 * i + 1] = v.sum(0);
     }
     at::Tensor d_input = at::mm(v, weights_[i]);
     if (i == 0) return spec_.time_input ? d_input.narrow(1, 0, d_input.size(1) - 1) : d_input;
-    v = activation_backward(spec_.activation, d_input, cache[2 * i - 1], input);
+    v = activation_backward(spec_.activation, d_input, input);
   }
   return v;
 }

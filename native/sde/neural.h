@@ -10,13 +10,10 @@
 #include <utility>
 #include <vector>
 
+#include "sde/activations.h"
 #include "sde/sde.h"
 
 namespace sde {
-
-enum class Activation { Tanh, Softplus, Relu, Sigmoid, Identity };
-Activation parse_activation(const std::string& name);
-at::Tensor activate(Activation a, const at::Tensor& x);
 
 struct MlpSpec {
   std::vector<int64_t> hidden;  // hidden widths; input and output widths follow from the SDE

@@ -1,7 +1,7 @@
-// Checks the fast path's softplus kernel (native/bnn/fast_kernels.inc) against long-double
-// log1p(exp(x)) and 1 / (1 + exp(-x)) over a wide range, in both builds the addon picks from
-// (baseline ISA, AVX2+FMA), float and double, and the 64-byte vectors of conv_kernels.cpp's
-// AVX-512 clone (float). Built and run by test/softplus.test.ts; prints one
+// Checks the engine's softplus kernel (native/sde/vector_math.h) against long-double
+// log1p(exp(x)) and 1 / (1 + exp(-x)) over a wide range, compiled as the clones compile it
+// (baseline ISA, AVX2+FMA), float and double, and with the 64-byte vectors of an AVX-512 clone
+// (float). Built and run by test/softplus.test.ts; prints one
 // JSON object. Relative errors are floored at the smallest normal number of the type (below it,
 // results are subnormal and an absolute error of a few subnormal steps is all one can ask).
 #include <cfloat>
@@ -11,26 +11,28 @@
 #include <limits>
 #include <vector>
 
-#pragma GCC diagnostic ignored "-Wpsabi"
-namespace kbase {
-#include "../../native/bnn/fast_kernels.inc"
-}  // namespace kbase
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HAVE_AVX2_CLONE 1
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace kavx2 {
-#include "../../native/bnn/fast_kernels.inc"
-}  // namespace kavx2
-#pragma GCC pop_options
-#endif
+#include "sde/vector_math.h"
 
 namespace {
 
-#ifdef HAVE_AVX2_CLONE
+namespace kbase {
+void softplus(int64_t n, const float* z, float* out, float* s) { sde::simd::softplus(n, z, out, s); }
+void softplus(int64_t n, const double* z, double* out, double* s) { sde::simd::softplus(n, z, out, s); }
+}  // namespace kbase
+
+#if defined(SDEBNN_HAS_CLONES)
+#define HAVE_AVX2_CLONE 1
+namespace kavx2 {
+__attribute__((target("arch=x86-64-v3"))) void softplus(int64_t n, const float* z, float* out, float* s) {
+  sde::simd::softplus(n, z, out, s);
+}
+__attribute__((target("arch=x86-64-v3"))) void softplus(int64_t n, const double* z, double* out, double* s) {
+  sde::simd::softplus(n, z, out, s);
+}
+}  // namespace kavx2
+
 __attribute__((target("arch=x86-64-v4"))) void softplus_avx512(int64_t n, const float* z, float* out, float* s) {
-  typedef float V64 __attribute__((vector_size(64)));
-  kbase::softplus_lanes<V64>(n, z, out, s);
+  sde::simd::softplus_lanes<sde::simd::Wide>(n, z, out, s);
 }
 #endif
 
