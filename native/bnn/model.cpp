@@ -16,7 +16,9 @@
 #endif
 
 #include "bnn/block_sde.h"
-#include "bnn/fast_block.h"
+#include "bnn/block_system.h"
+#include "bnn/conv_dynamics.h"
+#include "bnn/mlp_dynamics.h"
 #include "sde/adjoint.h"
 #include "sde/brownian.h"
 #include "sde/errors.h"
@@ -88,7 +90,23 @@ struct BlockRun {
   sde::SolveStats forward, backward;
   double t_end = 0;
   GradBank bank;  // backprop: the hypernetwork's weight gradients, flushed after backward
-  std::unique_ptr<FastBlockSolver> fast;  // the dedicated fixed-step path, when it applies
+  std::unique_ptr<sde::BufferedSolve> buffered;  // the buffered route, when it applies
+
+  // The buffered solve from y(0): y(1).
+  at::Tensor solve_buffered(const at::Tensor& y0) {
+    const at::Tensor ys = buffered->solve(y0);
+    forward = buffered->forward_stats;
+    t_end = 1.0;
+    return ys[1];
+  }
+  // Its gradients from dL/dy(1): dL/dy(0) and the hypernetwork's.
+  std::pair<at::Tensor, std::vector<at::Tensor>> buffered_gradients(const at::Tensor& g1) {
+    const at::Tensor grad_ys = at::zeros({2, g1.numel()}, g1.options());
+    grad_ys[1].copy_(g1);
+    auto result = buffered->gradients(grad_ys);
+    backward = buffered->backward_stats;
+    return result;
+  }
 };
 
 using torch::autograd::AutogradContext;
@@ -127,9 +145,7 @@ struct AdjointSolveFn : public torch::autograd::Function<AdjointSolveFn> {
 struct FastSolveFn : public torch::autograd::Function<FastSolveFn> {
   static at::Tensor forward(AutogradContext* ctx, BlockRun* run, const at::Tensor& y0, at::TensorList params) {
     (void)params;
-    at::Tensor y1 = run->fast->solve(y0);
-    run->forward = run->fast->forward_stats;
-    run->t_end = run->fast->t_end;
+    at::Tensor y1 = run->solve_buffered(y0);
     ctx->saved_data["run"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(run));
     return y1;
   }
@@ -137,13 +153,27 @@ struct FastSolveFn : public torch::autograd::Function<FastSolveFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto* run = reinterpret_cast<BlockRun*>(static_cast<intptr_t>(ctx->saved_data["run"].toInt()));
     const at::Tensor g1 = grads[0].defined() ? grads[0] : at::zeros({run->sde->layout().size()}, run->sde->parameters().front().options());
-    auto [grad_y0, grad_params] = run->fast->gradients(g1);
-    run->backward = run->fast->backward_stats;
+    auto [grad_y0, grad_params] = run->buffered_gradients(g1);
     variable_list out{at::Tensor(), grad_y0};
     out.insert(out.end(), grad_params.begin(), grad_params.end());
     return out;
   }
 };
+
+// Whether the buffered route computes exactly what the generic route would for `config` in `mode`:
+// CPU, float32/float64, fixed-step Euler; the adjoint with a fixed-step Euler adjoint and the ckl
+// estimator (the only Euler adjoint the engine accepts: fmc/stl make the noise general).
+bool buffered_supported(const BnnConfig& c, sde::BufferedMode mode) {
+  if (!c.fast || !c.fused) return false;
+  if (!c.device.is_cpu()) return false;  // the raw loops read host memory; accelerators take the generic route
+  if (c.dtype != c10::kFloat && c.dtype != c10::kDouble) return false;
+  if (c.solver.method != sde::Method::Euler || c.solver.adaptive) return false;
+  if (mode == sde::BufferedMode::Adjoint) {
+    if (c.solver.adjoint_method != sde::Method::Euler || c.solver.adjoint_adaptive) return false;
+    if (c.estimator != Estimator::Ckl) return false;
+  }
+  return true;
+}
 
 // The solver options of every block's solve (forward and adjoint) and the SDE type.
 struct SolveSetup {
@@ -204,7 +234,7 @@ struct BnnModel::Block {
   at::Tensor mu, rho;
   std::vector<at::Tensor> hyper_params;
   int64_t stage = 0;
-  FastWorkspace workspace;  // the fast path's buffers, kept from step to step
+  sde::BufferPool pool;  // the buffered route's buffers, kept from step to step
 };
 
 struct BnnModel::Forward {
@@ -443,21 +473,19 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
     auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_);
-    const FastBlockSolver::Mode fast_mode = route == Route::Adjoint    ? FastBlockSolver::Mode::Adjoint
-                                            : route == Route::Backprop ? FastBlockSolver::Mode::Backprop
-                                                                       : FastBlockSolver::Mode::Forward;
-    const bool fast = FastBlockSolver::supported(c, fast_mode);
+    const sde::BufferedMode fast_mode = route == Route::Adjoint    ? sde::BufferedMode::Adjoint
+                                        : route == Route::Backprop ? sde::BufferedMode::Backprop
+                                                                   : sde::BufferedMode::Forward;
+    const bool fast = buffered_supported(c, fast_mode);
     if (route == Route::Backprop && fused && !fast) run->sde->set_bank(&run->bank);
     const at::Tensor y0 = run->sde->pack(h, w0);
     at::Tensor y1;
     if (fast) {
-      run->fast = FastBlockSolver::make(*run->sde, *run->bm, fast_mode, options.dt, adjoint_options.dt, b.workspace);
+      run->buffered = make_block_solve(*run->sde, *run->bm, fast_mode, options.dt, adjoint_options.dt, b.pool);
       if (route != Route::None && at::GradMode::is_enabled()) {
         y1 = FastSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
       } else {
-        y1 = run->fast->solve(y0);
-        run->forward = run->fast->forward_stats;
-        run->t_end = run->fast->t_end;
+        y1 = run->solve_buffered(y0);
       }
     } else if (route == Route::Adjoint) {
       y1 = AdjointSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
@@ -528,7 +556,7 @@ bool BnnModel::direct_applies(Route route) const {
   if (route == Route::None) return false;
   if (c.kind != Kind::Mlp || !c.output_last || c.w0_gaussian || log_scale_.defined() || head_w_.defined()) return false;
   if (c.likelihood != Likelihood::Gaussian && c.likelihood != Likelihood::Laplace) return false;
-  return FastBlockSolver::supported(c, route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop);
+  return buffered_supported(c, route == Route::Adjoint ? sde::BufferedMode::Adjoint : sde::BufferedMode::Backprop);
 }
 
 namespace {
@@ -577,7 +605,7 @@ BnnModel::Direct BnnModel::direct(const at::Tensor& xin, const at::Tensor& targe
   const BnnConfig& c = config_;
   const bool is_double = options_.dtype().toScalarType() == at::kDouble;
   const SolveSetup setup = solve_setup(c);
-  const FastBlockSolver::Mode mode = route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop;
+  const sde::BufferedMode mode = route == Route::Adjoint ? sde::BufferedMode::Adjoint : sde::BufferedMode::Backprop;
   const int64_t batch = xin.size(0);
   at::Tensor h = xin;
   if (c.aug > 0) h = at::cat({h, at::zeros({batch, c.aug}, h.options())}, 1);
@@ -590,14 +618,14 @@ BnnModel::Direct BnnModel::direct(const at::Tensor& xin, const at::Tensor& targe
     const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
     auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_);
     const at::Tensor y0 = run->sde->pack(h, b.mu.detach());
-    run->fast = FastBlockSolver::make(*run->sde, *run->bm, mode, setup.options.dt, setup.adjoint_options.dt, b.workspace);
-    y1 = run->fast->solve(y0);
+    run->buffered = make_block_solve(*run->sde, *run->bm, mode, setup.options.dt, setup.adjoint_options.dt, b.pool);
+    y1 = run->solve_buffered(y0);
     h = run->sde->h_of(y1);
     const BlockLayout& L = run->sde->layout();
     r.kl += is_double ? kl_sum<double>(y1, L) : kl_sum<float>(y1, L);
-    r.nfe += run->fast->forward_stats.nfe;
-    r.steps += run->fast->forward_stats.steps_accepted;
-    r.t_end = std::min(r.t_end, run->fast->t_end);
+    r.nfe += run->forward.nfe;
+    r.steps += run->forward.steps_accepted;
+    r.t_end = std::min(r.t_end, run->t_end);
     runs.push_back(std::move(run));
   }
   const int64_t d = h.size(1);
@@ -624,8 +652,8 @@ BnnModel::Direct BnnModel::direct(const at::Tensor& xin, const at::Tensor& targe
     Block& b = *blocks_[i];
     const BlockLayout& L = run.sde->layout();
     g1.narrow(0, L.nh + L.w_dim, L.tail).fill_(c_kl);
-    auto [grad_y0, grad_params] = run.fast->gradients(g1);
-    r.nfe_backward += run.fast->backward_stats.nfe;
+    auto [grad_y0, grad_params] = run.buffered_gradients(g1);
+    r.nfe_backward += run.backward.nfe;
     for (size_t j = 0; j < grad_params.size(); ++j) b.hyper_params[j].mutable_grad() = grad_params[j];
     b.mu.mutable_grad() = grad_y0.narrow(0, L.nh, L.w_dim);
     if (i > 0) {  // dL/dh(0) of this block is dL/dh(1) of the one before

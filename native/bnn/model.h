@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "bnn/config.h"
-#include "bnn/kernels.h"
+#include "bnn/dynamics.h"
+#include "bnn/hypernet.h"
 
 namespace bnn {
 

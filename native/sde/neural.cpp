@@ -12,67 +12,25 @@
 
 namespace sde {
 
-Mlp::Mlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, const std::string& prefix,
-         at::Generator& gen)
-    : spec_(spec), prefix_(prefix) {
-  std::vector<int64_t> sizes{in + (spec.time_input ? 1 : 0)};
-  sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
-  sizes.push_back(out);
-  for (size_t i = 0; i + 1 < sizes.size(); ++i) {
-    // PyTorch's default Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn on CPU from the
-    // spec's seed so that every device gets the same numbers.
-    const double bound = 1.0 / std::sqrt(static_cast<double>(sizes[i]));
-    auto cpu = options.device(c10::kCPU);
-    weights_.push_back(at::empty({sizes[i + 1], sizes[i]}, cpu).uniform_(-bound, bound, gen).to(options.device()).requires_grad_(true));
-    biases_.push_back(at::empty({sizes[i + 1]}, cpu).uniform_(-bound, bound, gen).to(options.device()).requires_grad_(true));
+NamedMlp::NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, std::string prefix_,
+                   at::Generator& gen)
+    : prefix(std::move(prefix_)) {
+  shape.sizes.push_back(in);
+  shape.sizes.insert(shape.sizes.end(), spec.hidden.begin(), spec.hidden.end());
+  shape.sizes.push_back(out);
+  shape.activation = spec.activation;
+  shape.time = spec.time_input ? TimeInput::First : TimeInput::None;
+  for (const std::vector<int64_t>& s : shape.parameter_shapes()) {
+    const int64_t fan_in = s.size() == 2 ? s[1] : params.back().size(1);
+    int64_t n = 1;
+    for (int64_t d : s) n *= d;
+    params.push_back(fan_in_uniform(n, fan_in, gen, options).view(s).to(options.device()).requires_grad_(true));
   }
 }
 
-at::Tensor Mlp::forward(double t, const at::Tensor& x) const {
-  at::Tensor h = x;
-  if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    h = at::linear(h, weights_[i], biases_[i]);
-    if (i + 1 < weights_.size()) h = activate(spec_.activation, h);
-  }
-  return h;
-}
-
-at::Tensor Mlp::forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const {
-  at::NoGradGuard no_grad;
-  at::Tensor h = x;
-  if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
-  // cache: the layers' inputs (a hidden layer's slope comes from its output, the next input)
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    cache.push_back(h);
-    at::Tensor z = at::addmm(biases_[i], h, weights_[i].t());
-    if (i + 1 == weights_.size()) return z;
-    activate_into(spec_.activation, z, z);
-    h = z;
-  }
-  return h;
-}
-
-at::Tensor Mlp::vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v_out, at::Tensor* grads) const {
-  at::NoGradGuard no_grad;
-  at::Tensor v = v_out;
-  for (size_t i = weights_.size(); i-- > 0;) {
-    const at::Tensor& input = cache[i];
-    if (grads != nullptr) {
-      grads[2 * i] = at::mm(v.t(), input);
-      grads[2 * i + 1] = v.sum(0);
-    }
-    at::Tensor d_input = at::mm(v, weights_[i]);
-    if (i == 0) return spec_.time_input ? d_input.narrow(1, 0, d_input.size(1) - 1) : d_input;
-    v = activation_backward(spec_.activation, d_input, input);
-  }
-  return v;
-}
-
-void Mlp::collect(std::vector<std::pair<std::string, at::Tensor>>& named) const {
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    named.emplace_back(prefix_ + "." + std::to_string(i) + ".weight", weights_[i]);
-    named.emplace_back(prefix_ + "." + std::to_string(i) + ".bias", biases_[i]);
+void NamedMlp::collect(std::vector<std::pair<std::string, at::Tensor>>& named) const {
+  for (size_t i = 0; i < params.size(); ++i) {
+    named.emplace_back(prefix + "." + std::to_string(i / 2) + (i % 2 ? ".bias" : ".weight"), params[i]);
   }
 }
 
@@ -107,7 +65,7 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
   if (spec.diffusion_kind == DiffusionKind::Mlp) {
     // Additive noise: the network sees only t (its state input has width 0).
     const int64_t in = spec.noise == NoiseType::Additive ? 0 : spec.d;
-    diffusion_net_ = std::make_unique<Mlp>(in, diffusion_width(spec), spec.diffusion, options_of(spec), "diffusion", gen_);
+    diffusion_net_ = std::make_unique<NamedMlp>(in, diffusion_width(spec), spec.diffusion, options_of(spec), "diffusion", gen_);
   } else {
     s_ = at::full({spec.d}, spec.diffusion_init, options_of(spec)).requires_grad_(true);
   }
@@ -118,10 +76,10 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
 // the networks by its own kernels; with one, or with kernels 'autograd', by ATen ops.
 at::Tensor NeuralSDE::drift(double t, const at::Tensor& y) {
   if (fused() && !at::GradMode::is_enabled()) {
-    std::vector<at::Tensor> cache;
-    return drift_net_.forward_cached(t, y, cache);
+    MlpCache cache;
+    return mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, &cache);
   }
-  return drift_net_.forward(t, y);
+  return mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, nullptr);
 }
 
 at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
@@ -139,7 +97,7 @@ at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
       break;
   }
   at::Tensor input = spec_.noise == NoiseType::Additive ? y.narrow(1, 0, 0) : y;
-  at::Tensor g = activate(spec_.diffusion_output, diffusion_net_->forward(t, input)) + spec_.diffusion_offset;
+  at::Tensor g = activate(spec_.diffusion_output, mlp_forward(diffusion_net_->shape, diffusion_net_->weights(), t, input, nullptr)) + spec_.diffusion_offset;
   switch (spec_.noise) {
     case NoiseType::Scalar: return g.unsqueeze(-1);
     case NoiseType::General: return g.view({y.size(0), spec_.d, spec_.m});
@@ -317,7 +275,7 @@ bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
 NeuralSDE::Pass NeuralSDE::linearize(double t, const at::Tensor& y, bool with_drift) const {
   at::NoGradGuard no_grad;
   Pass pass;
-  if (with_drift) pass.f = drift_net_.forward_cached(t, y, pass.mlp);
+  if (with_drift) pass.f = mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, &pass.mlp);
   diffusion_factors(y, pass);
   return pass;
 }
@@ -364,7 +322,7 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
   at::NoGradGuard no_grad;
   const bool scaled = spec_.diffusion_kind == DiffusionKind::ScaledTanh;
   correction = correction && scaled && sde_type() == SdeType::Ito;
-  const size_t n_drift = drift_net_.num_tensors();
+  const size_t n_drift = drift_net_.params.size();
   std::vector<at::Tensor> grads(n_drift + 1);
   at::Tensor A;       // the drift MLP's output cotangent: sum of a dt over the terms
   at::Tensor grad_s;  // d/d(sigmoid(s)) (ScaledTanh) or d/ds (Constant)
@@ -408,7 +366,14 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
       add(grad_s, (aW * T).sum(0));
     }
   }
-  if (A.defined()) add(grad_y, drift_net_.vjp(pass.mlp, A, grad_params ? grads.data() : nullptr));
+  if (A.defined()) {
+    MlpGrads drift_grads;
+    add(grad_y, mlp_vjp(drift_net_.shape, drift_net_.weights(), pass.mlp, A, grad_params ? &drift_grads : nullptr));
+    for (size_t j = 0; grad_params && j < drift_grads.W.size(); ++j) {
+      grads[2 * j] = drift_grads.W[j];
+      grads[2 * j + 1] = drift_grads.b[j];
+    }
+  }
   if (!grad_y.defined()) grad_y = at::zeros_like(terms.front().a);
   if (!grad_params) return;
   if (!grad_s.defined()) grad_s = at::zeros_like(s_);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sde/activations.h"
+#include "sde/mlp.h"
 #include "sde/sde.h"
 
 namespace sde {
@@ -21,24 +22,16 @@ struct MlpSpec {
   bool time_input = false;  // append t to the input
 };
 
-// A plain MLP over leaf parameter tensors.
-class Mlp {
- public:
-  Mlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, const std::string& prefix,
-      at::Generator& gen);
-  at::Tensor forward(double t, const at::Tensor& x) const;
-  // The same without a graph, keeping each layer's input and pre-activation for vjp.
-  at::Tensor forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const;
-  // d/dx of v . MLP(x) at the cached point; writes the weights' and biases' gradients, in
-  // collect() order, to grads[0 .. 2 * layers) unless grads is null.
-  at::Tensor vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v, at::Tensor* grads) const;
-  size_t num_tensors() const { return 2 * weights_.size(); }
+// An MLP (sde/mlp.h) over its own leaf parameters, named prefix.<layer>.weight and .bias.
+struct NamedMlp {
+  // in -> spec.hidden -> out, t appended to the input with spec.time_input; PyTorch's Linear init.
+  NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, std::string prefix, at::Generator& gen);
+  MlpWeights weights() const { return MlpWeights::of_list(params); }
   void collect(std::vector<std::pair<std::string, at::Tensor>>& named) const;
 
- private:
-  MlpSpec spec_;
-  std::vector<at::Tensor> weights_, biases_;
-  std::string prefix_;
+  MlpShape shape;
+  std::vector<at::Tensor> params;  // [W_0, b_0, W_1, b_1, ...]
+  std::string prefix;
 };
 
 enum class DiffusionKind {
@@ -85,7 +78,7 @@ class NeuralSDE : public SDE {
   // The hand-written route. A Pass holds what a point (t, y) gives every term evaluated there:
   // the drift MLP's output and layer caches, and for ScaledTanh sigmoid(s) and tanh(y).
   struct Pass {
-    std::vector<at::Tensor> mlp;
+    MlpCache mlp;
     at::Tensor f, S, T;
   };
   Pass linearize(double t, const at::Tensor& y, bool with_drift) const;
@@ -102,8 +95,8 @@ class NeuralSDE : public SDE {
 
   NeuralSdeSpec spec_;
   at::Generator gen_;
-  Mlp drift_net_;
-  std::unique_ptr<Mlp> diffusion_net_;
+  NamedMlp drift_net_;
+  std::unique_ptr<NamedMlp> diffusion_net_;
   at::Tensor s_;  // ScaledTanh / Constant
   // The leaf tensors in named_parameters() order, collected once: every solver step passes them.
   std::vector<at::Tensor> params_;
