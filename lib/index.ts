@@ -40,7 +40,7 @@ export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype
 export { SDE, sdeint, sdeintGradients, validateSpec, METHODS, NOISE_TYPES, SDE_TYPES } from './sde';
 export type {
   SDESpec, GbmSpec, OuSpec, LinearSpec, NeuralSpec, MlpSpec, Method, NoiseType, SdeType, SdeintOptions, SdeintResult,
-  GradientsResult, SolveStats,
+  GradientsResult, SolveStats, Route,
 } from './sde';
 export { SdeBnn, resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn';
 export type {

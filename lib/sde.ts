@@ -93,11 +93,14 @@ export interface NeuralSpec extends Common {
   /** Seed of the parameters' initialisation. */
   seed?: number;
   /**
-   * 'fused' (default): hand-written derivatives, one graph node per step and no autograd in the
-   * adjoint, where the diffusion is 'scaled_tanh' or 'constant'; 'autograd': plain LibTorch
-   * autograd (the reference the fused kernels are tested against).
+   * Where the diffusion is 'scaled_tanh' or 'constant' the drift and diffusion have hand-written
+   * derivatives. 'fast' (default): fixed-step Euler solves on CPU (backprop, and the Euler adjoint
+   * of additive noise) run the buffered solver, in place over reused buffers without autograd;
+   * everything else as 'fused'. 'fused': the general solver, one graph node per step and no
+   * autograd in the adjoint. 'autograd': plain LibTorch autograd (the reference the others are
+   * tested against). Results report the route that ran.
    */
-  kernels?: 'fused' | 'autograd';
+  kernels?: 'fast' | 'fused' | 'autograd';
 }
 
 export type SDESpec = GbmSpec | OuSpec | LinearSpec | NeuralSpec;
@@ -188,7 +191,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
         drift: expectMlp(driftIn, `${field}.drift`),
         diffusion,
         seed: optional(o.seed, 0, (v) => expectInteger(v, `${field}.seed`, 0, 2 ** 53 - 1)),
-        kernels: optional(o.kernels, 'fused' as const, (v) => expectOneOf(v, `${field}.kernels`, ['fused', 'autograd'] as const)),
+        kernels: optional(o.kernels, 'fast' as const, (v) => expectOneOf(v, `${field}.kernels`, ['fast', 'fused', 'autograd'] as const)),
       };
     }
   }
@@ -339,10 +342,15 @@ function validateY0(sde: SDE, y0: unknown): Tensor {
   return t;
 }
 
+/** How a solve ran: the buffered solver, or the general solver with hand-written VJPs ('fused') or autograd. */
+export type Route = 'buffered' | 'fused' | 'autograd';
+
 export interface SdeintResult {
   /** The solution at every ts: [len(ts), batch, d]. */
   ys: Tensor;
   stats: SolveStats;
+  /** The route that ran (see NeuralSpec.kernels). */
+  route: Route;
 }
 
 /**

@@ -122,6 +122,56 @@ describe("the neural SDE's hand-written kernels against autograd", () => {
   });
 });
 
+describe("the neural SDE's buffered route (kernels 'fast') against autograd", () => {
+  // Fixed-step Euler on CPU: backprop runs the buffered solver's reverse sweep, and for additive
+  // noise the Euler adjoint too; equal to autograd's to round-off, through two output times.
+  const solve = (kernels: 'fast' | 'fused' | 'autograd', dtype: 'float32' | 'float64', activation: 'tanh' | 'softplus' | 'relu' | 'sigmoid', additive: boolean, options: object) => {
+    const sde = new SDE({
+      type: 'neural', d: D, noiseType: additive ? 'additive' : 'diagonal', dtype, kernels, seed: 5,
+      drift: { hidden: [16, 8], activation, timeInput: true },
+      diffusion: additive ? { kind: 'constant', init: 0.3 } : { kind: 'scaled_tanh', init: 0.4, offset: 0.2 },
+    });
+    const cast = (t: { data: Float64Array; shape: number[] }) => ({ data: dtype === 'float32' ? Float32Array.from(t.data) : t.data, shape: t.shape });
+    return sdeintGradients(sde, cast(y0), ts, cast(gradYs), { ...options, dt: 1 / 20, seed: 4 });
+  };
+  it.each(['float64', 'float32'] as const)('%s: euler backprop (both diffusions), the euler adjoint of additive noise', async (dtype) => {
+    const tolerance = dtype === 'float64' ? 1e-10 : 1e-5;
+    const cases = [
+      [false, { method: 'euler' }],
+      [true, { method: 'euler' }],
+      [true, { method: 'euler', adjoint: true, adjointMethod: 'euler' }],
+    ] as const;
+    for (const [additive, options] of cases) {
+      for (const activation of ['tanh', 'softplus', 'relu', 'sigmoid'] as const) {
+        const fast = await solve('fast', dtype, activation, additive, options);
+        const reference = await solve('autograd', dtype, activation, additive, options);
+        const label = `${JSON.stringify(options)}, ${activation}, ${additive ? 'constant' : 'scaled_tanh'}`;
+        expect(fast.route, label).toBe('buffered');
+        expect(reference.route, label).toBe('autograd');
+        expect(relativeError(Array.from(fast.ys.data), Array.from(reference.ys.data)), label).toBeLessThan(tolerance);
+        expect(relativeError(flatGrads(fast), flatGrads(reference)), label).toBeLessThan(tolerance);
+        expect(fast.stats).toEqual(reference.stats);
+        if ('adjoint' in options) expect(fast.adjointStats.nfe, label).toBe(reference.adjointStats.nfe);
+      }
+    }
+    // other methods and the adjoint of diagonal noise keep the general solver with the fused kernels
+    const midpoint = await solve('fast', dtype, 'tanh', false, { method: 'euler', adjoint: true, adjointMethod: 'midpoint' });
+    expect(midpoint.route).toBe('fused');
+  });
+
+  it("at W5's shape (batch 256, d 128: BLAS for the drift's products), float32, 10 steps", async () => {
+    const sde = (kernels: 'fast' | 'autograd') =>
+      new SDE({ type: 'neural', d: 128, noiseType: 'diagonal', kernels, seed: 0, drift: { hidden: [128], activation: 'tanh' }, diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 } });
+    const start = { data: Float32Array.from({ length: 256 * 128 }, (_, i) => 0.5 * Math.sin(i)), shape: [256, 128] };
+    const g = { data: Float32Array.from({ length: 2 * 256 * 128 }, (_, i) => (i < 256 * 128 ? 0 : Math.cos(i))), shape: [2, 256, 128] };
+    const a = await sdeintGradients(sde('fast'), start, [0, 1], g, { method: 'euler', dt: 0.1, seed: 3 });
+    const b = await sdeintGradients(sde('autograd'), start, [0, 1], g, { method: 'euler', dt: 0.1, seed: 3 });
+    expect(a.route).toBe('buffered');
+    expect(relativeError(Array.from(a.ys.data), Array.from(b.ys.data))).toBeLessThan(1e-5);
+    expect(relativeError(flatGrads(a), flatGrads(b))).toBeLessThan(1e-5);
+  });
+});
+
 describe('finite differences', () => {
   it('backprop and adjoint match central differences of the solution on a small problem', async () => {
     const sde = new SDE({ type: 'neural', d: 2, noiseType: 'diagonal', sdeType: 'stratonovich', drift: { hidden: [4] }, diffusion: { kind: 'scaled_tanh', offset: 0.1 }, dtype: 'float64', seed: 5 });

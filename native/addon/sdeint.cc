@@ -87,7 +87,7 @@ std::shared_ptr<sde::SDE> make_sde(const Napi::Object& spec) {
     n.dtype = options.dtype().toScalarType();
     n.device = options.device();
     n.seed = static_cast<uint64_t>(get_number(spec, "seed", 0));
-    n.fused = get_string(spec, "kernels", "fused") == "fused";
+    n.kernels = sde::parse_kernels(get_string(spec, "kernels", "fast"));
     return std::make_shared<sde::NeuralSDE>(n);
   }
   throw sde::invalid_argument("unknown SDE type '" + type + "'");
@@ -282,6 +282,7 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
           Napi::Object o = Napi::Object::New(env);
           o.Set("ys", tensor_to_js(env, solution.ys));
           o.Set("stats", stats_to_js(env, solution.stats));
+          o.Set("route", sde::to_string(solution.route));
           return o;
         };
       }
@@ -305,6 +306,7 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
         o.Set("gradParams", grads);
         o.Set("stats", stats_to_js(env, r.forward));
         o.Set("adjointStats", stats_to_js(env, r.backward));
+        o.Set("route", sde::to_string(r.route));
         return o;
       };
     };

@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "sde/buffered.h"
 #include "sde/errors.h"
 
 namespace sde {
@@ -200,6 +201,22 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
   result.grad_y0 = u + v_b;  // y_hat starts equal to y
 }
 
+// The buffered route's backprop or adjoint: one solve, then its reverse sweep.
+GradientResult buffered_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
+                                  BufferedMode mode, double dt, double adjoint_dt, const at::Tensor& grad_ys,
+                                  const StepProgress& progress) {
+  const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, mode, ts, dt, adjoint_dt);
+  GradientResult result;
+  result.ys = solve->solve(y0).view(grad_ys.sizes());
+  auto [grad_y0, grad_params] = solve->gradients(grad_ys, progress);
+  result.grad_y0 = grad_y0.view(y0.sizes());
+  result.grad_params = std::move(grad_params);
+  result.forward = solve->forward_stats;
+  if (mode == BufferedMode::Adjoint) result.backward = solve->backward_stats;  // backprop's stay zero, as autograd's
+  result.route = Route::Buffered;
+  return result;
+}
+
 }  // namespace
 
 void check_adjoint_method(Method method, Method adjoint_method, const SDE& sde) {
@@ -226,6 +243,12 @@ void check_adjoint_method(Method method, Method adjoint_method, const SDE& sde) 
 GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                                   const StepOptions& options, const at::Tensor& grad_ys) {
   check_grad_ys(grad_ys, ts, y0);
+  const Route route = select_route(sde.route_offer(), sde.noise_type(), Purpose::Backprop, options, options, y0.device(),
+                                   y0.scalar_type());
+  if (route == Route::Buffered) {
+    check_solve(sde, y0, ts, bm, options);
+    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Backprop, options.dt, options.dt, grad_ys, {});
+  }
   at::AutoGradMode enable(true);
   at::Tensor y0_leaf = y0.detach().requires_grad_(true);
   Solution solution = sdeint(sde, y0_leaf, ts, bm, options);
@@ -239,6 +262,7 @@ GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vec
   result.forward = solution.stats;
   result.grad_y0 = grads[0];
   result.grad_params.assign(grads.begin() + 1, grads.end());
+  result.route = route;
   return result;
 }
 
@@ -248,7 +272,14 @@ GradientResult adjoint_gradients(SDE& sde, const at::Tensor& y0, const std::vect
   check_grad_ys(grad_ys, ts, y0);
   check_adjoint_method(options.method, adjoint_options.method, sde);
   if (!(adjoint_options.dt > 0)) throw invalid_argument("Expected positive number for adjointDt");
+  const Route route = select_route(sde.route_offer(), sde.noise_type(), Purpose::Adjoint, options, adjoint_options,
+                                   y0.device(), y0.scalar_type());
+  if (route == Route::Buffered) {
+    check_solve(sde, y0, ts, bm, options);
+    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Adjoint, options.dt, adjoint_options.dt, grad_ys, progress);
+  }
   GradientResult result;
+  result.route = route;
   at::NoGradGuard no_grad;
   const Solution forward = sdeint(sde, y0, ts, bm, options);
   result.ys = forward.ys;

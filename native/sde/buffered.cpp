@@ -144,6 +144,11 @@ class Solve final : public BufferedSolve {
 
 }  // namespace
 
+BufferPool& shared_solver_pool() {
+  static BufferPool pool(int64_t(1) << 30);
+  return pool;
+}
+
 template <typename T>
 std::unique_ptr<BufferedSolve> make_buffered_solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm,
                                                    BufferedMode mode, std::vector<double> ts, double dt, double adjoint_dt,

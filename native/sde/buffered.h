@@ -61,6 +61,11 @@ class BufferedSolve {
   SolveStats forward_stats, backward_stats;
 };
 
+// The pool of buffered solves whose SDE does not keep one itself (neural SDEs): a process-wide one,
+// so that a solve reuses the last one's buffers (no page faults: on a VM they cost more than the
+// solve) even when its SDE object is new. It keeps at most 1 GiB.
+BufferPool& shared_solver_pool();
+
 // A solve of `system` on `bm` through ts: fixed steps of `dt` on each interval (sdeint's grid),
 // and of `adjoint_dt` for the adjoint's backward pass. Buffers come from `pool`; bm and pool
 // outlive the solve.

@@ -7,8 +7,9 @@
 
 #include <cmath>
 
-#include "sde/cpu_dispatch.h"
 #include "sde/errors.h"
+#include "sde/neural_kernels.h"
+#include "sde/owned.h"
 
 namespace sde {
 
@@ -112,11 +113,11 @@ using torch::autograd::variable_list;
 
 // One increment f dt + g dW as a single autograd node with the hand-written VJP as its backward.
 struct IncrementFn : public torch::autograd::Function<IncrementFn> {
-  static variable_list forward(AutogradContext* ctx, const NeuralSDE* sde, double t, double dt, const at::Tensor& y,
-                               const at::Tensor& dW, at::TensorList params) {
+  static variable_list forward(AutogradContext* ctx, std::shared_ptr<const NeuralSDE> sde, double t, double dt,
+                               const at::Tensor& y, const at::Tensor& dW, at::TensorList params) {
     const NeuralSDE::Pass pass = sde->linearize(t, y, /*with_drift=*/true);
     at::Tensor F = sde->fused_increment(pass, dt, dW, /*correction=*/false);
-    ctx->saved_data["sde"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(sde));
+    ctx->saved_data["sde"] = keep(std::move(sde));
     ctx->saved_data["dt"] = dt;
     ctx->saved_data["mlp"] = pass.mlp;
     ctx->saved_data["dW"] = dW;
@@ -129,7 +130,7 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto* sde = reinterpret_cast<const NeuralSDE*>(static_cast<intptr_t>(ctx->saved_data["sde"].toInt()));
+    const auto sde = kept<const NeuralSDE>(ctx->saved_data["sde"]);
     const size_t n_params = sde->parameters().size();
     variable_list out(5 + n_params);
     if (!grads[0].defined()) return out;
@@ -145,123 +146,6 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
     return out;
   }
 };
-
-// The scaled-tanh diffusion's elementwise work in one pass each (CPU, contiguous): with
-// S = sigmoid(s) per column, T = tanh(y), g = S T + o, D = 1 - T^2 and the Ito correction
-// c = -1/2 g S D:
-//   forward:  F = dt (f + c) + g dW           (f: the drift MLP's output)
-//   backward: A = a dt (the drift MLP's cotangent), grad_y = A dc/dy + a dW S D,
-//             grad_S = sum over the batch of A dc/dS + a dW T,
-//             all three added to what the buffers hold (several terms at one point).
-// Either term may be absent (HasDt false / dW null); Correction adds c. The flags are template
-// arguments so that each inner loop is branch-free and vectorises; the float entry points are
-// cloned for AVX-512 and AVX2 (SDEBNN_CPU_CLONES; the loops inline into each clone).
-struct ScaledTanhArgs {
-  int64_t batch, d;
-  double dt, offset;
-};
-
-template <typename T_, bool HasDt, bool Correction, bool HasDW>
-inline __attribute__((always_inline)) void scaled_tanh_forward_loop(T_* __restrict F, const T_* __restrict f,
-                                                                    const T_* __restrict T, const T_* __restrict S,
-                                                                    const T_* __restrict dW, const ScaledTanhArgs& k) {
-  const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
-  for (int64_t b = 0; b < k.batch; ++b) {
-    const int64_t row = b * k.d;
-    for (int64_t i = 0; i < k.d; ++i) {
-      const T_ t = T[row + i], g = S[i] * t + o;
-      T_ out = 0;
-      if (HasDt) out = h * (Correction ? f[row + i] - T_(0.5) * g * S[i] * (1 - t * t) : f[row + i]);
-      if (HasDW) out += g * dW[row + i];
-      F[row + i] = out;
-    }
-  }
-}
-
-template <typename T_, bool HasDt, bool Correction, bool HasDW>
-inline __attribute__((always_inline)) void scaled_tanh_backward_loop(const T_* __restrict a, const T_* __restrict T,
-                                                                     const T_* __restrict S, const T_* __restrict dW,
-                                                                     T_* __restrict A, T_* __restrict grad_y,
-                                                                     T_* __restrict grad_S, const ScaledTanhArgs& k) {
-  const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
-  for (int64_t b = 0; b < k.batch; ++b) {
-    const int64_t row = b * k.d;
-    for (int64_t i = 0; i < k.d; ++i) {
-      const T_ t = T[row + i], s = S[i], D = 1 - t * t;
-      T_ gy = 0, gS = 0;
-      if (HasDt) {
-        const T_ Ai = a[row + i] * h;
-        A[row + i] += Ai;
-        if (Correction) {
-          gy += T_(-0.5) * Ai * s * D * (s * (D - 2 * t * t) - 2 * o * t);
-          gS += T_(-0.5) * Ai * D * (2 * s * t + o);
-        }
-      }
-      if (HasDW) {
-        const T_ aW = a[row + i] * dW[row + i];
-        gy += aW * s * D;
-        gS += aW * t;
-      }
-      grad_y[row + i] += gy;
-      grad_S[i] += gS;
-    }
-  }
-}
-
-// The loops for the runtime flags (a correction needs a dt).
-template <typename T_>
-inline __attribute__((always_inline)) void scaled_tanh_forward_dispatch(T_* F, const T_* f, const T_* T, const T_* S,
-                                                                        const T_* dW, const ScaledTanhArgs& k,
-                                                                        bool has_dt, bool correction) {
-  const bool w = dW != nullptr;
-  if (has_dt && correction) {
-    return w ? scaled_tanh_forward_loop<T_, true, true, true>(F, f, T, S, dW, k)
-             : scaled_tanh_forward_loop<T_, true, true, false>(F, f, T, S, dW, k);
-  }
-  if (has_dt) {
-    return w ? scaled_tanh_forward_loop<T_, true, false, true>(F, f, T, S, dW, k)
-             : scaled_tanh_forward_loop<T_, true, false, false>(F, f, T, S, dW, k);
-  }
-  return w ? scaled_tanh_forward_loop<T_, false, false, true>(F, f, T, S, dW, k)
-           : scaled_tanh_forward_loop<T_, false, false, false>(F, f, T, S, dW, k);
-}
-
-template <typename T_>
-inline __attribute__((always_inline)) void scaled_tanh_backward_dispatch(const T_* a, const T_* T, const T_* S,
-                                                                         const T_* dW, T_* A, T_* grad_y, T_* grad_S,
-                                                                         const ScaledTanhArgs& k, bool has_dt,
-                                                                         bool correction) {
-  const bool w = dW != nullptr;
-  if (has_dt && correction) {
-    return w ? scaled_tanh_backward_loop<T_, true, true, true>(a, T, S, dW, A, grad_y, grad_S, k)
-             : scaled_tanh_backward_loop<T_, true, true, false>(a, T, S, dW, A, grad_y, grad_S, k);
-  }
-  if (has_dt) {
-    return w ? scaled_tanh_backward_loop<T_, true, false, true>(a, T, S, dW, A, grad_y, grad_S, k)
-             : scaled_tanh_backward_loop<T_, true, false, false>(a, T, S, dW, A, grad_y, grad_S, k);
-  }
-  return w ? scaled_tanh_backward_loop<T_, false, false, true>(a, T, S, dW, A, grad_y, grad_S, k)
-           : scaled_tanh_backward_loop<T_, false, false, false>(a, T, S, dW, A, grad_y, grad_S, k);
-}
-
-SDEBNN_CPU_CLONES void scaled_tanh_forward_cpu(float* F, const float* f, const float* T, const float* S,
-                                               const float* dW, const ScaledTanhArgs& k, bool has_dt, bool correction) {
-  scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
-}
-void scaled_tanh_forward_cpu(double* F, const double* f, const double* T, const double* S, const double* dW,
-                             const ScaledTanhArgs& k, bool has_dt, bool correction) {
-  scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
-}
-
-SDEBNN_CPU_CLONES void scaled_tanh_backward_cpu(const float* a, const float* T, const float* S, const float* dW,
-                                                float* A, float* grad_y, float* grad_S, const ScaledTanhArgs& k,
-                                                bool has_dt, bool correction) {
-  scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
-}
-void scaled_tanh_backward_cpu(const double* a, const double* T, const double* S, const double* dW, double* A,
-                              double* grad_y, double* grad_S, const ScaledTanhArgs& k, bool has_dt, bool correction) {
-  scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
-}
 
 bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
   for (const at::Tensor* t : tensors) {
@@ -383,7 +267,7 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
 
 at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
   if (!fused()) return SDE::increment(t, y, dt, dW);
-  return IncrementFn::apply(this, t, dt, y, dW, at::TensorList(params_))[0];
+  return IncrementFn::apply(shared_from_this(), t, dt, y, dW, at::TensorList(params_))[0];
 }
 
 SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, const std::vector<VjpTerm>& terms,
@@ -419,6 +303,8 @@ std::vector<std::pair<std::string, at::Tensor>> NeuralSDE::named_parameters() co
 }
 
 std::vector<at::Tensor> NeuralSDE::parameters() const { return params_; }
+
+RouteOffer NeuralSDE::route_offer() const { return {spec_.kernels, hand_written(), hand_written()}; }
 
 void NeuralSDE::set_parameter(const std::string& name, const at::Tensor& value) {
   for (auto& [n, p] : named_parameters()) {

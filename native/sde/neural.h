@@ -6,12 +6,15 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "sde/activations.h"
+#include "sde/buffered.h"
 #include "sde/mlp.h"
+#include "sde/routes.h"
 #include "sde/sde.h"
 
 namespace sde {
@@ -51,15 +54,16 @@ struct NeuralSdeSpec {
   Activation diffusion_output = Activation::Sigmoid;  // output activation of the diffusion MLP
   double diffusion_offset = 0.0;
   double diffusion_init = 0.1;  // initial value of s (ScaledTanh, Constant)
-  // Hand-written derivatives for increments and the adjoint's VJPs (with a ScaledTanh or
-  // Constant diffusion); false: plain autograd (the reference they are tested against).
-  bool fused = true;
+  // The routes asked for (routes.h). With a ScaledTanh or Constant diffusion the drift and
+  // diffusion have hand-written derivatives and a buffered system; otherwise autograd only.
+  Kernels kernels = Kernels::Fast;
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::Device(c10::kCPU);
   uint64_t seed = 0;
 };
 
-class NeuralSDE : public SDE {
+// Made by std::make_shared (its autograd nodes share its ownership).
+class NeuralSDE : public SDE, public std::enable_shared_from_this<NeuralSDE> {
  public:
   explicit NeuralSDE(const NeuralSdeSpec& spec);
   at::Tensor drift(double t, const at::Tensor& y) override;
@@ -69,11 +73,16 @@ class NeuralSDE : public SDE {
   std::vector<int64_t> brownian_shape(const at::Tensor& y0) const override;
   std::vector<at::Tensor> parameters() const override;
   void check_state(const at::Tensor& y0) const override;
+  RouteOffer route_offer() const override;
+  std::unique_ptr<BufferedSolve> buffered_solve(const at::Tensor& y0, BrownianMotion& bm, BufferedMode mode,
+                                                const std::vector<double>& ts, double dt, double adjoint_dt) override;
 
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   // Copies values into the named parameter (shape checked).
   void set_parameter(const std::string& name, const at::Tensor& value);
   const NeuralSdeSpec& spec() const { return spec_; }
+  const NamedMlp& drift_net() const { return drift_net_; }
+  const at::Tensor& diffusion_s() const { return s_; }  // ScaledTanh / Constant
 
   // The hand-written route. A Pass holds what a point (t, y) gives every term evaluated there:
   // the drift MLP's output and layer caches, and for ScaledTanh sigmoid(s) and tanh(y).
@@ -91,7 +100,8 @@ class NeuralSDE : public SDE {
                  std::vector<at::Tensor>* grad_params) const;
 
  private:
-  bool fused() const { return spec_.fused && spec_.diffusion_kind != DiffusionKind::Mlp; }
+  bool hand_written() const { return spec_.diffusion_kind != DiffusionKind::Mlp; }
+  bool fused() const { return spec_.kernels != Kernels::Autograd && hand_written(); }
 
   NeuralSdeSpec spec_;
   at::Generator gen_;

@@ -8,6 +8,7 @@
 #include <limits>
 #include <sstream>
 
+#include "sde/buffered.h"
 #include "sde/errors.h"
 
 namespace sde {
@@ -350,8 +351,26 @@ void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>
 Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                 const StepOptions& options, const StepProgress& progress) {
   check_solve(sde, y0, ts, bm, options);
+  // a graph asked for (backprop through the solver) needs the general solver
+  const Route route = at::GradMode::is_enabled() && y0.requires_grad()
+                          ? select_route({sde.route_offer().kernels, sde.route_offer().hand_written, false}, sde.noise_type(),
+                                         Purpose::Solve, options, options, y0.device(), y0.scalar_type())
+                          : select_route(sde.route_offer(), sde.noise_type(), Purpose::Solve, options, options, y0.device(),
+                                         y0.scalar_type());
+  if (route == Route::Buffered) {
+    const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, BufferedMode::Forward, ts, options.dt, options.dt);
+    std::vector<int64_t> shape{static_cast<int64_t>(ts.size())};
+    for (int64_t s : y0.sizes()) shape.push_back(s);
+    Solution solution;
+    solution.ys = solve->solve(y0, progress).view(shape);
+    solution.stats = solve->forward_stats;
+    solution.final_state = solution.ys[static_cast<int64_t>(ts.size()) - 1];
+    solution.route = route;
+    return solution;
+  }
 
   Solution solution;
+  solution.route = route;
   SolveStats& stats = solution.stats;
   SdeSystem system(sde, stats);
   StepFn step;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sde/brownian.h"
+#include "sde/routes.h"
 #include "sde/sde.h"
 
 namespace sde {
@@ -59,10 +60,12 @@ struct Solution {
   at::Tensor ys;  // [len(ts), ...y0.shape]
   SolveStats stats;
   at::Tensor final_state;  // the solver's whole state at ts.back() (reversible_heun: [y, y_hat, f])
+  Route route = Route::Autograd;  // the route that ran
 };
 
 // Solves `sde` from y0 = y(ts[0]) and returns y at every ts, stepping exactly onto each output
-// time. Differentiable by autograd when grad mode is on (backprop through the solver).
+// time. Differentiable by autograd when grad mode is on (backprop through the solver); without a
+// graph, by the buffered route where select_route picks it.
 Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                 const StepOptions& options, const StepProgress& progress = {});
 
