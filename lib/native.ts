@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BnnTrainStepResult } from './bnn';
+import type { BnnRoute, BnnTrainStepResult } from './bnn';
 import type { GradientsResult, SdeintResult } from './sde';
 import type { Tensor } from './tensor';
 
@@ -26,7 +26,14 @@ export interface NativeTargets {
 
 /** A native SDE-BNN (native/addon/bnn.cc); one asynchronous call at a time. */
 export interface NativeSdeBnn {
-  info(): { wDims: number[]; numParameters: number; parameterNames: string[]; device: string; scale: number };
+  info(): {
+    wDims: number[];
+    numParameters: number;
+    parameterNames: string[];
+    device: string;
+    scale: number;
+    routes: { train: BnnRoute; predict: BnnRoute };
+  };
   trainStep(inputs: Tensor, targets: NativeTargets, options: { lr: number; beta: number }): Promise<BnnTrainStepResult>;
   gradients(
     inputs: Tensor,
@@ -59,6 +66,10 @@ export interface NativeBinding {
     threads: number;
   }>;
   raise(kind: string): never;
+  /** The engine's method-support table (native/sde/solvers.cpp). */
+  methods(): unknown[];
+  /** The engine's activation functions (native/sde/activations.h). */
+  activations(): string[];
   NativeSDE: new (spec: object) => unknown;
   sdeint(sde: unknown, y0: Tensor, ts: number[], options: object, onProgress?: ProgressCallback): Promise<SdeintResult>;
   sdeintGradients(

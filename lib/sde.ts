@@ -25,6 +25,10 @@ import {
 
 export const NOISE_TYPES = ['diagonal', 'additive', 'scalar', 'general'] as const;
 export const SDE_TYPES = ['ito', 'stratonovich'] as const;
+/**
+ * The engine's methods and activations as TypeScript names them (for the types). Validation reads
+ * the engine's own lists, methods() and activations(); a test checks that the two agree.
+ */
 export const METHODS = ['euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun', 'reversible_heun'] as const;
 export const ACTIVATIONS = ['tanh', 'softplus', 'relu', 'sigmoid', 'identity'] as const;
 
@@ -32,6 +36,45 @@ export type NoiseType = (typeof NOISE_TYPES)[number];
 export type SdeType = (typeof SDE_TYPES)[number];
 export type Method = (typeof METHODS)[number];
 export type Activation = (typeof ACTIVATIONS)[number];
+
+/** One row of the engine's method-support table (native/sde/solvers.cpp). */
+export interface MethodInfo {
+  name: Method;
+  /** The SDE types it solves. */
+  sdeTypes: SdeType[];
+  /** The noise types it solves. */
+  noiseTypes: NoiseType[];
+  strongOrder: string;
+  /** Whether it takes adaptive steps. */
+  adaptive: boolean;
+  /** As an adjointMethod: the noise types whose adjoint it solves, and the forward method it needs (reversible_heun: itself). */
+  adjoint: { noiseTypes: NoiseType[]; requiresMethod: Method | null };
+}
+
+let methodTable: readonly MethodInfo[] | undefined;
+let activationNames: readonly Activation[] | undefined;
+
+/** The engine's method-support table: every method and what it supports. */
+export function methods(): readonly MethodInfo[] {
+  methodTable ??= Object.freeze(callNative(() => native().methods()) as MethodInfo[]);
+  return methodTable;
+}
+
+/** The row of `method` in the engine's table. */
+export function methodInfo(method: Method): MethodInfo {
+  return methods().find((m) => m.name === method)!;
+}
+
+/** The engine's activation functions. */
+export function activations(): readonly Activation[] {
+  activationNames ??= Object.freeze(callNative(() => native().activations()) as Activation[]);
+  return activationNames;
+}
+
+/** The names of the engine's methods, for validation. */
+export function methodNames(): readonly Method[] {
+  return methods().map((m) => m.name);
+}
 export type Dtype = 'float32' | 'float64';
 
 interface Common {
@@ -128,7 +171,7 @@ function expectMlp(value: unknown, field: string): MlpSpec {
       if (!Array.isArray(v)) throw new TypeError(`Expected an array of widths for ${field}.hidden but received ${describe(v)}`);
       return v.map((w, i) => expectPositiveInteger(w, `${field}.hidden[${i}]`));
     }),
-    activation: optional(o.activation, 'tanh' as Activation, (v) => expectOneOf(v, `${field}.activation`, ACTIVATIONS)),
+    activation: optional(o.activation, 'tanh' as Activation, (v) => expectOneOf(v, `${field}.activation`, activations())),
     timeInput: optional(o.timeInput, false, (v) => expectBoolean(v, `${field}.timeInput`)),
   };
 }
@@ -173,7 +216,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
       const diffusion = {
         ...expectMlp({ hidden: diffusionIn.hidden, activation: diffusionIn.activation, timeInput: diffusionIn.timeInput }, `${field}.diffusion`),
         kind,
-        output: optional(diffusionIn.output, 'sigmoid' as Activation, (v) => expectOneOf(v, `${field}.diffusion.output`, ACTIVATIONS)),
+        output: optional(diffusionIn.output, 'sigmoid' as Activation, (v) => expectOneOf(v, `${field}.diffusion.output`, activations())),
         offset: optional(diffusionIn.offset, 0, (v) => expectNumber(v, `${field}.diffusion.offset`)),
         init: optional(diffusionIn.init, 0.1, (v) => expectNumber(v, `${field}.diffusion.init`)),
       };
@@ -285,7 +328,7 @@ const OPTION_KEYS = [
 function validateOptions(sde: SDE, options: unknown) {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', OPTION_KEYS);
-  const method = optional(o.method, sde.sdeType === 'ito' ? ('euler' as Method) : ('midpoint' as Method), (v) => expectOneOf(v, 'options.method', METHODS));
+  const method = optional(o.method, sde.sdeType === 'ito' ? ('euler' as Method) : ('midpoint' as Method), (v) => expectOneOf(v, 'options.method', methodNames()));
   const dt = optional(o.dt, 0.01, (v) => expectPositive(v, 'options.dt'));
   const adaptive = optional(o.adaptive, false, (v) => expectBoolean(v, 'options.adaptive'));
   const rtol = optional(o.rtol, 1e-3, (v) => expectPositive(v, 'options.rtol'));
@@ -309,7 +352,7 @@ function validateOptions(sde: SDE, options: unknown) {
     seed: optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 53 - 1)),
     device: resolveDevice(o.device ?? sde.spec.device, 'options.device'),
     adjoint,
-    adjointMethod: optional(o.adjointMethod, defaultAdjointMethod, (v) => expectOneOf(v, 'options.adjointMethod', METHODS)),
+    adjointMethod: optional(o.adjointMethod, defaultAdjointMethod, (v) => expectOneOf(v, 'options.adjointMethod', methodNames())),
     adjointDt: optional(o.adjointDt, dt, (v) => expectPositive(v, 'options.adjointDt')),
     adjointAdaptive: optional(o.adjointAdaptive, adaptive, (v) => expectBoolean(v, 'options.adjointAdaptive')),
     adjointRtol: optional(o.adjointRtol, rtol, (v) => expectPositive(v, 'options.adjointRtol')),

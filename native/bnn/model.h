@@ -1,7 +1,7 @@
 // The SDE-BNN model: an optional deterministic stem, SDE blocks (each with its own weight SDE,
 // hypernetwork and w_0), space-to-depth between stages, a head and a likelihood; one training
 // step (Brownian paths, solves, ELBO, gradients by backprop or the stochastic adjoint, clipping,
-// Adam, EMA) is one call. Independent of Node.
+// Adam, EMA) is one call. Independent of Node. The routes it runs are chosen in routes.h.
 #pragma once
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
@@ -15,10 +15,12 @@
 #include "bnn/config.h"
 #include "bnn/dynamics.h"
 #include "bnn/hypernet.h"
+#include "bnn/optimizer.h"
+#include "bnn/routes.h"
 
 namespace bnn {
 
-using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+struct BlockRun;
 
 struct StepResult {
   double loss = 0, nll = 0, kl = 0, kl_w0 = 0;
@@ -53,6 +55,8 @@ class BnnModel {
   std::vector<std::string> parameter_names() const;
   // The likelihood's current scale (Gaussian std or Laplace scale): learned or fixed.
   double likelihood_scale() const;
+  // The route of calls with gradients (train_step, gradients) or without (predict, diagnose).
+  ModelRoute route(bool gradients) const { return select_route(config_, gradients); }
 
   // x: [B, ...input_shape] (any float dtype, any device: moved to the model's);
   // y: class indices [B] (categorical) or targets [B, outputs].
@@ -65,53 +69,51 @@ class BnnModel {
   at::Tensor predict(const at::Tensor& x, int64_t samples, bool use_ema, std::optional<uint64_t> seed);
   std::vector<BlockDiagnostics> diagnose(const at::Tensor& x, std::optional<uint64_t> seed);
 
-  // Parameters, Adam moments and step, EMA and the RNG states, by name.
+  // Parameters, Adam moments and step, EMA and the RNG states, by name (model_state.cpp).
   NamedTensors state() const;
   // Shape-checked before anything is written; strict: every tensor must be present.
   void set_state(const NamedTensors& state, bool strict);
 
  private:
-  struct Block;
+  struct Block {
+    std::shared_ptr<Dynamics> dynamics;
+    std::shared_ptr<Hypernet> hypernet;
+    at::Tensor mu, rho;
+    std::vector<at::Tensor> hyper_params;
+    int64_t stage = 0;
+    sde::BufferPool pool;  // the buffered route's buffers, kept from step to step
+  };
   struct Forward;
-  enum class Route { None, Backprop, Adjoint };
-
-  Forward forward(const at::Tensor& x, at::Generator& gen, Route route, std::vector<BlockDiagnostics>* diagnostics);
-  // The direct route: the fast fixed-step solves, the head (the last coordinates of h_1), the
-  // likelihood and the KL term with their gradients by hand, and the solvers' own reverse sweeps;
-  // no autograd graph. It applies (direct_applies) to mlp models with the 'last' head, a Gaussian
-  // or Laplace likelihood of fixed scale, a point w_0 and a fast-path solver configuration; it
-  // draws from `gen` exactly as forward() does. Leaves the gradients in the parameters' .grad.
-  struct Direct {
-    double loss = 0, nll = 0, kl = 0;
+  // What a call's loss and gradients come to, whichever way they were computed.
+  struct Outcome {
+    double loss = 0, nll = 0, kl = 0, kl_w0 = 0, accuracy = -1;
     int64_t nfe = 0, nfe_backward = 0, steps = 0;
     double t_end = 0;
   };
-  bool direct_applies(Route route) const;
-  // check_finite: throw ERR_NUMERICAL (before any gradient) when the loss is not finite.
-  Direct direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, Route route, double beta, Objective objective,
-                bool check_finite);
+
+  // The forward pass, every block by `route`; with `graph` differentiable (a training call).
+  Forward forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
+                  std::vector<BlockDiagnostics>* diagnostics);
+  // The loss and its gradients (left in the parameters' .grad) by the route of a gradient call.
+  // check_finite: throw ERR_NUMERICAL, before any gradient, when the loss is not finite.
+  Outcome loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
+                             bool check_finite);
+  // The direct route (direct.cpp): the buffered solves, the head (the last coordinates of h_1),
+  // the likelihood and the KL term with their gradients by hand; no autograd graph. It draws from
+  // `gen` exactly as forward() does.
+  Outcome direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
+                 bool check_finite);
   at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
-  // The autograd route's objective terms from a forward pass: total = nll + beta * kl / n_train,
-  // kl = path KL + w_0 KL.
-  struct Loss {
-    at::Tensor nll, kl, total;
-  };
-  Loss loss_of(const Forward& f, const at::Tensor& target, double beta) const;
   at::Tensor prepare_input(const at::Tensor& x) const;
   at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;
   void zero_grad();
-  // Gradient norm, clipping and Adam (step adam_step_) fused over raw CPU memory; false where
-  // that does not apply (then nothing was done).
-  bool fused_update(double lr, double& grad_norm);
-  NamedTensors named_parameters() const;
 
   BnnConfig config_;
   at::TensorOptions options_;
   std::vector<std::unique_ptr<Block>> blocks_;
   at::Tensor stem_w_, stem_b_, head_w_, head_b_, log_scale_;
   NamedTensors params_;  // every trainable leaf, in state order
-  NamedTensors adam_m_, adam_v_, ema_;
-  double adam_step_ = 0;
+  std::unique_ptr<Optimizer> optimizer_;
   at::Generator train_gen_, eval_gen_;
 };
 

@@ -4,7 +4,9 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 
 #include "sde/buffered.h"
 #include "sde/errors.h"
@@ -220,24 +222,24 @@ GradientResult buffered_gradients(SDE& sde, const at::Tensor& y0, const std::vec
 }  // namespace
 
 void check_adjoint_method(Method method, Method adjoint_method, const SDE& sde) {
-  switch (adjoint_method) {
-    case Method::Midpoint:
-    case Method::Heun:
-    case Method::EulerHeun:
-      return;
-    case Method::ReversibleHeun:
-      if (method == Method::ReversibleHeun) return;
-      throw invalid_argument("adjointMethod 'reversible_heun' needs method 'reversible_heun' (its exact adjoint)");
-    case Method::Euler:
-      if (sde.noise_type() == NoiseType::Additive) return;  // additive noise: Ito and Stratonovich agree
-      break;
-    default:
-      break;
+  const MethodInfo& info = method_info(adjoint_method);
+  const auto& noises = info.adjoint_noise_types;
+  const bool solves = std::find(noises.begin(), noises.end(), sde.noise_type()) != noises.end();
+  if (solves && info.adjoint_needs_same_method && method != adjoint_method) {
+    throw invalid_argument(std::string("adjointMethod '") + to_string(adjoint_method) + "' needs method '" +
+                           to_string(adjoint_method) + "' (its exact adjoint)");
   }
+  if (solves) return;
+  std::vector<std::string> usable;
+  for (const MethodInfo& m : method_table()) {
+    const auto& n = m.adjoint_noise_types;
+    if (std::find(n.begin(), n.end(), sde.noise_type()) == n.end()) continue;
+    if (!m.adjoint_needs_same_method || m.method == method) usable.push_back(std::string("'") + to_string(m.method) + "'");
+  }
+  std::string list;
+  for (size_t i = 0; i < usable.size(); ++i) list += (i == 0 ? "" : i + 1 == usable.size() ? " or " : ", ") + usable[i];
   throw invalid_argument(std::string("adjointMethod '") + to_string(adjoint_method) + "' cannot solve the adjoint of a " +
-                         to_string(sde.noise_type()) + "-noise SDE; use 'midpoint', 'heun' or 'euler_heun'" +
-                         (sde.noise_type() == NoiseType::Additive ? " or 'euler'" : "") +
-                         (method == Method::ReversibleHeun ? " or 'reversible_heun'" : ""));
+                         to_string(sde.noise_type()) + "-noise SDE; use " + list);
 }
 
 GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 
 #include "sde/buffered.h"
 #include "sde/errors.h"
@@ -39,27 +40,30 @@ const char* to_string(Method method) {
   return "?";
 }
 
-namespace {
-
-struct MethodSupport {
-  std::vector<SdeType> types;
-  std::vector<NoiseType> noises;
-};
-
-MethodSupport support(Method method) {
+const std::vector<MethodInfo>& method_table() {
   const std::vector<NoiseType> all{NoiseType::Diagonal, NoiseType::Additive, NoiseType::Scalar, NoiseType::General};
   const std::vector<NoiseType> no_general{NoiseType::Diagonal, NoiseType::Additive, NoiseType::Scalar};
-  switch (method) {
-    case Method::Euler: return {{SdeType::Ito}, all};
-    case Method::Milstein: return {{SdeType::Ito, SdeType::Stratonovich}, no_general};
-    case Method::Srk: return {{SdeType::Ito}, no_general};
-    case Method::Midpoint:
-    case Method::Heun:
-    case Method::EulerHeun:
-    case Method::ReversibleHeun: return {{SdeType::Stratonovich}, all};
-  }
-  return {};
+  const std::vector<SdeType> ito{SdeType::Ito}, strat{SdeType::Stratonovich}, both{SdeType::Ito, SdeType::Stratonovich};
+  static const std::vector<MethodInfo> table{
+      {Method::Euler, ito, all, "0.5 (1.0 additive)", true, {NoiseType::Additive}, false},
+      {Method::Milstein, both, no_general, "1.0", true, {}, false},
+      {Method::Srk, ito, no_general, "1.5", true, {}, false},
+      {Method::Midpoint, strat, all, "1.0 (0.5 for non-commutative general noise)", true, all, false},
+      {Method::Heun, strat, all, "1.0 (0.5 for non-commutative general noise)", true, all, false},
+      {Method::EulerHeun, strat, all, "1.0 (0.5 for non-commutative general noise)", true, all, false},
+      {Method::ReversibleHeun, strat, all, "0.5 (1.0 additive or commutative)", false, all, true},
+  };
+  return table;
 }
+
+const MethodInfo& method_info(Method method) {
+  for (const MethodInfo& m : method_table()) {
+    if (m.method == method) return m;
+  }
+  throw std::logic_error("method_info: a method missing from the table");
+}
+
+namespace {
 
 template <typename T>
 bool contains(const std::vector<T>& v, T x) {
@@ -69,19 +73,17 @@ bool contains(const std::vector<T>& v, T x) {
 }  // namespace
 
 void check_method(Method method, const SDE& sde) {
-  const MethodSupport s = support(method);
-  if (contains(s.types, sde.sde_type()) && contains(s.noises, sde.noise_type())) return;
+  const MethodInfo& s = method_info(method);
+  if (contains(s.sde_types, sde.sde_type()) && contains(s.noise_types, sde.noise_type())) return;
   std::ostringstream msg;
   msg << "method '" << to_string(method) << "' cannot solve a " << to_string(sde.sde_type()) << " SDE with "
       << to_string(sde.noise_type()) << " noise; it supports sdeType ";
-  for (size_t i = 0; i < s.types.size(); ++i) msg << (i ? " or " : "") << "'" << to_string(s.types[i]) << "'";
+  for (size_t i = 0; i < s.sde_types.size(); ++i) msg << (i ? " or " : "") << "'" << to_string(s.sde_types[i]) << "'";
   msg << " with noiseType ";
-  for (size_t i = 0; i < s.noises.size(); ++i) msg << (i ? ", " : "") << "'" << to_string(s.noises[i]) << "'";
+  for (size_t i = 0; i < s.noise_types.size(); ++i) msg << (i ? ", " : "") << "'" << to_string(s.noise_types[i]) << "'";
   msg << ". For " << to_string(sde.sde_type()) << " SDEs with " << to_string(sde.noise_type()) << " noise use one of:";
-  for (Method m : {Method::Euler, Method::Milstein, Method::Srk, Method::Midpoint, Method::Heun, Method::EulerHeun,
-                   Method::ReversibleHeun}) {
-    const MethodSupport o = support(m);
-    if (contains(o.types, sde.sde_type()) && contains(o.noises, sde.noise_type())) msg << " '" << to_string(m) << "'";
+  for (const MethodInfo& o : method_table()) {
+    if (contains(o.sde_types, sde.sde_type()) && contains(o.noise_types, sde.noise_type())) msg << " '" << to_string(o.method) << "'";
   }
   throw invalid_argument(msg.str());
 }
@@ -337,8 +339,8 @@ void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>
   check_method(options.method, sde);
   check_times(ts, bm);
   if (!(options.dt > 0)) throw invalid_argument("Expected positive number for dt");
-  if (options.adaptive && options.method == Method::ReversibleHeun) {
-    throw invalid_argument("reversible_heun takes fixed steps only; set adaptive to false or choose another method");
+  if (options.adaptive && !method_info(options.method).adaptive) {
+    throw invalid_argument(std::string(to_string(options.method)) + " takes fixed steps only; set adaptive to false or choose another method");
   }
   if (bm.shape() != sde.brownian_shape(y0)) {
     throw invalid_argument("the Brownian motion's shape does not match the SDE's noise for this y0");

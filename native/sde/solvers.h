@@ -46,6 +46,21 @@ class System {
   virtual at::Tensor increment(double t, const at::Tensor& z, double dt, const at::Tensor& dW);
 };
 
+// The method-support table: which SDEs each method solves, its strong order, whether it steps
+// adaptively, and which adjoints it can solve as an adjointMethod. The one copy: the addon hands
+// it to TypeScript (methods()), the checks below read it.
+struct MethodInfo {
+  Method method;
+  std::vector<SdeType> sde_types;
+  std::vector<NoiseType> noise_types;
+  const char* strong_order;
+  bool adaptive;
+  std::vector<NoiseType> adjoint_noise_types;  // as adjointMethod, for SDEs with these noise types
+  bool adjoint_needs_same_method;              // reversible_heun: only as its own exact adjoint
+};
+const std::vector<MethodInfo>& method_table();
+const MethodInfo& method_info(Method method);
+
 // Throws invalid_argument naming what `method` supports when it cannot solve `sde`.
 void check_method(Method method, const SDE& sde);
 
