@@ -1,4 +1,4 @@
-// The W5 neural SDE of ../shared/bench-workloads.md (torchsde's benchmark shape), shared by W4 and W5.
+// The W5 neural SDE of docs/benchmarks.md (torchsde's benchmark shape), shared by W4 and W5.
 'use strict';
 const sdebnn = require('../../dist/index.js');
 
