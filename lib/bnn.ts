@@ -749,6 +749,11 @@ export class SdeBnn {
     callNative(() => this.handle.setState(checked, strict));
   }
 
+  /** @internal The native model, for lib/distributed.ts (which sets its gradient hook). */
+  nativeHandle(): NativeSdeBnn {
+    return this.handle;
+  }
+
   /** Frees the native model; later calls throw an error with code ERR_DISPOSED. */
   dispose(): void {
     callNative(() => this.handle.dispose());

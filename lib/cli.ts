@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backend, selfTest, setNumThreads } from './backend';
 import { SdeBnn, type SdeBnnConfig } from './bnn';
+import { deviceForRank, distributedAvailability, initDistributed, type ProcessGroup } from './distributed';
+import { followLauncher, launch, reportToLauncher } from './launch';
 import { augmentBatch, loadCifar10 } from './data/cifar';
 import { createDataset, imageDataset, type Dataset } from './data/dataset';
 import { readIdx } from './data/idx';
@@ -48,8 +50,15 @@ Training
   --seed N           default 0         --threads N            LibTorch threads
   --device D         cpu | cuda | cuda:N | auto (default cpu)
   --out DIR          checkpoint, log and summary (default runs/<dataset>)
-  --resume           continue from DIR/model.safetensors
-  --quiet            no progress bar`;
+  --resume           continue from DIR/model.safetensors (also with another number of processes)
+  --quiet            no progress bar
+Distributed (data-parallel; --batch-size is the global batch, split between the processes)
+  --nproc N          start N worker processes on this machine (one GPU each with --device cuda)
+  --nnodes M --node-rank R --master-addr HOST --master-port P
+                     M machines, each running this command with its own R (as torchrun)
+  --backend gloo|nccl|auto      default auto: Gloo for --device cpu, NCCL for cuda where built in
+  --shared-path      all processes draw one weight path per step (default: one each)
+  --dist-timeout SECONDS        how long to wait for the other processes (default 300)`;
 
 const evalHelp = `Usage: sdebnn eval --checkpoint FILE [--dataset mnist|cifar10|toy] [--data-dir DIR] [--test-limit N] [--samples S] [--device D]`;
 const predictHelp = `Usage: sdebnn predict --checkpoint FILE (--images IDX_FILE [--limit N] | --x X1,X2,...) [--samples S]
@@ -183,21 +192,30 @@ async function trainCommand(argv: string[]): Promise<number> {
   const flags = parseFlags(
     argv,
     ['dataset', 'data-dir', 'train-limit', 'test-limit', 'width', 'stem', 'blocks', 'sigma', 'estimator', 'method', 'steps', 'ema',
-      'epochs', 'time-limit', 'batch-size', 'lr', 'beta', 'beta-warmup', 'samples', 'seed', 'threads', 'device', 'out'],
-    ['adjoint', 'resume', 'quiet'],
+      'epochs', 'time-limit', 'batch-size', 'lr', 'beta', 'beta-warmup', 'samples', 'seed', 'threads', 'device', 'out', ...LAUNCH_FLAGS,
+      'backend', 'dist-timeout'],
+    ['adjoint', 'resume', 'quiet', 'shared-path'],
   );
   if (flags.help) {
     console.log(trainHelp);
     return 0;
   }
+  if (flags.nproc !== undefined || flags.nnodes !== undefined) return launchTraining(argv, flags);
+  const group = process.env.WORLD_SIZE !== undefined ? await joinGroup(flags) : undefined;
+  const lead = !group || group.rank === 0; // writes files and prints
   if (flags.threads !== undefined) setNumThreads(num(flags, 'threads', 1));
   const data = loadData(flags);
   const out = str(flags, 'out', path.join('runs', data.dataset));
-  fs.mkdirSync(out, { recursive: true });
+  if (lead) fs.mkdirSync(out, { recursive: true });
   const checkpointFile = path.join(out, 'model.safetensors');
-  const config = flags.resume && fs.existsSync(checkpointFile) ? readTrainingCheckpoint(checkpointFile).config : modelConfig(flags, data);
+  let config = lead && flags.resume && fs.existsSync(checkpointFile) ? readTrainingCheckpoint(checkpointFile).config : modelConfig(flags, data);
+  if (group) {
+    // Rank 0's config (a resumed run's is in its checkpoint); each rank on its own GPU.
+    const shared = (await group.broadcastObject(config)) as SdeBnnConfig;
+    config = { ...shared, device: deviceForRank(str(flags, 'device', String(shared.device ?? 'cpu').replace(/^cuda:\d+$/, 'cuda')), group) };
+  }
   const model = new SdeBnn(config as SdeBnnConfig);
-  console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
+  if (lead) console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);
   const result = await train(model, data, {
     epochs: num(flags, 'epochs', data.dataset === 'toy' ? 10000 : 10),
@@ -216,15 +234,21 @@ async function trainCommand(argv: string[]): Promise<number> {
     checkpointFile,
     resume: Boolean(flags.resume),
     progress: !flags.quiet && Boolean(process.stderr.isTTY),
-    // CIFAR-10: random 4-pixel crops and horizontal flips of every training batch.
-    ...(data.dataset === 'cifar10' ? { augment: augmentFor(num(flags, 'seed', 0)) } : {}),
+    // CIFAR-10: random 4-pixel crops and horizontal flips of every training batch (each rank its own).
+    ...(data.dataset === 'cifar10' ? { augment: augmentFor(num(flags, 'seed', 0) + 7919 * (group?.rank ?? 0)) } : {}),
+    ...(group ? { distributed: { group, weightPaths: flags['shared-path'] ? ('shared' as const) : ('independent' as const) } } : {}),
     onEpoch: (e: EpochLog) => {
-      if (data.dataset === 'toy' && e.epoch % 500 !== 0 && !e.test) return;
+      if (!lead || (data.dataset === 'toy' && e.epoch % 500 !== 0 && !e.test)) return;
       const test = e.test ? `; test ${formatMetrics(e.test)}` : '';
       console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, nll ${e.nll.toFixed(4)}, kl ${e.kl.toExponential(2)}` +
         (e.accuracy !== undefined ? `, train accuracy ${e.accuracy.toFixed(4)}` : '') + `, nfe ${e.nfe.toFixed(0)}, ${e.seconds.toFixed(1)} s${test}`);
     },
   });
+  group?.destroy();
+  if (!lead) {
+    model.dispose();
+    return 0;
+  }
   const summary = { dataset: data.dataset, steps: result.steps, seconds: result.seconds, stoppedEarly: result.stoppedEarly, test: result.test, config: model.config };
   fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   if (result.test && 'accuracy' in result.test) {
@@ -237,6 +261,35 @@ async function trainCommand(argv: string[]): Promise<number> {
   console.log(`checkpoint ${checkpointFile}`);
   model.dispose();
   return 0;
+}
+
+// Distributed training (lib/launch.ts, lib/distributed.ts): --nproc or --nnodes starts one worker
+// per process running this same command with torchrun's environment; a worker (WORLD_SIZE set, by
+// the launcher or by torchrun --no-python) trains as one rank.
+const LAUNCH_FLAGS = ['nproc', 'nnodes', 'node-rank', 'master-addr', 'master-port'];
+
+async function launchTraining(argv: string[], flags: Flags): Promise<number> {
+  const launchFlag = (arg: string | undefined) => arg !== undefined && arg.startsWith('--') && LAUNCH_FLAGS.includes(arg.slice(2));
+  const workerArgs = argv.filter((arg, i) => !launchFlag(arg) && !launchFlag(argv[i - 1]));
+  const result = await launch({
+    command: [process.execPath, ...process.execArgv, __filename, 'train', ...workerArgs],
+    nproc: num(flags, 'nproc', 1),
+    nnodes: num(flags, 'nnodes', 1),
+    nodeRank: num(flags, 'node-rank', 0),
+    ...(typeof flags['master-addr'] === 'string' ? { masterAddr: flags['master-addr'] } : {}),
+    ...(flags['master-port'] !== undefined ? { masterPort: num(flags, 'master-port', 29500) } : {}),
+  });
+  return result.exitCode;
+}
+
+async function joinGroup(flags: Flags): Promise<ProcessGroup> {
+  followLauncher();
+  // auto: NCCL for a model on CUDA, Gloo for one on the CPU (when the build has it).
+  const cpu = str(flags, 'device', 'cpu') === 'cpu' && distributedAvailability().gloo;
+  return initDistributed({
+    backend: str(flags, 'backend', cpu ? 'gloo' : 'auto') as 'auto',
+    ...(flags['dist-timeout'] !== undefined ? { timeoutMs: Math.round(1000 * num(flags, 'dist-timeout', 300)) } : {}),
+  });
 }
 
 function modelFromCheckpoint(file: string, device?: string): SdeBnn {
@@ -328,8 +381,10 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
-  (error: unknown) => {
-    console.error(`sdebnn: ${error instanceof Error ? error.message : String(error)}`);
+  async (error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`sdebnn${process.env.RANK !== undefined ? ` (rank ${process.env.RANK})` : ''}: ${message}`);
     process.exitCode = 1;
+    await reportToLauncher(message);
   },
 );

@@ -28,11 +28,29 @@ export class DataFormatError extends SdebnnError {}
 /** Any other native failure. */
 export class NativeError extends SdebnnError {}
 
+/**
+ * Distributed training asked of a build that cannot do it: the message names what is missing
+ * (gloo's headers at build time, a CUDA LibTorch with NCCL). Never a silent single-process run.
+ */
+export class DistributedUnavailableError extends SdebnnError {}
+
+/**
+ * Distributed training failed: a rank did not join within the timeout (ERR_DISTRIBUTED_TIMEOUT),
+ * the rendezvous port is taken (ERR_DISTRIBUTED_PORT_IN_USE), a collective failed because a peer
+ * stopped (ERR_DISTRIBUTED), ranks train with different options (ERR_DISTRIBUTED_MISMATCH) or
+ * hold different parameters (ERR_DISTRIBUTED_DIVERGED). The message names the rank.
+ */
+export class DistributedError extends SdebnnError {}
+
 const byCode: Record<string, new (message: string, code: string) => SdebnnError> = {
   ERR_DEVICE_UNAVAILABLE: DeviceUnavailableError,
   ERR_TORCH: TorchError,
   ERR_NUMERICAL: NumericalError,
   ERR_DATA_FORMAT: DataFormatError,
+  ERR_DISTRIBUTED_UNAVAILABLE: DistributedUnavailableError,
+  ERR_DISTRIBUTED: DistributedError,
+  ERR_DISTRIBUTED_TIMEOUT: DistributedError,
+  ERR_DISTRIBUTED_PORT_IN_USE: DistributedError,
 };
 
 /** Turns an error thrown by the addon into the matching typed error. */

@@ -6,7 +6,9 @@ export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './bac
 export { BrownianInterval, type BrownianIntervalOptions, type BrownianDtype } from './brownian';
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
-export { SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError } from './errors';
+export {
+  SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError, DistributedUnavailableError, DistributedError,
+} from './errors';
 export { Random } from './random';
 export type { RandomState } from './random';
 export { readIdx, parseIdx } from './data/idx';
@@ -65,3 +67,8 @@ export type {
 } from './bnn';
 export { train, evaluate, learningRate, saveTrainingCheckpoint, readTrainingCheckpoint } from './train';
 export type { TrainOptions, TrainResult, StepLog, EpochLog } from './train';
+export { initDistributed, distributedAvailability, deviceForRank, ProcessGroup } from './distributed';
+export type { InitDistributedOptions, DistributedAvailability, DistributedBackend, ReduceOp } from './distributed';
+export type { DistributedTrainOptions, WeightPaths } from './data-parallel';
+export { launch } from './launch';
+export type { LaunchOptions, LaunchResult, WorkerExit } from './launch';

@@ -101,6 +101,28 @@ export interface NativeBinding {
     dispose(): void;
   };
   SdeBnn: new (config: Record<string, unknown>) => NativeSdeBnn;
+  /** native/addon/distributed.cc */
+  distributedAvailability(): { gloo: boolean; nccl: boolean; glooMissing: string; ncclMissing: string };
+  trainStreamState(seed: number): Tensor;
+  ProcessGroup: new () => {
+    init(options: {
+      backend: 'gloo' | 'nccl';
+      rank: number;
+      worldSize: number;
+      localRank: number;
+      masterAddr: string;
+      masterPort: number;
+      timeoutMs: number;
+      interface: string;
+    }): Promise<void>;
+    allReduce(tensor: Tensor, op: 'sum' | 'mean' | 'min' | 'max'): Promise<void>;
+    broadcast(tensor: Tensor, root: number): Promise<void>;
+    barrier(): Promise<void>;
+    attachGradients(model: NativeSdeBnn, bucketBytes: number): void;
+    detachGradients(model: NativeSdeBnn): void;
+    stats(): { collectives: number; seconds: number };
+    destroy(): void;
+  };
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

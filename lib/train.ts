@@ -6,6 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { saveCheckpoint, loadCheckpoint, type CheckpointTensor } from './checkpoint';
+import { DataParallel, resolveDistributedTrainOptions, type DistributedTrainOptions } from './data-parallel';
+import type { ProcessGroup } from './distributed';
 import { MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
 import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
 import type { SdeBnn, BnnTrainStepResult as TrainStepResult } from './bnn';
@@ -54,6 +56,14 @@ export interface TrainOptions {
   onEpoch?: (epoch: EpochLog) => void;
   /** Transforms each training batch's inputs ([size, ...inputShape]) before the step, e.g. CIFAR crops and flips. */
   augment?: (inputs: Float32Array, shape: number[]) => Float32Array;
+  /**
+   * Data-parallel training (every rank calls train with the same model config and options):
+   * batchSize is the global batch, split evenly between the ranks; rank 0's state and position
+   * start every rank; gradients are averaged in each step; rank 0 alone writes the checkpoint and
+   * the log and shows the progress bar; at each checkpoint all ranks prove they hold identical
+   * parameters. onStep sees each rank's own shard, onEpoch the means over the ranks.
+   */
+  distributed?: DistributedTrainOptions;
 }
 
 export interface StepLog extends StepResult {
@@ -92,7 +102,7 @@ export interface TrainResult {
 const TRAIN_KEYS = [
   'epochs', 'batchSize', 'lr', 'lrSchedule', 'lrMin', 'warmupSteps', 'beta', 'betaWarmupSteps', 'seed', 'timeLimit',
   'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'checkpointEvery', 'resume', 'progress', 'onStep', 'onEpoch',
-  'augment',
+  'augment', 'distributed',
 ] as const;
 
 // lr and beta default to the model's own config, so that a model configured with them trains with them.
@@ -122,6 +132,7 @@ function trainOptions(options: unknown, config: { optimizer: { lr: number }; bet
     onStep: o.onStep === undefined ? undefined : expectFunction<(s: StepLog) => void>(o.onStep, 'options.onStep'),
     onEpoch: o.onEpoch === undefined ? undefined : expectFunction<(e: EpochLog) => void>(o.onEpoch, 'options.onEpoch'),
     augment: o.augment === undefined ? undefined : expectFunction<(x: Float32Array, shape: number[]) => Float32Array>(o.augment, 'options.augment'),
+    distributed: o.distributed === undefined ? undefined : resolveDistributedTrainOptions(o.distributed, 'options.distributed'),
   };
 }
 
@@ -200,36 +211,53 @@ class ProgressBar {
 export async function evaluate(
   model: SdeBnn,
   dataset: Dataset,
-  options: { samples?: number; batchSize?: number; ema?: boolean; seed?: number } = {},
+  options: { samples?: number; batchSize?: number; ema?: boolean; seed?: number; distributed?: { group: ProcessGroup } } = {},
 ): Promise<ClassificationMetrics | RegressionMetrics> {
   const samples = optional(options.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
   const batchSize = optional(options.batchSize, 500, (v) => expectPositiveInteger(v, 'options.batchSize'));
   const ema = optional(options.ema, false, (v) => expectBoolean(v, 'options.ema'));
   const seed = optional(options.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1));
+  // Data-parallel: rank r predicts batches r, r + worldSize, ...; an all-reduce gathers them (the
+  // others' rows are zeros), so every rank gets the single-process metrics.
+  const group = options.distributed === undefined ? undefined : resolveDistributedTrainOptions(options.distributed, 'options.distributed').group;
+  const mine = (start: number) => !group || (start / batchSize) % group.worldSize === group.rank;
   const per = dataset.inputShape.reduce((a, b) => a * b, 1);
   const n = dataset.length;
   if (model.config.likelihood === 'categorical') {
     const classes = model.config.classes;
     const probs = new Float64Array(n * classes);
     for (let start = 0; start < n; start += batchSize) {
+      if (!mine(start)) continue;
       const size = Math.min(batchSize, n - start);
       // A private Brownian stream per batch: evaluation neither depends on nor disturbs training.
       const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
       if (out.kind !== 'categorical') throw new Error('expected class probabilities');
       probs.set(out.probs, start * classes);
     }
+    if (group) await group.allReduce({ data: probs, shape: [n, classes] });
     return classificationMetrics({ data: probs, shape: [n, classes] }, dataset.targets as Uint8Array);
   }
-  const outputs = new Float64Array(samples * n);
-  let noiseStd = 0;
+  const outputs = new Float64Array(samples * n + 1); // and the noise scale, from rank 0's first batch
   for (let start = 0; start < n; start += batchSize) {
+    if (!mine(start)) continue;
     const size = Math.min(batchSize, n - start);
     const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
     if (out.kind !== 'regression') throw new Error('expected regression samples');
     for (let s = 0; s < samples; s++) for (let i = 0; i < size; i++) outputs[s * n + start + i] = out.samples[s * size + i]!;
-    noiseStd = out.noiseScale;
+    if (start === 0) outputs[samples * n] = out.noiseScale;
   }
-  return regressionMetrics({ data: outputs, shape: [samples, n] }, dataset.targets as Float32Array, { noiseStd });
+  if (group) await group.allReduce({ data: outputs, shape: [outputs.length] });
+  return regressionMetrics({ data: outputs.subarray(0, samples * n), shape: [samples, n] }, dataset.targets as Float32Array, { noiseStd: outputs[samples * n]! });
+}
+
+/** What every rank of a data-parallel run must share: the model, the data's shape, the schedule. */
+function runFingerprint(model: SdeBnn, data: { train: Dataset; test?: Dataset }, o: ReturnType<typeof trainOptions>): object {
+  const { epochs, batchSize, lr, lrSchedule, lrMin, warmupSteps, beta, betaWarmupSteps, seed, timeLimit, evalEachEpoch, evalSamples, evalBatchSize, evalEma, checkpointEvery } = o;
+  return {
+    config: { ...model.config, device: undefined }, // one GPU per rank
+    data: { train: [data.train.length, ...data.train.inputShape], test: data.test?.length ?? 0 },
+    options: { epochs, batchSize, lr, lrSchedule, lrMin, warmupSteps, beta, betaWarmupSteps, seed, timeLimit, evalEachEpoch, evalSamples, evalBatchSize, evalEma, checkpointEvery, augment: Boolean(o.augment), weightPaths: o.distributed?.weightPaths },
+  };
 }
 
 /**
@@ -238,22 +266,36 @@ export async function evaluate(
  */
 export async function train(model: SdeBnn, data: { train: Dataset; test?: Dataset }, options: TrainOptions = {}): Promise<TrainResult> {
   const o = trainOptions(options, model.config);
-  const iterator = new MinibatchIterator(data.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true });
+  const dist = o.distributed;
+  if (dist && o.batchSize % dist.group.worldSize !== 0) {
+    throw new RangeError(`Expected options.batchSize (the global batch) to be a multiple of the world size ${dist.group.worldSize} but received ${o.batchSize}`);
+  }
+  const shard = dist ? { shard: { rank: dist.group.rank, count: dist.group.worldSize } } : {};
+  const iterator = new MinibatchIterator(data.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, ...shard });
   const totalSteps = o.epochs * iterator.batchesPerEpoch;
   let startEpoch = 0;
   let step = 0;
-  if (o.resume && o.checkpointFile && fs.existsSync(o.checkpointFile)) {
+  const lead = !dist || dist.group.rank === 0; // writes the checkpoint and the log, shows the progress bar
+  if (lead && o.resume && o.checkpointFile && fs.existsSync(o.checkpointFile)) {
     const saved = readTrainingCheckpoint(o.checkpointFile);
     model.setState(saved.state);
     startEpoch = saved.epoch;
     step = saved.step;
     if (saved.iterator) iterator.setState(saved.iterator);
   }
-  if (o.logFile) fs.mkdirSync(path.dirname(path.resolve(o.logFile)), { recursive: true });
+  // Data-parallel: every rank continues from rank 0's state and position (lib/data-parallel.ts).
+  let parallel: DataParallel | undefined;
+  if (dist) {
+    const joined = await DataParallel.start(model, dist, { epoch: startEpoch, step, iterator: iterator.getState() }, runFingerprint(model, data, o));
+    ({ parallel } = joined);
+    ({ epoch: startEpoch, step } = joined.position);
+    iterator.setState(joined.position.iterator);
+  }
+  if (o.logFile && lead) fs.mkdirSync(path.dirname(path.resolve(o.logFile)), { recursive: true });
   const log = (entry: object) => {
-    if (o.logFile) fs.appendFileSync(o.logFile, `${JSON.stringify(entry)}\n`);
+    if (o.logFile && lead) fs.appendFileSync(o.logFile, `${JSON.stringify(entry)}\n`);
   };
-  const bar = new ProgressBar(o.progress);
+  const bar = new ProgressBar(o.progress && lead);
   const started = Date.now();
   let trainSeconds = 0; // stepping time only: the time limit does not count evaluation
   const epochs: EpochLog[] = [];
@@ -266,8 +308,10 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
       const beta = o.betaWarmupSteps > 0 ? (o.beta * Math.min(1, (step + 1) / o.betaWarmupSteps)) : o.beta;
       const stepStart = Date.now();
       const inputs = o.augment ? o.augment(batch.inputs, batch.shape) : batch.inputs;
-      const result = await model.trainStep(inputs, batch.targets, { lr, beta });
+      const trainStep = () => model.trainStep(inputs, batch.targets, { lr, beta });
+      const result = await (parallel ? parallel.step(trainStep) : trainStep()); // averages the gradients over the ranks
       trainSeconds += (Date.now() - stepStart) / 1000;
+      if (parallel && Number.isFinite(o.timeLimit)) trainSeconds = await parallel.agreedSeconds(trainSeconds);
       if (!Number.isFinite(result.loss)) {
         throw new RangeError(`Training diverged at step ${step} (loss ${result.loss}); lower lr, raise batchSize or lower the diffusion sigma`);
       }
@@ -293,6 +337,7 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
       }
     }
     bar.done();
+    if (parallel) await parallel.average(sums);
     const n = Math.max(1, sums.steps);
     const epochLog: EpochLog = {
       type: 'epoch',
@@ -306,12 +351,17 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
       seconds: (Date.now() - epochStart) / 1000,
     };
     const last = stoppedEarly || epoch + 1 === o.epochs;
-    if (data.test && (o.evalEachEpoch || last)) epochLog.test = await evaluate(model, data.test, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma });
+    if (data.test && (o.evalEachEpoch || last)) {
+      epochLog.test = await evaluate(model, data.test, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
+    }
     epochs.push(epochLog);
     log(epochLog);
     // Saved before the callback, so an interruption there loses nothing. A run stopped mid-epoch
     // resumes inside that epoch, where the iterator left off.
-    if (o.checkpointFile && (last || (epoch + 1) % o.checkpointEvery === 0)) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
+    if (last || (epoch + 1) % o.checkpointEvery === 0) {
+      await parallel?.verifyIdentical(step);
+      if (o.checkpointFile && lead) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
+    }
     o.onEpoch?.(epochLog);
   }
   return { epochs, steps: step, seconds: (Date.now() - started) / 1000, trainSeconds, test: epochs.at(-1)?.test, stoppedEarly };

@@ -27,12 +27,29 @@ have_torch || need_apt+=(libtorch-dev)
 if command -v dpkg >/dev/null 2>&1 && [ -z "${LIBTORCH:-}" ] && [ "${SDEBNN_TORCH_FROM_PYTHON:-}" != "1" ]; then
   dpkg -s libopenblas0-openmp >/dev/null 2>&1 || dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need_apt+=(libopenblas0-openmp)
 fi
+# Distributed training (Gloo on CPU): Debian's LibTorch exports c10d's Gloo process group but
+# ships without gloo's headers; libgloo-dev holds them (the same version as its libgloo0). A
+# LibTorch of its own (LIBTORCH, a PyTorch) brings NCCL on CUDA instead, or nothing. Optional:
+# without it everything but Gloo builds (initDistributed then says what is missing).
+optional_apt=()
+if command -v dpkg >/dev/null 2>&1 && [ -z "${LIBTORCH:-}" ] && [ "${SDEBNN_TORCH_FROM_PYTHON:-}" != "1" ]; then
+  dpkg -s libgloo-dev >/dev/null 2>&1 || optional_apt+=(libgloo-dev)
+fi
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v ninja >/dev/null 2>&1 || need_apt+=(ninja-build)
 
+can_apt=0
+command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && can_apt=1
+if [ ${#optional_apt[@]} -gt 0 ]; then
+  if [ $can_apt = 1 ]; then
+    need_apt+=("${optional_apt[@]}")
+  else
+    echo "setup: ${optional_apt[*]} is missing: distributed training with Gloo will be unavailable (as root: apt-get install -y ${optional_apt[*]})" >&2
+  fi
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  if [ $can_apt = 1 ]; then
     echo "setup: installing ${need_apt[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

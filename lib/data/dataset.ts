@@ -16,6 +16,7 @@ import {
   expectInteger,
   expectKnownKeys,
   expectObject,
+  expectOptionalObject,
   optional,
 } from '../validate';
 
@@ -168,7 +169,7 @@ export interface Batch<T extends Targets = Targets> {
   targets: T;
   /** [size, ...inputShape]. */
   shape: number[];
-  /** Number of examples in this batch (batchSize, or fewer for a kept last batch). */
+  /** Number of examples in this batch (batchSize, or fewer for a kept last batch or a shard). */
   size: number;
   /** The dataset indices of the examples. Overwritten by the next batch. */
   indices: Uint32Array;
@@ -185,6 +186,13 @@ export interface MinibatchOptions {
   seed?: number;
   /** Drop a last batch smaller than batchSize (default false: keep it). */
   dropLast?: boolean;
+  /**
+   * Data-parallel training: this process's share of every batch. Batches are drawn as without it
+   * (the same permutation, batchSize examples each), and each yields only rows
+   * [floor(rank * size / count), floor((rank + 1) * size / count)) of them (none, for a kept last
+   * batch of fewer than `count` examples).
+   */
+  shard?: { rank: number; count: number };
 }
 
 export interface MinibatchState {
@@ -210,6 +218,7 @@ export class MinibatchIterator<T extends Targets = Targets> {
   readonly batchSize: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
+  readonly shard: { rank: number; count: number };
   private readonly rng: Random;
   private epochStart: RandomState;
   private order: Uint32Array;
@@ -224,12 +233,16 @@ export class MinibatchIterator<T extends Targets = Targets> {
 
   constructor(dataset: Dataset<T>, options: MinibatchOptions) {
     const opts = expectObject(options, 'options');
-    expectKnownKeys(opts, 'options', ['batchSize', 'shuffle', 'seed', 'dropLast']);
+    expectKnownKeys(opts, 'options', ['batchSize', 'shuffle', 'seed', 'dropLast', 'shard']);
     this.dataset = checkDataset(dataset);
     this.batchSize = expectInteger(opts.batchSize, 'options.batchSize', 1);
     this.shuffle = optional(opts.shuffle, true, (v) => expectBoolean(v, 'options.shuffle'));
     this.dropLast = optional(opts.dropLast, false, (v) => expectBoolean(v, 'options.dropLast'));
     const seed = optional(opts.seed, 0, (v) => expectInteger(v, 'options.seed', 0, Number.MAX_SAFE_INTEGER));
+    const shard = expectOptionalObject(opts.shard, 'options.shard');
+    expectKnownKeys(shard, 'options.shard', ['rank', 'count']);
+    const count = optional(shard.count, 1, (v) => expectInteger(v, 'options.shard.count', 1, this.batchSize));
+    this.shard = { rank: optional(shard.rank, 0, (v) => expectInteger(v, 'options.shard.rank', 0, count - 1)), count };
     this.rng = new Random(seed);
     this.epochStart = this.rng.getState();
     this.order = new Uint32Array(dataset.length);
@@ -265,8 +278,10 @@ export class MinibatchIterator<T extends Targets = Targets> {
     const total = this.batchesPerEpoch;
     while (this.position < total) {
       const index = this.position;
-      const start = index * batchSize;
-      const size = Math.min(batchSize, dataset.length - start);
+      const whole = Math.min(batchSize, dataset.length - index * batchSize);
+      const first = Math.floor((this.shard.rank * whole) / this.shard.count);
+      const start = index * batchSize + first;
+      const size = Math.floor(((this.shard.rank + 1) * whole) / this.shard.count) - first;
       const indices = this.indexBuffer.subarray(0, size);
       const inputs = this.inputBuffer.subarray(0, size * inSize);
       const targets = this.targetBuffer.subarray(0, size * tSize) as T;

@@ -12,6 +12,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   addon::register_brownian(env, exports);
   addon::register_sdeint(env, exports);
   addon::register_bnn(env, exports);
+  addon::register_distributed(env, exports);
   return exports;
 }
 }  // namespace

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 
+#include "bnn.h"
 #include "bnn/model.h"
 #include "common.h"
 #include "registry.h"
@@ -15,6 +16,9 @@
 
 namespace addon {
 namespace {
+
+// Marks our instances, so share_idle_bnn_model never reinterprets a foreign object.
+constexpr napi_type_tag kBnnTag = {0x5d3b9e0c2a714f68ULL, 0xb1c4e7f02d9a3856ULL};
 
 // The config lib/bnn.ts resolved (nativeConfig): every field is required.
 bnn::BnnConfig read_config(const Napi::Object& o) {
@@ -128,6 +132,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   explicit BnnHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BnnHandle>(info) {
     guarded(info.Env(), [&]() -> Napi::Value {
       model_ = std::make_shared<bnn::BnnModel>(read_config(info[0].As<Napi::Object>()));
+      info.This().As<Napi::Object>().TypeTag(&kBnnTag);
       return info.Env().Undefined();
     });
   }
@@ -322,9 +327,21 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
 
   std::shared_ptr<bnn::BnnModel> model_;
   std::shared_ptr<std::atomic<bool>> busy_ = std::make_shared<std::atomic<bool>>(false);
+
+  friend std::shared_ptr<bnn::BnnModel> addon::share_idle_bnn_model(Napi::Value value);
 };
 
 }  // namespace
+
+std::shared_ptr<bnn::BnnModel> share_idle_bnn_model(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kBnnTag)) {
+    throw make_error(env, "ERR_INVALID_ARGUMENT", "expected a native SdeBnn");
+  }
+  BnnHandle* handle = BnnHandle::Unwrap(value.As<Napi::Object>());
+  handle->check_idle(env);
+  return handle->model(env);
+}
 
 void register_bnn(Napi::Env env, Napi::Object exports) { exports.Set("SdeBnn", BnnHandle::define(env)); }
 

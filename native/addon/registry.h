@@ -8,4 +8,5 @@ void register_core(Napi::Env env, Napi::Object exports);
 void register_brownian(Napi::Env env, Napi::Object exports);
 void register_sdeint(Napi::Env env, Napi::Object exports);
 void register_bnn(Napi::Env env, Napi::Object exports);
+void register_distributed(Napi::Env env, Napi::Object exports);
 }  // namespace addon

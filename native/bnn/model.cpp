@@ -345,6 +345,10 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
   r.nfe_backward = o.nfe_backward;
   r.steps = o.steps;
   r.t_end = o.t_end;
+  if (gradient_hook_) {
+    at::NoGradGuard no_grad;
+    gradient_hook_(params_);
+  }
   r.grad_norm = optimizer_->step(lr);
   return r;
 }

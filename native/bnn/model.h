@@ -6,6 +6,7 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,12 @@ class BnnModel {
   // x: [B, ...input_shape] (any float dtype, any device: moved to the model's);
   // y: class indices [B] (categorical) or targets [B, outputs].
   StepResult train_step(const at::Tensor& x, const at::Tensor& y, double lr, double beta);
+  // Called by train_step with every parameter once the gradients exist (in .grad), before
+  // clipping, Adam and the EMA: data-parallel training averages them across processes here. If it
+  // throws, the step throws and the parameters are unchanged. Empty (the default): none.
+  using GradientHook = std::function<void(const NamedTensors& params)>;
+  void set_gradient_hook(GradientHook hook) { gradient_hook_ = std::move(hook); }
+
   // Gradients of the loss (or the KL alone) without an update; seed: a private Brownian stream.
   GradientsResult gradients(const at::Tensor& x, const at::Tensor& y, double beta, Objective objective,
                             std::optional<uint64_t> seed);
@@ -115,6 +122,7 @@ class BnnModel {
   NamedTensors params_;  // every trainable leaf, in state order
   std::unique_ptr<Optimizer> optimizer_;
   at::Generator train_gen_, eval_gen_;
+  GradientHook gradient_hook_;
 };
 
 }  // namespace bnn
