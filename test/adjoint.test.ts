@@ -82,6 +82,18 @@ describe('adjoint against backprop on the same Brownian path', () => {
   });
 });
 
+// A neural SDE with a hand-written diffusion (scaled_tanh, or constant for additive noise), solved
+// with gradients through ts with 20 steps: the kernels' routes against each other.
+const solve = (kernels: 'fast' | 'fused' | 'autograd', dtype: 'float32' | 'float64', activation: 'tanh' | 'softplus' | 'relu' | 'sigmoid', additive: boolean, sdeType: 'ito' | 'stratonovich', options: object) => {
+  const sde = new SDE({
+    type: 'neural', d: D, noiseType: additive ? 'additive' : 'diagonal', sdeType, dtype, kernels, seed: 5,
+    drift: { hidden: [16, 8], activation, timeInput: true },
+    diffusion: additive ? { kind: 'constant', init: 0.3 } : { kind: 'scaled_tanh', init: 0.4, offset: 0.2 },
+  });
+  const cast = (t: { data: Float64Array; shape: number[] }) => ({ data: dtype === 'float32' ? Float32Array.from(t.data) : t.data, shape: t.shape });
+  return sdeintGradients(sde, cast(y0), ts, cast(gradYs), { ...options, dt: 1 / 20, seed: 4 });
+};
+
 describe("the neural SDE's hand-written kernels against autograd", () => {
   // kernels 'fused' (one graph node per step, no autograd in the adjoint) against 'autograd', on
   // the same Brownian path: equal to round-off in float64 (1e-10) and float32 (1e-5), for every
@@ -93,15 +105,6 @@ describe("the neural SDE's hand-written kernels against autograd", () => {
     ['euler_heun adjoint', 'stratonovich', { method: 'euler_heun', adjoint: true, adjointMethod: 'euler_heun' }],
     ['reversible Heun adjoint', 'stratonovich', { method: 'reversible_heun', adjoint: true, adjointMethod: 'reversible_heun' }],
   ] as const;
-  const solve = (kernels: 'fused' | 'autograd', dtype: 'float32' | 'float64', activation: 'tanh' | 'softplus' | 'relu' | 'sigmoid', additive: boolean, sdeType: 'ito' | 'stratonovich', options: object) => {
-    const sde = new SDE({
-      type: 'neural', d: D, noiseType: additive ? 'additive' : 'diagonal', sdeType, dtype, kernels, seed: 5,
-      drift: { hidden: [16, 8], activation, timeInput: true },
-      diffusion: additive ? { kind: 'constant', init: 0.3 } : { kind: 'scaled_tanh', init: 0.4, offset: 0.2 },
-    });
-    const cast = (t: { data: Float64Array; shape: number[] }) => ({ data: dtype === 'float32' ? Float32Array.from(t.data) : t.data, shape: t.shape });
-    return sdeintGradients(sde, cast(y0), ts, cast(gradYs), { ...options, dt: 1 / 20, seed: 4 });
-  };
   it.each(['float64', 'float32'] as const)('%s: every route, activation and diffusion', async (dtype) => {
     const tolerance = dtype === 'float64' ? 1e-10 : 1e-5;
     for (const [name, sdeType, options] of routes) {
@@ -125,15 +128,6 @@ describe("the neural SDE's hand-written kernels against autograd", () => {
 describe("the neural SDE's buffered route (kernels 'fast') against autograd", () => {
   // Fixed-step Euler on CPU: backprop runs the buffered solver's reverse sweep, and for additive
   // noise the Euler adjoint too; equal to autograd's to round-off, through two output times.
-  const solve = (kernels: 'fast' | 'fused' | 'autograd', dtype: 'float32' | 'float64', activation: 'tanh' | 'softplus' | 'relu' | 'sigmoid', additive: boolean, options: object) => {
-    const sde = new SDE({
-      type: 'neural', d: D, noiseType: additive ? 'additive' : 'diagonal', dtype, kernels, seed: 5,
-      drift: { hidden: [16, 8], activation, timeInput: true },
-      diffusion: additive ? { kind: 'constant', init: 0.3 } : { kind: 'scaled_tanh', init: 0.4, offset: 0.2 },
-    });
-    const cast = (t: { data: Float64Array; shape: number[] }) => ({ data: dtype === 'float32' ? Float32Array.from(t.data) : t.data, shape: t.shape });
-    return sdeintGradients(sde, cast(y0), ts, cast(gradYs), { ...options, dt: 1 / 20, seed: 4 });
-  };
   it.each(['float64', 'float32'] as const)('%s: euler backprop (both diffusions), the euler adjoint of additive noise', async (dtype) => {
     const tolerance = dtype === 'float64' ? 1e-10 : 1e-5;
     const cases = [
@@ -143,8 +137,8 @@ describe("the neural SDE's buffered route (kernels 'fast') against autograd", ()
     ] as const;
     for (const [additive, options] of cases) {
       for (const activation of ['tanh', 'softplus', 'relu', 'sigmoid'] as const) {
-        const fast = await solve('fast', dtype, activation, additive, options);
-        const reference = await solve('autograd', dtype, activation, additive, options);
+        const fast = await solve('fast', dtype, activation, additive, 'ito', options);
+        const reference = await solve('autograd', dtype, activation, additive, 'ito', options);
         const label = `${JSON.stringify(options)}, ${activation}, ${additive ? 'constant' : 'scaled_tanh'}`;
         expect(fast.route, label).toBe('buffered');
         expect(reference.route, label).toBe('autograd');
@@ -155,7 +149,7 @@ describe("the neural SDE's buffered route (kernels 'fast') against autograd", ()
       }
     }
     // other methods and the adjoint of diagonal noise keep the general solver with the fused kernels
-    const midpoint = await solve('fast', dtype, 'tanh', false, { method: 'euler', adjoint: true, adjointMethod: 'midpoint' });
+    const midpoint = await solve('fast', dtype, 'tanh', false, 'ito', { method: 'euler', adjoint: true, adjointMethod: 'midpoint' });
     expect(midpoint.route).toBe('fused');
   });
 

@@ -76,7 +76,8 @@ bnn::BnnConfig read_config(const Napi::Object& o) {
   return c;
 }
 
-// {data, shape} with data a Float32Array, Float64Array, Int32Array or Uint8Array (class labels),
+// {data, shape} with data a Float32Array, Float64Array, Int32Array or Uint8Array (class labels)
+// (common.cc's tensor_from_js, widened to the label types: the same typed-array switch),
 // viewed without a copy.
 at::Tensor numeric_from_js(const Napi::Value& value, const std::string& field) {
   Napi::Env env = value.Env();
@@ -119,6 +120,9 @@ Napi::Object named_to_js(Napi::Env env, const bnn::NamedTensors& named) {
   return out;
 }
 
+// The addon's handle classes (this, sdeint.cc's SDE, distributed.cc's process group) share
+// node-addon-api's shape: DefineClass, guarded bodies, dispose after check_idle. Each asynchronous
+// method reads its arguments, marks the model busy and queues a Task: the same steps, other work.
 class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
  public:
   static Napi::Function define(Napi::Env env) {

@@ -13,6 +13,7 @@
 namespace addon {
 namespace {
 
+// A struct to an object, field by field (as distributed.cc's availability()).
 Napi::Value backend(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     const sde::BackendInfo b = sde::backend_info();

@@ -13,11 +13,6 @@ namespace bnn {
 namespace {
 
 template <typename T>
-T* ptr(const at::Tensor& t) {
-  return t.data_ptr<T>();
-}
-
-template <typename T>
 class BlockSystem final : public sde::BufferedSystem<T> {
   using Mlp = sde::MlpKernel<T>;
 
@@ -59,7 +54,7 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 
   void vjp(int64_t slot, int64_t step, double t, double dt, const T* dW, T* a) override {
     const T* w = hyper_->input(slot, 0);  // [w, t]
-    T* v = ptr<T>(work_);
+    T* v = work_.data_ptr<T>();
     T* dh = v + L_.nh;
     for (int64_t i = 0; i < L_.nh; ++i) v[i] = static_cast<T>(dt) * a[i];
     T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
@@ -69,7 +64,7 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 
   void increment_vjp(int64_t step, double t, double dt, const T* z, const T* dW, T* F, T* a) override {
     const T* g = hyper(0, t, z + L_.nh);
-    T* v = ptr<T>(work_);
+    T* v = work_.data_ptr<T>();
     T* dh = v + L_.nh;
     T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
     for (int64_t i = 0; i < L_.nh; ++i) v[i] = static_cast<T>(dt) * a[i];
@@ -79,7 +74,7 @@ class BlockSystem final : public sde::BufferedSystem<T> {
     const sde::MlpShape& shape = sde_.hypernet().shape();
     for (int64_t j = 0; j < shape.layers(); ++j) {
       const int64_t in = hyper_->input_size(j);
-      std::memcpy(ptr<T>(inputs_[j]) + step * in, hyper_->input(0, j), sizeof(T) * in);
+      std::memcpy(inputs_[j].data_ptr<T>() + step * in, hyper_->input(0, j), sizeof(T) * in);
     }
   }
 
@@ -117,7 +112,7 @@ class BlockSystem final : public sde::BufferedSystem<T> {
   // (fmc: to the parameters and w; stl: to w only).
   void finish_vjp(int64_t slot, int64_t step, double t, double dt, const T* dW, const T* g, T* a) {
     const int64_t nh = L_.nh, wd = L_.w_dim;
-    T* v = ptr<T>(work_);
+    T* v = work_.data_ptr<T>();
     T* dh = v + nh;
     T* vp = dh + nh;
     T* vx = vp + wd;
@@ -134,7 +129,7 @@ class BlockSystem final : public sde::BufferedSystem<T> {
     }
     typename Mlp::Grads bank;
     bank.mode = Mlp::Grads::Mode::Rows;
-    for (size_t j = 0; j < rows_.size(); ++j) bank.rows.push_back(ptr<T>(rows_[j]) + step * rows_[j].size(1));
+    for (size_t j = 0; j < rows_.size(); ++j) bank.rows.push_back(rows_[j].data_ptr<T>() + step * rows_[j].size(1));
     hyper_->vjp(weights_, slot, t, vp, dw_hyp, bank);
     if (estimator_ == Estimator::Stl) {
       for (int64_t i = 0; i < wd; ++i) vx[i] = c_db * dW[i];

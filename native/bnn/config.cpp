@@ -4,6 +4,7 @@
 
 namespace bnn {
 
+// Names and enums: one small table per enum, the same shape as parse_method and the others (by design).
 Kind parse_kind(const std::string& name) {
   if (name == "mlp") return Kind::Mlp;
   if (name == "conv") return Kind::Conv;

@@ -54,7 +54,7 @@ double head_nll(Likelihood lik, double scale, const T* h, int64_t batch, int64_t
 
 }  // namespace
 
-BnnModel::Outcome BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, double beta,
+LossResult BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, double beta,
                                    Objective objective, bool check_finite) {
   at::NoGradGuard no_grad;
   const BnnConfig& c = config_;
@@ -63,7 +63,7 @@ BnnModel::Outcome BnnModel::direct(const at::Tensor& xin, const at::Tensor& targ
   at::Tensor h = xin;
   if (c.aug > 0) h = at::cat({h, at::zeros({batch, c.aug}, h.options())}, 1);
   std::vector<std::shared_ptr<BlockRun>> runs;
-  Outcome r;
+  LossResult r;
   r.t_end = 1e300;
   at::Tensor y1;
   for (auto& block : blocks_) {

@@ -305,7 +305,7 @@ void BnnModel::zero_grad() {
   for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
 }
 
-BnnModel::Outcome BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, double beta,
+LossResult BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, double beta,
                                                Objective objective, bool check_finite) {
   const ModelRoute plan = route(true);
   if (!plan.graph) return direct(xin, target, gen, beta, objective, check_finite);
@@ -314,7 +314,7 @@ BnnModel::Outcome BnnModel::loss_and_gradients(const at::Tensor& xin, const at::
   const at::Tensor nll_t = nll(f.out, target);
   const at::Tensor kl_t = f.kl_path + f.kl_w0;
   const at::Tensor total = nll_t + kl_t * (beta / config_.n_train);
-  Outcome o;
+  LossResult o;
   o.loss = total.item<double>();
   o.nll = nll_t.item<double>();
   o.kl = kl_t.item<double>();
@@ -334,17 +334,8 @@ StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double
   const at::Tensor xin = prepare_input(x);
   const at::Tensor target = prepare_target(y, xin.size(0));
   zero_grad();
-  const Outcome o = loss_and_gradients(xin, target, train_gen_, beta, Objective::Loss, true);
   StepResult r;
-  r.loss = o.loss;
-  r.nll = o.nll;
-  r.kl = o.kl;
-  r.kl_w0 = o.kl_w0;
-  r.accuracy = o.accuracy;
-  r.nfe = o.nfe;
-  r.nfe_backward = o.nfe_backward;
-  r.steps = o.steps;
-  r.t_end = o.t_end;
+  static_cast<LossResult&>(r) = loss_and_gradients(xin, target, train_gen_, beta, Objective::Loss, true);
   if (gradient_hook_) {
     at::NoGradGuard no_grad;
     gradient_hook_(params_);
@@ -359,7 +350,7 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
   const at::Tensor target = prepare_target(y, xin.size(0));
   zero_grad();
   at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
-  const Outcome o = loss_and_gradients(xin, target, seed ? local : train_gen_, beta, objective, false);
+  const LossResult o = loss_and_gradients(xin, target, seed ? local : train_gen_, beta, objective, false);
   GradientsResult r;
   r.loss = o.loss;
   r.nll = o.nll;

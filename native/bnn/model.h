@@ -23,12 +23,16 @@ namespace bnn {
 
 struct BlockRun;
 
-struct StepResult {
+// What a call's loss and gradients come to, whichever route computed them.
+struct LossResult {
   double loss = 0, nll = 0, kl = 0, kl_w0 = 0;
   double accuracy = -1;  // categorical only; -1 otherwise
-  double grad_norm = 0;  // before clipping
   int64_t nfe = 0, nfe_backward = 0, steps = 0;
   double t_end = 0;  // the time every block's forward solve reached (the minimum over blocks)
+};
+
+struct StepResult : LossResult {
+  double grad_norm = 0;  // before clipping
 };
 
 struct GradientsResult {
@@ -91,24 +95,18 @@ class BnnModel {
     sde::BufferPool pool;  // the buffered route's buffers, kept from step to step
   };
   struct Forward;
-  // What a call's loss and gradients come to, whichever way they were computed.
-  struct Outcome {
-    double loss = 0, nll = 0, kl = 0, kl_w0 = 0, accuracy = -1;
-    int64_t nfe = 0, nfe_backward = 0, steps = 0;
-    double t_end = 0;
-  };
 
   // The forward pass, every block by `route`; with `graph` differentiable (a training call).
   Forward forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
                   std::vector<BlockDiagnostics>* diagnostics);
   // The loss and its gradients (left in the parameters' .grad) by the route of a gradient call.
   // check_finite: throw ERR_NUMERICAL, before any gradient, when the loss is not finite.
-  Outcome loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
+  LossResult loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
                              bool check_finite);
   // The direct route (direct.cpp): the buffered solves, the head (the last coordinates of h_1),
   // the likelihood and the KL term with their gradients by hand; no autograd graph. It draws from
   // `gen` exactly as forward() does.
-  Outcome direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
+  LossResult direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
                  bool check_finite);
   at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
   at::Tensor prepare_input(const at::Tensor& x) const;

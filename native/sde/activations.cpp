@@ -12,6 +12,7 @@
 
 namespace sde {
 
+// Names and enums: one small table per enum, the same shape as parse_method and the others (by design).
 Activation parse_activation(const std::string& name) {
   if (name == "tanh") return Activation::Tanh;
   if (name == "softplus") return Activation::Softplus;

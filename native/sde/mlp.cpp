@@ -107,10 +107,6 @@ at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& c
 
 namespace {
 template <typename T>
-T* ptr(const at::Tensor& t) {
-  return t.data_ptr<T>();
-}
-template <typename T>
 at::Tensor wrap(const T* p, at::IntArrayRef shape, at::IntArrayRef strides) {
   return at::from_blob(const_cast<T*>(p), shape, strides, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
 }
@@ -132,8 +128,8 @@ template <typename T>
 typename MlpKernel<T>::Weights MlpKernel<T>::weights(const std::vector<at::Tensor>& params) {
   Weights w;
   for (size_t j = 0; j + 1 < params.size(); j += 2) {
-    w.W.push_back(ptr<T>(params[j]));
-    w.b.push_back(ptr<T>(params[j + 1]));
+    w.W.push_back(params[j].data_ptr<T>());
+    w.b.push_back((params[j + 1]).data_ptr<T>());
   }
   return w;
 }
@@ -162,7 +158,7 @@ MlpKernel<T>::MlpKernel(const MlpShape& shape, int64_t batch, int64_t slots, Buf
   }
   widest_matrix = std::max(widest_matrix, widest);
   scratch_ = pool.get({2 * batch * widest + widest_matrix + widest}, options);
-  cur_ = ptr<T>(scratch_);
+  cur_ = scratch_.data_ptr<T>();
   next_ = cur_ + batch * widest;
   wt_ = next_ + batch * widest;
   bias_ = wt_ + widest_matrix;
@@ -175,7 +171,7 @@ int64_t MlpKernel<T>::input_size(int64_t j) const {
 
 template <typename T>
 const T* MlpKernel<T>::input(int64_t slot, int64_t j) const {
-  return ptr<T>(inputs_[j]) + slot * input_size(j);
+  return inputs_[j].data_ptr<T>() + slot * input_size(j);
 }
 
 template <typename T>
@@ -219,7 +215,7 @@ void MlpKernel<T>::forward(const Weights& w, int64_t slot, double t, const T* x,
     layer(w, j, t, input(slot, j), z);
     if (j + 1 == n) break;
     T* next = const_cast<T*>(input(slot, j + 1));
-    activate_cpu(shape_.activation, batch_ * width, z, next, ptr<T>(slopes_[j]) + slot * batch_ * width);
+    activate_cpu(shape_.activation, batch_ * width, z, next, slopes_[j].data_ptr<T>() + slot * batch_ * width);
     if (batch_ == 1 && shape_.has_time(j + 1)) next[width] = static_cast<T>(t);
   }
 }
@@ -294,7 +290,7 @@ void MlpKernel<T>::vjp(const Weights& w, int64_t slot, double t, const T* v, T* 
     layer_vjp(w, j, t, input(slot, j), cur_, d_in, grads);
     if (j == 0) break;
     const int64_t m = batch_ * shape_.sizes[j];
-    const T* s = ptr<T>(slopes_[j - 1]) + slot * m;
+    const T* s = (slopes_[j - 1]).data_ptr<T>() + slot * m;
     for (int64_t i = 0; i < m; ++i) next_[i] *= s[i];
     std::swap(cur_, next_);
   }

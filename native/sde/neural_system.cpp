@@ -12,11 +12,6 @@ namespace sde {
 namespace {
 
 template <typename T>
-T* ptr(const at::Tensor& t) {
-  return t.data_ptr<T>();
-}
-
-template <typename T>
 class NeuralSystem final : public BufferedSystem<T> {
   using Mlp = MlpKernel<T>;
 
@@ -50,23 +45,23 @@ class NeuralSystem final : public BufferedSystem<T> {
     drift_grads_.W.clear();
     drift_grads_.b.clear();
     for (size_t j = 0; j + 1 < grads_.size(); j += 2) {
-      drift_grads_.W.push_back(ptr<T>(grads_[j]));
-      drift_grads_.b.push_back(ptr<T>(grads_[j + 1]));
+      drift_grads_.W.push_back(grads_[j].data_ptr<T>());
+      drift_grads_.b.push_back((grads_[j + 1]).data_ptr<T>());
     }
   }
 
   // F = f dt + g dW with g = sigmoid(s) tanh(z) + offset (scaled_tanh) or s (constant).
   void increment(int64_t slot, double t, double dt, const T* z, const T* dW, T* F, bool) override {
-    T* f = ptr<T>(f_);
+    T* f = f_.data_ptr<T>();
     drift_->forward(weights_, slot, t, z, f);
     if (scaled_) {
-      T* tz = ptr<T>(T_);
+      T* tz = T_.data_ptr<T>();
       activate_cpu(Activation::Tanh, n_, z, tz, nullptr);
-      scaled_tanh_forward_cpu(F, f, tz, ptr<T>(S_), dW, {batch_, d_, dt, offset_}, true, false);
+      scaled_tanh_forward_cpu(F, f, tz, S_.data_ptr<T>(), dW, {batch_, d_, dt, offset_}, true, false);
       return;
     }
     const T h = static_cast<T>(dt);
-    const T* s = ptr<T>(s_);
+    const T* s = s_.data_ptr<T>();
     for (int64_t b = 0; b < batch_; ++b) {
       for (int64_t i = 0; i < d_; ++i) F[b * d_ + i] = h * f[b * d_ + i] + s[i] * dW[b * d_ + i];
     }
@@ -76,17 +71,17 @@ class NeuralSystem final : public BufferedSystem<T> {
   // parts added to grads_ and grad_s_.
   void vjp(int64_t slot, int64_t, double t, double dt, const T* dW, T* a) override {
     const T* z = drift_->input(slot, 0);
-    T* A = ptr<T>(A_);
-    T* gy = ptr<T>(gy_);
+    T* A = A_.data_ptr<T>();
+    T* gy = gy_.data_ptr<T>();
     std::fill(A, A + n_, T(0));
     std::fill(gy, gy + n_, T(0));
     if (scaled_) {
-      T* tz = ptr<T>(T_);
+      T* tz = T_.data_ptr<T>();
       activate_cpu(Activation::Tanh, n_, z, tz, nullptr);
-      scaled_tanh_backward_cpu(a, tz, ptr<T>(S_), dW, A, gy, ptr<T>(grad_s_), {batch_, d_, dt, offset_}, true, false);
+      scaled_tanh_backward_cpu(a, tz, S_.data_ptr<T>(), dW, A, gy, grad_s_.data_ptr<T>(), {batch_, d_, dt, offset_}, true, false);
     } else {
       const T h = static_cast<T>(dt);
-      T* gs = ptr<T>(grad_s_);
+      T* gs = grad_s_.data_ptr<T>();
       for (int64_t b = 0; b < batch_; ++b) {
         for (int64_t i = 0; i < d_; ++i) {
           A[b * d_ + i] = h * a[b * d_ + i];
@@ -94,7 +89,7 @@ class NeuralSystem final : public BufferedSystem<T> {
         }
       }
     }
-    T* dz = ptr<T>(f_);
+    T* dz = f_.data_ptr<T>();
     drift_->vjp(weights_, slot, t, A, dz, drift_grads_);
     for (int64_t i = 0; i < n_; ++i) a[i] += dz[i] + gy[i];
   }

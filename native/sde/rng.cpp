@@ -21,7 +21,9 @@ SDEBNN_CPU_CLONES_EXACT void normals_block(uint64_t key, int64_t first, float* o
     hi[j] = static_cast<uint32_t>(z >> 32);
     lo[j] = static_cast<uint32_t>(z);
   }
-  // Box-Muller with Cephes' logf and sinf/cosf polynomials, branch-free.
+  // Box-Muller with Cephes' logf and sinf/cosf polynomials, branch-free. (The double version below
+  // has the same structure with Cephes' double polynomials, and vector_math.h's log_1_2 the same
+  // logf core: this one stays apart, compiled without contraction, so that its bits are every CPU's.)
   for (int64_t j = 0; j < half; ++j) {
     const float u = static_cast<float>(static_cast<int32_t>(hi[j] >> 1)) * 0x1p-31f + 0x1p-32f;  // (0, 1]
     int32_t bits;

@@ -5,6 +5,7 @@
 
 namespace sde {
 
+// Names and enums: one small table per enum, the same shape as parse_method and the others (by design).
 Kernels parse_kernels(const std::string& name) {
   if (name == "fast") return Kernels::Fast;
   if (name == "fused") return Kernels::Fused;

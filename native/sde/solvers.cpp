@@ -14,6 +14,7 @@
 
 namespace sde {
 
+// Names and enums: one small table per enum, the same shape as parse_method and the others (by design).
 Method parse_method(const std::string& name) {
   if (name == "euler") return Method::Euler;
   if (name == "milstein") return Method::Milstein;
