@@ -163,6 +163,15 @@ describe("the neural SDE's buffered route (kernels 'fast') against autograd", ()
     expect(a.route).toBe('buffered');
     expect(relativeError(Array.from(a.ys.data), Array.from(b.ys.data))).toBeLessThan(1e-5);
     expect(relativeError(flatGrads(a), flatGrads(b))).toBeLessThan(1e-5);
+    // the drift's products split by rows between threads: the same bits on 1 and 2 threads
+    const threads = sdebnn.backend().threads;
+    try {
+      sdebnn.setNumThreads(threads === 1 ? 2 : 1);
+      const c = await sdeintGradients(sde('fast'), start, [0, 1], g, { method: 'euler', dt: 0.1, seed: 3 });
+      expect(flatGrads(c)).toEqual(flatGrads(a));
+    } finally {
+      sdebnn.setNumThreads(threads);
+    }
   });
 });
 

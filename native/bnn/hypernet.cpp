@@ -104,7 +104,8 @@ std::pair<at::Tensor, at::Tensor> bank_product(const at::Tensor& rows, const at:
     const scalar_t* r = rows.data_ptr<scalar_t>();
     scalar_t* w = dW.data_ptr<scalar_t>();
     scalar_t* b = db.data_ptr<scalar_t>();
-    sde::dense::mm_ct_a(K, in, out, inputs.data_ptr<scalar_t>(), r, w, in);
+    sde::dense::gemm(out, in, K, r, 1, out, inputs.data_ptr<scalar_t>(), in, static_cast<const scalar_t*>(nullptr),
+                     static_cast<const scalar_t*>(nullptr), scalar_t(0), w, in);  // rows^T inputs
     for (int64_t k = 0; k < K; ++k) sde::dense::axpy(out, scalar_t(1), r + k * out, b);
     if (sign != 1.0) {
       const auto s = static_cast<scalar_t>(sign);

@@ -73,24 +73,6 @@ void tanh_float(const float* x, float* out, int64_t n) {
   }
 }
 
-// softplus on the rows of CPU matrices whose rows are contiguous (out may be a row-strided view);
-// false, doing nothing, for anything else.
-bool softplus_rows(at::Tensor& out, const at::Tensor& z) {
-  if (!out.is_cpu() || !z.is_cpu() || out.dim() > 2 || !out.sizes().equals(z.sizes()) || out.scalar_type() != z.scalar_type() ||
-      (out.scalar_type() != at::kFloat && out.scalar_type() != at::kDouble)) {
-    return false;
-  }
-  const at::Tensor o2 = out.dim() == 2 ? out : out.view({1, -1});
-  const at::Tensor z2 = z.dim() == 2 ? z : z.view({1, -1});
-  if (o2.stride(1) != 1 || z2.stride(1) != 1) return false;
-  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "softplus_rows", [&] {
-    for (int64_t r = 0; r < o2.size(0); ++r) {
-      softplus_kernel(o2.size(1), z2.data_ptr<scalar_t>() + r * z2.stride(0), o2.data_ptr<scalar_t>() + r * o2.stride(0), nullptr);
-    }
-  });
-  return true;
-}
-
 template <typename T>
 at::Tensor wrap(const T* p, int64_t n) {
   return at::from_blob(const_cast<T*>(p), {n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
@@ -142,9 +124,7 @@ void tanh_into(const at::Tensor& x, at::Tensor& out) {
 void activate_into(Activation a, at::Tensor& out, const at::Tensor& z) {
   switch (a) {
     case Activation::Tanh: tanh_into(z, out); return;
-    case Activation::Softplus:
-      if (!softplus_rows(out, z)) at::softplus_out(out, z, 1, 20);
-      return;
+    case Activation::Softplus: at::softplus_out(out, z, 1, 20); return;
     case Activation::Relu: at::clamp_min_out(out, z, 0); return;
     case Activation::Sigmoid: at::sigmoid_out(out, z); return;
     case Activation::Identity:

@@ -19,9 +19,8 @@ const std::vector<Activation>& all_activations();
 // threshold 20) everywhere.
 at::Tensor activate(Activation a, const at::Tensor& z);
 
-// act(z) into `out` without a graph (out may be z itself, or a strided view): the engine's own
-// kernels where it has them (CPU float tanh: a rational approximation within 2.4e-7; CPU softplus
-// on rows), ATen otherwise.
+// act(z) into `out` without a graph (out may be z itself, or a strided view): ATen's values, but
+// on CPU in float32 tanh is the engine's rational approximation (within 2.4e-7).
 void activate_into(Activation a, at::Tensor& out, const at::Tensor& z);
 
 // v * act'(z), from a = act(z) alone (no pre-activation is kept): tanh 1 - a^2, sigmoid a (1 - a),

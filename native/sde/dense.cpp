@@ -174,36 +174,6 @@ SDEBNN_INLINE void gemm_acc(int64_t m, int64_t n, int64_t K, const T* A, int64_t
   }
 }
 
-// y[n] = (b +) sum_k x[k] M[k, :], M [m, n] (n large).
-template <typename T>
-SDEBNN_INLINE void gemv_axpy_impl(int64_t m, int64_t n, const T* M, const T* x, const T* b, T* y) {
-  gemm_acc<T>(1, n, m, x, 0, 1, M, n, b, nullptr, T(0), y, n);
-}
-
-// Z [B, out] = bias (+ t * tcol) + A [B, in] Wt [in, out].
-template <typename T>
-SDEBNN_INLINE void mm_bias_impl(int64_t B, int64_t in, int64_t out, const T* A, const T* Wt, const T* bias, const T* tcol, T t, T* Z) {
-  gemm_acc<T>(B, out, in, A, in, 1, Wt, out, bias, tcol, t, Z, out);
-}
-
-// D [B, in] = C [B, out] W[:, :in], W [out, ld].
-template <typename T>
-SDEBNN_INLINE void mm_back_impl(int64_t B, int64_t in, int64_t out, const T* C, const T* W, int64_t ld, T* D) {
-  gemm_acc<T>(B, in, out, C, out, 1, W, ld, nullptr, nullptr, T(0), D, in);
-}
-
-// G [in, out] = A^T C, A [B, in], C [B, out] (out >= in).
-template <typename T>
-SDEBNN_INLINE void mm_at_c_impl(int64_t B, int64_t in, int64_t out, const T* A, const T* C, T* G) {
-  gemm_acc<T>(in, out, B, A, 1, in, C, out, nullptr, nullptr, T(0), G, out);
-}
-
-// G [out, :in] (row stride ld) = C^T A, A [B, in], C [B, out] (in > out).
-template <typename T>
-SDEBNN_INLINE void mm_ct_a_impl(int64_t B, int64_t in, int64_t out, const T* A, const T* C, T* G, int64_t ld) {
-  gemm_acc<T>(out, in, B, C, 1, out, A, in, nullptr, nullptr, T(0), G, ld);
-}
-
 // y = W x by the tile that suits the rows: gemv_short when rows are shorter than the output.
 template <typename T>
 SDEBNN_INLINE void gemv_impl(int64_t out, int64_t in, const T* W, const T* x, const T* b, T* y) {
@@ -222,21 +192,9 @@ SDEBNN_INLINE void gemv_impl(int64_t out, int64_t in, const T* W, const T* x, co
   SDEBNN_CPU_CLONES void gemv(int64_t out, int64_t in, const T* W, const T* x, const T* b, T* y) {                       \
     gemv_impl(out, in, W, x, b, y);                                                                                      \
   }                                                                                                                      \
-  SDEBNN_CPU_CLONES void gemv_t(int64_t m, int64_t n, const T* M, const T* x, const T* b, T* y) {                        \
-    gemv_axpy_impl(m, n, M, x, b, y);                                                                                    \
-  }                                                                                                                      \
-  SDEBNN_CPU_CLONES void mm_bias(int64_t B, int64_t in, int64_t out, const T* A, const T* Wt, const T* bias, const T* tcol, \
-                                 T t, T* Z) {                                                                            \
-    mm_bias_impl(B, in, out, A, Wt, bias, tcol, t, Z);                                                                   \
-  }                                                                                                                      \
-  SDEBNN_CPU_CLONES void mm_back(int64_t B, int64_t in, int64_t out, const T* C, const T* W, int64_t ld, T* D) {         \
-    mm_back_impl(B, in, out, C, W, ld, D);                                                                               \
-  }                                                                                                                      \
-  SDEBNN_CPU_CLONES void mm_at_c(int64_t B, int64_t in, int64_t out, const T* A, const T* C, T* G) {                      \
-    mm_at_c_impl(B, in, out, A, C, G);                                                                                   \
-  }                                                                                                                      \
-  SDEBNN_CPU_CLONES void mm_ct_a(int64_t B, int64_t in, int64_t out, const T* A, const T* C, T* G, int64_t ld) {          \
-    mm_ct_a_impl(B, in, out, A, C, G, ld);                                                                               \
+  SDEBNN_CPU_CLONES void gemm(int64_t m, int64_t n, int64_t K, const T* A, int64_t sar, int64_t sak, const T* M, int64_t ldm, \
+                              const T* z0, const T* z1, T t, T* Z, int64_t ldz) {                                        \
+    gemm_acc(m, n, K, A, sar, sak, M, ldm, z0, z1, t, Z, ldz);                                                           \
   }
 
 SDEBNN_DENSE(float)

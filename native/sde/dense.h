@@ -20,26 +20,19 @@ void axpy(int64_t n, double a, const double* x, double* y);
 void gemv(int64_t out, int64_t in, const float* W, const float* x, const float* b, float* y);
 void gemv(int64_t out, int64_t in, const double* W, const double* x, const double* b, double* y);
 
-// y[n] = (b +) sum_k x[k] M[k, :], M [m, n] (n large): W^T x for W [m, n].
-void gemv_t(int64_t m, int64_t n, const float* M, const float* x, const float* b, float* y);
-void gemv_t(int64_t m, int64_t n, const double* M, const double* x, const double* b, double* y);
+// Z[r, c] (r < m, c < n, row stride ldz) = z0[c] (+ t z1[c]) (0 without z0) + sum_{k < K} A(r, k) M[k, c],
+// with A(r, k) = A[r sar + k sak] (a matrix or a transposed one) and M's rows ldm apart. Every
+// element's k sum runs in order, in registers across a tile of rows and columns: each element is
+// one caller's, so splitting the rows between threads changes no bit.
+void gemm(int64_t m, int64_t n, int64_t K, const float* A, int64_t sar, int64_t sak, const float* M, int64_t ldm,
+          const float* z0, const float* z1, float t, float* Z, int64_t ldz);
+void gemm(int64_t m, int64_t n, int64_t K, const double* A, int64_t sar, int64_t sak, const double* M, int64_t ldm,
+          const double* z0, const double* z1, double t, double* Z, int64_t ldz);
 
-// Z [B, out] = bias (+ t * tcol) + A [B, in] Wt [in, out] (bias and tcol per column, may be null).
-void mm_bias(int64_t B, int64_t in, int64_t out, const float* A, const float* Wt, const float* bias, const float* tcol, float t,
-             float* Z);
-void mm_bias(int64_t B, int64_t in, int64_t out, const double* A, const double* Wt, const double* bias, const double* tcol,
-             double t, double* Z);
-
-// D [B, in] = C [B, out] W[:, :in], W [out, ld].
-void mm_back(int64_t B, int64_t in, int64_t out, const float* C, const float* W, int64_t ld, float* D);
-void mm_back(int64_t B, int64_t in, int64_t out, const double* C, const double* W, int64_t ld, double* D);
-
-// G [in, out] = A^T C, A [B, in], C [B, out] (out >= in).
-void mm_at_c(int64_t B, int64_t in, int64_t out, const float* A, const float* C, float* G);
-void mm_at_c(int64_t B, int64_t in, int64_t out, const double* A, const double* C, double* G);
-
-// G [out, :in] (row stride ld) = C^T A, A [B, in], C [B, out] (in > out).
-void mm_ct_a(int64_t B, int64_t in, int64_t out, const float* A, const float* C, float* G, int64_t ld);
-void mm_ct_a(int64_t B, int64_t in, int64_t out, const double* A, const double* C, double* G, int64_t ld);
+// y[n] = (b +) sum_k x[k] M[k, :], M [m, n]: W^T x for W [m, n].
+template <typename T>
+void gemv_t(int64_t m, int64_t n, const T* M, const T* x, const T* b, T* y) {
+  gemm(1, n, m, x, 0, 1, M, n, b, static_cast<const T*>(nullptr), T(0), y, n);
+}
 
 }  // namespace sde::dense

@@ -1,6 +1,7 @@
 #include "sde/mlp.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
@@ -63,7 +64,12 @@ at::Tensor mlp_forward(const MlpShape& shape, const MlpWeights& w, double t, con
     if (cache) cache->push_back(a);
     at::Tensor z = at::addmm(w.b[j], a, w.W[j].t());
     if (j + 1 == n) return z;
-    a = activate(shape.activation, z);
+    if (cache) {
+      activate_into(shape.activation, z, z);
+      a = z;
+    } else {
+      a = activate(shape.activation, z);
+    }
   }
   return a;
 }
@@ -110,8 +116,19 @@ template <typename T>
 at::Tensor wrap(const T* p, at::IntArrayRef shape, at::IntArrayRef strides) {
   return at::from_blob(const_cast<T*>(p), shape, strides, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
 }
-// Products at least this large (multiply-adds) go to BLAS: below it the call costs more than the loops.
-constexpr int64_t kBlasMacs = int64_t(1) << 18;
+// Products of at least this many multiply-adds are split by rows between LibTorch's threads (each
+// output element is one thread's, summed in order: no bit depends on the split).
+constexpr int64_t kParallelMacs = int64_t(1) << 18;
+// Weight matrices past this size go to BLAS: the engine's loops reread the weights for each tile
+// of rows, from L2 while they fit; BLAS packs them. (Below it, OpenBLAS's own thread pool, which
+// spins between calls, costs more than it saves: W5's products run faster on the loops.)
+constexpr int64_t kBlasBytes = int64_t(512) << 10;
+
+template <typename F>
+void split_rows(int64_t m, int64_t macs_per_row, const F& f) {
+  if (m * macs_per_row < kParallelMacs) return f(0, m);
+  at::parallel_for(0, m, std::max<int64_t>(1, kParallelMacs / 4 / macs_per_row), f);
+}
 }  // namespace
 
 template <typename T>
@@ -149,19 +166,21 @@ template <typename T>
 MlpKernel<T>::MlpKernel(const MlpShape& shape, int64_t batch, int64_t slots, BufferPool& pool, const at::TensorOptions& options)
     : shape_(shape), batch_(batch), options_(options) {
   const int64_t n = shape.layers();
-  int64_t widest = 0, widest_matrix = 0;
+  int64_t widest = 0, matrices = 0, biases = 0, deltas = 0;
   for (int64_t j = 0; j < n; ++j) {
     inputs_.push_back(pool.get({slots, input_size(j)}, options));
     if (j + 1 < n) slopes_.push_back(pool.get({slots, batch * shape.sizes[j + 1]}, options));
     widest = std::max({widest, shape.fan_in(j), shape.sizes[j + 1]});
-    widest_matrix = std::max(widest_matrix, shape.sizes[j] * shape.sizes[j + 1]);
+    matrices += shape.sizes[j] * shape.sizes[j + 1];
+    biases += shape.sizes[j + 1];
+    if (j + 1 < n) deltas += batch * shape.sizes[j + 1];
   }
-  widest_matrix = std::max(widest_matrix, widest);
-  scratch_ = pool.get({2 * batch * widest + widest_matrix + widest}, options);
-  cur_ = scratch_.data_ptr<T>();
-  next_ = cur_ + batch * widest;
-  wt_ = next_ + batch * widest;
-  bias_ = wt_ + widest_matrix;
+  scratch_ = pool.get({batch * widest + deltas + matrices + biases + widest}, options);
+  z_ = scratch_.data_ptr<T>();
+  deltas_ = z_ + batch * widest;
+  wt_ = deltas_ + deltas;
+  bias_ = wt_ + matrices;
+  row_ = bias_ + biases;
 }
 
 template <typename T>
@@ -176,123 +195,164 @@ const T* MlpKernel<T>::input(int64_t slot, int64_t j) const {
 
 template <typename T>
 bool MlpKernel<T>::blas(int64_t j) const {
-  return batch_ > 1 && batch_ * shape_.sizes[j] * shape_.sizes[j + 1] >= kBlasMacs;
+  return batch_ > 1 && shape_.sizes[j] * shape_.sizes[j + 1] * static_cast<int64_t>(sizeof(T)) > kBlasBytes;
 }
 
-// z [batch, out] = a W_j^T + b_j (+ t W_j[:, in]).
 template <typename T>
-void MlpKernel<T>::layer(const Weights& w, int64_t j, double t, const T* a, T* z) {
-  const int64_t in = shape_.sizes[j], out = shape_.sizes[j + 1], fan = shape_.fan_in(j);
-  if (batch_ == 1) {  // a holds t already
-    dense::gemv(out, fan, w.W[j], a, w.b[j], z);
-    return;
+bool MlpKernel<T>::by_rows() const {
+  if (batch_ == 1) return false;
+  for (int64_t j = 0; j < shape_.layers(); ++j) {
+    if (blas(j)) return false;
   }
-  const T* bias = w.b[j];
-  if (shape_.has_time(j)) {
-    for (int64_t o = 0; o < out; ++o) bias_[o] = w.b[j][o] + static_cast<T>(t) * w.W[j][o * fan + in];
-    bias = bias_;
-  }
-  if (blas(j)) {
-    at::Tensor Z = wrap(z, {batch_, out}, {out, 1});
-    at::addmm_out(Z, wrap(bias, {out}, {1}), wrap(a, {batch_, in}, {in, 1}), wrap(w.W[j], {in, out}, {1, fan}));
-    return;
-  }
-  for (int64_t o = 0; o < out; ++o) {  // W[:, :in]^T, contiguous, for the row-broadcast loops
-    for (int64_t i = 0; i < in; ++i) wt_[i * out + o] = w.W[j][o * fan + i];
-  }
-  dense::mm_bias(batch_, in, out, a, wt_, bias, static_cast<const T*>(nullptr), T(0), z);
+  return true;
+}
+
+// Runs rows(r0, r1) over the batch: in row blocks on LibTorch's threads where every layer runs on
+// the engine's loops (rows are independent through the whole network), else at once.
+template <typename T>
+template <typename F>
+void MlpKernel<T>::run_rows(const F& rows) const {
+  if (!by_rows()) return rows(int64_t(0), batch_);
+  int64_t macs = 0;
+  for (int64_t j = 0; j < shape_.layers(); ++j) macs += shape_.sizes[j] * shape_.sizes[j + 1];
+  split_rows(batch_, macs, rows);
 }
 
 template <typename T>
 void MlpKernel<T>::forward(const Weights& w, int64_t slot, double t, const T* x, T* out) {
   const int64_t n = shape_.layers();
-  T* a0 = const_cast<T*>(input(slot, 0));
-  std::memcpy(a0, x, sizeof(T) * batch_ * shape_.sizes[0]);
-  if (batch_ == 1 && shape_.has_time(0)) a0[shape_.sizes[0]] = static_cast<T>(t);
+  // per layer: the bias with t's column folded in, and W[:, :in] transposed for the row loops
+  std::vector<const T*> bias(n), Wt(n);
+  T* bias_at = bias_;
+  T* wt_at = wt_;
   for (int64_t j = 0; j < n; ++j) {
-    const int64_t width = shape_.sizes[j + 1];
-    T* z = j + 1 == n ? out : cur_;
-    layer(w, j, t, input(slot, j), z);
-    if (j + 1 == n) break;
-    T* next = const_cast<T*>(input(slot, j + 1));
-    activate_cpu(shape_.activation, batch_ * width, z, next, slopes_[j].data_ptr<T>() + slot * batch_ * width);
-    if (batch_ == 1 && shape_.has_time(j + 1)) next[width] = static_cast<T>(t);
-  }
-}
-
-// Layer j's VJP for its output cotangent delta: d_in = delta W_j[:, :in] (unless null) and the
-// weights' gradients by `grads`.
-template <typename T>
-void MlpKernel<T>::layer_vjp(const Weights& w, int64_t j, double t, const T* a, const T* delta, T* d_in, const Grads& grads) {
-  const int64_t in = shape_.sizes[j], out = shape_.sizes[j + 1], fan = shape_.fan_in(j);
-  const bool add = grads.mode == Grads::Mode::Add;
-  if (batch_ == 1) {
-    if (grads.mode == Grads::Mode::Rows) std::memcpy(grads.rows[j], delta, sizeof(T) * out);
-    if (grads.mode == Grads::Mode::Write || add) {  // delta (x) a, a with t
-      for (int64_t o = 0; o < out; ++o) {
-        T* row = grads.W[j] + o * fan;
-        for (int64_t i = 0; i < fan; ++i) row[i] = (add ? row[i] : T(0)) + delta[o] * a[i];
-        grads.b[j][o] = (add ? grads.b[j][o] : T(0)) + delta[o];
+    const int64_t in = shape_.sizes[j], width = shape_.sizes[j + 1], fan = shape_.fan_in(j);
+    bias[j] = w.b[j];
+    if (batch_ > 1 && shape_.has_time(j)) {  // batch 1 keeps t in its input instead
+      for (int64_t o = 0; o < width; ++o) bias_at[o] = w.b[j][o] + static_cast<T>(t) * w.W[j][o * fan + in];
+      bias[j] = bias_at;
+    }
+    Wt[j] = w.Wt.empty() ? nullptr : w.Wt[j];
+    if (!Wt[j] && batch_ > 1 && !blas(j)) {
+      for (int64_t o = 0; o < width; ++o) {
+        for (int64_t i = 0; i < in; ++i) wt_at[i * width + o] = w.W[j][o * fan + i];
       }
+      Wt[j] = wt_at;
     }
-    if (d_in) {
-      dense::gemv_t(out, fan, w.W[j], delta, static_cast<const T*>(nullptr), wt_);
-      std::memcpy(d_in, wt_, sizeof(T) * in);
-    }
-    return;
+    bias_at += width;
+    wt_at += in * width;
   }
-  if (grads.mode == Grads::Mode::Write || add) {
-    // column sums (db of this call) into bias_, then dW[:, :in] = delta^T a and dW[:, in] = db t
-    std::fill(bias_, bias_ + out, T(0));
-    for (int64_t r = 0; r < batch_; ++r) dense::axpy(out, T(1), delta + r * out, bias_);
-    T* dW = grads.W[j];
-    if (blas(j)) {
-      at::Tensor G = wrap(dW, {out, in}, {fan, 1});
-      const at::Tensor D = wrap(delta, {out, batch_}, {1, out}), A = wrap(a, {batch_, in}, {in, 1});
-      if (add) {
-        G.addmm_(D, A);
+  run_rows([&](int64_t r0, int64_t r1) {
+    const int64_t m = r1 - r0;
+    T* a0 = const_cast<T*>(input(slot, 0)) + r0 * shape_.sizes[0];
+    std::memcpy(a0, x + r0 * shape_.sizes[0], sizeof(T) * m * shape_.sizes[0]);
+    if (batch_ == 1 && shape_.has_time(0)) a0[shape_.sizes[0]] = static_cast<T>(t);
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t in = shape_.sizes[j], width = shape_.sizes[j + 1], fan = shape_.fan_in(j);
+      const T* a = input(slot, j) + r0 * in;
+      T* z = (j + 1 == n ? out : z_) + r0 * width;
+      if (batch_ == 1) {  // a holds t already
+        dense::gemv(width, fan, w.W[j], a, bias[j], z);
+      } else if (blas(j)) {
+        at::Tensor Z = wrap(z, {m, width}, {width, 1});
+        at::addmm_out(Z, wrap(bias[j], {width}, {1}), wrap(a, {m, in}, {in, 1}), wrap(w.W[j], {in, width}, {1, fan}));
       } else {
-        at::mm_out(G, D, A);
+        dense::gemm(m, width, in, a, in, 1, Wt[j], width, bias[j], static_cast<const T*>(nullptr), T(0), z, width);
       }
-    } else if (out >= in) {  // G^T [in, out] along rows of length out, then transposed
-      dense::mm_at_c(batch_, in, out, a, delta, wt_);
-      for (int64_t o = 0; o < out; ++o) {
-        for (int64_t i = 0; i < in; ++i) dW[o * fan + i] = (add ? dW[o * fan + i] : T(0)) + wt_[i * out + o];
-      }
-    } else if (add) {
-      dense::mm_ct_a(batch_, in, out, a, delta, wt_, in);
-      for (int64_t o = 0; o < out; ++o) {
-        for (int64_t i = 0; i < in; ++i) dW[o * fan + i] += wt_[o * in + i];
-      }
-    } else {
-      dense::mm_ct_a(batch_, in, out, a, delta, dW, fan);
+      if (j + 1 == n) break;
+      T* next = const_cast<T*>(input(slot, j + 1)) + r0 * width;
+      activate_cpu(shape_.activation, m * width, z, next, slopes_[j].data_ptr<T>() + (slot * batch_ + r0) * width);
+      if (batch_ == 1 && shape_.has_time(j + 1)) next[width] = static_cast<T>(t);
     }
-    for (int64_t o = 0; o < out; ++o) {
-      if (shape_.has_time(j)) dW[o * fan + in] = (add ? dW[o * fan + in] : T(0)) + bias_[o] * static_cast<T>(t);
-      grads.b[j][o] = (add ? grads.b[j][o] : T(0)) + bias_[o];
-    }
-  }
-  if (!d_in) return;
-  if (blas(j)) {
-    at::Tensor Din = wrap(d_in, {batch_, in}, {in, 1});
-    at::mm_out(Din, wrap(delta, {batch_, out}, {out, 1}), wrap(w.W[j], {out, in}, {fan, 1}));
-  } else {
-    dense::mm_back(batch_, in, out, delta, w.W[j], fan, d_in);
-  }
+  });
 }
 
 template <typename T>
 void MlpKernel<T>::vjp(const Weights& w, int64_t slot, double t, const T* v, T* dx, const Grads& grads) {
   const int64_t n = shape_.layers();
-  std::memcpy(cur_, v, sizeof(T) * batch_ * shape_.sizes[n]);
-  for (int64_t j = n - 1; j >= 0; --j) {
-    T* d_in = j == 0 ? dx : next_;
-    layer_vjp(w, j, t, input(slot, j), cur_, d_in, grads);
-    if (j == 0) break;
-    const int64_t m = batch_ * shape_.sizes[j];
-    const T* s = (slopes_[j - 1]).data_ptr<T>() + slot * m;
-    for (int64_t i = 0; i < m; ++i) next_[i] *= s[i];
-    std::swap(cur_, next_);
+  // each layer's output cotangent: v for the last, deltas_ for the hidden ones
+  std::vector<T*> delta(n);
+  delta[n - 1] = const_cast<T*>(v);
+  for (int64_t j = 0, off = 0; j + 1 < n; ++j) {
+    delta[j] = deltas_ + off;
+    off += batch_ * shape_.sizes[j + 1];
+  }
+  // the cotangents back through the layers, row by row: d_in = delta W[:, :in], times the slopes
+  run_rows([&](int64_t r0, int64_t r1) {
+    const int64_t m = r1 - r0;
+    for (int64_t j = n - 1; j >= 0; --j) {
+      const int64_t in = shape_.sizes[j], width = shape_.sizes[j + 1], fan = shape_.fan_in(j);
+      T* d_in = j == 0 ? dx : delta[j - 1];
+      if (!d_in) break;
+      d_in += r0 * in;
+      const T* d = delta[j] + r0 * width;
+      if (batch_ == 1) {
+        dense::gemv_t(width, fan, w.W[j], d, static_cast<const T*>(nullptr), row_);
+        std::memcpy(d_in, row_, sizeof(T) * in);
+      } else if (blas(j)) {
+        at::Tensor Din = wrap(d_in, {m, in}, {in, 1});
+        at::mm_out(Din, wrap(d, {m, width}, {width, 1}), wrap(w.W[j], {width, in}, {fan, 1}));
+      } else {
+        dense::gemm(m, in, width, d, width, 1, w.W[j], fan, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), T(0),
+                    d_in, in);
+      }
+      if (j == 0) break;
+      const T* s = slopes_[j - 1].data_ptr<T>() + (slot * batch_ + r0) * in;
+      for (int64_t i = 0; i < m * in; ++i) d_in[i] *= s[i];
+    }
+  });
+  for (int64_t j = 0; j < n; ++j) layer_grads(j, t, input(slot, j), delta[j], grads);
+}
+
+// Layer j's weight gradients from its input a and output cotangent delta, by `grads`.
+template <typename T>
+void MlpKernel<T>::layer_grads(int64_t j, double t, const T* a, const T* delta, const Grads& grads) {
+  const int64_t in = shape_.sizes[j], out = shape_.sizes[j + 1], fan = shape_.fan_in(j);
+  const bool add = grads.mode == Grads::Mode::Add;
+  if (grads.mode == Grads::Mode::Rows) std::memcpy(grads.rows[j], delta, sizeof(T) * out);
+  if (grads.mode != Grads::Mode::Write && !add) return;
+  T* dW = grads.W[j];
+  if (batch_ == 1) {  // delta (x) a, a with t
+    for (int64_t o = 0; o < out; ++o) {
+      T* row = dW + o * fan;
+      for (int64_t i = 0; i < fan; ++i) row[i] = (add ? row[i] : T(0)) + delta[o] * a[i];
+      grads.b[j][o] = (add ? grads.b[j][o] : T(0)) + delta[o];
+    }
+    return;
+  }
+  // column sums (db of this call) into row_, then dW[:, :in] = delta^T a and dW[:, in] = db t
+  std::fill(row_, row_ + out, T(0));
+  for (int64_t r = 0; r < batch_; ++r) dense::axpy(out, T(1), delta + r * out, row_);
+  if (blas(j)) {
+    at::Tensor G = wrap(dW, {out, in}, {fan, 1});
+    const at::Tensor D = wrap(delta, {out, batch_}, {1, out}), A = wrap(a, {batch_, in}, {in, 1});
+    if (add) {
+      G.addmm_(D, A);
+    } else {
+      at::mm_out(G, D, A);
+    }
+  } else if (out >= in) {  // G^T = a^T delta [in, out], along rows of length out, then transposed
+    split_rows(in, batch_ * out, [&](int64_t i0, int64_t i1) {
+      dense::gemm(i1 - i0, out, batch_, a + i0, 1, in, delta, out, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                  T(0), wt_ + i0 * out, out);
+    });
+    for (int64_t o = 0; o < out; ++o) {
+      for (int64_t i = 0; i < in; ++i) dW[o * fan + i] = (add ? dW[o * fan + i] : T(0)) + wt_[i * out + o];
+    }
+  } else {  // G = delta^T a [out, in], into dW directly or, to add, through wt_
+    T* G = add ? wt_ : dW;
+    const int64_t ld = add ? in : fan;
+    split_rows(out, batch_ * in, [&](int64_t o0, int64_t o1) {
+      dense::gemm(o1 - o0, in, batch_, delta + o0, 1, out, a, in, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), T(0),
+                  G + o0 * ld, ld);
+    });
+    for (int64_t o = 0; add && o < out; ++o) {
+      for (int64_t i = 0; i < in; ++i) dW[o * fan + i] += wt_[o * in + i];
+    }
+  }
+  for (int64_t o = 0; o < out; ++o) {
+    if (shape_.has_time(j)) dW[o * fan + in] = (add ? dW[o * fan + in] : T(0)) + row_[o] * static_cast<T>(t);
+    grads.b[j][o] = (add ? grads.b[j][o] : T(0)) + row_[o];
   }
 }
 

@@ -1,11 +1,11 @@
 // A multilayer perceptron's forward pass and vector-Jacobian product, written once, in two backends
 // behind one description of the network (MlpShape, and its weights as tensors or raw pointers):
 //   - ATen (mlp_forward, mlp_vjp): any device. Without a cache mlp_forward is plain differentiable
-//     ATen (the autograd reference); with one it gives the same values without a graph, keeping
-//     what mlp_vjp needs.
+//     ATen (the autograd reference); with one it runs without a graph on the engine's activations
+//     (activate_into: in float32 on CPU tanh is a rational approximation), keeping what mlp_vjp needs.
 //   - raw CPU (MlpKernel<T>): the buffered solver's, over caller memory; each forward pass is kept
 //     in a slot for its VJP. Small products run on the engine's dense loops (sde/dense.h), large
-//     ones on BLAS through ATen (a call into BLAS costs more than a small product).
+//     products split by rows between LibTorch's threads, and weight matrices past L2 on BLAS.
 // Its users: the neural SDE's drift, the SDE-BNN's hypernetwork g([w, t]) and its MLP dynamics
 // (whose weights are slices of the weight state w).
 #pragma once
@@ -77,9 +77,10 @@ at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& c
 template <typename T>
 class MlpKernel {
  public:
-  // Per layer: W_j (rows of fan_in(j)) and b_j.
+  // Per layer: W_j (rows of fan_in(j)) and b_j; optionally Wt_j, W_j[:, :in] transposed and
+  // contiguous [in, out], for weights fixed through a solve (else transposed per call).
   struct Weights {
-    std::vector<const T*> W, b;
+    std::vector<const T*> W, b, Wt;
   };
   static Weights weights(const MlpShape& shape, const T* flat);
   static Weights weights(const std::vector<at::Tensor>& params);  // [W_0, b_0, ...], contiguous CPU
@@ -110,15 +111,19 @@ class MlpKernel {
 
  private:
   bool blas(int64_t j) const;
-  void layer(const Weights& w, int64_t j, double t, const T* a, T* z);
-  void layer_vjp(const Weights& w, int64_t j, double t, const T* a, const T* delta, T* d_in, const Grads& grads);
+  bool by_rows() const;
+  template <typename F>
+  void run_rows(const F& rows) const;
+  void layer_grads(int64_t j, double t, const T* a, const T* delta, const Grads& grads);
 
   MlpShape shape_;
   int64_t batch_;
   at::TensorOptions options_;
   std::vector<at::Tensor> inputs_, slopes_;  // per layer [slots, ...]
-  at::Tensor scratch_;                       // two deltas, a transposed weight, an effective bias
-  T *cur_ = nullptr, *next_ = nullptr, *wt_ = nullptr, *bias_ = nullptr;
+  at::Tensor scratch_;
+  // into scratch_: a pre-activation [batch, widest], the hidden layers' cotangents, the layers'
+  // transposed weights (or a gradient's), their effective biases, and one row
+  T *z_ = nullptr, *deltas_ = nullptr, *wt_ = nullptr, *bias_ = nullptr, *row_ = nullptr;
 };
 
 }  // namespace sde

@@ -22,6 +22,12 @@ class NeuralSystem final : public BufferedSystem<T> {
         options_(at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value)) {
     for (const at::Tensor& p : sde.drift_net().params) params_.push_back(p.detach().contiguous());
     weights_ = Mlp::weights(params_);
+    for (size_t j = 0; j < params_.size(); j += 2) {  // the weights stay fixed through a solve: transposed once
+      const at::Tensor& W = params_[j];
+      const int64_t in = sde.drift_net().shape.sizes[j / 2];
+      transposed_.push_back(W.narrow(1, 0, in).t().contiguous());
+      weights_.Wt.push_back(transposed_.back().data_ptr<T>());
+    }
     s_ = sde.diffusion_s().detach().contiguous();
     if (scaled_) S_ = at::sigmoid(s_);
   }
@@ -112,7 +118,7 @@ class NeuralSystem final : public BufferedSystem<T> {
   bool scaled_;
   double offset_;
   at::TensorOptions options_;
-  std::vector<at::Tensor> params_, grads_;
+  std::vector<at::Tensor> params_, transposed_, grads_;
   typename Mlp::Weights weights_;
   typename Mlp::Grads drift_grads_;
   at::Tensor s_, S_, grad_s_, f_, T_, A_, gy_;
