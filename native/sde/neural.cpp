@@ -27,6 +27,7 @@ NamedMlp::NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::Tenso
     for (int64_t d : s) n *= d;
     params.push_back(fan_in_uniform(n, fan_in, gen, options).view(s).to(options.device()).requires_grad_(true));
   }
+  weights_ = MlpWeights::of_list(params);
 }
 
 void NamedMlp::collect(std::vector<std::pair<std::string, at::Tensor>>& named) const {

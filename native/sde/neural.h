@@ -29,12 +29,15 @@ struct MlpSpec {
 struct NamedMlp {
   // in -> spec.hidden -> out, t appended to the input with spec.time_input; PyTorch's Linear init.
   NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, std::string prefix, at::Generator& gen);
-  MlpWeights weights() const { return MlpWeights::of_list(params); }
+  const MlpWeights& weights() const { return weights_; }
   void collect(std::vector<std::pair<std::string, at::Tensor>>& named) const;
 
   MlpShape shape;
   std::vector<at::Tensor> params;  // [W_0, b_0, W_1, b_1, ...]
   std::string prefix;
+
+ private:
+  MlpWeights weights_;  // params as the ATen backend takes them
 };
 
 enum class DiffusionKind {
