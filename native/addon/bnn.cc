@@ -20,7 +20,8 @@ namespace {
 // Marks our instances, so share_idle_bnn_model never reinterprets a foreign object.
 constexpr napi_type_tag kBnnTag = {0x5d3b9e0c2a714f68ULL, 0xb1c4e7f02d9a3856ULL};
 
-// The config lib/bnn.ts resolved (nativeConfig): every field is required.
+// The config lib/bnn.ts resolved (nativeConfig): every field is required, one line per field in
+// config.h's order (the same few shapes, by design).
 bnn::BnnConfig read_config(const Napi::Object& o) {
   bnn::BnnConfig c;
   c.kind = bnn::parse_kind(get_string(o, "kind"));
