@@ -1,5 +1,6 @@
 /** What the native backend is, its threads, and device selection. */
 import { awaitNative, callNative, DeviceUnavailableError } from './errors';
+import { checkBytes, expectMaxBytes } from './limits';
 import { native, type NativeBackend } from './native';
 import { expectFunction, expectKnownKeys, expectOptionalObject, expectPositiveInteger, expectString, optional } from './validate';
 
@@ -10,9 +11,13 @@ export function backend(): Backend {
   return callNative(() => native().backend());
 }
 
-/** Sets LibTorch's intra-op thread count (the addon starts with the hardware's, or OMP_NUM_THREADS). */
+/** The most intra-op threads setNumThreads accepts: more would only exhaust the process's threads. */
+const MAX_THREADS = 1024;
+
+/** Sets LibTorch's intra-op thread count, 1 to 1024 (the addon starts with the hardware's, or OMP_NUM_THREADS). */
 export function setNumThreads(threads: number): void {
   expectPositiveInteger(threads, 'threads');
+  if (threads > MAX_THREADS) throw new RangeError(`Expected at most ${MAX_THREADS} threads for threads but received ${threads}`);
   callNative(() => native().setNumThreads(threads));
 }
 
@@ -52,6 +57,9 @@ export interface SelfTestOptions {
   size?: number;
   /** Number of products. Default 10. */
   iterations?: number;
+  /** The most bytes the test may allocate (about 6 size x size float matrices); more is a LimitError. Default 4 GiB. */
+  maxBytes?: number;
+  /** Called after each product; if it throws, the test stops and the Promise rejects with that error. */
   onProgress?: (event: { stage: string; iteration: number; total: number }) => void;
 }
 
@@ -71,10 +79,11 @@ export interface SelfTestResult {
  */
 export function selfTest(options: SelfTestOptions = {}): Promise<SelfTestResult> {
   const o = expectOptionalObject(options, 'options');
-  expectKnownKeys(o, 'options', ['device', 'size', 'iterations', 'onProgress']);
+  expectKnownKeys(o, 'options', ['device', 'size', 'iterations', 'maxBytes', 'onProgress']);
   const device = resolveDevice(o.device ?? 'cpu', 'options.device');
   const size = optional(o.size, 256, (v) => expectPositiveInteger(v, 'options.size'));
   const iterations = optional(o.iterations, 10, (v) => expectPositiveInteger(v, 'options.iterations'));
+  checkBytes(6 * 4 * size * size, expectMaxBytes(o.maxBytes, 'options.maxBytes'), 'options.maxBytes', `selfTest with size ${size}`);
   const onProgress = o.onProgress === undefined ? undefined : expectFunction(o.onProgress, 'options.onProgress');
   return awaitNative(native().selfTest({ device, size, iterations }, onProgress as never));
 }

@@ -5,7 +5,10 @@
  * EMA) is one native call that runs off the event loop. Every argument is checked here first.
  */
 import { resolveDevice, type DeviceSpec } from './backend';
+import { checkCallBytes, checkModelBytes, modelSize, type ModelSize } from './bnn-size';
 import { awaitNative, callNative } from './errors';
+import { checkSteps, expectMaxBytes, expectMaxSteps } from './limits';
+import { readModelFile, writeModelFile } from './model-file';
 import { native, type NativeSdeBnn, type NativeTargets } from './native';
 import { ACTIVATIONS, activations, METHODS, methodInfo, methodNames, methods, type Activation, type Method, type NoiseType } from './sde';
 import { expectTensor, numel, type Tensor } from './tensor';
@@ -22,6 +25,7 @@ import {
   expectOptionalObject,
   expectPositive,
   expectPositiveInteger,
+  expectString,
   optional,
 } from './validate';
 
@@ -57,6 +61,8 @@ export interface SdeBnnSolverConfig {
   /** Default: steps. */
   adjointSteps?: number;
   adjointAdaptive?: boolean;
+  /** The most steps (accepted plus rejected) of one block's solve, forward or backward; more is a LimitError. Default 100,000. */
+  maxSteps?: number;
 }
 
 export interface SdeBnnConfig {
@@ -113,7 +119,10 @@ export interface SdeBnnConfig {
   beta?: number;
   /** Training set size. Default 60000. */
   nTrain?: number;
-  /** Adam: lr (default 1e-3), betas, eps; gradient-norm clip (default 1, 0 off); EMA decay (default 0, off). */
+  /**
+   * Adam: lr (default 1e-3), betas, eps; gradient-norm clip (default 1, 0 off); EMA decay (default 0, off).
+   * After Adam step t the EMA is d ema + (1 - d) param with d = min(ema, (1 + t) / (10 + t)).
+   */
   optimizer?: { lr?: number; betas?: [number, number]; eps?: number; clip?: number; ema?: number };
   /** Seeds the parameters' initialisation and the model's random streams. Default 0. */
   seed?: number;
@@ -126,6 +135,12 @@ export interface SdeBnnConfig {
    * plain autograd (the reference). SdeBnn.routes says which route runs.
    */
   kernels?: 'fast' | 'fused' | 'autograd';
+  /**
+   * The most bytes the model (parameters, gradients, Adam's moments, EMA) and each of its calls
+   * (a batch's solves) may allocate, estimated from the shapes before anything is allocated; more
+   * is a LimitError naming config.maxBytes. Default 4 GiB.
+   */
+  maxBytes?: number;
 }
 
 /** The configuration with every default filled in. */
@@ -160,6 +175,7 @@ export interface ResolvedSdeBnnConfig {
   dtype: 'float32' | 'float64';
   device: string;
   kernels: 'fast' | 'fused' | 'autograd';
+  maxBytes: number;
 }
 
 /**
@@ -208,6 +224,14 @@ export interface BnnPredictOptions {
   ema?: boolean;
   /** A private Brownian stream; without it the model's evaluation stream advances. */
   seed?: number;
+  /** Classification: also return each path's class probabilities, [samples, batch, classes] (default false). */
+  returnSamples?: boolean;
+  /**
+   * The same network without weight noise (default false): each block's weights follow the
+   * posterior drift's ODE path dw = (g_phi(w, t) - w) dt from the mean of q(w_0), solved by the
+   * configured solver on a zero Brownian path. One path: samples must be 1.
+   */
+  deterministic?: boolean;
 }
 
 export interface ClassificationPrediction {
@@ -215,6 +239,9 @@ export interface ClassificationPrediction {
   /** Class probabilities averaged over the samples, [batch, classes] row-major. */
   probs: Float32Array | Float64Array;
   shape: [number, number];
+  /** With returnSamples: each path's class probabilities, [samples, batch, classes] row-major. */
+  samples?: Float32Array | Float64Array;
+  samplesShape?: [number, number, number];
 }
 
 export interface RegressionPrediction {
@@ -259,7 +286,7 @@ export interface BnnBlockDiagnostics {
 const CONFIG_KEYS = [
   'kind', 'inputShape', 'inputNormalization', 'aug', 'hidden', 'activation', 'timeInput', 'head', 'blocks', 'stem', 'width', 'convActivation',
   'pool', 'likelihood', 'classes', 'outputs', 'scale', 'learnScale', 'sigma', 'hypernet', 'w0', 'estimator', 'solver',
-  'beta', 'nTrain', 'optimizer', 'seed', 'dtype', 'device', 'kernels',
+  'beta', 'nTrain', 'optimizer', 'seed', 'dtype', 'device', 'kernels', 'maxBytes',
 ] as const;
 
 function positiveIntegers(value: unknown, field: string, minLength = 1): number[] {
@@ -295,10 +322,6 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   }
   const nc = expectOptionalObject(c.inputNormalization, 'config.inputNormalization');
   expectKnownKeys(nc, 'config.inputNormalization', ['shift', 'scale']);
-  const inputNormalization = {
-    shift: perFeature(nc.shift, 'config.inputNormalization.shift', inputShape[0]!, 0, expectNumber),
-    scale: perFeature(nc.scale, 'config.inputNormalization.scale', inputShape[0]!, 1, expectPositive),
-  };
   const aug = optional(c.aug, conv ? 0 : 2, (v) => expectInteger(v, 'config.aug', 0));
   const hidden = optional(c.hidden, [32, 32], (v) => positiveIntegers(v, 'config.hidden'));
   const activation = optional(c.activation, 'softplus' as BnnActivation, (v) => expectOneOf(v, 'config.activation', activations()));
@@ -398,7 +421,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const estimator = optional(c.estimator, 'ckl' as BnnEstimator, (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS));
   const sc = expectOptionalObject(c.solver, 'config.solver');
   expectKnownKeys(sc, 'config.solver', [
-    'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive',
+    'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive', 'maxSteps',
   ]);
   const method = optional(sc.method, 'euler' as BnnMethod, (v) => expectOneOf(v, 'config.solver.method', methodNames()));
   const steps = optional(sc.steps, conv ? 10 : 20, (v) => expectPositiveInteger(v, 'config.solver.steps'));
@@ -416,7 +439,12 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     ),
     adjointSteps: optional(sc.adjointSteps, steps, (v) => expectPositiveInteger(v, 'config.solver.adjointSteps')),
     adjointAdaptive: optional(sc.adjointAdaptive, false, (v) => expectBoolean(v, 'config.solver.adjointAdaptive')),
+    maxSteps: expectMaxSteps(sc.maxSteps, 'config.solver.maxSteps'),
   };
+  if (!solver.adaptive) checkSteps(steps, solver.maxSteps, 'config.solver.maxSteps', 'A block solve with config.solver.steps', 'use fewer steps');
+  if (solver.gradient === 'adjoint' && !solver.adjointAdaptive) {
+    checkSteps(solver.adjointSteps, solver.maxSteps, 'config.solver.maxSteps', 'A backward solve with config.solver.adjointSteps', 'use fewer adjointSteps');
+  }
   // The engine's method table decides: a block's noise is additive (ckl) or general (fmc/stl).
   const noise: NoiseType = general ? 'general' : 'additive';
   const solving = (m: Method) => methodInfo(m).noiseTypes.includes(noise);
@@ -472,11 +500,18 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const dtype = optional(c.dtype, 'float32' as const, (v) => expectOneOf(v, 'config.dtype', ['float32', 'float64'] as const));
   const device = resolveDevice(c.device ?? 'cpu', 'config.device');
   const kernels = optional(c.kernels, 'fast' as const, (v) => expectOneOf(v, 'config.kernels', ['fast', 'fused', 'autograd'] as const));
-
-  return {
-    kind, inputShape, inputNormalization, aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
-    outputs, scale, learnScale, sigma, hypernet, w0, estimator, solver, beta, nTrain, optimizer, seed, dtype, device, kernels,
+  const maxBytes = expectMaxBytes(c.maxBytes, 'config.maxBytes');
+  const rest = {
+    aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
+    outputs, scale, learnScale, sigma, hypernet, w0, estimator, solver, beta, nTrain, optimizer, seed, dtype, device, kernels, maxBytes,
   };
+  // Before anything sized by the shapes is built (here: the per-feature normalisation arrays).
+  checkModelBytes({ kind, inputShape, ...rest });
+  const inputNormalization = {
+    shift: perFeature(nc.shift, 'config.inputNormalization.shift', inputShape[0]!, 0, expectNumber),
+    scale: perFeature(nc.scale, 'config.inputNormalization.scale', inputShape[0]!, 1, expectPositive),
+  };
+  return { kind, inputShape, inputNormalization, ...rest };
 }
 
 /** The flat form the addon reads (native/addon/bnn.cc read_config). */
@@ -519,6 +554,7 @@ function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
     adjointMethod: r.solver.adjointMethod,
     adjointSteps: r.solver.adjointSteps,
     adjointAdaptive: r.solver.adjointAdaptive,
+    maxSteps: r.solver.maxSteps,
     beta: r.beta,
     nTrain: r.nTrain,
     lr: r.optimizer.lr,
@@ -555,10 +591,12 @@ export class SdeBnn {
   readonly routes: Readonly<{ train: BnnRoute; predict: BnnRoute }>;
   private handle: NativeSdeBnn;
   private readonly exampleSize: number;
+  private readonly size: ModelSize;
   private isDisposed = false;
 
   constructor(config: SdeBnnConfig = {}) {
     this.config = Object.freeze(resolveSdeBnnConfig(config));
+    this.size = modelSize(this.config); // its bytes were checked by resolveSdeBnnConfig
     const Native = native().SdeBnn;
     this.handle = callNative(() => new Native(nativeConfig(this.config)));
     const info = callNative(() => this.handle.info());
@@ -578,20 +616,27 @@ export class SdeBnn {
     return this.isDisposed;
   }
 
-  private inputTensor(inputs: unknown, field: string): Tensor {
+  /** Checks inputs (values or a tensor) and the bytes of a call on them (`training`: with gradients), before any copy. */
+  private inputTensor(inputs: unknown, field: string, training = false): Tensor {
+    let t: Tensor;
     if (inputs instanceof Float32Array || inputs instanceof Float64Array) {
       if (inputs.length === 0 || inputs.length % this.exampleSize !== 0) {
         throw new RangeError(
           `Expected ${field} to hold a positive multiple of ${this.exampleSize} values (inputShape [${this.config.inputShape.join(', ')}]) but received ${describe(inputs)}`,
         );
       }
-      return this.normalized({ data: inputs, shape: [inputs.length / this.exampleSize, ...this.config.inputShape] });
+      t = { data: inputs, shape: [inputs.length / this.exampleSize, ...this.config.inputShape] };
+    } else {
+      if (ArrayBuffer.isView(inputs)) {
+        throw new TypeError(`Expected a Float32Array, a Float64Array or a tensor {data, shape} for ${field} but received ${describe(inputs)}`);
+      }
+      t = expectTensor(inputs, field);
+      const expected = this.config.inputShape;
+      if (t.shape.length !== expected.length + 1 || t.shape[0]! < 1 || expected.some((s, i) => t.shape[i + 1] !== s)) {
+        throw new RangeError(`Expected ${field}.shape [batch, ${expected.join(', ')}] but received [${t.shape.join(', ')}]`);
+      }
     }
-    const t = expectTensor(inputs, field);
-    const expected = this.config.inputShape;
-    if (t.shape.length !== expected.length + 1 || t.shape[0]! < 1 || expected.some((s, i) => t.shape[i + 1] !== s)) {
-      throw new RangeError(`Expected ${field}.shape [batch, ${expected.join(', ')}] but received [${t.shape.join(', ')}]`);
-    }
+    checkCallBytes(this.config, this.size, { batch: t.shape[0]!, training }, `An SdeBnn ${training ? 'training ' : ''}call on a batch of ${t.shape[0]}`);
     return this.normalized(t);
   }
 
@@ -662,7 +707,7 @@ export class SdeBnn {
    * `inputs` hold batch x prod(inputShape) values (row-major); `targets` class labels or values.
    */
   trainStep(inputs: BnnInputs, targets: BnnTargets, options: BnnTrainStepOptions = {}): Promise<BnnTrainStepResult> {
-    const x = this.inputTensor(inputs, 'inputs');
+    const x = this.inputTensor(inputs, 'inputs', true);
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['lr', 'beta']);
@@ -674,7 +719,7 @@ export class SdeBnn {
 
   /** Gradients of the loss (or the KL alone) at the current parameters, without an update. */
   gradients(inputs: BnnInputs, targets: BnnTargets, options: BnnGradientsOptions = {}): Promise<BnnGradientsResult> {
-    const x = this.inputTensor(inputs, 'inputs');
+    const x = this.inputTensor(inputs, 'inputs', true);
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['beta', 'seed', 'objective']);
@@ -685,24 +730,35 @@ export class SdeBnn {
   }
 
   /**
-   * Monte Carlo prediction over `samples` weight paths: averaged class probabilities, or the
-   * per-sample outputs with their mean and std (regression).
+   * Monte Carlo prediction over `samples` weight paths: averaged class probabilities (and, with
+   * returnSamples, each path's), or the per-sample outputs with their mean and std (regression).
+   * For a whole dataset in batches, see predictDataset.
    */
   predict(inputs: BnnInputs, options: BnnPredictOptions = {}): Promise<ClassificationPrediction | RegressionPrediction> {
     const x = this.inputTensor(inputs, 'inputs');
     const o = expectOptionalObject(options, 'options');
-    expectKnownKeys(o, 'options', ['samples', 'ema', 'seed']);
+    expectKnownKeys(o, 'options', ['samples', 'ema', 'seed', 'returnSamples', 'deterministic']);
     const samples = optional(o.samples, 1, (v) => expectPositiveInteger(v, 'options.samples'));
     const ema = optional(o.ema, false, (v) => expectBoolean(v, 'options.ema'));
     if (ema && this.config.optimizer.ema === 0) {
       throw new RangeError('Expected config.optimizer.ema > 0 for options.ema but the model keeps no EMA');
     }
     const seed = o.seed === undefined ? undefined : expectSeed(o.seed, 'options.seed');
-    const promise = callNative(() => this.handle.predict(x, { samples, ema, ...(seed === undefined ? {} : { seed }) }));
-    return awaitNative(promise).then((out) => {
+    const keepSamples = optional(o.returnSamples, false, (v) => expectBoolean(v, 'options.returnSamples'));
+    const deterministic = optional(o.deterministic, false, (v) => expectBoolean(v, 'options.deterministic'));
+    if (deterministic && samples !== 1) {
+      throw new RangeError(`Expected options.samples 1 (or none) with options.deterministic, whose one path has no noise, but received ${samples}`);
+    }
+    const promise = callNative(() =>
+      this.handle.predict(x, { samples, ema, keepSamples, deterministic, ...(seed === undefined ? {} : { seed }) }),
+    );
+    return awaitNative(promise).then(({ mean: probs, samples: out }) => {
       if (this.config.likelihood === 'categorical') {
-        return { kind: 'categorical', probs: out.data, shape: [out.shape[0]!, out.shape[1]!] } as ClassificationPrediction;
+        const prediction: ClassificationPrediction = { kind: 'categorical', probs: probs!.data, shape: [probs!.shape[0]!, probs!.shape[1]!] };
+        if (out) return { ...prediction, samples: out.data, samplesShape: out.shape as [number, number, number] };
+        return prediction;
       }
+      if (!out) throw new Error('expected per-sample outputs from the native predict');
       const [s, b, k] = out.shape as [number, number, number];
       const mean = new Float64Array(b * k);
       const std = new Float64Array(b * k);
@@ -752,6 +808,37 @@ export class SdeBnn {
   /** @internal The native model, for lib/distributed.ts (which sets its gradient hook). */
   nativeHandle(): NativeSdeBnn {
     return this.handle;
+  }
+
+  /**
+   * Writes the config and getState() (parameters, Adam state, EMA, random streams) to `file`
+   * atomically in the safetensors layout (lib/model-file.ts); SdeBnn.load gives the model back,
+   * ready to predict or to train on. `metadata`: further string entries, e.g. a training position.
+   */
+  save(file: string, options: { metadata?: Record<string, string> } = {}): void {
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['metadata']);
+    const metadata = o.metadata === undefined ? {} : (expectObject(o.metadata, 'options.metadata') as Record<string, string>);
+    writeModelFile(expectString(file, 'file'), this.config, this.getState(), metadata);
+  }
+
+  /**
+   * The model saved in `file` (by save, or a training checkpoint), its state restored: ready to
+   * predict. `device` overrides the saved device (a device that is not there is an error, never a
+   * silent CPU run).
+   */
+  static load(file: string, options: { device?: DeviceSpec } = {}): SdeBnn {
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['device']);
+    const saved = readModelFile(expectString(file, 'file'));
+    const model = new SdeBnn({ ...(saved.config as SdeBnnConfig), ...(o.device === undefined ? {} : { device: o.device as DeviceSpec }) });
+    try {
+      model.setState(saved.state);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return model;
   }
 
   /** Frees the native model; later calls throw an error with code ERR_DISPOSED. */

@@ -6,6 +6,7 @@
  */
 import { resolveDevice, type DeviceSpec } from './backend';
 import { callNative } from './errors';
+import { checkBytes, expectMaxBytes } from './limits';
 import { native, type NativeBinding } from './native';
 import { numel, type FloatArray, type Tensor } from './tensor';
 import {
@@ -43,11 +44,13 @@ export interface BrownianIntervalOptions {
   levyArea?: boolean;
   /** Increments kept in the LRU cache (>= 3); bounds the tensor memory. Default 45. */
   cacheSize?: number;
+  /** The most bytes the cache may hold (cacheSize full entries); more is a LimitError naming options.maxBytes. Default 4 GiB. */
+  maxBytes?: number;
 }
 
 type NativeBrownianInterval = InstanceType<NativeBinding['BrownianInterval']>;
 
-const knownOptions = ['t0', 't1', 'shape', 'seed', 'dtype', 'device', 'dtHint', 'levyArea', 'cacheSize'] as const;
+const knownOptions = ['t0', 't1', 'shape', 'seed', 'dtype', 'device', 'dtHint', 'levyArea', 'cacheSize', 'maxBytes'] as const;
 const maxElements = 2 ** 30;
 const maxCacheSize = 1_000_000;
 
@@ -74,6 +77,12 @@ export class BrownianInterval {
     if (!(this.t1 > this.t0)) {
       throw new RangeError(`Expected options.t1 greater than options.t0 (${this.t0}) but received ${this.t1}`);
     }
+    this.dtype = optional(o.dtype, 'float32' as BrownianDtype, (v) => expectOneOf(v, 'options.dtype', ['float32', 'float64'] as const));
+    // Values have standard deviation sqrt(t1 - t0): far out in its tails they must stay finite in the dtype.
+    const maxSpan = this.dtype === 'float32' ? 1e65 : Number.MAX_VALUE;
+    if (!(this.t1 - this.t0 <= maxSpan)) {
+      throw new RangeError(`Expected options.t1 - options.t0 at most ${maxSpan} for ${this.dtype} Brownian values (they must stay finite) but received ${this.t1 - this.t0}`);
+    }
     if (!Array.isArray(o.shape)) throw new TypeError(`Expected an array of sizes for options.shape but received ${describe(o.shape)}`);
     this.shape = Object.freeze(o.shape.map((d, i) => expectPositiveInteger(d, `options.shape[${i}]`)));
     this.size = numel(this.shape);
@@ -81,10 +90,13 @@ export class BrownianInterval {
       throw new RangeError(`Expected at most ${maxElements} elements for options.shape but received [${this.shape.join(', ')}]`);
     }
     this.seed = optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, Number.MAX_SAFE_INTEGER));
-    this.dtype = optional(o.dtype, 'float32' as BrownianDtype, (v) => expectOneOf(v, 'options.dtype', ['float32', 'float64'] as const));
     this.dtHint = o.dtHint === undefined ? undefined : expectPositive(o.dtHint, 'options.dtHint');
     this.levyArea = optional(o.levyArea, false, (v) => expectBoolean(v, 'options.levyArea'));
     this.cacheSize = optional(o.cacheSize, 45, (v) => expectInteger(v, 'options.cacheSize', 3, maxCacheSize));
+    // A full cache, plus the two arrays of a query.
+    const entryBytes = this.size * (this.dtype === 'float64' ? 8 : 4) * (this.levyArea ? 2 : 1);
+    checkBytes(entryBytes * (this.cacheSize + 2), expectMaxBytes(o.maxBytes, 'options.maxBytes'), 'options.maxBytes',
+      `A BrownianInterval of shape [${this.shape.join(', ')}] with cacheSize ${this.cacheSize}`);
     this.device = resolveDevice(o.device ?? 'cpu', 'options.device');
     const Native = native().BrownianInterval;
     this.handle = callNative(

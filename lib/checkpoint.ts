@@ -9,7 +9,8 @@
  *                contiguous, no gaps, no overlap
  *
  * Writes are atomic: a temp file in the same folder, fsync, rename over the target, fsync of
- * the folder. A failed write leaves an existing checkpoint as it was and removes the temp file.
+ * the folder. A failed write leaves an existing checkpoint as it was and removes the temp file;
+ * a writer killed mid-write leaves its temp file, which the next save to that path removes.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -168,6 +169,43 @@ function layout(tensors: Record<string, unknown>, metadata: Record<string, strin
   return { header, parts: entries.map((e) => littleEndianBytes(e.data)) };
 }
 
+/** Whether process `pid` exists on this machine (EPERM: it does, under another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files of earlier saves to `target` whose writer has died (killed mid-write):
+ * `.<name>.<pid>.<hex>.tmp` with no process `pid`. Only those names, never the target itself, and
+ * never a live writer's file; best effort (a file that cannot be removed is left).
+ */
+function removeStaleTemps(dir: string, target: string): void {
+  const prefix = `.${path.basename(target)}.`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const match = /^(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name.slice(prefix.length));
+    if (!match) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || processAlive(pid)) continue;
+    try {
+      fs.unlinkSync(path.join(dir, name));
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+}
+
 function writeAll(fd: number, bytes: Uint8Array): void {
   let done = 0;
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
@@ -188,6 +226,7 @@ export function saveCheckpoint(file: string, tensors: Record<string, CheckpointT
 
   const target = path.resolve(file);
   const dir = path.dirname(target);
+  removeStaleTemps(dir, target);
   const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;
   try {

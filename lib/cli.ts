@@ -1,25 +1,28 @@
 #!/usr/bin/env node
-/** The sdebnn command line: train, eval, predict, backend. */
+/** The sdebnn command line: train, eval, report, predict, backend. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backend, selfTest, setNumThreads } from './backend';
 import { SdeBnn, type SdeBnnConfig } from './bnn';
 import { deviceForRank, distributedAvailability, initDistributed, type ProcessGroup } from './distributed';
 import { followLauncher, launch, reportToLauncher } from './launch';
-import { augmentBatch, loadCifar10 } from './data/cifar';
+import { evalCommand as runEval, reportCommand as runReport, type EvalCommandOptions } from './commands/evaluate';
+import { augmentBatch, CIFAR10_MEAN, CIFAR10_STD, loadCifar10 } from './data/cifar';
 import { createDataset, imageDataset, type Dataset } from './data/dataset';
+import { FASHION_MNIST_DIR } from './data/ood';
 import { readIdx } from './data/idx';
 import { loadMnist, MNIST_MEAN, MNIST_STD } from './data/mnist';
 import { toyGrid, toyModelConfig, toyRegression } from './data/toy';
 import { predictiveEntropy } from './metrics';
 import { Random } from './random';
-import { evaluate, readTrainingCheckpoint, train, type EpochLog } from './train';
+import { readTrainingCheckpoint, train, type EpochLog } from './train';
 
 const usage = `Usage: sdebnn <command> [options]
 
 Commands:
   train     train an SDE-BNN and evaluate it on the test set
-  eval      evaluate a checkpoint on a test set
+  eval      evaluate a checkpoint: calibration, corruptions (shift) and OOD detection
+  report    the HTML report of a training run (RUN_DIR/report.html)
   predict   class probabilities (or predictive mean and std) for new inputs
   backend   LibTorch version, CUDA and threads; --self-test runs checked matrix products
 
@@ -60,7 +63,22 @@ Distributed (data-parallel; --batch-size is the global batch, split between the 
   --shared-path      all processes draw one weight path per step (default: one each)
   --dist-timeout SECONDS        how long to wait for the other processes (default 300)`;
 
-const evalHelp = `Usage: sdebnn eval --checkpoint FILE [--dataset mnist|cifar10|toy] [--data-dir DIR] [--test-limit N] [--samples S] [--device D]`;
+const evalOptionsHelp = `  --dataset mnist|cifar10|toy   the test set (default: from the model's input shape); --data-dir DIR, --test-limit N
+  --samples S        Monte Carlo weight paths (default 4)      --seed N    Brownian streams and corruptions (default 0)
+  --ood LIST         comma-separated OOD sets: fashion-mnist, noise, constant, an IDX image file, or a folder of IDX
+                     (t10k-images-idx3-ubyte) or CIFAR-10 binary files; none; default auto: fashion-mnist where installed
+                     (Debian's dataset-fashion-mnist, ${FASHION_MNIST_DIR}) and noise for MNIST models, noise otherwise
+  --shift mnist-c|cifar10-c|none   corruptions of the test set (default: mnist-c for MNIST models, cifar10-c for CIFAR-10)
+  --shift-limit N    test images per corruption and severity (default all)
+  --bins B           calibration bins (default 15)      --batch-size N    images per native call
+  --no-deterministic leave out the zero-noise view      --device D        --threads N       --quiet`;
+const evalHelp = `Usage: sdebnn eval --checkpoint FILE [options] [--json FILE] [--report FILE.html]
+Prints clean metrics, per-corruption accuracy, NLL, ECE and mean entropy, and OOD AUROC and FPR95.
+${evalOptionsHelp}`;
+const reportHelp = `Usage: sdebnn report RUN_DIR [--out FILE.html] [eval options]
+Writes RUN_DIR/report.html, one self-contained HTML file (inline SVG): from RUN_DIR/evaluation.json when there is one
+and no eval option is given, else from a fresh evaluation of RUN_DIR/model.safetensors (saved to evaluation.json).
+${evalOptionsHelp}`;
 const predictHelp = `Usage: sdebnn predict --checkpoint FILE (--images IDX_FILE [--limit N] | --x X1,X2,...) [--samples S]
   Prints one JSON object per input: the class, its probability and the predictive entropy
   (classification), or the predictive mean and standard deviation (regression).`;
@@ -99,6 +117,13 @@ function num(flags: Flags, name: string, fallback?: number): number | undefined 
   return n;
 }
 
+/** A positive integer flag such as --train-limit (0 is an error, not "no limit"), or undefined when absent. */
+function count(flags: Flags, name: string): number | undefined {
+  const n = num(flags, name);
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new RangeError(`Expected a positive integer for --${name} but received '${String(flags[name])}'`);
+  return n;
+}
+
 function str(flags: Flags, name: string, fallback: string): string {
   const v = flags[name];
   return typeof v === 'string' ? v : fallback;
@@ -120,21 +145,21 @@ function limit<T extends Dataset>(ds: T, n: number | undefined): T {
 function loadData(flags: Flags): { train: Dataset; test: Dataset; dataset: string } {
   const dataset = str(flags, 'dataset', 'mnist');
   const dir = typeof flags['data-dir'] === 'string' ? flags['data-dir'] : undefined;
-  const trainLimit = num(flags, 'train-limit');
-  const testLimit = num(flags, 'test-limit');
+  const trainLimit = count(flags, 'train-limit');
+  const testLimit = count(flags, 'test-limit');
   if (dataset === 'mnist') {
     return {
       dataset,
-      train: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'train', ...(trainLimit ? { limit: trainLimit } : {}) })),
-      test: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'test', ...(testLimit ? { limit: testLimit } : {}) })),
+      train: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'train', ...(trainLimit !== undefined ? { limit: trainLimit } : {}) })),
+      test: imageDataset(loadMnist({ ...(dir ? { dir } : {}), split: 'test', ...(testLimit !== undefined ? { limit: testLimit } : {}) })),
     };
   }
   if (dataset === 'cifar10') {
     if (!dir) throw new RangeError('--dataset cifar10 needs --data-dir, the folder of the CIFAR-10 binary batches');
     return {
       dataset,
-      train: imageDataset(loadCifar10({ dir, split: 'train', ...(trainLimit ? { limit: trainLimit } : {}) })),
-      test: imageDataset(loadCifar10({ dir, split: 'test', ...(testLimit ? { limit: testLimit } : {}) })),
+      train: imageDataset(loadCifar10({ dir, split: 'train', ...(trainLimit !== undefined ? { limit: trainLimit } : {}) })),
+      test: imageDataset(loadCifar10({ dir, split: 'test', ...(testLimit !== undefined ? { limit: testLimit } : {}) })),
     };
   }
   if (dataset === 'toy') {
@@ -147,12 +172,19 @@ function loadData(flags: Flags): { train: Dataset; test: Dataset; dataset: strin
   throw new RangeError(`Expected 'mnist', 'cifar10' or 'toy' for --dataset but received '${dataset}'`);
 }
 
+/** The pixel normalisation the model applies to raw [0, 1] images of each dataset. */
+function inputNormalization(dataset: string): SdeBnnConfig['inputNormalization'] {
+  if (dataset === 'mnist') return { shift: MNIST_MEAN, scale: MNIST_STD };
+  if (dataset === 'cifar10') return { shift: [...CIFAR10_MEAN], scale: [...CIFAR10_STD] };
+  return undefined;
+}
+
 function modelConfig(flags: Flags, data: { train: Dataset; dataset: string }): SdeBnnConfig {
   const toy = data.dataset === 'toy' ? toyModelConfig() : undefined;
   const stem = flags.stem === 'none' ? false : num(flags, 'stem');
   const blocks = typeof flags.blocks === 'string' ? flags.blocks.split(',').map(Number) : undefined;
   return {
-    ...(toy ?? { kind: 'conv', inputShape: data.train.inputShape, classes: data.train.classes ?? 10 }),
+    ...(toy ?? { kind: 'conv', inputShape: data.train.inputShape, classes: data.train.classes ?? 10, inputNormalization: inputNormalization(data.dataset) }),
     ...(num(flags, 'width') !== undefined && !toy ? { width: num(flags, 'width') } : {}),
     ...(stem !== undefined && !toy ? { stem } : {}),
     ...(blocks ? { blocks } : {}),
@@ -184,7 +216,7 @@ function augmentFor(seed: number) {
   let out = new Float32Array(0);
   return (inputs: Float32Array, shape: number[]): Float32Array => {
     if (out.length !== inputs.length) out = new Float32Array(inputs.length);
-    return augmentBatch(inputs, shape, rng, {}, out);
+    return augmentBatch(inputs, shape, rng, { fill: CIFAR10_MEAN }, out); // padding in the mean colour
   };
 }
 
@@ -217,7 +249,7 @@ async function trainCommand(argv: string[]): Promise<number> {
   const model = new SdeBnn(config as SdeBnnConfig);
   if (lead) console.log(`sdebnn: ${data.dataset}: ${data.train.length} training and ${data.test.length} test examples; ` +
     `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${backend().threads} thread${backend().threads === 1 ? '' : 's'}; device ${model.config.device}`);
-  const result = await train(model, data, {
+  const result = await train(model, { train: data.train, ...(data.test ? { test: data.test } : {}) }, {
     epochs: num(flags, 'epochs', data.dataset === 'toy' ? 10000 : 10),
     batchSize: num(flags, 'batch-size', data.dataset === 'toy' ? 40 : 128),
     lr: num(flags, 'lr', 1e-3),
@@ -249,7 +281,7 @@ async function trainCommand(argv: string[]): Promise<number> {
     model.dispose();
     return 0;
   }
-  const summary = { dataset: data.dataset, steps: result.steps, seconds: result.seconds, stoppedEarly: result.stoppedEarly, test: result.test, config: model.config };
+  const summary = { dataset: data.dataset, seed: num(flags, 'seed', 0), steps: result.steps, seconds: result.seconds, stoppedEarly: result.stoppedEarly, test: result.test, config: model.config };
   fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   if (result.test && 'accuracy' in result.test) {
     console.log(`test accuracy ${(100 * result.test.accuracy).toFixed(2)}%, ECE ${(100 * result.test.ece).toFixed(2)}%, NLL ${result.test.nll.toFixed(4)}, ` +
@@ -292,24 +324,77 @@ async function joinGroup(flags: Flags): Promise<ProcessGroup> {
   });
 }
 
-function modelFromCheckpoint(file: string, device?: string): SdeBnn {
-  const saved = readTrainingCheckpoint(file);
-  const model = new SdeBnn({ ...(saved.config as SdeBnnConfig), ...(device ? { device: device as 'cpu' } : {}) });
-  model.setState(saved.state);
-  return model;
+function loadModel(flags: Flags, file: string): SdeBnn {
+  return SdeBnn.load(file, typeof flags.device === 'string' ? { device: flags.device as 'cpu' } : {});
+}
+
+/** The dataset a model was trained on, from its input shape, unless --dataset says. */
+function datasetOf(flags: Flags, model: SdeBnn): string {
+  if (typeof flags.dataset === 'string') return flags.dataset;
+  const shape = model.config.inputShape.join(',');
+  return shape === '3,32,32' ? 'cifar10' : model.config.kind === 'mlp' ? 'toy' : 'mnist';
+}
+
+const EVAL_FLAGS = ['dataset', 'data-dir', 'test-limit', 'samples', 'device', 'seed', 'ood', 'shift', 'shift-limit', 'bins', 'batch-size', 'threads'];
+const EVAL_BOOLEANS = ['no-deterministic', 'quiet'];
+
+function evalOptions(flags: Flags, train: Dataset) {
+  const shiftLimit = num(flags, 'shift-limit');
+  const batchSize = num(flags, 'batch-size');
+  return {
+    samples: num(flags, 'samples', 4),
+    seed: num(flags, 'seed', 0),
+    bins: num(flags, 'bins', 15),
+    ood: str(flags, 'ood', 'auto').split(','),
+    shift: str(flags, 'shift', 'auto'),
+    deterministic: !flags['no-deterministic'],
+    progress: !flags.quiet && Boolean(process.stderr.isTTY),
+    train,
+    ...(shiftLimit !== undefined ? { shiftLimit } : {}),
+    ...(batchSize !== undefined ? { batchSize } : {}),
+  } satisfies Omit<EvalCommandOptions, 'checkpoint'>;
 }
 
 async function evalCommand(argv: string[]): Promise<number> {
-  const flags = parseFlags(argv, ['checkpoint', 'dataset', 'data-dir', 'test-limit', 'train-limit', 'samples', 'device', 'seed'], []);
+  const flags = parseFlags(argv, ['checkpoint', 'json', 'report', ...EVAL_FLAGS], EVAL_BOOLEANS);
   if (flags.help || typeof flags.checkpoint !== 'string') {
     console.log(evalHelp);
     return flags.help ? 0 : 2;
   }
-  const model = modelFromCheckpoint(flags.checkpoint, typeof flags.device === 'string' ? flags.device : undefined);
-  const data = loadData({ ...flags, 'train-limit': '1' });
-  const metrics = await evaluate(model, data.test, { samples: num(flags, 'samples', 4) });
-  console.log(JSON.stringify({ dataset: data.dataset, examples: data.test.length, ...metrics }));
-  model.dispose();
+  if (flags.threads !== undefined) setNumThreads(num(flags, 'threads', 1));
+  const model = loadModel(flags, flags.checkpoint);
+  try {
+    const data = loadData({ ...flags, dataset: datasetOf(flags, model), 'train-limit': '1' });
+    await runEval(model, data.test, {
+      checkpoint: flags.checkpoint,
+      ...evalOptions(flags, data.train),
+      ...(typeof flags.json === 'string' ? { json: flags.json } : {}),
+      ...(typeof flags.report === 'string' ? { report: flags.report } : {}),
+    });
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
+
+async function reportCommand(argv: string[]): Promise<number> {
+  const [runDir, ...rest] = argv;
+  const flags = parseFlags(runDir === undefined || runDir.startsWith('--') ? argv : rest, ['out', ...EVAL_FLAGS], EVAL_BOOLEANS);
+  if (flags.help || runDir === undefined || runDir.startsWith('--')) {
+    console.log(reportHelp);
+    return flags.help ? 0 : 2;
+  }
+  if (flags.threads !== undefined) setNumThreads(num(flags, 'threads', 1));
+  const summaryFile = path.join(runDir, 'summary.json');
+  const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { seed?: number }) : {};
+  const model = loadModel(flags, path.join(runDir, 'model.safetensors'));
+  try {
+    const data = loadData({ seed: String(summary.seed ?? 0), ...flags, dataset: datasetOf(flags, model), 'train-limit': '1' });
+    const evalFlagsGiven = Object.keys(flags).some((k) => k !== 'out' && k !== 'quiet' && k !== 'threads');
+    await runReport(model, data.test, runDir, { ...evalOptions(flags, data.train), out: str(flags, 'out', path.join(runDir, 'report.html')), reuse: !evalFlagsGiven });
+  } finally {
+    model.dispose();
+  }
   return 0;
 }
 
@@ -319,12 +404,12 @@ async function predictCommand(argv: string[]): Promise<number> {
     console.log(predictHelp);
     return flags.help ? 0 : 2;
   }
-  const model = modelFromCheckpoint(flags.checkpoint, typeof flags.device === 'string' ? flags.device : undefined);
+  const model = loadModel(flags, flags.checkpoint);
   const samples = num(flags, 'samples', 8);
   let inputs: Float32Array;
   if (typeof flags.images === 'string') {
-    const idx = readIdx(flags.images, { magic: 0x00000803, ...(flags.limit ? { limit: num(flags, 'limit', 1) } : {}) });
-    inputs = Float32Array.from(idx.data, (v) => (v / 255 - MNIST_MEAN) / MNIST_STD);
+    const idx = readIdx(flags.images, { magic: 0x00000803, ...(flags.limit !== undefined ? { limit: count(flags, 'limit') } : {}) });
+    inputs = Float32Array.from(idx.data, (v) => v / 255); // raw intensities: the model normalises
   } else {
     inputs = Float32Array.from(String(flags.x).split(','), (v) => {
       const n = Number(v);
@@ -358,6 +443,8 @@ async function main(argv: string[]): Promise<number> {
       return trainCommand(rest);
     case 'eval':
       return evalCommand(rest);
+    case 'report':
+      return reportCommand(rest);
     case 'predict':
       return predictCommand(rest);
     case 'backend': {

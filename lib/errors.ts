@@ -42,6 +42,19 @@ export class DistributedUnavailableError extends SdebnnError {}
  */
 export class DistributedError extends SdebnnError {}
 
+/**
+ * A safety limit would be exceeded (too many solver steps, too many bytes for one call): raised
+ * before the work or allocation starts, or by the solver at the step that passes the limit.
+ * `option` names the setting that raises the limit, e.g. 'options.maxSteps' or 'config.maxBytes'.
+ */
+export class LimitError extends SdebnnError {
+  readonly option: string;
+  constructor(message: string, code = 'ERR_LIMIT', option = '') {
+    super(message, code);
+    this.option = option;
+  }
+}
+
 const byCode: Record<string, new (message: string, code: string) => SdebnnError> = {
   ERR_DEVICE_UNAVAILABLE: DeviceUnavailableError,
   ERR_TORCH: TorchError,
@@ -53,19 +66,24 @@ const byCode: Record<string, new (message: string, code: string) => SdebnnError>
   ERR_DISTRIBUTED_PORT_IN_USE: DistributedError,
 };
 
-/** Turns an error thrown by the addon into the matching typed error. */
-export function fromNative(error: unknown): Error {
-  if (error instanceof SdebnnError) return error;
-  if (error instanceof Error) {
-    const code = (error as Error & { code?: unknown }).code;
-    if (typeof code === 'string') {
-      if (code === 'ERR_INVALID_ARGUMENT') return new RangeError(error.message);
-      const Class = byCode[code] ?? NativeError;
-      return new Class(error.message, code);
-    }
-    return error;
+/** The codes the addon's errors carry (native/addon/common.cc); ERR_NATIVE, ERR_OUT_OF_MEMORY, ERR_BUSY and ERR_DISPOSED become NativeError. */
+const NATIVE_CODES = new Set([...Object.keys(byCode), 'ERR_INVALID_ARGUMENT', 'ERR_LIMIT', 'ERR_NATIVE', 'ERR_OUT_OF_MEMORY', 'ERR_BUSY', 'ERR_DISPOSED']);
+
+/**
+ * Turns an error thrown by the addon into the matching typed error. Anything else (what a
+ * callback threw: an Error of its own, or any other value) passes through as it is.
+ */
+export function fromNative(error: unknown): unknown {
+  if (error instanceof SdebnnError || !(error instanceof Error)) return error;
+  const code = (error as Error & { code?: unknown }).code;
+  if (typeof code !== 'string' || !NATIVE_CODES.has(code)) return error;
+  if (code === 'ERR_INVALID_ARGUMENT') return new RangeError(error.message);
+  if (code === 'ERR_LIMIT') {
+    const option = (error as Error & { option?: unknown }).option;
+    return new LimitError(error.message, code, typeof option === 'string' ? option : '');
   }
-  return new NativeError(String(error), 'ERR_NATIVE');
+  const Class = byCode[code] ?? NativeError;
+  return new Class(error.message, code);
 }
 
 /** Runs a synchronous native call, mapping its errors. */

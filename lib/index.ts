@@ -8,7 +8,9 @@ export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export {
   SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError, DistributedUnavailableError, DistributedError,
+  LimitError,
 } from './errors';
+export { LIMIT_DEFAULTS } from './limits';
 export { Random } from './random';
 export type { RandomState } from './random';
 export { readIdx, parseIdx } from './data/idx';
@@ -19,6 +21,8 @@ export { loadCifar10, checkCifarBatch, augmentBatch, randomCrop, randomHorizonta
 export type { Cifar10Options, AugmentOptions } from './data/cifar';
 export { toyRegression, toyGrid, toyModelConfig, TOY_CLUSTERS } from './data/toy';
 export type { ToyRegression, ToyRegressionOptions, GridOptions } from './data/toy';
+export { loadOodImages, syntheticImages, fashionMnistAvailable, FASHION_MNIST_DIR, SYNTHETIC_OOD } from './data/ood';
+export type { OodImages, OodOptions } from './data/ood';
 export { createDataset, imageDataset, subset, splitDataset, MinibatchIterator } from './data/dataset';
 export type { Dataset, DatasetInit, ImageSet, Targets, Batch, MinibatchOptions, MinibatchState } from './data/dataset';
 export {
@@ -26,6 +30,8 @@ export {
   nll,
   brierScore,
   expectedCalibrationError,
+  adaptiveCalibrationError,
+  maxCalibrationError,
   calibrationBins,
   predictiveEntropy,
   classificationMetrics,
@@ -37,6 +43,10 @@ export {
   regressionMetrics,
 } from './metrics';
 export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
+export { decomposeUncertainty, totalEntropy, expectedEntropy, mutualInformation, maxProbability, variationRatio, checkSampleProbabilities } from './uncertainty';
+export type { UncertaintySummary, UncertaintyDecomposition } from './uncertainty';
+export { oodDetection, rocCurve, selectivePrediction } from './score-metrics';
+export type { OodDetection, OodScoreOptions, RocCurve, SelectivePrediction, ScoreArray } from './score-metrics';
 export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, expectCheckpoint, MAX_HEADER_BYTES } from './checkpoint';
 export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
 export { SDE, sdeint, sdeintGradients, validateSpec, methods, activations, METHODS, ACTIVATIONS, NOISE_TYPES, SDE_TYPES } from './sde';
@@ -72,3 +82,15 @@ export type { InitDistributedOptions, DistributedAvailability, DistributedBacken
 export type { DistributedTrainOptions, WeightPaths } from './data-parallel';
 export { launch } from './launch';
 export type { LaunchOptions, LaunchResult, WorkerExit } from './launch';
+export { predictDataset, DEFAULT_PREDICT_BATCH_SIZE } from './predict';
+export type { PredictDatasetOptions, PredictProgress, DatasetPrediction, DatasetClassification, DatasetRegression } from './predict';
+export { evaluateUncertainty, histogram, OOD_SCORES } from './evaluate';
+export type {
+  Evaluation, EvaluationOptions, EvaluationProgress, CleanEvaluation, ShiftEvaluation, OodEvaluation, Histogram, UncertaintyMeans,
+  CorruptionLike, ShiftSuiteLike, OodScoreName,
+} from './evaluate';
+export { renderReport, writeReport, readTrainingLog } from './report/page';
+export type { ReportInput, TrainingLog, RegressionBand } from './report/page';
+export { formatEvaluation } from './report/table';
+export { corruptions, corrupt, SHIFT_SUITES } from './shift';
+export type { ShiftSuite, Corruption, CorruptOptions, ImageShape } from './shift';

@@ -3,7 +3,10 @@
  *
  * Classification: from predictive probabilities [N, K] (rows summing to 1, e.g. softmax
  * outputs averaged over Monte Carlo samples) and integer labels: accuracy, negative
- * log-likelihood, Brier score, expected calibration error (ECE) and predictive entropy.
+ * log-likelihood, Brier score, expected calibration error (ECE: equal-width and equal-mass
+ * bins, and the maximum, MCE) and predictive entropy. Scores that rank examples (OOD
+ * detection, selective prediction) are in score-metrics.ts, the uncertainty decomposition of
+ * per-path probabilities in uncertainty.ts.
  * Regression: from S Monte Carlo samples of the prediction, the predictive mean and
  * standard deviation, the Gaussian negative log-likelihood and the RMSE.
  *
@@ -160,23 +163,34 @@ function binOf(c: number, bins: number): number {
   return b;
 }
 
-/** Reliability diagram data and ECE; confidence is the largest probability of a row. */
-export function calibrationBins(probs: MatrixLike, labels: Labels, options?: { bins?: number }): CalibrationBins {
+/** The calibration metrics' common part: the bin option, and each row's top-label confidence and correctness. */
+function topLabel(probs: MatrixLike, labels: Labels, options: unknown): { bins: number; n: number; confidence: Float64Array; correct: Uint8Array } {
   const opts = expectOptionalObject(options, 'options');
   expectKnownKeys(opts, 'options', ['bins']);
   const bins = optional(opts.bins, 15, (v) => expectInteger(v, 'options.bins', 1));
   const { data, n, k } = checkProbabilities(probs);
   checkLabels(labels, n, k);
+  const confidence = new Float64Array(n);
+  const correct = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const pred = argmax(data, i * k, k);
+    confidence[i] = data[i * k + pred]!;
+    correct[i] = pred === labels[i] ? 1 : 0;
+  }
+  return { bins, n, confidence, correct };
+}
+
+/** Reliability diagram data and ECE; confidence is the largest probability of a row. */
+export function calibrationBins(probs: MatrixLike, labels: Labels, options?: { bins?: number }): CalibrationBins {
+  const { bins, n, confidence, correct: hit } = topLabel(probs, labels, options);
   const count = new Array<number>(bins).fill(0);
   const correct = new Array<number>(bins).fill(0);
   const confSum = new Array<number>(bins).fill(0);
   for (let i = 0; i < n; i++) {
-    const pred = argmax(data, i * k, k);
-    const conf = data[i * k + pred]!;
-    const b = binOf(conf, bins);
+    const b = binOf(confidence[i]!, bins);
     count[b]!++;
-    confSum[b]! += conf;
-    if (pred === labels[i]) correct[b]!++;
+    confSum[b]! += confidence[i]!;
+    correct[b]! += hit[i]!;
   }
   const acc = count.map((c, b) => (c === 0 ? NaN : correct[b]! / c));
   const conf = count.map((c, b) => (c === 0 ? NaN : confSum[b]! / c));
@@ -195,6 +209,44 @@ export function calibrationBins(probs: MatrixLike, labels: Labels, options?: { b
 /** Expected calibration error with `bins` equal-width confidence bins (default 15). */
 export function expectedCalibrationError(probs: MatrixLike, labels: Labels, options?: { bins?: number }): number {
   return calibrationBins(probs, labels, options).ece;
+}
+
+/** Maximum calibration error: the largest |accuracy - confidence| over the non-empty equal-width bins (default 15). */
+export function maxCalibrationError(probs: MatrixLike, labels: Labels, options?: { bins?: number }): number {
+  const b = calibrationBins(probs, labels, options);
+  let mce = NaN;
+  for (let i = 0; i < b.count.length; i++) {
+    if (b.count[i]! > 0) mce = Number.isNaN(mce) ? Math.abs(b.accuracy[i]! - b.confidence[i]!) : Math.max(mce, Math.abs(b.accuracy[i]! - b.confidence[i]!));
+  }
+  return mce;
+}
+
+/**
+ * Adaptive (equal-mass) ECE (Nixon et al. 2019): the rows sorted by confidence (ties by row
+ * order) and cut into `bins` (default 15) consecutive groups whose sizes differ by at most one,
+ * the larger ones first (numpy's array_split), then sum_b n_b / N * |accuracy_b - confidence_b|.
+ */
+export function adaptiveCalibrationError(probs: MatrixLike, labels: Labels, options?: { bins?: number }): number {
+  const { bins, n, confidence: conf, correct } = topLabel(probs, labels, options);
+  if (n === 0) return NaN;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => conf[a]! - conf[b]! || a - b);
+  const base = Math.floor(n / bins);
+  const extra = n % bins;
+  let ece = 0;
+  let at = 0;
+  for (let b = 0; b < bins; b++) {
+    const size = base + (b < extra ? 1 : 0);
+    if (size === 0) break;
+    let hits = 0;
+    let confSum = 0;
+    for (let j = at; j < at + size; j++) {
+      hits += correct[order[j]!]!;
+      confSum += conf[order[j]!]!;
+    }
+    ece += Math.abs(hits - confSum) / n; // size / n * |hits / size - confSum / size|
+    at += size;
+  }
+  return ece;
 }
 
 /** Entropy -sum_k p_k log p_k of each row (nats), terms with p_k = 0 contributing 0. */
@@ -217,21 +269,32 @@ export interface ClassificationMetrics {
   accuracy: number;
   nll: number;
   brier: number;
+  /** Top-label ECE with `eceBins` equal-width bins. */
   ece: number;
+  /** The number of bins of ece, adaptiveEce and mce: report it with them. */
+  eceBins: number;
+  /** Equal-mass ECE with eceBins bins. */
+  adaptiveEce: number;
+  /** Maximum calibration error over the non-empty equal-width bins. */
+  mce: number;
   /** Mean predictive entropy (nats). */
   entropy: number;
 }
 
-/** All classification metrics at once. */
+/** All classification metrics at once; `bins` (default 15) for the calibration errors. */
 export function classificationMetrics(probs: MatrixLike, labels: Labels, options?: { bins?: number }): ClassificationMetrics {
   const { n } = checkProbabilities(probs);
   const h = predictiveEntropy(probs);
+  const bins = calibrationBins(probs, labels, options);
   return {
     count: n,
     accuracy: accuracy(probs, labels),
     nll: nll(probs, labels),
     brier: brierScore(probs, labels),
-    ece: expectedCalibrationError(probs, labels, options),
+    ece: bins.ece,
+    eceBins: bins.count.length,
+    adaptiveEce: adaptiveCalibrationError(probs, labels, options),
+    mce: maxCalibrationError(probs, labels, options),
     entropy: mean(h.reduce((a, b) => a + b, 0), n),
   };
 }
@@ -315,9 +378,11 @@ export function gaussianNll(mean: FloatArray, std: FloatArray, targets: FloatArr
   const y = expectVector(targets, 'targets', mu.length);
   let sum = 0;
   for (let i = 0; i < mu.length; i++) {
-    const v = Math.max(sd[i]! * sd[i]! + noise * noise, minVariance);
-    const d = y[i]! - mu[i]!;
-    sum += 0.5 * Math.log(2 * Math.PI * v) + (d * d) / (2 * v);
+    // v = max(sd^2 + noise^2, minVariance) in units of s^2, so that huge stds do not overflow.
+    const s = Math.max(Math.abs(sd[i]!), noise, Math.sqrt(minVariance));
+    const v = Math.max((sd[i]! / s) ** 2 + (noise / s) ** 2, (Math.sqrt(minVariance) / s) ** 2);
+    const d = (y[i]! - mu[i]!) / s;
+    sum += 0.5 * Math.log(2 * Math.PI * v) + Math.log(s) + (d * d) / (2 * v);
   }
   return mu.length === 0 ? NaN : sum / mu.length;
 }

@@ -40,7 +40,10 @@ export interface NativeSdeBnn {
     targets: NativeTargets,
     options: { beta: number; objective: 'loss' | 'kl'; seed?: number },
   ): Promise<{ loss: number; nll: number; kl: number; grads: Record<string, Tensor> }>;
-  predict(inputs: Tensor, options: { samples: number; ema: boolean; seed?: number }): Promise<Tensor>;
+  predict(
+    inputs: Tensor,
+    options: { samples: number; ema: boolean; seed?: number; keepSamples: boolean; deterministic: boolean },
+  ): Promise<{ mean?: Tensor; samples?: Tensor }>;
   diagnose(
     inputs: Tensor,
     options: { seed?: number },
@@ -57,6 +60,8 @@ export interface NativeBinding {
   roundTrip(tensor: Tensor, options: { transpose?: boolean; scale?: number; device?: string }): Tensor;
   /** Test hook: one of the engine's elementwise kernels applied to a tensor. */
   elementwise(tensor: Tensor, name: 'tanh'): Tensor;
+  /** Test hook: an activation's value and slope by the buffered route's loops ('fast': sde::activate_cpu), the conv kernels, or LibTorch ('aten'). */
+  elementwise(tensor: Tensor, name: `${'fast' | 'conv' | 'aten'}.${'tanh' | 'softplus' | 'relu' | 'sigmoid'}`): { value: Tensor; slope: Tensor };
   selfTest(options: { device: string; size: number; iterations: number }, onProgress?: ProgressCallback): Promise<{
     device: string;
     iterations: number;

@@ -85,6 +85,33 @@ export class Random {
     return result;
   }
 
+  /**
+   * Fills `out` with the next out.length outputs of nextUint32(), in order, and returns it: the
+   * same stream, with the state kept in locals through the loop (several times faster for bulk draws).
+   */
+  fillUint32(out: Uint32Array): Uint32Array {
+    let s0 = this.s0;
+    let s1 = this.s1;
+    let s2 = this.s2;
+    let s3 = this.s3;
+    for (let i = 0; i < out.length; i++) {
+      const m = Math.imul(s1, 5);
+      out[i] = Math.imul((m << 7) | (m >>> 25), 9);
+      const t = s1 << 9;
+      const n2 = s2 ^ s0;
+      const n3 = s3 ^ s1;
+      s1 ^= n2;
+      s0 ^= n3;
+      s2 = n2 ^ t;
+      s3 = (n3 << 11) | (n3 >>> 21);
+    }
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
+    return out;
+  }
+
   /** Uniform in [0, 1) with 53 random bits; or in [low, high) when both are given. */
   uniform(low?: number, high?: number): number {
     if (low === undefined && high === undefined) return this.unit();

@@ -3,10 +3,11 @@
  * literature's names. SDEs are defined natively from a declarative spec (analytic problems
  * and neural SDEs); no JavaScript runs per solver step.
  */
-import { awaitNative, callNative } from './errors';
+import { awaitNative, callNative, NumericalError } from './errors';
 import { resolveDevice } from './backend';
 import { BrownianInterval, brownianHandle } from './brownian';
 import { native, type ProgressCallback } from './native';
+import { checkBytes, checkSteps, expectMaxBytes, expectMaxSteps, fixedSteps, linearParameters } from './limits';
 import { expectTensor, numel, type Tensor } from './tensor';
 import {
   describe,
@@ -144,6 +145,8 @@ export interface NeuralSpec extends Common {
    * tested against). Results report the route that ran.
    */
   kernels?: 'fast' | 'fused' | 'autograd';
+  /** The most bytes the networks' parameters may take (with their gradients); more is a LimitError. Default 4 GiB. */
+  maxBytes?: number;
 }
 
 export type SDESpec = GbmSpec | OuSpec | LinearSpec | NeuralSpec;
@@ -176,6 +179,14 @@ function expectMlp(value: unknown, field: string): MlpSpec {
   };
 }
 
+/** The parameters of a neural SDE (native/sde/neural.cpp): the drift MLP, and the diffusion MLP or its vector s. */
+function neuralParameters(s: { d: number; m?: number; noiseType: NoiseType; drift: MlpSpec; diffusion: MlpSpec & { kind: string } }): number {
+  const mlp = (inputs: number, outputs: number, spec: MlpSpec) => linearParameters([inputs + (spec.timeInput ? 1 : 0), ...spec.hidden!, outputs]);
+  const width = s.noiseType === 'general' ? s.d * s.m! : s.d;
+  const diffusion = s.diffusion.kind === 'mlp' ? mlp(s.noiseType === 'additive' ? 0 : s.d, width, s.diffusion) : s.d;
+  return mlp(s.d, s.d, s.drift) + diffusion;
+}
+
 /** Validates an SDE spec, returning it with defaults filled in. */
 export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Common, 'sdeType' | 'dtype' | 'device'>> & SDESpec {
   const o = expectObject(spec, field);
@@ -203,7 +214,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
       return { ...common, type, A, c: expectNumbers(o.c, `${field}.c`, A.length), b: expectNumbers(o.b, `${field}.b`, A.length) };
     }
     case 'neural': {
-      expectKnownKeys(o, field, ['type', 'd', 'm', 'noiseType', 'drift', 'diffusion', 'seed', 'sdeType', 'dtype', 'device', 'kernels']);
+      expectKnownKeys(o, field, ['type', 'd', 'm', 'noiseType', 'drift', 'diffusion', 'seed', 'sdeType', 'dtype', 'device', 'kernels', 'maxBytes']);
       const d = expectPositiveInteger(o.d, `${field}.d`);
       const noiseType = optional(o.noiseType, 'diagonal' as NoiseType, (v) => expectOneOf(v, `${field}.noiseType`, NOISE_TYPES));
       const m = noiseType === 'general' ? expectPositiveInteger(o.m, `${field}.m`) : undefined;
@@ -225,13 +236,17 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
       }
       const driftIn = expectOptionalObject(o.drift, `${field}.drift`);
       expectKnownKeys(driftIn, `${field}.drift`, ['hidden', 'activation', 'timeInput']);
+      const drift = expectMlp(driftIn, `${field}.drift`);
+      const maxBytes = expectMaxBytes(o.maxBytes, `${field}.maxBytes`);
+      const parameters = neuralParameters({ d, m, noiseType, drift, diffusion });
+      checkBytes(parameters * 2 * (common.dtype === 'float64' ? 8 : 4), maxBytes, `${field}.maxBytes`, `A neural SDE with ${parameters} parameters`);
       return {
         ...common,
         type,
         d,
         ...(m !== undefined ? { m } : {}),
         noiseType,
-        drift: expectMlp(driftIn, `${field}.drift`),
+        drift,
         diffusion,
         seed: optional(o.seed, 0, (v) => expectInteger(v, `${field}.seed`, 0, 2 ** 53 - 1)),
         kernels: optional(o.kernels, 'fast' as const, (v) => expectOneOf(v, `${field}.kernels`, ['fast', 'fused', 'autograd'] as const)),
@@ -278,9 +293,21 @@ export class SDE {
     callNative(() => this.handle.setParameter(name, tensor));
   }
 
-  /** Geometric Brownian motion only: the exact Y_t from Y_0 and W(t) - W(t0). */
-  exact(y0: Tensor, t: number, w: Tensor): Tensor {
-    return callNative(() => this.handle.exact(expectTensor(y0, 'y0', 2), expectNumber(t, 't'), expectTensor(w, 'w', 2)));
+  /**
+   * Geometric Brownian motion only: the exact Y_t from Y_0 and W(t) - W(t0); a NumericalError where
+   * it overflows the dtype. `options.maxBytes` (default 4 GiB) bounds what it allocates.
+   */
+  exact(y0: Tensor, t: number, w: Tensor, options: { maxBytes?: number } = {}): Tensor {
+    const o = expectOptionalObject(options, 'options');
+    expectKnownKeys(o, 'options', ['maxBytes']);
+    const y0t = expectTensor(y0, 'y0', 2);
+    const wt = expectTensor(w, 'w', 2);
+    const values = Math.max(numel(y0t.shape), numel(wt.shape));
+    checkBytes(4 * values * (this.spec.dtype === 'float64' ? 8 : 4), expectMaxBytes(o.maxBytes, 'options.maxBytes'), 'options.maxBytes', `exact on y0 [${y0t.shape.join(', ')}]`);
+    const y = callNative(() => this.handle.exact(y0t, expectNumber(t, 't'), wt));
+    const at = y.data.findIndex((v) => !Number.isFinite(v));
+    if (at >= 0) throw new NumericalError(`the exact solution is not finite in ${this.spec.dtype} (element ${at} is ${y.data[at]})`, 'ERR_NUMERICAL');
+    return y;
   }
 
   dispose(): void {
@@ -317,13 +344,71 @@ export interface SdeintOptions {
   adjointAdaptive?: boolean;
   adjointRtol?: number;
   adjointAtol?: number;
+  /**
+   * The most steps (accepted plus rejected) one solve may take: the forward solve, and the
+   * adjoint's backward solve, each. Fixed steps are counted before the solve starts; adaptive
+   * ones as the solver goes. More is a LimitError naming options.maxSteps. Default 100,000.
+   */
+  maxSteps?: number;
+  /**
+   * The most bytes the call may allocate, estimated from the shapes before anything is allocated
+   * (see README, "Bad input and limits"). More is a LimitError naming options.maxBytes. Default 4 GiB.
+   */
+  maxBytes?: number;
+  /**
+   * Called on the event loop about every 5% of the time span. If it throws, the solve stops at its
+   * next step and the Promise rejects with that error.
+   */
   onProgress?: (event: { stage: 'forward' | 'backward'; fraction: number; t: number; nfe: number; stepsAccepted: number }) => void;
 }
 
 const OPTION_KEYS = [
   'method', 'dt', 'adaptive', 'rtol', 'atol', 'dtMin', 'bm', 'seed', 'device', 'adjoint',
-  'adjointMethod', 'adjointDt', 'adjointAdaptive', 'adjointRtol', 'adjointAtol', 'onProgress',
+  'adjointMethod', 'adjointDt', 'adjointAdaptive', 'adjointRtol', 'adjointAtol', 'maxSteps', 'maxBytes', 'onProgress',
 ] as const;
+
+/** The shape of the Brownian increments a solve of `sde` from y0 [batch, d] needs (as the engine's brownian_shape). */
+function brownianShape(sde: SDE, y0: Tensor): number[] {
+  const [batch, d] = y0.shape as [number, number];
+  const spec = sde.spec;
+  if (sde.noiseType === 'scalar') return [batch, 1];
+  if (sde.noiseType !== 'general') return [batch, d];
+  if (spec.type === 'neural') return [batch, spec.m!];
+  return [batch, (spec as GbmSpec).sigma.length > 0 ? ((spec as GbmSpec).sigma[0] as number[]).length : 0];
+}
+
+/** A caller's Brownian motion must fit the solve: dtype and device of the SDE, the noise's shape, Levy area for srk. */
+function checkBrownian(bm: BrownianInterval, sde: SDE, y0: Tensor, device: string, method: Method): void {
+  if (bm.dtype !== sde.spec.dtype) {
+    throw new TypeError(`Expected a BrownianInterval of dtype '${sde.spec.dtype}' (the SDE's) for options.bm but received '${bm.dtype}'`);
+  }
+  if (bm.device !== device) throw new RangeError(`Expected a BrownianInterval on '${device}' for options.bm but received one on '${bm.device}'`);
+  const shape = brownianShape(sde, y0);
+  if (bm.shape.length !== shape.length || bm.shape.some((s, i) => s !== shape[i])) {
+    throw new RangeError(`Expected a BrownianInterval of shape [${shape.join(', ')}] for options.bm (its shape does not match the SDE's noise for this y0) but received [${bm.shape.join(', ')}]`);
+  }
+  if (method === 'srk' && !bm.levyArea) throw new RangeError("Expected a BrownianInterval made with levyArea: true for options.bm (method 'srk' needs the Levy area)");
+}
+
+/**
+ * Bytes a solve allocates, from the shapes: the outputs, the solver's working states (stages,
+ * network activations), the Brownian cache and, for backprop through the solver, what autograd
+ * keeps per step. An estimate of the dominant terms, not an exact count.
+ */
+function solveBytes(sde: SDE, y0: Tensor, times: number[], o: { dt: number; adjoint: boolean; method: Method }, gradients: boolean, bm?: BrownianInterval): number {
+  const [batch, d] = y0.shape as [number, number];
+  const spec = sde.spec;
+  const noise = numel(brownianShape(sde, y0)) / Math.max(1, batch);
+  let width = d + (sde.noiseType === 'general' ? d * noise : d);
+  if (spec.type === 'neural') {
+    width += spec.drift!.hidden!.reduce((a, b) => a + b, 0);
+    if (spec.diffusion!.kind === 'mlp') width += spec.diffusion!.hidden!.reduce((a, b) => a + b, 0);
+  }
+  const cache = (bm?.cacheSize ?? 45) * noise * (bm?.levyArea || o.method === 'srk' ? 2 : 1);
+  const stored = gradients && !o.adjoint ? 4 * fixedSteps(times, o.dt) : gradients ? 8 : 0;
+  const item = spec.dtype === 'float64' ? 8 : 4;
+  return item * batch * (times.length * d + 8 * width + cache + stored * width);
+}
 
 function validateOptions(sde: SDE, options: unknown) {
   const o = expectOptionalObject(options, 'options');
@@ -357,10 +442,24 @@ function validateOptions(sde: SDE, options: unknown) {
     adjointAdaptive: optional(o.adjointAdaptive, adaptive, (v) => expectBoolean(v, 'options.adjointAdaptive')),
     adjointRtol: optional(o.adjointRtol, rtol, (v) => expectPositive(v, 'options.adjointRtol')),
     adjointAtol: optional(o.adjointAtol, atol, (v) => expectPositive(v, 'options.adjointAtol')),
+    maxSteps: expectMaxSteps(o.maxSteps, 'options.maxSteps'),
+    maxBytes: expectMaxBytes(o.maxBytes, 'options.maxBytes'),
     ...(o.bm !== undefined ? { bm: brownianHandle(o.bm, 'options.bm') } : {}),
   };
   const onProgress = o.onProgress === undefined ? undefined : expectFunction<ProgressCallback>(o.onProgress, 'options.onProgress');
-  return { native: out, onProgress };
+  return { native: out, onProgress, bm: o.bm as BrownianInterval | undefined };
+}
+
+/** The checks that need y0, ts and the options together: the Brownian motion, step counts and bytes. */
+function checkSolve(sde: SDE, y0: Tensor, times: number[], v: ReturnType<typeof validateOptions>, gradients: boolean): void {
+  const o = v.native;
+  if (v.bm) checkBrownian(v.bm, sde, y0, o.device, o.method);
+  const span = `ts spans ${times.at(-1)! - times[0]!}`;
+  if (!o.adaptive) checkSteps(fixedSteps(times, o.dt), o.maxSteps, 'options.maxSteps', `The solve (${span} with dt ${o.dt})`, 'use a larger options.dt');
+  if (gradients && o.adjoint && !o.adjointAdaptive) {
+    checkSteps(fixedSteps(times, o.adjointDt), o.maxSteps, 'options.maxSteps', `The adjoint solve (${span} with adjointDt ${o.adjointDt})`, 'use a larger options.adjointDt');
+  }
+  checkBytes(solveBytes(sde, y0, times, o, gradients, v.bm), o.maxBytes, 'options.maxBytes', `This ${gradients ? 'sdeintGradients' : 'sdeint'} call (y0 [${y0.shape.join(', ')}], ${times.length} output times)`);
 }
 
 function validateTimes(ts: unknown): number[] {
@@ -404,8 +503,9 @@ export function sdeint(sde: SDE, y0: Tensor, ts: ArrayLike<number>, options: Sde
   if (!(sde instanceof SDE)) throw new TypeError(`Expected an SDE for sde but received ${describe(sde)}`);
   const y = validateY0(sde, y0);
   const times = validateTimes(ts);
-  const { native: opts, onProgress } = validateOptions(sde, options);
-  return awaitNative(callNative(() => native().sdeint(sde.handle, y, times, opts, onProgress)));
+  const v = validateOptions(sde, options);
+  checkSolve(sde, y, times, v, false);
+  return awaitNative(callNative(() => native().sdeint(sde.handle, y, times, v.native, v.onProgress)));
 }
 
 export interface GradientsResult extends SdeintResult {
@@ -432,6 +532,7 @@ export function sdeintGradients(sde: SDE, y0: Tensor, ts: ArrayLike<number>, gra
     throw new RangeError(`Expected gradYs of shape [${expected.join(', ')}] but received [${g.shape.join(', ')}]`);
   }
   if (g.data.constructor !== y.data.constructor) throw new TypeError('Expected gradYs.data to have the same type as y0.data');
-  const { native: opts, onProgress } = validateOptions(sde, options);
-  return awaitNative(callNative(() => native().sdeintGradients(sde.handle, y, times, g, opts, onProgress)));
+  const v = validateOptions(sde, options);
+  checkSolve(sde, y, times, v, true);
+  return awaitNative(callNative(() => native().sdeintGradients(sde.handle, y, times, g, v.native, v.onProgress)));
 }

@@ -19,7 +19,8 @@ export function numel(shape: readonly number[]): number {
 
 /** Checks a tensor argument: float typed array, integer shape, sizes or strides that fit `data`. */
 export function expectTensor(value: unknown, field: string, dims?: number): Tensor {
-  if (typeof value !== 'object' || value === null) {
+  // A bare typed array is named as such, not as a tensor whose data is undefined.
+  if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value)) {
     throw new TypeError(`Expected a tensor {data: Float32Array | Float64Array, shape: number[]} for ${field} but received ${describe(value)}`);
   }
   const { data, shape, strides } = value as Partial<Tensor>;

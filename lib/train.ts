@@ -5,15 +5,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { saveCheckpoint, loadCheckpoint, type CheckpointTensor } from './checkpoint';
 import { DataParallel, resolveDistributedTrainOptions, type DistributedTrainOptions } from './data-parallel';
 import type { ProcessGroup } from './distributed';
-import { MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
+import { expectDataset, MinibatchIterator, type Dataset, type MinibatchState } from './data/dataset';
+import { DataFormatError } from './errors';
+import { metadataJson, readModelFile } from './model-file';
+import { predictDataset } from './predict';
 import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
-import type { SdeBnn, BnnTrainStepResult as TrainStepResult } from './bnn';
+import { SdeBnn, type BnnTrainStepResult as TrainStepResult } from './bnn';
 import type { Tensor } from './tensor';
 import {
-  expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectOneOf,
+  describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectObject, expectOneOf,
   expectOptionalObject, expectPositive, expectPositiveInteger, expectString, optional,
 } from './validate';
 
@@ -147,46 +149,37 @@ export function learningRate(step: number, progress: number, o: { lr: number; lr
   return o.lrMin + 0.5 * (o.lr - o.lrMin) * (1 + Math.cos(Math.PI * p));
 }
 
-const CHECKPOINT_VERSION = '1';
-
-function toCheckpointTensors(state: Record<string, Tensor>): Record<string, CheckpointTensor> {
-  const out: Record<string, CheckpointTensor> = {};
-  for (const [name, t] of Object.entries(state)) out[name] = { data: t.data, shape: t.shape };
-  return out;
-}
-
-/** Writes a model's state and training position atomically (safetensors layout). */
+/** Writes a model (SdeBnn.save) with its training position, atomically. */
 export function saveTrainingCheckpoint(file: string, model: SdeBnn, position: { epoch: number; step: number; iterator?: MinibatchState }): void {
-  saveCheckpoint(file, toCheckpointTensors(model.getState()), {
-    format: 'sdebnn',
-    version: CHECKPOINT_VERSION,
-    config: JSON.stringify(model.config),
-    epoch: String(position.epoch),
-    step: String(position.step),
-    ...(position.iterator ? { iterator: JSON.stringify(position.iterator) } : {}),
+  expectModel(model);
+  const p = expectObject(position, 'position');
+  expectKnownKeys(p, 'position', ['epoch', 'step', 'iterator']);
+  const epoch = expectInteger(p.epoch, 'position.epoch', 0, Number.MAX_SAFE_INTEGER);
+  const step = expectInteger(p.step, 'position.step', 0, Number.MAX_SAFE_INTEGER);
+  const iterator = p.iterator === undefined ? undefined : expectObject(p.iterator, 'position.iterator');
+  model.save(file, {
+    metadata: { epoch: String(epoch), step: String(step), ...(iterator ? { iterator: JSON.stringify(iterator) } : {}) },
   });
 }
 
-/** Reads a checkpoint written by saveTrainingCheckpoint, checking its format and version. */
+/** A training checkpoint's metadata `key` as a non-negative integer (0 when absent), or a DataFormatError naming the file and key. */
+function metadataCount(file: string, meta: Record<string, string>, key: string): number {
+  const text = meta[key] ?? '0';
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new DataFormatError(`Checkpoint ${file}: metadata ${key} is ${JSON.stringify(text.slice(0, 40))}, expected a non-negative integer`, 'ERR_DATA_FORMAT');
+  }
+  return Number(text);
+}
+
+/** Reads a checkpoint written by saveTrainingCheckpoint (or SdeBnn.save: position 0): config, state and position. */
 export function readTrainingCheckpoint(file: string) {
-  const checkpoint = loadCheckpoint(file);
-  const meta = checkpoint.metadata;
-  if (meta.format !== 'sdebnn' || meta.version !== CHECKPOINT_VERSION) {
-    throw new RangeError(`Checkpoint ${file} is not an sdebnn checkpoint of version ${CHECKPOINT_VERSION} (format ${meta.format ?? 'none'}, version ${meta.version ?? 'none'})`);
-  }
-  const state: Record<string, Tensor> = {};
-  for (const [name, t] of Object.entries(checkpoint.tensors)) {
-    if (!(t.data instanceof Float32Array) && !(t.data instanceof Float64Array)) {
-      throw new RangeError(`Checkpoint ${file}: tensor ${name} has dtype ${t.dtype}; expected F32 or F64`);
-    }
-    state[name] = { data: t.data, shape: t.shape };
-  }
+  const { config, state, metadata } = readModelFile(file);
   return {
     state,
-    config: JSON.parse(meta.config ?? '{}') as object,
-    epoch: Number(meta.epoch ?? 0),
-    step: Number(meta.step ?? 0),
-    iterator: meta.iterator ? (JSON.parse(meta.iterator) as MinibatchState) : undefined,
+    config,
+    epoch: metadataCount(file, metadata, 'epoch'),
+    step: metadataCount(file, metadata, 'step'),
+    iterator: metadataJson(file, metadata, 'iterator') as MinibatchState | undefined,
   };
 }
 
@@ -207,47 +200,62 @@ class ProgressBar {
   }
 }
 
-/** Evaluates on a dataset with S Monte Carlo weight paths: accuracy, NLL, Brier, ECE (15 bins), entropy; or regression metrics. */
+function expectModel(model: unknown): SdeBnn {
+  if (!(model instanceof SdeBnn)) throw new TypeError(`Expected an SdeBnn for model but received ${describe(model)}`);
+  return model;
+}
+
+/** Checks a dataset and that it fits the model: the input shape, and labels (categorical) or targets of config.outputs values. */
+function expectDatasetFor(model: SdeBnn, value: unknown, field: string): Dataset {
+  const dataset = expectDataset(value, field);
+  const c = model.config;
+  if (dataset.inputShape.length !== c.inputShape.length || dataset.inputShape.some((s, i) => s !== c.inputShape[i])) {
+    throw new RangeError(`Expected ${field}.inputShape [${c.inputShape.join(', ')}] (the model's config.inputShape) but received [${dataset.inputShape.join(', ')}]`);
+  }
+  if (c.likelihood === 'categorical') {
+    if (dataset.classes === undefined) throw new TypeError(`Expected class labels (Uint8Array) for ${field}.targets of a classifier but received regression targets`);
+    if (dataset.classes > c.classes) {
+      throw new RangeError(`Expected at most ${c.classes} classes (the model's config.classes) in ${field} but received ${dataset.classes}`);
+    }
+  } else if (dataset.classes !== undefined || dataset.targetShape.length !== 1 || dataset.targetShape[0] !== c.outputs) {
+    throw new RangeError(
+      `Expected regression targets of shape [${c.outputs}] (the model's config.outputs) for ${field}.targets but received ${dataset.classes !== undefined ? 'class labels' : `shape [${dataset.targetShape.join(', ')}]`}`,
+    );
+  }
+  if (dataset.length === 0) throw new RangeError(`Expected at least one example in ${field} but received none`);
+  return dataset;
+}
+
 export async function evaluate(
   model: SdeBnn,
   dataset: Dataset,
   options: { samples?: number; batchSize?: number; ema?: boolean; seed?: number; distributed?: { group: ProcessGroup } } = {},
 ): Promise<ClassificationMetrics | RegressionMetrics> {
-  const samples = optional(options.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
-  const batchSize = optional(options.batchSize, 500, (v) => expectPositiveInteger(v, 'options.batchSize'));
-  const ema = optional(options.ema, false, (v) => expectBoolean(v, 'options.ema'));
-  const seed = optional(options.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 32 - 1));
-  // Data-parallel: rank r predicts batches r, r + worldSize, ...; an all-reduce gathers them (the
-  // others' rows are zeros), so every rank gets the single-process metrics.
-  const group = options.distributed === undefined ? undefined : resolveDistributedTrainOptions(options.distributed, 'options.distributed').group;
-  const mine = (start: number) => !group || (start / batchSize) % group.worldSize === group.rank;
-  const per = dataset.inputShape.reduce((a, b) => a * b, 1);
-  const n = dataset.length;
-  if (model.config.likelihood === 'categorical') {
-    const classes = model.config.classes;
-    const probs = new Float64Array(n * classes);
-    for (let start = 0; start < n; start += batchSize) {
-      if (!mine(start)) continue;
-      const size = Math.min(batchSize, n - start);
-      // A private Brownian stream per batch: evaluation neither depends on nor disturbs training.
-      const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
-      if (out.kind !== 'categorical') throw new Error('expected class probabilities');
-      probs.set(out.probs, start * classes);
-    }
-    if (group) await group.allReduce({ data: probs, shape: [n, classes] });
-    return classificationMetrics({ data: probs, shape: [n, classes] }, dataset.targets as Uint8Array);
+  expectModel(model);
+  expectDatasetFor(model, dataset, 'dataset');
+  const o = expectOptionalObject(options, 'options');
+  expectKnownKeys(o, 'options', ['samples', 'batchSize', 'ema', 'seed', 'distributed']);
+  const { distributed, ...predictOptions } = o;
+  // Data-parallel: rank r predicts batches r, r + worldSize, ...; a sum over the ranks gathers them
+  // (the others' rows are zeros), so every rank gets the single-process metrics.
+  const group = distributed === undefined ? undefined : resolveDistributedTrainOptions(distributed, 'options.distributed').group;
+  const shard = group ? { shard: { rank: group.rank, count: group.worldSize } } : {};
+  // Regression metrics take the paths themselves, [S, N] or [S, N, outputs].
+  const out = await predictDataset(model, dataset, { ...predictOptions, ...shard, keepSamples: model.config.likelihood !== 'categorical' });
+  if (out.kind === 'categorical') {
+    if (group) await group.allReduce({ data: out.probs, shape: [out.count, out.classes] });
+    return classificationMetrics({ data: out.probs, shape: [out.count, out.classes] }, dataset.targets as Uint8Array);
   }
-  const outputs = new Float64Array(samples * n + 1); // and the noise scale, from rank 0's first batch
-  for (let start = 0; start < n; start += batchSize) {
-    if (!mine(start)) continue;
-    const size = Math.min(batchSize, n - start);
-    const out = await model.predict(dataset.inputs.subarray(start * per, (start + size) * per), { samples, ema, seed: seed + start });
-    if (out.kind !== 'regression') throw new Error('expected regression samples');
-    for (let s = 0; s < samples; s++) for (let i = 0; i < size; i++) outputs[s * n + start + i] = out.samples[s * size + i]!;
-    if (start === 0) outputs[samples * n] = out.noiseScale;
+  const paths = out.sampleOutputs!;
+  let noiseStd = out.noiseScale;
+  if (group) {
+    await group.allReduce({ data: paths, shape: [paths.length] });
+    const scale = new Float64Array([noiseStd]); // 0 on a rank that predicted no batch
+    await group.allReduce({ data: scale, shape: [1] }, { op: 'max' });
+    noiseStd = scale[0]!;
   }
-  if (group) await group.allReduce({ data: outputs, shape: [outputs.length] });
-  return regressionMetrics({ data: outputs.subarray(0, samples * n), shape: [samples, n] }, dataset.targets as Float32Array, { noiseStd: outputs[samples * n]! });
+  const shape = out.outputs === 1 ? [out.samples, out.count] : [out.samples, out.count, out.outputs];
+  return regressionMetrics({ data: paths, shape }, dataset.targets as Float32Array, { noiseStd });
 }
 
 /** What every rank of a data-parallel run must share: the model, the data's shape, the schedule. */
@@ -265,19 +273,33 @@ function runFingerprint(model: SdeBnn, data: { train: Dataset; test?: Dataset },
  * `checkpointFile` when `resume` is set and the file exists.
  */
 export async function train(model: SdeBnn, data: { train: Dataset; test?: Dataset }, options: TrainOptions = {}): Promise<TrainResult> {
+  expectModel(model);
+  const d = expectObject(data, 'data');
+  expectKnownKeys(d, 'data', ['train', 'test']);
+  const trainSet = expectDatasetFor(model, d.train, 'data.train');
+  const testSet = d.test === undefined ? undefined : expectDatasetFor(model, d.test, 'data.test');
   const o = trainOptions(options, model.config);
+  // Full batches only (dropLast): a batch larger than the data would train on nothing.
+  if (o.batchSize > trainSet.length) {
+    throw new RangeError(`Expected options.batchSize at most the ${trainSet.length} examples of data.train but received ${o.batchSize}`);
+  }
   const dist = o.distributed;
   if (dist && o.batchSize % dist.group.worldSize !== 0) {
     throw new RangeError(`Expected options.batchSize (the global batch) to be a multiple of the world size ${dist.group.worldSize} but received ${o.batchSize}`);
   }
   const shard = dist ? { shard: { rank: dist.group.rank, count: dist.group.worldSize } } : {};
-  const iterator = new MinibatchIterator(data.train, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, ...shard });
+  const iterator = new MinibatchIterator(trainSet, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, ...shard });
   const totalSteps = o.epochs * iterator.batchesPerEpoch;
   let startEpoch = 0;
   let step = 0;
   const lead = !dist || dist.group.rank === 0; // writes the checkpoint and the log, shows the progress bar
   if (lead && o.resume && o.checkpointFile && fs.existsSync(o.checkpointFile)) {
     const saved = readTrainingCheckpoint(o.checkpointFile);
+    if (saved.epoch >= o.epochs) {
+      throw new RangeError(
+        `Expected options.epochs above the ${saved.epoch} epochs checkpoint ${o.checkpointFile} has done (resume) but received ${o.epochs}`,
+      );
+    }
     model.setState(saved.state);
     startEpoch = saved.epoch;
     step = saved.step;
@@ -351,8 +373,8 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
       seconds: (Date.now() - epochStart) / 1000,
     };
     const last = stoppedEarly || epoch + 1 === o.epochs;
-    if (data.test && (o.evalEachEpoch || last)) {
-      epochLog.test = await evaluate(model, data.test, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
+    if (testSet && (o.evalEachEpoch || last)) {
+      epochLog.test = await evaluate(model, testSet, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
     }
     epochs.push(epochLog);
     log(epochLog);

@@ -39,13 +39,20 @@ command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v ninja >/dev/null 2>&1 || need_apt+=(ninja-build)
 
+# Not needed to build: Debian's chromium drives the HTML report's browser test (test/report.test.ts,
+# required in CI), and dataset-fashion-mnist (in /usr/share/datasets/fashion-mnist) is the OOD set of
+# MNIST models ('sdebnn eval', 'npm run main').
+[ -x /usr/bin/chromium ] || optional_apt+=(chromium)
+[ -d /usr/share/datasets/fashion-mnist ] || optional_apt+=(dataset-fashion-mnist)
+
 can_apt=0
 command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && can_apt=1
 if [ ${#optional_apt[@]} -gt 0 ]; then
   if [ $can_apt = 1 ]; then
     need_apt+=("${optional_apt[@]}")
   else
-    echo "setup: ${optional_apt[*]} is missing: distributed training with Gloo will be unavailable (as root: apt-get install -y ${optional_apt[*]})" >&2
+    echo "setup: note: ${optional_apt[*]} missing (libgloo-dev: distributed training with Gloo; chromium: the report's browser test," \
+      "skipped outside CI; dataset-fashion-mnist: the Fashion-MNIST OOD set); as root: apt-get install -y ${optional_apt[*]}" >&2
   fi
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then

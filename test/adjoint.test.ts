@@ -82,6 +82,40 @@ describe('adjoint against backprop on the same Brownian path', () => {
   });
 });
 
+describe('the adaptive adjoint: adjointAdaptive, adjointRtol and adjointAtol', () => {
+  // The forward solve is fine (midpoint, dt 1/2000) and the same for every run, so backprop through
+  // it is the pathwise gradient to ~1e-5 and what changes is only the backward solve. Measured
+  // relative errors against backprop: 9.1e-3 (rtol 1e-2, atol 1e-3; 11 steps), 1.2e-3 (1e-3, 1e-4;
+  // 45 steps), 1.7e-4 (1e-4, 1e-5; 196 steps); atol alone: 3.1e-4 (206 steps) at 1e-6, 5.2e-3 (8)
+  // at 1e-2; fixed steps of adjointDt 0.05: 5.3e-3 (20 steps).
+  it('tighter tolerances take more backward steps and come closer to backprop; atol alone changes the solve', async () => {
+    const sde = neural('diagonal');
+    const bm = bmFor(sde);
+    const forward = { method: 'midpoint' as const, dt: 1 / 2000, bm };
+    const bp = flatGrads(await sdeintGradients(sde, y0, ts, gradYs, forward));
+    const adjoint = async (options: object) => {
+      const r = await sdeintGradients(sde, y0, ts, gradYs, { ...forward, adjoint: true, adjointMethod: 'midpoint', adjointDt: 0.05, ...options });
+      return { error: relativeError(flatGrads(r), bp), stats: r.adjointStats };
+    };
+    const fixed = await adjoint({});
+    expect(fixed.stats).toMatchObject({ stepsAccepted: 20, stepsRejected: 0 });
+    const loose = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-2, adjointAtol: 1e-3 });
+    const middle = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-4 });
+    const tight = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-4, adjointAtol: 1e-5 });
+    expect(middle.stats.stepsRejected).toBeGreaterThan(0);
+    expect(middle.stats.stepsAccepted).toBeGreaterThan(2 * loose.stats.stepsAccepted);
+    expect(tight.stats.stepsAccepted).toBeGreaterThan(2 * middle.stats.stepsAccepted);
+    expect(middle.error).toBeLessThan(loose.error / 3);
+    expect(tight.error).toBeLessThan(middle.error / 3);
+    expect(middle.error).toBeLessThan(3e-3);
+    expect(tight.error).toBeLessThan(5e-4);
+    const smallAtol = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-6 });
+    const largeAtol = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-2 });
+    expect(smallAtol.stats.stepsAccepted).toBeGreaterThan(5 * largeAtol.stats.stepsAccepted);
+    expect(smallAtol.error).toBeLessThan(largeAtol.error / 3);
+  });
+});
+
 // A neural SDE with a hand-written diffusion (scaled_tanh, or constant for additive noise), solved
 // with gradients through ts with 20 steps: the kernels' routes against each other.
 const solve = (kernels: 'fast' | 'fused' | 'autograd', dtype: 'float32' | 'float64', activation: 'tanh' | 'softplus' | 'relu' | 'sigmoid', additive: boolean, sdeType: 'ito' | 'stratonovich', options: object) => {
@@ -244,10 +278,11 @@ describe('Ito SDEs: the adjoint converts to Stratonovich', () => {
     g.data.fill(1 / n, n);
     for (const method of ['euler', 'milstein'] as const) {
       const adj = await sdeintGradients(sde, x0, [0, 1], g, { method, dt: 1 / 2000, bm, adjoint: true, adjointMethod: 'midpoint' });
-      expect(adj.gradParams.mu!.data[0]! / dMu - 1, `${method} mu`).toBeLessThan(2e-2);
-      expect(Math.abs(adj.gradParams.sigma!.data[0]! - dSigma), `${method} sigma`).toBeLessThan(2e-2 * Math.abs(dSigma) + 2e-3);
       const bp = await sdeintGradients(sde, x0, [0, 1], g, { method, dt: 1 / 2000, bm });
-      expect(Math.abs(bp.gradParams.sigma!.data[0]! - dSigma), `${method} backprop sigma`).toBeLessThan(2e-2 * Math.abs(dSigma) + 2e-3);
+      for (const [route, r] of [['adjoint', adj], ['backprop', bp]] as const) {
+        expect(Math.abs(r.gradParams.mu!.data[0]! / dMu - 1), `${method} ${route} mu`).toBeLessThan(2e-2);
+        expect(Math.abs(r.gradParams.sigma!.data[0]! - dSigma), `${method} ${route} sigma`).toBeLessThan(2e-2 * Math.abs(dSigma) + 2e-3);
+      }
     }
     // Without the conversion the gradient would be that of the Stratonovich solution: far off.
     expect(Math.abs(strat - dSigma)).toBeGreaterThan(0.3);

@@ -2,6 +2,7 @@
 // estimators), gradients (fused VJPs vs autograd, backprop vs adjoint), training, checkpoints,
 // and the errors users see. Fixed seeds throughout; tolerances are stated per check.
 import { describe, expect, it } from 'vitest';
+import { setConstantDrift } from './drift';
 import { sdebnn } from './helpers';
 
 const { SdeBnn } = sdebnn;
@@ -32,6 +33,38 @@ function withEntries(state: Record<string, Tensor>, name: string, fill: (i: numb
   const t = state[name]!;
   const data = Float64Array.from(t.data, (_, i) => fill(i));
   return { [name]: { data, shape: t.shape } };
+}
+
+/**
+ * PyTorch's Adam step on `grads` after clipping them to global norm `clip` (0: off), from the
+ * parameters and moments in `before`; returns the expected and the actual (`after`) parameters and moments.
+ */
+function adamStep(
+  before: Record<string, Tensor>,
+  after: Record<string, Tensor>,
+  grads: Record<string, Tensor>,
+  o: { lr: number; betas: [number, number]; eps: number; clip: number },
+) {
+  let sq = 0;
+  for (const g of Object.values(grads)) for (const v of g.data) sq += v * v;
+  const norm = Math.sqrt(sq);
+  const coef = o.clip > 0 && norm > o.clip ? o.clip / (norm + 1e-6) : 1;
+  const [b1, b2] = o.betas;
+  const t = before['adam.step']!.data[0]! + 1;
+  const bc1 = 1 - b1 ** t;
+  const bc2 = 1 - b2 ** t;
+  const expected: Record<string, Tensor> = {};
+  const got: Record<string, Tensor> = {};
+  for (const [name, g] of Object.entries(grads)) {
+    const m = Float64Array.from(before[`adam.exp_avg.${name}`]!.data, (v, i) => b1 * v + (1 - b1) * coef * g.data[i]!);
+    const v2 = Float64Array.from(before[`adam.exp_avg_sq.${name}`]!.data, (v, i) => b2 * v + (1 - b2) * (coef * g.data[i]!) ** 2);
+    const p = Float64Array.from(before[name]!.data, (v, i) => v - (o.lr / bc1) * (m[i]! / (Math.sqrt(v2[i]!) / Math.sqrt(bc2) + o.eps)));
+    for (const [key, val] of [[name, p], [`adam.exp_avg.${name}`, m], [`adam.exp_avg_sq.${name}`, v2]] as const) {
+      expected[key] = { data: val, shape: g.shape };
+      got[key] = after[key]!;
+    }
+  }
+  return { got, expected, norm };
 }
 
 describe('SdeBnn integration', () => {
@@ -193,6 +226,78 @@ describe('SdeBnn KL estimators', () => {
     expect(klDb[1]).toBe(klDb[0]); // the JAX reference's u(w_0) would give a different number
   });
 
+  it('away from the prior: fmc is the exact gradient of its KL, and stl is fmc without the dB term\'s direct hypernetwork gradient', async () => {
+    // Posterior != prior: the hypernetwork's last layer set to a drift that depends on w_t and t.
+    // KL_fmc(phi) = sum_k 1/2 |u_k|^2 dt + u(w_k; phi) . dB_k on a fixed Brownian path (Euler, Ito).
+    // stl differentiates u(w_k; phi) . dB_k through w_k only, so grad_fmc - grad_stl is the direct
+    // derivative D of sum_k u(w_k; phi) . dB_k at fixed w_k: zero for w_0, and, since u is linear in
+    // the last layer (W_L, b_L), <(W_L, b_L), D> = the dB term itself (Euler's theorem).
+    const estimators = ['ckl', 'fmc', 'stl'] as const;
+    const last = 'blocks.0.hypernet.1';
+    const results: Record<string, { kl: number; grads: Record<string, Tensor> }> = {};
+    let klDb = 0;
+    let state: Record<string, Tensor> = {};
+    const config: Config = { ...tiny, solver: { method: 'euler', steps: 12 } };
+    for (const estimator of estimators) {
+      const m = new SdeBnn({ ...config, estimator });
+      if (estimator === 'ckl') {
+        const s = m.getState();
+        m.setState(
+          {
+            ...withEntries(s, `${last}.weight`, (i) => 0.06 * Math.sin(7 * i + 1)),
+            ...withEntries(s, `${last}.bias`, (i) => 0.03 * Math.cos(3 * i)),
+          },
+          { strict: false },
+        );
+        state = m.getState();
+      } else {
+        m.setState(state);
+      }
+      const g = await m.gradients(x1d, y1d, { seed: 13, objective: 'kl' });
+      results[estimator] = { kl: g.kl, grads: g.grads };
+      const [d] = await m.diagnose(x1d, { seed: 13 });
+      expect(Math.abs(g.kl - d!.kl - d!.klDb), estimator).toBeLessThan(1e-12 * g.kl);
+      if (estimator === 'fmc') {
+        klDb = d!.klDb;
+        // fmc's gradient against central differences of its KL on the same path, a few entries per parameter
+        const h = 1e-6;
+        for (const [name, indices] of [[`${last}.weight`, [0, 777]], [`${last}.bias`, [5]], ['blocks.0.hypernet.0.weight', [3, 200]], ['blocks.0.w0', [1, 300]]] as const) {
+          for (const i of indices) {
+            const at = async (v: number) => {
+              m.setState(withEntries(state, name, (k) => (k === i ? v : state[name]!.data[k]!)), { strict: false });
+              const [b] = await m.diagnose(x1d, { seed: 13 });
+              return b!.kl + b!.klDb;
+            };
+            const v0 = state[name]!.data[i]!;
+            const fd = ((await at(v0 + h)) - (await at(v0 - h))) / (2 * h);
+            m.setState(state);
+            const grad = g.grads[name]!.data[i]!;
+            expect(Math.abs(grad - fd), `fmc d/d${name}[${i}]: ${grad} vs ${fd}`).toBeLessThan(1e-7 * Math.max(1, Math.abs(fd))); // measured: 3e-9 at most
+          }
+        }
+      }
+      m.dispose();
+    }
+    const { ckl, fmc, stl } = results as Record<(typeof estimators)[number], (typeof results)[string]>;
+    // The KL values: fmc and stl add the same dB term to ckl's dt part.
+    expect(Math.abs(klDb)).toBeGreaterThan(0.05 * ckl!.kl);
+    expect(stl!.kl).toBe(fmc!.kl);
+    expect(Math.abs(fmc!.kl - ckl!.kl - klDb)).toBeLessThan(1e-12 * fmc!.kl);
+    // w_0: stl keeps the dB term's gradient through the path, so it equals fmc's, not ckl's.
+    const w0 = (r: typeof fmc) => ({ w0: r!.grads['blocks.0.w0']! });
+    expect(relativeError(w0(stl), w0(fmc))).toBeLessThan(1e-10);
+    expect(relativeError(w0(ckl), w0(fmc))).toBeGreaterThan(0.05);
+    // The hypernetwork: the three differ, and the last layer's difference pairs with the weights to the dB term.
+    const hyper = (r: typeof fmc) => Object.fromEntries(Object.entries(r!.grads).filter(([n]) => n.includes('hypernet')));
+    expect(relativeError(hyper(stl), hyper(fmc))).toBeGreaterThan(0.05);
+    expect(relativeError(hyper(stl), hyper(ckl))).toBeGreaterThan(0.05);
+    let pairing = 0;
+    for (const name of [`${last}.weight`, `${last}.bias`]) {
+      const p = state[name]!.data;
+      for (let i = 0; i < p.length; i++) pairing += p[i]! * (fmc!.grads[name]!.data[i]! - stl!.grads[name]!.data[i]!);
+    }
+    expect(Math.abs(pairing - klDb), `pairing ${pairing} vs the dB term ${klDb}`).toBeLessThan(1e-10 * Math.abs(klDb));
+  });
 });
 
 describe('SdeBnn gradients', () => {
@@ -266,6 +371,39 @@ describe('SdeBnn gradients', () => {
       const err = relativeError(gb.grads, ga.grads);
       expect(err, `${estimator} ${method}/${adjointMethod} ${steps} steps`).toBeLessThan(tolerance);
     }
+  });
+
+  it('solver.adjointAdaptive steps the adjoint by the solver\'s rtol and atol, closer to backprop as they tighten', async () => {
+    // ckl, Euler forward in 1000 steps; backprop through it is the reference. Measured relative errors:
+    // 10 fixed adjoint steps 6.7e-2; adaptive at rtol 1e-2, atol 1e-3: 2.7e-2; 1e-3, 1e-4: 6.1e-3; 1e-5, 1e-6: 8.5e-4.
+    const base = await trained({ ...tiny, solver: { steps: 10 } }, x1d, y1d);
+    const state = base.getState();
+    // nfeBackward from a training step: the backward solve's evaluations (on the generic engine's
+    // adjoint, which the adaptive one takes, plus its second forward solve of 2000)
+    const gradients = async (solver: Config['solver'], withStep = true) => {
+      const m = new SdeBnn({ ...tiny, solver });
+      m.setState(state);
+      const g = await m.gradients(x1d, y1d, { seed: 7, beta: 100 });
+      const nfeBackward = withStep ? (await m.trainStep(x1d, y1d, { beta: 100 })).nfeBackward : 0;
+      m.dispose();
+      return { grads: g.grads, nfeBackward };
+    };
+    const reference = (await gradients({ method: 'euler', steps: 1000 }, false)).grads;
+    const adjoint = { method: 'euler', steps: 1000, gradient: 'adjoint', adjointMethod: 'euler', adjointSteps: 10 } as const;
+    const runs = [
+      await gradients(adjoint),
+      await gradients({ ...adjoint, adjointAdaptive: true, rtol: 1e-2, atol: 1e-3 }),
+      await gradients({ ...adjoint, adjointAdaptive: true }),
+      await gradients({ ...adjoint, adjointAdaptive: true, rtol: 1e-5, atol: 1e-6 }),
+    ];
+    const errors = runs.map((r) => relativeError(r.grads, reference));
+    expect(runs[0]!.nfeBackward).toBe(20); // 10 Euler steps of drift and diffusion
+    for (let k = 1; k < runs.length; k++) {
+      expect(errors[k], `errors ${errors.map((e) => e.toExponential(1)).join(', ')}`).toBeLessThan(errors[k - 1]! / 2);
+      expect(runs[k]!.nfeBackward).toBeGreaterThan(runs[k - 1]!.nfeBackward);
+    }
+    expect(errors[3]).toBeLessThan(2e-3);
+    base.dispose();
   });
 });
 
@@ -381,6 +519,39 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
         };
         await compare(config, images, labels, 'loss', dtype === 'float64' ? 1e-10 : 1e-5);
       }
+    }
+  });
+
+  it('equals autograd on the main job\'s model (stem, blocks over two stages, pool 2, linear head), float64', async () => {
+    // The default config is the MNIST main model (stem 16, width 32, hypernetwork [32] tanh, pool 2
+    // into a linear head). Here in float64: as it is, with two blocks then one over two stages (the
+    // space-to-depth between them), and by the adjoint. Measured: 1e-14 at most, per tensor. Three
+    // Adam steps at lr 3e-4 move the hypernetwork off zero (at 1e-2 its drift of ~1 per weight
+    // blows the activations up to gradients of 1e6-1e20, where round-off alone reaches 1e-10).
+    const batch = 2;
+    const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(0.7 * i) + 0.3 * Math.cos(0.05 * i));
+    const labels = [3, 7];
+    const cases: [string, Config][] = [
+      ['the default config', {}],
+      ['blocks [2, 1]', { blocks: [2, 1] }],
+      ['blocks [1, 1], adjoint', { blocks: [1, 1], solver: { steps: 3, gradient: 'adjoint' } }],
+    ];
+    for (const [label, extra] of cases) {
+      const config: Config = { seed: 1, dtype: 'float64', solver: { steps: 3 }, ...extra };
+      const fast = new SdeBnn(config);
+      for (let k = 0; k < 3; k++) await fast.trainStep(images, labels, { lr: 3e-4, beta: 1 });
+      expect(fast.parameterNames, label).toEqual(expect.arrayContaining(['stem.weight', 'head.weight', `blocks.${fast.wDims.length - 1}.w0`]));
+      const reference = new SdeBnn({ ...config, kernels: 'autograd' });
+      reference.setState(fast.getState());
+      const a = await fast.gradients(images, labels, { seed: 5, beta: 10 });
+      const b = await reference.gradients(images, labels, { seed: 5, beta: 10 });
+      expect(a.kl, label).toBeGreaterThan(0);
+      expect(Math.abs(a.loss - b.loss) / b.loss, label).toBeLessThan(1e-12);
+      for (const name of fast.parameterNames) {
+        expect(relativeError({ [name]: a.grads[name]! }, { [name]: b.grads[name]! }), `${label}: ${name}`).toBeLessThan(1e-12);
+      }
+      fast.dispose();
+      reference.dispose();
     }
   });
 
@@ -530,6 +701,36 @@ describe('SdeBnn training', () => {
     expect(pa).toEqual(pb);
   });
 
+  it('keeps an EMA of the parameters: ema = d ema + (1 - d) param after each step, d = min(decay, (1 + t) / (10 + t)) at Adam step t', async () => {
+    const model = new SdeBnn({ ...tiny, optimizer: { ema: 0.9 } });
+    const params = model.parameterNames;
+    const start = model.getState();
+    for (const name of params) expect(start[`ema.${name}`]!.data, name).toEqual(start[name]!.data); // starts at the parameters
+    // t = 1: the warm-up decay 2/11; t = 101 (Adam's step set by hand): the configured 0.9 (< 102/111)
+    for (const [t, d] of [[1, 2 / 11], [101, 0.9]] as const) {
+      if (t > 1) model.setState({ 'adam.step': { data: Float64Array.of(t - 1), shape: [1] } }, { strict: false });
+      const before = model.getState();
+      await model.trainStep(x1d, y1d, { lr: 1e-2 });
+      const after = model.getState();
+      const expected: Record<string, Tensor> = {};
+      const got: Record<string, Tensor> = {};
+      for (const name of ['blocks.0.w0', 'blocks.0.hypernet.1.weight']) expect(after[name]!.data, name).not.toEqual(before[name]!.data);
+      for (const name of params) {
+        expected[name] = { data: Float64Array.from(before[`ema.${name}`]!.data, (e, i) => d * e + (1 - d) * after[name]!.data[i]!), shape: after[name]!.shape };
+        got[name] = after[`ema.${name}`]!;
+      }
+      expect(relativeError(got, expected), `step ${t}`).toBeLessThan(1e-14);
+    }
+    // predict({ ema: true }) runs on the EMA: the same samples as a model holding the EMA as its parameters
+    const state = model.getState();
+    const copy = new SdeBnn(tiny);
+    copy.setState(Object.fromEntries(params.map((name) => [name, state[`ema.${name}`]!])), { strict: false });
+    expect(await model.predict(x1d, { samples: 3, seed: 4, ema: true })).toEqual(await copy.predict(x1d, { samples: 3, seed: 4 }));
+    expect(await model.predict(x1d, { samples: 3, seed: 4 })).not.toEqual(await copy.predict(x1d, { samples: 3, seed: 4 }));
+    model.dispose();
+    copy.dispose();
+  });
+
   it('a training step is PyTorch\'s Adam on the gradients, clipped by the global norm (the fused CPU pass), float64 and float32', async () => {
     for (const [dtype, tol] of [['float64', 1e-12], ['float32', 1e-5]] as const) {
       for (const clip of [0, 1e-3]) {
@@ -541,26 +742,8 @@ describe('SdeBnn training', () => {
         b.setState(before);
         const { grads } = await a.gradients(x1d, y1d); // the training stream: the same path as b's step
         const step = await b.trainStep(x1d, y1d);
-        let sq = 0;
-        for (const g of Object.values(grads)) for (const v of g.data) sq += v * v;
-        const norm = Math.sqrt(sq);
+        const { got, expected, norm } = adamStep(before, b.getState(), grads, { lr: 1e-2, betas: [0.8, 0.95], eps: 1e-6, clip });
         expect(step.gradNorm).toBeCloseTo(norm, dtype === 'float64' ? 10 : 4);
-        const coef = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1;
-        const t = before['adam.step']!.data[0]! + 1;
-        const bc1 = 1 - 0.8 ** t;
-        const bc2 = 1 - 0.95 ** t;
-        const expected: Record<string, Tensor> = {};
-        const after = b.getState();
-        const got: Record<string, Tensor> = {};
-        for (const [name, g] of Object.entries(grads)) {
-          const m = Float64Array.from(before[`adam.exp_avg.${name}`]!.data, (v, i) => 0.8 * v + 0.2 * coef * g.data[i]!);
-          const v2 = Float64Array.from(before[`adam.exp_avg_sq.${name}`]!.data, (v, i) => 0.95 * v + 0.05 * (coef * g.data[i]!) ** 2);
-          const p = Float64Array.from(before[name]!.data, (v, i) => v - (1e-2 / bc1) * (m[i]! / (Math.sqrt(v2[i]!) / Math.sqrt(bc2) + 1e-6)));
-          for (const [key, val] of [[name, p], [`adam.exp_avg.${name}`, m], [`adam.exp_avg_sq.${name}`, v2]] as const) {
-            expected[key] = { data: val, shape: g.shape };
-            got[key] = after[key]!;
-          }
-        }
         expect(relativeError(got, expected), `${dtype} clip ${clip}`).toBeLessThan(tol);
       }
     }
@@ -673,5 +856,112 @@ describe('SdeBnn errors', () => {
     expect(labelled.disposed).toBe(true);
     expect(() => labelled.trainStep(images, [0, 1])).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
     expect(() => labelled.getState()).toThrow(expect.objectContaining({ code: 'ERR_DISPOSED' }));
+  });
+});
+
+describe('SdeBnn defaults', () => {
+  it('has the documented defaults: the MNIST conv model and the W1-shaped mlp, value by value', () => {
+    const common = {
+      inputNormalization: { shift: [0], scale: [1] }, hidden: [32, 32], activation: 'softplus', timeInput: false, width: [32],
+      convActivation: 'softplus', pool: 2, classes: 10, outputs: 1, scale: 0.1, learnScale: false, blocks: [1],
+      w0: { std: 0.1, posterior: 'point', priorStd: 0.1, rhoInit: Math.log(1e-3) }, estimator: 'ckl',
+      solver: { method: 'euler', adaptive: false, rtol: 1e-3, atol: 1e-4, dtMin: 1e-5, gradient: 'backprop', adjointMethod: 'euler', adjointAdaptive: false, maxSteps: 100000 },
+      beta: 1e-3, nTrain: 60000, optimizer: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, clip: 1, ema: 0 },
+      seed: 0, dtype: 'float32', device: 'cpu', kernels: 'fast', maxBytes: 2 ** 32,
+    };
+    const conv = sdebnn.resolveSdeBnnConfig({});
+    expect(conv).toEqual({
+      ...common, kind: 'conv', inputShape: [1, 28, 28], aug: 0, head: 'linear', stem: 16, likelihood: 'categorical', sigma: 0.05,
+      hypernet: { hidden: [32], activation: 'tanh' }, w0: { ...common.w0, init: 'fanIn' }, solver: { ...common.solver, steps: 10, adjointSteps: 10 },
+    });
+    const mlp = sdebnn.resolveSdeBnnConfig({ kind: 'mlp' });
+    expect(mlp).toEqual({
+      ...common, kind: 'mlp', inputShape: [1], aug: 2, head: 'last', stem: false, likelihood: 'gaussian', sigma: 0.2,
+      hypernet: { hidden: [64], activation: 'softplus' }, w0: { ...common.w0, init: 'normal' }, solver: { ...common.solver, steps: 20, adjointSteps: 20 },
+    });
+    // defaults that follow other fields
+    expect(sdebnn.resolveSdeBnnConfig({ kind: 'mlp', likelihood: 'laplace' }).scale).toBe(1);
+    expect(sdebnn.resolveSdeBnnConfig({ kind: 'mlp', likelihood: 'categorical' }).head).toBe('linear');
+    expect(sdebnn.resolveSdeBnnConfig({ estimator: 'fmc' }).solver.adjointMethod).toBe('midpoint');
+    expect(sdebnn.resolveSdeBnnConfig({ solver: { method: 'reversible_heun' } }).solver.adjointMethod).toBe('reversible_heun');
+    expect(sdebnn.resolveSdeBnnConfig({ solver: { steps: 7 } }).solver.adjointSteps).toBe(7);
+    expect(sdebnn.resolveSdeBnnConfig({ width: 8, blocks: [1, 2] }).width).toEqual([8, 8]);
+  });
+
+  it('the model runs with its defaults: shapes, fan-in w_0, steps, sigma, the hypernetwork\'s activation, beta / nTrain, Adam, dtype, seed', async () => {
+    const images = Float32Array.from({ length: 2 * 784 }, (_, i) => Math.sin(0.3 * i));
+    const labels = [4, 9];
+    const conv = new SdeBnn();
+    const state = conv.getState();
+    // stem 16 (3x3 on one channel), width 32, hypernetwork [32], pool 2 of the 14x14 map into a 10-class head
+    const shapes = Object.fromEntries(conv.parameterNames.map((n) => [n, state[n]!.shape]));
+    expect(shapes).toEqual({
+      'stem.weight': [16, 1, 3, 3], 'stem.bias': [16], 'blocks.0.w0': [9696], 'blocks.0.hypernet.0.weight': [32, 9697],
+      'blocks.0.hypernet.0.bias': [32], 'blocks.0.hypernet.1.weight': [9696, 32], 'blocks.0.hypernet.1.bias': [9696],
+      'head.weight': [10, 16 * 7 * 7], 'head.bias': [10],
+    });
+    expect(Object.keys(state).some((k) => k.startsWith('ema.'))).toBe(false); // EMA off
+    expect(() => conv.predict(images, { ema: true })).toThrow(/ema/);
+    expect(state['blocks.0.w0']!.data).toBeInstanceOf(Float32Array); // float32
+    expect((await conv.predict(images, { seed: 1 })).kind).toBe('categorical');
+    // fan-in init per slice: k1 [32, 16 + 1 (t), 3, 3], b1 [32] within 1/sqrt(153); k2 [16, 32 + 1, 3, 3], b2 [16] within 1/sqrt(297)
+    const w0 = Array.from(state['blocks.0.w0']!.data, Math.abs);
+    const maxOf = (a: number[]) => a.reduce((m, v) => Math.max(m, v), 0);
+    const first = maxOf(w0.slice(0, 32 * 153 + 32));
+    const second = maxOf(w0.slice(32 * 153 + 32));
+    expect(first).toBeLessThanOrEqual(1 / Math.sqrt(153));
+    expect(first).toBeGreaterThan(0.99 / Math.sqrt(153));
+    expect(second).toBeLessThanOrEqual(1 / Math.sqrt(297));
+    expect(second).toBeGreaterThan(0.99 / Math.sqrt(297));
+    // seed 0
+    expect(new SdeBnn({ seed: 0 }).getState()['blocks.0.w0']!.data).toEqual(state['blocks.0.w0']!.data);
+    expect(new SdeBnn({ seed: 1 }).getState()['blocks.0.w0']!.data).not.toEqual(state['blocks.0.w0']!.data);
+
+    // In float64 (every other field default): a constant drift through the tanh hypernetwork gives
+    // KL = 1/2 ||g||^2 / 0.05^2 in 10 Euler steps with no dB term (ckl), and loss - nll = 1e-3 KL / 60000.
+    const model = new SdeBnn({ dtype: 'float64' });
+    const g2 = setConstantDrift(model, 4, 0.01)[0]!;
+    const [d] = await model.diagnose(images, { seed: 2 });
+    expect(d).toMatchObject({ tEnd: 1, steps: 10, nfe: 20, klDb: 0 });
+    expect(Math.abs(d!.kl - (0.5 * g2) / 0.05 ** 2) / d!.kl).toBeLessThan(1e-12);
+    const softplusG2 = (() => {
+      const other = new SdeBnn({ dtype: 'float64', hypernet: { activation: 'softplus' } });
+      return setConstantDrift(other, 4, 0.01)[0]!;
+    })();
+    expect(Math.abs(softplusG2 - g2) / g2).toBeGreaterThan(0.1); // the activation matters to this number
+    const g = await model.gradients(images, labels, { seed: 2 });
+    expect(Math.abs((g.loss - g.nll) / g.kl - 1e-3 / 60000) / (1e-3 / 60000)).toBeLessThan(1e-6);
+    // Adam with lr 1e-3, betas (0.9, 0.999), eps 1e-8 and clipping at norm 1: two steps, then a third checked
+    for (let k = 0; k < 2; k++) await model.trainStep(images, labels);
+    const before = model.getState();
+    const twin = new SdeBnn({ dtype: 'float64' });
+    twin.setState(before);
+    const { grads } = await model.gradients(images, labels); // the training stream: the same path as the twin's step
+    const step = await twin.trainStep(images, labels);
+    expect(step.gradNorm).toBeGreaterThan(1); // so the clip acts
+    const { got, expected } = adamStep(before, twin.getState(), grads, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, clip: 1 });
+    expect(relativeError(got, expected)).toBeLessThan(1e-12);
+    for (const m of [conv, model, twin]) m.dispose();
+
+    // The mlp: steps 20, sigma 0.2 through a [64] softplus hypernetwork, w_0 ~ N(0, 0.1^2), no head
+    // (the last coordinate of h_1 of [x, 0, 0] through 3-32-32-3), a Gaussian likelihood of scale 0.1.
+    const mlp = new SdeBnn({ kind: 'mlp', dtype: 'float64' });
+    expect(mlp.wDims).toEqual([3 * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3]);
+    expect(mlp.parameterNames.some((n) => n.startsWith('head') || n.startsWith('stem'))).toBe(false);
+    const mw0 = mlp.getState()['blocks.0.w0']!.data;
+    const std = Math.sqrt(Array.from(mw0).reduce((a, v) => a + v * v, 0) / mw0.length);
+    expect(Math.abs(std - 0.1)).toBeLessThan(0.01); // 1283 draws: standard error 0.002
+    const mg2 = setConstantDrift(mlp, 5, 0.01)[0]!;
+    const [md] = await mlp.diagnose(x1d, { seed: 3 });
+    expect(md).toMatchObject({ tEnd: 1, steps: 20, nfe: 40, klDb: 0 });
+    expect(Math.abs(md!.kl - (0.5 * mg2) / 0.2 ** 2) / md!.kl).toBeLessThan(1e-12);
+    const out = await mlp.predict(x1d, { samples: 1, seed: 3 });
+    if (out.kind !== 'regression') throw new Error('expected regression');
+    expect(out.noiseScale).toBe(0.1);
+    let nll = 0;
+    for (let i = 0; i < B; i++) nll += 0.5 * ((y1d[i]! - out.samples[i]!) / 0.1) ** 2 + Math.log(0.1) + 0.5 * Math.log(2 * Math.PI);
+    const mr = await mlp.gradients(x1d, y1d, { seed: 3 });
+    expect(Math.abs(mr.nll - nll / B) / mr.nll).toBeLessThan(1e-12);
+    mlp.dispose();
   });
 });

@@ -111,6 +111,27 @@ describe('errors', () => {
     expect(caught!.message).not.toMatch(/Exception raised from/); // no C++ backtrace
   });
 
+  it('maps a LibTorch error in a public call to TorchError (ERR_TORCH), with LibTorch\'s message and no backtrace', () => {
+    // A broadcast batch of 2^43 rows (strides [0, 1]): made contiguous it is 64 TiB, which LibTorch's
+    // allocator refuses under Linux's default overcommit heuristic (more than memory plus swap);
+    // config.maxBytes is raised so that the package's own limit lets the call through.
+    let caught: unknown;
+    const model = new sdebnn.SdeBnn({ kind: 'mlp', inputShape: [2], hidden: [8], outputs: 1, likelihood: 'gaussian', maxBytes: Number.MAX_SAFE_INTEGER });
+    try {
+      void model.predict({ data: new Float32Array(2), shape: [2 ** 43, 2], strides: [0, 1] });
+    } catch (e) {
+      caught = e;
+    }
+    model.dispose();
+    expect(caught).toBeInstanceOf(sdebnn.TorchError);
+    expect(caught).toBeInstanceOf(sdebnn.SdebnnError);
+    const error = caught as InstanceType<typeof sdebnn.TorchError>;
+    expect(error.code).toBe('ERR_TORCH');
+    expect(error.name).toBe('TorchError');
+    expect(error.message).toMatch(/can't allocate memory: you tried to allocate \d+ bytes/);
+    expect(error.message).not.toMatch(/Exception raised from/);
+  });
+
   it('turns a std::exception into an Error with code ERR_NATIVE', () => {
     expect(() => native().raise('std')).toThrow(expect.objectContaining({ code: 'ERR_NATIVE', message: 'a standard exception from native code' }));
   });
@@ -156,15 +177,19 @@ describe('async work', () => {
     expect(() => sdebnn.selfTest({ sise: 3 } as never)).toThrow(/Unknown option options\.sise/);
   });
 
-  it('survives a throwing progress callback', async () => {
-    const result = await sdebnn.selfTest({
+  it('survives a throwing progress callback: the Promise rejects with its error and the work stops', async () => {
+    const failure = new Error('callback failure');
+    let calls = 0;
+    const result = sdebnn.selfTest({
       size: 16,
       iterations: 3,
       onProgress: () => {
-        throw new Error('callback failure');
+        calls++;
+        throw failure;
       },
     });
-    expect(result.iterations).toBe(3);
+    await expect(result).rejects.toBe(failure);
+    expect(calls).toBe(1);
   });
 });
 

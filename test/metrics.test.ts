@@ -110,6 +110,29 @@ describe('classification metrics against hand computations', () => {
     );
   });
 
+  it('adaptive (equal-mass) ECE: sorted confidences 0.5 (right), 0.6 (wrong), 0.7 (right), 0.9 (right)', () => {
+    // 2 bins of 2: {0.5, 0.6} acc 1/2, conf 0.55 -> 2/4 * 0.05 = 0.025; {0.7, 0.9} acc 1, conf 0.8 -> 2/4 * 0.2 = 0.1; sum 0.125
+    expect(sdebnn.adaptiveCalibrationError(p, y, { bins: 2 })).toBeCloseTo(0.125, 12);
+    // 3 bins of 2, 1, 1 (larger first): 0.025 + 1/4 * |1 - 0.7| + 1/4 * |1 - 0.9| = 0.025 + 0.075 + 0.025 = 0.125
+    expect(sdebnn.adaptiveCalibrationError(p, y, { bins: 3 })).toBeCloseTo(0.125, 12);
+    // 15 bins of at most one row: every row alone, as the equal-width ECE: (0.5 + 0.6 + 0.3 + 0.1) / 4 = 0.375
+    expect(sdebnn.adaptiveCalibrationError(p, y)).toBeCloseTo(0.375, 12);
+    expect(sdebnn.adaptiveCalibrationError(p, y, { bins: 1 })).toBeCloseTo(Math.abs(0.75 - 2.7 / 4), 12); // |3/4 - mean conf 0.675| = 0.075
+  });
+
+  it('MCE: the largest bin gap, 0.6 with 15 bins; with 2 bins 0.5 (the bin (0, 0.5] holds 0.5, right)', () => {
+    expect(sdebnn.maxCalibrationError(p, y)).toBeCloseTo(0.6, 12);
+    // (0.5, 1] holds 0.6, 0.7, 0.9: acc 2/3, conf 2.2/3 -> gap 0.0667 < 0.5
+    expect(sdebnn.maxCalibrationError(p, y, { bins: 2 })).toBeCloseTo(0.5, 12);
+    // and ECE with those 2 bins: 1/4 * 0.5 + 3/4 * (2.2/3 - 2/3) = 0.125 + 0.05 = 0.175
+    expect(sdebnn.expectedCalibrationError(p, y, { bins: 2 })).toBeCloseTo(0.175, 12);
+    const m = sdebnn.classificationMetrics(p, y, { bins: 2 });
+    expect(m.eceBins).toBe(2);
+    expect(m.mce).toBeCloseTo(0.5, 12);
+    expect(m.adaptiveEce).toBeCloseTo(0.125, 12);
+    expect(sdebnn.classificationMetrics(p, y).eceBins).toBe(15);
+  });
+
   it('averages Monte Carlo probabilities [S, N, K] into [N, K]', () => {
     // Two samples of one example: [0.2, 0.8] and [0.6, 0.4] average to [0.4, 0.6].
     const mean = sdebnn.meanProbabilities({ data: Float32Array.from([0.2, 0.8, 0.6, 0.4]), shape: [2, 1, 2] });

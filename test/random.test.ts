@@ -33,6 +33,15 @@ describe('Random (xoshiro128** seeded by splitmix64)', () => {
     expect(new Random(12345n).nextUint32()).toBe(new Random(12345).nextUint32());
   });
 
+  it('fills a Uint32Array with exactly the stream nextUint32 gives, and continues it', () => {
+    const a = new Random(42);
+    const b = new Random(42);
+    const bulk = a.fillUint32(new Uint32Array(1001));
+    expect(Array.from(bulk)).toEqual(Array.from({ length: 1001 }, () => b.nextUint32()));
+    expect(a.nextUint32()).toBe(b.nextUint32());
+    expect(a.getState()).toEqual(b.getState());
+  });
+
   it('restores its state (including a pending Box-Muller normal) to give identical streams', () => {
     const a = new Random(42);
     for (let i = 0; i < 17; i++) a.uniform();

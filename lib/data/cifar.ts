@@ -45,7 +45,10 @@ export interface Cifar10Options {
   split: 'train' | 'test';
   /** Load only the first `limit` examples (in file order). */
   limit?: number;
-  /** Scale to [0, 1], then normalise per channel with CIFAR10_MEAN and CIFAR10_STD (default true). */
+  /**
+   * Default false: pixel intensities in [0, 1] (models normalise with config.inputNormalization
+   * { shift: CIFAR10_MEAN, scale: CIFAR10_STD }). true: normalised per channel with those constants.
+   */
   normalize?: boolean;
   /** Records each batch file must hold (default 10000, the official files); for small test fixtures. */
   recordsPerFile?: number;
@@ -90,7 +93,7 @@ export function loadCifar10(options: Cifar10Options): ImageSet {
   const dirArg = expectString(opts.dir, 'options.dir');
   const split = expectOneOf(opts.split, 'options.split', ['train', 'test'] as const);
   const limit = optional(opts.limit, undefined, (v) => expectInteger(v, 'options.limit', 1));
-  const normalize = optional(opts.normalize, true, (v) => expectBoolean(v, 'options.normalize'));
+  const normalize = optional(opts.normalize, false, (v) => expectBoolean(v, 'options.normalize'));
   const recordsPerFile = optional(opts.recordsPerFile, 10000, (v) => expectInteger(v, 'options.recordsPerFile', 1));
 
   const names = batchFiles(split);
@@ -145,8 +148,9 @@ export interface AugmentOptions {
   /** Flip each image left-right with probability 1/2 (default true). */
   flip?: boolean;
   /**
-   * The value of padded pixels, one for all channels or one per channel (default 0). With
-   * normalised images 0 is the mean colour; pass -mean/std per channel for black.
+   * The value of padded pixels, one for all channels or one per channel (default 0). On raw
+   * [0, 1] images 0 is black and CIFAR10_MEAN the mean colour; on normalised images 0 is the mean
+   * colour and -mean/std per channel black.
    */
   fill?: number | readonly number[];
 }

@@ -234,7 +234,7 @@ export class MinibatchIterator<T extends Targets = Targets> {
   constructor(dataset: Dataset<T>, options: MinibatchOptions) {
     const opts = expectObject(options, 'options');
     expectKnownKeys(opts, 'options', ['batchSize', 'shuffle', 'seed', 'dropLast', 'shard']);
-    this.dataset = checkDataset(dataset);
+    this.dataset = expectDataset(dataset, 'dataset');
     this.batchSize = expectInteger(opts.batchSize, 'options.batchSize', 1);
     this.shuffle = optional(opts.shuffle, true, (v) => expectBoolean(v, 'options.shuffle'));
     this.dropLast = optional(opts.dropLast, false, (v) => expectBoolean(v, 'options.dropLast'));
@@ -334,8 +334,9 @@ export class MinibatchIterator<T extends Targets = Targets> {
   }
 }
 
-function checkDataset<T extends Targets>(dataset: Dataset<T>): Dataset<T> {
-  const obj = expectObject(dataset, 'dataset');
+/** Checks a dataset argument (as createDataset checks its parts), naming it `field` in errors. */
+export function expectDataset<T extends Targets>(dataset: unknown, field: string): Dataset<T> {
+  const obj = expectObject(dataset, field);
   return createDataset(
     {
       inputs: obj.inputs as Float32Array,
@@ -344,6 +345,6 @@ function checkDataset<T extends Targets>(dataset: Dataset<T>): Dataset<T> {
       targetShape: obj.targetShape as number[],
       ...(obj.classes !== undefined ? { classes: obj.classes as number } : {}),
     },
-    'dataset',
+    field,
   );
 }

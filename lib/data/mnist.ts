@@ -22,7 +22,10 @@ export interface MnistOptions {
   split: 'train' | 'test';
   /** Load only the first `limit` examples. */
   limit?: number;
-  /** Scale to [0, 1], then normalise with MNIST_MEAN and MNIST_STD (default true); false leaves [0, 1]. */
+  /**
+   * Default false: pixel intensities in [0, 1], what models (with config.inputNormalization
+   * { shift: MNIST_MEAN, scale: MNIST_STD }) and corruptions take. true: (x - MNIST_MEAN) / MNIST_STD.
+   */
   normalize?: boolean;
 }
 
@@ -62,7 +65,7 @@ export function loadMnist(options: MnistOptions): ImageSet {
   const split = expectOneOf(opts.split, 'options.split', ['train', 'test'] as const);
   const dir = optional(opts.dir, undefined, (v) => expectString(v, 'options.dir')) ?? defaultMnistDir();
   const limit = optional(opts.limit, undefined, (v) => expectInteger(v, 'options.limit', 1));
-  const normalize = optional(opts.normalize, true, (v) => expectBoolean(v, 'options.normalize'));
+  const normalize = optional(opts.normalize, false, (v) => expectBoolean(v, 'options.normalize'));
 
   const imagesFile = findFile(dir, FILES[split].images);
   const labelsFile = findFile(dir, FILES[split].labels);

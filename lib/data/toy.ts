@@ -74,8 +74,8 @@ export function toyGrid(options?: GridOptions): Float32Array {
 
 /**
  * The SDE-BNN for the toy (`sdebnn train --dataset toy` and the tests): trained for 10,000 full-batch
- * steps it is confident on the clusters and 2.3-4.3x less so between them (3.5x for seed 0; see
- * test/train.test.ts). Why each setting:
+ * steps it is confident on the clusters and 2.3-4.3x less so between them (median 3.6x over seeds
+ * 0-5; see test/train.test.ts). Why each setting:
  * - inputs (x - 4) / 0.5: the gap centred at 0, the clusters at |u| in [4, 8], where tanh units
  *   saturate; units whose kinks lie in the gap carry weight noise that shows only there;
  * - sigma 0.3: path noise large enough to matter (0.05 leaves almost none) but small enough that

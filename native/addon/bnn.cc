@@ -60,6 +60,7 @@ bnn::BnnConfig read_config(const Napi::Object& o) {
   c.solver.adjoint_method = sde::parse_method(get_string(o, "adjointMethod"));
   c.solver.adjoint_steps = static_cast<int64_t>(get_number(o, "adjointSteps"));
   c.solver.adjoint_adaptive = get_bool(o, "adjointAdaptive");
+  c.solver.max_steps = static_cast<int64_t>(get_number(o, "maxSteps"));
   c.beta = get_number(o, "beta");
   c.n_train = get_number(o, "nTrain");
   c.lr = get_number(o, "lr");
@@ -195,7 +196,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value train_step(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       const at::Tensor y = numeric_from_js(info[1], "targets");
       Napi::Object opts = info[2].As<Napi::Object>();
       const double lr = get_number(opts, "lr");
@@ -226,7 +227,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value gradients(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       const at::Tensor y = numeric_from_js(info[1], "targets");
       Napi::Object opts = info[2].As<Napi::Object>();
       const double beta = get_number(opts, "beta");
@@ -252,16 +253,24 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value predict(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       Napi::Object opts = info[1].As<Napi::Object>();
-      const auto samples = static_cast<int64_t>(get_number(opts, "samples"));
-      const bool ema = get_bool(opts, "ema");
-      const std::optional<uint64_t> seed = optional_seed(opts);
+      bnn::PredictOptions o;
+      o.samples = static_cast<int64_t>(get_number(opts, "samples"));
+      o.use_ema = get_bool(opts, "ema");
+      o.seed = optional_seed(opts);
+      o.keep_samples = get_bool(opts, "keepSamples");
+      o.deterministic = get_bool(opts, "deterministic");
       auto guard = acquire(info.Env());
-      Task task = [m, x, samples, ema, seed, guard](const ProgressFn&) mutable -> ResultFn {
+      Task task = [m, x, o, guard](const ProgressFn&) mutable -> ResultFn {
         const std::shared_ptr<void> release = std::move(guard);  // not busy once the work is done
-        const at::Tensor out = m->predict(x, samples, ema, seed);
-        return [out](Napi::Env env) -> Napi::Value { return tensor_to_js(env, out); };
+        const bnn::Prediction p = m->predict(x, o);
+        return [p](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          if (p.mean.defined()) out.Set("mean", tensor_to_js(env, p.mean));
+          if (p.samples.defined()) out.Set("samples", tensor_to_js(env, p.samples));
+          return out;
+        };
       };
       return run_async(info.Env(), std::move(task), info.Env().Undefined(), keep(info, 1), "sdebnn.predict");
     });
@@ -270,7 +279,7 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   Napi::Value diagnose(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       const auto m = model(info.Env());
-      const at::Tensor x = tensor_from_js(info[0], "inputs");
+      const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       Napi::Object opts = info[1].As<Napi::Object>();
       const std::optional<uint64_t> seed = optional_seed(opts);
       auto guard = acquire(info.Env());

@@ -3,39 +3,79 @@
 #include <c10/util/Exception.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/isfinite.h>
+#include <ATen/ops/nonzero.h>
 
+#include <cmath>
 #include <cstring>
 #include <new>
+#include <optional>
+#include <sstream>
 
 #include "sde/device.h"
 #include "sde/errors.h"
 
 namespace addon {
 
-Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message) {
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message, const std::string& option) {
   Napi::Error error = Napi::Error::New(env, message);
   error.Value().Set("code", Napi::String::New(env, code));
+  if (!option.empty()) error.Value().Set("option", Napi::String::New(env, option));
   return error;
 }
 
 namespace {
-// Maps any exception to (code, message). Returns false for Napi::Error (rethrow as is).
-std::pair<std::string, std::string> describe(std::exception_ptr eptr) {
+struct Failure {
+  std::string code, message, option;
+};
+
+// Maps any native exception to its code, message and (limits) option.
+Failure describe(std::exception_ptr eptr) {
   try {
     std::rethrow_exception(eptr);
   } catch (const sde::EngineError& e) {
-    return {e.code(), e.what()};
+    return {e.code(), e.what(), e.option()};
   } catch (const c10::Error& e) {
-    return {"ERR_TORCH", e.what_without_backtrace()};
+    return {"ERR_TORCH", e.what_without_backtrace(), ""};
   } catch (const std::bad_alloc&) {
-    return {"ERR_OUT_OF_MEMORY", "native allocation failed (out of memory)"};
+    return {"ERR_OUT_OF_MEMORY", "native allocation failed (out of memory)", ""};
   } catch (const std::exception& e) {
-    return {"ERR_NATIVE", e.what()};
+    // c10's Scalar conversion throws a plain runtime_error for a number the tensors' dtype cannot
+    // hold (say beta 1e300 in a float32 model): a numerical failure, not an unknown one.
+    const std::string what = e.what();
+    if (what.rfind("value cannot be converted to type", 0) == 0) {
+      return {"ERR_NUMERICAL", what + " (a setting or input too large for the dtype; use smaller values or float64)", ""};
+    }
+    return {"ERR_NATIVE", what, ""};
   } catch (...) {
-    return {"ERR_NATIVE", "unknown native exception"};
+    return {"ERR_NATIVE", "unknown native exception", ""};
   }
 }
+
+// Thrown inside a task by ProgressFn::check() once the JS progress callback has thrown.
+struct Stopped {};
+
+// JavaScript's spelling of a number, for messages about input values.
+std::string js_number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+// Whether every value of a contiguous CPU array is finite: x - x is 0 for finite x and NaN otherwise.
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= !(x[i] - x[i] == T(0));
+  return bad == 0;
+}
 }  // namespace
+
+void ProgressFn::check() const {
+  if (stop_ != nullptr && stop_->load()) throw Stopped{};
+}
 
 Napi::Value guarded(Napi::Env env, const std::function<Napi::Value()>& body) {
   try {
@@ -43,8 +83,8 @@ Napi::Value guarded(Napi::Env env, const std::function<Napi::Value()>& body) {
   } catch (const Napi::Error&) {
     throw;
   } catch (...) {
-    auto [code, message] = describe(std::current_exception());
-    throw make_error(env, code, message);
+    const Failure f = describe(std::current_exception());
+    throw make_error(env, f.code, f.message, f.option);
   }
 }
 
@@ -105,6 +145,30 @@ at::Tensor tensor_from_js(const Napi::Value& value, const std::string& field) {
                      field + ": shape holds " + std::to_string(numel) + " elements but data has " + std::to_string(length));
   }
   return at::from_blob(ptr, shape, options);
+}
+
+at::Tensor finite_tensor_from_js(const Napi::Value& value, const std::string& field) {
+  const at::Tensor t = tensor_from_js(value, field);
+  if (t.numel() == 0) return t;
+  bool finite;
+  if (t.is_contiguous()) {
+    finite = t.scalar_type() == at::kDouble ? all_finite(t.data_ptr<double>(), t.numel()) : all_finite(t.data_ptr<float>(), t.numel());
+  } else {
+    finite = at::isfinite(t).all().item<bool>();
+  }
+  if (finite) return t;
+  // The first bad element, by its index in the tensor (not in data, which strides may skip over).
+  const at::Tensor where = at::nonzero(at::isfinite(t).logical_not())[0];
+  at::Tensor element = t;
+  std::string index;
+  for (int64_t d = 0; d < where.numel(); ++d) {
+    const int64_t i = where[d].item<int64_t>();
+    index += (d ? ", " : "") + std::to_string(i);
+    element = element.select(0, i);
+  }
+  throw make_error(value.Env(), "ERR_INVALID_ARGUMENT",
+                   "Expected finite numbers for " + field + " but " + field + (t.dim() ? "[" + index + "]" : "") + " is " +
+                       js_number(element.item<double>()));
 }
 
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor) {
@@ -180,11 +244,12 @@ class TaskWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   void Execute(const ExecutionProgress& progress) override {
     try {
       sde::apply_num_threads();
-      result_ = task_([&progress](const ProgressEvent& e) { progress.Send(&e, 1); });
+      result_ = task_(ProgressFn([&progress](const ProgressEvent& e) { progress.Send(&e, 1); }, &stop_));
+    } catch (const Stopped&) {
+      SetError("stopped: the progress callback threw");  // OnError rejects with the callback's error
     } catch (...) {
-      auto [code, message] = describe(std::current_exception());
-      code_ = code;
-      SetError(message);
+      failure_ = describe(std::current_exception());
+      SetError(failure_.message);
     }
   }
 
@@ -192,15 +257,17 @@ class TaskWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
     if (progress_.IsEmpty() || events == nullptr) return;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    for (size_t i = 0; i < count; ++i) {
+    for (size_t i = 0; i < count && !callback_error_; ++i) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("stage", events[i].stage);
       for (const auto& [k, v] : events[i].values) o.Set(k, Napi::Number::New(env, v));
       try {
         progress_.Call({o});
       } catch (const Napi::Error& e) {
-        // A throwing progress callback must not crash the process; report it, keep working.
-        e.Value();  // clears the pending exception
+        // Kept for the Promise (the callback's own thrown value, not a copy); the task stops at its
+        // next step, and no further events are delivered.
+        callback_error_.emplace(e);  // copy-constructed: Error's operator= cannot hold a thrown primitive
+        stop_.store(true);
       }
     }
   }
@@ -208,27 +275,37 @@ class TaskWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   void OnOK() override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    if (callback_error_) {  // the callback threw at the last report
+      deferred_.Reject(callback_error_->Value());
+      return;
+    }
     try {
       deferred_.Resolve(result_ ? result_(env) : env.Undefined());
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     } catch (...) {
-      auto [code, message] = describe(std::current_exception());
-      deferred_.Reject(make_error(env, code, message).Value());
+      const Failure f = describe(std::current_exception());
+      deferred_.Reject(make_error(env, f.code, f.message, f.option).Value());
     }
   }
 
   void OnError(const Napi::Error& e) override {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    deferred_.Reject(make_error(env, code_.empty() ? "ERR_NATIVE" : code_, e.Message()).Value());
+    if (callback_error_) {
+      deferred_.Reject(callback_error_->Value());
+      return;
+    }
+    deferred_.Reject(make_error(env, failure_.code.empty() ? "ERR_NATIVE" : failure_.code, e.Message(), failure_.option).Value());
   }
 
  private:
   Napi::Promise::Deferred deferred_;
   Task task_;
   ResultFn result_;
-  std::string code_;
+  Failure failure_;
+  std::atomic<bool> stop_{false};
+  std::optional<Napi::Error> callback_error_;  // what the progress callback threw (Value() unwraps a primitive)
   Napi::FunctionReference progress_;
   std::vector<Napi::ObjectReference> keep_;
 };

@@ -5,6 +5,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <utility>
@@ -12,8 +13,9 @@
 
 namespace addon {
 
-// A JS Error with a `code` property (the TS layer maps codes to Error classes).
-Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
+// A JS Error with a `code` property (the TS layer maps codes to Error classes) and, for
+// ERR_LIMIT, an `option` property naming the setting that raises the limit.
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message, const std::string& option = "");
 
 // Runs `body`, turning engine, LibTorch and standard exceptions into JS errors with codes,
 // so nothing thrown natively can take the process down.
@@ -23,6 +25,11 @@ Napi::Value guarded(Napi::Env env, const std::function<Napi::Value()>& body);
 // as a tensor that views the JS memory (no copy). The caller keeps the JS object alive for
 // as long as the tensor is used (see Keep below for async work).
 at::Tensor tensor_from_js(const Napi::Value& value, const std::string& field);
+
+// tensor_from_js for an input whose values must be finite (y0, gradYs, inputs): NaN or
+// Infinity is ERR_INVALID_ARGUMENT naming the field and the first bad element. One pass over
+// the values; parameters and states are read with tensor_from_js (they are checked where used).
+at::Tensor finite_tensor_from_js(const Napi::Value& value, const std::string& field);
 
 // Copies a tensor (any device, any layout) into {data, shape} with a fresh typed array.
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor);
@@ -40,7 +47,23 @@ struct ProgressEvent {
   std::string stage;
   std::vector<std::pair<std::string, double>> values;
 };
-using ProgressFn = std::function<void(const ProgressEvent&)>;
+// What a task reports through. progress({...}) queues an event for the JS callback; check() (and
+// each report) throws once that callback has thrown, so the task stops at its next step and the
+// call's Promise rejects with the callback's own error. Long loops call check() every step.
+class ProgressFn {
+ public:
+  ProgressFn(std::function<void(const ProgressEvent&)> send, const std::atomic<bool>* stop)
+      : send_(std::move(send)), stop_(stop) {}
+  void operator()(const ProgressEvent& event) const {
+    check();
+    send_(event);
+  }
+  void check() const;
+
+ private:
+  std::function<void(const ProgressEvent&)> send_;
+  const std::atomic<bool>* stop_;
+};
 
 // The result is built on the JS thread from whatever the task captured.
 using ResultFn = std::function<Napi::Value(Napi::Env)>;

@@ -1,14 +1,16 @@
 // Backend information, threads, devices, tensor round trips and the device self-test.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <chrono>
 
+#include "bnn/conv_kernels.h"
 #include "common.h"
 #include "registry.h"
+#include "sde/activations.h"
 #include "sde/device.h"
 #include "sde/errors.h"
-#include "sde/activations.h"
 
 namespace addon {
 namespace {
@@ -55,16 +57,62 @@ Napi::Value round_trip(const Napi::CallbackInfo& info) {
   });
 }
 
-// elementwise(tensor, name): the engine's own elementwise kernel `name` ('tanh') applied to a
-// tensor, so that tests can measure its accuracy against a reference.
+// An activation's value and slope by one of the engine's kernels ('fast': sde::activate_cpu, the
+// buffered route's loops; 'conv': the conv kernels' softplus and their slope from the output)
+// or by LibTorch itself ('aten': the ATen op, its slope by autograd), for a contiguous CPU tensor.
+std::pair<at::Tensor, at::Tensor> activation_by(const std::string& route, sde::Activation act, const at::Tensor& z) {
+  at::Tensor value = at::empty_like(z), slope = at::empty_like(z);
+  if (route == "fast") {
+    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fast_activation", [&] {
+      sde::activate_cpu(act, z.numel(), z.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(), slope.data_ptr<scalar_t>());
+    });
+  } else if (route == "conv") {
+    const int64_t n = z.numel();
+    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "conv_activation", [&] {
+      const at::Tensor ones = at::ones_like(z);
+      const scalar_t* zr = z.data_ptr<scalar_t>();
+      scalar_t* vr = value.data_ptr<scalar_t>();
+      scalar_t* sr = slope.data_ptr<scalar_t>();
+      const scalar_t* one = ones.data_ptr<scalar_t>();
+      if (act == sde::Activation::Softplus) {
+        bnn::conv::softplus_masked(1, &zr, one, &vr, n);
+      } else {
+        sde::activate_into(act, value, z);  // as ConvDynamics computes it
+      }
+      const scalar_t* vc = vr;
+      scalar_t db = 0;
+      bnn::conv::slope_product(act, 1, &vc, &one, one, &sr, &db, n);
+    });
+  } else if (route == "aten") {
+    const at::Tensor x = z.detach().clone().requires_grad_(true);
+    const at::Tensor y = sde::activate(act, x);
+    value = y.detach();
+    slope = torch::autograd::grad({y}, {x}, {at::ones_like(y)})[0];
+  } else {
+    throw sde::invalid_argument("Expected 'fast', 'conv' or 'aten' for the route but received '" + route + "'");
+  }
+  return {value, slope};
+}
+
+// elementwise(tensor, name): the engine's own elementwise kernels applied to a tensor, so that
+// tests can hold them to a reference: 'tanh' (sde::tanh_into) gives its value; '<route>.<act>'
+// (route 'fast', 'conv' or 'aten'; act 'tanh', 'softplus', 'relu', 'sigmoid') gives {value, slope}.
 Napi::Value elementwise(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     const at::Tensor t = tensor_from_js(info[0], "tensor").contiguous();
     const std::string name = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-    if (name != "tanh") throw sde::invalid_argument("Expected 'tanh' for name but received '" + name + "'");
-    at::Tensor out = at::empty_like(t);
-    sde::tanh_into(t, out);
-    return tensor_to_js(info.Env(), out);
+    if (name == "tanh") {
+      at::Tensor out = at::empty_like(t);
+      sde::tanh_into(t, out);
+      return tensor_to_js(info.Env(), out);
+    }
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos) throw sde::invalid_argument("Expected 'tanh' for name but received '" + name + "' (or '<route>.<activation>')");
+    const auto [value, slope] = activation_by(name.substr(0, dot), sde::parse_activation(name.substr(dot + 1)), t);
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("value", tensor_to_js(info.Env(), value));
+    out.Set("slope", tensor_to_js(info.Env(), slope));
+    return out;
   });
 }
 

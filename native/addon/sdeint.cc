@@ -148,8 +148,8 @@ class SdeHandle : public Napi::ObjectWrap<SdeHandle> {
       if (gbm == nullptr) throw sde::invalid_argument("exact solutions exist for type 'gbm' only");
       at::NoGradGuard no_grad;
       const auto mu = gbm->parameters()[0];
-      at::Tensor y0 = tensor_from_js(info[0], "y0").to(mu.options());
-      at::Tensor w = tensor_from_js(info[2], "w").to(mu.options());
+      at::Tensor y0 = finite_tensor_from_js(info[0], "y0").to(mu.options());
+      at::Tensor w = finite_tensor_from_js(info[2], "w").to(mu.options());
       return tensor_to_js(info.Env(), gbm->exact(y0, info[1].As<Napi::Number>().DoubleValue(), w));
     });
   }
@@ -178,6 +178,8 @@ sde::StepOptions step_options(const Napi::Object& o, const char* prefix) {
   s.rtol = get_number(o, key("rtol").c_str());
   s.atol = get_number(o, key("atol").c_str());
   s.dt_min = get_number(o, key("dtMin").c_str());
+  s.max_steps = static_cast<int64_t>(get_number(o, "maxSteps"));
+  s.max_steps_option = "options.maxSteps";
   return s;
 }
 
@@ -218,9 +220,9 @@ SolveJob prepare(const Napi::CallbackInfo& info, bool with_gradients) {
   const auto params = job.sde->parameters();
   Napi::Object opts = info[with_gradients ? 4 : 3].As<Napi::Object>();
   const c10::Device device = sde::resolve_device(get_string(opts, "device"));
-  job.y0 = tensor_from_js(info[1], "y0").to(device);
+  job.y0 = finite_tensor_from_js(info[1], "y0").to(device);
   job.ts = times(info[2]);
-  if (with_gradients) job.grad_ys = tensor_from_js(info[3], "gradYs").to(job.y0.options());
+  if (with_gradients) job.grad_ys = finite_tensor_from_js(info[3], "gradYs").to(job.y0.options());
   job.options = step_options(opts, "");
   job.adjoint_options = job.options;
   job.adjoint_options.method = sde::parse_method(get_string(opts, "adjointMethod"));
@@ -264,6 +266,7 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
       const double t0 = job->ts.front(), span = job->ts.back() - job->ts.front();
       double next_report = 0.0;
       auto report = [&](const char* stage, double t, const sde::SolveStats& s) {
+        progress.check();  // every step: a throwing onProgress stops the solve here
         const double done = std::string(stage) == "forward" ? (t - t0) / span : (job->ts.back() - t) / span;
         if (done < next_report && done < 1.0) return;
         next_report = done + 0.05;

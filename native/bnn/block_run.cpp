@@ -87,7 +87,7 @@ std::pair<at::Tensor, std::vector<at::Tensor>> BlockRun::buffered_gradients(cons
 std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool gradients,
                                     const std::shared_ptr<Dynamics>& dynamics, const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
-                                    const at::TensorOptions& options, sde::BufferPool& pool) {
+                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise) {
   auto run = std::make_shared<BlockRun>();
   run->route = route;
   run->options.method = c.solver.method;
@@ -96,6 +96,8 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
   run->options.rtol = c.solver.rtol;
   run->options.atol = c.solver.atol;
   run->options.dt_min = c.solver.dt_min;
+  run->options.max_steps = c.solver.max_steps;
+  run->options.max_steps_option = "config.solver.maxSteps";
   run->adjoint_options = run->options;
   run->adjoint_options.method = c.solver.adjoint_method;
   run->adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
@@ -110,14 +112,14 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
   bo.seed = seed;
   bo.dt_hint = run->options.dt;
   bo.levy_area = c.solver.method == sde::Method::Srk;
-  run->bm = sde::make_brownian_interval(bo);
+  run->bm = zero_noise ? sde::make_zero_brownian(bo) : sde::make_brownian_interval(bo);
   const bool adjoint = c.solver.gradient == GradientRoute::Adjoint;
   run->adjoint = gradients && adjoint;
   if (route == sde::Route::Buffered) {
     const sde::BufferedMode mode = !gradients ? sde::BufferedMode::Forward
                                    : adjoint  ? sde::BufferedMode::Adjoint
                                               : sde::BufferedMode::Backprop;
-    run->buffered = make_block_solve(*run->sde, *run->bm, mode, run->options.dt, run->adjoint_options.dt, pool);
+    run->buffered = make_block_solve(*run->sde, *run->bm, mode, run->options, run->adjoint_options, pool);
   } else if (route == sde::Route::Fused && gradients && !adjoint) {
     run->bank = std::make_shared<GradBank>();
     run->sde->set_bank(run->bank);

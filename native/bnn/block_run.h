@@ -38,13 +38,14 @@ struct BlockRun {
 // A block's Brownian seed: the next 64 bits of the model's generator (one per block and call).
 uint64_t draw_seed(at::Generator& gen);
 
-// A block's run on a batch of `batch` with its Brownian path drawn from `seed`: the route's SDE
-// and, for the buffered route, its solve (mode: Forward without gradients; Backprop or Adjoint by
+// A block's run on a batch of `batch` with its Brownian path drawn from `seed` (all zeros with
+// `zero_noise`: the same solvers then take the drift's deterministic path): the route's SDE and,
+// for the buffered route, its solve (mode: Forward without gradients; Backprop or Adjoint by
 // config.solver.gradient), buffers from `pool`.
 std::shared_ptr<BlockRun> start_run(const BnnConfig& config, sde::Route route, bool gradients,
                                     const std::shared_ptr<Dynamics>& dynamics, const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
-                                    const at::TensorOptions& options, sde::BufferPool& pool);
+                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise);
 
 // y(1) from the flat state y0. With `graph`, y(1) is differentiable: one autograd node per block
 // (the buffered route's own sweep; the general solver's stochastic adjoint), or autograd through

@@ -157,13 +157,14 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 }  // namespace
 
 std::unique_ptr<sde::BufferedSolve> make_block_solve(const BlockSDE& sde, sde::BrownianMotion& bm, sde::BufferedMode mode,
-                                                     double dt, double adjoint_dt, sde::BufferPool& pool) {
+                                                     const sde::StepOptions& options, const sde::StepOptions& adjoint_options,
+                                                     sde::BufferPool& pool) {
   if (sde.parameters().front().scalar_type() == c10::kDouble) {
-    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {0.0, 1.0}, dt,
-                                            adjoint_dt, pool);
+    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {0.0, 1.0}, options,
+                                            adjoint_options, pool);
   }
-  return sde::make_buffered_solve<float>(std::make_unique<BlockSystem<float>>(sde, pool), bm, mode, {0.0, 1.0}, dt,
-                                         adjoint_dt, pool);
+  return sde::make_buffered_solve<float>(std::make_unique<BlockSystem<float>>(sde, pool), bm, mode, {0.0, 1.0}, options,
+                                         adjoint_options, pool);
 }
 
 }  // namespace bnn

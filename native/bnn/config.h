@@ -40,6 +40,7 @@ struct SolverConfig {
   sde::Method adjoint_method{};
   int64_t adjoint_steps = 0;
   bool adjoint_adaptive = false;
+  int64_t max_steps = 0;  // per solve, forward and backward (config.solver.maxSteps)
 };
 
 struct BnnConfig {

@@ -69,7 +69,7 @@ LossResult BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at:
   for (auto& block : blocks_) {
     Block& b = *block;
     const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
-    const auto run = start_run(c, sde::Route::Buffered, true, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_, b.pool);
+    const auto run = start_run(c, sde::Route::Buffered, true, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_, b.pool, false);
     y1 = run->solve_buffered(run->sde->pack(h, b.mu.detach()));
     h = run->sde->h_of(y1);
     const BlockLayout& L = run->sde->layout();

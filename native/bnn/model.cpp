@@ -73,6 +73,7 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   };
   if (!(c.sigma > 0)) throw sde::invalid_argument("Expected a positive number for config.sigma");
   if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
+  if (c.solver.max_steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.maxSteps");
 
   int64_t feature = 0;  // features entering the head
   if (c.kind == Kind::Conv) {
@@ -226,7 +227,8 @@ at::Tensor BnnModel::prepare_target(const at::Tensor& y, int64_t batch) const {
 }
 
 BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
-                                    std::vector<BlockDiagnostics>* diagnostics) {
+                                    std::vector<BlockDiagnostics>* diagnostics, bool deterministic) {
+  if (deterministic && gradients) throw std::logic_error("BnnModel::forward: the deterministic path has no gradients");
   const BnnConfig& c = config_;
   Forward f;
   at::Tensor h = x;
@@ -243,16 +245,17 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
     Block& b = *blocks_[i];
     if (i > 0 && b.stage != blocks_[i - 1]->stage) h = space_to_depth(h);
     const int64_t wd = b.dynamics->w_dim();
-    const uint64_t seed = draw_seed(gen);
+    const uint64_t seed = deterministic ? 0 : draw_seed(gen);
     at::Tensor w0 = b.mu;
-    if (c.w0_gaussian) {
+    if (c.w0_gaussian && !deterministic) {
       const at::Tensor eps = at::randn({wd}, gen, at::TensorOptions().dtype(at::kDouble)).to(options_);
       const at::Tensor s = at::exp(b.rho);
       w0 = b.mu + s * eps;
       const double p = c.w0_prior_std;
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
-    const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_, b.pool);
+    const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_, b.pool,
+                               deterministic);
     const at::Tensor y1 = solve_block(run, run->sde->pack(h, w0), b.hyper_params, gradients && at::GradMode::is_enabled());
     h = run->sde->h_of(y1);
     f.kl_path = f.kl_path + run->sde->kl_of(y1);
@@ -364,32 +367,37 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
 
 // ---- prediction --------------------------------------------------------------------------------
 
-at::Tensor BnnModel::predict(const at::Tensor& x, int64_t samples, bool use_ema, std::optional<uint64_t> seed) {
-  if (samples < 1) throw sde::invalid_argument("Expected positive integer for samples");
-  if (use_ema && !optimizer_->has_ema()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
+Prediction BnnModel::predict(const at::Tensor& x, const PredictOptions& o) {
+  if (o.samples < 1) throw sde::invalid_argument("Expected positive integer for samples");
+  if (o.deterministic && o.samples != 1) throw sde::invalid_argument("Expected samples 1 with deterministic (its one path has no noise)");
+  if (o.use_ema && !optimizer_->has_ema()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
   at::NoGradGuard no_grad;
   const at::Tensor xin = prepare_input(x);
-  at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
-  at::Generator& gen = seed ? local : eval_gen_;
+  at::Generator local = at::make_generator<at::CPUGeneratorImpl>(o.seed.value_or(0));
+  at::Generator& gen = o.seed ? local : eval_gen_;
   Swap swap;
-  if (use_ema) {
+  if (o.use_ema) {
     for (size_t i = 0; i < params_.size(); ++i) {
       swap.saved.emplace_back(params_[i].second, params_[i].second.detach().clone());
       params_[i].second.detach().copy_(optimizer_->ema()[i].second);
     }
   }
+  const bool categorical = config_.likelihood == Likelihood::Categorical;
   std::vector<at::Tensor> outs;
-  at::Tensor probs;
-  for (int64_t s = 0; s < samples; ++s) {
-    Forward f = forward(xin, gen, route(false), false, nullptr);
-    if (config_.likelihood == Likelihood::Categorical) {
+  Prediction r;
+  for (int64_t s = 0; s < o.samples; ++s) {
+    Forward f = forward(xin, gen, route(false), false, nullptr, o.deterministic);
+    if (categorical) {
       at::Tensor p = at::softmax(f.out, 1);
-      probs = probs.defined() ? probs + p : p;
+      r.mean = r.mean.defined() ? r.mean + p : p;
+      if (o.keep_samples) outs.push_back(p);
     } else {
       outs.push_back(f.out);
     }
   }
-  return config_.likelihood == Likelihood::Categorical ? probs / static_cast<double>(samples) : at::stack(outs);
+  if (categorical) r.mean = r.mean / static_cast<double>(o.samples);
+  if (!outs.empty()) r.samples = at::stack(outs);
+  return r;
 }
 
 std::vector<BlockDiagnostics> BnnModel::diagnose(const at::Tensor& x, std::optional<uint64_t> seed) {

@@ -49,6 +49,21 @@ struct BlockDiagnostics {
 
 enum class Objective { Loss, Kl };
 
+struct PredictOptions {
+  int64_t samples = 1;
+  bool use_ema = false;
+  std::optional<uint64_t> seed;  // a private Brownian stream; none: the model's evaluation stream advances
+  bool keep_samples = false;     // categorical: also return each path's probabilities
+  // The zero-noise view: each block's weights follow the posterior drift's ODE path (the same
+  // solver on a zero Brownian path) from the mean of q(w_0); nothing is drawn. Needs samples 1.
+  bool deterministic = false;
+};
+
+struct Prediction {
+  at::Tensor mean;     // categorical: class probabilities averaged over the paths [B, classes]
+  at::Tensor samples;  // categorical with keep_samples: [samples, B, classes]; otherwise the outputs [samples, B, outputs]
+};
+
 class BnnModel {
  public:
   explicit BnnModel(const BnnConfig& config);
@@ -75,9 +90,8 @@ class BnnModel {
   // Gradients of the loss (or the KL alone) without an update; seed: a private Brownian stream.
   GradientsResult gradients(const at::Tensor& x, const at::Tensor& y, double beta, Objective objective,
                             std::optional<uint64_t> seed);
-  // categorical: mean class probabilities [B, classes] over `samples` weight paths;
-  // otherwise the per-sample outputs [samples, B, outputs].
-  at::Tensor predict(const at::Tensor& x, int64_t samples, bool use_ema, std::optional<uint64_t> seed);
+  // Monte Carlo prediction over o.samples weight paths (see Prediction).
+  Prediction predict(const at::Tensor& x, const PredictOptions& o);
   std::vector<BlockDiagnostics> diagnose(const at::Tensor& x, std::optional<uint64_t> seed);
 
   // Parameters, Adam moments and step, EMA and the RNG states, by name (model_state.cpp).
@@ -96,9 +110,10 @@ class BnnModel {
   };
   struct Forward;
 
-  // The forward pass, every block by `route`; with `graph` differentiable (a training call).
+  // The forward pass, every block by `route`; with `gradients` differentiable (a training call).
+  // deterministic: the zero-noise path from the mean of q(w_0), nothing drawn from gen (no gradients).
   Forward forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
-                  std::vector<BlockDiagnostics>* diagnostics);
+                  std::vector<BlockDiagnostics>* diagnostics, bool deterministic = false);
   // The loss and its gradients (left in the parameters' .grad) by the route of a gradient call.
   // check_finite: throw ERR_NUMERICAL, before any gradient, when the loss is not finite.
   LossResult loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,

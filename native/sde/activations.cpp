@@ -86,7 +86,7 @@ void activate_cpu_t(Activation a, int64_t n, const T* z, T* out, T* s) {
       return;
     case Activation::Relu:
       for (int64_t i = 0; i < n; ++i) {
-        out[i] = z[i] < T(0) ? T(0) : z[i];  // NaN stays NaN
+        out[i] = z[i] <= T(0) ? T(0) : z[i];  // NaN stays NaN
         if (s) s[i] = simd::slope_from_output<T, T>(a, out[i]);
       }
       return;

@@ -24,8 +24,8 @@ at::Tensor activate(Activation a, const at::Tensor& z);
 void activate_into(Activation a, at::Tensor& out, const at::Tensor& z);
 
 // v * act'(z), from a = act(z) alone (no pre-activation is kept): tanh 1 - a^2, sigmoid a (1 - a),
-// relu [a > 0], softplus sigmoid(z) = 1 - exp(-a), identity 1. One ATen kernel where ATen has one;
-// differentiable (the Stratonovich correction differentiates slopes).
+// relu [not a <= 0] (1 at NaN, as LibTorch), softplus sigmoid(z) = 1 - exp(-a), identity 1. One ATen
+// kernel where ATen has one; differentiable (the Stratonovich correction differentiates slopes).
 at::Tensor activation_backward(Activation act, const at::Tensor& v, const at::Tensor& a);
 
 // tanh(x) into out (which may be x): on CPU in float32 the rational approximation, vectorised

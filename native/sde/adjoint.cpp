@@ -205,9 +205,9 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
 
 // The buffered route's backprop or adjoint: one solve, then its reverse sweep.
 GradientResult buffered_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
-                                  BufferedMode mode, double dt, double adjoint_dt, const at::Tensor& grad_ys,
-                                  const StepProgress& progress) {
-  const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, mode, ts, dt, adjoint_dt);
+                                  BufferedMode mode, const StepOptions& options, const StepOptions& adjoint_options,
+                                  const at::Tensor& grad_ys, const StepProgress& progress) {
+  const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, mode, ts, options, adjoint_options);
   GradientResult result;
   result.ys = solve->solve(y0).view(grad_ys.sizes());
   auto [grad_y0, grad_params] = solve->gradients(grad_ys, progress);
@@ -249,7 +249,7 @@ GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vec
                                    y0.scalar_type());
   if (route == Route::Buffered) {
     check_solve(sde, y0, ts, bm, options);
-    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Backprop, options.dt, options.dt, grad_ys, {});
+    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Backprop, options, options, grad_ys, {});
   }
   at::AutoGradMode enable(true);
   at::Tensor y0_leaf = y0.detach().requires_grad_(true);
@@ -278,7 +278,7 @@ GradientResult adjoint_gradients(SDE& sde, const at::Tensor& y0, const std::vect
                                    y0.device(), y0.scalar_type());
   if (route == Route::Buffered) {
     check_solve(sde, y0, ts, bm, options);
-    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Adjoint, options.dt, adjoint_options.dt, grad_ys, progress);
+    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Adjoint, options, adjoint_options, grad_ys, progress);
   }
   GradientResult result;
   result.route = route;

@@ -556,4 +556,37 @@ BrownianIntervalStats brownian_interval_stats(const BrownianMotion& bm) {
   return interval->stats();
 }
 
+namespace {
+
+// Zero increments and Levy areas: the same solvers then take the deterministic (zero-noise) path.
+class ZeroBrownian final : public BrownianMotion {
+ public:
+  explicit ZeroBrownian(const BrownianIntervalOptions& o) : t0_(o.t0), t1_(o.t1), shape_(o.shape), options_(o.options) {}
+  at::Tensor increment(double, double) override { return at::zeros(shape_, options_); }
+  std::pair<at::Tensor, at::Tensor> increment_and_levy_area(double, double) override {
+    return {at::zeros(shape_, options_), at::zeros(shape_, options_)};
+  }
+  void increment_into(double, double, const at::Tensor& W) override { W.zero_(); }
+  void increment_and_levy_area_into(double, double, const at::Tensor& W, const at::Tensor& H) override {
+    W.zero_();
+    H.zero_();
+  }
+  bool has_levy_area() const override { return true; }
+  double t0() const override { return t0_; }
+  double t1() const override { return t1_; }
+  const std::vector<int64_t>& shape() const override { return shape_; }
+  const c10::TensorOptions& options() const override { return options_; }
+
+ private:
+  double t0_, t1_;
+  std::vector<int64_t> shape_;
+  c10::TensorOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<BrownianMotion> make_zero_brownian(const BrownianIntervalOptions& options) {
+  return std::make_unique<ZeroBrownian>(options);
+}
+
 }  // namespace sde

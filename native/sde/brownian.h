@@ -62,6 +62,11 @@ struct BrownianIntervalOptions {
 //   - tensor memory is bounded by the cache, whatever the number of queries.
 std::unique_ptr<BrownianMotion> make_brownian_interval(const BrownianIntervalOptions& options);
 
+// A source whose increments and Levy areas are all zero (t0, t1, shape and options from
+// `options`; the rest ignored): any solver driven by it solves the SDE's drift alone, the
+// zero-noise (deterministic) path, with no further code path.
+std::unique_ptr<BrownianMotion> make_zero_brownian(const BrownianIntervalOptions& options);
+
 // Introspection of a source made by make_brownian_interval, for tests and benchmarks
 // (throws invalid_argument for other sources).
 struct BrownianIntervalStats {

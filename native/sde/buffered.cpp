@@ -22,14 +22,21 @@ bool all_finite(const T* x, int64_t n) {
 template <typename T>
 class Solve final : public BufferedSolve {
  public:
-  Solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm, BufferedMode mode, std::vector<double> ts, double dt,
-        double adjoint_dt, BufferPool& pool)
+  Solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm, BufferedMode mode, std::vector<double> ts,
+        const StepOptions& options, const StepOptions& adjoint_options, BufferPool& pool)
       : system_(std::move(system)), bm_(bm), mode_(mode), ts_(std::move(ts)), pool_(pool),
         n_(system_->state_size()), m_(system_->noise_size()) {
+    const bool adjoint = mode == BufferedMode::Adjoint;
+    int64_t adjoint_steps = 0;
     for (size_t k = 1; k < ts_.size(); ++k) {
-      grids_.push_back(fixed_grid(ts_[k - 1], ts_[k], dt));
-      steps_ += static_cast<int64_t>(grids_.back().size()) - 1;
-      if (mode == BufferedMode::Adjoint) adjoint_grids_.push_back(fixed_grid(ts_[k - 1], ts_[k], adjoint_dt));
+      steps_ += fixed_steps(ts_[k - 1], ts_[k], options.dt);
+      if (adjoint) adjoint_steps += fixed_steps(ts_[k - 1], ts_[k], adjoint_options.dt);
+    }
+    check_step_limit(static_cast<double>(steps_), options);
+    if (adjoint) check_step_limit(static_cast<double>(adjoint_steps), adjoint_options);
+    for (size_t k = 1; k < ts_.size(); ++k) {
+      grids_.push_back(fixed_grid(ts_[k - 1], ts_[k], options.dt));
+      if (adjoint) adjoint_grids_.push_back(fixed_grid(ts_[k - 1], ts_[k], adjoint_options.dt));
     }
   }
 
@@ -151,14 +158,16 @@ BufferPool& shared_solver_pool() {
 
 template <typename T>
 std::unique_ptr<BufferedSolve> make_buffered_solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm,
-                                                   BufferedMode mode, std::vector<double> ts, double dt, double adjoint_dt,
-                                                   BufferPool& pool) {
-  return std::make_unique<Solve<T>>(std::move(system), bm, mode, std::move(ts), dt, adjoint_dt, pool);
+                                                   BufferedMode mode, std::vector<double> ts, const StepOptions& options,
+                                                   const StepOptions& adjoint_options, BufferPool& pool) {
+  return std::make_unique<Solve<T>>(std::move(system), bm, mode, std::move(ts), options, adjoint_options, pool);
 }
 
 template std::unique_ptr<BufferedSolve> make_buffered_solve<float>(std::unique_ptr<BufferedSystem<float>>, BrownianMotion&,
-                                                                   BufferedMode, std::vector<double>, double, double, BufferPool&);
+                                                                   BufferedMode, std::vector<double>, const StepOptions&, const StepOptions&,
+                                                                   BufferPool&);
 template std::unique_ptr<BufferedSolve> make_buffered_solve<double>(std::unique_ptr<BufferedSystem<double>>, BrownianMotion&,
-                                                                    BufferedMode, std::vector<double>, double, double, BufferPool&);
+                                                                    BufferedMode, std::vector<double>, const StepOptions&, const StepOptions&,
+                                                                    BufferPool&);
 
 }  // namespace sde

@@ -66,12 +66,12 @@ class BufferedSolve {
 // solve) even when its SDE object is new. It keeps at most 1 GiB.
 BufferPool& shared_solver_pool();
 
-// A solve of `system` on `bm` through ts: fixed steps of `dt` on each interval (sdeint's grid),
-// and of `adjoint_dt` for the adjoint's backward pass. Buffers come from `pool`; bm and pool
-// outlive the solve.
+// A solve of `system` on `bm` through ts: fixed steps of options.dt on each interval (sdeint's
+// grid), and of adjoint_options.dt for the adjoint's backward pass; more steps than their max_steps
+// is ERR_LIMIT before anything is allocated. Buffers come from `pool`; bm and pool outlive the solve.
 template <typename T>
 std::unique_ptr<BufferedSolve> make_buffered_solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm,
-                                                   BufferedMode mode, std::vector<double> ts, double dt, double adjoint_dt,
-                                                   BufferPool& pool);
+                                                   BufferedMode mode, std::vector<double> ts, const StepOptions& options,
+                                                   const StepOptions& adjoint_options, BufferPool& pool);
 
 }  // namespace sde

@@ -78,7 +78,8 @@ class NeuralSDE : public SDE, public std::enable_shared_from_this<NeuralSDE> {
   void check_state(const at::Tensor& y0) const override;
   RouteOffer route_offer() const override;
   std::unique_ptr<BufferedSolve> buffered_solve(const at::Tensor& y0, BrownianMotion& bm, BufferedMode mode,
-                                                const std::vector<double>& ts, double dt, double adjoint_dt) override;
+                                                const std::vector<double>& ts, const StepOptions& options,
+                                                const StepOptions& adjoint_options) override;
 
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   // Copies values into the named parameter (shape checked).

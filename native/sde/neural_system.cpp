@@ -128,15 +128,16 @@ class NeuralSystem final : public BufferedSystem<T> {
 }  // namespace
 
 std::unique_ptr<BufferedSolve> NeuralSDE::buffered_solve(const at::Tensor& y0, BrownianMotion& bm, BufferedMode mode,
-                                                         const std::vector<double>& ts, double dt, double adjoint_dt) {
+                                                         const std::vector<double>& ts, const StepOptions& options,
+                                                         const StepOptions& adjoint_options) {
   const int64_t batch = y0.size(0);
   BufferPool& pool = shared_solver_pool();
   if (y0.scalar_type() == at::kDouble) {
-    return make_buffered_solve<double>(std::make_unique<NeuralSystem<double>>(*this, batch, pool), bm, mode, ts, dt, adjoint_dt,
-                                       pool);
+    return make_buffered_solve<double>(std::make_unique<NeuralSystem<double>>(*this, batch, pool), bm, mode, ts, options,
+                                       adjoint_options, pool);
   }
-  return make_buffered_solve<float>(std::make_unique<NeuralSystem<float>>(*this, batch, pool), bm, mode, ts, dt, adjoint_dt,
-                                    pool);
+  return make_buffered_solve<float>(std::make_unique<NeuralSystem<float>>(*this, batch, pool), bm, mode, ts, options,
+                                    adjoint_options, pool);
 }
 
 }  // namespace sde

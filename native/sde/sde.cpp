@@ -173,7 +173,7 @@ std::vector<int64_t> SDE::brownian_shape(const at::Tensor& y0) const {
 RouteOffer SDE::route_offer() const { return {}; }
 
 std::unique_ptr<BufferedSolve> SDE::buffered_solve(const at::Tensor&, BrownianMotion&, BufferedMode, const std::vector<double>&,
-                                                   double, double) {
+                                                   const StepOptions&, const StepOptions&) {
   throw std::logic_error("this SDE has no buffered route");
 }
 

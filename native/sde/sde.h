@@ -16,6 +16,7 @@ class BrownianMotion;
 class BufferedSolve;
 enum class BufferedMode;
 struct RouteOffer;
+struct StepOptions;
 
 enum class NoiseType { Diagonal, Additive, Scalar, General };
 enum class SdeType { Ito, Stratonovich };
@@ -87,7 +88,8 @@ class SDE {
   virtual RouteOffer route_offer() const;
   // The buffered route's solve from y0 through ts (buffered.h), where route_offer() has one.
   virtual std::unique_ptr<BufferedSolve> buffered_solve(const at::Tensor& y0, BrownianMotion& bm, BufferedMode mode,
-                                                        const std::vector<double>& ts, double dt, double adjoint_dt);
+                                                        const std::vector<double>& ts, const StepOptions& options,
+                                                        const StepOptions& adjoint_options);
 
  private:
   NoiseType noise_;

@@ -111,9 +111,13 @@ at::Tensor brownian_increment(BrownianMotion& bm, double ta, double tb) {
   return ta <= tb ? bm.increment(ta, tb) : -bm.increment(tb, ta);
 }
 
+int64_t fixed_steps(double ta, double tb, double dt) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil((tb - ta) / dt - 1e-9)));
+}
+
 std::vector<double> fixed_grid(double ta, double tb, double dt) {
   std::vector<double> grid{ta};
-  const auto n = static_cast<int64_t>(std::ceil((tb - ta) / dt - 1e-9));
+  const int64_t n = fixed_steps(ta, tb, dt);
   for (int64_t i = 1; i < n; ++i) grid.push_back(ta + static_cast<double>(i) * dt);
   grid.push_back(tb);
   return grid;
@@ -279,10 +283,20 @@ at::Tensor reversible_heun_init(SDE& sde, double t0, const at::Tensor& y0, Solve
   return at::stack({y0, y0, sde.drift(t0, y0)});
 }
 
+void check_step_limit(double steps, const StepOptions& options) {
+  if (steps <= static_cast<double>(options.max_steps)) return;
+  throw limit_exceeded(options.max_steps_option,
+                       "the solve needs more than " + options.max_steps_option + " (" + std::to_string(options.max_steps) +
+                           ") steps; use a larger dt (adaptive: looser rtol/atol or a larger dtMin), or raise " +
+                           options.max_steps_option);
+}
+
 at::Tensor integrate_interval(const StepFn& step, at::Tensor z, double ta, double tb, const StepOptions& options,
                               SolveStats& stats, double& h, const StepProgress& progress) {
   if (!options.adaptive) {
-    std::vector<double> grid = fixed_grid(std::min(ta, tb), std::max(ta, tb), options.dt);
+    const double lo = std::min(ta, tb), hi = std::max(ta, tb);
+    check_step_limit(static_cast<double>(stats.steps_accepted + fixed_steps(lo, hi, options.dt)), options);
+    std::vector<double> grid = fixed_grid(lo, hi, options.dt);
     if (tb < ta) std::reverse(grid.begin(), grid.end());
     for (size_t i = 0; i + 1 < grid.size(); ++i) {
       z = step(grid[i], grid[i + 1], z);
@@ -296,6 +310,7 @@ at::Tensor integrate_interval(const StepFn& step, at::Tensor z, double ta, doubl
   double t = ta;
   double prev_error_ratio = -1.0;
   while (direction * (tb - t) > 0) {
+    check_step_limit(static_cast<double>(stats.steps_accepted + stats.steps_rejected + 1), options);
     double next = t + direction * h;
     if (direction * (next - tb) >= -1e-9 * h) next = tb;
     const double mid = 0.5 * (t + next);
@@ -361,7 +376,7 @@ Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, B
                           : select_route(sde.route_offer(), sde.noise_type(), Purpose::Solve, options, options, y0.device(),
                                          y0.scalar_type());
   if (route == Route::Buffered) {
-    const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, BufferedMode::Forward, ts, options.dt, options.dt);
+    const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, BufferedMode::Forward, ts, options, options);
     std::vector<int64_t> shape{static_cast<int64_t>(ts.size())};
     for (int64_t s : y0.sizes()) shape.push_back(s);
     Solution solution;

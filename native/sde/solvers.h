@@ -22,6 +22,10 @@ struct StepOptions {
   double rtol = 1e-3;
   double atol = 1e-4;
   double dt_min = 1e-5;
+  // Accepted plus rejected steps of one solve (forward, or each backward solve); more is ERR_LIMIT
+  // naming max_steps_option, the caller's name for the setting.
+  int64_t max_steps = 100000;
+  std::string max_steps_option = "maxSteps";
 };
 
 struct SolveStats {
@@ -92,6 +96,13 @@ at::Tensor brownian_increment(BrownianMotion& bm, double ta, double tb);
 // The fixed-step grid on [ta, tb] (ta < tb): ta, ta + dt, ..., tb (the last step clipped, and a
 // sliver shorter than 1e-9 dt merged into the step before it).
 std::vector<double> fixed_grid(double ta, double tb, double dt);
+// Its number of steps, counted without building it (at least 1).
+int64_t fixed_steps(double ta, double tb, double dt);
+
+// Throws ERR_LIMIT naming options.max_steps_option when a solve has taken, or a fixed grid would
+// take, more than options.max_steps steps (`steps`, counted by the caller). Fixed grids are checked
+// before they are built: a tiny dt would otherwise allocate without bound.
+void check_step_limit(double steps, const StepOptions& options);
 
 // One step of an increment-form method from ta to tb with Brownian increment dW.
 at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z, const at::Tensor& dW);

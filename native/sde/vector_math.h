@@ -124,14 +124,14 @@ SDEBNN_INLINE void softplus(int64_t n, const double* z, double* out, double* s) 
 }
 
 // act'(z) from a = act(z) alone, for vectors V of T or scalars (V = T): tanh 1 - a^2, sigmoid
-// a (1 - a), relu [a > 0], identity 1, softplus sigmoid(z) = 1 - exp(-a) (float vectors: the
+// a (1 - a), relu [not a <= 0], identity 1, softplus sigmoid(z) = 1 - exp(-a) (float vectors: the
 // vectorised exp, an absolute error of an ulp of 1; otherwise -expm1(-a)).
 template <typename T, typename V>
 SDEBNN_INLINE V slope_from_output(Activation act, V a) {
   switch (act) {
     case Activation::Tanh: return T(1) - a * a;
     case Activation::Sigmoid: return a * (T(1) - a);
-    case Activation::Relu: return a > T(0) ? V{} + T(1) : V{};
+    case Activation::Relu: return a <= T(0) ? V{} : V{} + T(1);  // NaN: 1, as threshold_backward
     case Activation::Identity: return V{} + T(1);
     case Activation::Softplus: break;
   }
