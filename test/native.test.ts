@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // The engine's C++ tests (test/native/engine_test.cpp: Euler's strong order on GBM, Brownian
-// additivity, adjoint vs backprop, the buffered solver vs autograd, the softplus kernel), built
-// without Node beside the addon by `npm run compile` in a checkout and run here through CTest.
+// additivity, adjoint vs backprop, the buffered solver vs autograd, maxSteps on both solvers, the
+// softplus kernel), built without Node beside the addon by `npm run compile` in a checkout and run
+// here through CTest.
 // Skipped where the addon was not built from this checkout (a prebuild).
 const build = join(__dirname, '..', 'build', 'cmake');
 const built = existsSync(join(build, 'CTestTestfile.cmake'));

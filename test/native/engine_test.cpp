@@ -12,6 +12,7 @@
 
 #include "sde/adjoint.h"
 #include "sde/brownian.h"
+#include "sde/errors.h"
 #include "sde/neural.h"
 #include "sde/problems.h"
 #include "sde/solvers.h"
@@ -149,6 +150,40 @@ void buffered_vs_engine() {
   }
 }
 
+// max_steps on both solvers, before any grid is built: 40 fixed steps pass a limit of 40 and are
+// ERR_LIMIT naming max_steps_option under 39; the adjoint's backward pass counts against its own.
+void step_limit() {
+  const at::Tensor y0 = at::full({8, 3}, 0.1, f64);
+  const at::Tensor g = at::ones({3, 8, 3}, f64);
+  const std::vector<double> ts{0.0, 0.5, 1.0};
+  const auto limited = [](const std::function<void()>& solve) {
+    try {
+      solve();
+    } catch (const sde::EngineError& e) {
+      return e.code() == "ERR_LIMIT" && e.option() == "options.maxSteps";
+    }
+    return false;
+  };
+  for (const auto kernels : {sde::Kernels::Fast, sde::Kernels::Autograd}) {
+    const auto sde = neural(kernels, true, sde::SdeType::Ito);
+    const auto bm = brownian({8, 3}, 9);
+    sde::StepOptions ok;
+    ok.dt = 1.0 / 40;
+    ok.max_steps = 40;
+    ok.max_steps_option = "options.maxSteps";
+    sde::StepOptions under = ok;
+    under.max_steps = 39;
+    const std::string what = kernels == sde::Kernels::Fast ? "buffered" : "general";
+    const sde::Solution s = sde::sdeint(*sde, y0, ts, *bm, ok);
+    expect(s.stats.steps_accepted == 40 && s.route == (kernels == sde::Kernels::Fast ? sde::Route::Buffered : sde::Route::Autograd),
+           what + ": 40 steps within max_steps 40");
+    expect(limited([&] { sde::sdeint(*sde, y0, ts, *bm, under); }), what + ": sdeint over max_steps 39 is ERR_LIMIT");
+    expect(limited([&] { sde::backprop_gradients(*sde, y0, ts, *bm, under, g); }), what + ": backprop over max_steps 39 is ERR_LIMIT");
+    expect(limited([&] { sde::adjoint_gradients(*sde, y0, ts, *bm, ok, under, g); }),
+           what + ": an adjoint backward pass over its max_steps 39 is ERR_LIMIT");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +192,7 @@ int main(int argc, char** argv) {
       {"brownian_additivity", brownian_additivity},
       {"adjoint_vs_backprop", adjoint_vs_backprop},
       {"buffered_vs_engine", buffered_vs_engine},
+      {"step_limit", step_limit},
       {"softplus", [] { expect(softplus_check() == 0, "softplus against long-double log1p(exp) and sigmoid"); }},
   };
   if (argc != 2 || !cases.count(argv[1])) {
