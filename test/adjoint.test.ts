@@ -84,35 +84,49 @@ describe('adjoint against backprop on the same Brownian path', () => {
 
 describe('the adaptive adjoint: adjointAdaptive, adjointRtol and adjointAtol', () => {
   // The forward solve is fine (midpoint, dt 1/2000) and the same for every run, so backprop through
-  // it is the pathwise gradient to ~1e-5 and what changes is only the backward solve. Measured
-  // relative errors against backprop: 9.1e-3 (rtol 1e-2, atol 1e-3; 11 steps), 1.2e-3 (1e-3, 1e-4;
-  // 45 steps), 1.7e-4 (1e-4, 1e-5; 196 steps); atol alone: 3.1e-4 (206 steps) at 1e-6, 5.2e-3 (8)
-  // at 1e-2; fixed steps of adjointDt 0.05: 5.3e-3 (20 steps).
+  // it is the pathwise gradient to ~1e-5 and what changes is only the backward solve. Which steps an
+  // adaptive solve accepts turns on the last bits (kernels that agree to 1e-16 per step take other
+  // step sequences at rtol 1e-4), and one path's error moves by 2-3x with them, so errors are
+  // compared as medians over six Brownian paths. Measured medians of the relative error against
+  // backprop: 6.5e-3 (rtol 1e-2, atol 1e-3; ~11 steps), 1.6e-3-1.8e-3 (1e-3, 1e-4; ~45 steps),
+  // 2.4e-4-2.7e-4 (1e-4, 1e-5; ~200 steps); on the first path, atol alone: 3.1e-4 (206 steps) at
+  // 1e-6, 5.2e-3 (8) at 1e-2; fixed steps of adjointDt 0.05: 5.3e-3 (20 steps).
   it('tighter tolerances take more backward steps and come closer to backprop; atol alone changes the solve', async () => {
     const sde = neural('diagonal');
-    const bm = bmFor(sde);
-    const forward = { method: 'midpoint' as const, dt: 1 / 2000, bm };
-    const bp = flatGrads(await sdeintGradients(sde, y0, ts, gradYs, forward));
-    const adjoint = async (options: object) => {
-      const r = await sdeintGradients(sde, y0, ts, gradYs, { ...forward, adjoint: true, adjointMethod: 'midpoint', adjointDt: 0.05, ...options });
-      return { error: relativeError(flatGrads(r), bp), stats: r.adjointStats };
+    const median = (v: number[]) => {
+      const sorted = [...v].sort((a, b) => a - b);
+      return (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
     };
-    const fixed = await adjoint({});
-    expect(fixed.stats).toMatchObject({ stepsAccepted: 20, stepsRejected: 0 });
-    const loose = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-2, adjointAtol: 1e-3 });
-    const middle = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-4 });
-    const tight = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-4, adjointAtol: 1e-5 });
-    expect(middle.stats.stepsRejected).toBeGreaterThan(0);
-    expect(middle.stats.stepsAccepted).toBeGreaterThan(2 * loose.stats.stepsAccepted);
-    expect(tight.stats.stepsAccepted).toBeGreaterThan(2 * middle.stats.stepsAccepted);
-    expect(middle.error).toBeLessThan(loose.error / 3);
-    expect(tight.error).toBeLessThan(middle.error / 3);
-    expect(middle.error).toBeLessThan(3e-3);
-    expect(tight.error).toBeLessThan(5e-4);
-    const smallAtol = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-6 });
-    const largeAtol = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-2 });
-    expect(smallAtol.stats.stepsAccepted).toBeGreaterThan(5 * largeAtol.stats.stepsAccepted);
-    expect(smallAtol.error).toBeLessThan(largeAtol.error / 3);
+    const runs: Record<'loose' | 'middle' | 'tight', number[]> = { loose: [], middle: [], tight: [] };
+    for (const seed of [9, 10, 11, 12, 13, 14]) {
+      const forward = { method: 'midpoint' as const, dt: 1 / 2000, bm: bmFor(sde, seed) };
+      const bp = flatGrads(await sdeintGradients(sde, y0, ts, gradYs, forward));
+      const adjoint = async (options: object) => {
+        const r = await sdeintGradients(sde, y0, ts, gradYs, { ...forward, adjoint: true, adjointMethod: 'midpoint', adjointDt: 0.05, ...options });
+        return { error: relativeError(flatGrads(r), bp), stats: r.adjointStats };
+      };
+      const loose = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-2, adjointAtol: 1e-3 });
+      const middle = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-4 });
+      const tight = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-4, adjointAtol: 1e-5 });
+      expect(middle.stats.stepsRejected, `path ${seed}`).toBeGreaterThan(0);
+      expect(middle.stats.stepsAccepted, `path ${seed}`).toBeGreaterThan(2 * loose.stats.stepsAccepted);
+      expect(tight.stats.stepsAccepted, `path ${seed}`).toBeGreaterThan(2 * middle.stats.stepsAccepted);
+      runs.loose.push(loose.error);
+      runs.middle.push(middle.error);
+      runs.tight.push(tight.error);
+      if (seed !== 9) continue;
+      const fixed = await adjoint({});
+      expect(fixed.stats).toMatchObject({ stepsAccepted: 20, stepsRejected: 0 });
+      const smallAtol = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-6 });
+      const largeAtol = await adjoint({ adjointAdaptive: true, adjointRtol: 1e-3, adjointAtol: 1e-2 });
+      expect(smallAtol.stats.stepsAccepted).toBeGreaterThan(5 * largeAtol.stats.stepsAccepted);
+      expect(smallAtol.error).toBeLessThan(largeAtol.error / 3);
+    }
+    const [loose, middle, tight] = [median(runs.loose), median(runs.middle), median(runs.tight)];
+    expect(middle).toBeLessThan(loose / 3);
+    expect(tight).toBeLessThan(middle / 3);
+    expect(middle).toBeLessThan(3e-3);
+    expect(tight).toBeLessThan(5e-4);
   });
 });
 
