@@ -109,7 +109,7 @@ export class DataParallel {
     }
   }
 
-  /** Rank 0 writes checkpoints and logs and shows the progress bar. */
+  /** Rank 0 writes checkpoints and logs (and the CLI prints only there). */
   get lead(): boolean {
     return this.group.rank === 0;
   }

@@ -1,7 +1,8 @@
 /**
  * Training and evaluation loops for SDE-BNNs: shuffled minibatches, a learning-rate schedule,
- * KL warm-up, per-epoch metrics, a JSON-lines log, a progress bar on a terminal, callbacks, and
- * checkpoints that resume to identical numbers. Each step is one native call.
+ * KL warm-up, per-epoch metrics, a JSON-lines log, callbacks (from which a caller draws its own
+ * progress display; train() prints nothing), and checkpoints that resume to identical numbers.
+ * Each step is one native call.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -52,9 +53,9 @@ export interface TrainOptions {
   /** Default 1. Larger for runs of many short epochs, where each write would cost more than the epoch. */
   checkpointEvery?: number;
   resume?: boolean;
-  /** Progress bar on stderr. Default: when stderr is a terminal. */
-  progress?: boolean;
+  /** Called after every step: the step's losses, its place in the epoch and the run, for progress displays. */
   onStep?: (step: StepLog) => void;
+  /** Called after every epoch (and its evaluation and checkpoint). */
   onEpoch?: (epoch: EpochLog) => void;
   /** Transforms each training batch's inputs ([size, ...inputShape]) before the step, e.g. CIFAR crops and flips. */
   augment?: (inputs: Float32Array, shape: number[]) => Float32Array;
@@ -62,7 +63,7 @@ export interface TrainOptions {
    * Data-parallel training (every rank calls train with the same model config and options):
    * batchSize is the global batch, split evenly between the ranks; rank 0's state and position
    * start every rank; gradients are averaged in each step; rank 0 alone writes the checkpoint and
-   * the log and shows the progress bar; at each checkpoint all ranks prove they hold identical
+   * the log; at each checkpoint all ranks prove they hold identical
    * parameters. onStep sees each rank's own shard, onEpoch the means over the ranks.
    */
   distributed?: DistributedTrainOptions;
@@ -70,8 +71,13 @@ export interface TrainOptions {
 
 export interface StepLog extends StepResult {
   type: 'step';
+  /** The epoch, from 0 (EpochLog.epoch counts from 1: the epochs done). */
   epoch: number;
+  /** Steps done in the run, this one included. */
   step: number;
+  /** This step's batch in the epoch, from 0, of batchesPerEpoch (global batches: the same on every rank). */
+  batch: number;
+  batchesPerEpoch: number;
   lr: number;
   beta: number;
   seconds: number;
@@ -103,7 +109,7 @@ export interface TrainResult {
 
 const TRAIN_KEYS = [
   'epochs', 'batchSize', 'lr', 'lrSchedule', 'lrMin', 'warmupSteps', 'beta', 'betaWarmupSteps', 'seed', 'timeLimit',
-  'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'checkpointEvery', 'resume', 'progress', 'onStep', 'onEpoch',
+  'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'checkpointEvery', 'resume', 'onStep', 'onEpoch',
   'augment', 'distributed',
 ] as const;
 
@@ -130,7 +136,6 @@ function trainOptions(options: unknown, config: { optimizer: { lr: number }; bet
     checkpointFile: optional(o.checkpointFile, undefined as string | undefined, (v) => expectString(v, 'options.checkpointFile')),
     checkpointEvery: optional(o.checkpointEvery, 1, (v) => expectPositiveInteger(v, 'options.checkpointEvery')),
     resume: optional(o.resume, false, (v) => expectBoolean(v, 'options.resume')),
-    progress: optional(o.progress, Boolean(process.stderr.isTTY), (v) => expectBoolean(v, 'options.progress')),
     onStep: o.onStep === undefined ? undefined : expectFunction<(s: StepLog) => void>(o.onStep, 'options.onStep'),
     onEpoch: o.onEpoch === undefined ? undefined : expectFunction<(e: EpochLog) => void>(o.onEpoch, 'options.onEpoch'),
     augment: o.augment === undefined ? undefined : expectFunction<(x: Float32Array, shape: number[]) => Float32Array>(o.augment, 'options.augment'),
@@ -181,23 +186,6 @@ export function readTrainingCheckpoint(file: string) {
     step: metadataCount(file, metadata, 'step'),
     iterator: metadataJson(file, metadata, 'iterator') as MinibatchState | undefined,
   };
-}
-
-class ProgressBar {
-  private last = 0;
-  constructor(private readonly enabled: boolean) {}
-  update(text: string, fraction: number): void {
-    if (!this.enabled) return;
-    const now = Date.now();
-    if (now - this.last < 100 && fraction < 1) return;
-    this.last = now;
-    const width = 24;
-    const filled = Math.round(Math.max(0, Math.min(1, fraction)) * width);
-    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${text}\x1b[K`);
-  }
-  done(): void {
-    if (this.enabled) process.stderr.write('\n');
-  }
 }
 
 function expectModel(model: unknown): SdeBnn {
@@ -292,7 +280,7 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
   const totalSteps = o.epochs * iterator.batchesPerEpoch;
   let startEpoch = 0;
   let step = 0;
-  const lead = !dist || dist.group.rank === 0; // writes the checkpoint and the log, shows the progress bar
+  const lead = !dist || dist.group.rank === 0; // writes the checkpoint and the log
   if (lead && o.resume && o.checkpointFile && fs.existsSync(o.checkpointFile)) {
     const saved = readTrainingCheckpoint(o.checkpointFile);
     if (saved.epoch >= o.epochs) {
@@ -317,7 +305,6 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
   const log = (entry: object) => {
     if (o.logFile && lead) fs.appendFileSync(o.logFile, `${JSON.stringify(entry)}\n`);
   };
-  const bar = new ProgressBar(o.progress && lead);
   const started = Date.now();
   let trainSeconds = 0; // stepping time only: the time limit does not count evaluation
   const epochs: EpochLog[] = [];
@@ -345,20 +332,14 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
       sums.nfe += result.nfe;
       sums.steps++;
       const seconds = (Date.now() - started) / 1000;
-      const entry: StepLog = { type: 'step', epoch, step, lr, beta, seconds, ...result };
+      const entry: StepLog = { type: 'step', epoch, step, batch: batch.index, batchesPerEpoch: iterator.batchesPerEpoch, lr, beta, seconds, ...result };
       o.onStep?.(entry);
       if (step % 10 === 0) log(entry);
-      bar.update(
-        `epoch ${epoch + 1}/${o.epochs} step ${batch.index + 1}/${iterator.batchesPerEpoch} loss ${(sums.loss / sums.steps).toFixed(4)}` +
-          (result.accuracy !== null ? ` acc ${(sums.accuracy / sums.steps).toFixed(3)}` : '') + ` kl ${result.kl.toExponential(2)} ${seconds.toFixed(0)}s`,
-        (batch.index + 1) / iterator.batchesPerEpoch,
-      );
       if (trainSeconds > o.timeLimit) {
         stoppedEarly = true;
         break;
       }
     }
-    bar.done();
     if (parallel) await parallel.average(sums);
     const n = Math.max(1, sums.steps);
     const epochLog: EpochLog = {

@@ -212,15 +212,15 @@ describe('nothing passes silently', () => {
     const model = new SdeBnn(mlp);
     const failure = new Error('from onStep');
     let steps = 0;
-    await expect(train(model, { train: data }, { epochs: 3, batchSize: 4, progress: false, onStep: () => { steps++; throw failure; } })).rejects.toBe(failure);
+    await expect(train(model, { train: data }, { epochs: 3, batchSize: 4, onStep: () => { steps++; throw failure; } })).rejects.toBe(failure);
     expect(steps).toBe(1);
-    await expect(train(model, { train: data }, { epochs: 3, batchSize: 4, progress: false, onEpoch: () => { throw failure; } })).rejects.toBe(failure);
+    await expect(train(model, { train: data }, { epochs: 3, batchSize: 4, onEpoch: () => { throw failure; } })).rejects.toBe(failure);
     model.dispose();
   });
 
   it('refuses train() with a batch larger than the training set (it used to resolve with 0 steps)', async () => {
     const model = new SdeBnn(mlp);
-    await expect(train(model, { train: regressionData(10) }, { batchSize: 11, progress: false })).rejects.toThrow(
+    await expect(train(model, { train: regressionData(10) }, { batchSize: 11 })).rejects.toThrow(
       new RangeError('Expected options.batchSize at most the 10 examples of data.train but received 11'),
     );
     model.dispose();
@@ -230,12 +230,12 @@ describe('nothing passes silently', () => {
     const file = path.join(tmp, 'done.safetensors');
     const model = new SdeBnn(mlp);
     const data = { train: regressionData(8) };
-    const first = await train(model, data, { epochs: 2, batchSize: 4, progress: false, checkpointFile: file });
+    const first = await train(model, data, { epochs: 2, batchSize: 4, checkpointFile: file });
     expect(first.steps).toBe(4);
-    await expect(train(new SdeBnn(mlp), data, { epochs: 2, batchSize: 4, progress: false, checkpointFile: file, resume: true })).rejects.toThrow(
+    await expect(train(new SdeBnn(mlp), data, { epochs: 2, batchSize: 4, checkpointFile: file, resume: true })).rejects.toThrow(
       /Expected options\.epochs above the 2 epochs checkpoint .*done\.safetensors has done \(resume\) but received 2/,
     );
-    const more = await train(new SdeBnn(mlp), data, { epochs: 3, batchSize: 4, progress: false, checkpointFile: file, resume: true });
+    const more = await train(new SdeBnn(mlp), data, { epochs: 3, batchSize: 4, checkpointFile: file, resume: true });
     expect(more.steps).toBe(6);
     expect(() => sdebnn.saveTrainingCheckpoint(file, model, { epoch: 1 } as never)).toThrow(/Expected an integer for position\.step but received undefined/);
     model.dispose();
@@ -258,13 +258,13 @@ describe('errors name the right culprit', () => {
   it("checks a dataset against the model before training: input shape, labels against targets", async () => {
     const model = new SdeBnn(mlp);
     const wide = createDataset({ inputs: new Float32Array(30), inputShape: [3], targets: new Float32Array(10) });
-    await expect(train(model, { train: wide }, { progress: false })).rejects.toThrow(
+    await expect(train(model, { train: wide })).rejects.toThrow(
       new RangeError("Expected data.train.inputShape [2] (the model's config.inputShape) but received [3]"),
     );
     const labels = createDataset({ inputs: new Float32Array(20), inputShape: [2], targets: new Uint8Array(10) });
-    await expect(train(model, { train: labels }, { progress: false })).rejects.toThrow(/Expected regression targets of shape \[1\].*for data\.train\.targets but received class labels/);
-    await expect(train(model, { train: regressionData(8), test: wide }, { progress: false })).rejects.toThrow(/data\.test\.inputShape/);
-    await expect(train(model, { train: { inputs: 'x' } as never }, { progress: false })).rejects.toThrow(/data\.train\.inputs/);
+    await expect(train(model, { train: labels })).rejects.toThrow(/Expected regression targets of shape \[1\].*for data\.train\.targets but received class labels/);
+    await expect(train(model, { train: regressionData(8), test: wide })).rejects.toThrow(/data\.test\.inputShape/);
+    await expect(train(model, { train: { inputs: 'x' } as never })).rejects.toThrow(/data\.train\.inputs/);
     await expect(sdebnn.evaluate(model, wide)).rejects.toThrow(/dataset\.inputShape \[2\]/);
     await expect(sdebnn.evaluate(model, regressionData(4), null as never)).rejects.toThrow(new TypeError('Expected an object for options but received null'));
     await expect(sdebnn.evaluate(model, regressionData(4), { samples: 2 })).resolves.toHaveProperty('rmse');
@@ -320,7 +320,7 @@ describe('command line', () => {
   it('refuses --train-limit 0 (it used to train on all 60,000 examples) and other non-counts', () => {
     for (const [flag, value] of [['--train-limit', '0'], ['--test-limit', '2.5'], ['--train-limit', '-1']]) {
       const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'train', flag!, value!, '--out', path.join(tmp, 'cli')], { encoding: 'utf8' });
-      expect(r.status).toBe(1);
+      expect(r.status).toBe(2); // a usage error
       expect(r.stderr).toContain(`Expected a positive integer for ${flag} but received '${value}'`);
     }
   });

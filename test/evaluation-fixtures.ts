@@ -20,7 +20,7 @@ export const tinyConfig = { kind: 'conv' as const, inputShape: [1, 12, 12], clas
 
 export async function tinyTrainedModel(options: { logFile?: string } = {}) {
   const model = new sdebnn.SdeBnn(tinyConfig);
-  await sdebnn.train(model, { train: twoClassImages(64, 1) }, { epochs: 8, batchSize: 16, lr: 1e-2, evalEachEpoch: false, progress: false, ...options });
+  await sdebnn.train(model, { train: twoClassImages(64, 1) }, { epochs: 8, batchSize: 16, lr: 1e-2, evalEachEpoch: false, ...options });
   return model;
 }
 

@@ -71,7 +71,7 @@ describe('the HTML report in headless Chromium', () => {
     // A 1D regressor's band: a few steps of the toy model.
     const toy = sdebnn.toyRegression({ seed: 0 });
     const regressor = new sdebnn.SdeBnn({ ...sdebnn.toyModelConfig(), solver: { steps: 8 } });
-    await sdebnn.train(regressor, { train: toy.dataset }, { epochs: 5, batchSize: 40, progress: false });
+    await sdebnn.train(regressor, { train: toy.dataset }, { epochs: 5, batchSize: 40 });
     const grid = sdebnn.toyGrid({ min: -1, max: 9, count: 51 });
     const band = await regressor.predict(grid, { samples: 8, seed: 1 });
     regressor.dispose();

@@ -41,16 +41,37 @@ describe('train', () => {
     const data = { train: tinyMnistLike(64, 3) };
     const seen: { lr: number; beta: number }[] = [];
     const model = new SdeBnn({ ...smallConfig, beta: 0.25, optimizer: { lr: 2e-3 } });
-    await train(model, data, { epochs: 1, batchSize: 64, lrSchedule: 'constant', progress: false, evalEachEpoch: false, onStep: (s) => seen.push(s) });
-    await train(model, data, { epochs: 1, batchSize: 64, lrSchedule: 'constant', progress: false, evalEachEpoch: false, lr: 5e-4, beta: 0.5, onStep: (s) => seen.push(s) });
+    await train(model, data, { epochs: 1, batchSize: 64, lrSchedule: 'constant', evalEachEpoch: false, onStep: (s) => seen.push(s) });
+    await train(model, data, { epochs: 1, batchSize: 64, lrSchedule: 'constant', evalEachEpoch: false, lr: 5e-4, beta: 0.5, onStep: (s) => seen.push(s) });
     expect(seen.map((s) => [s.lr, s.beta])).toEqual([[2e-3, 0.25], [5e-4, 0.5]]);
+    model.dispose();
+  });
+
+  it('prints nothing, even on a terminal, and tells onStep where each batch is (the CLI draws the progress bar)', async () => {
+    const model = new SdeBnn(smallConfig);
+    const steps: { epoch: number; batch: number; batchesPerEpoch: number; step: number }[] = [];
+    const written: string[] = [];
+    const isTTY = process.stderr.isTTY;
+    const [errWrite, outWrite] = [process.stderr.write, process.stdout.write];
+    Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true }); // the old library drew a bar on a TTY
+    process.stderr.write = process.stdout.write = ((chunk: string | Uint8Array) => written.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      await train(model, { train: tinyMnistLike(40, 3), test: tinyMnistLike(8, 4) }, { epochs: 2, batchSize: 16, evalSamples: 1, onStep: (s) => steps.push(s) });
+    } finally {
+      [process.stderr.write, process.stdout.write] = [errWrite, outWrite];
+      Object.defineProperty(process.stderr, 'isTTY', { value: isTTY, configurable: true });
+    }
+    expect(written).toEqual([]);
+    // 40 examples in full batches of 16: 2 batches an epoch (the last 8 dropped)
+    expect(steps.map((s) => [s.epoch, s.batch, s.batchesPerEpoch, s.step])).toEqual([[0, 0, 2, 1], [0, 1, 2, 2], [1, 0, 2, 3], [1, 1, 2, 4]]);
+    await expect(train(model, { train: tinyMnistLike(16, 3) }, { progress: false } as never)).rejects.toThrow(/Unknown option options\.progress/);
     model.dispose();
   });
 
   it('is reproducible and resumes from a checkpoint to identical numbers', async () => {
     const data = { train: tinyMnistLike(64, 3), test: tinyMnistLike(32, 4) };
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdebnn-train-'));
-    const options = { epochs: 2, batchSize: 16, lr: 3e-3, evalSamples: 2, seed: 5, progress: false };
+    const options = { epochs: 2, batchSize: 16, lr: 3e-3, evalSamples: 2, seed: 5 };
 
     const straight = new SdeBnn(smallConfig);
     const full = await train(straight, data, options);
@@ -105,7 +126,7 @@ describe('train', () => {
     const run = async (data: typeof raw, augment?: (x: Float32Array, shape: number[]) => Float32Array) => {
       const model = new SdeBnn(smallConfig);
       const losses: number[] = [];
-      await train(model, { train: data }, { epochs: 2, batchSize: 16, seed: 4, progress: false, onStep: (e) => losses.push(e.loss), ...(augment ? { augment } : {}) });
+      await train(model, { train: data }, { epochs: 2, batchSize: 16, seed: 4, onStep: (e) => losses.push(e.loss), ...(augment ? { augment } : {}) });
       const state = model.getState();
       model.dispose();
       return { losses, state };
@@ -132,7 +153,7 @@ describe('train', () => {
     const data = { train: createDataset({ inputs: x, inputShape: [1], targets: Float32Array.from(x, (v) => Math.cos(3 * v)), targetShape: [1] }) };
     const model = new SdeBnn({ kind: 'mlp', dtype: 'float64', hidden: [8], hypernet: { hidden: [8] }, w0: { posterior: 'gaussian', rhoInit: -4 }, nTrain: n, seed: 2, solver: { steps: 4 } });
     const steps: { beta: number; loss: number; nll: number; kl: number }[] = [];
-    await train(model, data, { epochs: 2, batchSize: 8, beta: 0.5, betaWarmupSteps: 5, progress: false, onStep: (e) => steps.push(e) });
+    await train(model, data, { epochs: 2, batchSize: 8, beta: 0.5, betaWarmupSteps: 5, onStep: (e) => steps.push(e) });
     expect(steps).toHaveLength(8);
     steps.forEach((s, k) => {
       expect(s.beta, `step ${k}`).toBeCloseTo(0.5 * Math.min(1, (k + 1) / 5), 15);
@@ -196,7 +217,7 @@ describe('train() defaults', () => {
     const run = async (options: object) => {
       const model = new SdeBnn(config);
       const steps: { lr: number; beta: number; loss: number; epoch: number }[] = [];
-      const result = await train(model, data, { progress: false, onStep: (e) => steps.push(e), ...options });
+      const result = await train(model, data, { onStep: (e) => steps.push(e), ...options });
       return { model, steps, result };
     };
     const { model, steps, result } = await run({});

@@ -1,11 +1,12 @@
 /**
- * What `sdebnn eval` and `sdebnn report` do once their flags are parsed (lib/cli.ts parses):
- * the uncertainty evaluation of a classifier (evaluate.ts) printed as a table, written as JSON
- * and as the HTML report, or for a regressor its metrics and predictive band.
+ * `sdebnn eval` and `sdebnn report`: the uncertainty evaluation of a classifier (lib/evaluate.ts)
+ * printed as a table, written as JSON and as the HTML report, or for a regressor its metrics and
+ * predictive band.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { SdeBnn } from '../bnn';
+import { setNumThreads } from '../backend';
+import { SdeBnn } from '../bnn';
 import type { Dataset } from '../data/dataset';
 import { fashionMnistAvailable, FASHION_MNIST_DIR, loadOodImages, type OodImages } from '../data/ood';
 import { toyGrid } from '../data/toy';
@@ -13,10 +14,14 @@ import { evaluateUncertainty, type Evaluation, type EvaluationProgress, type Shi
 import { predictDataset } from '../predict';
 import { readTrainingLog, writeReport, type RegressionBand, type ReportInput } from '../report/page';
 import { formatEvaluation } from '../report/table';
+import { DATA_SOURCES } from '../presets';
 import { corruptions, SHIFT_SUITES, type ShiftSuite } from '../shift';
 import { evaluate } from '../train';
+import { common, formatHelp, integer, list, oneOf, option, parseFlags, text, toggle, UsageError, type Values } from './args';
+import { dataOf, loadData } from './data';
+import { interactive, StatusLine } from './progress';
 
-export interface EvalCommandOptions {
+interface EvalOptions {
   /** The checkpoint evaluated: named in the report; its folder's log.jsonl gives the training curves. */
   checkpoint: string;
   samples: number;
@@ -25,8 +30,8 @@ export interface EvalCommandOptions {
   bins: number;
   /** OOD sets (see loadOodImages), or ['auto']: Fashion-MNIST where installed and uniform noise for MNIST-shaped models, noise otherwise. */
   ood: string[];
-  /** A shift suite name, 'none', or 'auto' (mnist-c for [1, 28, 28] inputs, cifar10-c for [3, 32, 32]). */
-  shift: string;
+  /** A shift suite, 'none', or 'auto' (mnist-c for [1, 28, 28] inputs, cifar10-c for [3, 32, 32]). */
+  shift: ShiftSuite | 'none' | 'auto';
   shiftLimit?: number;
   deterministic: boolean;
   json?: string;
@@ -51,7 +56,7 @@ function resolveOod(model: SdeBnn, names: string[], seed: number, count: number,
 }
 
 /** The corruption suite (lib/shift) of --shift: a name, 'none', or 'auto' (the suite whose images fit the model, if any). */
-function resolveShift(model: SdeBnn, name: string): ShiftSuiteLike | undefined {
+function resolveShift(model: SdeBnn, name: ShiftSuite | 'none' | 'auto'): ShiftSuiteLike | undefined {
   if (name === 'none') return undefined;
   const shape = model.config.inputShape.join(',');
   const fits = (suite: ShiftSuite) => corruptions(suite)[0]!.imageShape.join(',') === shape;
@@ -59,23 +64,21 @@ function resolveShift(model: SdeBnn, name: string): ShiftSuiteLike | undefined {
     const suite = SHIFT_SUITES.find(fits);
     return suite ? { name: suite, corruptions: corruptions(suite) } : undefined;
   }
-  if (!(SHIFT_SUITES as readonly string[]).includes(name)) {
-    throw new RangeError(`Expected ${SHIFT_SUITES.map((s) => `'${s}'`).join(', ')}, 'none' or 'auto' for --shift but received '${name}'`);
+  if (!fits(name)) {
+    throw new RangeError(`The ${name} corruptions take images [${corruptions(name)[0]!.imageShape.join(', ')}] but the model takes [${model.config.inputShape.join(', ')}]`);
   }
-  if (!fits(name as ShiftSuite)) {
-    throw new RangeError(`The ${name} corruptions take images [${corruptions(name as ShiftSuite)[0]!.imageShape.join(', ')}] but the model takes [${model.config.inputShape.join(', ')}]`);
-  }
-  return { name, corruptions: corruptions(name as ShiftSuite) };
+  return { name, corruptions: corruptions(name) };
 }
 
-/** A progress line per stage on stderr (updated in place on a terminal), with the stage's time. */
+/** Each stage's time on stderr when it ends, and on a terminal its progress in place meanwhile. */
 function progressReporter(enabled: boolean): (p: EvaluationProgress) => void {
+  const line = new StatusLine(enabled);
   let stageStart = Date.now(); // stages run back to back: each starts when the previous one ends
   return (p) => {
-    if (enabled) process.stderr.write(`\r${p.stage}: ${p.done}/${p.total}\x1b[K`);
+    line.update(`${p.stage}: ${p.done}/${p.total}`);
     if (p.done === p.total) {
-      const line = `${p.stage}: ${p.total} images in ${((Date.now() - stageStart) / 1000).toFixed(1)} s`;
-      process.stderr.write(enabled ? `\r${line}\x1b[K\n` : `${line}\n`);
+      line.clear();
+      process.stderr.write(`${p.stage}: ${p.total} images in ${((Date.now() - stageStart) / 1000).toFixed(1)} s\n`);
       stageStart = Date.now();
     }
   };
@@ -102,7 +105,7 @@ async function regressionBand(model: SdeBnn, train: Dataset, seed: number): Prom
 }
 
 /** Runs the evaluation, prints it, and writes the JSON and the report as asked. */
-export async function evalCommand(model: SdeBnn, test: Dataset, o: EvalCommandOptions): Promise<void> {
+async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions): Promise<void> {
   const notes = [`checkpoint ${path.resolve(o.checkpoint)}`, `model: ${model.config.kind}, input [${model.config.inputShape.join(', ')}], ${model.numParameters} parameters, sigma ${model.config.sigma}`];
   const log = path.join(path.dirname(o.checkpoint), 'log.jsonl');
   const report: ReportInput = { title: `SDE-BNN evaluation: ${path.basename(path.dirname(path.resolve(o.checkpoint)))}`, notes };
@@ -143,10 +146,10 @@ export async function evalCommand(model: SdeBnn, test: Dataset, o: EvalCommandOp
 }
 
 /**
- * `sdebnn report RUN_DIR`: the report of a training run from its evaluation.json (written by a
- * previous eval) when `reuse` and it exists, else a fresh evaluation (saved to evaluation.json).
+ * The report of a training run from its evaluation.json (written by a previous eval) when
+ * `reuse` and it exists, else a fresh evaluation (saved to evaluation.json).
  */
-export async function reportCommand(model: SdeBnn, test: Dataset, runDir: string, o: Omit<EvalCommandOptions, 'checkpoint' | 'json' | 'report'> & { out: string; reuse: boolean }): Promise<void> {
+async function reportRun(model: SdeBnn, test: Dataset, runDir: string, o: Omit<EvalOptions, 'checkpoint' | 'json' | 'report'> & { out: string; reuse: boolean }): Promise<void> {
   const checkpoint = path.join(runDir, 'model.safetensors');
   const saved = path.join(runDir, 'evaluation.json');
   if (o.reuse && model.config.likelihood === 'categorical' && fs.existsSync(saved)) {
@@ -161,5 +164,98 @@ export async function reportCommand(model: SdeBnn, test: Dataset, runDir: string
     console.log(`report ${o.out}`);
     return;
   }
-  await evalCommand(model, test, { ...o, checkpoint, json: saved, report: o.out });
+  await evaluateCheckpoint(model, test, { ...o, checkpoint, json: saved, report: o.out });
+}
+
+const FLAGS = {
+  dataset: option('NAME', oneOf(DATA_SOURCES), `the test set: ${DATA_SOURCES.join(', ')}`, { default: "the model's, from its input shape", group: 'Evaluation' }),
+  'data-dir': option('DIR', text, 'MNIST IDX files or CIFAR-10 binary batches'),
+  'test-limit': option('N', integer(1), 'use the first N test examples'),
+  samples: common.samples(4),
+  seed: common.seed('Brownian streams and corruptions'),
+  ood: option('LIST', list(text, 'names'), 'comma-separated OOD sets: fashion-mnist, noise, constant, an IDX image file, a folder of IDX (t10k-images-idx3-ubyte) or CIFAR-10 binary files; or none', {
+    default: `auto: fashion-mnist where installed (Debian's dataset-fashion-mnist, ${FASHION_MNIST_DIR}) and noise for MNIST models, noise otherwise`,
+  }),
+  shift: option('SUITE', oneOf([...SHIFT_SUITES, 'none', 'auto'] as const), `corruptions of the test set: ${SHIFT_SUITES.join(', ')} or none`, { default: 'auto: mnist-c for MNIST models, cifar10-c for CIFAR-10' }),
+  'shift-limit': option('N', integer(1), 'test images per corruption and severity', { default: 'all' }),
+  bins: option('B', integer(1), 'calibration bins', { default: '15' }),
+  'batch-size': option('N', integer(1), 'images per native call'),
+  'no-deterministic': toggle('leave out the zero-noise view'),
+  device: common.device,
+  threads: common.threads,
+  quiet: common.quiet,
+};
+
+const EVAL_FLAGS = {
+  checkpoint: option('FILE', text, 'the model (required)'),
+  json: option('FILE', text, 'write the evaluation as JSON'),
+  report: option('FILE.html', text, 'write the HTML report'),
+  ...FLAGS,
+};
+const REPORT_FLAGS = { out: option('FILE.html', text, 'the report', { default: 'RUN_DIR/report.html' }), ...FLAGS };
+
+export const evalUsage = 'Usage: sdebnn eval --checkpoint FILE [options] [--json FILE] [--report FILE.html]';
+export const reportUsage = 'Usage: sdebnn report RUN_DIR [--out FILE.html] [options]';
+const evalHelp = () => formatHelp(`${evalUsage}\nPrints clean metrics, per-corruption accuracy, NLL, ECE and mean entropy, and OOD AUROC and FPR95.`, EVAL_FLAGS);
+const reportHelp = () => formatHelp(`${reportUsage}
+Writes RUN_DIR/report.html, one self-contained HTML file (inline SVG): from RUN_DIR/evaluation.json when there is one
+and no evaluation option is given, else from a fresh evaluation of RUN_DIR/model.safetensors (saved to evaluation.json).`, REPORT_FLAGS);
+
+function evalOptions(f: Values<typeof FLAGS>, train: Dataset) {
+  return {
+    samples: f.samples ?? 4,
+    seed: f.seed ?? 0,
+    bins: f.bins ?? 15,
+    ood: f.ood ?? ['auto'],
+    shift: f.shift ?? 'auto',
+    deterministic: !f['no-deterministic'],
+    progress: interactive(Boolean(f.quiet)),
+    train,
+    ...(f['shift-limit'] !== undefined ? { shiftLimit: f['shift-limit'] } : {}),
+    ...(f['batch-size'] !== undefined ? { batchSize: f['batch-size'] } : {}),
+  } satisfies Omit<EvalOptions, 'checkpoint'>;
+}
+
+/** Loads the model and its data (the test set, and the training set for a regressor's band), then runs `work`. */
+async function withModel(f: Values<typeof FLAGS>, file: string, seed: number, work: (model: SdeBnn, data: { train: Dataset; test: Dataset }) => Promise<void>): Promise<void> {
+  if (f.threads !== undefined) setNumThreads(f.threads);
+  const model = SdeBnn.load(file, f.device !== undefined ? { device: f.device } : {});
+  try {
+    const data = loadData(f.dataset ?? dataOf(model), { seed, dir: f['data-dir'], trainLimit: 1, testLimit: f['test-limit'] });
+    await work(model, data);
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function evalCommand(argv: string[]): Promise<number> {
+  const parsed = parseFlags('eval', argv, EVAL_FLAGS);
+  if (parsed.help) {
+    console.log(evalHelp());
+    return 0;
+  }
+  const { checkpoint, json, report, ...f } = parsed.values;
+  if (checkpoint === undefined) throw new UsageError(`Expected --checkpoint FILE for 'sdebnn eval' but received none`);
+  await withModel(f, checkpoint, f.seed ?? 0, (model, data) =>
+    evaluateCheckpoint(model, data.test, { checkpoint, ...evalOptions(f, data.train), ...(json !== undefined ? { json } : {}), ...(report !== undefined ? { report } : {}) }),
+  );
+  return 0;
+}
+
+export async function reportCommand(argv: string[]): Promise<number> {
+  const parsed = parseFlags('report', argv, REPORT_FLAGS, 1);
+  if (parsed.help) {
+    console.log(reportHelp());
+    return 0;
+  }
+  const [runDir] = parsed.positionals;
+  if (runDir === undefined) throw new UsageError(`Expected RUN_DIR (the --out of a training run) for 'sdebnn report' but received none`);
+  const { out, ...f } = parsed.values;
+  const summaryFile = path.join(runDir, 'summary.json');
+  const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { seed?: number }) : {};
+  const evaluationFlags = Object.keys(f).some((k) => k !== 'quiet' && k !== 'threads');
+  await withModel(f, path.join(runDir, 'model.safetensors'), f.seed ?? summary.seed ?? 0, (model, data) =>
+    reportRun(model, data.test, runDir, { ...evalOptions(f, data.train), out: out ?? path.join(runDir, 'report.html'), reuse: !evaluationFlags }),
+  );
+  return 0;
 }

@@ -64,7 +64,7 @@ const BASELINES: Record<string, { args: () => unknown[]; extra?: Record<number, 
   bnnTrainStepConv: { args: () => [conv, new Float32Array(32).fill(0.5), [0, 2], {}] },
   bnnGradients: { args: () => [mlp, f32(0.1, 0.2, 0.3, 0.4), [0.1, 0.2], { seed: 1, objective: 'kl' }] },
   train: {
-    args: () => [mlp, { train: regression(), test: regression() }, { epochs: 1, batchSize: 2, progress: false, evalSamples: 2 }],
+    args: () => [mlp, { train: regression(), test: regression() }, { epochs: 1, batchSize: 2, evalSamples: 2 }],
     extra: { 2: ['lr', 'lrSchedule', 'lrMin', 'warmupSteps', 'beta', 'betaWarmupSteps', 'seed', 'timeLimit', 'evalEachEpoch', 'evalBatchSize', 'onStep', 'onEpoch', 'augment', 'checkpointEvery', 'resume'] },
   },
   evaluate: { args: () => [mlp, regression(), { samples: 2 }], extra: { 2: ['batchSize', 'ema', 'seed'] } },
