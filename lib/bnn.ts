@@ -10,6 +10,7 @@ import { awaitNative, callNative } from './errors';
 import { checkSteps, expectMaxBytes, expectMaxSteps } from './limits';
 import { readModelFile, writeModelFile } from './model-file';
 import { native, type NativeSdeBnn, type NativeTargets } from './native';
+import { ACTIVATIONS, activations, METHODS, methodInfo, methodNames, methods, type Activation, type Method, type NoiseType } from './sde';
 import { expectTensor, numel, type Tensor } from './tensor';
 import {
   describe,
@@ -28,13 +29,14 @@ import {
   optional,
 } from './validate';
 
-export const BNN_ACTIVATIONS = ['tanh', 'softplus', 'relu', 'sigmoid', 'identity'] as const;
-export const BNN_METHODS = ['euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun', 'reversible_heun'] as const;
+/** The engine's activations and methods (lib/sde.ts): one list, shared with the SDE API. */
+export const BNN_ACTIVATIONS = ACTIVATIONS;
+export const BNN_METHODS = METHODS;
 export const BNN_ESTIMATORS = ['ckl', 'fmc', 'stl'] as const;
 export const BNN_LIKELIHOODS = ['categorical', 'gaussian', 'laplace'] as const;
 
-export type BnnActivation = (typeof BNN_ACTIVATIONS)[number];
-export type BnnMethod = (typeof BNN_METHODS)[number];
+export type BnnActivation = Activation;
+export type BnnMethod = Method;
 /**
  * KL estimators: 'ckl' the integral of 1/2 ||u||^2 dt only; 'fmc' plus the integral of u . dB
  * (full gradients); 'stl' ("sticking the landing") plus u . dB with the hypernetwork's parameters
@@ -127,9 +129,10 @@ export interface SdeBnnConfig {
   dtype?: 'float32' | 'float64';
   device?: DeviceSpec;
   /**
-   * 'fast' (default): fixed-step Euler solves on CPU run a dedicated path without autograd (hand-written
-   * forward loop and reverse sweep), everything else as 'fused'; 'fused': the generic engine with
-   * hand-written VJPs, one autograd node per evaluation; 'autograd': plain autograd (a reference for tests).
+   * 'fast' (default): fixed-step Euler solves on CPU (backprop; the adjoint with a fixed-step Euler
+   * adjoint and 'ckl') run the engine's buffered solver without autograd, everything else as 'fused';
+   * 'fused': the general solver with hand-written VJPs, one autograd node per evaluation; 'autograd':
+   * plain autograd (the reference). SdeBnn.routes says which route runs.
    */
   kernels?: 'fast' | 'fused' | 'autograd';
   /**
@@ -174,6 +177,13 @@ export interface ResolvedSdeBnnConfig {
   kernels: 'fast' | 'fused' | 'autograd';
   maxBytes: number;
 }
+
+/**
+ * How an SdeBnn computes: 'direct' (every block on the buffered solver and the head, likelihood
+ * and KL differentiated by hand: no autograd graph), 'buffered' (the blocks on the buffered
+ * solver, the rest by autograd), 'fused' (the general solver with hand-written VJPs), 'autograd'.
+ */
+export type BnnRoute = 'direct' | 'buffered' | 'fused' | 'autograd';
 
 export type BnnTargets = Uint8Array | Int32Array | Float32Array | Float64Array | readonly number[];
 export type BnnInputs = Float32Array | Float64Array | Tensor;
@@ -314,7 +324,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   expectKnownKeys(nc, 'config.inputNormalization', ['shift', 'scale']);
   const aug = optional(c.aug, conv ? 0 : 2, (v) => expectInteger(v, 'config.aug', 0));
   const hidden = optional(c.hidden, [32, 32], (v) => positiveIntegers(v, 'config.hidden'));
-  const activation = optional(c.activation, 'softplus', (v) => expectOneOf(v, 'config.activation', BNN_ACTIVATIONS));
+  const activation = optional(c.activation, 'softplus', (v) => expectOneOf(v, 'config.activation', activations()));
   const timeInput = optional(c.timeInput, false, (v) => expectBoolean(v, 'config.timeInput'));
   const likelihood = optional(c.likelihood, (conv ? 'categorical' : 'gaussian') as BnnLikelihood, (v) =>
     expectOneOf(v, 'config.likelihood', BNN_LIKELIHOODS),
@@ -356,7 +366,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     }
   }
   const convActivation = optional(c.convActivation, 'softplus', (v) =>
-    expectOneOf(v, 'config.convActivation', BNN_ACTIVATIONS),
+    expectOneOf(v, 'config.convActivation', activations()),
   );
   const pool: number | 'global' =
     c.pool === 'global' ? 'global' : optional(c.pool, 2, (v) => {
@@ -392,7 +402,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const hypernet = {
     hidden: optional(hn.hidden, conv ? [32] : [64], (v) => positiveIntegers(v, 'config.hypernet.hidden')),
     activation: optional(hn.activation, (conv ? 'tanh' : 'softplus') as BnnActivation, (v) =>
-      expectOneOf(v, 'config.hypernet.activation', BNN_ACTIVATIONS),
+      expectOneOf(v, 'config.hypernet.activation', activations()),
     ),
   };
 
@@ -413,7 +423,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   expectKnownKeys(sc, 'config.solver', [
     'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive', 'maxSteps',
   ]);
-  const method = optional(sc.method, 'euler', (v) => expectOneOf(v, 'config.solver.method', BNN_METHODS));
+  const method = optional(sc.method, 'euler', (v) => expectOneOf(v, 'config.solver.method', methodNames()));
   const steps = optional(sc.steps, conv ? 10 : 20, (v) => expectPositiveInteger(v, 'config.solver.steps'));
   const general = estimator !== 'ckl';
   const solver: Required<SdeBnnSolverConfig> = {
@@ -425,7 +435,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     dtMin: optional(sc.dtMin, 1e-5, (v) => expectPositive(v, 'config.solver.dtMin')),
     gradient: optional(sc.gradient, 'backprop' as const, (v) => expectOneOf(v, 'config.solver.gradient', ['backprop', 'adjoint'] as const)),
     adjointMethod: optional(sc.adjointMethod, (method === 'reversible_heun' ? 'reversible_heun' : general ? 'midpoint' : 'euler') as BnnMethod, (v) =>
-      expectOneOf(v, 'config.solver.adjointMethod', BNN_METHODS),
+      expectOneOf(v, 'config.solver.adjointMethod', methodNames()),
     ),
     adjointSteps: optional(sc.adjointSteps, steps, (v) => expectPositiveInteger(v, 'config.solver.adjointSteps')),
     adjointAdaptive: optional(sc.adjointAdaptive, false, (v) => expectBoolean(v, 'config.solver.adjointAdaptive')),
@@ -435,25 +445,30 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   if (solver.gradient === 'adjoint' && !solver.adjointAdaptive) {
     checkSteps(solver.adjointSteps, solver.maxSteps, 'config.solver.maxSteps', 'A backward solve with config.solver.adjointSteps', 'use fewer adjointSteps');
   }
-  if (general && (method === 'milstein' || method === 'srk')) {
+  // The engine's method table decides: a block's noise is additive (ckl) or general (fmc/stl).
+  const noise: NoiseType = general ? 'general' : 'additive';
+  const solving = (m: Method) => methodInfo(m).noiseTypes.includes(noise);
+  const quoted = (names: Method[]) => names.map((m) => `'${m}'`).join(', ');
+  if (!solving(method)) {
     throw new RangeError(
-      `Expected config.solver.method 'euler', 'midpoint', 'heun', 'euler_heun' or 'reversible_heun' for estimator '${estimator}' ` +
-        `(its u . dB term makes the noise general) but received '${method}'`,
+      `Expected config.solver.method ${quoted(methodNames().filter(solving))} for estimator '${estimator}' ` +
+        `(its ${general ? 'u . dB term makes the noise general' : 'noise is additive'}) but received '${method}'`,
     );
   }
-  if (solver.adaptive && method === 'reversible_heun') {
-    throw new RangeError(`Expected config.solver.adaptive false with method 'reversible_heun' (fixed steps only) but received true`);
+  if (solver.adaptive && !methodInfo(method).adaptive) {
+    throw new RangeError(`Expected config.solver.adaptive false with method '${method}' (fixed steps only) but received true`);
   }
   if (solver.gradient === 'adjoint') {
     const am = solver.adjointMethod;
-    if (am === 'reversible_heun' && method !== 'reversible_heun') {
-      throw new RangeError(`Expected config.solver.method 'reversible_heun' with adjointMethod 'reversible_heun' but received '${method}'`);
+    const requires = methodInfo(am).adjoint.requiresMethod;
+    if (requires !== null && requires !== method) {
+      throw new RangeError(`Expected config.solver.method '${requires}' with adjointMethod '${am}' but received '${method}'`);
     }
-    if (am === 'milstein' || am === 'srk' || (general && am === 'euler')) {
-      throw new RangeError(
-        `Expected config.solver.adjointMethod ${general ? "'midpoint', 'heun' or 'euler_heun'" : "'euler', 'midpoint', 'heun' or 'euler_heun'"}` +
-          ` for estimator '${estimator}' but received '${am}'`,
-      );
+    const adjoints = methods()
+      .filter((m) => m.adjoint.noiseTypes.includes(noise) && (m.adjoint.requiresMethod === null || m.adjoint.requiresMethod === method))
+      .map((m) => m.name);
+    if (!adjoints.includes(am)) {
+      throw new RangeError(`Expected config.solver.adjointMethod ${quoted(adjoints)} for estimator '${estimator}' but received '${am}'`);
     }
   }
 
@@ -549,8 +564,7 @@ function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
     clip: r.optimizer.clip,
     ema: r.optimizer.ema,
     seed: r.seed,
-    fused: r.kernels !== 'autograd',
-    fast: r.kernels === 'fast',
+    kernels: r.kernels,
     dtype: r.dtype,
     device: r.device,
   };
@@ -573,6 +587,8 @@ export class SdeBnn {
   /** Total number of learnable scalars (w_0, hypernetworks, stem, head, likelihood scale). */
   readonly numParameters: number;
   readonly parameterNames: readonly string[];
+  /** The routes that run (from config.kernels, the solver and the model): for training steps and gradients, and for predictions. */
+  readonly routes: Readonly<{ train: BnnRoute; predict: BnnRoute }>;
   private handle: NativeSdeBnn;
   private readonly exampleSize: number;
   private readonly size: ModelSize;
@@ -587,6 +603,7 @@ export class SdeBnn {
     this.wDims = Object.freeze([...info.wDims]);
     this.numParameters = info.numParameters;
     this.parameterNames = Object.freeze([...info.parameterNames]);
+    this.routes = Object.freeze({ ...info.routes });
     this.exampleSize = numel(this.config.inputShape);
   }
 

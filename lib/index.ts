@@ -49,10 +49,10 @@ export { oodDetection, rocCurve, selectivePrediction } from './score-metrics';
 export type { OodDetection, OodScoreOptions, RocCurve, SelectivePrediction, ScoreArray } from './score-metrics';
 export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, expectCheckpoint, MAX_HEADER_BYTES } from './checkpoint';
 export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
-export { SDE, sdeint, sdeintGradients, validateSpec, METHODS, NOISE_TYPES, SDE_TYPES } from './sde';
+export { SDE, sdeint, sdeintGradients, validateSpec, methods, activations, METHODS, ACTIVATIONS, NOISE_TYPES, SDE_TYPES } from './sde';
 export type {
   SDESpec, GbmSpec, OuSpec, LinearSpec, NeuralSpec, MlpSpec, Method, NoiseType, SdeType, SdeintOptions, SdeintResult,
-  GradientsResult, SolveStats,
+  GradientsResult, SolveStats, Route, MethodInfo, Activation,
 } from './sde';
 export { SdeBnn, resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn';
 export type {
@@ -60,6 +60,7 @@ export type {
   SdeBnnSolverConfig,
   ResolvedSdeBnnConfig,
   BnnActivation,
+  BnnRoute,
   BnnMethod,
   BnnEstimator,
   BnnLikelihood,

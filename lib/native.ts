@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BnnTrainStepResult } from './bnn';
+import type { BnnRoute, BnnTrainStepResult } from './bnn';
 import type { GradientsResult, SdeintResult } from './sde';
 import type { Tensor } from './tensor';
 
@@ -26,7 +26,14 @@ export interface NativeTargets {
 
 /** A native SDE-BNN (native/addon/bnn.cc); one asynchronous call at a time. */
 export interface NativeSdeBnn {
-  info(): { wDims: number[]; numParameters: number; parameterNames: string[]; device: string; scale: number };
+  info(): {
+    wDims: number[];
+    numParameters: number;
+    parameterNames: string[];
+    device: string;
+    scale: number;
+    routes: { train: BnnRoute; predict: BnnRoute };
+  };
   trainStep(inputs: Tensor, targets: NativeTargets, options: { lr: number; beta: number }): Promise<BnnTrainStepResult>;
   gradients(
     inputs: Tensor,
@@ -53,7 +60,7 @@ export interface NativeBinding {
   roundTrip(tensor: Tensor, options: { transpose?: boolean; scale?: number; device?: string }): Tensor;
   /** Test hook: one of the engine's elementwise kernels applied to a tensor. */
   elementwise(tensor: Tensor, name: 'tanh'): Tensor;
-  /** Test hook: an activation's value and slope by the fast path's loops, the conv kernels, or LibTorch ('aten'). */
+  /** Test hook: an activation's value and slope by the buffered route's loops ('fast': sde::activate_cpu), the conv kernels, or LibTorch ('aten'). */
   elementwise(tensor: Tensor, name: `${'fast' | 'conv' | 'aten'}.${'tanh' | 'softplus' | 'relu' | 'sigmoid'}`): { value: Tensor; slope: Tensor };
   selfTest(options: { device: string; size: number; iterations: number }, onProgress?: ProgressCallback): Promise<{
     device: string;
@@ -64,6 +71,10 @@ export interface NativeBinding {
     threads: number;
   }>;
   raise(kind: string): never;
+  /** The engine's method-support table (native/sde/solvers.cpp). */
+  methods(): unknown[];
+  /** The engine's activation functions (native/sde/activations.h). */
+  activations(): string[];
   NativeSDE: new (spec: object) => unknown;
   sdeint(sde: unknown, y0: Tensor, ts: number[], options: object, onProgress?: ProgressCallback): Promise<SdeintResult>;
   sdeintGradients(
@@ -145,6 +156,7 @@ export function native(): NativeBinding {
         '  - an installed PyTorch: `SDEBNN_TORCH_FROM_PYTHON=1 npm rebuild sdebnn`;',
         '  - "libtorch*.so: cannot open shared object file": install the LibTorch the addon was built against (Debian: apt-get install libtorch-dev).',
       ].join('\n'),
+      { cause: error },
     );
   }
 }

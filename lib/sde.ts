@@ -26,6 +26,10 @@ import {
 
 export const NOISE_TYPES = ['diagonal', 'additive', 'scalar', 'general'] as const;
 export const SDE_TYPES = ['ito', 'stratonovich'] as const;
+/**
+ * The engine's methods and activations as TypeScript names them (for the types). Validation reads
+ * the engine's own lists, methods() and activations(); a test checks that the two agree.
+ */
 export const METHODS = ['euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun', 'reversible_heun'] as const;
 export const ACTIVATIONS = ['tanh', 'softplus', 'relu', 'sigmoid', 'identity'] as const;
 
@@ -33,6 +37,45 @@ export type NoiseType = (typeof NOISE_TYPES)[number];
 export type SdeType = (typeof SDE_TYPES)[number];
 export type Method = (typeof METHODS)[number];
 export type Activation = (typeof ACTIVATIONS)[number];
+
+/** One row of the engine's method-support table (native/sde/solvers.cpp). */
+export interface MethodInfo {
+  name: Method;
+  /** The SDE types it solves. */
+  sdeTypes: SdeType[];
+  /** The noise types it solves. */
+  noiseTypes: NoiseType[];
+  strongOrder: string;
+  /** Whether it takes adaptive steps. */
+  adaptive: boolean;
+  /** As an adjointMethod: the noise types whose adjoint it solves, and the forward method it needs (reversible_heun: itself). */
+  adjoint: { noiseTypes: NoiseType[]; requiresMethod: Method | null };
+}
+
+let methodTable: readonly MethodInfo[] | undefined;
+let activationNames: readonly Activation[] | undefined;
+
+/** The engine's method-support table: every method and what it supports. */
+export function methods(): readonly MethodInfo[] {
+  methodTable ??= Object.freeze(callNative(() => native().methods()) as MethodInfo[]);
+  return methodTable;
+}
+
+/** The row of `method` in the engine's table. */
+export function methodInfo(method: Method): MethodInfo {
+  return methods().find((m) => m.name === method)!;
+}
+
+/** The engine's activation functions. */
+export function activations(): readonly Activation[] {
+  activationNames ??= Object.freeze(callNative(() => native().activations()) as Activation[]);
+  return activationNames;
+}
+
+/** The names of the engine's methods, for validation. */
+export function methodNames(): readonly Method[] {
+  return methods().map((m) => m.name);
+}
 export type Dtype = 'float32' | 'float64';
 
 interface Common {
@@ -94,11 +137,14 @@ export interface NeuralSpec extends Common {
   /** Seed of the parameters' initialisation. */
   seed?: number;
   /**
-   * 'fused' (default): hand-written derivatives, one graph node per step and no autograd in the
-   * adjoint, where the diffusion is 'scaled_tanh' or 'constant'; 'autograd': plain LibTorch
-   * autograd (the reference the fused kernels are tested against).
+   * Where the diffusion is 'scaled_tanh' or 'constant' the drift and diffusion have hand-written
+   * derivatives. 'fast' (default): fixed-step Euler solves on CPU (backprop, and the Euler adjoint
+   * of additive noise) run the buffered solver, in place over reused buffers without autograd;
+   * everything else as 'fused'. 'fused': the general solver, one graph node per step and no
+   * autograd in the adjoint. 'autograd': plain LibTorch autograd (the reference the others are
+   * tested against). Results report the route that ran.
    */
-  kernels?: 'fused' | 'autograd';
+  kernels?: 'fast' | 'fused' | 'autograd';
   /** The most bytes the networks' parameters may take (with their gradients); more is a LimitError. Default 4 GiB. */
   maxBytes?: number;
 }
@@ -128,7 +174,7 @@ function expectMlp(value: unknown, field: string): MlpSpec {
       if (!Array.isArray(v)) throw new TypeError(`Expected an array of widths for ${field}.hidden but received ${describe(v)}`);
       return v.map((w, i) => expectPositiveInteger(w, `${field}.hidden[${i}]`));
     }),
-    activation: optional(o.activation, 'tanh', (v) => expectOneOf(v, `${field}.activation`, ACTIVATIONS)),
+    activation: optional(o.activation, 'tanh', (v) => expectOneOf(v, `${field}.activation`, activations())),
     timeInput: optional(o.timeInput, false, (v) => expectBoolean(v, `${field}.timeInput`)),
   };
 }
@@ -181,7 +227,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
       const diffusion = {
         ...expectMlp({ hidden: diffusionIn.hidden, activation: diffusionIn.activation, timeInput: diffusionIn.timeInput }, `${field}.diffusion`),
         kind,
-        output: optional(diffusionIn.output, 'sigmoid', (v) => expectOneOf(v, `${field}.diffusion.output`, ACTIVATIONS)),
+        output: optional(diffusionIn.output, 'sigmoid', (v) => expectOneOf(v, `${field}.diffusion.output`, activations())),
         offset: optional(diffusionIn.offset, 0, (v) => expectNumber(v, `${field}.diffusion.offset`)),
         init: optional(diffusionIn.init, 0.1, (v) => expectNumber(v, `${field}.diffusion.init`)),
       };
@@ -203,7 +249,7 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Commo
         drift,
         diffusion,
         seed: optional(o.seed, 0, (v) => expectInteger(v, `${field}.seed`, 0, 2 ** 53 - 1)),
-        kernels: optional(o.kernels, 'fused' as const, (v) => expectOneOf(v, `${field}.kernels`, ['fused', 'autograd'] as const)),
+        kernels: optional(o.kernels, 'fast' as const, (v) => expectOneOf(v, `${field}.kernels`, ['fast', 'fused', 'autograd'] as const)),
       };
     }
   }
@@ -367,7 +413,7 @@ function solveBytes(sde: SDE, y0: Tensor, times: number[], o: { dt: number; adjo
 function validateOptions(sde: SDE, options: unknown) {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', OPTION_KEYS);
-  const method = optional(o.method, sde.sdeType === 'ito' ? 'euler' : 'midpoint', (v) => expectOneOf(v, 'options.method', METHODS));
+  const method = optional(o.method, sde.sdeType === 'ito' ? ('euler') : ('midpoint'), (v) => expectOneOf(v, 'options.method', methodNames()));
   const dt = optional(o.dt, 0.01, (v) => expectPositive(v, 'options.dt'));
   const adaptive = optional(o.adaptive, false, (v) => expectBoolean(v, 'options.adaptive'));
   const rtol = optional(o.rtol, 1e-3, (v) => expectPositive(v, 'options.rtol'));
@@ -391,7 +437,7 @@ function validateOptions(sde: SDE, options: unknown) {
     seed: optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 53 - 1)),
     device: resolveDevice(o.device ?? sde.spec.device, 'options.device'),
     adjoint,
-    adjointMethod: optional(o.adjointMethod, defaultAdjointMethod, (v) => expectOneOf(v, 'options.adjointMethod', METHODS)),
+    adjointMethod: optional(o.adjointMethod, defaultAdjointMethod, (v) => expectOneOf(v, 'options.adjointMethod', methodNames())),
     adjointDt: optional(o.adjointDt, dt, (v) => expectPositive(v, 'options.adjointDt')),
     adjointAdaptive: optional(o.adjointAdaptive, adaptive, (v) => expectBoolean(v, 'options.adjointAdaptive')),
     adjointRtol: optional(o.adjointRtol, rtol, (v) => expectPositive(v, 'options.adjointRtol')),
@@ -438,10 +484,15 @@ function validateY0(sde: SDE, y0: unknown): Tensor {
   return t;
 }
 
+/** How a solve ran: the buffered solver, or the general solver with hand-written VJPs ('fused') or autograd. */
+export type Route = 'buffered' | 'fused' | 'autograd';
+
 export interface SdeintResult {
   /** The solution at every ts: [len(ts), batch, d]. */
   ys: Tensor;
   stats: SolveStats;
+  /** The route that ran (see NeuralSpec.kernels). */
+  route: Route;
 }
 
 /**

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the benchmark workloads of ../shared/bench-workloads.md: `npm run bench -- W1 W3` runs
+// Runs the benchmark workloads of docs/benchmarks.md: `npm run bench -- W1 W3` runs
 // the named ones, no names runs every scripts/bench/W*.js. Each workload module exports an
 // async function returning result objects; each is printed as one JSON line. Workloads load
 // the built package (dist/), so run `npm run compile` first. The timing helpers below are

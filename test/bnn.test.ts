@@ -583,6 +583,26 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     expect(relativeError(results[3]!.grads, results[1]!.grads)).toBe(0);
   });
 
+  it('says which route runs: select_route in one place, from kernels, the solver and the model', () => {
+    const routes = (config: Config) => {
+      const m = new SdeBnn(config);
+      const r = { ...m.routes };
+      m.dispose();
+      return r;
+    };
+    // mlp, 'last' head, fixed-scale Gaussian, point w_0, Euler: no graph anywhere in a training step
+    expect(routes(tiny)).toEqual({ train: 'direct', predict: 'buffered' });
+    expect(routes({ ...tiny, solver: { gradient: 'adjoint', adjointMethod: 'euler' } })).toEqual({ train: 'direct', predict: 'buffered' });
+    expect(routes({ ...tiny, learnScale: true })).toEqual({ train: 'buffered', predict: 'buffered' });
+    expect(routes({ kind: 'conv', inputShape: [1, 8, 8], stem: false })).toEqual({ train: 'buffered', predict: 'buffered' });
+    // fmc needs a Stratonovich adjoint: the general solver for the gradients, the buffered one to predict
+    expect(routes({ ...tiny, estimator: 'fmc', solver: { gradient: 'adjoint' } })).toEqual({ train: 'fused', predict: 'buffered' });
+    expect(routes({ ...tiny, solver: { method: 'midpoint' } })).toEqual({ train: 'fused', predict: 'fused' });
+    expect(routes({ ...tiny, solver: { adaptive: true } })).toEqual({ train: 'fused', predict: 'fused' });
+    expect(routes({ ...tiny, kernels: 'fused' })).toEqual({ train: 'fused', predict: 'fused' });
+    expect(routes({ ...tiny, kernels: 'autograd' })).toEqual({ train: 'autograd', predict: 'autograd' });
+  });
+
   it('leaves unsupported combinations to the generic route (identical numbers), and predicts alike', async () => {
     // fmc with a midpoint adjoint, a midpoint solve, adaptive steps: not fast-path combinations
     for (const solver of [

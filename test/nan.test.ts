@@ -64,10 +64,12 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 describe('NaN inside a solve is a NumericalError on every route and dtype', () => {
   for (const dtype of DTYPES) {
-    for (const kernels of ['fused', 'autograd'] as const) {
-      it(`neural SDE with NaN drift weights: sdeint, backprop and adjoint (${kernels}, ${dtype}, every activation)`, async () => {
-        for (const activation of ACTIVATIONS) {
-          const sde = new SDE({ type: 'neural', d: 3, drift: { hidden: [8], activation }, dtype, kernels, seed: 2 });
+    for (const kernels of ['fast', 'fused', 'autograd'] as const) {
+      // Diagonal and additive noise: with 'fast', the buffered solver runs the solve and backprop for
+      // both, and the Euler adjoint for additive noise.
+      it(`neural SDE with NaN drift weights: sdeint, backprop and adjoint (${kernels}, ${dtype}, every activation and noise)`, async () => {
+        for (const [activation, noiseType] of ACTIVATIONS.flatMap((a) => (['diagonal', 'additive'] as const).map((n) => [a, n] as const))) {
+          const sde = new SDE({ type: 'neural', d: 3, noiseType, drift: { hidden: [8], activation }, dtype, kernels, seed: 2 });
           for (const [name, p] of Object.entries(sde.parameters())) {
             if (!name.startsWith('drift.')) continue;
             const data = dtype === 'float64' ? new Float64Array(p.data.length).fill(NaN) : new Float32Array(p.data.length).fill(NaN);
@@ -76,7 +78,7 @@ describe('NaN inside a solve is a NumericalError on every route and dtype', () =
           const Arr = dtype === 'float64' ? Float64Array : Float32Array;
           const y0 = { data: new Arr(12).fill(0.3), shape: [4, 3] };
           const gradYs = { data: new Arr(24).fill(1), shape: [2, 4, 3] };
-          const what = `${activation}, ${kernels}, ${dtype}`;
+          const what = `${activation}, ${noiseType}, ${kernels}, ${dtype}`;
           expect(await rejection(sdeint(sde, y0, [0, 1], { dt: 0.1 })), what).toBeInstanceOf(NumericalError);
           expect(await rejection(sdeintGradients(sde, y0, [0, 1], gradYs, { dt: 0.1 })), what).toBeInstanceOf(NumericalError);
           expect(await rejection(sdeintGradients(sde, y0, [0, 1], gradYs, { dt: 0.1, adjoint: true })), what).toBeInstanceOf(NumericalError);

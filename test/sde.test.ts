@@ -304,3 +304,21 @@ describe('bad input', () => {
     await expect(sdeint(blowup, { data: new Float32Array([1]), shape: [1, 1] }, [0, 1], { dt: 0.1 })).rejects.toThrow(sdebnn.NumericalError);
   });
 });
+
+describe("the engine's method table", () => {
+  it('is the one TypeScript validates against: the same names, and what each method supports', () => {
+    const table = sdebnn.methods();
+    expect(table.map((m) => m.name)).toEqual([...sdebnn.METHODS]);
+    expect(sdebnn.activations()).toEqual([...sdebnn.ACTIVATIONS]);
+    const row = (name: string) => table.find((m) => m.name === name)!;
+    expect(row('euler')).toEqual({
+      name: 'euler', sdeTypes: ['ito'], noiseTypes: ['diagonal', 'additive', 'scalar', 'general'], strongOrder: '0.5 (1.0 additive)',
+      adaptive: true, adjoint: { noiseTypes: ['additive'], requiresMethod: null },
+    });
+    expect(row('srk').noiseTypes).not.toContain('general');
+    expect(row('reversible_heun').adaptive).toBe(false);
+    expect(row('reversible_heun').adjoint.requiresMethod).toBe('reversible_heun');
+    expect(row('milstein').adjoint.noiseTypes).toEqual([]);
+  });
+});
+

@@ -20,71 +20,66 @@ namespace {
 // Marks our instances, so share_idle_bnn_model never reinterprets a foreign object.
 constexpr napi_type_tag kBnnTag = {0x5d3b9e0c2a714f68ULL, 0xb1c4e7f02d9a3856ULL};
 
-std::vector<int64_t> int_array(const Napi::Object& o, const char* key, std::vector<int64_t> fallback) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsArray()) return fallback;
-  Napi::Array a = v.As<Napi::Array>();
-  std::vector<int64_t> out;
-  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-  return out;
-}
-
+// The config lib/bnn.ts resolved (nativeConfig): every field is required, one line per field in
+// config.h's order (the same few shapes, by design).
 bnn::BnnConfig read_config(const Napi::Object& o) {
   bnn::BnnConfig c;
-  c.kind = bnn::parse_kind(get_string(o, "kind", "conv"));
-  c.input_shape = int_array(o, "inputShape", c.input_shape);
-  c.aug = static_cast<int64_t>(get_number(o, "aug", 0));
-  c.hidden = int_array(o, "hidden", c.hidden);
-  c.activation = sde::parse_activation(get_string(o, "activation", "softplus"));
-  c.time_input = get_bool(o, "timeInput", false);
-  c.output_last = get_bool(o, "outputLast", true);
-  c.mlp_blocks = static_cast<int64_t>(get_number(o, "mlpBlocks", 1));
-  c.stem_channels = static_cast<int64_t>(get_number(o, "stemChannels", 0));
-  c.blocks = int_array(o, "blocks", c.blocks);
-  c.widths = int_array(o, "widths", c.widths);
-  c.conv_activation = sde::parse_activation(get_string(o, "convActivation", "softplus"));
-  c.pool = static_cast<int64_t>(get_number(o, "pool", 2));
-  c.outputs = static_cast<int64_t>(get_number(o, "outputs", 10));
-  c.likelihood = bnn::parse_likelihood(get_string(o, "likelihood", "categorical"));
-  c.scale = get_number(o, "scale", 1.0);
-  c.learn_scale = get_bool(o, "learnScale", false);
-  c.sigma = get_number(o, "sigma", 0.05);
-  c.hyper_hidden = int_array(o, "hyperHidden", c.hyper_hidden);
-  c.hyper_activation = sde::parse_activation(get_string(o, "hyperActivation", "tanh"));
-  c.w0_init = bnn::parse_w0_init(get_string(o, "w0Init", "fanIn"));
-  c.w0_std = get_number(o, "w0Std", 0.1);
-  c.w0_gaussian = get_bool(o, "w0Gaussian", false);
-  c.w0_prior_std = get_number(o, "w0PriorStd", 0.1);
-  c.w0_rho_init = get_number(o, "w0RhoInit", -6.9);
-  c.estimator = bnn::parse_estimator(get_string(o, "estimator", "ckl"));
-  c.solver.method = sde::parse_method(get_string(o, "method", "euler"));
-  c.solver.steps = static_cast<int64_t>(get_number(o, "steps", 10));
-  c.solver.adaptive = get_bool(o, "adaptive", false);
-  c.solver.rtol = get_number(o, "rtol", 1e-3);
-  c.solver.atol = get_number(o, "atol", 1e-4);
-  c.solver.dt_min = get_number(o, "dtMin", 1e-5);
-  c.solver.gradient = bnn::parse_gradient_route(get_string(o, "gradient", "backprop"));
-  c.solver.adjoint_method = sde::parse_method(get_string(o, "adjointMethod", "euler"));
-  c.solver.adjoint_steps = static_cast<int64_t>(get_number(o, "adjointSteps", static_cast<double>(c.solver.steps)));
-  c.solver.adjoint_adaptive = get_bool(o, "adjointAdaptive", false);
-  c.solver.max_steps = static_cast<int64_t>(get_number(o, "maxSteps", static_cast<double>(c.solver.max_steps)));
-  c.beta = get_number(o, "beta", 1e-3);
-  c.n_train = get_number(o, "nTrain", 60000);
-  c.lr = get_number(o, "lr", 1e-3);
-  c.adam_beta1 = get_number(o, "adamBeta1", 0.9);
-  c.adam_beta2 = get_number(o, "adamBeta2", 0.999);
-  c.adam_eps = get_number(o, "adamEps", 1e-8);
-  c.clip = get_number(o, "clip", 1.0);
-  c.ema = get_number(o, "ema", 0.0);
-  c.seed = static_cast<uint64_t>(get_number(o, "seed", 0));
-  c.fused = get_bool(o, "fused", true);
-  c.fast = get_bool(o, "fast", true);
-  c.dtype = get_string(o, "dtype", "float32") == "float64" ? at::kDouble : at::kFloat;
-  c.device = sde::resolve_device(get_string(o, "device", "cpu"));
+  c.kind = bnn::parse_kind(get_string(o, "kind"));
+  c.input_shape = get_int_array(o, "inputShape");
+  c.aug = static_cast<int64_t>(get_number(o, "aug"));
+  c.hidden = get_int_array(o, "hidden");
+  c.activation = sde::parse_activation(get_string(o, "activation"));
+  c.time_input = get_bool(o, "timeInput");
+  c.output_last = get_bool(o, "outputLast");
+  c.mlp_blocks = static_cast<int64_t>(get_number(o, "mlpBlocks"));
+  c.stem_channels = static_cast<int64_t>(get_number(o, "stemChannels"));
+  c.blocks = get_int_array(o, "blocks");
+  c.widths = get_int_array(o, "widths");
+  c.conv_activation = sde::parse_activation(get_string(o, "convActivation"));
+  c.pool = static_cast<int64_t>(get_number(o, "pool"));
+  c.outputs = static_cast<int64_t>(get_number(o, "outputs"));
+  c.likelihood = bnn::parse_likelihood(get_string(o, "likelihood"));
+  c.scale = get_number(o, "scale");
+  c.learn_scale = get_bool(o, "learnScale");
+  c.sigma = get_number(o, "sigma");
+  c.hyper_hidden = get_int_array(o, "hyperHidden");
+  c.hyper_activation = sde::parse_activation(get_string(o, "hyperActivation"));
+  c.w0_init = bnn::parse_w0_init(get_string(o, "w0Init"));
+  c.w0_std = get_number(o, "w0Std");
+  c.w0_gaussian = get_bool(o, "w0Gaussian");
+  c.w0_prior_std = get_number(o, "w0PriorStd");
+  c.w0_rho_init = get_number(o, "w0RhoInit");
+  c.estimator = bnn::parse_estimator(get_string(o, "estimator"));
+  c.solver.method = sde::parse_method(get_string(o, "method"));
+  c.solver.steps = static_cast<int64_t>(get_number(o, "steps"));
+  c.solver.adaptive = get_bool(o, "adaptive");
+  c.solver.rtol = get_number(o, "rtol");
+  c.solver.atol = get_number(o, "atol");
+  c.solver.dt_min = get_number(o, "dtMin");
+  c.solver.gradient = bnn::parse_gradient_route(get_string(o, "gradient"));
+  c.solver.adjoint_method = sde::parse_method(get_string(o, "adjointMethod"));
+  c.solver.adjoint_steps = static_cast<int64_t>(get_number(o, "adjointSteps"));
+  c.solver.adjoint_adaptive = get_bool(o, "adjointAdaptive");
+  c.solver.max_steps = static_cast<int64_t>(get_number(o, "maxSteps"));
+  c.beta = get_number(o, "beta");
+  c.n_train = get_number(o, "nTrain");
+  c.lr = get_number(o, "lr");
+  c.adam_beta1 = get_number(o, "adamBeta1");
+  c.adam_beta2 = get_number(o, "adamBeta2");
+  c.adam_eps = get_number(o, "adamEps");
+  c.clip = get_number(o, "clip");
+  c.ema = get_number(o, "ema");
+  c.seed = static_cast<uint64_t>(get_number(o, "seed"));
+  c.kernels = sde::parse_kernels(get_string(o, "kernels"));
+  const std::string dtype = get_string(o, "dtype");
+  if (dtype != "float32" && dtype != "float64") throw sde::invalid_argument("Expected 'float32' or 'float64' for dtype but received '" + dtype + "'");
+  c.dtype = dtype == "float64" ? at::kDouble : at::kFloat;
+  c.device = sde::resolve_device(get_string(o, "device"));
   return c;
 }
 
-// {data, shape} with data a Float32Array, Float64Array, Int32Array or Uint8Array (class labels),
+// {data, shape} with data a Float32Array, Float64Array, Int32Array or Uint8Array (class labels)
+// (common.cc's tensor_from_js, widened to the label types: the same typed-array switch),
 // viewed without a copy.
 at::Tensor numeric_from_js(const Napi::Value& value, const std::string& field) {
   Napi::Env env = value.Env();
@@ -108,7 +103,7 @@ at::Tensor numeric_from_js(const Napi::Value& value, const std::string& field) {
       return tensor_from_js(value, field);
   }
   const auto n = static_cast<int64_t>(typed.ElementLength());
-  const std::vector<int64_t> shape = int_array(obj, "shape", {n});
+  const std::vector<int64_t> shape = obj.Get("shape").IsArray() ? get_int_array(obj, "shape") : std::vector<int64_t>{n};
   int64_t numel = 1;
   for (int64_t s : shape) numel *= s;
   if (numel != n) throw make_error(env, "ERR_INVALID_ARGUMENT", field + ": shape does not match data");
@@ -127,6 +122,9 @@ Napi::Object named_to_js(Napi::Env env, const bnn::NamedTensors& named) {
   return out;
 }
 
+// The addon's handle classes (this, sdeint.cc's SDE, distributed.cc's process group) share
+// node-addon-api's shape: DefineClass, guarded bodies, dispose after check_idle. Each asynchronous
+// method reads its arguments, marks the model busy and queues a Task: the same steps, other work.
 class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -184,6 +182,13 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       o.Set("parameterNames", n);
       o.Set("device", m->config().device.str());
       o.Set("scale", m->likelihood_scale());
+      // The routes select_route picks (bnn/routes.h): 'direct' is the buffered solver without a graph.
+      Napi::Object routes = Napi::Object::New(env);
+      for (const bool gradients : {true, false}) {
+        const bnn::ModelRoute r = m->route(gradients);
+        routes.Set(gradients ? "train" : "predict", r.solve == sde::Route::Buffered && !r.graph ? "direct" : sde::to_string(r.solve));
+      }
+      o.Set("routes", routes);
       return o;
     });
   }
@@ -194,8 +199,8 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       const at::Tensor y = numeric_from_js(info[1], "targets");
       Napi::Object opts = info[2].As<Napi::Object>();
-      const double lr = get_number(opts, "lr", m->config().lr);
-      const double beta = get_number(opts, "beta", m->config().beta);
+      const double lr = get_number(opts, "lr");
+      const double beta = get_number(opts, "beta");
       auto guard = acquire(info.Env());
       Task task = [m, x, y, lr, beta, guard](const ProgressFn&) mutable -> ResultFn {
         const std::shared_ptr<void> release = std::move(guard);  // not busy once the work is done
@@ -225,8 +230,8 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       const at::Tensor y = numeric_from_js(info[1], "targets");
       Napi::Object opts = info[2].As<Napi::Object>();
-      const double beta = get_number(opts, "beta", m->config().beta);
-      const bnn::Objective objective = get_string(opts, "objective", "loss") == "kl" ? bnn::Objective::Kl : bnn::Objective::Loss;
+      const double beta = get_number(opts, "beta");
+      const bnn::Objective objective = get_string(opts, "objective") == "kl" ? bnn::Objective::Kl : bnn::Objective::Loss;
       const std::optional<uint64_t> seed = optional_seed(opts);
       auto guard = acquire(info.Env());
       Task task = [m, x, y, beta, objective, seed, guard](const ProgressFn&) mutable -> ResultFn {
@@ -251,11 +256,11 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       const at::Tensor x = finite_tensor_from_js(info[0], "inputs");
       Napi::Object opts = info[1].As<Napi::Object>();
       bnn::PredictOptions o;
-      o.samples = static_cast<int64_t>(get_number(opts, "samples", 1));
-      o.use_ema = get_bool(opts, "ema", false);
+      o.samples = static_cast<int64_t>(get_number(opts, "samples"));
+      o.use_ema = get_bool(opts, "ema");
       o.seed = optional_seed(opts);
-      o.keep_samples = get_bool(opts, "keepSamples", false);
-      o.deterministic = get_bool(opts, "deterministic", false);
+      o.keep_samples = get_bool(opts, "keepSamples");
+      o.deterministic = get_bool(opts, "deterministic");
       auto guard = acquire(info.Env());
       Task task = [m, x, o, guard](const ProgressFn&) mutable -> ResultFn {
         const std::shared_ptr<void> release = std::move(guard);  // not busy once the work is done

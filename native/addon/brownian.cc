@@ -34,24 +34,27 @@ class BrownianIntervalWrap : public Napi::ObjectWrap<BrownianIntervalWrap> {
     guarded(info.Env(), [&]() -> Napi::Value {
       if (!info[0].IsObject()) throw sde::invalid_argument("BrownianInterval: expected an options object");
       Napi::Object o = info[0].As<Napi::Object>();
+      // Fields left out (a C++-shaped call; lib/brownian.ts passes them all) keep
+      // BrownianIntervalOptions' own values, as a C++ caller's would.
       sde::BrownianIntervalOptions opts;
-      opts.t0 = get_number(o, "t0", 0.0);
-      opts.t1 = get_number(o, "t1", 1.0);
+      const auto has = [&](const char* key) { return !o.Get(key).IsUndefined(); };
+      if (has("t0")) opts.t0 = get_number(o, "t0");
+      if (has("t1")) opts.t1 = get_number(o, "t1");
       Napi::Value shape = o.Get("shape");
       if (!shape.IsArray()) throw sde::invalid_argument("BrownianInterval: expected an array for shape");
       Napi::Array a = shape.As<Napi::Array>();
       for (uint32_t i = 0; i < a.Length(); ++i) opts.shape.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-      const double seed = get_number(o, "seed", 0.0);
+      const double seed = has("seed") ? get_number(o, "seed") : 0.0;
       if (!(seed >= 0 && seed <= 9007199254740991.0)) throw sde::invalid_argument("BrownianInterval: seed out of range");
       opts.seed = static_cast<uint64_t>(seed);
-      const std::string dtype = get_string(o, "dtype", "float32");
+      const std::string dtype = has("dtype") ? get_string(o, "dtype") : "float32";
       if (dtype != "float32" && dtype != "float64") throw sde::invalid_argument("BrownianInterval: unknown dtype '" + dtype + "'");
       opts.options = at::TensorOptions()
                          .dtype(dtype == "float64" ? at::kDouble : at::kFloat)
-                         .device(sde::resolve_device(get_string(o, "device", "cpu")));
-      opts.dt_hint = get_number(o, "dtHint", 0.0);
-      opts.levy_area = get_bool(o, "levyArea", false);
-      opts.cache_size = static_cast<int64_t>(get_number(o, "cacheSize", 45));
+                         .device(sde::resolve_device(has("device") ? get_string(o, "device") : "cpu"));
+      if (has("dtHint")) opts.dt_hint = get_number(o, "dtHint");
+      if (has("levyArea")) opts.levy_area = get_bool(o, "levyArea");
+      if (has("cacheSize")) opts.cache_size = static_cast<int64_t>(get_number(o, "cacheSize"));
       bm_ = sde::make_brownian_interval(opts);
       info.This().As<Napi::Object>().TypeTag(&kBrownianTag);
       return info.Env().Undefined();

@@ -193,17 +193,35 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor) {
   return out;
 }
 
-std::string get_string(const Napi::Object& o, const char* key, const std::string& fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+namespace {
+[[noreturn]] void missing(const char* key, const char* what, const Napi::Value& v) {
+  throw sde::invalid_argument(std::string("Expected ") + what + " for '" + key + "' but received " +
+                              (v.IsUndefined() ? "nothing" : v.IsNull() ? "null" : "another type"));
 }
-double get_number(const Napi::Object& o, const char* key, double fallback) {
+}  // namespace
+
+std::string get_string(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+  if (!v.IsString()) missing(key, "a string", v);
+  return v.As<Napi::String>().Utf8Value();
 }
-bool get_bool(const Napi::Object& o, const char* key, bool fallback) {
+double get_number(const Napi::Object& o, const char* key) {
   Napi::Value v = o.Get(key);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+  if (!v.IsNumber()) missing(key, "a number", v);
+  return v.As<Napi::Number>().DoubleValue();
+}
+bool get_bool(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) missing(key, "a boolean", v);
+  return v.As<Napi::Boolean>().Value();
+}
+std::vector<int64_t> get_int_array(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) missing(key, "an array of integers", v);
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<int64_t> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  return out;
 }
 
 namespace {

@@ -34,10 +34,13 @@ at::Tensor finite_tensor_from_js(const Napi::Value& value, const std::string& fi
 // Copies a tensor (any device, any layout) into {data, shape} with a fresh typed array.
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor);
 
-// Options bag accessors; the TS layer already validated them, these only read.
-std::string get_string(const Napi::Object& o, const char* key, const std::string& fallback);
-double get_number(const Napi::Object& o, const char* key, double fallback);
-bool get_bool(const Napi::Object& o, const char* key, bool fallback);
+// Readers of the configs and option bags that lib/ validated and completed: every field is
+// required (defaults live in lib/ alone), and a missing or mistyped one throws
+// ERR_INVALID_ARGUMENT naming it.
+std::string get_string(const Napi::Object& o, const char* key);
+double get_number(const Napi::Object& o, const char* key);
+bool get_bool(const Napi::Object& o, const char* key);
+std::vector<int64_t> get_int_array(const Napi::Object& o, const char* key);
 
 // A progress report: named numbers, delivered to the JS callback as a plain object.
 struct ProgressEvent {

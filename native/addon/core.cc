@@ -6,17 +6,16 @@
 #include <chrono>
 
 #include "bnn/conv_kernels.h"
-#include "bnn/fast_block.h"
 #include "common.h"
 #include "registry.h"
+#include "sde/activations.h"
 #include "sde/device.h"
 #include "sde/errors.h"
-#include "sde/fast_math.h"
-#include "sde/neural.h"
 
 namespace addon {
 namespace {
 
+// A struct to an object, field by field (as distributed.cc's availability()).
 Napi::Value backend(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     const sde::BackendInfo b = sde::backend_info();
@@ -49,21 +48,24 @@ Napi::Value round_trip(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     at::Tensor t = tensor_from_js(info[0], "tensor");
     Napi::Object opts = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env());
-    t = t.to(sde::resolve_device(get_string(opts, "device", "cpu")));
-    if (get_bool(opts, "transpose", false) && t.dim() >= 2) t = t.transpose(0, 1);
-    const double scale = get_number(opts, "scale", 1.0);
+    // a test hook: every option may be left out
+    if (opts.Get("device").IsString()) t = t.to(sde::resolve_device(get_string(opts, "device")));
+    if (opts.Get("transpose").IsBoolean() && get_bool(opts, "transpose") && t.dim() >= 2) t = t.transpose(0, 1);
+    const double scale = opts.Get("scale").IsNumber() ? get_number(opts, "scale") : 1.0;
     if (scale != 1.0) t = t * scale;
     return tensor_to_js(info.Env(), t);
   });
 }
 
-// An activation's value and slope by one of the engine's kernels ('fast': bnn/fast_block's loops;
-// 'conv': the conv kernels' softplus and their slope from the output) or by LibTorch itself
-// ('aten': the ATen op, its slope by autograd), for a contiguous CPU tensor.
+// An activation's value and slope by one of the engine's kernels ('fast': sde::activate_cpu, the
+// buffered route's loops; 'conv': the conv kernels' softplus and their slope from the output)
+// or by LibTorch itself ('aten': the ATen op, its slope by autograd), for a contiguous CPU tensor.
 std::pair<at::Tensor, at::Tensor> activation_by(const std::string& route, sde::Activation act, const at::Tensor& z) {
   at::Tensor value = at::empty_like(z), slope = at::empty_like(z);
   if (route == "fast") {
-    bnn::fast_activation(act, z, value, slope);
+    AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fast_activation", [&] {
+      sde::activate_cpu(act, z.numel(), z.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(), slope.data_ptr<scalar_t>());
+    });
   } else if (route == "conv") {
     const int64_t n = z.numel();
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "conv_activation", [&] {
@@ -75,7 +77,7 @@ std::pair<at::Tensor, at::Tensor> activation_by(const std::string& route, sde::A
       if (act == sde::Activation::Softplus) {
         bnn::conv::softplus_masked(1, &zr, one, &vr, n);
       } else {
-        value.copy_(sde::activate(act, z));
+        sde::activate_into(act, value, z);  // as ConvDynamics computes it
       }
       const scalar_t* vc = vr;
       scalar_t db = 0;
@@ -120,9 +122,9 @@ Napi::Value elementwise(const Napi::CallbackInfo& info) {
 Napi::Value self_test(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Object opts = info[0].As<Napi::Object>();
-    const c10::Device device = sde::resolve_device(get_string(opts, "device", "cpu"));
-    const int64_t size = static_cast<int64_t>(get_number(opts, "size", 256));
-    const int64_t iterations = static_cast<int64_t>(get_number(opts, "iterations", 10));
+    const c10::Device device = sde::resolve_device(get_string(opts, "device"));
+    const int64_t size = static_cast<int64_t>(get_number(opts, "size"));
+    const int64_t iterations = static_cast<int64_t>(get_number(opts, "iterations"));
     Task task = [device, size, iterations](const ProgressFn& progress) -> ResultFn {
       at::manual_seed(0);
       auto options = at::TensorOptions().dtype(at::kFloat).device(device);

@@ -49,14 +49,14 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
     return guarded(info.Env(), [&]() -> Napi::Value {
       Napi::Object o = info[0].As<Napi::Object>();
       dist::GroupOptions options;
-      options.backend = dist::parse_backend(get_string(o, "backend", "gloo"));
-      options.rank = static_cast<int>(get_number(o, "rank", 0));
-      options.world_size = static_cast<int>(get_number(o, "worldSize", 1));
-      options.local_rank = static_cast<int>(get_number(o, "localRank", 0));
-      options.master_addr = get_string(o, "masterAddr", "127.0.0.1");
-      options.master_port = static_cast<int>(get_number(o, "masterPort", 29500));
-      options.timeout = std::chrono::milliseconds(static_cast<int64_t>(get_number(o, "timeoutMs", 300000)));
-      options.interface = get_string(o, "interface", "");
+      options.backend = dist::parse_backend(get_string(o, "backend"));
+      options.rank = static_cast<int>(get_number(o, "rank"));
+      options.world_size = static_cast<int>(get_number(o, "worldSize"));
+      options.local_rank = static_cast<int>(get_number(o, "localRank"));
+      options.master_addr = get_string(o, "masterAddr");
+      options.master_port = static_cast<int>(get_number(o, "masterPort"));
+      options.timeout = std::chrono::milliseconds(static_cast<int64_t>(get_number(o, "timeoutMs")));
+      options.interface = get_string(o, "interface");
       auto slot = slot_;
       Task task = [slot, options](const ProgressFn&) -> ResultFn {
         auto group = dist::ProcessGroup::create(options);

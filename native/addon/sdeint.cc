@@ -20,8 +20,8 @@ namespace addon {
 namespace {
 
 at::TensorOptions tensor_options(const Napi::Object& spec) {
-  const at::ScalarType dtype = get_string(spec, "dtype", "float32") == "float64" ? at::kDouble : at::kFloat;
-  return at::TensorOptions().dtype(dtype).device(sde::resolve_device(get_string(spec, "device", "cpu")));
+  const at::ScalarType dtype = get_string(spec, "dtype") == "float64" ? at::kDouble : at::kFloat;
+  return at::TensorOptions().dtype(dtype).device(sde::resolve_device(get_string(spec, "device")));
 }
 
 at::Tensor numbers(const Napi::Value& v, const at::TensorOptions& options) {
@@ -44,27 +44,23 @@ at::Tensor numbers(const Napi::Value& v, const at::TensorOptions& options) {
 
 sde::MlpSpec mlp_spec(const Napi::Object& o) {
   sde::MlpSpec spec;
-  Napi::Value hidden = o.Get("hidden");
-  if (hidden.IsArray()) {
-    Napi::Array a = hidden.As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) spec.hidden.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-  }
-  spec.activation = sde::parse_activation(get_string(o, "activation", "tanh"));
-  spec.time_input = get_bool(o, "timeInput", false);
+  spec.hidden = get_int_array(o, "hidden");
+  spec.activation = sde::parse_activation(get_string(o, "activation"));
+  spec.time_input = get_bool(o, "timeInput");
   return spec;
 }
 
 std::shared_ptr<sde::SDE> make_sde(const Napi::Object& spec) {
-  const std::string type = get_string(spec, "type", "");
+  const std::string type = get_string(spec, "type");
   const at::TensorOptions options = tensor_options(spec);
-  const sde::SdeType sde_type = sde::parse_sde_type(get_string(spec, "sdeType", "ito"));
+  const sde::SdeType sde_type = sde::parse_sde_type(get_string(spec, "sdeType"));
   if (type == "gbm") {
     return std::make_shared<sde::GeometricBrownianMotion>(numbers(spec.Get("mu"), options), numbers(spec.Get("sigma"), options),
-                                                          sde::parse_noise_type(get_string(spec, "noiseType", "diagonal")), sde_type);
+                                                          sde::parse_noise_type(get_string(spec, "noiseType")), sde_type);
   }
   if (type == "ou") {
-    return std::make_shared<sde::OrnsteinUhlenbeck>(get_number(spec, "theta", 1), get_number(spec, "mu", 0),
-                                                    get_number(spec, "sigma", 1), sde_type);
+    return std::make_shared<sde::OrnsteinUhlenbeck>(get_number(spec, "theta"), get_number(spec, "mu"),
+                                                    get_number(spec, "sigma"), sde_type);
   }
   if (type == "linear") {
     return std::make_shared<sde::LinearAdditive>(numbers(spec.Get("A"), options), numbers(spec.Get("c"), options),
@@ -72,22 +68,22 @@ std::shared_ptr<sde::SDE> make_sde(const Napi::Object& spec) {
   }
   if (type == "neural") {
     sde::NeuralSdeSpec n;
-    n.d = static_cast<int64_t>(get_number(spec, "d", 1));
-    n.m = static_cast<int64_t>(get_number(spec, "m", 0));
-    n.noise = sde::parse_noise_type(get_string(spec, "noiseType", "diagonal"));
+    n.d = static_cast<int64_t>(get_number(spec, "d"));
+    n.noise = sde::parse_noise_type(get_string(spec, "noiseType"));
+    if (n.noise == sde::NoiseType::General) n.m = static_cast<int64_t>(get_number(spec, "m"));
     n.type = sde_type;
     n.drift = mlp_spec(spec.Get("drift").As<Napi::Object>());
     Napi::Object diffusion = spec.Get("diffusion").As<Napi::Object>();
-    const std::string kind = get_string(diffusion, "kind", "scaled_tanh");
+    const std::string kind = get_string(diffusion, "kind");
     n.diffusion_kind = kind == "mlp" ? sde::DiffusionKind::Mlp : kind == "constant" ? sde::DiffusionKind::Constant : sde::DiffusionKind::ScaledTanh;
     n.diffusion = mlp_spec(diffusion);
-    n.diffusion_output = sde::parse_activation(get_string(diffusion, "output", "sigmoid"));
-    n.diffusion_offset = get_number(diffusion, "offset", 0.0);
-    n.diffusion_init = get_number(diffusion, "init", 0.1);
+    n.diffusion_output = sde::parse_activation(get_string(diffusion, "output"));
+    n.diffusion_offset = get_number(diffusion, "offset");
+    n.diffusion_init = get_number(diffusion, "init");
     n.dtype = options.dtype().toScalarType();
     n.device = options.device();
-    n.seed = static_cast<uint64_t>(get_number(spec, "seed", 0));
-    n.fused = get_string(spec, "kernels", "fused") == "fused";
+    n.seed = static_cast<uint64_t>(get_number(spec, "seed"));
+    n.kernels = sde::parse_kernels(get_string(spec, "kernels"));
     return std::make_shared<sde::NeuralSDE>(n);
   }
   throw sde::invalid_argument("unknown SDE type '" + type + "'");
@@ -176,13 +172,13 @@ sde::StepOptions step_options(const Napi::Object& o, const char* prefix) {
     return k;
   };
   sde::StepOptions s;
-  s.method = sde::parse_method(get_string(o, key("method").c_str(), "euler"));
-  s.dt = get_number(o, key("dt").c_str(), 1e-2);
-  s.adaptive = get_bool(o, key("adaptive").c_str(), false);
-  s.rtol = get_number(o, key("rtol").c_str(), 1e-3);
-  s.atol = get_number(o, key("atol").c_str(), 1e-4);
-  s.dt_min = get_number(o, key("dtMin").c_str(), 1e-5);
-  s.max_steps = static_cast<int64_t>(get_number(o, "maxSteps", static_cast<double>(s.max_steps)));
+  s.method = sde::parse_method(get_string(o, key("method").c_str()));
+  s.dt = get_number(o, key("dt").c_str());
+  s.adaptive = get_bool(o, key("adaptive").c_str());
+  s.rtol = get_number(o, key("rtol").c_str());
+  s.atol = get_number(o, key("atol").c_str());
+  s.dt_min = get_number(o, key("dtMin").c_str());
+  s.max_steps = static_cast<int64_t>(get_number(o, "maxSteps"));
   s.max_steps_option = "options.maxSteps";
   return s;
 }
@@ -223,18 +219,18 @@ SolveJob prepare(const Napi::CallbackInfo& info, bool with_gradients) {
   job.sde = job.handle->get(env);
   const auto params = job.sde->parameters();
   Napi::Object opts = info[with_gradients ? 4 : 3].As<Napi::Object>();
-  const c10::Device device = sde::resolve_device(get_string(opts, "device", "cpu"));
+  const c10::Device device = sde::resolve_device(get_string(opts, "device"));
   job.y0 = finite_tensor_from_js(info[1], "y0").to(device);
   job.ts = times(info[2]);
   if (with_gradients) job.grad_ys = finite_tensor_from_js(info[3], "gradYs").to(job.y0.options());
   job.options = step_options(opts, "");
   job.adjoint_options = job.options;
-  if (opts.Get("adjointMethod").IsString()) job.adjoint_options.method = sde::parse_method(get_string(opts, "adjointMethod", ""));
-  job.adjoint_options.dt = get_number(opts, "adjointDt", job.options.dt);
-  job.adjoint_options.adaptive = get_bool(opts, "adjointAdaptive", job.options.adaptive);
-  job.adjoint_options.rtol = get_number(opts, "adjointRtol", job.options.rtol);
-  job.adjoint_options.atol = get_number(opts, "adjointAtol", job.options.atol);
-  job.adjoint = get_bool(opts, "adjoint", false);
+  job.adjoint_options.method = sde::parse_method(get_string(opts, "adjointMethod"));
+  job.adjoint_options.dt = get_number(opts, "adjointDt");
+  job.adjoint_options.adaptive = get_bool(opts, "adjointAdaptive");
+  job.adjoint_options.rtol = get_number(opts, "adjointRtol");
+  job.adjoint_options.atol = get_number(opts, "adjointAtol");
+  job.adjoint = get_bool(opts, "adjoint");
   Napi::Value bm = opts.Get("bm");
   if (bm.IsObject()) {
     job.owned_bm = share_brownian(bm);
@@ -244,7 +240,7 @@ SolveJob prepare(const Napi::CallbackInfo& info, bool with_gradients) {
     b.t1 = job.ts.back();
     b.shape = job.sde->brownian_shape(job.y0);
     b.options = job.y0.options();
-    b.seed = static_cast<uint64_t>(get_number(opts, "seed", 0));
+    b.seed = static_cast<uint64_t>(get_number(opts, "seed"));
     b.dt_hint = job.options.adaptive ? 0.0 : job.options.dt;
     b.levy_area = job.options.method == sde::Method::Srk;
     job.owned_bm = std::shared_ptr<sde::BrownianMotion>(sde::make_brownian_interval(b));
@@ -285,6 +281,7 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
           Napi::Object o = Napi::Object::New(env);
           o.Set("ys", tensor_to_js(env, solution.ys));
           o.Set("stats", stats_to_js(env, solution.stats));
+          o.Set("route", sde::to_string(solution.route));
           return o;
         };
       }
@@ -308,6 +305,7 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
         o.Set("gradParams", grads);
         o.Set("stats", stats_to_js(env, r.forward));
         o.Set("adjointStats", stats_to_js(env, r.backward));
+        o.Set("route", sde::to_string(r.route));
         return o;
       };
     };
@@ -324,6 +322,45 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
   });
 }
 
+// The engine's method-support table (native/sde/solvers.cpp), which lib/ validates against.
+Napi::Value methods(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto names = [&](const auto& values) {
+      Napi::Array a = Napi::Array::New(env, values.size());
+      for (size_t i = 0; i < values.size(); ++i) a.Set(static_cast<uint32_t>(i), sde::to_string(values[i]));
+      return a;
+    };
+    const auto& table = sde::method_table();
+    Napi::Array out = Napi::Array::New(env, table.size());
+    for (size_t i = 0; i < table.size(); ++i) {
+      const sde::MethodInfo& m = table[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", sde::to_string(m.method));
+      o.Set("sdeTypes", names(m.sde_types));
+      o.Set("noiseTypes", names(m.noise_types));
+      o.Set("strongOrder", m.strong_order);
+      o.Set("adaptive", m.adaptive);
+      Napi::Object adjoint = Napi::Object::New(env);
+      adjoint.Set("noiseTypes", names(m.adjoint_noise_types));
+      adjoint.Set("requiresMethod", m.adjoint_needs_same_method ? Napi::Value(Napi::String::New(env, sde::to_string(m.method))) : env.Null());
+      o.Set("adjoint", adjoint);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  });
+}
+
+// The engine's activation functions (native/sde/activations.h).
+Napi::Value activations(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const auto& all = sde::all_activations();
+    Napi::Array a = Napi::Array::New(info.Env(), all.size());
+    for (size_t i = 0; i < all.size(); ++i) a.Set(static_cast<uint32_t>(i), sde::to_string(all[i]));
+    return a;
+  });
+}
+
 Napi::Value sdeint(const Napi::CallbackInfo& info) { return run_solve(info, false); }
 Napi::Value sdeint_gradients(const Napi::CallbackInfo& info) { return run_solve(info, true); }
 
@@ -333,6 +370,8 @@ void register_sdeint(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeSDE", SdeHandle::define(env));
   exports.Set("sdeint", Napi::Function::New(env, sdeint, "sdeint"));
   exports.Set("sdeintGradients", Napi::Function::New(env, sdeint_gradients, "sdeintGradients"));
+  exports.Set("methods", Napi::Function::New(env, methods, "methods"));
+  exports.Set("activations", Napi::Function::New(env, activations, "activations"));
 }
 
 }  // namespace addon

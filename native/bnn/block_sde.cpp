@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "sde/errors.h"
+#include "sde/owned.h"
 
 namespace bnn {
 
@@ -21,12 +22,19 @@ using torch::autograd::variable_list;
 // graph, the backward composes the dynamics' and the hypernetwork's VJPs. Outputs:
 // [drift (empty when the dynamics were skipped), g, g_sg (stl only)].
 struct BlockFn : public torch::autograd::Function<BlockFn> {
-  static variable_list forward(AutogradContext* ctx, const BlockSDE* sde, double t, bool with_dynamics, const at::Tensor& y,
+  static variable_list forward(AutogradContext* ctx, const BlockSDE* block, double t, bool with_dynamics, const at::Tensor& y,
                                at::TensorList params) {
     std::vector<at::Tensor> p(params.begin(), params.end());
     Cache hyper_cache, dyn_cache;
-    BlockSDE::Eval e = sde->evaluate_raw(t, y, p, with_dynamics, &hyper_cache, with_dynamics ? &dyn_cache : nullptr);
-    ctx->saved_data["sde"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(sde));
+    BlockSDE::Eval e = block->evaluate_raw(t, y, p, with_dynamics, &hyper_cache, with_dynamics ? &dyn_cache : nullptr);
+    // what backward needs, owned (not the SDE: its last evaluation holds this node's outputs)
+    ctx->saved_data["dynamics"] = sde::keep(block->dynamics_ptr());
+    ctx->saved_data["hypernet"] = sde::keep(block->hypernet_ptr());
+    if (block->bank_ptr()) ctx->saved_data["bank"] = sde::keep(block->bank_ptr());
+    ctx->saved_data["nh"] = block->layout().nh;
+    ctx->saved_data["w_dim"] = block->layout().w_dim;
+    ctx->saved_data["size"] = block->layout().size();
+    ctx->saved_data["sigma"] = block->sigma();
     ctx->saved_data["t"] = t;
     ctx->saved_data["with_dynamics"] = with_dynamics;
     ctx->saved_data["hyper_cache"] = hyper_cache;
@@ -37,12 +45,16 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     ctx->save_for_backward(saved);
     ctx->set_materialize_grads(false);
     variable_list out{with_dynamics ? e.drift : at::empty({0}, y.options()), e.g};
-    if (sde->estimator() == Estimator::Stl) out.push_back(e.g.clone());
+    if (block->estimator() == Estimator::Stl) out.push_back(e.g.clone());
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto* sde = reinterpret_cast<const BlockSDE*>(static_cast<intptr_t>(ctx->saved_data["sde"].toInt()));
+    const auto dynamics = sde::kept<const Dynamics>(ctx->saved_data["dynamics"]);
+    const auto hypernet = sde::kept<const Hypernet>(ctx->saved_data["hypernet"]);
+    const auto bank = ctx->saved_data.find("bank") != ctx->saved_data.end() ? sde::kept<GradBank>(ctx->saved_data["bank"]) : nullptr;
+    const int64_t nh = ctx->saved_data["nh"].toInt(), w_dim = ctx->saved_data["w_dim"].toInt();
+    const double sigma = ctx->saved_data["sigma"].toDouble();
     const double t = ctx->saved_data["t"].toDouble();
     const bool with_dynamics = ctx->saved_data["with_dynamics"].toBool();
     const Cache hyper_cache = ctx->saved_data["hyper_cache"].toTensorVector();
@@ -51,19 +63,18 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     const variable_list saved = ctx->get_saved_variables();
     const at::Tensor& y = saved[0];
     const std::vector<at::Tensor> params(saved.begin() + 1, saved.end());
-    const BlockLayout& L = sde->layout();
 
     const at::Tensor v_drift = grads[0];
     const at::Tensor v_g = grads.size() > 1 ? grads[1] : at::Tensor();
     const at::Tensor v_sg = grads.size() > 2 ? grads[2] : at::Tensor();
     at::Tensor vp, dh, dw;
     if (v_drift.defined() && with_dynamics) {
-      const at::Tensor w = y.narrow(0, L.nh, L.w_dim);
-      const at::Tensor v_w = v_drift.narrow(0, L.nh, L.w_dim);
-      const at::Tensor v_kl = v_drift.narrow(0, L.nh + L.w_dim, 1);
+      const at::Tensor w = y.narrow(0, nh, w_dim);
+      const at::Tensor v_w = v_drift.narrow(0, nh, w_dim);
+      const at::Tensor v_kl = v_drift.narrow(0, nh + w_dim, 1);
       // d/dg of (g - w) and of 0.5 ||g||^2 / sigma^2
-      vp = v_w + g * (v_kl / (sde->sigma() * sde->sigma()));
-      auto [dh_dyn, dw_dyn] = sde->dynamics().vjp(t, w, dyn_cache, v_drift.narrow(0, 0, L.nh));
+      vp = v_w + g * (v_kl / (sigma * sigma));
+      auto [dh_dyn, dw_dyn] = dynamics->vjp(t, w, dyn_cache, v_drift.narrow(0, 0, nh));
       dh = dh_dyn;
       dw = dw_dyn - v_w;
     }
@@ -71,14 +82,14 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     std::vector<at::Tensor> d_params(params.size());
     if (vp.defined() || v_sg.defined()) {
       const bool params_flow = vp.defined();
-      auto [dp, dw_hyper] = sde->hypernet().vjp(params, hyper_cache, params_flow ? vp : at::zeros_like(v_sg), v_sg,
-                                                 params_flow ? sde->bank() : nullptr);
+      auto [dp, dw_hyper] = hypernet->vjp(params, hyper_cache, params_flow ? vp : at::zeros_like(v_sg), v_sg,
+                                          params_flow ? bank.get() : nullptr);
       if (params_flow) d_params = dp;
       dw = dw.defined() ? dw + dw_hyper : dw_hyper;
     }
-    at::Tensor dy = at::zeros({L.size()}, y.options());
-    if (dh.defined()) dy.narrow(0, 0, L.nh).copy_(dh.reshape({-1}));
-    if (dw.defined()) dy.narrow(0, L.nh, L.w_dim).copy_(dw);
+    at::Tensor dy = at::zeros({ctx->saved_data["size"].toInt()}, y.options());
+    if (dh.defined()) dy.narrow(0, 0, nh).copy_(dh.reshape({-1}));
+    if (dw.defined()) dy.narrow(0, nh, w_dim).copy_(dw);
     variable_list out{at::Tensor(), at::Tensor(), at::Tensor(), dy};
     out.insert(out.end(), d_params.begin(), d_params.end());
     return out;
@@ -108,14 +119,14 @@ std::string shape_string(at::IntArrayRef shape) {
 
 BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
                    std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type,
-                   int64_t batch, bool fused)
+                   int64_t batch, sde::Route route)
     : sde::SDE(estimator == Estimator::Ckl ? sde::NoiseType::Additive : sde::NoiseType::General, type),
       dynamics_(std::move(dynamics)),
       hypernet_(std::move(hypernet)),
       params_(std::move(hyper_params)),
       sigma_(sigma),
       estimator_(estimator),
-      fused_(fused) {
+      fused_(route != sde::Route::Autograd) {
   layout_.batch = batch;
   layout_.nh = dynamics_->state_numel(batch);
   layout_.w_dim = dynamics_->w_dim();

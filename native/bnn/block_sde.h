@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "bnn/config.h"
-#include "bnn/kernels.h"
+#include "bnn/dynamics.h"
+#include "bnn/hypernet.h"
+#include "sde/routes.h"
 #include "sde/sde.h"
 
 namespace bnn {
@@ -32,10 +34,11 @@ struct BlockLayout {
 class BlockSDE : public sde::SDE {
  public:
   // `hyper_params` are the hypernetwork's leaf tensors (gradients are taken with respect to them).
-  // `fused`: hand-written VJPs in one autograd node per evaluation (else plain autograd).
+  // `route`: Fused for hand-written VJPs in one autograd node per evaluation, Autograd for plain
+  // autograd (the buffered route steps the block through block_system.h instead).
   BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
            std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type, int64_t batch,
-           bool fused);
+           sde::Route route);
 
   const BlockLayout& layout() const { return layout_; }
   // y0 from h [batch, ...] and w_0; h [batch, ...] (a view where possible) from a state.
@@ -60,10 +63,12 @@ class BlockSDE : public sde::SDE {
   Eval evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params, bool with_dynamics,
                     Cache* hyper_cache, Cache* dyn_cache, bool reference = false) const;
   // Backprop route: hypernetwork weight gradients are banked (flushed by the caller after backward).
-  void set_bank(GradBank* bank) { bank_ = bank; }
-  GradBank* bank() const { return bank_; }
+  void set_bank(std::shared_ptr<GradBank> bank) { bank_ = std::move(bank); }
   const Dynamics& dynamics() const { return *dynamics_; }
   const Hypernet& hypernet() const { return *hypernet_; }
+  const std::shared_ptr<const Dynamics>& dynamics_ptr() const { return dynamics_; }
+  const std::shared_ptr<const Hypernet>& hypernet_ptr() const { return hypernet_; }
+  const std::shared_ptr<GradBank>& bank_ptr() const { return bank_; }
   double sigma() const { return sigma_; }
   Estimator estimator() const { return estimator_; }
 
@@ -78,7 +83,7 @@ class BlockSDE : public sde::SDE {
   Estimator estimator_;
   bool fused_;
   BlockLayout layout_;
-  GradBank* bank_ = nullptr;
+  std::shared_ptr<GradBank> bank_;
 
   // The last evaluation, reused by diffusion_prod at the same (t, y) (the solvers evaluate the
   // drift and the noise term at the same point). Holding y keeps its identity unique.

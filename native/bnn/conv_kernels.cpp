@@ -2,31 +2,19 @@
 
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
-#include "sde/fast_math.h"  // SDEBNN_CPU_CLONES
+#include "sde/cpu_dispatch.h"
+#include "sde/vector_math.h"
 
 namespace bnn::conv {
 
 namespace {
 
-// The vectors pass only between always_inline functions of this file: no ABI crosses.
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define SDEBNN_INLINE __attribute__((always_inline)) inline
-
-// Vec, vload, vstore, softplus and exp_nonpositive: the dense loops fast_block.cpp uses. The entry
-// points below are cloned for AVX-512 and AVX2; everything they call inlines into each clone and is
-// compiled for its ISA (in the baseline clone a 32-byte vector is a pair of SSE registers).
-#include "bnn/fast_kernels.inc"
-
-// Only the AVX-512 clone runs the branches this check guards (it fails in the others, on any CPU
-// that takes them): its 32 registers hold larger tiles, and 64-byte vectors halve the instructions
-// per element of the transcendental loops (1.6x on Zen 4).
-typedef float Wide __attribute__((vector_size(64)));
-SDEBNN_INLINE bool wide_vectors() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd");  // x86-64-v4, as the clone
-}
+using sde::simd::Vec;
+using sde::simd::vload;
+using sde::simd::vstore;
+using sde::simd::wide_vectors;
+using sde::simd::Wide;
 
 // MB output rows x NB vectors of columns from j on, accumulated in registers over all K x 9 taps:
 // each tap's NB loads serve MB rows, each weight's broadcast NB vectors.
@@ -161,12 +149,12 @@ SDEBNN_INLINE T sum_impl(const T* x, int64_t n) {
 
 SDEBNN_INLINE void softplus_row(bool wide, int64_t n, const float* z, float* out) {
   if (wide) {
-    softplus_lanes<Wide>(n, z, out, nullptr);
+    sde::simd::softplus_lanes<Wide>(n, z, out, nullptr);
   } else {
-    softplus(n, z, out, nullptr);
+    sde::simd::softplus(n, z, out, nullptr);
   }
 }
-SDEBNN_INLINE void softplus_row(bool, int64_t n, const double* z, double* out) { softplus(n, z, out, nullptr); }
+SDEBNN_INLINE void softplus_row(bool, int64_t n, const double* z, double* out) { sde::simd::softplus(n, z, out, nullptr); }
 
 template <typename T>
 SDEBNN_INLINE void softplus_masked_impl(int64_t M, const T* const* z, const T* mask, T* const* out, int64_t n) {
@@ -175,25 +163,6 @@ SDEBNN_INLINE void softplus_masked_impl(int64_t M, const T* const* z, const T* m
     T* o = out[m];
     softplus_row(wide, n, z[m], o);
     for (int64_t j = 0; j < n; ++j) o[j] *= mask[j];  // while the row is in L1
-  }
-}
-
-// The slope from the activation's output, lane-wise.
-template <typename T, typename V>
-SDEBNN_INLINE V slope_of(Activation act, V a) {
-  switch (act) {
-    case Activation::Tanh: return T(1) - a * a;
-    case Activation::Sigmoid: return a * (T(1) - a);
-    case Activation::Relu: return a <= T(0) ? V{} : V{} + T(1);  // NaN: 1, as threshold_backward
-    case Activation::Identity: return V{} + T(1);
-    case Activation::Softplus: break;
-  }
-  if constexpr (std::is_same_v<T, float>) {
-    return T(1) - exp_nonpositive(-a);  // a >= 0: the argument is in exp_nonpositive's range
-  } else {
-    V s;
-    for (size_t l = 0; l < sizeof(V) / sizeof(T); ++l) s[l] = -std::expm1(-a[l]);
-    return s;
   }
 }
 
@@ -213,7 +182,7 @@ SDEBNN_INLINE void slope_rows(Activation act, int64_t M, const T* const* a, cons
       } else {
         for (int64_t l = 0; l < k; ++l) av[l] = a[m][j + l], dv[l] = da[m][j + l], mv[l] = mask[j + l];
       }
-      const V d = dv * slope_of<T>(act, av) * mv;
+      const V d = dv * sde::simd::slope_from_output<T>(act, av) * mv;
       acc += d;
       if (k == L) {
         __builtin_memcpy(dz[m] + j, &d, sizeof(V));

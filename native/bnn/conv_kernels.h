@@ -2,7 +2,7 @@
 // have 1-3 image channels against 16-64 hidden ones, where im2col + GEMM spends most of its time
 // packing an inner dimension of 27).
 //
-// Both work on rows of the zero-bordered layout (kernels.h): a 3x3 tap is a fixed column offset,
+// Both work on rows of the zero-bordered layout (dynamics.h): a 3x3 tap is a fixed column offset,
 // so a convolution, its input VJP (the same with the kernel transposed and the offsets negated)
 // and its weight gradient are sums over shifted rows. Rows are given as pointers to their column
 // 0; every shifted read must stay inside the caller's rows (the zero borders see to that).
@@ -26,7 +26,7 @@ void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const
 void shifted_dot(int64_t M, int64_t K, const double* const* a, const double* const* x, const int64_t* off, double* G,
                  int64_t n);
 
-// out[m][j] = softplus(z[m][j]) mask[j] (fast_block's softplus: beta 1, threshold 20).
+// out[m][j] = softplus(z[m][j]) mask[j] (sde/vector_math.h's softplus: beta 1, threshold 20).
 void softplus_masked(int64_t M, const float* const* z, const float* mask, float* const* out, int64_t n);
 void softplus_masked(int64_t M, const double* const* z, const double* mask, double* const* out, int64_t n);
 

@@ -4,196 +4,25 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
 #include <cmath>
-#include <map>
-#include <sstream>
 
-#if defined(__x86_64__) || defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
+#include "bnn/block_run.h"
 #include "bnn/block_sde.h"
-#include "bnn/fast_block.h"
+#include "bnn/conv_dynamics.h"
+#include "bnn/mlp_dynamics.h"
 #include "sde/adjoint.h"
-#include "sde/brownian.h"
 #include "sde/errors.h"
+#include "sde/rng.h"
 
 namespace bnn {
 
-// ---- parsing ---------------------------------------------------------------------------------
-
-Kind parse_kind(const std::string& name) {
-  if (name == "mlp") return Kind::Mlp;
-  if (name == "conv") return Kind::Conv;
-  throw sde::invalid_argument("Expected 'mlp' or 'conv' for config.kind but received '" + name + "'");
-}
-Estimator parse_estimator(const std::string& name) {
-  if (name == "ckl") return Estimator::Ckl;
-  if (name == "fmc") return Estimator::Fmc;
-  if (name == "stl") return Estimator::Stl;
-  throw sde::invalid_argument("Expected 'ckl', 'fmc' or 'stl' for config.estimator but received '" + name + "'");
-}
-Likelihood parse_likelihood(const std::string& name) {
-  if (name == "categorical") return Likelihood::Categorical;
-  if (name == "gaussian") return Likelihood::Gaussian;
-  if (name == "laplace") return Likelihood::Laplace;
-  throw sde::invalid_argument("Expected 'categorical', 'gaussian' or 'laplace' for config.likelihood but received '" + name + "'");
-}
-GradientRoute parse_gradient_route(const std::string& name) {
-  if (name == "backprop") return GradientRoute::Backprop;
-  if (name == "adjoint") return GradientRoute::Adjoint;
-  throw sde::invalid_argument("Expected 'backprop' or 'adjoint' for config.solver.gradient but received '" + name + "'");
-}
-W0Init parse_w0_init(const std::string& name) {
-  if (name == "normal") return W0Init::Normal;
-  if (name == "fanIn") return W0Init::FanIn;
-  throw sde::invalid_argument("Expected 'normal' or 'fanIn' for config.w0.init but received '" + name + "'");
-}
-const char* to_string(Estimator e) {
-  switch (e) {
-    case Estimator::Ckl: return "ckl";
-    case Estimator::Fmc: return "fmc";
-    case Estimator::Stl: return "stl";
-  }
-  return "?";
-}
-
 namespace {
-
-
-uint64_t draw_seed(at::Generator& gen) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
-}
-
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-bool is_ito_method(sde::Method m) {
-  return m == sde::Method::Euler || m == sde::Method::Milstein || m == sde::Method::Srk;
-}
 
 at::Tensor space_to_depth(const at::Tensor& h) {
   const int64_t B = h.size(0), C = h.size(1), H = h.size(2), W = h.size(3);
   return h.reshape({B, C, H / 2, 2, W / 2, 2}).permute({0, 1, 3, 5, 2, 4}).reshape({B, C * 4, H / 2, W / 2});
-}
-
-// A block's solve in progress: the SDE, its Brownian path and the statistics. Lives until the
-// step's backward pass has finished.
-struct BlockRun {
-  std::unique_ptr<BlockSDE> sde;
-  std::unique_ptr<sde::BrownianMotion> bm;
-  sde::StepOptions options, adjoint_options;
-  sde::SolveStats forward, backward;
-  double t_end = 0;
-  GradBank bank;  // backprop: the hypernetwork's weight gradients, flushed after backward
-  std::unique_ptr<FastBlockSolver> fast;  // the dedicated fixed-step path, when it applies
-};
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// One block solved forward without a graph; its backward is the engine's stochastic adjoint on
-// the same Brownian path, started from dL/dy(1).
-struct AdjointSolveFn : public torch::autograd::Function<AdjointSolveFn> {
-  static at::Tensor forward(AutogradContext* ctx, BlockRun* run, const at::Tensor& y0, at::TensorList params) {
-    (void)params;
-    sde::Solution s = sde::sdeint(*run->sde, y0, {0.0, 1.0}, *run->bm, run->options,
-                                  [run](double t, const sde::SolveStats&) { run->t_end = t; });
-    run->forward = s.stats;
-    ctx->saved_data["run"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(run));
-    ctx->save_for_backward({y0});
-    return s.ys.select(0, 1).clone();
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto* run = reinterpret_cast<BlockRun*>(static_cast<intptr_t>(ctx->saved_data["run"].toInt()));
-    const at::Tensor y0 = ctx->get_saved_variables()[0];
-    const at::Tensor g1 = grads[0].defined() ? grads[0] : at::zeros_like(y0);
-    const at::Tensor grad_ys = at::stack({at::zeros_like(g1), g1});
-    sde::GradientResult r = sde::adjoint_gradients(*run->sde, y0, {0.0, 1.0}, *run->bm, run->options,
-                                                   run->adjoint_options, grad_ys);
-    run->backward = r.backward;
-    run->backward.nfe += r.forward.nfe;  // the engine's adjoint solves forward once more
-    variable_list out{at::Tensor(), r.grad_y0};
-    out.insert(out.end(), r.grad_params.begin(), r.grad_params.end());
-    return out;
-  }
-};
-
-// One block solved by the dedicated fixed-step path as a single autograd node: its backward is
-// the path's own reverse sweep (backprop or the stochastic adjoint, by the solver's mode).
-struct FastSolveFn : public torch::autograd::Function<FastSolveFn> {
-  static at::Tensor forward(AutogradContext* ctx, BlockRun* run, const at::Tensor& y0, at::TensorList params) {
-    (void)params;
-    at::Tensor y1 = run->fast->solve(y0);
-    run->forward = run->fast->forward_stats;
-    run->t_end = run->fast->t_end;
-    ctx->saved_data["run"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(run));
-    return y1;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto* run = reinterpret_cast<BlockRun*>(static_cast<intptr_t>(ctx->saved_data["run"].toInt()));
-    const at::Tensor g1 = grads[0].defined() ? grads[0] : at::zeros({run->sde->layout().size()}, run->sde->parameters().front().options());
-    auto [grad_y0, grad_params] = run->fast->gradients(g1);
-    run->backward = run->fast->backward_stats;
-    variable_list out{at::Tensor(), grad_y0};
-    out.insert(out.end(), grad_params.begin(), grad_params.end());
-    return out;
-  }
-};
-
-// The solver options of every block's solve (forward and adjoint) and the SDE type.
-struct SolveSetup {
-  sde::StepOptions options, adjoint_options;
-  sde::SdeType type = sde::SdeType::Ito;
-};
-
-SolveSetup solve_setup(const BnnConfig& c) {
-  SolveSetup s;
-  s.options.method = c.solver.method;
-  s.options.dt = 1.0 / static_cast<double>(c.solver.steps);
-  s.options.adaptive = c.solver.adaptive;
-  s.options.rtol = c.solver.rtol;
-  s.options.atol = c.solver.atol;
-  s.options.dt_min = c.solver.dt_min;
-  s.options.max_steps = c.solver.max_steps;
-  s.options.max_steps_option = "config.solver.maxSteps";
-  s.adjoint_options = s.options;
-  s.adjoint_options.method = c.solver.adjoint_method;
-  s.adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
-  s.adjoint_options.adaptive = c.solver.adjoint_adaptive;
-  s.type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
-  return s;
-}
-
-// A block's run: its SDE on a batch of `batch` and its Brownian path (from `seed`; all zeros when
-// `zero_noise`).
-std::unique_ptr<BlockRun> start_run(const BnnConfig& c, const SolveSetup& s, const std::shared_ptr<Dynamics>& dynamics,
-                                    const std::shared_ptr<Hypernet>& hypernet, const std::vector<at::Tensor>& hyper_params,
-                                    int64_t batch, uint64_t seed, const at::TensorOptions& options, bool zero_noise) {
-  auto run = std::make_unique<BlockRun>();
-  run->sde = std::make_unique<BlockSDE>(dynamics, hypernet, hyper_params, c.sigma, c.estimator, s.type, batch, c.fused);
-  sde::BrownianIntervalOptions bo;
-  bo.t0 = 0.0;
-  bo.t1 = 1.0;
-  bo.shape = {dynamics->w_dim()};
-  bo.options = options;
-  bo.seed = seed;
-  bo.dt_hint = s.options.dt;
-  bo.levy_area = c.solver.method == sde::Method::Srk;
-  run->bm = zero_noise ? sde::make_zero_brownian(bo) : sde::make_brownian_interval(bo);
-  run->options = s.options;
-  run->adjoint_options = s.adjoint_options;
-  return run;
 }
 
 // Restores parameter values on scope exit (prediction with the EMA).
@@ -207,41 +36,24 @@ struct Swap {
 
 }  // namespace
 
-struct BnnModel::Block {
-  std::shared_ptr<Dynamics> dynamics;
-  std::shared_ptr<Hypernet> hypernet;
-  at::Tensor mu, rho;
-  std::vector<at::Tensor> hyper_params;
-  int64_t stage = 0;
-  FastWorkspace workspace;  // the fast path's buffers, kept from step to step
-};
-
 struct BnnModel::Forward {
-  std::vector<std::unique_ptr<BlockRun>> runs;  // declared first: destroyed after the graph
+  std::vector<std::shared_ptr<BlockRun>> runs;
   at::Tensor out, kl_path, kl_w0;
   // After backward: the banked hypernetwork gradients into the parameters' .grad.
   void flush(const std::vector<std::unique_ptr<Block>>& blocks) {
-    for (size_t i = 0; i < runs.size(); ++i) runs[i]->bank.flush(blocks[i]->hyper_params);
+    for (size_t i = 0; i < runs.size(); ++i) {
+      if (runs[i]->bank) runs[i]->bank->flush(blocks[i]->hyper_params);
+    }
   }
-  int64_t nfe() const {
-    int64_t n = 0;
-    for (const auto& r : runs) n += r->forward.nfe;
-    return n;
-  }
-  int64_t nfe_backward() const {
-    int64_t n = 0;
-    for (const auto& r : runs) n += r->backward.nfe;
-    return n;
-  }
-  int64_t steps() const {
-    int64_t n = 0;
-    for (const auto& r : runs) n += r->forward.steps_accepted;
-    return n;
-  }
-  double t_end() const {
-    double t = runs.empty() ? 0.0 : 1e300;
-    for (const auto& r : runs) t = std::min(t, r->t_end);
-    return t;
+  // The forward solves' evaluations and steps, the backward's evaluations, the time reached.
+  void add_stats(int64_t& nfe, int64_t& nfe_backward, int64_t& steps, double& t_end) const {
+    t_end = runs.empty() ? 0.0 : 1e300;
+    for (const auto& r : runs) {
+      nfe += r->forward.nfe;
+      nfe_backward += r->backward.nfe;
+      steps += r->forward.steps_accepted;
+      t_end = std::min(t_end, r->t_end);
+    }
   }
 };
 
@@ -251,15 +63,17 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   const BnnConfig& c = config_;
   options_ = at::TensorOptions().dtype(c.dtype).device(c.device);
   train_gen_ = at::make_generator<at::CPUGeneratorImpl>(c.seed);
-  eval_gen_ = at::make_generator<at::CPUGeneratorImpl>(mix(c.seed ^ 0x5eed5eed5eed5eedULL));
+  eval_gen_ = at::make_generator<at::CPUGeneratorImpl>(sde::rng::splitmix64(c.seed ^ 0x5eed5eed5eed5eedULL));
   const auto cpu = at::TensorOptions().dtype(at::kDouble);
   auto leaf = [&](const at::Tensor& t) { return t.to(options_).detach().clone().requires_grad_(true); };
   auto uniform = [&](std::vector<int64_t> shape, int64_t fan_in) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-    return at::empty(shape, cpu).uniform_(-bound, bound, train_gen_);
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    return sde::fan_in_uniform(n, fan_in, train_gen_, cpu).view(shape);
   };
   if (!(c.sigma > 0)) throw sde::invalid_argument("Expected a positive number for config.sigma");
   if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
+  if (c.solver.max_steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.maxSteps");
 
   int64_t feature = 0;  // features entering the head
   if (c.kind == Kind::Conv) {
@@ -341,24 +155,19 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
     log_scale_ = leaf(at::full({1}, std::log(c.scale), cpu));
     params_.emplace_back("likelihood.log_scale", log_scale_);
   }
-  for (const auto& [name, p] : params_) {
-    adam_m_.emplace_back(name, at::zeros_like(p).detach());
-    adam_v_.emplace_back(name, at::zeros_like(p).detach());
-    if (c.ema > 0) ema_.emplace_back(name, p.detach().clone());
-  }
+  optimizer_ = std::make_unique<Optimizer>(params_, AdamConfig{c.adam_beta1, c.adam_beta2, c.adam_eps, c.clip, c.ema});
 
   // Method checks against a block SDE (the engine's own messages, prefixed with the field).
-  const sde::SdeType type = is_ito_method(c.solver.method) ? sde::SdeType::Ito : sde::SdeType::Stratonovich;
   BlockSDE probe(blocks_.front()->dynamics, blocks_.front()->hypernet, blocks_.front()->hyper_params, c.sigma, c.estimator,
-                 type, 1, true);
+                 sde_type(c), 1, sde::Route::Fused);
   try {
     sde::check_method(c.solver.method, probe);
     if (c.solver.gradient == GradientRoute::Adjoint) sde::check_adjoint_method(c.solver.method, c.solver.adjoint_method, probe);
   } catch (const sde::EngineError& e) {
     throw sde::invalid_argument(std::string("config.solver (estimator '") + to_string(c.estimator) + "'): " + e.what());
   }
-  if (c.solver.adaptive && c.solver.method == sde::Method::ReversibleHeun) {
-    throw sde::invalid_argument("config.solver: reversible_heun takes fixed steps only");
+  if (c.solver.adaptive && !sde::method_info(c.solver.method).adaptive) {
+    throw sde::invalid_argument(std::string("config.solver: ") + sde::to_string(c.solver.method) + " takes fixed steps only");
   }
 }
 
@@ -381,8 +190,6 @@ std::vector<std::string> BnnModel::parameter_names() const {
   for (const auto& [name, p] : params_) out.push_back(name);
   return out;
 }
-
-NamedTensors BnnModel::named_parameters() const { return params_; }
 
 double BnnModel::likelihood_scale() const {
   return log_scale_.defined() ? std::exp(log_scale_.detach().to(at::kDouble).item<double>()) : config_.scale;
@@ -419,9 +226,9 @@ at::Tensor BnnModel::prepare_target(const at::Tensor& y, int64_t batch) const {
   return y.reshape({batch, config_.outputs}).to(options_);
 }
 
-BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Route route,
+BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
                                     std::vector<BlockDiagnostics>* diagnostics, bool deterministic) {
-  if (deterministic && route != Route::None) throw std::logic_error("BnnModel::forward: the deterministic path has no gradient route");
+  if (deterministic && gradients) throw std::logic_error("BnnModel::forward: the deterministic path has no gradients");
   const BnnConfig& c = config_;
   Forward f;
   at::Tensor h = x;
@@ -433,11 +240,6 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
   }
   f.kl_path = at::zeros({}, options_);
   f.kl_w0 = at::zeros({}, options_);
-
-  const SolveSetup setup = solve_setup(c);
-  const sde::StepOptions& options = setup.options;
-  const sde::StepOptions& adjoint_options = setup.adjoint_options;
-  const bool fused = c.fused;
 
   for (size_t i = 0; i < blocks_.size(); ++i) {
     Block& b = *blocks_[i];
@@ -452,32 +254,9 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
       const double p = c.w0_prior_std;
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
-    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_, deterministic);
-    const FastBlockSolver::Mode fast_mode = route == Route::Adjoint    ? FastBlockSolver::Mode::Adjoint
-                                            : route == Route::Backprop ? FastBlockSolver::Mode::Backprop
-                                                                       : FastBlockSolver::Mode::Forward;
-    const bool fast = FastBlockSolver::supported(c, fast_mode);
-    if (route == Route::Backprop && fused && !fast) run->sde->set_bank(&run->bank);
-    const at::Tensor y0 = run->sde->pack(h, w0);
-    at::Tensor y1;
-    if (fast) {
-      run->fast = FastBlockSolver::make(*run->sde, *run->bm, fast_mode, options.dt, adjoint_options.dt, b.workspace);
-      if (route != Route::None && at::GradMode::is_enabled()) {
-        y1 = FastSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
-      } else {
-        y1 = run->fast->solve(y0);
-        run->forward = run->fast->forward_stats;
-        run->t_end = run->fast->t_end;
-      }
-    } else if (route == Route::Adjoint) {
-      y1 = AdjointSolveFn::apply(run.get(), y0, at::TensorList(b.hyper_params));
-    } else {
-      BlockRun* r = run.get();
-      sde::Solution s = sde::sdeint(*run->sde, y0, {0.0, 1.0}, *run->bm, options,
-                                    [r](double t, const sde::SolveStats&) { r->t_end = t; });
-      run->forward = s.stats;
-      y1 = s.ys.select(0, 1);
-    }
+    const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_, b.pool,
+                               deterministic);
+    const at::Tensor y1 = solve_block(run, run->sde->pack(h, w0), b.hyper_params, gradients && at::GradMode::is_enabled());
     h = run->sde->h_of(y1);
     f.kl_path = f.kl_path + run->sde->kl_of(y1);
     if (diagnostics) {
@@ -492,7 +271,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, Rou
       d.kl_db = L.tail == 2 ? y1[L.nh + L.w_dim + 1].item<double>() : 0.0;
       diagnostics->push_back(std::move(d));
     }
-    f.runs.push_back(std::move(run));
+    f.runs.push_back(run);
   }
 
   if (c.kind == Kind::Conv) {
@@ -523,332 +302,62 @@ at::Tensor BnnModel::nll(const at::Tensor& out, const at::Tensor& y) const {
   return at::Tensor();
 }
 
-BnnModel::Loss BnnModel::loss_of(const Forward& f, const at::Tensor& target, double beta) const {
-  Loss loss;
-  loss.nll = nll(f.out, target);
-  loss.kl = f.kl_path + f.kl_w0;
-  loss.total = loss.nll + loss.kl * (beta / config_.n_train);
-  return loss;
-}
-
-// ---- the direct route ----------------------------------------------------------------------------
-
-bool BnnModel::direct_applies(Route route) const {
-  const BnnConfig& c = config_;
-  if (route == Route::None) return false;
-  if (c.kind != Kind::Mlp || !c.output_last || c.w0_gaussian || log_scale_.defined() || head_w_.defined()) return false;
-  if (c.likelihood != Likelihood::Gaussian && c.likelihood != Likelihood::Laplace) return false;
-  return FastBlockSolver::supported(c, route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop);
-}
-
-namespace {
-
-// The KL entries of a block state (kl and kl_dB), summed in double.
-template <typename T>
-double kl_sum(const at::Tensor& y1, const BlockLayout& L) {
-  const T* p = y1.data_ptr<T>() + L.nh + L.w_dim;
-  double s = 0;
-  for (int64_t j = 0; j < L.tail; ++j) s += static_cast<double>(p[j]);
-  return s;
-}
-
-// The Gaussian or Laplace NLL of the head out[i, k] = h[i, d - outputs + k] (h [batch, d] row-major)
-// as nll() computes it (the mean over the batch of the sum over outputs), in double; with `grad`
-// ([batch * d], zero elsewhere), its gradient times `coef` is added at the head's coordinates:
-// Gaussian (out - y) / s^2 / batch, Laplace sign(out - y) / b / batch (sign(0) = 0, as abs's).
-template <typename T>
-double head_nll(Likelihood lik, double scale, const T* h, int64_t batch, int64_t d, int64_t outputs, const T* y, double coef,
-                T* grad) {
-  const double log_s = std::log(scale);
-  const double half_log_2pi = 0.5 * std::log(2 * 3.14159265358979323846);
-  double sum = 0;
-  for (int64_t i = 0; i < batch; ++i) {
-    for (int64_t k = 0; k < outputs; ++k) {
-      const int64_t at = i * d + d - outputs + k;
-      const double o = static_cast<double>(h[at]), t = static_cast<double>(y[i * outputs + k]);
-      if (lik == Likelihood::Gaussian) {
-        const double r = (t - o) / scale;
-        sum += 0.5 * r * r + log_s + half_log_2pi;
-        if (grad) grad[at] += static_cast<T>(coef * (o - t) / (scale * scale * batch));
-      } else {
-        sum += std::fabs(t - o) / scale + log_s + std::log(2.0);
-        if (grad) grad[at] += static_cast<T>(coef * ((o > t) - (o < t)) / (scale * batch));
-      }
-    }
-  }
-  return sum / static_cast<double>(batch);
-}
-
-}  // namespace
-
-BnnModel::Direct BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, Route route, double beta,
-                                  Objective objective, bool check_finite) {
-  at::NoGradGuard no_grad;
-  const BnnConfig& c = config_;
-  const bool is_double = options_.dtype().toScalarType() == at::kDouble;
-  const SolveSetup setup = solve_setup(c);
-  const FastBlockSolver::Mode mode = route == Route::Adjoint ? FastBlockSolver::Mode::Adjoint : FastBlockSolver::Mode::Backprop;
-  const int64_t batch = xin.size(0);
-  at::Tensor h = xin;
-  if (c.aug > 0) h = at::cat({h, at::zeros({batch, c.aug}, h.options())}, 1);
-  std::vector<std::unique_ptr<BlockRun>> runs;
-  Direct r;
-  r.t_end = 1e300;
-  at::Tensor y1;
-  for (auto& block : blocks_) {
-    Block& b = *block;
-    const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
-    auto run = start_run(c, setup, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_, false);
-    const at::Tensor y0 = run->sde->pack(h, b.mu.detach());
-    run->fast = FastBlockSolver::make(*run->sde, *run->bm, mode, setup.options.dt, setup.adjoint_options.dt, b.workspace);
-    y1 = run->fast->solve(y0);
-    h = run->sde->h_of(y1);
-    const BlockLayout& L = run->sde->layout();
-    r.kl += is_double ? kl_sum<double>(y1, L) : kl_sum<float>(y1, L);
-    r.nfe += run->fast->forward_stats.nfe;
-    r.steps += run->fast->forward_stats.steps_accepted;
-    r.t_end = std::min(r.t_end, run->fast->t_end);
-    runs.push_back(std::move(run));
-  }
-  const int64_t d = h.size(1);
-  const bool kl_only = objective == Objective::Kl;
-  const double c_kl = kl_only ? 1.0 : beta / c.n_train;
-  // dL/dy(1) of the last block: the head's coordinates and the KL entries
-  const BlockLayout& last = runs.back()->sde->layout();
-  at::Tensor g1 = at::zeros({last.size()}, options_);
-  const at::Tensor y_head = target.contiguous();
-  if (is_double) {
-    r.nll = head_nll<double>(c.likelihood, c.scale, y1.data_ptr<double>(), batch, d, c.outputs, y_head.data_ptr<double>(),
-                             kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<double>());
-  } else {
-    r.nll = head_nll<float>(c.likelihood, c.scale, y1.data_ptr<float>(), batch, d, c.outputs, y_head.data_ptr<float>(),
-                            kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<float>());
-  }
-  r.loss = r.nll + r.kl * (beta / c.n_train);
-  if (check_finite && !std::isfinite(r.loss)) {
-    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
-                                                std::to_string(r.kl) + "); parameters unchanged");
-  }
-  for (size_t i = runs.size(); i-- > 0;) {
-    BlockRun& run = *runs[i];
-    Block& b = *blocks_[i];
-    const BlockLayout& L = run.sde->layout();
-    g1.narrow(0, L.nh + L.w_dim, L.tail).fill_(c_kl);
-    auto [grad_y0, grad_params] = run.fast->gradients(g1);
-    r.nfe_backward += run.fast->backward_stats.nfe;
-    for (size_t j = 0; j < grad_params.size(); ++j) b.hyper_params[j].mutable_grad() = grad_params[j];
-    b.mu.mutable_grad() = grad_y0.narrow(0, L.nh, L.w_dim);
-    if (i > 0) {  // dL/dh(0) of this block is dL/dh(1) of the one before
-      const BlockLayout& prev = runs[i - 1]->sde->layout();
-      g1 = at::zeros({prev.size()}, options_);
-      g1.narrow(0, 0, prev.nh).copy_(grad_y0.narrow(0, 0, L.nh));
-    }
-  }
-  return r;
-}
+// ---- loss, gradients and training -------------------------------------------------------------
 
 void BnnModel::zero_grad() {
   for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
 }
 
-// ---- training ----------------------------------------------------------------------------------
-
-StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double lr, double beta) {
+LossResult BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, double beta,
+                                               Objective objective, bool check_finite) {
+  const ModelRoute plan = route(true);
+  if (!plan.graph) return direct(xin, target, gen, beta, objective, check_finite);
   at::AutoGradMode enable(true);
-  const at::Tensor xin = prepare_input(x);
-  const at::Tensor target = prepare_target(y, xin.size(0));
-  zero_grad();
-  const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
-  StepResult r;
-  if (direct_applies(route)) {
-    const Direct d = direct(xin, target, train_gen_, route, beta, Objective::Loss, true);
-    r.loss = d.loss;
-    r.nll = d.nll;
-    r.kl = d.kl;
-    r.nfe = d.nfe;
-    r.nfe_backward = d.nfe_backward;
-    r.steps = d.steps;
-    r.t_end = d.t_end;
-  } else {
-    Forward f = forward(xin, train_gen_, route, nullptr);
-    const Loss loss = loss_of(f, target, beta);
-    r.loss = loss.total.item<double>();
-    r.nll = loss.nll.item<double>();
-    r.kl = loss.kl.item<double>();
-    r.kl_w0 = f.kl_w0.item<double>();
-    if (config_.likelihood == Likelihood::Categorical) {
-      r.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
-    }
-    if (!std::isfinite(r.loss)) {
-      throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
-                                                  std::to_string(r.kl) + "); parameters unchanged");
-    }
-    torch::autograd::backward({loss.total});
-    f.flush(blocks_);
-    r.nfe = f.nfe();
-    r.nfe_backward = f.nfe_backward();
-    r.steps = f.steps();
-    r.t_end = f.t_end();
+  Forward f = forward(xin, gen, plan, true, nullptr);
+  const at::Tensor nll_t = nll(f.out, target);
+  const at::Tensor kl_t = f.kl_path + f.kl_w0;
+  const at::Tensor total = nll_t + kl_t * (beta / config_.n_train);
+  LossResult o;
+  o.loss = total.item<double>();
+  o.nll = nll_t.item<double>();
+  o.kl = kl_t.item<double>();
+  o.kl_w0 = f.kl_w0.item<double>();
+  if (config_.likelihood == Likelihood::Categorical) o.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+  if (check_finite && !std::isfinite(o.loss)) {
+    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(o.nll) + ", kl " + std::to_string(o.kl) +
+                                                "); parameters unchanged");
   }
-
-  at::NoGradGuard no_grad;
-  if (gradient_hook_) gradient_hook_(params_);
-  adam_step_ += 1;
-  if (!fused_update(lr, r.grad_norm)) {
-    std::vector<at::Tensor> norms;
-    for (auto& [name, p] : params_) {
-      if (p.grad().defined()) norms.push_back(p.grad().norm().to(at::kDouble));
-    }
-    r.grad_norm = norms.empty() ? 0.0 : at::stack(norms).norm().item<double>();
-    if (!std::isfinite(r.grad_norm)) {
-      adam_step_ -= 1;
-      throw sde::EngineError("ERR_NUMERICAL", "the gradient is not finite; parameters unchanged");
-    }
-    if (config_.clip > 0 && r.grad_norm > config_.clip) {
-      const double coef = config_.clip / (r.grad_norm + 1e-6);
-      for (auto& [name, p] : params_) {
-        if (p.grad().defined()) p.mutable_grad().mul_(coef);
-      }
-    }
-    // Adam (PyTorch's update, bias-corrected)
-    const double b1 = config_.adam_beta1, b2 = config_.adam_beta2;
-    const double bc1 = 1 - std::pow(b1, adam_step_), bc2 = 1 - std::pow(b2, adam_step_);
-    for (size_t i = 0; i < params_.size(); ++i) {
-      at::Tensor p = params_[i].second;
-      const at::Tensor g = p.grad();
-      if (!g.defined()) continue;
-      at::Tensor& m = adam_m_[i].second;
-      at::Tensor& v = adam_v_[i].second;
-      m.mul_(b1).add_(g, 1 - b1);
-      v.mul_(b2).addcmul_(g, g, 1 - b2);
-      const at::Tensor denom = (v.sqrt() / std::sqrt(bc2)).add_(config_.adam_eps);
-      p.detach().addcdiv_(m, denom, -lr / bc1);
-    }
-  }
-  if (config_.ema > 0) {
-    const double decay = std::min(config_.ema, (1 + adam_step_) / (10 + adam_step_));
-    for (size_t i = 0; i < params_.size(); ++i) ema_[i].second.mul_(decay).add_(params_[i].second.detach(), 1 - decay);
-  }
-  return r;
-}
-
-// ---- the optimiser's pass ------------------------------------------------------------------------
-
-namespace {
-
-namespace obase {
-#include "bnn/adam_kernels.inc"
-}  // namespace obase
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define SDEBNN_ADAM_AVX2 1
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define SDEBNN_ADAM_WIDE 1  // AVX intrinsics in adam_kernels.inc (GCC's target pragma leaves __AVX__ undefined)
-namespace oavx2 {
-#include "bnn/adam_kernels.inc"
-}  // namespace oavx2
-#undef SDEBNN_ADAM_WIDE
-#pragma GCC pop_options
-#endif
-
-template <typename T>
-struct OptimOps {
-  double (*sum_squares)(const T*, int64_t);
-  void (*adam_pass)(T*, T*, T*, T*, int64_t, double, double, double, double, double, double);
-};
-
-template <typename T>
-const OptimOps<T>& optim_ops() {
-  static const OptimOps<T> o = [] {
-#ifdef SDEBNN_ADAM_AVX2
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      return OptimOps<T>{&oavx2::sum_squares<T>, &oavx2::adam_pass<T>};
-    }
-#endif
-    return OptimOps<T>{&obase::sum_squares<T>, &obase::adam_pass<T>};
-  }();
+  torch::autograd::backward({objective == Objective::Kl ? kl_t : total});
+  f.flush(blocks_);
+  f.add_stats(o.nfe, o.nfe_backward, o.steps, o.t_end);
   return o;
 }
 
-template <typename T>
-void fused_update_t(const NamedTensors& params, NamedTensors& adam_m, NamedTensors& adam_v, const BnnConfig& c, double step,
-                    double lr, double& grad_norm) {
-  double sq = 0;
-  for (const auto& [name, p] : params) {
-    const at::Tensor& g = p.grad();
-    if (g.defined()) sq += optim_ops<T>().sum_squares(g.data_ptr<T>(), g.numel());
+StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double lr, double beta) {
+  const at::Tensor xin = prepare_input(x);
+  const at::Tensor target = prepare_target(y, xin.size(0));
+  zero_grad();
+  StepResult r;
+  static_cast<LossResult&>(r) = loss_and_gradients(xin, target, train_gen_, beta, Objective::Loss, true);
+  if (gradient_hook_) {
+    at::NoGradGuard no_grad;
+    gradient_hook_(params_);
   }
-  grad_norm = std::sqrt(sq);
-  if (!std::isfinite(grad_norm)) throw sde::EngineError("ERR_NUMERICAL", "the gradient is not finite; parameters unchanged");
-  const double coef = c.clip > 0 && grad_norm > c.clip ? c.clip / (grad_norm + 1e-6) : 1.0;
-  const double b1 = c.adam_beta1, b2 = c.adam_beta2;
-  const double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
-  for (size_t i = 0; i < params.size(); ++i) {
-    const at::Tensor& p = params[i].second;
-    const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    optim_ops<T>().adam_pass(p.data_ptr<T>(), g.data_ptr<T>(), adam_m[i].second.data_ptr<T>(), adam_v[i].second.data_ptr<T>(), p.numel(),
-              coef, b1, b2, std::sqrt(bc2), c.adam_eps, -lr / bc1);
-    p.unsafeGetTensorImpl()->bump_version();  // an in-place write, as addcdiv_ would record
-  }
-}
-
-}  // namespace
-
-// Gradient norm, clipping and Adam in two passes over raw memory (one reading the gradients, one
-// updating), instead of ~8 ATen ops per tensor with temporaries: on W1 (166k parameters, a ~4 ms
-// step) those ops and their allocations cost ~0.8 ms. Only for CPU tensors of one float dtype,
-// all contiguous; otherwise (accelerators, mixed layouts) returns false and the caller takes
-// the ATen route. Throws ERR_NUMERICAL, before any write, on a non-finite gradient.
-bool BnnModel::fused_update(double lr, double& grad_norm) {
-  const at::ScalarType dtype = options_.dtype().toScalarType();
-  if (!options_.device().is_cpu() || (dtype != at::kFloat && dtype != at::kDouble)) return false;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const at::Tensor& p = params_[i].second;
-    const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&p, &g, &adam_m_[i].second, &adam_v_[i].second}) {
-      if (!t->device().is_cpu() || t->scalar_type() != dtype || !t->is_contiguous() || t->numel() != p.numel()) return false;
-    }
-  }
-  try {
-    if (dtype == at::kDouble) {
-      fused_update_t<double>(params_, adam_m_, adam_v_, config_, adam_step_, lr, grad_norm);
-    } else {
-      fused_update_t<float>(params_, adam_m_, adam_v_, config_, adam_step_, lr, grad_norm);
-    }
-  } catch (...) {
-    adam_step_ -= 1;
-    throw;
-  }
-  return true;
+  r.grad_norm = optimizer_->step(lr);
+  return r;
 }
 
 GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, double beta, Objective objective,
                                     std::optional<uint64_t> seed) {
-  at::AutoGradMode enable(true);
   const at::Tensor xin = prepare_input(x);
   const at::Tensor target = prepare_target(y, xin.size(0));
   zero_grad();
   at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
-  at::Generator& gen = seed ? local : train_gen_;
-  const Route route = config_.solver.gradient == GradientRoute::Adjoint ? Route::Adjoint : Route::Backprop;
+  const LossResult o = loss_and_gradients(xin, target, seed ? local : train_gen_, beta, objective, false);
   GradientsResult r;
-  if (direct_applies(route)) {
-    const Direct d = direct(xin, target, gen, route, beta, objective, false);
-    r.loss = d.loss;
-    r.nll = d.nll;
-    r.kl = d.kl;
-  } else {
-    Forward f = forward(xin, gen, route, nullptr);
-    const Loss loss = loss_of(f, target, beta);
-    torch::autograd::backward({objective == Objective::Kl ? loss.kl : loss.total});
-    f.flush(blocks_);
-    r.loss = loss.total.item<double>();
-    r.nll = loss.nll.item<double>();
-    r.kl = loss.kl.item<double>();
-  }
+  r.loss = o.loss;
+  r.nll = o.nll;
+  r.kl = o.kl;
   for (const auto& [name, p] : params_) {
     r.grads.emplace_back(name, p.grad().defined() ? p.grad().detach().clone() : at::zeros_like(p).detach());
   }
@@ -856,10 +365,12 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
   return r;
 }
 
+// ---- prediction --------------------------------------------------------------------------------
+
 Prediction BnnModel::predict(const at::Tensor& x, const PredictOptions& o) {
   if (o.samples < 1) throw sde::invalid_argument("Expected positive integer for samples");
   if (o.deterministic && o.samples != 1) throw sde::invalid_argument("Expected samples 1 with deterministic (its one path has no noise)");
-  if (o.use_ema && ema_.empty()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
+  if (o.use_ema && !optimizer_->has_ema()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
   at::NoGradGuard no_grad;
   const at::Tensor xin = prepare_input(x);
   at::Generator local = at::make_generator<at::CPUGeneratorImpl>(o.seed.value_or(0));
@@ -868,14 +379,14 @@ Prediction BnnModel::predict(const at::Tensor& x, const PredictOptions& o) {
   if (o.use_ema) {
     for (size_t i = 0; i < params_.size(); ++i) {
       swap.saved.emplace_back(params_[i].second, params_[i].second.detach().clone());
-      params_[i].second.detach().copy_(ema_[i].second);
+      params_[i].second.detach().copy_(optimizer_->ema()[i].second);
     }
   }
   const bool categorical = config_.likelihood == Likelihood::Categorical;
   std::vector<at::Tensor> outs;
   Prediction r;
   for (int64_t s = 0; s < o.samples; ++s) {
-    Forward f = forward(xin, gen, Route::None, nullptr, o.deterministic);
+    Forward f = forward(xin, gen, route(false), false, nullptr, o.deterministic);
     if (categorical) {
       at::Tensor p = at::softmax(f.out, 1);
       r.mean = r.mean.defined() ? r.mean + p : p;
@@ -895,71 +406,8 @@ std::vector<BlockDiagnostics> BnnModel::diagnose(const at::Tensor& x, std::optio
   at::Generator local = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
   at::Generator& gen = seed ? local : eval_gen_;
   std::vector<BlockDiagnostics> out;
-  forward(xin, gen, Route::None, &out);
+  forward(xin, gen, route(false), false, &out);
   return out;
-}
-
-// ---- state -------------------------------------------------------------------------------------
-
-namespace {
-at::Tensor generator_state(at::Generator& gen) {
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state().to(at::kDouble);
-}
-}  // namespace
-
-NamedTensors BnnModel::state() const {
-  NamedTensors s;
-  for (const auto& [name, p] : params_) s.emplace_back(name, p.detach());
-  s.emplace_back("adam.step", at::full({1}, adam_step_, at::TensorOptions().dtype(at::kDouble)));
-  for (const auto& [name, m] : adam_m_) s.emplace_back("adam.exp_avg." + name, m);
-  for (const auto& [name, v] : adam_v_) s.emplace_back("adam.exp_avg_sq." + name, v);
-  for (const auto& [name, e] : ema_) s.emplace_back("ema." + name, e);
-  auto& self = const_cast<BnnModel&>(*this);
-  s.emplace_back("rng.train", generator_state(self.train_gen_));
-  s.emplace_back("rng.eval", generator_state(self.eval_gen_));
-  return s;
-}
-
-void BnnModel::set_state(const NamedTensors& incoming, bool strict) {
-  const NamedTensors current = state();
-  std::map<std::string, at::Tensor> by_name;
-  for (const auto& [name, t] : current) by_name[name] = t;
-  std::map<std::string, at::Tensor> given;
-  for (const auto& [name, t] : incoming) {
-    auto it = by_name.find(name);
-    if (it == by_name.end()) throw sde::invalid_argument("state: unknown tensor '" + name + "' for this model");
-    if (t.sizes() != it->second.sizes()) {
-      throw sde::invalid_argument("state: tensor '" + name + "' has shape " + shape_string(t.sizes()) + " but the model expects " +
-                                  shape_string(it->second.sizes()));
-    }
-    if (!at::isfinite(t).all().item<bool>()) throw sde::invalid_argument("state: tensor '" + name + "' holds non-finite values");
-    if (name.rfind("rng.", 0) == 0) {
-      const at::Tensor d = t.to(at::kDouble);
-      if (!(d == d.round()).all().item<bool>() || d.min().item<double>() < 0 || d.max().item<double>() > 255) {
-        throw sde::invalid_argument("state: tensor '" + name + "' must hold bytes (integers in [0, 255])");
-      }
-    }
-    given[name] = t;
-  }
-  if (strict) {
-    for (const auto& [name, t] : current) {
-      if (!given.count(name)) throw sde::invalid_argument("state: tensor '" + name + "' is missing");
-    }
-  }
-  at::NoGradGuard no_grad;
-  for (const auto& [name, t] : given) {
-    if (name == "adam.step") {
-      adam_step_ = t.to(at::kDouble).item<double>();
-    } else if (name == "rng.train" || name == "rng.eval") {
-      at::Generator& gen = name == "rng.train" ? train_gen_ : eval_gen_;
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(t.to(at::kDouble).to(at::kByte).contiguous());
-    } else {
-      at::Tensor target = by_name[name];
-      target.detach().copy_(t.to(target.options()));
-    }
-  }
 }
 
 }  // namespace bnn

@@ -1,7 +1,7 @@
 // The SDE-BNN model: an optional deterministic stem, SDE blocks (each with its own weight SDE,
 // hypernetwork and w_0), space-to-depth between stages, a head and a likelihood; one training
 // step (Brownian paths, solves, ELBO, gradients by backprop or the stochastic adjoint, clipping,
-// Adam, EMA) is one call. Independent of Node.
+// Adam, EMA) is one call. Independent of Node. The routes it runs are chosen in routes.h.
 #pragma once
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
@@ -14,18 +14,25 @@
 #include <vector>
 
 #include "bnn/config.h"
-#include "bnn/kernels.h"
+#include "bnn/dynamics.h"
+#include "bnn/hypernet.h"
+#include "bnn/optimizer.h"
+#include "bnn/routes.h"
 
 namespace bnn {
 
-using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+struct BlockRun;
 
-struct StepResult {
+// What a call's loss and gradients come to, whichever route computed them.
+struct LossResult {
   double loss = 0, nll = 0, kl = 0, kl_w0 = 0;
   double accuracy = -1;  // categorical only; -1 otherwise
-  double grad_norm = 0;  // before clipping
   int64_t nfe = 0, nfe_backward = 0, steps = 0;
   double t_end = 0;  // the time every block's forward solve reached (the minimum over blocks)
+};
+
+struct StepResult : LossResult {
+  double grad_norm = 0;  // before clipping
 };
 
 struct GradientsResult {
@@ -68,6 +75,8 @@ class BnnModel {
   std::vector<std::string> parameter_names() const;
   // The likelihood's current scale (Gaussian std or Laplace scale): learned or fixed.
   double likelihood_scale() const;
+  // The route of calls with gradients (train_step, gradients) or without (predict, diagnose).
+  ModelRoute route(bool gradients) const { return select_route(config_, gradients); }
 
   // x: [B, ...input_shape] (any float dtype, any device: moved to the model's);
   // y: class indices [B] (categorical) or targets [B, outputs].
@@ -85,55 +94,46 @@ class BnnModel {
   Prediction predict(const at::Tensor& x, const PredictOptions& o);
   std::vector<BlockDiagnostics> diagnose(const at::Tensor& x, std::optional<uint64_t> seed);
 
-  // Parameters, Adam moments and step, EMA and the RNG states, by name.
+  // Parameters, Adam moments and step, EMA and the RNG states, by name (model_state.cpp).
   NamedTensors state() const;
   // Shape-checked before anything is written; strict: every tensor must be present.
   void set_state(const NamedTensors& state, bool strict);
 
  private:
-  struct Block;
+  struct Block {
+    std::shared_ptr<Dynamics> dynamics;
+    std::shared_ptr<Hypernet> hypernet;
+    at::Tensor mu, rho;
+    std::vector<at::Tensor> hyper_params;
+    int64_t stage = 0;
+    sde::BufferPool pool;  // the buffered route's buffers, kept from step to step
+  };
   struct Forward;
-  enum class Route { None, Backprop, Adjoint };
 
-  // deterministic: the zero-noise path from the mean w_0 (route None only), nothing drawn from gen.
-  Forward forward(const at::Tensor& x, at::Generator& gen, Route route, std::vector<BlockDiagnostics>* diagnostics,
-                  bool deterministic = false);
-  // The direct route: the fast fixed-step solves, the head (the last coordinates of h_1), the
-  // likelihood and the KL term with their gradients by hand, and the solvers' own reverse sweeps;
-  // no autograd graph. It applies (direct_applies) to mlp models with the 'last' head, a Gaussian
-  // or Laplace likelihood of fixed scale, a point w_0 and a fast-path solver configuration; it
-  // draws from `gen` exactly as forward() does. Leaves the gradients in the parameters' .grad.
-  struct Direct {
-    double loss = 0, nll = 0, kl = 0;
-    int64_t nfe = 0, nfe_backward = 0, steps = 0;
-    double t_end = 0;
-  };
-  bool direct_applies(Route route) const;
-  // check_finite: throw ERR_NUMERICAL (before any gradient) when the loss is not finite.
-  Direct direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, Route route, double beta, Objective objective,
-                bool check_finite);
+  // The forward pass, every block by `route`; with `gradients` differentiable (a training call).
+  // deterministic: the zero-noise path from the mean of q(w_0), nothing drawn from gen (no gradients).
+  Forward forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
+                  std::vector<BlockDiagnostics>* diagnostics, bool deterministic = false);
+  // The loss and its gradients (left in the parameters' .grad) by the route of a gradient call.
+  // check_finite: throw ERR_NUMERICAL, before any gradient, when the loss is not finite.
+  LossResult loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
+                             bool check_finite);
+  // The direct route (direct.cpp): the buffered solves, the head (the last coordinates of h_1),
+  // the likelihood and the KL term with their gradients by hand; no autograd graph. It draws from
+  // `gen` exactly as forward() does.
+  LossResult direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
+                 bool check_finite);
   at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
-  // The autograd route's objective terms from a forward pass: total = nll + beta * kl / n_train,
-  // kl = path KL + w_0 KL.
-  struct Loss {
-    at::Tensor nll, kl, total;
-  };
-  Loss loss_of(const Forward& f, const at::Tensor& target, double beta) const;
   at::Tensor prepare_input(const at::Tensor& x) const;
   at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;
   void zero_grad();
-  // Gradient norm, clipping and Adam (step adam_step_) fused over raw CPU memory; false where
-  // that does not apply (then nothing was done).
-  bool fused_update(double lr, double& grad_norm);
-  NamedTensors named_parameters() const;
 
   BnnConfig config_;
   at::TensorOptions options_;
   std::vector<std::unique_ptr<Block>> blocks_;
   at::Tensor stem_w_, stem_b_, head_w_, head_b_, log_scale_;
   NamedTensors params_;  // every trainable leaf, in state order
-  NamedTensors adam_m_, adam_v_, ema_;
-  double adam_step_ = 0;
+  std::unique_ptr<Optimizer> optimizer_;
   at::Generator train_gen_, eval_gen_;
   GradientHook gradient_hook_;
 };

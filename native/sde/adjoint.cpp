@@ -4,8 +4,11 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 
+#include "sde/buffered.h"
 #include "sde/errors.h"
 
 namespace sde {
@@ -200,32 +203,54 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
   result.grad_y0 = u + v_b;  // y_hat starts equal to y
 }
 
+// The buffered route's backprop or adjoint: one solve, then its reverse sweep.
+GradientResult buffered_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
+                                  BufferedMode mode, const StepOptions& options, const StepOptions& adjoint_options,
+                                  const at::Tensor& grad_ys, const StepProgress& progress) {
+  const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, mode, ts, options, adjoint_options);
+  GradientResult result;
+  result.ys = solve->solve(y0).view(grad_ys.sizes());
+  auto [grad_y0, grad_params] = solve->gradients(grad_ys, progress);
+  result.grad_y0 = grad_y0.view(y0.sizes());
+  result.grad_params = std::move(grad_params);
+  result.forward = solve->forward_stats;
+  if (mode == BufferedMode::Adjoint) result.backward = solve->backward_stats;  // backprop's stay zero, as autograd's
+  result.route = Route::Buffered;
+  return result;
+}
+
 }  // namespace
 
 void check_adjoint_method(Method method, Method adjoint_method, const SDE& sde) {
-  switch (adjoint_method) {
-    case Method::Midpoint:
-    case Method::Heun:
-    case Method::EulerHeun:
-      return;
-    case Method::ReversibleHeun:
-      if (method == Method::ReversibleHeun) return;
-      throw invalid_argument("adjointMethod 'reversible_heun' needs method 'reversible_heun' (its exact adjoint)");
-    case Method::Euler:
-      if (sde.noise_type() == NoiseType::Additive) return;  // additive noise: Ito and Stratonovich agree
-      break;
-    default:
-      break;
+  const MethodInfo& info = method_info(adjoint_method);
+  const auto& noises = info.adjoint_noise_types;
+  const bool solves = std::find(noises.begin(), noises.end(), sde.noise_type()) != noises.end();
+  if (solves && info.adjoint_needs_same_method && method != adjoint_method) {
+    throw invalid_argument(std::string("adjointMethod '") + to_string(adjoint_method) + "' needs method '" +
+                           to_string(adjoint_method) + "' (its exact adjoint)");
   }
+  if (solves) return;
+  std::vector<std::string> usable;
+  for (const MethodInfo& m : method_table()) {
+    const auto& n = m.adjoint_noise_types;
+    if (std::find(n.begin(), n.end(), sde.noise_type()) == n.end()) continue;
+    if (!m.adjoint_needs_same_method || m.method == method) usable.push_back(std::string("'") + to_string(m.method) + "'");
+  }
+  std::string list;
+  for (size_t i = 0; i < usable.size(); ++i) list += (i == 0 ? "" : i + 1 == usable.size() ? " or " : ", ") + usable[i];
   throw invalid_argument(std::string("adjointMethod '") + to_string(adjoint_method) + "' cannot solve the adjoint of a " +
-                         to_string(sde.noise_type()) + "-noise SDE; use 'midpoint', 'heun' or 'euler_heun'" +
-                         (sde.noise_type() == NoiseType::Additive ? " or 'euler'" : "") +
-                         (method == Method::ReversibleHeun ? " or 'reversible_heun'" : ""));
+                         to_string(sde.noise_type()) + "-noise SDE; use " + list);
 }
 
 GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                                   const StepOptions& options, const at::Tensor& grad_ys) {
   check_grad_ys(grad_ys, ts, y0);
+  const Route route = select_route(sde.route_offer(), sde.noise_type(), Purpose::Backprop, options, options, y0.device(),
+                                   y0.scalar_type());
+  if (route == Route::Buffered) {
+    check_solve(sde, y0, ts, bm, options);
+    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Backprop, options, options, grad_ys, {});
+  }
   at::AutoGradMode enable(true);
   at::Tensor y0_leaf = y0.detach().requires_grad_(true);
   Solution solution = sdeint(sde, y0_leaf, ts, bm, options);
@@ -239,6 +264,7 @@ GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vec
   result.forward = solution.stats;
   result.grad_y0 = grads[0];
   result.grad_params.assign(grads.begin() + 1, grads.end());
+  result.route = route;
   return result;
 }
 
@@ -248,7 +274,14 @@ GradientResult adjoint_gradients(SDE& sde, const at::Tensor& y0, const std::vect
   check_grad_ys(grad_ys, ts, y0);
   check_adjoint_method(options.method, adjoint_options.method, sde);
   if (!(adjoint_options.dt > 0)) throw invalid_argument("Expected positive number for adjointDt");
+  const Route route = select_route(sde.route_offer(), sde.noise_type(), Purpose::Adjoint, options, adjoint_options,
+                                   y0.device(), y0.scalar_type());
+  if (route == Route::Buffered) {
+    check_solve(sde, y0, ts, bm, options);
+    return buffered_gradients(sde, y0, ts, bm, BufferedMode::Adjoint, options, adjoint_options, grad_ys, progress);
+  }
   GradientResult result;
+  result.route = route;
   at::NoGradGuard no_grad;
   const Solution forward = sdeint(sde, y0, ts, bm, options);
   result.ys = forward.ys;

@@ -12,9 +12,11 @@ struct GradientResult {
   at::Tensor grad_y0;                  // dL/dy0
   std::vector<at::Tensor> grad_params; // dL/dtheta, in SDE::parameters() order
   SolveStats forward, backward;
+  Route route = Route::Autograd;  // the route that ran (routes.h)
 };
 
-// Reference route: autograd through every solver step (memory grows with the steps).
+// Backprop through the solver: the buffered route's exact reverse sweep where select_route picks
+// it, else autograd through every solver step (memory grows with the steps).
 GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                                   const StepOptions& options, const at::Tensor& grad_ys);
 
@@ -24,6 +26,7 @@ GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vec
 // (drift + ito_correction) for the backward pass. Memory is independent of the number of steps.
 // With method and adjoint method both reversible_heun, the backward pass is the exact discrete
 // adjoint of the forward steps (Kidger et al. 2021): gradients equal backprop's to round-off.
+// The buffered route runs fixed-step Euler adjoints of additive-noise SDEs where it is picked.
 GradientResult adjoint_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                                  const StepOptions& options, const StepOptions& adjoint_options,
                                  const at::Tensor& grad_ys, const StepProgress& progress = {});

@@ -15,10 +15,6 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -29,21 +25,12 @@
 #include <string>
 #include <tuple>
 
+#include "sde/cpu_dispatch.h"
 #include "sde/errors.h"
-#include "sde/fast_math.h"
+#include "sde/rng.h"
 
 namespace sde {
 namespace {
-
-constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
-
-// SplitMix64's finaliser: a bijection with full avalanche; used both to derive seeds and, on a
-// Weyl sequence, as a counter-based generator (SplitMix64's own stream, which passes BigCrush).
-inline uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 // Stream tags, so the noises of one node and its children's seeds never coincide.
 constexpr uint64_t kTagLeft = 0x6a09e667f3bcc908ULL;
@@ -53,199 +40,11 @@ constexpr uint64_t kTagX2 = 0xa54ff53a5f1d36f1ULL;
 constexpr uint64_t kTagRootW = 0x510e527fade682d1ULL;
 constexpr uint64_t kTagRootH = 0x9b05688c2b3e6c1fULL;
 
-inline uint64_t derive(uint64_t seed, uint64_t tag) { return mix64(seed ^ tag) + kGolden; }
-
-// Work is cut into fixed blocks from element 0, whatever the thread count, so every element is
-// always computed by the same instructions: recomputed nodes match bit for bit.
-constexpr int64_t kBlock = 2048;
-constexpr int64_t kParallelBlocks = 8;  // below this, threads cost more than they save
-
-// Wider vector variants of the hot loops (SDEBNN_CPU_CLONES), without FMA contraction, so every
-// variant gives the same bits (checked: identical streams).
-#define SDEBNN_VECTOR_CLONES __attribute__((optimize("fp-contract=off"))) SDEBNN_CPU_CLONES
-
-// sqrt over an array: SSE where there is SSE (GCC will not vectorise sqrtf while it may set errno).
-inline void sqrt_array(float* x, int64_t n) {
-  int64_t j = 0;
-#if defined(__SSE2__)
-  for (; j + 4 <= n; j += 4) _mm_storeu_ps(x + j, _mm_sqrt_ps(_mm_loadu_ps(x + j)));
-#endif
-  for (; j < n; ++j) x[j] = std::sqrt(x[j]);
-}
-
-// Normals for elements [first, first + m) of the stream `key` (first even, m <= kBlock).
-// Pair j of the block gives its cosine to out[j] and its sine to out[half + j], so the loops
-// are straight and vectorise.
-SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, float* out, int64_t m) {
-  const int64_t half = (m + 1) / 2;
-  const uint64_t pair0 = static_cast<uint64_t>(first / 2);
-  alignas(64) uint32_t hi[kBlock / 2];
-  alignas(64) uint32_t lo[kBlock / 2];
-  alignas(64) float radius[kBlock / 2];
-  for (int64_t j = 0; j < half; ++j) {
-    const uint64_t z = mix64(key + (pair0 + static_cast<uint64_t>(j) + 1) * kGolden);
-    hi[j] = static_cast<uint32_t>(z >> 32);
-    lo[j] = static_cast<uint32_t>(z);
-  }
-  // Box-Muller with Cephes' logf and sinf/cosf polynomials, branch-free.
-  for (int64_t j = 0; j < half; ++j) {
-    const float u = static_cast<float>(static_cast<int32_t>(hi[j] >> 1)) * 0x1p-31f + 0x1p-32f;  // (0, 1]
-    int32_t bits;
-    std::memcpy(&bits, &u, 4);
-    int32_t e = ((bits >> 23) & 0xff) - 126;
-    const int32_t mbits = (bits & 0x007fffff) | 0x3f000000;
-    float mant;
-    std::memcpy(&mant, &mbits, 4);  // [0.5, 1)
-    const int32_t below = mant < 0.707106781186547524f ? 1 : 0;
-    e -= below;
-    const float x = (mant - 1.0f) + static_cast<float>(below) * mant;
-    const float z = x * x;
-    float y = 7.0376836292e-2f;
-    y = y * x - 1.1514610310e-1f;
-    y = y * x + 1.1676998740e-1f;
-    y = y * x - 1.2420140846e-1f;
-    y = y * x + 1.4249322787e-1f;
-    y = y * x - 1.6668057665e-1f;
-    y = y * x + 2.0000714765e-1f;
-    y = y * x - 2.4999993993e-1f;
-    y = y * x + 3.3333331174e-1f;
-    y = y * x * z;
-    const float fe = static_cast<float>(e);
-    y += -2.12194440e-4f * fe;
-    y += -0.5f * z;
-    const float log_u = x + y + 0.693359375f * fe;
-    radius[j] = -2.0f * log_u;
-  }
-  sqrt_array(radius, half);
-  for (int64_t j = 0; j < half; ++j) {
-    // Angle 2*pi*v as a quarter turn k plus f in [-pi/4, pi/4].
-    const float v = static_cast<float>(static_cast<int32_t>(lo[j] >> 8)) * 0x1p-22f;  // [0, 4)
-    const int32_t k = static_cast<int32_t>(v + 0.5f);
-    const float f = (v - static_cast<float>(k)) * 1.57079632679489662f;
-    const float f2 = f * f;
-    const float s0 = f + f * f2 * (-1.6666654611e-1f + f2 * (8.3321608736e-3f + f2 * -1.9515295891e-4f));
-    const float c0 = 1.0f - 0.5f * f2 +
-                     f2 * f2 * (4.166664568298827e-2f + f2 * (-1.388731625493765e-3f + f2 * 2.443315711809948e-5f));
-    const bool swap = (k & 1) != 0;
-    float sv = swap ? c0 : s0;
-    float cv = swap ? s0 : c0;
-    sv = (k & 2) ? -sv : sv;
-    cv = ((k + 1) & 2) ? -cv : cv;
-    const float r = radius[j];
-    out[j] = r * cv;
-    radius[j] = r * sv;
-  }
-  std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(float));
-}
-
-inline void sqrt_array(double* x, int64_t n) {
-  int64_t j = 0;
-#if defined(__SSE2__)
-  for (; j + 2 <= n; j += 2) _mm_storeu_pd(x + j, _mm_sqrt_pd(_mm_loadu_pd(x + j)));
-#endif
-  for (; j < n; ++j) x[j] = std::sqrt(x[j]);
-}
-
-inline double bits_to_double(uint64_t b) {
-  double d;
-  std::memcpy(&d, &b, 8);
-  return d;
-}
-
-// Double precision, the same scheme with 52-bit uniforms and Cephes' double log and sin/cos
-// (accurate to a few ulp); integer-to-double conversions use the 2^52 trick so AVX2 vectorises.
-SDEBNN_VECTOR_CLONES void normals_block(uint64_t key, int64_t first, double* out, int64_t m) {
-  const int64_t half = (m + 1) / 2;
-  const uint64_t c0 = static_cast<uint64_t>(first);
-  constexpr uint64_t kTwo52 = 0x4330000000000000ULL;  // 2^52 as a double's bits
-  alignas(64) uint64_t ua[kBlock / 2];
-  alignas(64) uint64_t ub[kBlock / 2];
-  alignas(64) double radius[kBlock / 2];
-  for (int64_t j = 0; j < half; ++j) {
-    ua[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 1) * kGolden);
-    ub[j] = mix64(key + (c0 + 2 * static_cast<uint64_t>(j) + 2) * kGolden);
-  }
-  for (int64_t j = 0; j < half; ++j) {
-    const double u = (bits_to_double(kTwo52 | (ua[j] >> 12)) - 0x1p52 + 0.5) * 0x1p-52;  // (0, 1)
-    uint64_t bits;
-    std::memcpy(&bits, &u, 8);
-    double fe = bits_to_double(kTwo52 | (bits >> 52)) - 0x1p52 - 1022.0;
-    const double mant = bits_to_double((bits & 0x000fffffffffffffULL) | 0x3fe0000000000000ULL);  // [0.5, 1)
-    const double below = mant < 0.70710678118654752440 ? 1.0 : 0.0;
-    fe -= below;
-    const double x = (mant - 1.0) + below * mant;
-    const double z = x * x;
-    double p = 1.01875663804580931796e-4;
-    p = p * x + 4.97494994976747001425e-1;
-    p = p * x + 4.70579119878881725854e0;
-    p = p * x + 1.44989225341610930846e1;
-    p = p * x + 1.79368678507819816313e1;
-    p = p * x + 7.70838733755885391666e0;
-    double q = x + 1.12873587189167450590e1;
-    q = q * x + 4.52279145837532221105e1;
-    q = q * x + 8.29875266912776603211e1;
-    q = q * x + 7.11544750618563894466e1;
-    q = q * x + 2.31251620126765340583e1;
-    double y = x * (z * p / q);
-    y -= fe * 2.121944400546905827679e-4;
-    y -= 0.5 * z;
-    const double log_u = x + y + fe * 0.693359375;
-    radius[j] = -2.0 * log_u;
-  }
-  sqrt_array(radius, half);
-  for (int64_t j = 0; j < half; ++j) {
-    const double v = (bits_to_double(kTwo52 | (ub[j] >> 12)) - 0x1p52) * 0x1p-50;  // [0, 4)
-    const int32_t ki = static_cast<int32_t>(v + 0.5);
-    const double f = (v - static_cast<double>(ki)) * 1.57079632679489661923;
-    const double f2 = f * f;
-    double sp = 1.58962301576546568060e-10;
-    sp = sp * f2 - 2.50507477628578072866e-8;
-    sp = sp * f2 + 2.75573136213857245213e-6;
-    sp = sp * f2 - 1.98412698295895385996e-4;
-    sp = sp * f2 + 8.33333333332211858878e-3;
-    sp = sp * f2 - 1.66666666666666307295e-1;
-    const double s0 = f + f * f2 * sp;
-    double cp = -1.13585365213876817300e-11;
-    cp = cp * f2 + 2.08757008419747316778e-9;
-    cp = cp * f2 - 2.75573141792967388112e-7;
-    cp = cp * f2 + 2.48015872888517045348e-5;
-    cp = cp * f2 - 1.38888888888730564116e-3;
-    cp = cp * f2 + 4.16666666666665929218e-2;
-    const double c0v = 1.0 - 0.5 * f2 + f2 * f2 * cp;
-    // Quarter turn k in {0, .., 4}: bit 0 swaps sin and cos, bit 1 (of k, k + 1) negates them.
-    const bool swap = (ki & 1) != 0;
-    double sv = swap ? c0v : s0;
-    double cv = swap ? s0 : c0v;
-    sv = (ki & 2) ? -sv : sv;
-    cv = ((ki + 1) & 2) ? -cv : cv;
-    const double r = radius[j];
-    out[j] = r * cv;
-    radius[j] = r * sv;
-  }
-  std::memcpy(out + half, radius, static_cast<size_t>(m - half) * sizeof(double));
-}
-
-// Runs body(i0, m) on the fixed blocks of [0, n), on LibTorch's threads when there are many.
-template <typename F>
-void for_blocks(int64_t n, const F& body) {
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  auto run = [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) body(b * kBlock, std::min(kBlock, n - b * kBlock));
-  };
-  if (blocks >= kParallelBlocks) {
-    at::parallel_for(0, blocks, 1, run);
-  } else {
-    run(0, blocks);
-  }
-}
-
-template <typename T>
-void fill_normals(uint64_t key, T scale, T* out, int64_t n) {
-  for_blocks(n, [&](int64_t i0, int64_t m) {
-    normals_block(key, i0, out + i0, m);
-    for (int64_t j = 0; j < m; ++j) out[i0 + j] *= scale;
-  });
-}
+using rng::derive;
+using rng::for_blocks;
+using rng::kBlock;
+using rng::fill_normals;
+using rng::normals_block;
 
 // Coefficients of a split of [s, t] at u (p = (u-s)/h, q = (t-u)/h), written in p and q so
 // that tiny intervals neither underflow nor divide 0 by 0. With X1, X2 ~ N(0, 1):
@@ -271,7 +70,7 @@ SplitCoef split_coef(double start, double mid, double end) {
 
 // The split formulas over one block (free functions so they get the vector clones too).
 template <typename T>
-SDEBNN_VECTOR_CLONES void bridge_block(const SplitCoef& c, const T* W, const T* x, T* WL, T* WR, int64_t m) {
+SDEBNN_CPU_CLONES_EXACT void bridge_block(const SplitCoef& c, const T* W, const T* x, T* WL, T* WR, int64_t m) {
   const T p = static_cast<T>(c.p), sd = static_cast<T>(c.bridge_sd);
   for (int64_t j = 0; j < m; ++j) {
     const T l = p * W[j] + sd * x[j];
@@ -281,7 +80,7 @@ SDEBNN_VECTOR_CLONES void bridge_block(const SplitCoef& c, const T* W, const T* 
 }
 
 template <typename T>
-SDEBNN_VECTOR_CLONES void levy_bridge_block(const SplitCoef& c, const T* W, const T* H, const T* x1, const T* x2, T* WL,
+SDEBNN_CPU_CLONES_EXACT void levy_bridge_block(const SplitCoef& c, const T* W, const T* H, const T* x1, const T* x2, T* WL,
                                             T* HL, T* WR, T* HR, int64_t m) {
   const T p = static_cast<T>(c.p), c6 = static_cast<T>(c.c6), th = static_cast<T>(c.th);
   const T p2 = static_cast<T>(c.p * c.p), q2 = static_cast<T>(c.q * c.q);
@@ -349,7 +148,7 @@ class BrownianInterval final : public BrownianMotion {
     lru_next_.assign(cache_size_, -1);
     owner_.assign(cache_size_, -1);
 
-    const uint64_t root_seed = mix64(o.seed + kGolden);
+    const uint64_t root_seed = rng::splitmix64(o.seed);
     nodes_.push_back(Node{t0_, t1_, std::numeric_limits<double>::quiet_NaN(), -1, -1, -1, root_seed});
     root_ = at::empty({rows_, numel_}, options_);
     const double h = t1_ - t0_;

@@ -8,123 +8,31 @@
 #include <cmath>
 
 #include "sde/errors.h"
-#include "sde/fast_math.h"
+#include "sde/neural_kernels.h"
+#include "sde/owned.h"
 
 namespace sde {
 
-Activation parse_activation(const std::string& name) {
-  if (name == "tanh") return Activation::Tanh;
-  if (name == "softplus") return Activation::Softplus;
-  if (name == "relu") return Activation::Relu;
-  if (name == "sigmoid") return Activation::Sigmoid;
-  if (name == "identity" || name == "none") return Activation::Identity;
-  throw invalid_argument("Expected 'tanh', 'softplus', 'relu', 'sigmoid' or 'identity' for activation but received '" + name + "'");
-}
-
-at::Tensor activate(Activation a, const at::Tensor& x) {
-  switch (a) {
-    case Activation::Tanh: return at::tanh(x);
-    case Activation::Softplus: return at::softplus(x);
-    case Activation::Relu: return at::relu(x);
-    case Activation::Sigmoid: return at::sigmoid(x);
-    case Activation::Identity: return x;
+NamedMlp::NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, std::string prefix_,
+                   at::Generator& gen)
+    : prefix(std::move(prefix_)) {
+  shape.sizes.push_back(in);
+  shape.sizes.insert(shape.sizes.end(), spec.hidden.begin(), spec.hidden.end());
+  shape.sizes.push_back(out);
+  shape.activation = spec.activation;
+  shape.time = spec.time_input ? TimeInput::First : TimeInput::None;
+  for (const std::vector<int64_t>& s : shape.parameter_shapes()) {
+    const int64_t fan_in = s.size() == 2 ? s[1] : params.back().size(1);
+    int64_t n = 1;
+    for (int64_t d : s) n *= d;
+    params.push_back(fan_in_uniform(n, fan_in, gen, options).view(s).to(options.device()).requires_grad_(true));
   }
-  return x;
+  weights_ = MlpWeights::of_list(params);
 }
 
-Mlp::Mlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, const std::string& prefix,
-         at::Generator& gen)
-    : spec_(spec), prefix_(prefix) {
-  std::vector<int64_t> sizes{in + (spec.time_input ? 1 : 0)};
-  sizes.insert(sizes.end(), spec.hidden.begin(), spec.hidden.end());
-  sizes.push_back(out);
-  for (size_t i = 0; i + 1 < sizes.size(); ++i) {
-    // PyTorch's default Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn on CPU from the
-    // spec's seed so that every device gets the same numbers.
-    const double bound = 1.0 / std::sqrt(static_cast<double>(sizes[i]));
-    auto cpu = options.device(c10::kCPU);
-    weights_.push_back(at::empty({sizes[i + 1], sizes[i]}, cpu).uniform_(-bound, bound, gen).to(options.device()).requires_grad_(true));
-    biases_.push_back(at::empty({sizes[i + 1]}, cpu).uniform_(-bound, bound, gen).to(options.device()).requires_grad_(true));
-  }
-}
-
-at::Tensor Mlp::forward(double t, const at::Tensor& x) const {
-  at::Tensor h = x;
-  if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    h = at::linear(h, weights_[i], biases_[i]);
-    if (i + 1 < weights_.size()) h = activate(spec_.activation, h);
-  }
-  return h;
-}
-
-namespace {
-// act(z) overwriting z (not for softplus, whose derivative needs z).
-at::Tensor activate_in_place(Activation act, at::Tensor& z) {
-  switch (act) {
-    case Activation::Tanh: tanh_into(z, z); return z;
-    case Activation::Relu: return z.relu_();
-    case Activation::Sigmoid: return z.sigmoid_();
-    default: return activate(act, z);
-  }
-}
-
-// v * act'(z), with a = act(z) (z is needed by softplus only): one ATen kernel each.
-at::Tensor activation_backward(Activation act, const at::Tensor& v, const at::Tensor& z, const at::Tensor& a) {
-  switch (act) {
-    case Activation::Tanh: return at::tanh_backward(v, a);
-    case Activation::Softplus: return at::softplus_backward(v, z, 1, 20);
-    case Activation::Relu: return at::threshold_backward(v, a, 0);
-    case Activation::Sigmoid: return at::sigmoid_backward(v, a);
-    case Activation::Identity: return v;
-  }
-  return v;
-}
-}  // namespace
-
-at::Tensor Mlp::forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const {
-  at::NoGradGuard no_grad;
-  at::Tensor h = x;
-  if (spec_.time_input) h = at::cat({h, at::full({h.size(0), 1}, t, h.options())}, 1);
-  // cache: [h_0, z_0, h_1, z_1, ..., h_last] (layer inputs, hidden pre-activations); a
-  // pre-activation only where the activation's derivative needs more than its output (softplus),
-  // so that backprop through many steps keeps less.
-  const bool keep_z = spec_.activation == Activation::Softplus;
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    cache.push_back(h);
-    at::Tensor z = at::addmm(biases_[i], h, weights_[i].t());
-    if (i + 1 == weights_.size()) return z;
-    if (keep_z) {
-      h = activate(spec_.activation, z);
-      cache.push_back(z);
-    } else {
-      h = activate_in_place(spec_.activation, z);
-      cache.push_back(at::Tensor());
-    }
-  }
-  return h;
-}
-
-at::Tensor Mlp::vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v_out, at::Tensor* grads) const {
-  at::NoGradGuard no_grad;
-  at::Tensor v = v_out;
-  for (size_t i = weights_.size(); i-- > 0;) {
-    const at::Tensor& input = cache[2 * i];
-    if (grads != nullptr) {
-      grads[2 * i] = at::mm(v.t(), input);
-      grads[2 * i + 1] = v.sum(0);
-    }
-    at::Tensor d_input = at::mm(v, weights_[i]);
-    if (i == 0) return spec_.time_input ? d_input.narrow(1, 0, d_input.size(1) - 1) : d_input;
-    v = activation_backward(spec_.activation, d_input, cache[2 * i - 1], input);
-  }
-  return v;
-}
-
-void Mlp::collect(std::vector<std::pair<std::string, at::Tensor>>& named) const {
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    named.emplace_back(prefix_ + "." + std::to_string(i) + ".weight", weights_[i]);
-    named.emplace_back(prefix_ + "." + std::to_string(i) + ".bias", biases_[i]);
+void NamedMlp::collect(std::vector<std::pair<std::string, at::Tensor>>& named) const {
+  for (size_t i = 0; i < params.size(); ++i) {
+    named.emplace_back(prefix + "." + std::to_string(i / 2) + (i % 2 ? ".bias" : ".weight"), params[i]);
   }
 }
 
@@ -159,7 +67,7 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
   if (spec.diffusion_kind == DiffusionKind::Mlp) {
     // Additive noise: the network sees only t (its state input has width 0).
     const int64_t in = spec.noise == NoiseType::Additive ? 0 : spec.d;
-    diffusion_net_ = std::make_unique<Mlp>(in, diffusion_width(spec), spec.diffusion, options_of(spec), "diffusion", gen_);
+    diffusion_net_ = std::make_unique<NamedMlp>(in, diffusion_width(spec), spec.diffusion, options_of(spec), "diffusion", gen_);
   } else {
     s_ = at::full({spec.d}, spec.diffusion_init, options_of(spec)).requires_grad_(true);
   }
@@ -170,10 +78,10 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
 // the networks by its own kernels; with one, or with kernels 'autograd', by ATen ops.
 at::Tensor NeuralSDE::drift(double t, const at::Tensor& y) {
   if (fused() && !at::GradMode::is_enabled()) {
-    std::vector<at::Tensor> cache;
-    return drift_net_.forward_cached(t, y, cache);
+    MlpCache cache;
+    return mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, &cache);
   }
-  return drift_net_.forward(t, y);
+  return mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, nullptr);
 }
 
 at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
@@ -191,7 +99,7 @@ at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
       break;
   }
   at::Tensor input = spec_.noise == NoiseType::Additive ? y.narrow(1, 0, 0) : y;
-  at::Tensor g = activate(spec_.diffusion_output, diffusion_net_->forward(t, input)) + spec_.diffusion_offset;
+  at::Tensor g = activate(spec_.diffusion_output, mlp_forward(diffusion_net_->shape, diffusion_net_->weights(), t, input, nullptr)) + spec_.diffusion_offset;
   switch (spec_.noise) {
     case NoiseType::Scalar: return g.unsqueeze(-1);
     case NoiseType::General: return g.view({y.size(0), spec_.d, spec_.m});
@@ -206,11 +114,11 @@ using torch::autograd::variable_list;
 
 // One increment f dt + g dW as a single autograd node with the hand-written VJP as its backward.
 struct IncrementFn : public torch::autograd::Function<IncrementFn> {
-  static variable_list forward(AutogradContext* ctx, const NeuralSDE* sde, double t, double dt, const at::Tensor& y,
-                               const at::Tensor& dW, at::TensorList params) {
+  static variable_list forward(AutogradContext* ctx, std::shared_ptr<const NeuralSDE> sde, double t, double dt,
+                               const at::Tensor& y, const at::Tensor& dW, at::TensorList params) {
     const NeuralSDE::Pass pass = sde->linearize(t, y, /*with_drift=*/true);
     at::Tensor F = sde->fused_increment(pass, dt, dW, /*correction=*/false);
-    ctx->saved_data["sde"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(sde));
+    ctx->saved_data["sde"] = keep(std::move(sde));
     ctx->saved_data["dt"] = dt;
     ctx->saved_data["mlp"] = pass.mlp;
     ctx->saved_data["dW"] = dW;
@@ -223,7 +131,7 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto* sde = reinterpret_cast<const NeuralSDE*>(static_cast<intptr_t>(ctx->saved_data["sde"].toInt()));
+    const auto sde = kept<const NeuralSDE>(ctx->saved_data["sde"]);
     const size_t n_params = sde->parameters().size();
     variable_list out(5 + n_params);
     if (!grads[0].defined()) return out;
@@ -240,123 +148,6 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
   }
 };
 
-// The scaled-tanh diffusion's elementwise work in one pass each (CPU, contiguous): with
-// S = sigmoid(s) per column, T = tanh(y), g = S T + o, D = 1 - T^2 and the Ito correction
-// c = -1/2 g S D:
-//   forward:  F = dt (f + c) + g dW           (f: the drift MLP's output)
-//   backward: A = a dt (the drift MLP's cotangent), grad_y = A dc/dy + a dW S D,
-//             grad_S = sum over the batch of A dc/dS + a dW T,
-//             all three added to what the buffers hold (several terms at one point).
-// Either term may be absent (HasDt false / dW null); Correction adds c. The flags are template
-// arguments so that each inner loop is branch-free and vectorises; the float entry points are
-// cloned for AVX-512 and AVX2 (SDEBNN_CPU_CLONES; the loops inline into each clone).
-struct ScaledTanhArgs {
-  int64_t batch, d;
-  double dt, offset;
-};
-
-template <typename T_, bool HasDt, bool Correction, bool HasDW>
-inline __attribute__((always_inline)) void scaled_tanh_forward_loop(T_* __restrict F, const T_* __restrict f,
-                                                                    const T_* __restrict T, const T_* __restrict S,
-                                                                    const T_* __restrict dW, const ScaledTanhArgs& k) {
-  const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
-  for (int64_t b = 0; b < k.batch; ++b) {
-    const int64_t row = b * k.d;
-    for (int64_t i = 0; i < k.d; ++i) {
-      const T_ t = T[row + i], g = S[i] * t + o;
-      T_ out = 0;
-      if (HasDt) out = h * (Correction ? f[row + i] - T_(0.5) * g * S[i] * (1 - t * t) : f[row + i]);
-      if (HasDW) out += g * dW[row + i];
-      F[row + i] = out;
-    }
-  }
-}
-
-template <typename T_, bool HasDt, bool Correction, bool HasDW>
-inline __attribute__((always_inline)) void scaled_tanh_backward_loop(const T_* __restrict a, const T_* __restrict T,
-                                                                     const T_* __restrict S, const T_* __restrict dW,
-                                                                     T_* __restrict A, T_* __restrict grad_y,
-                                                                     T_* __restrict grad_S, const ScaledTanhArgs& k) {
-  const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
-  for (int64_t b = 0; b < k.batch; ++b) {
-    const int64_t row = b * k.d;
-    for (int64_t i = 0; i < k.d; ++i) {
-      const T_ t = T[row + i], s = S[i], D = 1 - t * t;
-      T_ gy = 0, gS = 0;
-      if (HasDt) {
-        const T_ Ai = a[row + i] * h;
-        A[row + i] += Ai;
-        if (Correction) {
-          gy += T_(-0.5) * Ai * s * D * (s * (D - 2 * t * t) - 2 * o * t);
-          gS += T_(-0.5) * Ai * D * (2 * s * t + o);
-        }
-      }
-      if (HasDW) {
-        const T_ aW = a[row + i] * dW[row + i];
-        gy += aW * s * D;
-        gS += aW * t;
-      }
-      grad_y[row + i] += gy;
-      grad_S[i] += gS;
-    }
-  }
-}
-
-// The loops for the runtime flags (a correction needs a dt).
-template <typename T_>
-inline __attribute__((always_inline)) void scaled_tanh_forward_dispatch(T_* F, const T_* f, const T_* T, const T_* S,
-                                                                        const T_* dW, const ScaledTanhArgs& k,
-                                                                        bool has_dt, bool correction) {
-  const bool w = dW != nullptr;
-  if (has_dt && correction) {
-    return w ? scaled_tanh_forward_loop<T_, true, true, true>(F, f, T, S, dW, k)
-             : scaled_tanh_forward_loop<T_, true, true, false>(F, f, T, S, dW, k);
-  }
-  if (has_dt) {
-    return w ? scaled_tanh_forward_loop<T_, true, false, true>(F, f, T, S, dW, k)
-             : scaled_tanh_forward_loop<T_, true, false, false>(F, f, T, S, dW, k);
-  }
-  return w ? scaled_tanh_forward_loop<T_, false, false, true>(F, f, T, S, dW, k)
-           : scaled_tanh_forward_loop<T_, false, false, false>(F, f, T, S, dW, k);
-}
-
-template <typename T_>
-inline __attribute__((always_inline)) void scaled_tanh_backward_dispatch(const T_* a, const T_* T, const T_* S,
-                                                                         const T_* dW, T_* A, T_* grad_y, T_* grad_S,
-                                                                         const ScaledTanhArgs& k, bool has_dt,
-                                                                         bool correction) {
-  const bool w = dW != nullptr;
-  if (has_dt && correction) {
-    return w ? scaled_tanh_backward_loop<T_, true, true, true>(a, T, S, dW, A, grad_y, grad_S, k)
-             : scaled_tanh_backward_loop<T_, true, true, false>(a, T, S, dW, A, grad_y, grad_S, k);
-  }
-  if (has_dt) {
-    return w ? scaled_tanh_backward_loop<T_, true, false, true>(a, T, S, dW, A, grad_y, grad_S, k)
-             : scaled_tanh_backward_loop<T_, true, false, false>(a, T, S, dW, A, grad_y, grad_S, k);
-  }
-  return w ? scaled_tanh_backward_loop<T_, false, false, true>(a, T, S, dW, A, grad_y, grad_S, k)
-           : scaled_tanh_backward_loop<T_, false, false, false>(a, T, S, dW, A, grad_y, grad_S, k);
-}
-
-SDEBNN_CPU_CLONES void scaled_tanh_forward_cpu(float* F, const float* f, const float* T, const float* S,
-                                               const float* dW, const ScaledTanhArgs& k, bool has_dt, bool correction) {
-  scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
-}
-void scaled_tanh_forward_cpu(double* F, const double* f, const double* T, const double* S, const double* dW,
-                             const ScaledTanhArgs& k, bool has_dt, bool correction) {
-  scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
-}
-
-SDEBNN_CPU_CLONES void scaled_tanh_backward_cpu(const float* a, const float* T, const float* S, const float* dW,
-                                                float* A, float* grad_y, float* grad_S, const ScaledTanhArgs& k,
-                                                bool has_dt, bool correction) {
-  scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
-}
-void scaled_tanh_backward_cpu(const double* a, const double* T, const double* S, const double* dW, double* A,
-                              double* grad_y, double* grad_S, const ScaledTanhArgs& k, bool has_dt, bool correction) {
-  scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
-}
-
 bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
   for (const at::Tensor* t : tensors) {
     if (t->defined() && (!t->is_cpu() || !t->is_contiguous())) return false;
@@ -369,7 +160,7 @@ bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
 NeuralSDE::Pass NeuralSDE::linearize(double t, const at::Tensor& y, bool with_drift) const {
   at::NoGradGuard no_grad;
   Pass pass;
-  if (with_drift) pass.f = drift_net_.forward_cached(t, y, pass.mlp);
+  if (with_drift) pass.f = mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, &pass.mlp);
   diffusion_factors(y, pass);
   return pass;
 }
@@ -416,7 +207,7 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
   at::NoGradGuard no_grad;
   const bool scaled = spec_.diffusion_kind == DiffusionKind::ScaledTanh;
   correction = correction && scaled && sde_type() == SdeType::Ito;
-  const size_t n_drift = drift_net_.num_tensors();
+  const size_t n_drift = drift_net_.params.size();
   std::vector<at::Tensor> grads(n_drift + 1);
   at::Tensor A;       // the drift MLP's output cotangent: sum of a dt over the terms
   at::Tensor grad_s;  // d/d(sigmoid(s)) (ScaledTanh) or d/ds (Constant)
@@ -460,7 +251,14 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
       add(grad_s, (aW * T).sum(0));
     }
   }
-  if (A.defined()) add(grad_y, drift_net_.vjp(pass.mlp, A, grad_params ? grads.data() : nullptr));
+  if (A.defined()) {
+    MlpGrads drift_grads;
+    add(grad_y, mlp_vjp(drift_net_.shape, drift_net_.weights(), pass.mlp, A, grad_params ? &drift_grads : nullptr));
+    for (size_t j = 0; grad_params && j < drift_grads.W.size(); ++j) {
+      grads[2 * j] = drift_grads.W[j];
+      grads[2 * j + 1] = drift_grads.b[j];
+    }
+  }
   if (!grad_y.defined()) grad_y = at::zeros_like(terms.front().a);
   if (!grad_params) return;
   if (!grad_s.defined()) grad_s = at::zeros_like(s_);
@@ -470,7 +268,7 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
 
 at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
   if (!fused()) return SDE::increment(t, y, dt, dW);
-  return IncrementFn::apply(this, t, dt, y, dW, at::TensorList(params_))[0];
+  return IncrementFn::apply(shared_from_this(), t, dt, y, dW, at::TensorList(params_))[0];
 }
 
 SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, const std::vector<VjpTerm>& terms,
@@ -506,6 +304,8 @@ std::vector<std::pair<std::string, at::Tensor>> NeuralSDE::named_parameters() co
 }
 
 std::vector<at::Tensor> NeuralSDE::parameters() const { return params_; }
+
+RouteOffer NeuralSDE::route_offer() const { return {spec_.kernels, hand_written(), hand_written()}; }
 
 void NeuralSDE::set_parameter(const std::string& name, const at::Tensor& value) {
   for (auto& [n, p] : named_parameters()) {

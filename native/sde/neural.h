@@ -6,17 +6,18 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "sde/activations.h"
+#include "sde/buffered.h"
+#include "sde/mlp.h"
+#include "sde/routes.h"
 #include "sde/sde.h"
 
 namespace sde {
-
-enum class Activation { Tanh, Softplus, Relu, Sigmoid, Identity };
-Activation parse_activation(const std::string& name);
-at::Tensor activate(Activation a, const at::Tensor& x);
 
 struct MlpSpec {
   std::vector<int64_t> hidden;  // hidden widths; input and output widths follow from the SDE
@@ -24,24 +25,19 @@ struct MlpSpec {
   bool time_input = false;  // append t to the input
 };
 
-// A plain MLP over leaf parameter tensors.
-class Mlp {
- public:
-  Mlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, const std::string& prefix,
-      at::Generator& gen);
-  at::Tensor forward(double t, const at::Tensor& x) const;
-  // The same without a graph, keeping each layer's input and pre-activation for vjp.
-  at::Tensor forward_cached(double t, const at::Tensor& x, std::vector<at::Tensor>& cache) const;
-  // d/dx of v . MLP(x) at the cached point; writes the weights' and biases' gradients, in
-  // collect() order, to grads[0 .. 2 * layers) unless grads is null.
-  at::Tensor vjp(const std::vector<at::Tensor>& cache, const at::Tensor& v, at::Tensor* grads) const;
-  size_t num_tensors() const { return 2 * weights_.size(); }
+// An MLP (sde/mlp.h) over its own leaf parameters, named prefix.<layer>.weight and .bias.
+struct NamedMlp {
+  // in -> spec.hidden -> out, t appended to the input with spec.time_input; PyTorch's Linear init.
+  NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, std::string prefix, at::Generator& gen);
+  const MlpWeights& weights() const { return weights_; }
   void collect(std::vector<std::pair<std::string, at::Tensor>>& named) const;
 
+  MlpShape shape;
+  std::vector<at::Tensor> params;  // [W_0, b_0, W_1, b_1, ...]
+  std::string prefix;
+
  private:
-  MlpSpec spec_;
-  std::vector<at::Tensor> weights_, biases_;
-  std::string prefix_;
+  MlpWeights weights_;  // params as the ATen backend takes them
 };
 
 enum class DiffusionKind {
@@ -61,15 +57,16 @@ struct NeuralSdeSpec {
   Activation diffusion_output = Activation::Sigmoid;  // output activation of the diffusion MLP
   double diffusion_offset = 0.0;
   double diffusion_init = 0.1;  // initial value of s (ScaledTanh, Constant)
-  // Hand-written derivatives for increments and the adjoint's VJPs (with a ScaledTanh or
-  // Constant diffusion); false: plain autograd (the reference they are tested against).
-  bool fused = true;
+  // The routes asked for (routes.h). With a ScaledTanh or Constant diffusion the drift and
+  // diffusion have hand-written derivatives and a buffered system; otherwise autograd only.
+  Kernels kernels = Kernels::Fast;
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::Device(c10::kCPU);
   uint64_t seed = 0;
 };
 
-class NeuralSDE : public SDE {
+// Made by std::make_shared (its autograd nodes share its ownership).
+class NeuralSDE : public SDE, public std::enable_shared_from_this<NeuralSDE> {
  public:
   explicit NeuralSDE(const NeuralSdeSpec& spec);
   at::Tensor drift(double t, const at::Tensor& y) override;
@@ -79,16 +76,22 @@ class NeuralSDE : public SDE {
   std::vector<int64_t> brownian_shape(const at::Tensor& y0) const override;
   std::vector<at::Tensor> parameters() const override;
   void check_state(const at::Tensor& y0) const override;
+  RouteOffer route_offer() const override;
+  std::unique_ptr<BufferedSolve> buffered_solve(const at::Tensor& y0, BrownianMotion& bm, BufferedMode mode,
+                                                const std::vector<double>& ts, const StepOptions& options,
+                                                const StepOptions& adjoint_options) override;
 
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   // Copies values into the named parameter (shape checked).
   void set_parameter(const std::string& name, const at::Tensor& value);
   const NeuralSdeSpec& spec() const { return spec_; }
+  const NamedMlp& drift_net() const { return drift_net_; }
+  const at::Tensor& diffusion_s() const { return s_; }  // ScaledTanh / Constant
 
   // The hand-written route. A Pass holds what a point (t, y) gives every term evaluated there:
   // the drift MLP's output and layer caches, and for ScaledTanh sigmoid(s) and tanh(y).
   struct Pass {
-    std::vector<at::Tensor> mlp;
+    MlpCache mlp;
     at::Tensor f, S, T;
   };
   Pass linearize(double t, const at::Tensor& y, bool with_drift) const;
@@ -101,12 +104,13 @@ class NeuralSDE : public SDE {
                  std::vector<at::Tensor>* grad_params) const;
 
  private:
-  bool fused() const { return spec_.fused && spec_.diffusion_kind != DiffusionKind::Mlp; }
+  bool hand_written() const { return spec_.diffusion_kind != DiffusionKind::Mlp; }
+  bool fused() const { return spec_.kernels != Kernels::Autograd && hand_written(); }
 
   NeuralSdeSpec spec_;
   at::Generator gen_;
-  Mlp drift_net_;
-  std::unique_ptr<Mlp> diffusion_net_;
+  NamedMlp drift_net_;
+  std::unique_ptr<NamedMlp> diffusion_net_;
   at::Tensor s_;  // ScaledTanh / Constant
   // The leaf tensors in named_parameters() order, collected once: every solver step passes them.
   std::vector<at::Tensor> params_;

@@ -4,7 +4,11 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <stdexcept>
+
+#include "sde/buffered.h"
 #include "sde/errors.h"
+#include "sde/routes.h"
 
 namespace sde {
 
@@ -164,6 +168,13 @@ std::vector<int64_t> SDE::brownian_shape(const at::Tensor& y0) const {
       break;
   }
   throw invalid_argument("an SDE with general noise must define its Brownian dimension");
+}
+
+RouteOffer SDE::route_offer() const { return {}; }
+
+std::unique_ptr<BufferedSolve> SDE::buffered_solve(const at::Tensor&, BrownianMotion&, BufferedMode, const std::vector<double>&,
+                                                   const StepOptions&, const StepOptions&) {
+  throw std::logic_error("this SDE has no buffered route");
 }
 
 void SDE::check_state(const at::Tensor& y0) const {

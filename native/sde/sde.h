@@ -5,11 +5,18 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace sde {
+
+class BrownianMotion;
+class BufferedSolve;
+enum class BufferedMode;
+struct RouteOffer;
+struct StepOptions;
 
 enum class NoiseType { Diagonal, Additive, Scalar, General };
 enum class SdeType { Ito, Stratonovich };
@@ -76,6 +83,13 @@ class SDE {
 
   // Checks that y0 suits this SDE (dimensions, dtype); throws invalid_argument otherwise.
   virtual void check_state(const at::Tensor& y0) const;
+
+  // The routes this SDE offers (routes.h); by default autograd only.
+  virtual RouteOffer route_offer() const;
+  // The buffered route's solve from y0 through ts (buffered.h), where route_offer() has one.
+  virtual std::unique_ptr<BufferedSolve> buffered_solve(const at::Tensor& y0, BrownianMotion& bm, BufferedMode mode,
+                                                        const std::vector<double>& ts, const StepOptions& options,
+                                                        const StepOptions& adjoint_options);
 
  private:
   NoiseType noise_;

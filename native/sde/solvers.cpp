@@ -7,11 +7,14 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 
+#include "sde/buffered.h"
 #include "sde/errors.h"
 
 namespace sde {
 
+// Names and enums: one small table per enum, the same shape as parse_method and the others (by design).
 Method parse_method(const std::string& name) {
   if (name == "euler") return Method::Euler;
   if (name == "milstein") return Method::Milstein;
@@ -38,27 +41,30 @@ const char* to_string(Method method) {
   return "?";
 }
 
-namespace {
-
-struct MethodSupport {
-  std::vector<SdeType> types;
-  std::vector<NoiseType> noises;
-};
-
-MethodSupport support(Method method) {
+const std::vector<MethodInfo>& method_table() {
   const std::vector<NoiseType> all{NoiseType::Diagonal, NoiseType::Additive, NoiseType::Scalar, NoiseType::General};
   const std::vector<NoiseType> no_general{NoiseType::Diagonal, NoiseType::Additive, NoiseType::Scalar};
-  switch (method) {
-    case Method::Euler: return {{SdeType::Ito}, all};
-    case Method::Milstein: return {{SdeType::Ito, SdeType::Stratonovich}, no_general};
-    case Method::Srk: return {{SdeType::Ito}, no_general};
-    case Method::Midpoint:
-    case Method::Heun:
-    case Method::EulerHeun:
-    case Method::ReversibleHeun: return {{SdeType::Stratonovich}, all};
-  }
-  return {};
+  const std::vector<SdeType> ito{SdeType::Ito}, strat{SdeType::Stratonovich}, both{SdeType::Ito, SdeType::Stratonovich};
+  static const std::vector<MethodInfo> table{
+      {Method::Euler, ito, all, "0.5 (1.0 additive)", true, {NoiseType::Additive}, false},
+      {Method::Milstein, both, no_general, "1.0", true, {}, false},
+      {Method::Srk, ito, no_general, "1.5", true, {}, false},
+      {Method::Midpoint, strat, all, "1.0 (0.5 for non-commutative general noise)", true, all, false},
+      {Method::Heun, strat, all, "1.0 (0.5 for non-commutative general noise)", true, all, false},
+      {Method::EulerHeun, strat, all, "1.0 (0.5 for non-commutative general noise)", true, all, false},
+      {Method::ReversibleHeun, strat, all, "0.5 (1.0 additive or commutative)", false, all, true},
+  };
+  return table;
 }
+
+const MethodInfo& method_info(Method method) {
+  for (const MethodInfo& m : method_table()) {
+    if (m.method == method) return m;
+  }
+  throw std::logic_error("method_info: a method missing from the table");
+}
+
+namespace {
 
 template <typename T>
 bool contains(const std::vector<T>& v, T x) {
@@ -68,19 +74,17 @@ bool contains(const std::vector<T>& v, T x) {
 }  // namespace
 
 void check_method(Method method, const SDE& sde) {
-  const MethodSupport s = support(method);
-  if (contains(s.types, sde.sde_type()) && contains(s.noises, sde.noise_type())) return;
+  const MethodInfo& s = method_info(method);
+  if (contains(s.sde_types, sde.sde_type()) && contains(s.noise_types, sde.noise_type())) return;
   std::ostringstream msg;
   msg << "method '" << to_string(method) << "' cannot solve a " << to_string(sde.sde_type()) << " SDE with "
       << to_string(sde.noise_type()) << " noise; it supports sdeType ";
-  for (size_t i = 0; i < s.types.size(); ++i) msg << (i ? " or " : "") << "'" << to_string(s.types[i]) << "'";
+  for (size_t i = 0; i < s.sde_types.size(); ++i) msg << (i ? " or " : "") << "'" << to_string(s.sde_types[i]) << "'";
   msg << " with noiseType ";
-  for (size_t i = 0; i < s.noises.size(); ++i) msg << (i ? ", " : "") << "'" << to_string(s.noises[i]) << "'";
+  for (size_t i = 0; i < s.noise_types.size(); ++i) msg << (i ? ", " : "") << "'" << to_string(s.noise_types[i]) << "'";
   msg << ". For " << to_string(sde.sde_type()) << " SDEs with " << to_string(sde.noise_type()) << " noise use one of:";
-  for (Method m : {Method::Euler, Method::Milstein, Method::Srk, Method::Midpoint, Method::Heun, Method::EulerHeun,
-                   Method::ReversibleHeun}) {
-    const MethodSupport o = support(m);
-    if (contains(o.types, sde.sde_type()) && contains(o.noises, sde.noise_type())) msg << " '" << to_string(m) << "'";
+  for (const MethodInfo& o : method_table()) {
+    if (contains(o.sde_types, sde.sde_type()) && contains(o.noise_types, sde.noise_type())) msg << " '" << to_string(o.method) << "'";
   }
   throw invalid_argument(msg.str());
 }
@@ -107,9 +111,13 @@ at::Tensor brownian_increment(BrownianMotion& bm, double ta, double tb) {
   return ta <= tb ? bm.increment(ta, tb) : -bm.increment(tb, ta);
 }
 
+int64_t fixed_steps(double ta, double tb, double dt) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil((tb - ta) / dt - 1e-9)));
+}
+
 std::vector<double> fixed_grid(double ta, double tb, double dt) {
   std::vector<double> grid{ta};
-  const auto n = static_cast<int64_t>(std::ceil((tb - ta) / dt - 1e-9));
+  const int64_t n = fixed_steps(ta, tb, dt);
   for (int64_t i = 1; i < n; ++i) grid.push_back(ta + static_cast<double>(i) * dt);
   grid.push_back(tb);
   return grid;
@@ -275,8 +283,6 @@ at::Tensor reversible_heun_init(SDE& sde, double t0, const at::Tensor& y0, Solve
   return at::stack({y0, y0, sde.drift(t0, y0)});
 }
 
-namespace {
-// Throws ERR_LIMIT once a solve has taken (or a fixed grid would take) more than options.max_steps steps.
 void check_step_limit(double steps, const StepOptions& options) {
   if (steps <= static_cast<double>(options.max_steps)) return;
   throw limit_exceeded(options.max_steps_option,
@@ -284,14 +290,13 @@ void check_step_limit(double steps, const StepOptions& options) {
                            ") steps; use a larger dt (adaptive: looser rtol/atol or a larger dtMin), or raise " +
                            options.max_steps_option);
 }
-}  // namespace
 
 at::Tensor integrate_interval(const StepFn& step, at::Tensor z, double ta, double tb, const StepOptions& options,
                               SolveStats& stats, double& h, const StepProgress& progress) {
   if (!options.adaptive) {
-    // Checked before the grid is built: a tiny dt would otherwise allocate without bound.
-    check_step_limit(static_cast<double>(stats.steps_accepted) + std::ceil(std::abs(tb - ta) / options.dt - 1e-9), options);
-    std::vector<double> grid = fixed_grid(std::min(ta, tb), std::max(ta, tb), options.dt);
+    const double lo = std::min(ta, tb), hi = std::max(ta, tb);
+    check_step_limit(static_cast<double>(stats.steps_accepted + fixed_steps(lo, hi, options.dt)), options);
+    std::vector<double> grid = fixed_grid(lo, hi, options.dt);
     if (tb < ta) std::reverse(grid.begin(), grid.end());
     for (size_t i = 0; i + 1 < grid.size(); ++i) {
       z = step(grid[i], grid[i + 1], z);
@@ -350,8 +355,8 @@ void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>
   check_method(options.method, sde);
   check_times(ts, bm);
   if (!(options.dt > 0)) throw invalid_argument("Expected positive number for dt");
-  if (options.adaptive && options.method == Method::ReversibleHeun) {
-    throw invalid_argument("reversible_heun takes fixed steps only; set adaptive to false or choose another method");
+  if (options.adaptive && !method_info(options.method).adaptive) {
+    throw invalid_argument(std::string(to_string(options.method)) + " takes fixed steps only; set adaptive to false or choose another method");
   }
   if (bm.shape() != sde.brownian_shape(y0)) {
     throw invalid_argument("the Brownian motion's shape does not match the SDE's noise for this y0");
@@ -364,8 +369,26 @@ void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>
 Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                 const StepOptions& options, const StepProgress& progress) {
   check_solve(sde, y0, ts, bm, options);
+  // a graph asked for (backprop through the solver) needs the general solver
+  const Route route = at::GradMode::is_enabled() && y0.requires_grad()
+                          ? select_route({sde.route_offer().kernels, sde.route_offer().hand_written, false}, sde.noise_type(),
+                                         Purpose::Solve, options, options, y0.device(), y0.scalar_type())
+                          : select_route(sde.route_offer(), sde.noise_type(), Purpose::Solve, options, options, y0.device(),
+                                         y0.scalar_type());
+  if (route == Route::Buffered) {
+    const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, BufferedMode::Forward, ts, options, options);
+    std::vector<int64_t> shape{static_cast<int64_t>(ts.size())};
+    for (int64_t s : y0.sizes()) shape.push_back(s);
+    Solution solution;
+    solution.ys = solve->solve(y0, progress).view(shape);
+    solution.stats = solve->forward_stats;
+    solution.final_state = solution.ys[static_cast<int64_t>(ts.size()) - 1];
+    solution.route = route;
+    return solution;
+  }
 
   Solution solution;
+  solution.route = route;
   SolveStats& stats = solution.stats;
   SdeSystem system(sde, stats);
   StepFn step;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sde/brownian.h"
+#include "sde/routes.h"
 #include "sde/sde.h"
 
 namespace sde {
@@ -49,6 +50,21 @@ class System {
   virtual at::Tensor increment(double t, const at::Tensor& z, double dt, const at::Tensor& dW);
 };
 
+// The method-support table: which SDEs each method solves, its strong order, whether it steps
+// adaptively, and which adjoints it can solve as an adjointMethod. The one copy: the addon hands
+// it to TypeScript (methods()), the checks below read it.
+struct MethodInfo {
+  Method method;
+  std::vector<SdeType> sde_types;
+  std::vector<NoiseType> noise_types;
+  const char* strong_order;
+  bool adaptive;
+  std::vector<NoiseType> adjoint_noise_types;  // as adjointMethod, for SDEs with these noise types
+  bool adjoint_needs_same_method;              // reversible_heun: only as its own exact adjoint
+};
+const std::vector<MethodInfo>& method_table();
+const MethodInfo& method_info(Method method);
+
 // Throws invalid_argument naming what `method` supports when it cannot solve `sde`.
 void check_method(Method method, const SDE& sde);
 
@@ -63,10 +79,12 @@ struct Solution {
   at::Tensor ys;  // [len(ts), ...y0.shape]
   SolveStats stats;
   at::Tensor final_state;  // the solver's whole state at ts.back() (reversible_heun: [y, y_hat, f])
+  Route route = Route::Autograd;  // the route that ran
 };
 
 // Solves `sde` from y0 = y(ts[0]) and returns y at every ts, stepping exactly onto each output
-// time. Differentiable by autograd when grad mode is on (backprop through the solver).
+// time. Differentiable by autograd when grad mode is on (backprop through the solver); without a
+// graph, by the buffered route where select_route picks it.
 Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                 const StepOptions& options, const StepProgress& progress = {});
 
@@ -78,6 +96,13 @@ at::Tensor brownian_increment(BrownianMotion& bm, double ta, double tb);
 // The fixed-step grid on [ta, tb] (ta < tb): ta, ta + dt, ..., tb (the last step clipped, and a
 // sliver shorter than 1e-9 dt merged into the step before it).
 std::vector<double> fixed_grid(double ta, double tb, double dt);
+// Its number of steps, counted without building it (at least 1).
+int64_t fixed_steps(double ta, double tb, double dt);
+
+// Throws ERR_LIMIT naming options.max_steps_option when a solve has taken, or a fixed grid would
+// take, more than options.max_steps steps (`steps`, counted by the caller). Fixed grids are checked
+// before they are built: a tiny dt would otherwise allocate without bound.
+void check_step_limit(double steps, const StepOptions& options);
 
 // One step of an increment-form method from ta to tb with Brownian increment dW.
 at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z, const at::Tensor& dW);

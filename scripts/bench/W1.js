@@ -1,4 +1,4 @@
-// W1 toy1d (shared/bench-workloads.md): small MLP SDE-BNN, overhead-bound.
+// W1 toy1d (docs/benchmarks.md): small MLP SDE-BNN, overhead-bound.
 // batch 64, x ~ U(-1,1), y = cos(4x), h = [x, 0, 0]; f_h Linear(3,32) softplus Linear(32,32) softplus
 // Linear(32,3) sliced from w (w_dim 1283), no time input; hypernetwork Linear(1284,64) softplus
 // Linear(64,1283) (last layer zero); sigma 0.2; w_0 ~ N(0, 0.1^2); Euler-Maruyama, 20 fixed steps;
@@ -8,7 +8,7 @@
 const { timeTrainSteps } = require('../bench.js');
 
 const WORKLOAD = 'W1';
-const PEER_MS = { backprop: 16.5, adjoint: 37.4 };
+const PEER_MS = { backprop: 19.8, adjoint: 68 };
 
 function config(variant) {
   return {

@@ -1,4 +1,4 @@
-// W2 mnist_block (shared/bench-workloads.md): one conv SDE-BNN block on MNIST-sized input, compute-bound.
+// W2 mnist_block (docs/benchmarks.md): one conv SDE-BNN block on MNIST-sized input, compute-bound.
 // batch 128 of 1x28x28 images; h = [image, one zero channel] (C = 2); f_h conv3x3(cat[h, t] 3->32, pad 1)
 // softplus conv3x3(cat[., t] 33->2, pad 1) sliced from w (w_dim 1492); hypernetwork [w, t] -> 64 softplus
 // -> w_dim (last layer zero); sigma 0.2; w_0 ~ N(0, 0.05^2); Euler-Maruyama, 10 fixed steps; head avgpool
@@ -9,7 +9,7 @@
 const { timeTrainSteps } = require('../bench.js');
 
 const WORKLOAD = 'W2';
-const PEER_MS = { backprop: 467, adjoint: 669 };
+const PEER_MS = { backprop: 350, adjoint: 515 };  // the middle of the peer's ranges, 338-362 and 489-542
 
 function config(variant) {
   return {

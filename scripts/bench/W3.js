@@ -1,4 +1,4 @@
-// W3 Brownian queries (../shared/bench-workloads.md): a Brownian interval on [0, 1], shapes
+// W3 Brownian queries (docs/benchmarks.md): a Brownian interval on [0, 1], shapes
 // (128, 5) and (512, 256); 1000 sequential increments W(t_k, t_k+1) forward, then the same
 // 1000 in reverse (the adjoint's pattern), with and without the step-size hint. A run is one
 // fresh instance (construction included) answering the 2000 queries; figures are ms per query.
@@ -10,10 +10,10 @@ const { time, round } = require('../bench');
 const STEPS = 1000;
 const DT = 1 / STEPS;
 
-// torchsde 0.2.6 on PyTorch 1.13.1, same machine kind, 2 threads (ms per query).
+// torchsde 0.2.6 on PyTorch 1.13.1, same machine kind, 2 threads (ms per query; docs/benchmarks.md).
 const PEER = {
-  '128x5': { hint: 0.08, 'no hint': 0.44 },
-  '512x256': { hint: 1.4 },
+  '128x5': { hint: 0.054, 'no hint': 0.28 },
+  '512x256': { hint: 1.65, 'no hint': 7.3 },
 };
 
 const CASES = [

@@ -1,14 +1,15 @@
-// W5: neural SDE solve with gradients, 500 steps (see ../shared/bench-workloads.md).
+// W5: neural SDE solve with gradients, 500 steps (docs/benchmarks.md).
 'use strict';
 const sdebnn = require('../../dist/index.js');
 const { timeAlternating, round } = require('../bench.js');
 const { runVariant, VARIANTS } = require('./w5-problem.js');
 
-// Peer: PyTorch 1.13.1 + torchsde 0.2.6 on the same machine kind. The peer's "euler adjoint" runs
-// torchsde's Ito adjoint with euler; this engine adjoins an Ito solve on its Stratonovich
-// conversion, here with euler_heun, the Stratonovich counterpart of Euler (one drift evaluation
-// per step, the noise term evaluated twice; without the drift's matrix products, noise is cheap).
-const PEER_MS = { 'euler backprop': 1200, 'euler adjoint': 1800, 'reversible_heun adjoint': 1800 };
+// Peer: PyTorch 1.13.1 + torchsde 0.2.6 on the same machine kind, at its best thread count (1),
+// re-measured 2026-12-03 (docs/benchmarks.md). The peer's "euler adjoint" runs torchsde's Ito
+// adjoint with euler; this engine adjoins an Ito solve on its Stratonovich conversion, here with
+// euler_heun, the Stratonovich counterpart of Euler (one drift evaluation per step, the noise term
+// evaluated twice; without the drift's matrix products, noise is cheap).
+const PEER_MS = { 'euler backprop': 616, 'euler adjoint': 1527, 'midpoint adjoint': 2135, 'reversible_heun adjoint': 1610 };
 
 // Each variant also times the naive baseline in the same run: the same SDE with kernels
 // 'autograd' (LibTorch autograd through every operation).

@@ -1,11 +1,12 @@
-// The W5 neural SDE of ../shared/bench-workloads.md (torchsde's benchmark shape), shared by W4 and W5.
+// The W5 neural SDE of docs/benchmarks.md (torchsde's benchmark shape), shared by W4 and W5.
 'use strict';
 const sdebnn = require('../../dist/index.js');
 
 const BATCH = 256, D = 128;
 
-// kernels: 'fused' (the hand-written kernels) or 'autograd' (the naive baseline: plain LibTorch autograd).
-function makeProblem(sdeType = 'ito', kernels = 'fused') {
+// kernels: 'fast' (the default: the buffered solver where it applies, else the hand-written kernels in
+// the general solver) or 'autograd' (the naive baseline: plain LibTorch autograd).
+function makeProblem(sdeType = 'ito', kernels = 'fast') {
   const sde = new sdebnn.SDE({
     type: 'neural', d: D, noiseType: 'diagonal', sdeType, kernels,
     drift: { hidden: [D], activation: 'tanh' },
@@ -27,7 +28,7 @@ const VARIANTS = {
   'reversible_heun adjoint': { sdeType: 'stratonovich', options: { method: 'reversible_heun', adjoint: true, adjointMethod: 'reversible_heun' } },
 };
 
-async function runVariant(name, steps, kernels = 'fused') {
+async function runVariant(name, steps, kernels = 'fast') {
   const v = VARIANTS[name];
   const { sde, y0, gradYs } = makeProblem(v.sdeType, kernels);
   return sdebnn.sdeintGradients(sde, y0, [0, 1], gradYs, { ...v.options, dt: 1 / steps, seed: 1 });

@@ -1,8 +1,8 @@
-// Checks the fast path's softplus kernel (native/bnn/fast_kernels.inc) against long-double
-// log1p(exp(x)) and 1 / (1 + exp(-x)) over a wide range, in both builds the addon picks from
-// (baseline ISA, AVX2+FMA), float and double, and the 64-byte vectors of conv_kernels.cpp's
-// AVX-512 clone (float). Built and run by test/softplus.test.ts; prints one
-// JSON object. Relative errors are floored at the smallest normal number of the type (below it,
+// Checks the engine's softplus kernel (native/sde/vector_math.h) against long-double
+// log1p(exp(x)) and 1 / (1 + exp(-x)) over a wide range, compiled as the clones compile it
+// (baseline ISA, AVX2+FMA), float and double, and with the 64-byte vectors of an AVX-512 clone
+// (float). A case of the engine's C++ tests (engine_test.cpp, CTest); prints one JSON object and
+// fails past float ~4e-7 / double ~1e-15 or on a wrong special value. Relative errors are floored at the smallest normal number of the type (below it,
 // results are subnormal and an absolute error of a few subnormal steps is all one can ask).
 #include <cfloat>
 #include <cmath>
@@ -11,26 +11,28 @@
 #include <limits>
 #include <vector>
 
-#pragma GCC diagnostic ignored "-Wpsabi"
-namespace kbase {
-#include "../../native/bnn/fast_kernels.inc"
-}  // namespace kbase
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HAVE_AVX2_CLONE 1
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace kavx2 {
-#include "../../native/bnn/fast_kernels.inc"
-}  // namespace kavx2
-#pragma GCC pop_options
-#endif
+#include "sde/vector_math.h"
 
 namespace {
 
-#ifdef HAVE_AVX2_CLONE
+namespace kbase {
+void softplus(int64_t n, const float* z, float* out, float* s) { sde::simd::softplus(n, z, out, s); }
+void softplus(int64_t n, const double* z, double* out, double* s) { sde::simd::softplus(n, z, out, s); }
+}  // namespace kbase
+
+#if defined(SDEBNN_HAS_CLONES)
+#define HAVE_AVX2_CLONE 1
+namespace kavx2 {
+__attribute__((target("arch=x86-64-v3"))) void softplus(int64_t n, const float* z, float* out, float* s) {
+  sde::simd::softplus(n, z, out, s);
+}
+__attribute__((target("arch=x86-64-v3"))) void softplus(int64_t n, const double* z, double* out, double* s) {
+  sde::simd::softplus(n, z, out, s);
+}
+}  // namespace kavx2
+
 __attribute__((target("arch=x86-64-v4"))) void softplus_avx512(int64_t n, const float* z, float* out, float* s) {
-  typedef float V64 __attribute__((vector_size(64)));
-  kbase::softplus_lanes<V64>(n, z, out, s);
+  sde::simd::softplus_lanes<sde::simd::Wide>(n, z, out, s);
 }
 #endif
 
@@ -106,25 +108,32 @@ void print(const char* name, const Errors& e, bool last) {
 
 }  // namespace
 
-int main() {
+// The case: 0 when every build passes.
+int softplus_check() {
   using F = void (*)(int64_t, const float*, float*, float*);
   using D = void (*)(int64_t, const double*, double*, double*);
+  bool ok = true;
+  const auto run = [&](const char* name, const Errors& e, bool is_float, bool last) {
+    print(name, e, last);
+    const double tol = is_float ? 4e-7 : 1e-15;
+    ok = ok && e.value < tol && e.slope < tol && e.exact_above_20 && e.specials;
+  };
   std::printf("{");
-  print("floatBase", check<float>(static_cast<F>(&kbase::softplus)), false);
-  print("doubleBase", check<double>(static_cast<D>(&kbase::softplus)), false);
+  run("floatBase", check<float>(static_cast<F>(&kbase::softplus)), true, false);
+  run("doubleBase", check<double>(static_cast<D>(&kbase::softplus)), false, false);
 #ifdef HAVE_AVX2_CLONE
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (avx2) {
-    print("floatAvx2", check<float>(static_cast<F>(&kavx2::softplus)), false);
-    print("doubleAvx2", check<double>(static_cast<D>(&kavx2::softplus)), false);
+    run("floatAvx2", check<float>(static_cast<F>(&kavx2::softplus)), true, false);
+    run("doubleAvx2", check<double>(static_cast<D>(&kavx2::softplus)), false, false);
   }
   // conv_kernels.cpp's 64-byte vectors, in its AVX-512 clone
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-  if (avx512) print("floatAvx512", check<float>(static_cast<F>(&softplus_avx512)), false);
+  if (avx512) run("floatAvx512", check<float>(static_cast<F>(&softplus_avx512)), true, false);
   std::printf("\"avx2\":%s,\"avx512\":%s}\n", avx2 ? "true" : "false", avx512 ? "true" : "false");
 #else
   std::printf("\"avx2\":false,\"avx512\":false}\n");
 #endif
-  return 0;
+  return ok ? 0 : 1;
 }

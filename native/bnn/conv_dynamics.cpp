@@ -1,6 +1,6 @@
-#include "bnn/kernels.h"
+#include "bnn/conv_dynamics.h"
+
 #include "bnn/conv_kernels.h"
-#include "bnn/fast_block.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -12,238 +12,6 @@
 #include "sde/errors.h"
 
 namespace bnn {
-
-at::Tensor activation_grad(Activation a, const at::Tensor& z, const at::Tensor& out) {
-  switch (a) {
-    case Activation::Tanh: return 1 - out * out;
-    case Activation::Softplus: return at::sigmoid(z);
-    case Activation::Relu: return at::le(z, 0).logical_not().to(z.scalar_type());  // NaN: 1, as threshold_backward
-    case Activation::Sigmoid: return out * (1 - out);
-    case Activation::Identity: return at::Tensor();
-  }
-  return at::Tensor();
-}
-
-// out = act(z), written into `out` (a view may be strided).
-void activate_into(Activation a, at::Tensor& out, const at::Tensor& z) {
-  switch (a) {
-    case Activation::Tanh: at::tanh_out(out, z); return;
-    case Activation::Softplus:
-      if (!softplus_rows(out, z)) at::softplus_out(out, z, 1, 20);
-      return;
-    case Activation::Relu: at::clamp_min_out(out, z, 0); return;
-    case Activation::Sigmoid: at::sigmoid_out(out, z); return;
-    case Activation::Identity: out.copy_(z); return;
-  }
-}
-
-namespace {
-at::Tensor times_grad(const at::Tensor& x, const at::Tensor& grad) { return grad.defined() ? x * grad : x; }
-
-// PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-at::Tensor fan_in_uniform(int64_t n, int64_t fan_in, at::Generator& gen, const at::TensorOptions& cpu) {
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  return at::empty({n}, cpu).uniform_(-bound, bound, gen);
-}
-}  // namespace
-
-// ---- Hypernetwork ------------------------------------------------------------------------
-
-Hypernet::Hypernet(int64_t w_dim, std::vector<int64_t> hidden, Activation activation)
-    : w_dim_(w_dim), activation_(activation) {
-  if (hidden.empty()) throw sde::invalid_argument("Expected at least one hidden width for hypernet.hidden");
-  sizes_.push_back(w_dim + 1);
-  sizes_.insert(sizes_.end(), hidden.begin(), hidden.end());
-  sizes_.push_back(w_dim);
-}
-
-std::vector<std::vector<int64_t>> Hypernet::parameter_shapes() const {
-  std::vector<std::vector<int64_t>> shapes;
-  for (size_t j = 0; j + 1 < sizes_.size(); ++j) {
-    shapes.push_back({sizes_[j + 1], sizes_[j]});
-    shapes.push_back({sizes_[j + 1]});
-  }
-  return shapes;
-}
-
-std::vector<at::Tensor> Hypernet::init(at::Generator& gen, const at::TensorOptions& options) const {
-  const auto cpu = options.device(c10::kCPU);
-  std::vector<at::Tensor> params;
-  for (size_t j = 0; j + 1 < sizes_.size(); ++j) {
-    const bool last = j + 2 == sizes_.size();
-    const int64_t out = sizes_[j + 1], in = sizes_[j];
-    if (last) {  // zero: the posterior starts equal to the prior, KL = 0
-      params.push_back(at::zeros({out, in}, cpu));
-      params.push_back(at::zeros({out}, cpu));
-    } else {
-      params.push_back(fan_in_uniform(out * in, in, gen, cpu).view({out, in}));
-      params.push_back(fan_in_uniform(out, in, gen, cpu));
-    }
-  }
-  return params;
-}
-
-at::Tensor Hypernet::forward(const std::vector<at::Tensor>& params, const at::Tensor& w, double t, Cache* cache) const {
-  at::Tensor a = at::cat({w, at::full({1}, t, w.options())});
-  const int64_t n = layers();
-  for (int64_t j = 0; j < n; ++j) {
-    if (cache) cache->push_back(a);
-    at::Tensor z = at::addmv(params[2 * j + 1], params[2 * j], a);
-    if (j + 1 == n) return z;
-    if (cache) cache->push_back(z);
-    a = sde::activate(activation_, z);
-  }
-  return a;
-}
-
-bool GradBank::empty() const {
-  for (const auto& r : rows) {
-    if (!r.empty()) return false;
-  }
-  return true;
-}
-
-void GradBank::flush(const std::vector<at::Tensor>& params) {
-  at::NoGradGuard no_grad;
-  for (size_t j = 0; j < rows.size(); ++j) {
-    if (rows[j].empty()) continue;
-    const at::Tensor r = at::stack(rows[j]);    // [K, out]
-    const at::Tensor a = at::stack(inputs[j]);  // [K, in]
-    const at::Tensor dW = at::mm(r.t(), a);
-    const at::Tensor db = r.sum(0);
-    for (auto [p, g] : {std::pair<at::Tensor, at::Tensor>{params[2 * j], dW}, {params[2 * j + 1], db}}) {
-      if (p.grad().defined()) {
-        p.mutable_grad().add_(g);
-      } else {
-        p.mutable_grad() = g;
-      }
-    }
-    rows[j].clear();
-    inputs[j].clear();
-  }
-}
-
-std::pair<std::vector<at::Tensor>, at::Tensor> Hypernet::vjp(const std::vector<at::Tensor>& params, const Cache& cache,
-                                                             const at::Tensor& vp, const at::Tensor& vx, GradBank* bank) const {
-  const int64_t n = layers();
-  // Row 0 carries the parameters' cotangent; the last row the input's (vp + vx under stl).
-  at::Tensor delta = vx.defined() ? at::stack({vp, vp + vx}) : vp.unsqueeze(0);
-  std::vector<at::Tensor> grads(params.size());
-  if (bank && bank->rows.size() != static_cast<size_t>(n)) {
-    bank->rows.resize(n);
-    bank->inputs.resize(n);
-  }
-  for (int64_t j = n - 1; j >= 0; --j) {
-    const at::Tensor& a_in = cache[2 * j];
-    at::Tensor row = delta.select(0, 0);
-    if (bank) {
-      bank->rows[j].push_back(j == n - 1 ? row.clone() : row);  // the first row may alias autograd's buffer
-      bank->inputs[j].push_back(a_in);
-    } else {
-      grads[2 * j] = at::mm(row.unsqueeze(1), a_in.unsqueeze(0));
-      grads[2 * j + 1] = row.clone();
-    }
-    delta = at::mm(delta, params[2 * j]);
-    if (j > 0) delta = times_grad(delta, activation_grad(activation_, cache[2 * j - 1], cache[2 * j]));
-  }
-  return {grads, delta.select(0, delta.size(0) - 1).narrow(0, 0, w_dim_)};
-}
-
-at::Tensor Hypernet::trace_jacobian(const std::vector<at::Tensor>& params, const at::Tensor& w, double t) const {
-  // d g / d w = W_{L-1} D_{L-2} ... W_1 D_0 W_0w with D_j = diag(act'(z_j)) and W_0w the w
-  // columns of W_0. By the cyclic property tr = tr(M P), M = W_0w W_{L-1} (small), and
-  // P = D_{L-2} W_{L-2} ... W_1 D_0, a product of small matrices.
-  const int64_t n = layers();
-  at::Tensor a = at::cat({w, at::full({1}, t, w.options())});
-  std::vector<at::Tensor> slopes;
-  for (int64_t j = 0; j + 1 < n; ++j) {
-    at::Tensor z = at::addmv(params[2 * j + 1], params[2 * j], a);
-    a = sde::activate(activation_, z);
-    at::Tensor s = activation_grad(activation_, z, a);
-    slopes.push_back(s.defined() ? s : at::ones_like(z));
-  }
-  const at::Tensor w0 = params[0].narrow(1, 0, w_dim_);
-  const at::Tensor& wl = params[2 * (n - 1)];
-  if (n == 2) return (slopes[0] * (w0 * wl.t()).sum(1)).sum();
-  at::Tensor m = at::mm(w0, wl);
-  at::Tensor p = at::diag(slopes[0]);
-  for (int64_t j = 1; j + 1 < n; ++j) p = slopes[j].unsqueeze(1) * at::mm(params[2 * j], p);
-  return (m * p.t()).sum();
-}
-
-// ---- MLP dynamics --------------------------------------------------------------------------
-
-MlpDynamics::MlpDynamics(int64_t d, std::vector<int64_t> hidden, Activation activation, bool time_input)
-    : d_(d), activation_(activation), time_input_(time_input) {
-  sizes_.push_back(d);
-  sizes_.insert(sizes_.end(), hidden.begin(), hidden.end());
-  sizes_.push_back(d);
-  w_dim_ = 0;
-  for (size_t l = 0; l + 1 < sizes_.size(); ++l) w_dim_ += sizes_[l + 1] * (sizes_[l] + (time_input ? 1 : 0)) + sizes_[l + 1];
-}
-
-at::Tensor MlpDynamics::forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const {
-  at::Tensor a = h.view({-1, d_});
-  int64_t offset = 0;
-  const int64_t n = static_cast<int64_t>(sizes_.size()) - 1;
-  const int64_t base = w.storage_offset();
-  for (int64_t l = 0; l < n; ++l) {
-    const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
-    // W^T [in, out] (the first `in` columns of the row-major [out, in_eff] slice) and b [out]
-    const at::Tensor Wt = w.as_strided({in, out}, {1, in_eff}, base + offset);
-    at::Tensor bias = w.as_strided({out}, {1}, base + offset + out * in_eff);
-    if (time_input_) bias = at::add(bias, w.as_strided({out}, {in_eff}, base + offset + in), t);
-    offset += out * in_eff + out;
-    if (cache) cache->push_back(a);
-    at::Tensor z = at::addmm(bias, a, Wt);
-    if (l + 1 == n) return z.view({-1});
-    if (cache) cache->push_back(z);
-    a = sde::activate(activation_, z);
-  }
-  return a;
-}
-
-std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
-  at::Tensor dw = at::empty({w_dim_}, w.options());
-  const int64_t n = static_cast<int64_t>(sizes_.size()) - 1;
-  std::vector<int64_t> offsets{0};
-  for (int64_t l = 0; l < n; ++l) offsets.push_back(offsets.back() + sizes_[l + 1] * (sizes_[l] + (time_input_ ? 1 : 0)) + sizes_[l + 1]);
-  at::Tensor delta = v.view({-1, d_});
-  at::Tensor dh;
-  const int64_t base = w.storage_offset();
-  for (int64_t l = n - 1; l >= 0; --l) {
-    const int64_t in = sizes_[l], out = sizes_[l + 1], in_eff = in + (time_input_ ? 1 : 0);
-    const at::Tensor Wx = w.as_strided({out, in}, {in_eff, 1}, base + offsets[l]);
-    at::Tensor db = dw.narrow(0, offsets[l] + out * in_eff, out);
-    at::sum_out(db, delta, at::IntArrayRef{0});
-    if (time_input_) {
-      at::Tensor dW = dw.narrow(0, offsets[l], out * in_eff).view({out, in_eff});
-      dW.narrow(1, 0, in).copy_(at::mm(delta.t(), cache[2 * l]));
-      dW.select(1, in).copy_(db * t);
-    } else {
-      at::Tensor dW = dw.narrow(0, offsets[l], out * in).view({out, in});
-      at::mm_out(dW, delta.t(), cache[2 * l]);
-    }
-    if (l == 0) {
-      dh = at::mm(delta, Wx).view({-1});
-    } else {
-      delta = times_grad(at::mm(delta, Wx), activation_grad(activation_, cache[2 * l - 1], cache[2 * l]));
-    }
-  }
-  return {dh, dw};
-}
-
-at::Tensor MlpDynamics::init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const {
-  const auto cpu = options.device(c10::kCPU);
-  if (init == W0Init::Normal) return at::randn({w_dim_}, gen, cpu) * std;
-  std::vector<at::Tensor> parts;
-  for (size_t l = 0; l + 1 < sizes_.size(); ++l) {
-    const int64_t in_eff = sizes_[l] + (time_input_ ? 1 : 0), out = sizes_[l + 1];
-    parts.push_back(fan_in_uniform(out * in_eff, in_eff, gen, cpu));
-    parts.push_back(fan_in_uniform(out, in_eff, gen, cpu));
-  }
-  return at::cat(parts);
-}
 
 // ---- Conv dynamics -------------------------------------------------------------------------
 
@@ -309,22 +77,6 @@ at::Tensor ConvDynamics::mask(int64_t batch, const at::TensorOptions& options) c
   return mask_;
 }
 
-at::Tensor ConvDynamics::activation_buffer(at::IntArrayRef shape, const at::TensorOptions& options) const {
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  int64_t bytes = 0;
-  for (const at::Tensor& b : pool_) {
-    // Only the pool refers to it (no tensor, no view): free. Nobody else can take a reference
-    // while the lock is held, so the check holds until it is returned.
-    if (b.use_count() == 1 && b.storage().use_count() == 1 && b.sizes().equals(shape) &&
-        b.dtype() == options.dtype() && b.device() == options.device()) {
-      return b;
-    }
-    bytes += b.nbytes();
-  }
-  at::Tensor b = at::empty(shape, options);
-  if (bytes + static_cast<int64_t>(b.nbytes()) <= kPoolBytes) pool_.push_back(b);
-  return b;
-}
 
 at::Tensor ConvDynamics::to_state(const at::Tensor& h) const {
   return at::constant_pad_nd(h, {1, 1, 1, 1}).permute({1, 0, 2, 3}).reshape({-1});
@@ -343,35 +95,10 @@ at::Tensor ConvDynamics::reference(double t, const at::Tensor& h, const at::Tens
 }
 
 namespace {
-// act'(z) from a = act(z), written into `out`.
-void slope_into(Activation act, at::Tensor& out, const at::Tensor& a) {
-  switch (act) {
-    case Activation::Tanh: at::mul_out(out, a, a); out.neg_().add_(1); return;
-    // sigmoid(z) = 1 - exp(-softplus(z)). exp rather than expm1: expm1 was ~11% of W2's step on
-    // one thread (about 8x exp's cost in Sleef). The price is an absolute error of one ulp of 1 on
-    // the slope (no worse than the rounding of the products it multiplies), which is only a large
-    // relative error where the slope itself, and so its contribution, is negligible.
-    case Activation::Softplus: at::neg_out(out, a); out.exp_().neg_().add_(1); return;
-    case Activation::Relu: at::gt_out(out, a, 0); return;
-    case Activation::Sigmoid: out.copy_(a).neg_().add_(1).mul_(a); return;
-    case Activation::Identity: out.fill_(1); return;
-  }
-}
-
 // ---- CPU: the hand-written shifted sums of conv_kernels.h, image by image ----
 // One image at a time keeps its activations (hidden x (H+2)(W+2)) in L2 between the convolutions
 // and the elementwise passes. Images are self-contained (their taps never leave their own zero
 // borders), so they run in parallel and their weight gradients add up in a fixed order.
-
-// Per-thread scratch, kept between calls (thread_local) and reallocated only when a size changes:
-// allocating it per call cost page faults and, with several threads, the munmap's TLB shootdowns.
-struct Workspace {
-  at::Tensor x2, z1, vm, da, dz1, kgrad;
-  static at::Tensor& get(at::Tensor& slot, at::IntArrayRef shape, const at::TensorOptions& options) {
-    if (!slot.defined() || slot.sizes() != shape || slot.dtype() != options.dtype()) slot = at::empty(shape, options);
-    return slot;
-  }
-};
 
 // Runs `body(image, workspace)` on every image, across the intra-op threads (the ATen ops inside
 // then run single-threaded, in the calling worker's cache).
@@ -379,7 +106,9 @@ template <typename F>
 void for_each_image(int64_t batch, const F& body) {
   at::parallel_for(0, batch, 1, [&](int64_t begin, int64_t end) {
     at::NoGradGuard no_grad;  // grad mode is thread-local: keep the workers' ops off the graph
-    thread_local Workspace ws;
+    // per-thread scratch, kept between calls: allocating it per call cost page faults and, with
+    // several threads, the munmap's TLB shootdowns
+    thread_local sde::BufferPool ws(int64_t(64) << 20);
     for (int64_t i = begin; i < end; ++i) body(i, ws);
   });
 }
@@ -506,11 +235,11 @@ struct ForwardPass {
     init2r = shifted(rows(init2.data_ptr<T>(), sh.c, ig.np), ig.s);
   }
 
-  void image(int64_t i, const T* h, const std::vector<T*>& x2r, T* out, Workspace& ws) const {
+  void image(int64_t i, const T* h, const std::vector<T*>& x2r, T* out, sde::BufferPool& ws) const {
     const int64_t c = sh.c, hidden = sh.hidden, c0 = i * ig.np;
     // conv 1 on the window, from h's channels
     const std::vector<T*> x1r = rows(const_cast<T*>(h) + c0, c, g.np);
-    at::Tensor& z1 = Workspace::get(ws.z1, {hidden, ig.len}, options);
+    const at::Tensor z1 = ws.get({hidden, ig.len}, options);
     const std::vector<T*> z1r = rows(z1.data_ptr<T>(), hidden, ig.len);
     conv::shifted_sum(hidden, c, k1h.data_ptr<T>(), shifted(x1r, ig.s).data(), off.fwd, init1r.data(), z1r.data(), ig.len);
     // X2 = act(z1) inside the image, zero on its borders
@@ -520,7 +249,7 @@ struct ForwardPass {
     } else {
       const int64_t x2_stride = hidden > 1 ? x2r[1] - x2r[0] : ig.np;
       at::Tensor a1 = view_of(x2r[0] + ig.s, hidden, ig.len, x2_stride, options);
-      activate_into(sh.activation, a1, z1);
+      sde::activate_into(sh.activation, a1, z1);
       a1.mul_(at::from_blob(const_cast<T*>(mask) + ig.s, {ig.len}, options));
     }
     // conv 2 on the window, from X2; masked
@@ -557,14 +286,16 @@ struct VjpPass {
     part = at::empty({g.batch, w_dim}, options);
   }
 
-  void image(int64_t i, const T* h, const std::vector<T*>& x2r, const T* v, T* dh, Workspace& ws) const {
+  void image(int64_t i, const T* h, const std::vector<T*>& x2r, const T* v, T* dh, sde::BufferPool& ws) const {
     const int64_t c = sh.c, hidden = sh.hidden, c0 = i * ig.np;
     T* dk1 = part.data_ptr<T>() + i * w_dim;
     T *db1 = dk1 + n_k1, *dk2 = db1 + hidden, *db2 = dk2 + n_k2;
     const std::vector<T*> x1r = rows(const_cast<T*>(h) + c0, c, g.np);
-    T* kgrad = Workspace::get(ws.kgrad, {c * hidden * 9}, options).data_ptr<T>();
+    const at::Tensor kgrad_buffer = ws.get({c * hidden * 9}, options);
+    T* kgrad = kgrad_buffer.data_ptr<T>();
     // vm = the masked cotangent, zero on the borders
-    const std::vector<T*> vmr = rows(Workspace::get(ws.vm, {c, ig.np}, options).data_ptr<T>(), c, ig.np);
+    const at::Tensor vm = ws.get({c, ig.np}, options);
+    const std::vector<T*> vmr = rows(vm.data_ptr<T>(), c, ig.np);
     for (int64_t co = 0; co < c; ++co) {
       const T* vrow = v + co * g.np + c0;
       T* row = vmr[static_cast<size_t>(co)];
@@ -579,10 +310,11 @@ struct VjpPass {
     }
     time_kernel_grad(vmr, ig, sh.height, sh.width, t, db2, dk2 + hidden * 9, (hidden + 1) * 9);
     // d a1 = conv 2 transposed; dz1 = d a1 * act'(z1) * mask, inside zero margins for conv 1's transpose
-    at::Tensor& da = Workspace::get(ws.da, {hidden, ig.len}, options);
+    const at::Tensor da = ws.get({hidden, ig.len}, options);
     const std::vector<T*> dar = rows(da.data_ptr<T>(), hidden, ig.len);
     conv::shifted_sum(hidden, c, k2t.data_ptr<T>(), shifted(vmr, ig.s).data(), off.back, nullptr, dar.data(), ig.len);
-    const std::vector<T*> dz1r = rows(Workspace::get(ws.dz1, {hidden, ig.np}, options).data_ptr<T>(), hidden, ig.np);
+    const at::Tensor dz1 = ws.get({hidden, ig.np}, options);
+    const std::vector<T*> dz1r = rows(dz1.data_ptr<T>(), hidden, ig.np);
     conv::slope_product(sh.activation, hidden, shifted(x2r, ig.s).data(), dar.data(), mask + ig.s,
                         shifted(dz1r, ig.s).data(), db1, ig.len);
     for (T* row : dz1r) zero_borders(row, ig);
@@ -613,9 +345,10 @@ void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::T
   const ForwardPass<T> pass(sh, t, w, mask_all, g);
   const int64_t np = image_grid(g).np;
   const at::TensorOptions options = h.options();
-  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
+  for_each_image(g.batch, [&](int64_t i, sde::BufferPool& ws) {
+    const at::Tensor scratch = x2.defined() ? at::Tensor() : ws.get({sh.hidden, np}, options);
     const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + i * np, sh.hidden, g.np)
-                                             : rows(Workspace::get(ws.x2, {sh.hidden, np}, options).data_ptr<T>(), sh.hidden, np);
+                                             : rows(scratch.data_ptr<T>(), sh.hidden, np);
     pass.image(i, h.data_ptr<T>(), x2r, out.data_ptr<T>(), ws);
   });
 }
@@ -625,7 +358,7 @@ void vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tenso
              const at::Tensor& mask_all, const at::Tensor& v, const Grid& g, at::Tensor& dh, at::Tensor& dw) {
   const VjpPass<T> pass(sh, t, w, mask_all, g);
   const int64_t np = image_grid(g).np;
-  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
+  for_each_image(g.batch, [&](int64_t i, sde::BufferPool& ws) {
     const std::vector<T*> x2r = rows(const_cast<T*>(x2.data_ptr<T>()) + i * np, sh.hidden, g.np);
     pass.image(i, h.data_ptr<T>(), x2r, v.data_ptr<T>(), dh.data_ptr<T>(), ws);
   });
@@ -640,8 +373,9 @@ void forward_vjp_cpu(const ConvShape& sh, double t, const at::Tensor& h, const a
   const VjpPass<T> backward(sh, t, w, mask_all, g);
   const int64_t np = image_grid(g).np;
   const at::TensorOptions options = h.options();
-  for_each_image(g.batch, [&](int64_t i, Workspace& ws) {
-    const std::vector<T*> x2r = rows(Workspace::get(ws.x2, {sh.hidden, np}, options).data_ptr<T>(), sh.hidden, np);
+  for_each_image(g.batch, [&](int64_t i, sde::BufferPool& ws) {
+    const at::Tensor x2 = ws.get({sh.hidden, np}, options);
+    const std::vector<T*> x2r = rows(x2.data_ptr<T>(), sh.hidden, np);
     forward.image(i, h.data_ptr<T>(), x2r, out.data_ptr<T>(), ws);
     backward.image(i, h.data_ptr<T>(), x2r, v.data_ptr<T>(), dh.data_ptr<T>(), ws);
   });
@@ -676,7 +410,7 @@ at::Tensor forward_aten(const ConvShape& sh, double t, const at::Tensor& h, cons
   x2.narrow(0, 0, hidden).narrow(1, 0, g.s).zero_();
   x2.narrow(0, 0, hidden).narrow(1, g.s + g.len, g.s).zero_();
   at::Tensor a1 = x2.narrow(0, 0, hidden).narrow(1, g.s, g.len);
-  activate_into(sh.activation, a1, z1);
+  sde::activate_into(sh.activation, a1, z1);
   a1.mul_(mask_w);
   // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
   const at::Tensor qv = at::mm(k2r, x2).view({c, 9, g.np});
@@ -709,9 +443,7 @@ std::pair<at::Tensor, at::Tensor> vjp_aten(const ConvShape& sh, double t, const 
   // X2 is zero outside the window, so the window holds every term of dK2
   const at::Tensor x2w = x2.narrow(1, g.s, g.len);
   const at::Tensor dk2r = at::mm(v2, x2w.t());
-  at::Tensor dz1 = at::empty({hidden, g.len}, v.options());
-  slope_into(sh.activation, dz1, x2w.narrow(0, 0, hidden));
-  dz1.mul_(at::mm(k2t, v2)).mul_(mask_w);
+  const at::Tensor dz1 = sde::activation_backward(sh.activation, at::mm(k2t, v2), x2w.narrow(0, 0, hidden)).mul_(mask_w);
   const at::Tensor db1 = dz1.sum(1);
   const at::Tensor dk1 = at::mm(dz1, im2col(in, mask, t, c, g).t());
   // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
@@ -738,10 +470,10 @@ void ConvDynamics::forward_into(double t, const at::Tensor& h, const at::Tensor&
   // X2 is kept for the VJP (act'(z1) comes from act(z1), X1 is rebuilt from h): backprop's only new memory
   at::Tensor x2;
   if (!h.is_cpu()) {
-    x2 = activation_buffer({hidden_ + 1, g.np}, h.options());
+    x2 = pool_.get({hidden_ + 1, g.np}, h.options());
     out.copy_(forward_aten(sh, t, hc, wc, mask_all, g, x2).view({-1}));
   } else {
-    if (cache) x2 = activation_buffer({hidden_, g.np}, h.options());
+    if (cache) x2 = pool_.get({hidden_, g.np}, h.options());
     at::Tensor out2d = out.view({c_, g.np});
     AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "conv_forward", [&] { forward_cpu<scalar_t>(sh, t, hc, wc, mask_all, g, x2, out2d); });
   }
@@ -795,8 +527,61 @@ at::Tensor ConvDynamics::init_w0(W0Init init, double std, at::Generator& gen, co
   const auto cpu = options.device(c10::kCPU);
   if (init == W0Init::Normal) return at::randn({w_dim_}, gen, cpu) * std;
   const int64_t fan1 = (c_ + 1) * 9, fan2 = (hidden_ + 1) * 9;
-  return at::cat({fan_in_uniform(hidden_ * fan1, fan1, gen, cpu), fan_in_uniform(hidden_, fan1, gen, cpu),
-                  fan_in_uniform(c_ * fan2, fan2, gen, cpu), fan_in_uniform(c_, fan2, gen, cpu)});
+  return at::cat({sde::fan_in_uniform(hidden_ * fan1, fan1, gen, cpu), sde::fan_in_uniform(hidden_, fan1, gen, cpu),
+                  sde::fan_in_uniform(c_ * fan2, fan2, gen, cpu), sde::fan_in_uniform(c_, fan2, gen, cpu)});
+}
+
+namespace {
+
+template <typename T>
+at::Tensor wrap(const T* p, int64_t n) {
+  return at::from_blob(const_cast<T*>(p), {n}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+}
+
+// The raw form for the buffered solver: forward_into / vjp_into on views of its buffers, a copy of
+// each stored h per slot (the cache refers to it).
+template <typename T>
+class ConvDynamicsKernel : public DynamicsKernel<T> {
+ public:
+  ConvDynamicsKernel(const ConvDynamics& d, int64_t nh, int64_t slots, sde::BufferPool& pool)
+      : dyn_(d), nh_(nh), w_dim_(d.w_dim()), caches_(static_cast<size_t>(slots)) {
+    H_ = pool.get({slots, nh}, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+  }
+
+  void forward(int64_t slot, double t, const T* h, const T* w, T* fh, bool store) override {
+    at::Tensor out = wrap(fh, nh_);
+    if (!store) return dyn_.forward_into(t, wrap(h, nh_), wrap(w, w_dim_), nullptr, out);
+    const at::Tensor hs = H_[slot];
+    std::copy_n(h, nh_, hs.data_ptr<T>());
+    Cache c;
+    dyn_.forward_into(t, hs, wrap(w, w_dim_), &c, out);
+    caches_[static_cast<size_t>(slot)] = std::move(c);
+  }
+
+  void vjp(int64_t slot, double t, const T* w, const T* v, T* dh, T* dw) override {
+    at::Tensor dh_t = wrap(dh, nh_), dw_t = wrap(dw, w_dim_);
+    dyn_.vjp_into(t, wrap(w, w_dim_), caches_[static_cast<size_t>(slot)], wrap(v, nh_), dh_t, dw_t);
+  }
+
+  void forward_vjp(double t, const T* h, const T* w, const T* v, T* fh, T* dh, T* dw) override {
+    at::Tensor out = wrap(fh, nh_), dh_t = wrap(dh, nh_), dw_t = wrap(dw, w_dim_);
+    dyn_.forward_vjp_into(t, wrap(h, nh_), wrap(w, w_dim_), wrap(v, nh_), out, dh_t, dw_t);
+  }
+
+ private:
+  const ConvDynamics& dyn_;
+  int64_t nh_, w_dim_;
+  at::Tensor H_;
+  std::vector<Cache> caches_;
+};
+
+}  // namespace
+
+std::unique_ptr<DynamicsKernel<float>> ConvDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, float) const {
+  return std::make_unique<ConvDynamicsKernel<float>>(*this, state_numel(batch), slots, pool);
+}
+std::unique_ptr<DynamicsKernel<double>> ConvDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, double) const {
+  return std::make_unique<ConvDynamicsKernel<double>>(*this, state_numel(batch), slots, pool);
 }
 
 }  // namespace bnn
