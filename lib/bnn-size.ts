@@ -4,7 +4,7 @@
  * They give the bytes a model and each of its calls allocate, checked against config.maxBytes
  * before anything native is allocated (test/bad-input.test.ts compares them with the native model).
  */
-import type { ResolvedSdeBnnConfig } from './bnn';
+import type { ResolvedSdeBnnConfig } from './bnn-config';
 import { checkBytes, linearParameters } from './limits';
 
 type SizeConfig = Pick<

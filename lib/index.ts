@@ -52,18 +52,13 @@ export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype
 export { SDE, sdeint, sdeintGradients, validateSpec, methods, activations, METHODS, ACTIVATIONS, NOISE_TYPES, SDE_TYPES } from './sde';
 export type {
   SDESpec, GbmSpec, OuSpec, LinearSpec, NeuralSpec, MlpSpec, Method, NoiseType, SdeType, SdeintOptions, SdeintResult,
-  GradientsResult, SolveStats, Route, MethodInfo, Activation,
+  GradientsResult, SolveStats, Route, MethodInfo, Activation, FloatDtype, SdeSpecCommon,
 } from './sde';
-export { SdeBnn, resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn';
+export { SdeBnn } from './bnn';
+export { resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn-config';
+export type { SdeBnnConfig, SdeBnnSolverConfig, ResolvedSdeBnnConfig, BnnActivation, BnnMethod, BnnEstimator, BnnLikelihood } from './bnn-config';
 export type {
-  SdeBnnConfig,
-  SdeBnnSolverConfig,
-  ResolvedSdeBnnConfig,
-  BnnActivation,
   BnnRoute,
-  BnnMethod,
-  BnnEstimator,
-  BnnLikelihood,
   BnnTargets,
   BnnInputs,
   BnnTrainStepOptions,

@@ -2,7 +2,7 @@
  * What `sdebnn train --dataset NAME` trains: one preset per dataset, the model and the training
  * defaults that its flags override. `sdebnn train --help` prints these defaults.
  */
-import type { BnnEstimator, BnnMethod, SdeBnnConfig } from './bnn';
+import type { BnnEstimator, BnnMethod, SdeBnnConfig } from './bnn-config';
 import { CIFAR10_MEAN, CIFAR10_STD } from './data/cifar';
 import { MNIST_MEAN, MNIST_STD } from './data/mnist';
 import { toyModelConfig } from './data/toy';

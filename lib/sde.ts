@@ -24,18 +24,25 @@ import {
   optional,
 } from './validate';
 
+/** Noise types of an SDE's diffusion (torchsde's names): diagonal, additive, scalar or general (a full matrix). */
 export const NOISE_TYPES = ['diagonal', 'additive', 'scalar', 'general'] as const;
+/** The SDE calculus: Itô or Stratonovich (each method supports one or both; see methods()). */
 export const SDE_TYPES = ['ito', 'stratonovich'] as const;
 /**
  * The engine's methods and activations as TypeScript names them (for the types). Validation reads
  * the engine's own lists, methods() and activations(); a test checks that the two agree.
  */
 export const METHODS = ['euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun', 'reversible_heun'] as const;
+/** The activations of the engine's MLPs, as TypeScript names them. */
 export const ACTIVATIONS = ['tanh', 'softplus', 'relu', 'sigmoid', 'identity'] as const;
 
+/** One of NOISE_TYPES. */
 export type NoiseType = (typeof NOISE_TYPES)[number];
+/** One of SDE_TYPES. */
 export type SdeType = (typeof SDE_TYPES)[number];
+/** A solver method: one of METHODS. */
 export type Method = (typeof METHODS)[number];
+/** An activation: one of ACTIVATIONS. */
 export type Activation = (typeof ACTIVATIONS)[number];
 
 /** One row of the engine's method-support table (native/sde/solvers.cpp). */
@@ -76,16 +83,18 @@ export function activations(): readonly Activation[] {
 export function methodNames(): readonly Method[] {
   return methods().map((m) => m.name);
 }
-export type Dtype = 'float32' | 'float64';
+/** The floating-point type of an SDE's state and parameters. */
+export type FloatDtype = 'float32' | 'float64';
 
-interface Common {
+/** What every SDE spec may set: its calculus, dtype and device. */
+export interface SdeSpecCommon {
   sdeType?: SdeType;
-  dtype?: Dtype;
+  dtype?: FloatDtype;
   device?: string;
 }
 
 /** Geometric Brownian motion dY = mu Y dt + sigma Y dW; sigma [d] or, for general noise, [d][m]. */
-export interface GbmSpec extends Common {
+export interface GbmSpec extends SdeSpecCommon {
   type: 'gbm';
   mu: number[];
   sigma: number[] | number[][];
@@ -93,7 +102,7 @@ export interface GbmSpec extends Common {
 }
 
 /** Ornstein-Uhlenbeck dX = theta (mu - X) dt + sigma dW, per component (additive noise). */
-export interface OuSpec extends Common {
+export interface OuSpec extends SdeSpecCommon {
   type: 'ou';
   theta: number;
   mu: number;
@@ -101,13 +110,14 @@ export interface OuSpec extends Common {
 }
 
 /** Linear SDE with additive noise dX = (A X + c) dt + b dW. */
-export interface LinearSpec extends Common {
+export interface LinearSpec extends SdeSpecCommon {
   type: 'linear';
   A: number[][];
   c: number[];
   b: number[];
 }
 
+/** A multilayer perceptron of a neural SDE: hidden widths, activation and (for the diffusion) output activation. */
 export interface MlpSpec {
   /** Hidden layer widths. */
   hidden?: number[];
@@ -117,7 +127,7 @@ export interface MlpSpec {
 }
 
 /** A neural SDE: drift MLP, and a diffusion of one of three kinds. */
-export interface NeuralSpec extends Common {
+export interface NeuralSpec extends SdeSpecCommon {
   type: 'neural';
   /** State dimension. */
   d: number;
@@ -149,6 +159,7 @@ export interface NeuralSpec extends Common {
   maxBytes?: number;
 }
 
+/** An SDE: a built-in with a closed-form solution (GBM, OU, linear) or a neural SDE of MLPs. */
 export type SDESpec = GbmSpec | OuSpec | LinearSpec | NeuralSpec;
 
 function expectNumbers(value: unknown, field: string, length?: number): number[] {
@@ -188,7 +199,7 @@ function neuralParameters(s: { d: number; m?: number; noiseType: NoiseType; drif
 }
 
 /** Validates an SDE spec, returning it with defaults filled in. */
-export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<Common, 'sdeType' | 'dtype' | 'device'>> & SDESpec {
+export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<SdeSpecCommon, 'sdeType' | 'dtype' | 'device'>> & SDESpec {
   const o = expectObject(spec, field);
   const type = expectOneOf(o.type, `${field}.type`, ['gbm', 'ou', 'linear', 'neural'] as const);
   const common = {
@@ -310,11 +321,13 @@ export class SDE {
     return y;
   }
 
+  /** Frees the native SDE; later calls throw ERR_DISPOSED. */
   dispose(): void {
     callNative(() => this.handle.dispose());
   }
 }
 
+/** Counts of one solve: accepted and rejected steps and function evaluations. */
 export interface SolveStats {
   /** Drift and diffusion evaluations. */
   nfe: number;
@@ -324,6 +337,7 @@ export interface SolveStats {
   hitDtMin: boolean;
 }
 
+/** Options of sdeint and sdeintGradients: method, step size or adaptivity, Brownian motion, gradients (backprop or adjoint), limits and progress. */
 export interface SdeintOptions {
   /** Default 'euler' for Ito SDEs, 'midpoint' for Stratonovich. */
   method?: Method;
@@ -487,6 +501,7 @@ function validateY0(sde: SDE, y0: unknown): Tensor {
 /** How a solve ran: the buffered solver, or the general solver with hand-written VJPs ('fused') or autograd. */
 export type Route = 'buffered' | 'fused' | 'autograd';
 
+/** What sdeint resolves with: the solution at every output time, [T, ...y0.shape], and the solve's counts. */
 export interface SdeintResult {
   /** The solution at every ts: [len(ts), batch, d]. */
   ys: Tensor;
@@ -508,6 +523,7 @@ export function sdeint(sde: SDE, y0: Tensor, ts: ArrayLike<number>, options: Sde
   return awaitNative(callNative(() => native().sdeint(sde.handle, y, times, v.native, v.onProgress)));
 }
 
+/** What sdeintGradients resolves with: the solution, and the gradients of sum(ys * gradYs) with respect to y0 and every parameter. */
 export interface GradientsResult extends SdeintResult {
   /** dL/dy0, shaped like y0. */
   gradY0: Tensor;

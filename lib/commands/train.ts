@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backend, setNumThreads } from '../backend';
-import { BNN_ESTIMATORS, BNN_METHODS, SdeBnn, type SdeBnnConfig } from '../bnn';
+import { SdeBnn } from '../bnn';
+import { BNN_ESTIMATORS, BNN_METHODS, type SdeBnnConfig } from '../bnn-config';
 import { augmentBatch, CIFAR10_MEAN } from '../data/cifar';
 import type { Dataset } from '../data/dataset';
 import { deviceForRank, distributedAvailability, initDistributed, type ProcessGroup } from '../distributed';

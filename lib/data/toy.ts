@@ -4,7 +4,7 @@
  * A good posterior is confident on the clusters and widens between and beyond them.
  */
 import { createDataset, type Dataset } from './dataset';
-import type { SdeBnnConfig } from '../bnn';
+import type { SdeBnnConfig } from '../bnn-config';
 import { Random } from '../random';
 import { expectInteger, expectKnownKeys, expectNonNegative, expectNumber, expectOptionalObject, optional } from '../validate';
 
