@@ -21,7 +21,6 @@ import {
   optional,
 } from './validate';
 
-
 /** The engine's activations and methods (lib/sde.ts): one list, shared with the SDE API. */
 export const BNN_ACTIVATIONS = ACTIVATIONS;
 /** The solver methods an SDE-BNN may use (the engine's; an SDE-BNN's weight SDE is Itô). */
@@ -180,9 +179,37 @@ export interface ResolvedSdeBnnConfig {
 }
 
 const CONFIG_KEYS = [
-  'kind', 'inputShape', 'inputNormalization', 'aug', 'hidden', 'activation', 'timeInput', 'head', 'blocks', 'stem', 'width', 'convActivation',
-  'pool', 'likelihood', 'classes', 'outputs', 'scale', 'learnScale', 'sigma', 'hypernet', 'w0', 'estimator', 'solver',
-  'beta', 'nTrain', 'optimizer', 'seed', 'dtype', 'device', 'kernels', 'maxBytes',
+  'kind',
+  'inputShape',
+  'inputNormalization',
+  'aug',
+  'hidden',
+  'activation',
+  'timeInput',
+  'head',
+  'blocks',
+  'stem',
+  'width',
+  'convActivation',
+  'pool',
+  'likelihood',
+  'classes',
+  'outputs',
+  'scale',
+  'learnScale',
+  'sigma',
+  'hypernet',
+  'w0',
+  'estimator',
+  'solver',
+  'beta',
+  'nTrain',
+  'optimizer',
+  'seed',
+  'dtype',
+  'device',
+  'kernels',
+  'maxBytes',
 ] as const;
 
 function positiveIntegers(value: unknown, field: string, minLength = 1): number[] {
@@ -212,9 +239,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
 
   const inputShape = optional(c.inputShape, conv ? [1, 28, 28] : [1], (v) => positiveIntegers(v, 'config.inputShape'));
   if (inputShape.length !== (conv ? 3 : 1)) {
-    throw new RangeError(
-      `Expected ${conv ? '[C, H, W]' : '[D]'} for config.inputShape (kind '${kind}') but received [${inputShape.join(', ')}]`,
-    );
+    throw new RangeError(`Expected ${conv ? '[C, H, W]' : '[D]'} for config.inputShape (kind '${kind}') but received [${inputShape.join(', ')}]`);
   }
   const nc = expectOptionalObject(c.inputNormalization, 'config.inputNormalization');
   expectKnownKeys(nc, 'config.inputNormalization', ['shift', 'scale']);
@@ -222,9 +247,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const hidden = optional(c.hidden, [32, 32], (v) => positiveIntegers(v, 'config.hidden'));
   const activation = optional(c.activation, 'softplus', (v) => expectOneOf(v, 'config.activation', activations()));
   const timeInput = optional(c.timeInput, false, (v) => expectBoolean(v, 'config.timeInput'));
-  const likelihood = optional(c.likelihood, (conv ? 'categorical' : 'gaussian') as BnnLikelihood, (v) =>
-    expectOneOf(v, 'config.likelihood', BNN_LIKELIHOODS),
-  );
+  const likelihood = optional(c.likelihood, (conv ? 'categorical' : 'gaussian') as BnnLikelihood, (v) => expectOneOf(v, 'config.likelihood', BNN_LIKELIHOODS));
   const categorical = likelihood === 'categorical';
   const classes = optional(c.classes, 10, (v) => expectInteger(v, 'config.classes', 2));
   const outputs = optional(c.outputs, 1, (v) => expectPositiveInteger(v, 'config.outputs'));
@@ -232,9 +255,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   if (categorical && c.outputs !== undefined && c.outputs !== 1) {
     throw new TypeError(`Use config.classes, not config.outputs, with likelihood 'categorical'`);
   }
-  const head = optional(c.head, categorical ? 'linear' : 'last', (v) =>
-    expectOneOf(v, 'config.head', ['last', 'linear'] as const),
-  );
+  const head = optional(c.head, categorical ? 'linear' : 'last', (v) => expectOneOf(v, 'config.head', ['last', 'linear'] as const));
   if (conv && c.head !== undefined && c.head !== 'linear') throw new TypeError(`config.head applies to kind 'mlp' only (conv models pool into a linear head)`);
   if (!conv && head === 'last') {
     if (categorical) throw new RangeError(`Expected config.head 'linear' for likelihood 'categorical' but received 'last'`);
@@ -261,14 +282,14 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
       throw new RangeError(`Expected one width per stage (${blocks.length}) for config.width but received ${width.length}`);
     }
   }
-  const convActivation = optional(c.convActivation, 'softplus', (v) =>
-    expectOneOf(v, 'config.convActivation', activations()),
-  );
+  const convActivation = optional(c.convActivation, 'softplus', (v) => expectOneOf(v, 'config.convActivation', activations()));
   const pool: number | 'global' =
-    c.pool === 'global' ? 'global' : optional(c.pool, 2, (v) => {
-      if (typeof v === 'string') throw new RangeError(`Expected a positive integer or 'global' for config.pool but received ${describe(v)}`);
-      return expectPositiveInteger(v, 'config.pool');
-    });
+    c.pool === 'global'
+      ? 'global'
+      : optional(c.pool, 2, (v) => {
+          if (typeof v === 'string') throw new RangeError(`Expected a positive integer or 'global' for config.pool but received ${describe(v)}`);
+          return expectPositiveInteger(v, 'config.pool');
+        });
   if (conv) {
     let [, h, w] = inputShape as [number, number, number];
     if (stem !== false) {
@@ -277,9 +298,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     }
     for (let s = 1; s < blocks.length; s++) {
       if (h % 2 !== 0 || w % 2 !== 0) {
-        throw new RangeError(
-          `Expected even feature maps for the space-to-depth before stage ${s} of config.blocks but the map is ${h}x${w}; use fewer stages`,
-        );
+        throw new RangeError(`Expected even feature maps for the space-to-depth before stage ${s} of config.blocks but the map is ${h}x${w}; use fewer stages`);
       }
       h /= 2;
       w /= 2;
@@ -297,9 +316,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   expectKnownKeys(hn, 'config.hypernet', ['hidden', 'activation']);
   const hypernet = {
     hidden: optional(hn.hidden, conv ? [32] : [64], (v) => positiveIntegers(v, 'config.hypernet.hidden')),
-    activation: optional(hn.activation, (conv ? 'tanh' : 'softplus') as BnnActivation, (v) =>
-      expectOneOf(v, 'config.hypernet.activation', activations()),
-    ),
+    activation: optional(hn.activation, (conv ? 'tanh' : 'softplus') as BnnActivation, (v) => expectOneOf(v, 'config.hypernet.activation', activations())),
   };
 
   const w0c = expectOptionalObject(c.w0, 'config.w0');
@@ -307,9 +324,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const w0 = {
     init: optional(w0c.init, conv ? 'fanIn' : 'normal', (v) => expectOneOf(v, 'config.w0.init', ['normal', 'fanIn'] as const)),
     std: optional(w0c.std, 0.1, (v) => expectPositive(v, 'config.w0.std')),
-    posterior: optional(w0c.posterior, 'point', (v) =>
-      expectOneOf(v, 'config.w0.posterior', ['point', 'gaussian'] as const),
-    ),
+    posterior: optional(w0c.posterior, 'point', (v) => expectOneOf(v, 'config.w0.posterior', ['point', 'gaussian'] as const)),
     priorStd: optional(w0c.priorStd, 0.1, (v) => expectPositive(v, 'config.w0.priorStd')),
     rhoInit: optional(w0c.rhoInit, Math.log(1e-3), (v) => expectNumber(v, 'config.w0.rhoInit')),
   };
@@ -317,7 +332,17 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const estimator = optional(c.estimator, 'ckl', (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS));
   const sc = expectOptionalObject(c.solver, 'config.solver');
   expectKnownKeys(sc, 'config.solver', [
-    'method', 'steps', 'adaptive', 'rtol', 'atol', 'dtMin', 'gradient', 'adjointMethod', 'adjointSteps', 'adjointAdaptive', 'maxSteps',
+    'method',
+    'steps',
+    'adaptive',
+    'rtol',
+    'atol',
+    'dtMin',
+    'gradient',
+    'adjointMethod',
+    'adjointSteps',
+    'adjointAdaptive',
+    'maxSteps',
   ]);
   const method = optional(sc.method, 'euler', (v) => expectOneOf(v, 'config.solver.method', methodNames()));
   const steps = optional(sc.steps, conv ? 10 : 20, (v) => expectPositiveInteger(v, 'config.solver.steps'));
@@ -398,8 +423,34 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const kernels = optional(c.kernels, 'fast' as const, (v) => expectOneOf(v, 'config.kernels', ['fast', 'fused', 'autograd'] as const));
   const maxBytes = expectMaxBytes(c.maxBytes, 'config.maxBytes');
   const rest = {
-    aug, hidden, activation, timeInput, head, blocks, stem, width, convActivation, pool, likelihood, classes,
-    outputs, scale, learnScale, sigma, hypernet, w0, estimator, solver, beta, nTrain, optimizer, seed, dtype, device, kernels, maxBytes,
+    aug,
+    hidden,
+    activation,
+    timeInput,
+    head,
+    blocks,
+    stem,
+    width,
+    convActivation,
+    pool,
+    likelihood,
+    classes,
+    outputs,
+    scale,
+    learnScale,
+    sigma,
+    hypernet,
+    w0,
+    estimator,
+    solver,
+    beta,
+    nTrain,
+    optimizer,
+    seed,
+    dtype,
+    device,
+    kernels,
+    maxBytes,
   };
   // Before anything sized by the shapes is built (here: the per-feature normalisation arrays).
   checkModelBytes({ kind, inputShape, ...rest });

@@ -9,8 +9,26 @@ import { checkBytes, linearParameters } from './limits';
 
 type SizeConfig = Pick<
   ResolvedSdeBnnConfig,
-  'kind' | 'inputShape' | 'aug' | 'hidden' | 'timeInput' | 'head' | 'blocks' | 'stem' | 'width' | 'pool' | 'likelihood' | 'classes' |
-  'outputs' | 'learnScale' | 'hypernet' | 'w0' | 'optimizer' | 'dtype' | 'solver' | 'maxBytes'
+  | 'kind'
+  | 'inputShape'
+  | 'aug'
+  | 'hidden'
+  | 'timeInput'
+  | 'head'
+  | 'blocks'
+  | 'stem'
+  | 'width'
+  | 'pool'
+  | 'likelihood'
+  | 'classes'
+  | 'outputs'
+  | 'learnScale'
+  | 'hypernet'
+  | 'w0'
+  | 'optimizer'
+  | 'dtype'
+  | 'solver'
+  | 'maxBytes'
 >;
 
 export interface BlockSize {

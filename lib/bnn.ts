@@ -322,9 +322,7 @@ export class SdeBnn {
     if (deterministic && samples !== 1) {
       throw new RangeError(`Expected options.samples 1 (or none) with options.deterministic, whose one path has no noise, but received ${samples}`);
     }
-    const promise = callNative(() =>
-      this.handle.predict(x, { samples, ema, keepSamples, deterministic, ...(seed === undefined ? {} : { seed }) }),
-    );
+    const promise = callNative(() => this.handle.predict(x, { samples, ema, keepSamples, deterministic, ...(seed === undefined ? {} : { seed }) }));
     return awaitNative(promise).then(({ mean: probs, samples: out }) => {
       if (this.config.likelihood === 'categorical') {
         const prediction: ClassificationPrediction = { kind: 'categorical', probs: probs!.data, shape: [probs!.shape[0]!, probs!.shape[1]!] };

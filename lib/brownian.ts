@@ -84,7 +84,9 @@ export class BrownianInterval {
     // Values have standard deviation sqrt(t1 - t0): far out in its tails they must stay finite in the dtype.
     const maxSpan = this.dtype === 'float32' ? 1e65 : Number.MAX_VALUE;
     if (!(this.t1 - this.t0 <= maxSpan)) {
-      throw new RangeError(`Expected options.t1 - options.t0 at most ${maxSpan} for ${this.dtype} Brownian values (they must stay finite) but received ${this.t1 - this.t0}`);
+      throw new RangeError(
+        `Expected options.t1 - options.t0 at most ${maxSpan} for ${this.dtype} Brownian values (they must stay finite) but received ${this.t1 - this.t0}`,
+      );
     }
     if (!Array.isArray(o.shape)) throw new TypeError(`Expected an array of sizes for options.shape but received ${describe(o.shape)}`);
     this.shape = Object.freeze(o.shape.map((d, i) => expectPositiveInteger(d, `options.shape[${i}]`)));
@@ -98,8 +100,12 @@ export class BrownianInterval {
     this.cacheSize = optional(o.cacheSize, 45, (v) => expectInteger(v, 'options.cacheSize', 3, maxCacheSize));
     // A full cache, plus the two arrays of a query.
     const entryBytes = this.size * (this.dtype === 'float64' ? 8 : 4) * (this.levyArea ? 2 : 1);
-    checkBytes(entryBytes * (this.cacheSize + 2), expectMaxBytes(o.maxBytes, 'options.maxBytes'), 'options.maxBytes',
-      `A BrownianInterval of shape [${this.shape.join(', ')}] with cacheSize ${this.cacheSize}`);
+    checkBytes(
+      entryBytes * (this.cacheSize + 2),
+      expectMaxBytes(o.maxBytes, 'options.maxBytes'),
+      'options.maxBytes',
+      `A BrownianInterval of shape [${this.shape.join(', ')}] with cacheSize ${this.cacheSize}`,
+    );
     this.device = resolveDevice(o.device ?? 'cpu', 'options.device');
     const Native = native().BrownianInterval;
     this.handle = callNative(

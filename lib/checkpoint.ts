@@ -24,16 +24,7 @@ export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8
 
 /** The typed arrays a checkpoint tensor may hold (F16 and BF16 as their raw Uint16 bits). */
 export type CheckpointArray =
-  | Float64Array
-  | Float32Array
-  | BigInt64Array
-  | BigUint64Array
-  | Int32Array
-  | Uint32Array
-  | Int16Array
-  | Uint16Array
-  | Int8Array
-  | Uint8Array;
+  Float64Array | Float32Array | BigInt64Array | BigUint64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
 
 /** A tensor to save: row-major data, its shape, and a dtype where the array type allows several. */
 export interface CheckpointTensor<A extends CheckpointArray = CheckpointArray> {
@@ -57,7 +48,11 @@ export interface Checkpoint {
   metadata: Record<string, string>;
 }
 
-type ArrayClass = { new (n: number): CheckpointArray; new (buffer: ArrayBuffer, byteOffset: number, length: number): CheckpointArray; BYTES_PER_ELEMENT: number };
+type ArrayClass = {
+  new (n: number): CheckpointArray;
+  new (buffer: ArrayBuffer, byteOffset: number, length: number): CheckpointArray;
+  BYTES_PER_ELEMENT: number;
+};
 
 const DTYPES: Record<Dtype, ArrayClass> = {
   F64: Float64Array,
@@ -123,7 +118,9 @@ function checkTensor(value: unknown, field: string): { data: CheckpointArray; sh
   const data = obj.data;
   const entry = INFERRED.find(([cls]) => data instanceof cls);
   if (!entry) {
-    throw new TypeError(`Expected a typed array (Float32Array, Float64Array, Uint8Array, Int32Array, BigInt64Array, ...) for ${field}.data but received ${describe(data)}`);
+    throw new TypeError(
+      `Expected a typed array (Float32Array, Float64Array, Uint8Array, Int32Array, BigInt64Array, ...) for ${field}.data but received ${describe(data)}`,
+    );
   }
   const array = data as CheckpointArray;
   if (!Array.isArray(obj.shape)) throw new TypeError(`Expected an array of sizes for ${field}.shape but received ${describe(obj.shape)}`);
@@ -138,7 +135,9 @@ function checkTensor(value: unknown, field: string): { data: CheckpointArray; sh
   if (obj.dtype !== undefined) {
     const given = expectString(obj.dtype, `${field}.dtype`);
     if (!isDtype(given) || !(array instanceof (DTYPES[given] as unknown as typeof Uint8Array))) {
-      throw new RangeError(`Expected a dtype matching ${array.constructor.name} (${dtype}${dtype === 'U8' ? " or 'BOOL'" : dtype === 'U16' ? ", 'F16' or 'BF16'" : ''}) for ${field}.dtype but received ${describe(obj.dtype)}`);
+      throw new RangeError(
+        `Expected a dtype matching ${array.constructor.name} (${dtype}${dtype === 'U8' ? " or 'BOOL'" : dtype === 'U16' ? ", 'F16' or 'BF16'" : ''}) for ${field}.dtype but received ${describe(obj.dtype)}`,
+      );
     }
     dtype = given;
   }
@@ -293,7 +292,10 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<buffer>'): Checkpoin
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = view.getBigUint64(0, true);
   if (n > BigInt(bytes.length - 8)) {
-    throw formatError(file, `declares a header of ${n} bytes but the file has only ${bytes.length - 8} bytes after the length (truncated or not a safetensors file)`);
+    throw formatError(
+      file,
+      `declares a header of ${n} bytes but the file has only ${bytes.length - 8} bytes after the length (truncated or not a safetensors file)`,
+    );
   }
   if (n > BigInt(MAX_HEADER_BYTES)) throw formatError(file, `declares a header of ${n} bytes, more than the limit of ${MAX_HEADER_BYTES}`);
   const headerBytes = Number(n);
@@ -312,7 +314,8 @@ export function parseCheckpoint(bytes: Uint8Array, file = '<buffer>'): Checkpoin
   const metadata: Record<string, string> = {};
   const rawMeta = header[METADATA_KEY];
   if (rawMeta !== undefined) {
-    if (typeof rawMeta !== 'object' || rawMeta === null || Array.isArray(rawMeta)) throw formatError(file, `has a ${METADATA_KEY} that is not an object of strings`);
+    if (typeof rawMeta !== 'object' || rawMeta === null || Array.isArray(rawMeta))
+      throw formatError(file, `has a ${METADATA_KEY} that is not an object of strings`);
     for (const [key, value] of Object.entries(rawMeta)) {
       if (typeof value !== 'string') throw formatError(file, `has metadata ${JSON.stringify(key)} that is not a string (${describe(value)})`);
       define(metadata, key, value);

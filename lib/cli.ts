@@ -12,13 +12,19 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; usage
   eval: { run: evalCommand, usage: evalUsage, about: 'evaluate a checkpoint: calibration, corruptions (shift) and OOD detection' },
   report: { run: reportCommand, usage: reportUsage, about: 'the HTML report of a training run (RUN_DIR/report.html)' },
   predict: { run: predictCommand, usage: predictUsage, about: 'class probabilities (or predictive mean and std) for new inputs' },
-  backend: { run: backendCommand, usage: 'Usage: sdebnn backend [--self-test [--device D]]', about: 'LibTorch version, CUDA and threads; --self-test runs checked matrix products' },
+  backend: {
+    run: backendCommand,
+    usage: 'Usage: sdebnn backend [--self-test [--device D]]',
+    about: 'LibTorch version, CUDA and threads; --self-test runs checked matrix products',
+  },
 };
 
 const usage = `Usage: sdebnn <command> [options]
 
 Commands:
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)}${c.about}`).join('\n')}
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(10)}${c.about}`)
+  .join('\n')}
 
 Run 'sdebnn <command> --help' for a command's options.`;
 

@@ -62,7 +62,10 @@ function leaves(value: unknown, prefix: string, out: Map<string, string>): Map<s
 
 /** A 48-bit digest of a tensor's bytes (exact as a float64, so it can travel in an all-reduce). */
 function digest(t: Tensor): number {
-  return createHash('sha256').update(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)).digest().readUIntBE(0, 6);
+  return createHash('sha256')
+    .update(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))
+    .digest()
+    .readUIntBE(0, 6);
 }
 
 /** The seed of rank `rank`'s own training stream from `step` on (an integer below 2^53). */
@@ -152,7 +155,6 @@ export class DataParallel {
       );
     }
   }
-
 }
 
 /** Every rank compares its fingerprint with rank 0's; all throw if any differs. */

@@ -10,9 +10,7 @@ import type { SdeBnn } from './bnn';
 import { awaitNative, callNative, DistributedUnavailableError } from './errors';
 import { native } from './native';
 import { expectTensor, type Tensor } from './tensor';
-import {
-  describe, expectInteger, expectKnownKeys, expectOneOf, expectOptionalObject, expectPositiveInteger, expectString, optional,
-} from './validate';
+import { describe, expectInteger, expectKnownKeys, expectOneOf, expectOptionalObject, expectPositiveInteger, expectString, optional } from './validate';
 
 /** c10d backends: Gloo (CPU) and NCCL (CUDA). */
 export type DistributedBackend = 'gloo' | 'nccl';
@@ -75,7 +73,10 @@ function resolveBackend(requested: DistributedBackend | 'auto'): DistributedBack
     );
   }
   if (!a[requested]) {
-    throw new DistributedUnavailableError(`backend '${requested}' is not available in this build of sdebnn: ${a.missing[requested]}`, 'ERR_DISTRIBUTED_UNAVAILABLE');
+    throw new DistributedUnavailableError(
+      `backend '${requested}' is not available in this build of sdebnn: ${a.missing[requested]}`,
+      'ERR_DISTRIBUTED_UNAVAILABLE',
+    );
   }
   return requested;
 }

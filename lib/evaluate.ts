@@ -15,7 +15,15 @@ import { predictDataset, type DatasetClassification } from './predict';
 import { oodDetection, rocCurve, selectivePrediction, type OodDetection } from './score-metrics';
 import { numel } from './tensor';
 import {
-  describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectObject, expectOptionalObject, expectPositiveInteger, optional,
+  describe,
+  expectBoolean,
+  expectFunction,
+  expectInteger,
+  expectKnownKeys,
+  expectObject,
+  expectOptionalObject,
+  expectPositiveInteger,
+  optional,
 } from './validate';
 
 /** One corruption of a shift suite (lib/shift's Corruption has this shape). */
@@ -193,15 +201,26 @@ function scoreOf(p: DatasetClassification, score: OodScoreName): Float64Array {
   return score === 'entropy' ? p.totalEntropy : score === 'mutualInformation' ? p.mutualInformation : p.maxProbability;
 }
 
-function cleanEvaluation(p: DatasetClassification, labels: Uint8Array, bins: number, metrics: ClassificationMetrics, histograms: CleanEvaluation['histograms']): CleanEvaluation {
+function cleanEvaluation(
+  p: DatasetClassification,
+  labels: Uint8Array,
+  bins: number,
+  metrics: ClassificationMetrics,
+  histograms: CleanEvaluation['histograms'],
+): CleanEvaluation {
   const rel = calibrationBins({ data: p.probs, shape: [p.count, p.classes] }, labels, { bins });
-  const sel = selectivePrediction(p.maxProbability, Array.from(p.predicted, (c, i) => (c === labels[i] ? 1 : 0)));
+  const sel = selectivePrediction(
+    p.maxProbability,
+    Array.from(p.predicted, (c, i) => (c === labels[i] ? 1 : 0)),
+  );
   const at = Array.from({ length: 100 }, (_, i) => Math.max(0, Math.round(((i + 1) / 100) * p.count) - 1)); // coverage 1% ... 100%
   return {
     metrics,
     means: means(p),
     reliability: {
-      lower: rel.lower, upper: rel.upper, count: rel.count,
+      lower: rel.lower,
+      upper: rel.upper,
+      count: rel.count,
       accuracy: rel.accuracy.map((v) => (Number.isNaN(v) ? null : v)),
       confidence: rel.confidence.map((v) => (Number.isNaN(v) ? null : v)),
     },
@@ -239,7 +258,8 @@ function expectSuite(value: unknown): ShiftSuiteLike {
 export async function evaluateUncertainty(model: SdeBnn, test: Dataset, options: EvaluationOptions = {}): Promise<Evaluation> {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', ['samples', 'batchSize', 'seed', 'bins', 'deterministic', 'shift', 'shiftLimit', 'ood', 'onProgress']);
-  if (model.config.likelihood !== 'categorical') throw new RangeError(`Expected a classifier (likelihood 'categorical') but the model's likelihood is '${model.config.likelihood}'`);
+  if (model.config.likelihood !== 'categorical')
+    throw new RangeError(`Expected a classifier (likelihood 'categorical') but the model's likelihood is '${model.config.likelihood}'`);
   const samples = optional(o.samples, 4, (v) => expectPositiveInteger(v, 'options.samples'));
   const batchSize = o.batchSize === undefined ? undefined : expectPositiveInteger(o.batchSize, 'options.batchSize');
   const seed = optional(o.seed, 0, (v) => expectInteger(v, 'options.seed', 0, 2 ** 31 - 1));
@@ -280,8 +300,16 @@ export async function evaluateUncertainty(model: SdeBnn, test: Dataset, options:
         const p = await run(`shift ${c.name} ${severity}`, c.apply(part, partShape, severity, seed));
         const m = metricsOf(p, y);
         results.push({
-          corruption: c.name, severity, source: c.source, count,
-          accuracy: m.accuracy, nll: m.nll, ece: m.ece, brier: m.brier, entropy: m.entropy, mutualInformation: meanOf(p.mutualInformation),
+          corruption: c.name,
+          severity,
+          source: c.source,
+          count,
+          accuracy: m.accuracy,
+          nll: m.nll,
+          ece: m.ece,
+          brier: m.brier,
+          entropy: m.entropy,
+          mutualInformation: meanOf(p.mutualInformation),
         });
       }
     }
@@ -305,7 +333,13 @@ export async function evaluateUncertainty(model: SdeBnn, test: Dataset, options:
     clean: cleanEvaluation(clean, labels, bins, metricsOf(clean, labels), histograms[0]!),
     ...(deterministic ? { deterministic } : {}),
     ...(shiftResult ? { shift: shiftResult } : {}),
-    ood: oodPredictions.map((p, i) => ({ name: oodSets[i]!.name, count: p.count, scores: oodScores(clean, p), histograms: histograms[i + 1]!, means: means(p) })),
+    ood: oodPredictions.map((p, i) => ({
+      name: oodSets[i]!.name,
+      count: p.count,
+      scores: oodScores(clean, p),
+      histograms: histograms[i + 1]!,
+      means: means(p),
+    })),
     seconds: (Date.now() - started) / 1000,
   };
 }

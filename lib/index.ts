@@ -7,7 +7,14 @@ export { BrownianInterval, type BrownianIntervalOptions, type BrownianDtype } fr
 export { tensor, numel } from './tensor';
 export type { Tensor, FloatArray } from './tensor';
 export {
-  SdebnnError, DeviceUnavailableError, TorchError, NumericalError, DataFormatError, NativeError, DistributedUnavailableError, DistributedError,
+  SdebnnError,
+  DeviceUnavailableError,
+  TorchError,
+  NumericalError,
+  DataFormatError,
+  NativeError,
+  DistributedUnavailableError,
+  DistributedError,
   LimitError,
 } from './errors';
 export { LIMIT_DEFAULTS } from './limits';
@@ -43,7 +50,15 @@ export {
   regressionMetrics,
 } from './metrics';
 export type { MatrixLike, Labels, CalibrationBins, ClassificationMetrics, PredictiveMoments, GaussianNllOptions, RegressionMetrics } from './metrics';
-export { decomposeUncertainty, totalEntropy, expectedEntropy, mutualInformation, maxProbability, variationRatio, checkSampleProbabilities } from './uncertainty';
+export {
+  decomposeUncertainty,
+  totalEntropy,
+  expectedEntropy,
+  mutualInformation,
+  maxProbability,
+  variationRatio,
+  checkSampleProbabilities,
+} from './uncertainty';
 export type { UncertaintySummary, UncertaintyDecomposition } from './uncertainty';
 export { oodDetection, rocCurve, selectivePrediction } from './score-metrics';
 export type { OodDetection, OodScoreOptions, RocCurve, SelectivePrediction, ScoreArray } from './score-metrics';
@@ -51,8 +66,24 @@ export { saveCheckpoint, loadCheckpoint, parseCheckpoint, checkpointMismatches, 
 export type { Checkpoint, CheckpointTensor, CheckpointArray, LoadedTensor, Dtype, ExpectedCheckpoint } from './checkpoint';
 export { SDE, sdeint, sdeintGradients, validateSpec, methods, activations, METHODS, ACTIVATIONS, NOISE_TYPES, SDE_TYPES } from './sde';
 export type {
-  SDESpec, GbmSpec, OuSpec, LinearSpec, NeuralSpec, MlpSpec, Method, NoiseType, SdeType, SdeintOptions, SdeintResult,
-  GradientsResult, SolveStats, Route, MethodInfo, Activation, FloatDtype, SdeSpecCommon,
+  SDESpec,
+  GbmSpec,
+  OuSpec,
+  LinearSpec,
+  NeuralSpec,
+  MlpSpec,
+  Method,
+  NoiseType,
+  SdeType,
+  SdeintOptions,
+  SdeintResult,
+  GradientsResult,
+  SolveStats,
+  Route,
+  MethodInfo,
+  Activation,
+  FloatDtype,
+  SdeSpecCommon,
 } from './sde';
 export { SdeBnn } from './bnn';
 export { resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn-config';
@@ -81,8 +112,17 @@ export { predictDataset, DEFAULT_PREDICT_BATCH_SIZE } from './predict';
 export type { PredictDatasetOptions, PredictProgress, DatasetPrediction, DatasetClassification, DatasetRegression } from './predict';
 export { evaluateUncertainty, histogram, OOD_SCORES } from './evaluate';
 export type {
-  Evaluation, EvaluationOptions, EvaluationProgress, CleanEvaluation, ShiftEvaluation, OodEvaluation, Histogram, UncertaintyMeans,
-  CorruptionLike, ShiftSuiteLike, OodScoreName,
+  Evaluation,
+  EvaluationOptions,
+  EvaluationProgress,
+  CleanEvaluation,
+  ShiftEvaluation,
+  OodEvaluation,
+  Histogram,
+  UncertaintyMeans,
+  CorruptionLike,
+  ShiftSuiteLike,
+  OodScoreName,
 } from './evaluate';
 export { renderReport, writeReport, readTrainingLog } from './report/page';
 export type { ReportInput, TrainingLog, RegressionBand } from './report/page';

@@ -90,7 +90,8 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
     throw new RangeError(`Expected options.masterAddr (the host of node 0) with ${nnodes} nodes; every node's launcher must name the same one`);
   }
   const masterAddr = optional(o.masterAddr, '127.0.0.1', (v) => expectString(v, 'options.masterAddr'));
-  const masterPort = o.masterPort === undefined ? (nnodes > 1 ? 29500 : await freePort(masterAddr)) : expectInteger(o.masterPort, 'options.masterPort', 1, 65535);
+  const masterPort =
+    o.masterPort === undefined ? (nnodes > 1 ? 29500 : await freePort(masterAddr)) : expectInteger(o.masterPort, 'options.masterPort', 1, 65535);
   const env = o.env === undefined ? {} : (expectObject(o.env, 'options.env') as Record<string, string>);
   const graceMs = optional(o.graceMs, 5000, (v) => expectInteger(v, 'options.graceMs', 0));
   const report = (o.report as ((line: string) => void) | undefined) ?? ((line: string) => process.stderr.write(`${line}\n`));

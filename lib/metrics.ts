@@ -296,7 +296,10 @@ export function classificationMetrics(probs: MatrixLike, labels: Labels, options
     eceBins: bins.count.length,
     adaptiveEce: adaptiveCalibrationError(probs, labels, options),
     mce: maxCalibrationError(probs, labels, options),
-    entropy: mean(h.reduce((a, b) => a + b, 0), n),
+    entropy: mean(
+      h.reduce((a, b) => a + b, 0),
+      n,
+    ),
   };
 }
 

@@ -35,7 +35,12 @@ export function writeModelFile(file: string, config: object, state: Record<strin
   }
   const tensors: Record<string, CheckpointTensor> = {};
   for (const [name, t] of Object.entries(state)) tensors[name] = { data: t.data, shape: t.shape };
-  saveCheckpoint(file, tensors, { ...(extra as Record<string, string>), format: MODEL_FILE_FORMAT, version: MODEL_FILE_VERSION, config: JSON.stringify(config) });
+  saveCheckpoint(file, tensors, {
+    ...(extra as Record<string, string>),
+    format: MODEL_FILE_FORMAT,
+    version: MODEL_FILE_VERSION,
+    config: JSON.stringify(config),
+  });
 }
 
 /** Reads a file written by writeModelFile, checking its format, version and dtypes (errors name the file). */

@@ -62,7 +62,10 @@ export interface NativeBinding {
   elementwise(tensor: Tensor, name: 'tanh'): Tensor;
   /** Test hook: an activation's value and slope by the buffered route's loops ('fast': sde::activate_cpu), the conv kernels, or LibTorch ('aten'). */
   elementwise(tensor: Tensor, name: `${'fast' | 'conv' | 'aten'}.${'tanh' | 'softplus' | 'relu' | 'sigmoid'}`): { value: Tensor; slope: Tensor };
-  selfTest(options: { device: string; size: number; iterations: number }, onProgress?: ProgressCallback): Promise<{
+  selfTest(
+    options: { device: string; size: number; iterations: number },
+    onProgress?: ProgressCallback,
+  ): Promise<{
     device: string;
     iterations: number;
     seconds: number;
@@ -77,14 +80,7 @@ export interface NativeBinding {
   activations(): string[];
   NativeSDE: new (spec: object) => unknown;
   sdeint(sde: unknown, y0: Tensor, ts: number[], options: object, onProgress?: ProgressCallback): Promise<SdeintResult>;
-  sdeintGradients(
-    sde: unknown,
-    y0: Tensor,
-    ts: number[],
-    gradYs: Tensor,
-    options: object,
-    onProgress?: ProgressCallback,
-  ): Promise<GradientsResult>;
+  sdeintGradients(sde: unknown, y0: Tensor, ts: number[], gradYs: Tensor, options: object, onProgress?: ProgressCallback): Promise<GradientsResult>;
   BrownianInterval: new (options: {
     t0: number;
     t1: number;

@@ -8,7 +8,17 @@ import type { SdeBnn } from './bnn';
 import type { Dataset } from './data/dataset';
 import { numel } from './tensor';
 import { decomposeUncertainty, type UncertaintySummary } from './uncertainty';
-import { describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectObject, expectOptionalObject, expectPositiveInteger, optional } from './validate';
+import {
+  describe,
+  expectBoolean,
+  expectFunction,
+  expectInteger,
+  expectKnownKeys,
+  expectObject,
+  expectOptionalObject,
+  expectPositiveInteger,
+  optional,
+} from './validate';
 
 /**
  * Images per native call by default (also train's evaluation batch, so its streams are unchanged).
@@ -141,7 +151,11 @@ export async function predictDataset(model: SdeBnn, data: Dataset | Float32Array
     const size = Math.min(batchSize, n - start);
     // A private Brownian stream per batch: prediction neither depends on nor disturbs training.
     const out = await model.predict(inputs.subarray(start * per, (start + size) * per), {
-      samples, ema, deterministic, seed: seed + start, returnSamples: categorical,
+      samples,
+      ema,
+      deterministic,
+      seed: seed + start,
+      returnSamples: categorical,
     });
     let paths: Float32Array | Float64Array;
     if (out.kind === 'categorical') {

@@ -50,13 +50,30 @@ export interface Preset {
 
 function convModel(inputShape: number[], inputNormalization: PresetModel['inputNormalization']): PresetModel {
   return {
-    kind: 'conv', inputShape, classes: 10, inputNormalization,
-    stem: 16, width: 32, blocks: [1], sigma: 0.05, estimator: 'ckl', solver: { method: 'euler', steps: 10 },
+    kind: 'conv',
+    inputShape,
+    classes: 10,
+    inputNormalization,
+    stem: 16,
+    width: 32,
+    blocks: [1],
+    sigma: 0.05,
+    estimator: 'ckl',
+    solver: { method: 'euler', steps: 10 },
   };
 }
 
 const imageTraining: PresetTraining = {
-  epochs: 10, batchSize: 128, lr: 1e-3, beta: 1e-3, betaWarmup: 0, timeLimit: undefined, samples: 4, evalEachEpoch: true, checkpointEvery: 1, augment: false,
+  epochs: 10,
+  batchSize: 128,
+  lr: 1e-3,
+  beta: 1e-3,
+  betaWarmup: 0,
+  timeLimit: undefined,
+  samples: 4,
+  evalEachEpoch: true,
+  checkpointEvery: 1,
+  augment: false,
 };
 
 const { beta: toyBeta, nTrain: _, ...toyModel } = toyModelConfig(); // beta is a training default here; nTrain comes from the data

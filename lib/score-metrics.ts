@@ -77,7 +77,7 @@ function mannWhitney(pos: Float64Array, neg: Float64Array): number {
   const all = [...Array.from(pos, (s) => [s, 1] as const), ...Array.from(neg, (s) => [s, 0] as const)];
   all.sort((a, b) => a[0] - b[0]);
   let rankSum = 0;
-  for (let i = 0; i < all.length; ) {
+  for (let i = 0; i < all.length;) {
     let j = i;
     while (j < all.length && all[j]![0] === all[i]![0]) j++;
     const midRank = (i + 1 + j) / 2; // ranks i+1 .. j share their mean
@@ -197,7 +197,7 @@ export function selectivePrediction(confidence: ScoreArray, correct: ArrayLike<n
   const accuracy = new Float64Array(n);
   let risk = 0;
   let correctBefore = 0;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     let j = i;
     let groupCorrect = 0;
     while (j < n && conf[order[j]!] === conf[order[i]!]) groupCorrect += hit[order[j++]!]!;

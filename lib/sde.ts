@@ -217,7 +217,13 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<SdeSp
     }
     case 'ou':
       expectKnownKeys(o, field, ['type', 'theta', 'mu', 'sigma', 'sdeType', 'dtype', 'device']);
-      return { ...common, type, theta: expectNumber(o.theta, `${field}.theta`), mu: expectNumber(o.mu, `${field}.mu`), sigma: expectNumber(o.sigma, `${field}.sigma`) };
+      return {
+        ...common,
+        type,
+        theta: expectNumber(o.theta, `${field}.theta`),
+        mu: expectNumber(o.mu, `${field}.mu`),
+        sigma: expectNumber(o.sigma, `${field}.sigma`),
+      };
     case 'linear': {
       expectKnownKeys(o, field, ['type', 'A', 'c', 'b', 'sdeType', 'dtype', 'device']);
       const A = expectMatrix(o.A, `${field}.A`);
@@ -233,8 +239,10 @@ export function validateSpec(spec: unknown, field = 'spec'): Required<Pick<SdeSp
       expectKnownKeys(diffusionIn, `${field}.diffusion`, ['kind', 'hidden', 'activation', 'timeInput', 'output', 'offset', 'init']);
       const defaultKind = noiseType === 'additive' ? 'constant' : noiseType === 'diagonal' ? 'scaled_tanh' : 'mlp';
       const kind = optional(diffusionIn.kind, defaultKind, (v) => expectOneOf(v, `${field}.diffusion.kind`, ['mlp', 'scaled_tanh', 'constant'] as const));
-      if (kind === 'scaled_tanh' && noiseType !== 'diagonal') throw new RangeError(`${field}.diffusion.kind 'scaled_tanh' needs noiseType 'diagonal' but received '${noiseType}'`);
-      if (kind === 'constant' && noiseType !== 'additive') throw new RangeError(`${field}.diffusion.kind 'constant' needs noiseType 'additive' but received '${noiseType}'`);
+      if (kind === 'scaled_tanh' && noiseType !== 'diagonal')
+        throw new RangeError(`${field}.diffusion.kind 'scaled_tanh' needs noiseType 'diagonal' but received '${noiseType}'`);
+      if (kind === 'constant' && noiseType !== 'additive')
+        throw new RangeError(`${field}.diffusion.kind 'constant' needs noiseType 'additive' but received '${noiseType}'`);
       const diffusion = {
         ...expectMlp({ hidden: diffusionIn.hidden, activation: diffusionIn.activation, timeInput: diffusionIn.timeInput }, `${field}.diffusion`),
         kind,
@@ -314,7 +322,12 @@ export class SDE {
     const y0t = expectTensor(y0, 'y0', 2);
     const wt = expectTensor(w, 'w', 2);
     const values = Math.max(numel(y0t.shape), numel(wt.shape));
-    checkBytes(4 * values * (this.spec.dtype === 'float64' ? 8 : 4), expectMaxBytes(o.maxBytes, 'options.maxBytes'), 'options.maxBytes', `exact on y0 [${y0t.shape.join(', ')}]`);
+    checkBytes(
+      4 * values * (this.spec.dtype === 'float64' ? 8 : 4),
+      expectMaxBytes(o.maxBytes, 'options.maxBytes'),
+      'options.maxBytes',
+      `exact on y0 [${y0t.shape.join(', ')}]`,
+    );
     const y = callNative(() => this.handle.exact(y0t, expectNumber(t, 't'), wt));
     const at = y.data.findIndex((v) => !Number.isFinite(v));
     if (at >= 0) throw new NumericalError(`the exact solution is not finite in ${this.spec.dtype} (element ${at} is ${y.data[at]})`, 'ERR_NUMERICAL');
@@ -377,8 +390,24 @@ export interface SdeintOptions {
 }
 
 const OPTION_KEYS = [
-  'method', 'dt', 'adaptive', 'rtol', 'atol', 'dtMin', 'bm', 'seed', 'device', 'adjoint',
-  'adjointMethod', 'adjointDt', 'adjointAdaptive', 'adjointRtol', 'adjointAtol', 'maxSteps', 'maxBytes', 'onProgress',
+  'method',
+  'dt',
+  'adaptive',
+  'rtol',
+  'atol',
+  'dtMin',
+  'bm',
+  'seed',
+  'device',
+  'adjoint',
+  'adjointMethod',
+  'adjointDt',
+  'adjointAdaptive',
+  'adjointRtol',
+  'adjointAtol',
+  'maxSteps',
+  'maxBytes',
+  'onProgress',
 ] as const;
 
 /** The shape of the Brownian increments a solve of `sde` from y0 [batch, d] needs (as the engine's brownian_shape). */
@@ -399,9 +428,12 @@ function checkBrownian(bm: BrownianInterval, sde: SDE, y0: Tensor, device: strin
   if (bm.device !== device) throw new RangeError(`Expected a BrownianInterval on '${device}' for options.bm but received one on '${bm.device}'`);
   const shape = brownianShape(sde, y0);
   if (bm.shape.length !== shape.length || bm.shape.some((s, i) => s !== shape[i])) {
-    throw new RangeError(`Expected a BrownianInterval of shape [${shape.join(', ')}] for options.bm (its shape does not match the SDE's noise for this y0) but received [${bm.shape.join(', ')}]`);
+    throw new RangeError(
+      `Expected a BrownianInterval of shape [${shape.join(', ')}] for options.bm (its shape does not match the SDE's noise for this y0) but received [${bm.shape.join(', ')}]`,
+    );
   }
-  if (method === 'srk' && !bm.levyArea) throw new RangeError("Expected a BrownianInterval made with levyArea: true for options.bm (method 'srk' needs the Levy area)");
+  if (method === 'srk' && !bm.levyArea)
+    throw new RangeError("Expected a BrownianInterval made with levyArea: true for options.bm (method 'srk' needs the Levy area)");
 }
 
 /**
@@ -409,7 +441,14 @@ function checkBrownian(bm: BrownianInterval, sde: SDE, y0: Tensor, device: strin
  * network activations), the Brownian cache and, for backprop through the solver, what autograd
  * keeps per step. An estimate of the dominant terms, not an exact count.
  */
-function solveBytes(sde: SDE, y0: Tensor, times: number[], o: { dt: number; adjoint: boolean; method: Method }, gradients: boolean, bm?: BrownianInterval): number {
+function solveBytes(
+  sde: SDE,
+  y0: Tensor,
+  times: number[],
+  o: { dt: number; adjoint: boolean; method: Method },
+  gradients: boolean,
+  bm?: BrownianInterval,
+): number {
   const [batch, d] = y0.shape as [number, number];
   const spec = sde.spec;
   const noise = numel(brownianShape(sde, y0)) / Math.max(1, batch);
@@ -427,7 +466,7 @@ function solveBytes(sde: SDE, y0: Tensor, times: number[], o: { dt: number; adjo
 function validateOptions(sde: SDE, options: unknown) {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', OPTION_KEYS);
-  const method = optional(o.method, sde.sdeType === 'ito' ? ('euler') : ('midpoint'), (v) => expectOneOf(v, 'options.method', methodNames()));
+  const method = optional(o.method, sde.sdeType === 'ito' ? 'euler' : 'midpoint', (v) => expectOneOf(v, 'options.method', methodNames()));
   const dt = optional(o.dt, 0.01, (v) => expectPositive(v, 'options.dt'));
   const adaptive = optional(o.adaptive, false, (v) => expectBoolean(v, 'options.adaptive'));
   const rtol = optional(o.rtol, 1e-3, (v) => expectPositive(v, 'options.rtol'));
@@ -437,10 +476,15 @@ function validateOptions(sde: SDE, options: unknown) {
   // The backward pass's default: the Stratonovich counterpart of the forward method (Euler's is
   // euler_heun: one drift evaluation per step), the exact adjoint for reversible_heun.
   const defaultAdjointMethod: Method =
-    method === 'reversible_heun' ? 'reversible_heun'
-    : method === 'euler' ? (sde.noiseType === 'additive' ? 'euler' : 'euler_heun')
-    : method === 'heun' || method === 'euler_heun' ? method
-    : 'midpoint';
+    method === 'reversible_heun'
+      ? 'reversible_heun'
+      : method === 'euler'
+        ? sde.noiseType === 'additive'
+          ? 'euler'
+          : 'euler_heun'
+        : method === 'heun' || method === 'euler_heun'
+          ? method
+          : 'midpoint';
   const out = {
     method,
     dt,
@@ -471,9 +515,20 @@ function checkSolve(sde: SDE, y0: Tensor, times: number[], v: ReturnType<typeof 
   const span = `ts spans ${times.at(-1)! - times[0]!}`;
   if (!o.adaptive) checkSteps(fixedSteps(times, o.dt), o.maxSteps, 'options.maxSteps', `The solve (${span} with dt ${o.dt})`, 'use a larger options.dt');
   if (gradients && o.adjoint && !o.adjointAdaptive) {
-    checkSteps(fixedSteps(times, o.adjointDt), o.maxSteps, 'options.maxSteps', `The adjoint solve (${span} with adjointDt ${o.adjointDt})`, 'use a larger options.adjointDt');
+    checkSteps(
+      fixedSteps(times, o.adjointDt),
+      o.maxSteps,
+      'options.maxSteps',
+      `The adjoint solve (${span} with adjointDt ${o.adjointDt})`,
+      'use a larger options.adjointDt',
+    );
   }
-  checkBytes(solveBytes(sde, y0, times, o, gradients, v.bm), o.maxBytes, 'options.maxBytes', `This ${gradients ? 'sdeintGradients' : 'sdeint'} call (y0 [${y0.shape.join(', ')}], ${times.length} output times)`);
+  checkBytes(
+    solveBytes(sde, y0, times, o, gradients, v.bm),
+    o.maxBytes,
+    'options.maxBytes',
+    `This ${gradients ? 'sdeintGradients' : 'sdeint'} call (y0 [${y0.shape.join(', ')}], ${times.length} output times)`,
+  );
 }
 
 function validateTimes(ts: unknown): number[] {
@@ -492,7 +547,7 @@ function validateY0(sde: SDE, y0: unknown): Tensor {
   const t = expectTensor(y0, 'y0');
   if (t.shape.length !== 2) throw new RangeError(`Expected y0 of shape [batch, d] but received [${t.shape.join(', ')}]`);
   const wantF64 = sde.spec.dtype === 'float64';
-  if ((t.data instanceof Float64Array) !== wantF64) {
+  if (t.data instanceof Float64Array !== wantF64) {
     throw new TypeError(`Expected ${wantF64 ? 'Float64Array' : 'Float32Array'} for y0.data (the SDE's dtype is ${sde.spec.dtype})`);
   }
   return t;

@@ -15,8 +15,19 @@ import { predictDataset } from './predict';
 import { classificationMetrics, regressionMetrics, type ClassificationMetrics, type RegressionMetrics } from './metrics';
 import { SdeBnn, type BnnTrainStepResult as TrainStepResult } from './bnn';
 import {
-  describe, expectBoolean, expectFunction, expectInteger, expectKnownKeys, expectNonNegative, expectObject, expectOneOf,
-  expectOptionalObject, expectPositive, expectPositiveInteger, expectString, optional,
+  describe,
+  expectBoolean,
+  expectFunction,
+  expectInteger,
+  expectKnownKeys,
+  expectNonNegative,
+  expectObject,
+  expectOneOf,
+  expectOptionalObject,
+  expectPositive,
+  expectPositiveInteger,
+  expectString,
+  optional,
 } from './validate';
 
 type StepResult = TrainStepResult;
@@ -111,9 +122,28 @@ export interface TrainResult {
 }
 
 const TRAIN_KEYS = [
-  'epochs', 'batchSize', 'lr', 'lrSchedule', 'lrMin', 'warmupSteps', 'beta', 'betaWarmupSteps', 'seed', 'timeLimit',
-  'evalEachEpoch', 'evalSamples', 'evalBatchSize', 'evalEma', 'logFile', 'checkpointFile', 'checkpointEvery', 'resume', 'onStep', 'onEpoch',
-  'augment', 'distributed',
+  'epochs',
+  'batchSize',
+  'lr',
+  'lrSchedule',
+  'lrMin',
+  'warmupSteps',
+  'beta',
+  'betaWarmupSteps',
+  'seed',
+  'timeLimit',
+  'evalEachEpoch',
+  'evalSamples',
+  'evalBatchSize',
+  'evalEma',
+  'logFile',
+  'checkpointFile',
+  'checkpointEvery',
+  'resume',
+  'onStep',
+  'onEpoch',
+  'augment',
+  'distributed',
 ] as const;
 
 // lr and beta default to the model's own config, so that a model configured with them trains with them.
@@ -174,7 +204,10 @@ export function saveTrainingCheckpoint(file: string, model: SdeBnn, position: { 
 function metadataCount(file: string, meta: Record<string, string>, key: string): number {
   const text = meta[key] ?? '0';
   if (!/^\d{1,15}$/.test(text)) {
-    throw new DataFormatError(`Checkpoint ${file}: metadata ${key} is ${JSON.stringify(text.slice(0, 40))}, expected a non-negative integer`, 'ERR_DATA_FORMAT');
+    throw new DataFormatError(
+      `Checkpoint ${file}: metadata ${key} is ${JSON.stringify(text.slice(0, 40))}, expected a non-negative integer`,
+      'ERR_DATA_FORMAT',
+    );
   }
   return Number(text);
 }
@@ -201,10 +234,13 @@ function expectDatasetFor(model: SdeBnn, value: unknown, field: string): Dataset
   const dataset = expectDataset(value, field);
   const c = model.config;
   if (dataset.inputShape.length !== c.inputShape.length || dataset.inputShape.some((s, i) => s !== c.inputShape[i])) {
-    throw new RangeError(`Expected ${field}.inputShape [${c.inputShape.join(', ')}] (the model's config.inputShape) but received [${dataset.inputShape.join(', ')}]`);
+    throw new RangeError(
+      `Expected ${field}.inputShape [${c.inputShape.join(', ')}] (the model's config.inputShape) but received [${dataset.inputShape.join(', ')}]`,
+    );
   }
   if (c.likelihood === 'categorical') {
-    if (dataset.classes === undefined) throw new TypeError(`Expected class labels (Uint8Array) for ${field}.targets of a classifier but received regression targets`);
+    if (dataset.classes === undefined)
+      throw new TypeError(`Expected class labels (Uint8Array) for ${field}.targets of a classifier but received regression targets`);
     if (dataset.classes > c.classes) {
       throw new RangeError(`Expected at most ${c.classes} classes (the model's config.classes) in ${field} but received ${dataset.classes}`);
     }
@@ -256,11 +292,45 @@ export async function evaluate(
 
 /** What every rank of a data-parallel run must share: the model, the data's shape, the schedule. */
 function runFingerprint(model: SdeBnn, data: { train: Dataset; test?: Dataset }, o: ReturnType<typeof trainOptions>): object {
-  const { epochs, batchSize, lr, lrSchedule, lrMin, warmupSteps, beta, betaWarmupSteps, seed, timeLimit, evalEachEpoch, evalSamples, evalBatchSize, evalEma, checkpointEvery } = o;
+  const {
+    epochs,
+    batchSize,
+    lr,
+    lrSchedule,
+    lrMin,
+    warmupSteps,
+    beta,
+    betaWarmupSteps,
+    seed,
+    timeLimit,
+    evalEachEpoch,
+    evalSamples,
+    evalBatchSize,
+    evalEma,
+    checkpointEvery,
+  } = o;
   return {
     config: { ...model.config, device: undefined }, // one GPU per rank
     data: { train: [data.train.length, ...data.train.inputShape], test: data.test?.length ?? 0 },
-    options: { epochs, batchSize, lr, lrSchedule, lrMin, warmupSteps, beta, betaWarmupSteps, seed, timeLimit, evalEachEpoch, evalSamples, evalBatchSize, evalEma, checkpointEvery, augment: Boolean(o.augment), weightPaths: o.distributed?.weightPaths },
+    options: {
+      epochs,
+      batchSize,
+      lr,
+      lrSchedule,
+      lrMin,
+      warmupSteps,
+      beta,
+      betaWarmupSteps,
+      seed,
+      timeLimit,
+      evalEachEpoch,
+      evalSamples,
+      evalBatchSize,
+      evalEma,
+      checkpointEvery,
+      augment: Boolean(o.augment),
+      weightPaths: o.distributed?.weightPaths,
+    },
   };
 }
 
@@ -281,7 +351,9 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
   }
   const dist = o.distributed;
   if (dist && o.batchSize % dist.group.worldSize !== 0) {
-    throw new RangeError(`Expected options.batchSize (the global batch) to be a multiple of the world size ${dist.group.worldSize} but received ${o.batchSize}`);
+    throw new RangeError(
+      `Expected options.batchSize (the global batch) to be a multiple of the world size ${dist.group.worldSize} but received ${o.batchSize}`,
+    );
   }
   const shard = dist ? { shard: { rank: dist.group.rank, count: dist.group.worldSize } } : {};
   const iterator = new MinibatchIterator(trainSet, { batchSize: o.batchSize, shuffle: true, seed: o.seed, dropLast: true, ...shard });
@@ -292,9 +364,7 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
   if (lead && o.resume && o.checkpointFile && fs.existsSync(o.checkpointFile)) {
     const saved = readTrainingCheckpoint(o.checkpointFile);
     if (saved.epoch >= o.epochs) {
-      throw new RangeError(
-        `Expected options.epochs above the ${saved.epoch} epochs checkpoint ${o.checkpointFile} has done (resume) but received ${o.epochs}`,
-      );
+      throw new RangeError(`Expected options.epochs above the ${saved.epoch} epochs checkpoint ${o.checkpointFile} has done (resume) but received ${o.epochs}`);
     }
     model.setState(saved.state);
     startEpoch = saved.epoch;
@@ -322,7 +392,7 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
     const sums = { loss: 0, nll: 0, kl: 0, accuracy: 0, nfe: 0, steps: 0 };
     for (const batch of iterator.epoch()) {
       const lr = learningRate(step, Math.max(step / totalSteps, trainSeconds / o.timeLimit), o);
-      const beta = o.betaWarmupSteps > 0 ? (o.beta * Math.min(1, (step + 1) / o.betaWarmupSteps)) : o.beta;
+      const beta = o.betaWarmupSteps > 0 ? o.beta * Math.min(1, (step + 1) / o.betaWarmupSteps) : o.beta;
       const stepStart = Date.now();
       const inputs = o.augment ? o.augment(batch.inputs, batch.shape) : batch.inputs;
       const trainStep = () => model.trainStep(inputs, batch.targets, { lr, beta });
@@ -363,7 +433,12 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
     };
     const last = stoppedEarly || epoch + 1 === o.epochs;
     if (testSet && (o.evalEachEpoch || last)) {
-      epochLog.test = await evaluate(model, testSet, { samples: o.evalSamples, batchSize: o.evalBatchSize, ema: o.evalEma, ...(dist ? { distributed: dist } : {}) });
+      epochLog.test = await evaluate(model, testSet, {
+        samples: o.evalSamples,
+        batchSize: o.evalBatchSize,
+        ema: o.evalEma,
+        ...(dist ? { distributed: dist } : {}),
+      });
     }
     epochs.push(epochLog);
     log(epochLog);
@@ -371,7 +446,8 @@ export async function train(model: SdeBnn, data: { train: Dataset; test?: Datase
     // resumes inside that epoch, where the iterator left off.
     if (last || (epoch + 1) % o.checkpointEvery === 0) {
       await parallel?.verifyIdentical(step);
-      if (o.checkpointFile && lead) saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
+      if (o.checkpointFile && lead)
+        saveTrainingCheckpoint(o.checkpointFile, model, { epoch: stoppedEarly ? epoch : epoch + 1, step, iterator: iterator.getState() });
     }
     o.onEpoch?.(epochLog);
   }

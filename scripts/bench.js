@@ -111,9 +111,16 @@ async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, 
     };
     const ours = await time(step, { runs, warmup });
     const result = {
-      workload, variant, median_ms: round(ours.median_ms), min_ms: round(ours.min_ms), runs, threads,
-      peer_ms: peerMs[variant], speedup_vs_peer: round(peerMs[variant] / ours.median_ms, 3),
-      nfe: last.nfe + last.nfeBackward, loss: round(last.loss),
+      workload,
+      variant,
+      median_ms: round(ours.median_ms),
+      min_ms: round(ours.min_ms),
+      runs,
+      threads,
+      peer_ms: peerMs[variant],
+      speedup_vs_peer: round(peerMs[variant] / ours.median_ms, 3),
+      nfe: last.nfe + last.nfeBackward,
+      loss: round(last.loss),
     };
     if (baseline) {
       const naive = new sdebnn.SdeBnn(baseline(config(variant)));

@@ -46,7 +46,12 @@ async function main() {
   if (available.gloo) {
     const threads = Math.max(1, Math.floor(cores / 2));
     const r = await runDistWorkers(2, { steps: 2 * steps, threads, backend: 'gloo', device: 'cuda:0', sizes: [alone.step.floats] });
-    print({ variant: 'cuda gloo 2 ranks on one gpu', ...r.step, allreduce: r.allreduce, ratio_to_one_process: round(r.step.steps_per_s / alone.step.steps_per_s, 3) });
+    print({
+      variant: 'cuda gloo 2 ranks on one gpu',
+      ...r.step,
+      allreduce: r.allreduce,
+      ratio_to_one_process: round(r.step.steps_per_s / alone.step.steps_per_s, 3),
+    });
   } else {
     print({ variant: 'cuda gloo 2 ranks on one gpu', skipped: `no Gloo: ${available.missing.gloo}` });
   }

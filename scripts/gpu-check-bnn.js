@@ -13,15 +13,28 @@ async function check(name, fn) {
     const d = await fn();
     results.push({ name, ok: d.ok !== false, ms: Date.now() - start, ...d });
   } catch (e) {
-    results.push({ name, ok: false, ms: Date.now() - start, error: String(e && e.stack).split('\n').slice(0, 4).join(' | ') });
+    results.push({
+      name,
+      ok: false,
+      ms: Date.now() - start,
+      error: String(e && e.stack)
+        .split('\n')
+        .slice(0, 4)
+        .join(' | '),
+    });
   }
   console.log(JSON.stringify(results.at(-1)));
 }
 function rel(a, b) {
-  let n = 0, d = 0;
+  let n = 0,
+    d = 0;
   for (const k of Object.keys(b)) {
-    const x = a[k].data, y = b[k].data;
-    for (let i = 0; i < y.length; i++) { n += (x[i] - y[i]) ** 2; d += y[i] ** 2; }
+    const x = a[k].data,
+      y = b[k].data;
+    for (let i = 0; i < y.length; i++) {
+      n += (x[i] - y[i]) ** 2;
+      d += y[i] ** 2;
+    }
   }
   return Math.sqrt(n / Math.max(d, 1e-300));
 }
@@ -31,48 +44,88 @@ const y1d = Float64Array.from(x1d, (v) => Math.cos(4 * v));
 const mlp = { kind: 'mlp', dtype: 'float64', seed: 3, hidden: [16, 16], hypernet: { hidden: [16] }, sigma: 0.2 };
 const img = Float64Array.from({ length: 4 * 2 * 8 * 8 }, (_, i) => Math.sin(i));
 const lab = [0, 1, 2, 1];
-const conv = { kind: 'conv', inputShape: [2, 8, 8], stem: false, aug: 1, width: 4, blocks: [1, 1], pool: 'global', classes: 3, dtype: 'float64', seed: 2, hypernet: { hidden: [8] }, solver: { steps: 4 } };
+const conv = {
+  kind: 'conv',
+  inputShape: [2, 8, 8],
+  stem: false,
+  aug: 1,
+  width: 4,
+  blocks: [1, 1],
+  pool: 'global',
+  classes: 3,
+  dtype: 'float64',
+  seed: 2,
+  hypernet: { hidden: [8] },
+  solver: { steps: 4 },
+};
 
 (async () => {
   await check('backend', async () => ({ ok: s.backend().cudaAvailable || DEV === 'cpu', ...s.backend() }));
-  for (const [name, cfg, x, y] of [['mlp', mlp, x1d, y1d], ['conv stl', { ...conv, estimator: 'stl' }, img, lab], ['conv adjoint', { ...conv, solver: { steps: 4, gradient: 'adjoint' } }, img, lab], ['mlp fmc midpoint', { ...mlp, estimator: 'fmc', solver: { method: 'midpoint', steps: 10 } }, x1d, y1d]]) {
+  for (const [name, cfg, x, y] of [
+    ['mlp', mlp, x1d, y1d],
+    ['conv stl', { ...conv, estimator: 'stl' }, img, lab],
+    ['conv adjoint', { ...conv, solver: { steps: 4, gradient: 'adjoint' } }, img, lab],
+    ['mlp fmc midpoint', { ...mlp, estimator: 'fmc', solver: { method: 'midpoint', steps: 10 } }, x1d, y1d],
+  ]) {
     await check(`${name}: ${DEV} == cpu (3 steps, gradients, predict)`, async () => {
-      const a = new s.SdeBnn(cfg), b = new s.SdeBnn({ ...cfg, device: DEV });
-      const la = [], lb = [];
-      for (let k = 0; k < 3; k++) { la.push((await a.trainStep(x, y, { lr: 1e-2, beta: 1 })).loss); lb.push((await b.trainStep(x, y, { lr: 1e-2, beta: 1 })).loss); }
-      const ga = await a.gradients(x, y, { seed: 5, beta: 10 }), gb = await b.gradients(x, y, { seed: 5, beta: 10 });
-      const pa = await a.predict(x, { samples: 2, seed: 1 }), pb = await b.predict(x, { samples: 2, seed: 1 });
+      const a = new s.SdeBnn(cfg),
+        b = new s.SdeBnn({ ...cfg, device: DEV });
+      const la = [],
+        lb = [];
+      for (let k = 0; k < 3; k++) {
+        la.push((await a.trainStep(x, y, { lr: 1e-2, beta: 1 })).loss);
+        lb.push((await b.trainStep(x, y, { lr: 1e-2, beta: 1 })).loss);
+      }
+      const ga = await a.gradients(x, y, { seed: 5, beta: 10 }),
+        gb = await b.gradients(x, y, { seed: 5, beta: 10 });
+      const pa = await a.predict(x, { samples: 2, seed: 1 }),
+        pb = await b.predict(x, { samples: 2, seed: 1 });
       const lossDiff = Math.max(...la.map((v, i) => Math.abs(v - lb[i])));
       const gradRel = rel(gb.grads, ga.grads);
-      const pd = pa.kind === 'categorical' ? Math.max(...Array.from(pa.probs, (v, i) => Math.abs(v - pb.probs[i]))) : Math.max(...Array.from(pa.samples, (v, i) => Math.abs(v - pb.samples[i])));
+      const pd =
+        pa.kind === 'categorical'
+          ? Math.max(...Array.from(pa.probs, (v, i) => Math.abs(v - pb.probs[i])))
+          : Math.max(...Array.from(pa.samples, (v, i) => Math.abs(v - pb.samples[i])));
       return { ok: lossDiff < 1e-8 && gradRel < 1e-8 && pd < 1e-8, lossDiff, gradRel, predictDiff: pd };
     });
   }
   await check(`backprop == adjoint on ${DEV} (reversible_heun, float64)`, async () => {
     const cfg = { ...mlp, device: DEV, estimator: 'stl', solver: { method: 'reversible_heun', steps: 20 } };
-    const a = new s.SdeBnn(cfg), b = new s.SdeBnn({ ...cfg, solver: { ...cfg.solver, gradient: 'adjoint' } });
+    const a = new s.SdeBnn(cfg),
+      b = new s.SdeBnn({ ...cfg, solver: { ...cfg.solver, gradient: 'adjoint' } });
     for (let k = 0; k < 3; k++) await a.trainStep(x1d, y1d, { lr: 1e-2, beta: 1 });
     b.setState(a.getState());
-    const ga = await a.gradients(x1d, y1d, { seed: 7, beta: 100 }), gb = await b.gradients(x1d, y1d, { seed: 7, beta: 100 });
+    const ga = await a.gradients(x1d, y1d, { seed: 7, beta: 100 }),
+      gb = await b.gradients(x1d, y1d, { seed: 7, beta: 100 });
     const r = rel(gb.grads, ga.grads);
     return { ok: r < 1e-10, rel: r };
   });
   await check(`state round trip on ${DEV}`, async () => {
     const cfg = { ...mlp, dtype: 'float32', device: DEV, optimizer: { ema: 0.9 }, w0: { posterior: 'gaussian' } };
-    const x = Float32Array.from(x1d), y = Float32Array.from(y1d);
+    const x = Float32Array.from(x1d),
+      y = Float32Array.from(y1d);
     const a = new s.SdeBnn(cfg);
     for (let k = 0; k < 2; k++) await a.trainStep(x, y);
     const st = a.getState();
-    const la = []; for (let k = 0; k < 2; k++) la.push((await a.trainStep(x, y)).loss);
-    const b = new s.SdeBnn({ ...cfg, seed: 9 }); b.setState(st);
-    const lb = []; for (let k = 0; k < 2; k++) lb.push((await b.trainStep(x, y)).loss);
+    const la = [];
+    for (let k = 0; k < 2; k++) la.push((await a.trainStep(x, y)).loss);
+    const b = new s.SdeBnn({ ...cfg, seed: 9 });
+    b.setState(st);
+    const lb = [];
+    for (let k = 0; k < 2; k++) lb.push((await b.trainStep(x, y)).loss);
     return { ok: la.every((v, i) => v === lb[i]), la, lb };
   });
   await check(`MNIST default and CIFAR shapes on ${DEV} (float32)`, async () => {
     const m = new s.SdeBnn({ device: DEV });
-    const r1 = await m.trainStep(new Float32Array(8 * 784).map((_, i) => (i % 7) / 7), new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+    const r1 = await m.trainStep(
+      new Float32Array(8 * 784).map((_, i) => (i % 7) / 7),
+      new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]),
+    );
     const c = new s.SdeBnn({ device: DEV, inputShape: [3, 32, 32], blocks: [1, 1], solver: { gradient: 'adjoint' } });
-    const r2 = await c.trainStep(new Float32Array(4 * 3072).map((_, i) => Math.sin(i)), [1, 2, 3, 4]);
+    const r2 = await c.trainStep(
+      new Float32Array(4 * 3072).map((_, i) => Math.sin(i)),
+      [1, 2, 3, 4],
+    );
     return { ok: Number.isFinite(r1.loss) && Number.isFinite(r2.loss), mnist: r1, cifar: r2 };
   });
   for (const W of ['W1', 'W2']) {
@@ -82,11 +135,18 @@ const conv = { kind: 'conv', inputShape: [2, 8, 8], stem: false, aug: 1, width: 
       for (const variant of ['backprop', 'adjoint']) {
         const model = new s.SdeBnn({ ...mod.config(variant), device: DEV });
         const n = W === 'W1' ? 64 : 128;
-        const x = W === 'W1' ? Float32Array.from({ length: n }, (_, i) => -1 + 2 * i / n) : Float32Array.from({ length: n * 784 }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
+        const x =
+          W === 'W1'
+            ? Float32Array.from({ length: n }, (_, i) => -1 + (2 * i) / n)
+            : Float32Array.from({ length: n * 784 }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
         const y = W === 'W1' ? Float32Array.from(x, (v) => Math.cos(4 * v)) : Uint8Array.from({ length: n }, (_, i) => i % 10);
         for (let i = 0; i < 3; i++) await model.trainStep(x, y);
         const ms = [];
-        for (let i = 0; i < (W === 'W1' ? 30 : 10); i++) { const t = process.hrtime.bigint(); await model.trainStep(x, y); ms.push(Number(process.hrtime.bigint() - t) / 1e6); }
+        for (let i = 0; i < (W === 'W1' ? 30 : 10); i++) {
+          const t = process.hrtime.bigint();
+          await model.trainStep(x, y);
+          ms.push(Number(process.hrtime.bigint() - t) / 1e6);
+        }
         ms.sort((p, q) => p - q);
         rows.push({ variant, median_ms: ms[ms.length >> 1], min_ms: ms[0] });
       }

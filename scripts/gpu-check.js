@@ -23,13 +23,22 @@ function maxAbsDiff(a, b) {
 }
 
 function relErr(a, b) {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
+  let num = 0,
+    den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
   return Math.sqrt(num / den);
 }
 
 function grads(r) {
-  return [...r.gradY0.data, ...Object.keys(r.gradParams).sort().flatMap((k) => [...r.gradParams[k].data])];
+  return [
+    ...r.gradY0.data,
+    ...Object.keys(r.gradParams)
+      .sort()
+      .flatMap((k) => [...r.gradParams[k].data]),
+  ];
 }
 
 (async () => {
@@ -43,7 +52,13 @@ function grads(r) {
     const cpu = new s.BrownianInterval({ t0: 0, t1: 1, shape: [64, 8], seed: 3, dtype: 'float64' });
     const gpu = new s.BrownianInterval({ t0: 0, t1: 1, shape: [64, 8], seed: 3, dtype: 'float64', device: 'cuda' });
     let m = 0;
-    for (const [a, b] of [[0, 0.3], [0.3, 0.31], [0.31, 1], [0, 1]]) m = Math.max(m, maxAbsDiff(cpu.increment(a, b).data, gpu.increment(a, b).data));
+    for (const [a, b] of [
+      [0, 0.3],
+      [0.3, 0.31],
+      [0.31, 1],
+      [0, 1],
+    ])
+      m = Math.max(m, maxAbsDiff(cpu.increment(a, b).data, gpu.increment(a, b).data));
     return { ok: m < 1e-12, maxAbsDiff: m };
   });
   for (const method of ['euler', 'milstein', 'srk']) {
@@ -57,7 +72,17 @@ function grads(r) {
     });
   }
   await check('neural adjoint vs backprop on cuda (midpoint, 200 steps)', async () => {
-    const spec = { type: 'neural', d: 16, noiseType: 'diagonal', sdeType: 'stratonovich', drift: { hidden: [32], timeInput: true }, diffusion: { kind: 'scaled_tanh', offset: 0.1 }, dtype: 'float64', device: 'cuda', seed: 1 };
+    const spec = {
+      type: 'neural',
+      d: 16,
+      noiseType: 'diagonal',
+      sdeType: 'stratonovich',
+      drift: { hidden: [32], timeInput: true },
+      diffusion: { kind: 'scaled_tanh', offset: 0.1 },
+      dtype: 'float64',
+      device: 'cuda',
+      seed: 1,
+    };
     const sde = new s.SDE(spec);
     const y0 = { data: Float64Array.from({ length: 64 * 16 }, (_, i) => Math.sin(i)), shape: [64, 16] };
     const g = { data: Float64Array.from({ length: 2 * 64 * 16 }, (_, i) => Math.cos(i)), shape: [2, 64, 16] };
@@ -65,7 +90,12 @@ function grads(r) {
     const opts = { method: 'midpoint', dt: 1 / 200, bm, device: 'cuda' };
     const bp = await s.sdeintGradients(sde, y0, [0, 1], g, opts);
     const adj = await s.sdeintGradients(sde, y0, [0, 1], g, { ...opts, adjoint: true });
-    const cpu = await s.sdeintGradients(new s.SDE({ ...spec, device: 'cpu' }), y0, [0, 1], g, { method: 'midpoint', dt: 1 / 200, seed: 0, bm: new s.BrownianInterval({ t0: 0, t1: 1, shape: [64, 16], seed: 2, dtype: 'float64' }) });
+    const cpu = await s.sdeintGradients(new s.SDE({ ...spec, device: 'cpu' }), y0, [0, 1], g, {
+      method: 'midpoint',
+      dt: 1 / 200,
+      seed: 0,
+      bm: new s.BrownianInterval({ t0: 0, t1: 1, shape: [64, 16], seed: 2, dtype: 'float64' }),
+    });
     const e = relErr(grads(adj), grads(bp));
     const c = relErr(grads(bp), grads(cpu));
     return { ok: e < 1e-3 && c < 1e-9, adjointVsBackprop: e, cudaVsCpu: c };
@@ -76,7 +106,17 @@ function grads(r) {
     ['reversible_heun adjoint', 'stratonovich', { method: 'reversible_heun', adjoint: true }],
   ]) {
     await check(`neural SDE fused kernels == autograd on cuda (${route})`, async () => {
-      const spec = { type: 'neural', d: 16, noiseType: 'diagonal', sdeType, drift: { hidden: [32], timeInput: true }, diffusion: { kind: 'scaled_tanh', offset: 0.1 }, dtype: 'float64', device: 'cuda', seed: 1 };
+      const spec = {
+        type: 'neural',
+        d: 16,
+        noiseType: 'diagonal',
+        sdeType,
+        drift: { hidden: [32], timeInput: true },
+        diffusion: { kind: 'scaled_tanh', offset: 0.1 },
+        dtype: 'float64',
+        device: 'cuda',
+        seed: 1,
+      };
       const y0 = { data: Float64Array.from({ length: 64 * 16 }, (_, i) => Math.sin(i)), shape: [64, 16] };
       const g = { data: Float64Array.from({ length: 2 * 64 * 16 }, (_, i) => Math.cos(i)), shape: [2, 64, 16] };
       const run = (kernels) => s.sdeintGradients(new s.SDE({ ...spec, kernels }), y0, [0, 1], g, { ...opts, dt: 1 / 50, seed: 2, device: 'cuda' });
@@ -88,7 +128,14 @@ function grads(r) {
   }
   for (const device of ['cpu', 'cuda']) {
     await check(`W5 shape, euler backprop, 500 steps, ${device}`, async () => {
-      const sde = new s.SDE({ type: 'neural', d: 128, noiseType: 'diagonal', drift: { hidden: [128] }, diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 }, device });
+      const sde = new s.SDE({
+        type: 'neural',
+        d: 128,
+        noiseType: 'diagonal',
+        drift: { hidden: [128] },
+        diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 },
+        device,
+      });
       const y0 = { data: new Float32Array(256 * 128).fill(0.1), shape: [256, 128] };
       const g = { data: new Float32Array(2 * 256 * 128).fill(1), shape: [2, 256, 128] };
       await s.sdeintGradients(sde, y0, [0, 1], g, { method: 'euler', dt: 1 / 50, device });

@@ -17,11 +17,17 @@ function seeded(n: number, seed: number, scale = 1): Float64Array {
 }
 
 function flatGrads(r: { gradY0: Tensor; gradParams: Record<string, Tensor> }): number[] {
-  return [...r.gradY0.data, ...Object.keys(r.gradParams).sort().flatMap((k) => [...r.gradParams[k]!.data])];
+  return [
+    ...r.gradY0.data,
+    ...Object.keys(r.gradParams)
+      .sort()
+      .flatMap((k) => [...r.gradParams[k]!.data]),
+  ];
 }
 
 function relativeError(a: number[], b: number[]): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < a.length; i++) {
     num += (a[i]! - b[i]!) ** 2;
     den += b[i]! ** 2;
@@ -29,15 +35,30 @@ function relativeError(a: number[], b: number[]): number {
   return Math.sqrt(num / den);
 }
 
-const B = 8, D = 3;
+const B = 8,
+  D = 3;
 const ts = [0, 0.5, 1];
 const y0 = { data: seeded(B * D, 1, 0.8), shape: [B, D] };
 const gradYs = { data: seeded(3 * B * D, 2), shape: [3, B, D] };
 
 function neural(noiseType: NeuralSpec['noiseType'], sdeType: 'ito' | 'stratonovich' = 'stratonovich'): InstanceType<typeof SDE> {
   const diffusion =
-    noiseType === 'additive' ? { kind: 'constant' as const, init: 0.3 } : noiseType === 'diagonal' ? { kind: 'scaled_tanh' as const, offset: 0.1 } : { kind: 'mlp' as const, hidden: [8], timeInput: true, offset: 0.05 };
-  return new SDE({ type: 'neural', d: D, m: noiseType === 'general' ? 2 : undefined, noiseType, sdeType, drift: { hidden: [16], activation: 'tanh', timeInput: true }, diffusion, dtype: 'float64', seed: 3 });
+    noiseType === 'additive'
+      ? { kind: 'constant' as const, init: 0.3 }
+      : noiseType === 'diagonal'
+        ? { kind: 'scaled_tanh' as const, offset: 0.1 }
+        : { kind: 'mlp' as const, hidden: [8], timeInput: true, offset: 0.05 };
+  return new SDE({
+    type: 'neural',
+    d: D,
+    m: noiseType === 'general' ? 2 : undefined,
+    noiseType,
+    sdeType,
+    drift: { hidden: [16], activation: 'tanh', timeInput: true },
+    diffusion,
+    dtype: 'float64',
+    seed: 3,
+  });
 }
 
 function bmFor(sde: InstanceType<typeof SDE>, seed = 9) {
@@ -46,20 +67,23 @@ function bmFor(sde: InstanceType<typeof SDE>, seed = 9) {
 }
 
 describe('adjoint against backprop on the same Brownian path', () => {
-  it.each(['diagonal', 'scalar', 'additive', 'general'] as const)('midpoint, 200 steps, %s noise: relative error under 1e-3 and falling with dt', async (noise) => {
-    const sde = neural(noise);
-    const bm = bmFor(sde);
-    const errorAt = async (steps: number) => {
-      const bp = await sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', dt: 1 / steps, bm });
-      const adj = await sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', dt: 1 / steps, bm, adjoint: true, adjointMethod: 'midpoint' });
-      expect(Array.from(adj.ys.data)).toEqual(Array.from(bp.ys.data));
-      return relativeError(flatGrads(adj), flatGrads(bp));
-    };
-    const coarse = await errorAt(50);
-    const fine = await errorAt(200);
-    expect(fine).toBeLessThan(1e-3);
-    expect(fine).toBeLessThan(coarse);
-  });
+  it.each(['diagonal', 'scalar', 'additive', 'general'] as const)(
+    'midpoint, 200 steps, %s noise: relative error under 1e-3 and falling with dt',
+    async (noise) => {
+      const sde = neural(noise);
+      const bm = bmFor(sde);
+      const errorAt = async (steps: number) => {
+        const bp = await sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', dt: 1 / steps, bm });
+        const adj = await sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', dt: 1 / steps, bm, adjoint: true, adjointMethod: 'midpoint' });
+        expect(Array.from(adj.ys.data)).toEqual(Array.from(bp.ys.data));
+        return relativeError(flatGrads(adj), flatGrads(bp));
+      };
+      const coarse = await errorAt(50);
+      const fine = await errorAt(200);
+      expect(fine).toBeLessThan(1e-3);
+      expect(fine).toBeLessThan(coarse);
+    },
+  );
 
   it('reversible Heun: the exact adjoint equals backprop to 1e-8', async () => {
     const sde = neural('diagonal');
@@ -132,9 +156,22 @@ describe('the adaptive adjoint: adjointAdaptive, adjointRtol and adjointAtol', (
 
 // A neural SDE with a hand-written diffusion (scaled_tanh, or constant for additive noise), solved
 // with gradients through ts with 20 steps: the kernels' routes against each other.
-const solve = (kernels: 'fast' | 'fused' | 'autograd', dtype: 'float32' | 'float64', activation: 'tanh' | 'softplus' | 'relu' | 'sigmoid', additive: boolean, sdeType: 'ito' | 'stratonovich', options: object) => {
+const solve = (
+  kernels: 'fast' | 'fused' | 'autograd',
+  dtype: 'float32' | 'float64',
+  activation: 'tanh' | 'softplus' | 'relu' | 'sigmoid',
+  additive: boolean,
+  sdeType: 'ito' | 'stratonovich',
+  options: object,
+) => {
   const sde = new SDE({
-    type: 'neural', d: D, noiseType: additive ? 'additive' : 'diagonal', sdeType, dtype, kernels, seed: 5,
+    type: 'neural',
+    d: D,
+    noiseType: additive ? 'additive' : 'diagonal',
+    sdeType,
+    dtype,
+    kernels,
+    seed: 5,
     drift: { hidden: [16, 8], activation, timeInput: true },
     diffusion: additive ? { kind: 'constant', init: 0.3 } : { kind: 'scaled_tanh', init: 0.4, offset: 0.2 },
   });
@@ -158,7 +195,7 @@ describe("the neural SDE's hand-written kernels against autograd", () => {
     for (const [name, sdeType, options] of routes) {
       for (const activation of ['tanh', 'softplus', 'relu', 'sigmoid'] as const) {
         for (const additive of [false, true]) {
-          if (additive && name.startsWith('euler,')) continue;  // additive noise: the Ito correction is zero
+          if (additive && name.startsWith('euler,')) continue; // additive noise: the Ito correction is zero
           const fused = await solve('fused', dtype, activation, additive, sdeType, options);
           const reference = await solve('autograd', dtype, activation, additive, sdeType, options);
           const label = `${name}, ${activation}, ${additive ? 'constant' : 'scaled_tanh'}`;
@@ -203,7 +240,15 @@ describe("the neural SDE's buffered route (kernels 'fast') against autograd", ()
 
   it("at W5's shape (batch 256, d 128: BLAS for the drift's products), float32, 10 steps", async () => {
     const sde = (kernels: 'fast' | 'autograd') =>
-      new SDE({ type: 'neural', d: 128, noiseType: 'diagonal', kernels, seed: 0, drift: { hidden: [128], activation: 'tanh' }, diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 } });
+      new SDE({
+        type: 'neural',
+        d: 128,
+        noiseType: 'diagonal',
+        kernels,
+        seed: 0,
+        drift: { hidden: [128], activation: 'tanh' },
+        diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 },
+      });
     const start = { data: Float32Array.from({ length: 256 * 128 }, (_, i) => 0.5 * Math.sin(i)), shape: [256, 128] };
     const g = { data: Float32Array.from({ length: 2 * 256 * 128 }, (_, i) => (i < 256 * 128 ? 0 : Math.cos(i))), shape: [2, 256, 128] };
     const a = await sdeintGradients(sde('fast'), start, [0, 1], g, { method: 'euler', dt: 0.1, seed: 3 });
@@ -225,7 +270,16 @@ describe("the neural SDE's buffered route (kernels 'fast') against autograd", ()
 
 describe('finite differences', () => {
   it('backprop and adjoint match central differences of the solution on a small problem', async () => {
-    const sde = new SDE({ type: 'neural', d: 2, noiseType: 'diagonal', sdeType: 'stratonovich', drift: { hidden: [4] }, diffusion: { kind: 'scaled_tanh', offset: 0.1 }, dtype: 'float64', seed: 5 });
+    const sde = new SDE({
+      type: 'neural',
+      d: 2,
+      noiseType: 'diagonal',
+      sdeType: 'stratonovich',
+      drift: { hidden: [4] },
+      diffusion: { kind: 'scaled_tanh', offset: 0.1 },
+      dtype: 'float64',
+      seed: 5,
+    });
     const x0 = { data: Float64Array.from([0.3, -0.4, 0.1, 0.7]), shape: [2, 2] };
     const bm = new BrownianInterval({ t0: 0, t1: 1, shape: [2, 2], seed: 4, dtype: 'float64' });
     const opts = { method: 'midpoint' as const, dt: 1 / 64, bm };
@@ -276,13 +330,17 @@ describe('finite differences', () => {
 describe('Ito SDEs: the adjoint converts to Stratonovich', () => {
   it('matches the exact Ito gradient of geometric Brownian motion, which the unconverted SDE would miss', async () => {
     // Y_T = Y_0 exp((mu - sigma^2/2) T + sigma W_T):  dY_T/dmu = T Y_T,  dY_T/dsigma = (W_T - sigma T) Y_T.
-    const n = 256, mu = 0.3, sigma = 0.6;
+    const n = 256,
+      mu = 0.3,
+      sigma = 0.6;
     const sde = new SDE({ type: 'gbm', mu: [mu], sigma: [sigma], sdeType: 'ito', dtype: 'float64' });
     const bm = new BrownianInterval({ t0: 0, t1: 1, shape: [n, 1], seed: 21, dtype: 'float64' });
     const x0 = { data: new Float64Array(n).fill(1), shape: [n, 1] };
     const w = bm.increment(0, 1);
     const exact = sde.exact(x0, 1, w).data;
-    let dMu = 0, dSigma = 0, strat = 0;
+    let dMu = 0,
+      dSigma = 0,
+      strat = 0;
     for (let i = 0; i < n; i++) {
       dMu += exact[i]! / n;
       dSigma += ((w.data[i]! - sigma) * exact[i]!) / n;
@@ -293,7 +351,10 @@ describe('Ito SDEs: the adjoint converts to Stratonovich', () => {
     for (const method of ['euler', 'milstein'] as const) {
       const adj = await sdeintGradients(sde, x0, [0, 1], g, { method, dt: 1 / 2000, bm, adjoint: true, adjointMethod: 'midpoint' });
       const bp = await sdeintGradients(sde, x0, [0, 1], g, { method, dt: 1 / 2000, bm });
-      for (const [route, r] of [['adjoint', adj], ['backprop', bp]] as const) {
+      for (const [route, r] of [
+        ['adjoint', adj],
+        ['backprop', bp],
+      ] as const) {
         expect(Math.abs(r.gradParams.mu!.data[0]! / dMu - 1), `${method} ${route} mu`).toBeLessThan(2e-2);
         expect(Math.abs(r.gradParams.sigma!.data[0]! - dSigma), `${method} ${route} sigma`).toBeLessThan(2e-2 * Math.abs(dSigma) + 2e-3);
       }
@@ -306,8 +367,12 @@ describe('Ito SDEs: the adjoint converts to Stratonovich', () => {
 describe('bad adjoint options', () => {
   const sde = neural('diagonal');
   it('names what the adjoint supports', () => {
-    expect(() => sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', adjoint: true, adjointMethod: 'euler' })).toThrow(/adjointMethod 'euler' cannot solve the adjoint of a diagonal-noise SDE; use 'midpoint', 'heun' or 'euler_heun'/);
-    expect(() => sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', adjoint: true, adjointMethod: 'reversible_heun' })).toThrow(/needs method 'reversible_heun'/);
+    expect(() => sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', adjoint: true, adjointMethod: 'euler' })).toThrow(
+      /adjointMethod 'euler' cannot solve the adjoint of a diagonal-noise SDE; use 'midpoint', 'heun' or 'euler_heun'/,
+    );
+    expect(() => sdeintGradients(sde, y0, ts, gradYs, { method: 'midpoint', adjoint: true, adjointMethod: 'reversible_heun' })).toThrow(
+      /needs method 'reversible_heun'/,
+    );
     expect(() => sdeintGradients(sde, y0, ts, { data: new Float64Array(3), shape: [3] }, {})).toThrow(/Expected gradYs of shape \[3, 8, 3\]/);
     expect(() => sdeintGradients(sde, y0, ts, gradYs, { adjointDt: 0 })).toThrow(/positive number for options\.adjointDt/);
   });

@@ -41,9 +41,18 @@ const mlp = { kind: 'mlp' as const, inputShape: [2], hidden: [8], hypernet: { hi
 describe('limits: maxSteps and maxBytes', () => {
   it('refuses a fixed-step solve of more than options.maxSteps steps before it starts (dt 1e-12 on [0, 1])', () => {
     const sde = neural();
-    expectLimit(thrown(() => sdeint(sde, y0(), [0, 1], { dt: 1e-12 })), 'options.maxSteps');
-    expectLimit(thrown(() => sdeint(sde, y0(), [0, 0.5, 1], { dt: 1e-3, maxSteps: 999 })), 'options.maxSteps');
-    expectLimit(thrown(() => sdeintGradients(sde, y0(), [0, 1], { data: new Float32Array(24), shape: [2, 4, 3] }, { adjoint: true, adjointDt: 1e-12 })), 'options.maxSteps');
+    expectLimit(
+      thrown(() => sdeint(sde, y0(), [0, 1], { dt: 1e-12 })),
+      'options.maxSteps',
+    );
+    expectLimit(
+      thrown(() => sdeint(sde, y0(), [0, 0.5, 1], { dt: 1e-3, maxSteps: 999 })),
+      'options.maxSteps',
+    );
+    expectLimit(
+      thrown(() => sdeintGradients(sde, y0(), [0, 1], { data: new Float32Array(24), shape: [2, 4, 3] }, { adjoint: true, adjointDt: 1e-12 })),
+      'options.maxSteps',
+    );
     sde.dispose();
   });
 
@@ -72,22 +81,49 @@ describe('limits: maxSteps and maxBytes', () => {
     const small = { data: new Float32Array(3).fill(0.1), shape: [64, 3], strides: [0, 1] };
     const { ys } = await sdeint(sde, small, [0, 1], { dt: 0.1 });
     expect(ys.shape).toEqual([2, 64, 3]);
-    expectLimit(thrown(() => sdeint(sde, small, [0, 1], { dt: 0.1, maxBytes: 1000 })), 'options.maxBytes');
+    expectLimit(
+      thrown(() => sdeint(sde, small, [0, 1], { dt: 0.1, maxBytes: 1000 })),
+      'options.maxBytes',
+    );
     sde.dispose();
   });
 
   it('refuses an SdeBnn too large for config.maxBytes before anything is built (mlp inputShape [1e9])', () => {
-    expectLimit(thrown(() => new SdeBnn({ kind: 'mlp', inputShape: [1e9] })), 'config.maxBytes');
-    expectLimit(thrown(() => new SdeBnn({ kind: 'mlp', inputShape: [1e9], inputNormalization: { shift: 1 } })), 'config.maxBytes');
-    expectLimit(thrown(() => new SdeBnn({ kind: 'conv', classes: 1e9 })), 'config.maxBytes');
-    expectLimit(thrown(() => new SdeBnn({ ...mlp, hidden: [2 ** 31] })), 'config.maxBytes');
-    expectLimit(thrown(() => new SdeBnn({ ...mlp, maxBytes: 1000 })), 'config.maxBytes');
+    expectLimit(
+      thrown(() => new SdeBnn({ kind: 'mlp', inputShape: [1e9] })),
+      'config.maxBytes',
+    );
+    expectLimit(
+      thrown(() => new SdeBnn({ kind: 'mlp', inputShape: [1e9], inputNormalization: { shift: 1 } })),
+      'config.maxBytes',
+    );
+    expectLimit(
+      thrown(() => new SdeBnn({ kind: 'conv', classes: 1e9 })),
+      'config.maxBytes',
+    );
+    expectLimit(
+      thrown(() => new SdeBnn({ ...mlp, hidden: [2 ** 31] })),
+      'config.maxBytes',
+    );
+    expectLimit(
+      thrown(() => new SdeBnn({ ...mlp, maxBytes: 1000 })),
+      'config.maxBytes',
+    );
   });
 
   it('refuses fixed steps over config.solver.maxSteps at construction, and stops adaptive ones natively', async () => {
-    expectLimit(thrown(() => new SdeBnn({ ...mlp, solver: { steps: 1e9 } })), 'config.solver.maxSteps');
-    expectLimit(thrown(() => new SdeBnn({ ...mlp, solver: { steps: 20, maxSteps: 10 } })), 'config.solver.maxSteps');
-    expectLimit(thrown(() => new SdeBnn({ ...mlp, solver: { gradient: 'adjoint', adjointSteps: 1e7 } })), 'config.solver.maxSteps');
+    expectLimit(
+      thrown(() => new SdeBnn({ ...mlp, solver: { steps: 1e9 } })),
+      'config.solver.maxSteps',
+    );
+    expectLimit(
+      thrown(() => new SdeBnn({ ...mlp, solver: { steps: 20, maxSteps: 10 } })),
+      'config.solver.maxSteps',
+    );
+    expectLimit(
+      thrown(() => new SdeBnn({ ...mlp, solver: { gradient: 'adjoint', adjointSteps: 1e7 } })),
+      'config.solver.maxSteps',
+    );
     const model = new SdeBnn({ ...mlp, dtype: 'float64', solver: { adaptive: true, rtol: 1e-12, atol: 1e-12, dtMin: 1e-12, maxSteps: 5 } });
     expectLimit(await model.trainStep(new Float64Array([0.5, -0.5]), [0.1]).catch((e: unknown) => e), 'config.solver.maxSteps');
     model.dispose();
@@ -96,17 +132,29 @@ describe('limits: maxSteps and maxBytes', () => {
   it('refuses a call whose batch would allocate more than config.maxBytes (a strided batch of 1e9)', async () => {
     const model = new SdeBnn(mlp);
     const batch = { data: new Float32Array(2), shape: [1e9, 2], strides: [0, 1] };
-    expectLimit(thrown(() => model.predict(batch)), 'config.maxBytes');
-    expectLimit(thrown(() => model.trainStep(batch, new Float32Array(1))), 'config.maxBytes');
+    expectLimit(
+      thrown(() => model.predict(batch)),
+      'config.maxBytes',
+    );
+    expectLimit(
+      thrown(() => model.trainStep(batch, new Float32Array(1))),
+      'config.maxBytes',
+    );
     const ok = await model.predict({ data: new Float32Array([0.5, 0.5]), shape: [8, 2], strides: [0, 1] }, { seed: 1 });
     expect(ok.kind).toBe('regression');
     model.dispose();
   });
 
   it('bounds BrownianInterval caches and selfTest matrices by options.maxBytes', () => {
-    expectLimit(thrown(() => new BrownianInterval({ shape: [1e6, 100] })), 'options.maxBytes');
+    expectLimit(
+      thrown(() => new BrownianInterval({ shape: [1e6, 100] })),
+      'options.maxBytes',
+    );
     expect(new BrownianInterval({ shape: [1e6, 100], cacheSize: 3, maxBytes: 2 ** 33 }).cacheSize).toBe(3);
-    expectLimit(thrown(() => sdebnn.selfTest({ size: 1e5 })), 'options.maxBytes');
+    expectLimit(
+      thrown(() => sdebnn.selfTest({ size: 1e5 })),
+      'options.maxBytes',
+    );
   });
 
   it("sizes a model as the native one is built: every block's weight dimension and the parameter count", () => {
@@ -115,7 +163,16 @@ describe('limits: maxSteps and maxBytes', () => {
       { ...mlp, timeInput: true, blocks: 2, aug: 3, w0: { posterior: 'gaussian' as const }, learnScale: true, hypernet: { hidden: [5, 7] } },
       { ...mlp, likelihood: 'categorical' as const, classes: 3, head: 'linear' as const },
       { kind: 'conv' as const, inputShape: [1, 12, 12], stem: 4, width: 6, hypernet: { hidden: [4] }, classes: 3 },
-      { kind: 'conv' as const, inputShape: [3, 8, 8], stem: false as const, aug: 1, blocks: [1, 2], width: [4, 5], pool: 'global' as const, hypernet: { hidden: [3] } },
+      {
+        kind: 'conv' as const,
+        inputShape: [3, 8, 8],
+        stem: false as const,
+        aug: 1,
+        blocks: [1, 2],
+        width: [4, 5],
+        pool: 'global' as const,
+        hypernet: { hidden: [3] },
+      },
     ];
     for (const config of configs) {
       const model = new SdeBnn(config);
@@ -131,8 +188,12 @@ describe('nothing passes silently', () => {
   it('refuses a Brownian motion that does not fit the solve (dtype, shape, Levy area)', () => {
     const sde = neural();
     const f64 = new BrownianInterval({ shape: [4, 3], dtype: 'float64' });
-    expect(() => sdeint(sde, y0(), [0, 1], { bm: f64 })).toThrow(new TypeError("Expected a BrownianInterval of dtype 'float32' (the SDE's) for options.bm but received 'float64'"));
-    expect(() => sdeint(sde, y0(), [0, 1], { bm: new BrownianInterval({ shape: [5, 3] }) })).toThrow(/Expected a BrownianInterval of shape \[4, 3\].*received \[5, 3\]/);
+    expect(() => sdeint(sde, y0(), [0, 1], { bm: f64 })).toThrow(
+      new TypeError("Expected a BrownianInterval of dtype 'float32' (the SDE's) for options.bm but received 'float64'"),
+    );
+    expect(() => sdeint(sde, y0(), [0, 1], { bm: new BrownianInterval({ shape: [5, 3] }) })).toThrow(
+      /Expected a BrownianInterval of shape \[4, 3\].*received \[5, 3\]/,
+    );
     const ito = new SDE({ type: 'gbm', mu: [0.1], sigma: [0.2] });
     expect(() => sdeint(ito, y0(4, 1), [0, 1], { method: 'srk', bm: new BrownianInterval({ shape: [4, 1] }) })).toThrow(/levyArea: true/);
     sde.dispose();
@@ -154,7 +215,9 @@ describe('nothing passes silently', () => {
     sde.dispose();
 
     const model = new SdeBnn(mlp);
-    expect(() => model.trainStep(Float32Array.from([0.1, Infinity]), [0.5])).toThrow(new RangeError('Expected finite numbers for inputs but inputs[0, 1] is Infinity'));
+    expect(() => model.trainStep(Float32Array.from([0.1, Infinity]), [0.5])).toThrow(
+      new RangeError('Expected finite numbers for inputs but inputs[0, 1] is Infinity'),
+    );
     expect(() => model.predict(Float32Array.from([NaN, 0]))).toThrow(/inputs\[0, 0\] is NaN/);
     // With input normalisation the inputs are copied first; the message still names them.
     const scaled = new SdeBnn({ ...mlp, inputNormalization: { shift: 1, scale: 2 } });
@@ -202,7 +265,15 @@ describe('nothing passes silently', () => {
     expect(bm.stats().nodes).toBeLessThan(full / 2);
     sde.dispose(); // not busy: nothing runs on after the rejection
 
-    const thrownValue = await sdebnn.selfTest({ size: 8, iterations: 50, onProgress: () => { throw 'not an Error'; } }).catch((e: unknown) => e);
+    const thrownValue = await sdebnn
+      .selfTest({
+        size: 8,
+        iterations: 50,
+        onProgress: () => {
+          throw 'not an Error';
+        },
+      })
+      .catch((e: unknown) => e);
     expect(thrownValue).toBe('not an Error');
   });
 
@@ -211,9 +282,34 @@ describe('nothing passes silently', () => {
     const model = new SdeBnn(mlp);
     const failure = new Error('from onStep');
     let steps = 0;
-    await expect(train(model, { train: data }, { epochs: 3, batchSize: 4, onStep: () => { steps++; throw failure; } })).rejects.toBe(failure);
+    await expect(
+      train(
+        model,
+        { train: data },
+        {
+          epochs: 3,
+          batchSize: 4,
+          onStep: () => {
+            steps++;
+            throw failure;
+          },
+        },
+      ),
+    ).rejects.toBe(failure);
     expect(steps).toBe(1);
-    await expect(train(model, { train: data }, { epochs: 3, batchSize: 4, onEpoch: () => { throw failure; } })).rejects.toBe(failure);
+    await expect(
+      train(
+        model,
+        { train: data },
+        {
+          epochs: 3,
+          batchSize: 4,
+          onEpoch: () => {
+            throw failure;
+          },
+        },
+      ),
+    ).rejects.toBe(failure);
     model.dispose();
   });
 
@@ -245,23 +341,32 @@ describe('nothing passes silently', () => {
     const file = path.join(tmp, 'meta.safetensors');
     const tensors = Object.fromEntries(Object.entries(model.getState()).map(([k, t]) => [k, { data: t.data, shape: t.shape }]));
     const meta = { format: 'sdebnn', version: '1', config: JSON.stringify(model.config), epoch: '2', step: '8' };
-    for (const [key, value] of [['epoch', 'abc'], ['step', 'NaN'], ['epoch', '-1'], ['step', '1.5']]) {
+    for (const [key, value] of [
+      ['epoch', 'abc'],
+      ['step', 'NaN'],
+      ['epoch', '-1'],
+      ['step', '1.5'],
+    ]) {
       sdebnn.saveCheckpoint(file, tensors, { ...meta, [key!]: value! });
-      expect(() => sdebnn.readTrainingCheckpoint(file)).toThrow(new RegExp(`Checkpoint .*meta\\.safetensors: metadata ${key} is "${value!.replace('.', '\\.')}", expected a non-negative integer`));
+      expect(() => sdebnn.readTrainingCheckpoint(file)).toThrow(
+        new RegExp(`Checkpoint .*meta\\.safetensors: metadata ${key} is "${value!.replace('.', '\\.')}", expected a non-negative integer`),
+      );
     }
     model.dispose();
   });
 });
 
 describe('errors name the right culprit', () => {
-  it("checks a dataset against the model before training: input shape, labels against targets", async () => {
+  it('checks a dataset against the model before training: input shape, labels against targets', async () => {
     const model = new SdeBnn(mlp);
     const wide = createDataset({ inputs: new Float32Array(30), inputShape: [3], targets: new Float32Array(10) });
     await expect(train(model, { train: wide })).rejects.toThrow(
       new RangeError("Expected data.train.inputShape [2] (the model's config.inputShape) but received [3]"),
     );
     const labels = createDataset({ inputs: new Float32Array(20), inputShape: [2], targets: new Uint8Array(10) });
-    await expect(train(model, { train: labels })).rejects.toThrow(/Expected regression targets of shape \[1\].*for data\.train\.targets but received class labels/);
+    await expect(train(model, { train: labels })).rejects.toThrow(
+      /Expected regression targets of shape \[1\].*for data\.train\.targets but received class labels/,
+    );
     await expect(train(model, { train: regressionData(8), test: wide })).rejects.toThrow(/data\.test\.inputShape/);
     await expect(train(model, { train: { inputs: 'x' } as never })).rejects.toThrow(/data\.train\.inputs/);
     await expect(sdebnn.evaluate(model, wide)).rejects.toThrow(/dataset\.inputShape \[2\]/);
@@ -292,11 +397,14 @@ describe('checkpoint debris', () => {
     const good = { w: { data: Float32Array.from([1, 2, 3]), shape: [3] } };
     sdebnn.saveCheckpoint(file, good, { run: 'good' });
     // A writer killed between writing its temp file and renaming it (SIGKILL from inside fsync).
-    const child = spawnSync(process.execPath, ['-e', `
+    const child = spawnSync(process.execPath, [
+      '-e',
+      `
       const fs = require('node:fs');
       fs.fsyncSync = () => process.kill(process.pid, 'SIGKILL');
       require(${JSON.stringify(path.join(root, 'dist', 'index.js'))}).saveCheckpoint(${JSON.stringify(file)}, { w: { data: new Float32Array(1000), shape: [1000] } });
-    `]);
+    `,
+    ]);
     expect(child.signal).toBe('SIGKILL');
     const temps = () => fs.readdirSync(path.dirname(file)).filter((n) => n.endsWith('.tmp'));
     expect(temps()).toHaveLength(1);
@@ -317,7 +425,11 @@ describe('checkpoint debris', () => {
 
 describe('command line', () => {
   it('refuses --train-limit 0 (it used to train on all 60,000 examples) and other non-counts', () => {
-    for (const [flag, value] of [['--train-limit', '0'], ['--test-limit', '2.5'], ['--train-limit', '-1']]) {
+    for (const [flag, value] of [
+      ['--train-limit', '0'],
+      ['--test-limit', '2.5'],
+      ['--train-limit', '-1'],
+    ]) {
       const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'train', flag!, value!, '--out', path.join(tmp, 'cli')], { encoding: 'utf8' });
       expect(r.status).toBe(2); // a usage error
       expect(r.stderr).toContain(`Expected a positive integer for ${flag} but received '${value}'`);

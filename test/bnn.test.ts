@@ -59,7 +59,11 @@ function adamStep(
     const m = Float64Array.from(before[`adam.exp_avg.${name}`]!.data, (v, i) => b1 * v + (1 - b1) * coef * g.data[i]!);
     const v2 = Float64Array.from(before[`adam.exp_avg_sq.${name}`]!.data, (v, i) => b2 * v + (1 - b2) * (coef * g.data[i]!) ** 2);
     const p = Float64Array.from(before[name]!.data, (v, i) => v - (o.lr / bc1) * (m[i]! / (Math.sqrt(v2[i]!) / Math.sqrt(bc2) + o.eps)));
-    for (const [key, val] of [[name, p], [`adam.exp_avg.${name}`, m], [`adam.exp_avg_sq.${name}`, v2]] as const) {
+    for (const [key, val] of [
+      [name, p],
+      [`adam.exp_avg.${name}`, m],
+      [`adam.exp_avg_sq.${name}`, v2],
+    ] as const) {
       expected[key] = { data: val, shape: g.shape };
       got[key] = after[key]!;
     }
@@ -171,7 +175,11 @@ describe('SdeBnn KL estimators', () => {
     // the first (W_L = alpha (W_1 ... W_0w)^T) the trace is large; with identity activations it is a
     // constant we can compute here. The per-path gap then shrinks with dt, while a missing or wrong
     // correction leaves a gap of 1/2 tr (about 5 here).
-    for (const [hidden, activation] of [[[16], 'identity'], [[12, 8], 'identity'], [[16], 'tanh']] as const) {
+    for (const [hidden, activation] of [
+      [[16], 'identity'],
+      [[12, 8], 'identity'],
+      [[16], 'tanh'],
+    ] as const) {
       const gaps: number[] = [];
       let halfTrace = 0;
       for (const seed of [4, 5, 6]) {
@@ -214,11 +222,14 @@ describe('SdeBnn KL estimators', () => {
       for (const gap of gaps) expect(gap, `${activation} [${hidden.join(', ')}]`).toBeLessThan(0.15 * halfTrace);
     }
   });
-  it('stl evaluates u at w_t: its u . dB value equals fmc\'s on the same path (only the gradients differ)', async () => {
+  it("stl evaluates u at w_t: its u . dB value equals fmc's on the same path (only the gradients differ)", async () => {
     const klDb: number[] = [];
     for (const estimator of ['fmc', 'stl'] as const) {
       const m = new SdeBnn({ ...tiny, estimator, solver: { steps: 50 } });
-      m.setState(withEntries(m.getState(), 'blocks.0.hypernet.1.weight', (i) => 0.3 * Math.sin(5 * i)), { strict: false });
+      m.setState(
+        withEntries(m.getState(), 'blocks.0.hypernet.1.weight', (i) => 0.3 * Math.sin(5 * i)),
+        { strict: false },
+      );
       const [b] = await m.diagnose(x1d, { seed: 11 });
       klDb.push(b!.klDb);
     }
@@ -226,7 +237,7 @@ describe('SdeBnn KL estimators', () => {
     expect(klDb[1]).toBe(klDb[0]); // the JAX reference's u(w_0) would give a different number
   });
 
-  it('away from the prior: fmc is the exact gradient of its KL, and stl is fmc without the dB term\'s direct hypernetwork gradient', async () => {
+  it("away from the prior: fmc is the exact gradient of its KL, and stl is fmc without the dB term's direct hypernetwork gradient", async () => {
     // Posterior != prior: the hypernetwork's last layer set to a drift that depends on w_t and t.
     // KL_fmc(phi) = sum_k 1/2 |u_k|^2 dt + u(w_k; phi) . dB_k on a fixed Brownian path (Euler, Ito).
     // stl differentiates u(w_k; phi) . dB_k through w_k only, so grad_fmc - grad_stl is the direct
@@ -261,10 +272,18 @@ describe('SdeBnn KL estimators', () => {
         klDb = d!.klDb;
         // fmc's gradient against central differences of its KL on the same path, a few entries per parameter
         const h = 1e-6;
-        for (const [name, indices] of [[`${last}.weight`, [0, 777]], [`${last}.bias`, [5]], ['blocks.0.hypernet.0.weight', [3, 200]], ['blocks.0.w0', [1, 300]]] as const) {
+        for (const [name, indices] of [
+          [`${last}.weight`, [0, 777]],
+          [`${last}.bias`, [5]],
+          ['blocks.0.hypernet.0.weight', [3, 200]],
+          ['blocks.0.w0', [1, 300]],
+        ] as const) {
           for (const i of indices) {
             const at = async (v: number) => {
-              m.setState(withEntries(state, name, (k) => (k === i ? v : state[name]!.data[k]!)), { strict: false });
+              m.setState(
+                withEntries(state, name, (k) => (k === i ? v : state[name]!.data[k]!)),
+                { strict: false },
+              );
               const [b] = await m.diagnose(x1d, { seed: 13 });
               return b!.kl + b!.klDb;
             };
@@ -311,7 +330,14 @@ describe('SdeBnn gradients', () => {
     for (const estimator of ['ckl', 'fmc', 'stl'] as const) {
       for (const method of ['euler', 'midpoint'] as const) {
         // kernels 'fused': the generic engine's fused nodes (the fast path has its own test below)
-        const config: Config = { ...tiny, timeInput: true, hypernet: { hidden: [12, 8], activation: 'tanh' }, estimator, solver: { method, steps: 8 }, kernels: 'fused' };
+        const config: Config = {
+          ...tiny,
+          timeInput: true,
+          hypernet: { hidden: [12, 8], activation: 'tanh' },
+          estimator,
+          solver: { method, steps: 8 },
+          kernels: 'fused',
+        };
         const fused = await trained(config, x1d, y1d);
         const reference = new SdeBnn({ ...config, kernels: 'autograd' });
         reference.setState(fused.getState());
@@ -333,8 +359,21 @@ describe('SdeBnn gradients', () => {
       const images = Float64Array.from({ length: batch * inputShape[0] * inputShape[1] * inputShape[2] }, (_, i) => Math.sin(i));
       const labels = Array.from({ length: batch }, (_, i) => i % 3);
       const config: Config = {
-        kind: 'conv', inputShape: [...inputShape], stem: false, aug: 1, width: 4, blocks: [...blocks], pool: 'global', classes: 3,
-        dtype: 'float64', seed: 2, estimator, convActivation, hypernet: { hidden: [8] }, solver: { steps: 4 }, kernels: 'fused',
+        kind: 'conv',
+        inputShape: [...inputShape],
+        stem: false,
+        aug: 1,
+        width: 4,
+        blocks: [...blocks],
+        pool: 'global',
+        classes: 3,
+        dtype: 'float64',
+        seed: 2,
+        estimator,
+        convActivation,
+        hypernet: { hidden: [8] },
+        solver: { steps: 4 },
+        kernels: 'fused',
       };
       const fused = await trained(config, images, labels as never);
       const reference = new SdeBnn({ ...config, kernels: 'autograd' });
@@ -373,7 +412,7 @@ describe('SdeBnn gradients', () => {
     }
   });
 
-  it('solver.adjointAdaptive steps the adjoint by the solver\'s rtol and atol, closer to backprop as they tighten', async () => {
+  it("solver.adjointAdaptive steps the adjoint by the solver's rtol and atol, closer to backprop as they tighten", async () => {
     // ckl, Euler forward in 1000 steps; backprop through it is the reference. Measured relative errors:
     // 10 fixed adjoint steps 6.7e-2; adaptive at rtol 1e-2, atol 1e-3: 2.7e-2; 1e-3, 1e-4: 6.1e-3; 1e-5, 1e-6: 8.5e-4.
     const base = await trained({ ...tiny, solver: { steps: 10 } }, x1d, y1d);
@@ -447,7 +486,10 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const [estimator, gradient, extra] of cases) {
         const config: Config = {
-          ...tiny, ...extra, dtype, estimator,
+          ...tiny,
+          ...extra,
+          dtype,
+          estimator,
           solver: { method: 'euler', steps: 8, gradient, adjointSteps: gradient === 'adjoint' ? 7 : 8 },
         } as Config;
         const x = dtype === 'float32' ? Float64Array.from(x1d, Math.fround) : x1d;
@@ -457,7 +499,7 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     }
   });
 
-  it('equals autograd at the W1 shapes with a batch of 7 (the register-blocked kernels\' full tiles and leftover rows/columns), float64 and float32', async () => {
+  it("equals autograd at the W1 shapes with a batch of 7 (the register-blocked kernels' full tiles and leftover rows/columns), float64 and float32", async () => {
     // 3-32-32-3 dynamics, 1284-64-1283 hypernetwork: 4-row tiles, then single rows; 16/8-column
     // tiles, then leftover columns (3, and 1283 = 160 x 8 + 3)
     const x7 = Float64Array.from({ length: 7 }, (_, i) => -0.9 + 0.3 * i);
@@ -465,7 +507,13 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     for (const dtype of ['float64', 'float32'] as const) {
       for (const gradient of ['backprop', 'adjoint'] as const) {
         const config: Config = {
-          kind: 'mlp', dtype, seed: 4, hidden: [32, 32], hypernet: { hidden: [64] }, sigma: 0.2, likelihood: 'laplace',
+          kind: 'mlp',
+          dtype,
+          seed: 4,
+          hidden: [32, 32],
+          hypernet: { hidden: [64] },
+          sigma: 0.2,
+          likelihood: 'laplace',
           solver: { method: 'euler', steps: 6, gradient, adjointSteps: 6 },
         };
         const x = dtype === 'float32' ? Float64Array.from(x7, Math.fround) : x7;
@@ -483,7 +531,13 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
       for (const likelihood of ['laplace', 'gaussian'] as const) {
         for (const gradient of ['backprop', 'adjoint'] as const) {
           const config: Config = {
-            ...tiny, dtype, likelihood, blocks: 2, aug: 2, outputs: 2, scale: 0.7,
+            ...tiny,
+            dtype,
+            likelihood,
+            blocks: 2,
+            aug: 2,
+            outputs: 2,
+            scale: 0.7,
             solver: { method: 'euler', steps: 5, gradient, adjointSteps: 5 },
           };
           const x = dtype === 'float32' ? Float64Array.from(x1d, Math.fround) : x1d;
@@ -509,20 +563,35 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
 
   it('equals the generic route and autograd on the conv block (backprop: ckl, stl; adjoint: ckl), float64 and float32', async () => {
     for (const dtype of ['float64', 'float32'] as const) {
-      for (const [estimator, gradient] of [['ckl', 'backprop'], ['stl', 'backprop'], ['ckl', 'adjoint']] as const) {
+      for (const [estimator, gradient] of [
+        ['ckl', 'backprop'],
+        ['stl', 'backprop'],
+        ['ckl', 'adjoint'],
+      ] as const) {
         const batch = 5; // 28x28, an odd batch (the CPU conv kernels run image by image)
         const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(i));
         const labels = Array.from({ length: batch }, (_, i) => i % 3);
         const config: Config = {
-          kind: 'conv', inputShape: [1, 28, 28], stem: false, aug: 1, width: 4, blocks: [1], pool: 'global', classes: 3,
-          dtype, seed: 2, estimator, hypernet: { hidden: [8] }, solver: { steps: 4, gradient },
+          kind: 'conv',
+          inputShape: [1, 28, 28],
+          stem: false,
+          aug: 1,
+          width: 4,
+          blocks: [1],
+          pool: 'global',
+          classes: 3,
+          dtype,
+          seed: 2,
+          estimator,
+          hypernet: { hidden: [8] },
+          solver: { steps: 4, gradient },
         };
         await compare(config, images, labels, 'loss', dtype === 'float64' ? 1e-10 : 1e-5);
       }
     }
   });
 
-  it('equals autograd on the main job\'s model (stem, blocks over two stages, pool 2, linear head), float64', async () => {
+  it("equals autograd on the main job's model (stem, blocks over two stages, pool 2, linear head), float64", async () => {
     // The default config is the MNIST main model (stem 16, width 32, hypernetwork [32] tanh, pool 2
     // into a linear head). Here in float64: as it is, with two blocks then one over two stages (the
     // space-to-depth between them), and by the adjoint. Measured: 1e-14 at most, per tensor. Three
@@ -561,8 +630,18 @@ describe('SdeBnn fast fixed-step path (kernels: fast)', () => {
     const images = Float64Array.from({ length: batch * 784 }, (_, i) => Math.sin(0.3 * i));
     const labels = Array.from({ length: batch }, (_, i) => i % 3);
     const config: Config = {
-      kind: 'conv', inputShape: [1, 28, 28], stem: false, aug: 1, width: 8, blocks: [1], pool: 'global', classes: 3,
-      dtype: 'float32', seed: 4, hypernet: { hidden: [8] }, solver: { steps: 3 },
+      kind: 'conv',
+      inputShape: [1, 28, 28],
+      stem: false,
+      aug: 1,
+      width: 8,
+      blocks: [1],
+      pool: 'global',
+      classes: 3,
+      dtype: 'float32',
+      seed: 4,
+      hypernet: { hidden: [8] },
+      solver: { steps: 3 },
     };
     const results = [];
     try {
@@ -707,7 +786,10 @@ describe('SdeBnn training', () => {
     const start = model.getState();
     for (const name of params) expect(start[`ema.${name}`]!.data, name).toEqual(start[name]!.data); // starts at the parameters
     // t = 1: the warm-up decay 2/11; t = 101 (Adam's step set by hand): the configured 0.9 (< 102/111)
-    for (const [t, d] of [[1, 2 / 11], [101, 0.9]] as const) {
+    for (const [t, d] of [
+      [1, 2 / 11],
+      [101, 0.9],
+    ] as const) {
       if (t > 1) model.setState({ 'adam.step': { data: Float64Array.of(t - 1), shape: [1] } }, { strict: false });
       const before = model.getState();
       await model.trainStep(x1d, y1d, { lr: 1e-2 });
@@ -731,8 +813,11 @@ describe('SdeBnn training', () => {
     copy.dispose();
   });
 
-  it('a training step is PyTorch\'s Adam on the gradients, clipped by the global norm (the fused CPU pass), float64 and float32', async () => {
-    for (const [dtype, tol] of [['float64', 1e-12], ['float32', 1e-5]] as const) {
+  it("a training step is PyTorch's Adam on the gradients, clipped by the global norm (the fused CPU pass), float64 and float32", async () => {
+    for (const [dtype, tol] of [
+      ['float64', 1e-12],
+      ['float32', 1e-5],
+    ] as const) {
       for (const clip of [0, 1e-3]) {
         const config: Config = { ...tiny, dtype, optimizer: { lr: 1e-2, betas: [0.8, 0.95], eps: 1e-6, clip } };
         const a = new SdeBnn(config);
@@ -765,7 +850,10 @@ describe('SdeBnn training', () => {
     const cifar = new SdeBnn({ inputShape: [3, 32, 32], blocks: [1, 1], pool: 'global', solver: { steps: 4, gradient: 'adjoint' } });
     // stem 3 -> 16 at 16x16; stage 1: 32*17*9 + 32 + 16*33*9 + 16; space-to-depth to 64 channels at 8x8: 32*65*9 + 32 + 64*33*9 + 64
     expect(cifar.wDims).toEqual([9696, 37824]);
-    const c = await cifar.trainStep(Float32Array.from({ length: 2 * 3072 }, (_, i) => Math.sin(i)), new Int32Array([7, 2]));
+    const c = await cifar.trainStep(
+      Float32Array.from({ length: 2 * 3072 }, (_, i) => Math.sin(i)),
+      new Int32Array([7, 2]),
+    );
     expect(Number.isFinite(c.loss)).toBe(true);
     expect(c.nfeBackward).toBeGreaterThan(0);
   });
@@ -862,22 +950,67 @@ describe('SdeBnn errors', () => {
 describe('SdeBnn defaults', () => {
   it('has the documented defaults: the MNIST conv model and the W1-shaped mlp, value by value', () => {
     const common = {
-      inputNormalization: { shift: [0], scale: [1] }, hidden: [32, 32], activation: 'softplus', timeInput: false, width: [32],
-      convActivation: 'softplus', pool: 2, classes: 10, outputs: 1, scale: 0.1, learnScale: false, blocks: [1],
-      w0: { std: 0.1, posterior: 'point', priorStd: 0.1, rhoInit: Math.log(1e-3) }, estimator: 'ckl',
-      solver: { method: 'euler', adaptive: false, rtol: 1e-3, atol: 1e-4, dtMin: 1e-5, gradient: 'backprop', adjointMethod: 'euler', adjointAdaptive: false, maxSteps: 100000 },
-      beta: 1e-3, nTrain: 60000, optimizer: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, clip: 1, ema: 0 },
-      seed: 0, dtype: 'float32', device: 'cpu', kernels: 'fast', maxBytes: 2 ** 32,
+      inputNormalization: { shift: [0], scale: [1] },
+      hidden: [32, 32],
+      activation: 'softplus',
+      timeInput: false,
+      width: [32],
+      convActivation: 'softplus',
+      pool: 2,
+      classes: 10,
+      outputs: 1,
+      scale: 0.1,
+      learnScale: false,
+      blocks: [1],
+      w0: { std: 0.1, posterior: 'point', priorStd: 0.1, rhoInit: Math.log(1e-3) },
+      estimator: 'ckl',
+      solver: {
+        method: 'euler',
+        adaptive: false,
+        rtol: 1e-3,
+        atol: 1e-4,
+        dtMin: 1e-5,
+        gradient: 'backprop',
+        adjointMethod: 'euler',
+        adjointAdaptive: false,
+        maxSteps: 100000,
+      },
+      beta: 1e-3,
+      nTrain: 60000,
+      optimizer: { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, clip: 1, ema: 0 },
+      seed: 0,
+      dtype: 'float32',
+      device: 'cpu',
+      kernels: 'fast',
+      maxBytes: 2 ** 32,
     };
     const conv = sdebnn.resolveSdeBnnConfig({});
     expect(conv).toEqual({
-      ...common, kind: 'conv', inputShape: [1, 28, 28], aug: 0, head: 'linear', stem: 16, likelihood: 'categorical', sigma: 0.05,
-      hypernet: { hidden: [32], activation: 'tanh' }, w0: { ...common.w0, init: 'fanIn' }, solver: { ...common.solver, steps: 10, adjointSteps: 10 },
+      ...common,
+      kind: 'conv',
+      inputShape: [1, 28, 28],
+      aug: 0,
+      head: 'linear',
+      stem: 16,
+      likelihood: 'categorical',
+      sigma: 0.05,
+      hypernet: { hidden: [32], activation: 'tanh' },
+      w0: { ...common.w0, init: 'fanIn' },
+      solver: { ...common.solver, steps: 10, adjointSteps: 10 },
     });
     const mlp = sdebnn.resolveSdeBnnConfig({ kind: 'mlp' });
     expect(mlp).toEqual({
-      ...common, kind: 'mlp', inputShape: [1], aug: 2, head: 'last', stem: false, likelihood: 'gaussian', sigma: 0.2,
-      hypernet: { hidden: [64], activation: 'softplus' }, w0: { ...common.w0, init: 'normal' }, solver: { ...common.solver, steps: 20, adjointSteps: 20 },
+      ...common,
+      kind: 'mlp',
+      inputShape: [1],
+      aug: 2,
+      head: 'last',
+      stem: false,
+      likelihood: 'gaussian',
+      sigma: 0.2,
+      hypernet: { hidden: [64], activation: 'softplus' },
+      w0: { ...common.w0, init: 'normal' },
+      solver: { ...common.solver, steps: 20, adjointSteps: 20 },
     });
     // defaults that follow other fields
     expect(sdebnn.resolveSdeBnnConfig({ kind: 'mlp', likelihood: 'laplace' }).scale).toBe(1);
@@ -888,7 +1021,7 @@ describe('SdeBnn defaults', () => {
     expect(sdebnn.resolveSdeBnnConfig({ width: 8, blocks: [1, 2] }).width).toEqual([8, 8]);
   });
 
-  it('the model runs with its defaults: shapes, fan-in w_0, steps, sigma, the hypernetwork\'s activation, beta / nTrain, Adam, dtype, seed', async () => {
+  it("the model runs with its defaults: shapes, fan-in w_0, steps, sigma, the hypernetwork's activation, beta / nTrain, Adam, dtype, seed", async () => {
     const images = Float32Array.from({ length: 2 * 784 }, (_, i) => Math.sin(0.3 * i));
     const labels = [4, 9];
     const conv = new SdeBnn();
@@ -896,9 +1029,15 @@ describe('SdeBnn defaults', () => {
     // stem 16 (3x3 on one channel), width 32, hypernetwork [32], pool 2 of the 14x14 map into a 10-class head
     const shapes = Object.fromEntries(conv.parameterNames.map((n) => [n, state[n]!.shape]));
     expect(shapes).toEqual({
-      'stem.weight': [16, 1, 3, 3], 'stem.bias': [16], 'blocks.0.w0': [9696], 'blocks.0.hypernet.0.weight': [32, 9697],
-      'blocks.0.hypernet.0.bias': [32], 'blocks.0.hypernet.1.weight': [9696, 32], 'blocks.0.hypernet.1.bias': [9696],
-      'head.weight': [10, 16 * 7 * 7], 'head.bias': [10],
+      'stem.weight': [16, 1, 3, 3],
+      'stem.bias': [16],
+      'blocks.0.w0': [9696],
+      'blocks.0.hypernet.0.weight': [32, 9697],
+      'blocks.0.hypernet.0.bias': [32],
+      'blocks.0.hypernet.1.weight': [9696, 32],
+      'blocks.0.hypernet.1.bias': [9696],
+      'head.weight': [10, 16 * 7 * 7],
+      'head.bias': [10],
     });
     expect(Object.keys(state).some((k) => k.startsWith('ema.'))).toBe(false); // EMA off
     expect(() => conv.predict(images, { ema: true })).toThrow(/ema/);

@@ -268,13 +268,17 @@ describe('BrownianInterval: determinism', () => {
     });
     return [...steps, ...random];
   })();
-  const answer = (bm: Interval, [s, t]: readonly [number, number]) => Array.from(bm.incrementAndLevyArea(s, t).W.data).concat(Array.from(bm.incrementAndLevyArea(s, t).H.data));
+  const answer = (bm: Interval, [s, t]: readonly [number, number]) =>
+    Array.from(bm.incrementAndLevyArea(s, t).W.data).concat(Array.from(bm.incrementAndLevyArea(s, t).H.data));
 
   it('answers repeated, reversed and shuffled query sequences identically (small cache: recomputed entries)', () => {
     const bm = make({ shape: [32, 3], seed: 41, levyArea: true, cacheSize: 5, dtHint: 0.005 });
     const first = queries.map((q) => answer(bm, q));
     const again = queries.map((q) => answer(bm, q));
-    const reversed = [...queries].reverse().map((q) => answer(bm, q)).reverse();
+    const reversed = [...queries]
+      .reverse()
+      .map((q) => answer(bm, q))
+      .reverse();
     const order = shuffled(
       queries.map((_, i) => i),
       99,
@@ -387,7 +391,9 @@ describe('BrownianInterval: errors', () => {
     expect(() => new BrownianInterval({ shape: [2], device: 'gpu' as never })).toThrow(/options\.device/);
     expect(() => new BrownianInterval({ shape: [2], dtHint: 0 })).toThrow(new RangeError('Expected a positive number for options.dtHint but received 0'));
     expect(() => new BrownianInterval({ shape: [2], levyArea: 1 as never })).toThrow(new TypeError('Expected a boolean for options.levyArea but received 1'));
-    expect(() => new BrownianInterval({ shape: [2], cacheSize: 2 })).toThrow(new RangeError('Expected integer in [3, 1000000] for options.cacheSize but received 2'));
+    expect(() => new BrownianInterval({ shape: [2], cacheSize: 2 })).toThrow(
+      new RangeError('Expected integer in [3, 1000000] for options.cacheSize but received 2'),
+    );
     expect(() => new BrownianInterval({ shape: [2], dt: 0.1 } as never)).toThrow(/Unknown option options\.dt;/);
   });
 

@@ -127,7 +127,9 @@ describe('atomic writes', () => {
 
   it('fails with ENOENT for a folder that does not exist', () => {
     const file = path.join(tmp, 'no-such-folder', 'x.safetensors');
-    expect(() => sdebnn.saveCheckpoint(file, other())).toThrow(expect.objectContaining({ code: 'ENOENT', message: expect.stringContaining(`Could not write checkpoint ${file}`) }));
+    expect(() => sdebnn.saveCheckpoint(file, other())).toThrow(
+      expect.objectContaining({ code: 'ENOENT', message: expect.stringContaining(`Could not write checkpoint ${file}`) }),
+    );
     expect(fs.existsSync(path.dirname(file))).toBe(false);
   });
 
@@ -182,7 +184,8 @@ describe('atomic writes', () => {
 });
 
 describe('corrupted checkpoints', () => {
-  const good = () => rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] } }, new Uint8Array(12));
+  const good = () =>
+    rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'U8', shape: [4], data_offsets: [8, 12] } }, new Uint8Array(12));
   function write(bytes: Uint8Array): string {
     const file = path.join(folder(), 'bad.safetensors');
     fs.writeFileSync(file, bytes);
@@ -196,18 +199,41 @@ describe('corrupted checkpoints', () => {
   it('rejects each header defect with a DataFormatError naming the file and the problem', () => {
     const cases: [Uint8Array, string | RegExp][] = [
       [Buffer.from([1, 2, 3]), 'is truncated: 3 bytes, too short for the 8-byte header length'],
-      [(() => { const b = good(); b.writeBigUInt64LE(10_000n); return b; })(), 'declares a header of 10000 bytes but the file has only'],
-      [(() => { const b = good(); b.writeBigUInt64LE(2n ** 63n); return b; })(), /declares a header of 9223372036854775808 bytes/],
+      [
+        (() => {
+          const b = good();
+          b.writeBigUInt64LE(10_000n);
+          return b;
+        })(),
+        'declares a header of 10000 bytes but the file has only',
+      ],
+      [
+        (() => {
+          const b = good();
+          b.writeBigUInt64LE(2n ** 63n);
+          return b;
+        })(),
+        /declares a header of 9223372036854775808 bytes/,
+      ],
       [rawFile(null, new Uint8Array(0), '{"a": {"dtype": "F32", '), 'not valid JSON'],
       [rawFile(null, new Uint8Array(0), '[1, 2]'), 'not a JSON object'],
       [rawFile({ a: { dtype: 'F8', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), 'tensor "a" has unknown dtype "F8"'],
       [rawFile({ a: { dtype: 'constructor', shape: [1], data_offsets: [0, 1] } }, new Uint8Array(1)), 'tensor "a" has unknown dtype "constructor"'],
       [rawFile({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, new Uint8Array(4)), 'tensor "a" has an invalid shape [-1]'],
       [rawFile({ a: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, new Uint8Array(4)), 'tensor "a" has invalid data_offsets [4,0]'],
-      [rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } }, new Uint8Array(8)), 'tensor "a" has data_offsets [0, 12] beyond the 8 data bytes (truncated?)'],
+      [
+        rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] } }, new Uint8Array(8)),
+        'tensor "a" has data_offsets [0, 12] beyond the 8 data bytes (truncated?)',
+      ],
       [rawFile({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), 'tensor "a" has 8 bytes but dtype F32 and shape [3] need 12'],
-      [rawFile({ a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, b: { dtype: 'U8', shape: [2], data_offsets: [3, 5] } }, new Uint8Array(5)), 'gap of 1 bytes before tensor "b"'],
-      [rawFile({ a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, b: { dtype: 'U8', shape: [2], data_offsets: [1, 3] } }, new Uint8Array(3)), 'overlaps the previous tensor'],
+      [
+        rawFile({ a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, b: { dtype: 'U8', shape: [2], data_offsets: [3, 5] } }, new Uint8Array(5)),
+        'gap of 1 bytes before tensor "b"',
+      ],
+      [
+        rawFile({ a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] }, b: { dtype: 'U8', shape: [2], data_offsets: [1, 3] } }, new Uint8Array(3)),
+        'overlaps the previous tensor',
+      ],
       [rawFile({ a: { dtype: 'U8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(5)), 'has 3 bytes after the last tensor'],
       [rawFile({ __metadata__: { version: 2 } }), 'metadata "version" that is not a string'],
       [rawFile({ a: [1, 2] }), 'tensor "a" is not an object'],
@@ -254,10 +280,16 @@ describe('checking a checkpoint against the model', () => {
       'tensor flags is not expected',
       'tensor step is not expected',
     ]);
-    expectDataFormatError(() => sdebnn.expectCheckpoint(c, wrong), `Checkpoint ${file}: does not match the model (9 problems): metadata model is "mlp"`, 'tensor step is not expected');
+    expectDataFormatError(
+      () => sdebnn.expectCheckpoint(c, wrong),
+      `Checkpoint ${file}: does not match the model (9 problems): metadata model is "mlp"`,
+      'tensor step is not expected',
+    );
     expect(sdebnn.checkpointMismatches(c, { ...wrong, allowExtra: true })).toHaveLength(5);
     expect(sdebnn.checkpointMismatches(c, { version: '1', tensors: {}, allowExtra: true })).toEqual([]);
-    expect(sdebnn.checkpointMismatches({ ...c, metadata: {} }, { version: '1', tensors: {}, allowExtra: true })).toEqual(['metadata version is missing, expected "1"']);
+    expect(sdebnn.checkpointMismatches({ ...c, metadata: {} }, { version: '1', tensors: {}, allowExtra: true })).toEqual([
+      'metadata version is missing, expected "1"',
+    ]);
   });
 });
 

@@ -26,7 +26,11 @@ async function run(args: string[], options: { tty?: boolean } = {}): Promise<{ c
   }
 }
 
-const jsonLines = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const jsonLines = (text: string) =>
+  text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 function modelFrom(checkpoint: string) {
   const saved = sdebnn.readTrainingCheckpoint(checkpoint);
@@ -44,7 +48,14 @@ describe('command line', () => {
     expect(help.out).toMatch(/^ {2}--nproc N +start N worker processes/m);
     // The table: a column per preset, a row per default, each value the preset's.
     const table = help.out.slice(help.out.indexOf('Presets (--dataset NAME)'));
-    const row = (label: string) => table.split('\n').find((l) => l.startsWith(`  ${label} `))!.trim().slice(label.length).trim().split(/ {2,}/);
+    const row = (label: string) =>
+      table
+        .split('\n')
+        .find((l) => l.startsWith(`  ${label} `))!
+        .trim()
+        .slice(label.length)
+        .trim()
+        .split(/ {2,}/);
     expect(row('')).toEqual(PRESET_NAMES);
     expect(PRESET_NAMES).toEqual(['mnist', 'cifar10', 'toy']);
     const each = (get: (p: (typeof PRESETS)['mnist']) => unknown) => PRESET_NAMES.map((n) => String(get(PRESETS[n])));
@@ -58,7 +69,11 @@ describe('command line', () => {
     expect(row('--steps')).toEqual(['10', '10', '40']);
     expect(row('--time-limit')).toEqual(['none', 'none', 'none']);
     expect(row('--width')).toEqual(['32', '32', '-']);
-    expect(row('(x - shift) / scale')).toEqual([`${sdebnn.MNIST_MEAN} / ${sdebnn.MNIST_STD}`, `${sdebnn.CIFAR10_MEAN.join(',')} / ${sdebnn.CIFAR10_STD.join(',')}`, '4 / 0.5']);
+    expect(row('(x - shift) / scale')).toEqual([
+      `${sdebnn.MNIST_MEAN} / ${sdebnn.MNIST_STD}`,
+      `${sdebnn.CIFAR10_MEAN.join(',')} / ${sdebnn.CIFAR10_STD.join(',')}`,
+      '4 / 0.5',
+    ]);
     expect(row('crops and flips')).toEqual(['no', 'yes', 'no']);
     for (const command of ['eval', 'report', 'predict', 'backend']) {
       const r = await run([command, '--help']);
@@ -84,7 +99,10 @@ describe('command line', () => {
       [['train', '--blocks', '1,x'], "Expected comma-separated positive integers for --blocks but received '1,x'"],
       [['train', '--master-port', '70000'], "Expected an integer in [1, 65535] for --master-port but received '70000'"],
       [['train', '--dataset', 'imagenet'], "Expected 'mnist', 'cifar10' or 'toy' for --dataset but received 'imagenet'"],
-      [['train', '--method', 'rk4'], "Expected 'euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun' or 'reversible_heun' for --method but received 'rk4'"],
+      [
+        ['train', '--method', 'rk4'],
+        "Expected 'euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun' or 'reversible_heun' for --method but received 'rk4'",
+      ],
       [['train', '--device', 'gpu'], "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for --device but received 'gpu'"],
       [['train', '--quiet=no'], "Expected no value for the switch --quiet but received 'no'"],
       [['train', 'mnist'], "Expected only flags (--name value) for 'sdebnn train' but received 'mnist'"],
@@ -108,7 +126,10 @@ describe('command line', () => {
     }
     expect(fs.existsSync(out)).toBe(false); // refused before anything was written
     // Negative numbers are values, not flags; --help wins over everything else.
-    expect(await run(['predict', '--checkpoint', path.join(out, 'none.safetensors'), '--x', '-1,2'])).toMatchObject({ code: 1, err: expect.stringContaining('none.safetensors') });
+    expect(await run(['predict', '--checkpoint', path.join(out, 'none.safetensors'), '--x', '-1,2'])).toMatchObject({
+      code: 1,
+      err: expect.stringContaining('none.safetensors'),
+    });
     expect(await run(['train', '--epoks', '3', '--help'])).toMatchObject({ code: 0, out: expect.stringContaining('Usage: sdebnn train') });
     expect(await run(['frobnicate'])).toMatchObject({ code: 2, err: expect.stringContaining("unknown command 'frobnicate'") });
     expect(await run([])).toMatchObject({ code: 2, out: expect.stringContaining('Usage: sdebnn <command>') });
@@ -119,8 +140,32 @@ describe('command line', () => {
     const out = path.join(dir, 'run');
     // 8 batches of 32 per epoch, 50 epochs: the 1.5 s limit stops it long before (a step takes ~20 ms).
     const trained = await run([
-      'train', '--dataset', 'mnist', '--train-limit', '256', '--test-limit', '64', '--time-limit', '1.5', '--epochs', '50',
-      '--batch-size', '32', '--width', '8', '--stem', '4', '--steps', '2', '--samples', '2', '--beta', '0.01', '--out', out, '--quiet',
+      'train',
+      '--dataset',
+      'mnist',
+      '--train-limit',
+      '256',
+      '--test-limit',
+      '64',
+      '--time-limit',
+      '1.5',
+      '--epochs',
+      '50',
+      '--batch-size',
+      '32',
+      '--width',
+      '8',
+      '--stem',
+      '4',
+      '--steps',
+      '2',
+      '--samples',
+      '2',
+      '--beta',
+      '0.01',
+      '--out',
+      out,
+      '--quiet',
     ]);
     expect(trained.code, trained.err).toBe(0);
     expect(fs.readdirSync(out).sort()).toEqual(['log.jsonl', 'model.safetensors', 'summary.json']);
@@ -157,7 +202,21 @@ describe('command line', () => {
 
     // eval: the same numbers from the command line
     const json = path.join(dir, 'evaluation.json');
-    const evaluated = await run(['eval', '--checkpoint', checkpoint, '--test-limit', '64', '--samples', '2', '--shift', 'none', '--ood', 'none', '--json', json]);
+    const evaluated = await run([
+      'eval',
+      '--checkpoint',
+      checkpoint,
+      '--test-limit',
+      '64',
+      '--samples',
+      '2',
+      '--shift',
+      'none',
+      '--ood',
+      'none',
+      '--json',
+      json,
+    ]);
     expect(evaluated.code, evaluated.err).toBe(0);
     expect(JSON.parse(fs.readFileSync(json, 'utf8')).clean.metrics).toEqual(summary.test);
 
@@ -198,7 +257,7 @@ describe('command line', () => {
     model.dispose();
   });
 
-  it('draws the progress line on a terminal only, from train()\'s callbacks, and not with --quiet', async () => {
+  it("draws the progress line on a terminal only, from train()'s callbacks, and not with --quiet", async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sdebnn-cli-tty-')), 'toy');
     const args = ['train', '--dataset', 'toy', '--epochs', '3', '--out', out];
     const drawn = await run(args, { tty: true });

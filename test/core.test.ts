@@ -111,7 +111,7 @@ describe('errors', () => {
     expect(caught!.message).not.toMatch(/Exception raised from/); // no C++ backtrace
   });
 
-  it('maps a LibTorch error in a public call to TorchError (ERR_TORCH), with LibTorch\'s message and no backtrace', () => {
+  it("maps a LibTorch error in a public call to TorchError (ERR_TORCH), with LibTorch's message and no backtrace", () => {
     // A broadcast batch of 2^43 rows (strides [0, 1]): made contiguous it is 64 TiB, which LibTorch's
     // allocator refuses under Linux's default overcommit heuristic (more than memory plus swap);
     // config.maxBytes is raised so that the package's own limit lets the call through.
@@ -199,7 +199,11 @@ describe('module formats', () => {
     expect(cjs.trim()).toBe('number');
     const esm = execFileSync(
       process.execPath,
-      ['--input-type=module', '-e', "import { backend } from 'sdebnn'; import def from 'sdebnn'; console.log(typeof backend().threads, def.backend === backend)"],
+      [
+        '--input-type=module',
+        '-e',
+        "import { backend } from 'sdebnn'; import def from 'sdebnn'; console.log(typeof backend().threads, def.backend === backend)",
+      ],
       { cwd: root, encoding: 'utf8' },
     );
     expect(esm.trim()).toBe('number true');
@@ -212,7 +216,8 @@ describe('elementwise kernels', () => {
     const xs = [...Array.from({ length: 40001 }, (_, i) => -10 + i * 5e-4), 1e-30, -1e-8, 3e-4, 1e4, -1e30];
     const data = Float32Array.from(xs);
     const out = native().elementwise({ data, shape: [data.length] }, 'tanh').data;
-    let maxAbs = 0, maxRel = 0;
+    let maxAbs = 0,
+      maxRel = 0;
     for (let i = 0; i < data.length; i++) {
       const exact = Math.tanh(data[i]!);
       const err = Math.abs(out[i]! - exact);

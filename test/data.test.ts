@@ -186,7 +186,11 @@ describe('IDX and MNIST files: checks and errors', () => {
     const file = path.join(dir, 't10k-images-idx3-ubyte');
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 100));
-    expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test' }), file, `is truncated: ${bytes.length - 100} bytes but the header [4, 28, 28] needs ${bytes.length}`);
+    expectDataFormatError(
+      () => sdebnn.loadMnist({ dir, split: 'test' }),
+      file,
+      `is truncated: ${bytes.length - 100} bytes but the header [4, 28, 28] needs ${bytes.length}`,
+    );
     expectDataFormatError(() => sdebnn.loadMnist({ dir, split: 'test', limit: 1 }), file, 'is truncated');
     fs.writeFileSync(file, bytes.subarray(0, 10)); // inside the header
     expectDataFormatError(() => sdebnn.readIdx(file), file, 'too short for the header of 3 dimensions');
@@ -228,7 +232,9 @@ describe('IDX and MNIST files: checks and errors', () => {
   });
 
   it('validates options by name', () => {
-    expect(() => sdebnn.loadMnist({ split: 'validation' } as never)).toThrow(new RangeError(`Expected one of 'train', 'test' for options.split but received "validation"`));
+    expect(() => sdebnn.loadMnist({ split: 'validation' } as never)).toThrow(
+      new RangeError(`Expected one of 'train', 'test' for options.split but received "validation"`),
+    );
     expect(() => sdebnn.loadMnist({ split: 'test', limit: 0 })).toThrow(new RangeError('Expected positive integer for options.limit but received 0'));
     expect(() => sdebnn.loadMnist({ split: 'test', normalise: false } as never)).toThrow(/Unknown option options\.normalise/);
   });
@@ -275,7 +281,13 @@ describe('CIFAR-10 binary batches', () => {
     const all = sdebnn.loadCifar10({ dir: parent, split: 'train', recordsPerFile: 3, normalize: false });
     expect(all.shape).toEqual([15, 3, 32, 32]);
     expect(Array.from(all.labels)).toEqual(batches.flatMap((b) => Array.from(b.labels)));
-    expect(all.files.map((f) => path.basename(f))).toEqual(['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin']);
+    expect(all.files.map((f) => path.basename(f))).toEqual([
+      'data_batch_1.bin',
+      'data_batch_2.bin',
+      'data_batch_3.bin',
+      'data_batch_4.bin',
+      'data_batch_5.bin',
+    ]);
     const some = sdebnn.loadCifar10({ dir, split: 'train', recordsPerFile: 3, limit: 4, normalize: false });
     expect(some.shape[0]).toBe(4);
     expect(some.files.length).toBe(2);
@@ -287,7 +299,11 @@ describe('CIFAR-10 binary batches', () => {
     const { bytes } = cifarBatch(4, 30);
     const file = path.join(dir, 'test_batch.bin');
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 1));
-    expectDataFormatError(() => sdebnn.loadCifar10({ dir, split: 'test', recordsPerFile: 4 }), file, 'is truncated: 12291 bytes (4.00 records, not a whole number)');
+    expectDataFormatError(
+      () => sdebnn.loadCifar10({ dir, split: 'test', recordsPerFile: 4 }),
+      file,
+      'is truncated: 12291 bytes (4.00 records, not a whole number)',
+    );
     fs.writeFileSync(file, bytes);
     // The official files hold 10,000 records each: a 4-record file is a truncated download.
     expectDataFormatError(() => sdebnn.loadCifar10({ dir, split: 'test' }), file, 'holds 10000 records of 3073 bytes (30730000 bytes)');
@@ -305,7 +321,8 @@ function referenceAugment(img: Float32Array, c: number, h: number, w: number, pa
   const ph = h + 2 * pad;
   const pw = w + 2 * pad;
   const padded = new Float32Array(c * ph * pw).fill(fill);
-  for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) padded[(ch * ph + y + pad) * pw + x + pad] = img[(ch * h + y) * w + x]!;
+  for (let ch = 0; ch < c; ch++)
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) padded[(ch * ph + y + pad) * pw + x + pad] = img[(ch * h + y) * w + x]!;
   const out = new Float32Array(c * h * w);
   for (let ch = 0; ch < c; ch++) {
     for (let y = 0; y < h; y++) {
@@ -445,7 +462,9 @@ describe('datasets and minibatches', () => {
       new TypeError('Expected a Float32Array for dataset.inputs but received Float64Array of length 9'),
     );
     expect(() => sdebnn.createDataset({ inputs: new Float32Array(9), inputShape: [0], targets: new Uint8Array(3) })).toThrow(/dataset\.inputShape\[0\]/);
-    expect(() => sdebnn.createDataset({ inputs: new Float32Array(9), inputShape: [3], targets: new Int32Array(3) as never })).toThrow(/Uint8Array \(labels\) or Float32Array/);
+    expect(() => sdebnn.createDataset({ inputs: new Float32Array(9), inputShape: [3], targets: new Int32Array(3) as never })).toThrow(
+      /Uint8Array \(labels\) or Float32Array/,
+    );
   });
 
   it('covers every example once per epoch in reused buffers, with the last batch kept or dropped', () => {
@@ -540,7 +559,10 @@ describe('datasets and minibatches', () => {
     const { train, validation } = sdebnn.splitDataset(ds, { validationSize: 10, seed: 1 });
     expect(validation.length).toBe(10);
     expect(train.length).toBe(90);
-    const ids = new Set([...Array.from({ length: 90 }, (_, k) => train.inputs[k * 6]! / 6), ...Array.from({ length: 10 }, (_, k) => validation.inputs[k * 6]! / 6)]);
+    const ids = new Set([
+      ...Array.from({ length: 90 }, (_, k) => train.inputs[k * 6]! / 6),
+      ...Array.from({ length: 10 }, (_, k) => validation.inputs[k * 6]! / 6),
+    ]);
     expect(ids.size).toBe(100);
     expect(() => new sdebnn.MinibatchIterator(ds, { batchSize: 0 })).toThrow(new RangeError('Expected positive integer for options.batchSize but received 0'));
     expect(() => new sdebnn.MinibatchIterator(ds, { batchsize: 4 } as never)).toThrow(/Unknown option options\.batchsize/);

@@ -46,7 +46,12 @@ type WorkerOutput = { runs?: Record<string, WorkerRun>; error?: { code: string; 
 async function launchWorkers(runs: object[], nproc = 2) {
   const out = path.join(tmp(), 'out');
   const lines: string[] = [];
-  const result = await launch({ command: [process.execPath, worker, JSON.stringify({ out, runs })], nproc, env: { OMP_NUM_THREADS: '1' }, report: (l) => lines.push(l) });
+  const result = await launch({
+    command: [process.execPath, worker, JSON.stringify({ out, runs })],
+    nproc,
+    env: { OMP_NUM_THREADS: '1' },
+    report: (l) => lines.push(l),
+  });
   const outputs = Array.from({ length: nproc }, (_, r) => JSON.parse(fs.readFileSync(`${out}.${r}.json`, 'utf8')) as WorkerOutput);
   return { result, outputs, lines };
 }
@@ -80,7 +85,11 @@ describe('process group', () => {
 
     const a = { data: Float64Array.of(1, -2, 3.5), shape: [3] };
     const b = { data: Float64Array.of(10, 20, -30), shape: [3] };
-    for (const [op, expected] of [['sum', [11, 18, -26.5]], ['mean', [5.5, 9, -13.25]], ['max', [10, 20, 3.5]]] as const) {
+    for (const [op, expected] of [
+      ['sum', [11, 18, -26.5]],
+      ['mean', [5.5, 9, -13.25]],
+      ['max', [10, 20, 3.5]],
+    ] as const) {
       a.data.set([1, -2, 3.5]);
       b.data.set([10, 20, -30]);
       const [ra] = await Promise.all([g0.allReduce(a, { op }), g1.allReduce(b, { op })]);
@@ -91,7 +100,10 @@ describe('process group', () => {
     const lo = { data: Float32Array.of(1, 5), shape: [2] };
     const hi = { data: Float32Array.of(4, 2), shape: [2] };
     await Promise.all([g0.allReduce(lo, { op: 'min' }), g1.allReduce(hi, { op: 'min' })]);
-    expect([Array.from(lo.data), Array.from(hi.data)]).toEqual([[1, 2], [1, 2]]);
+    expect([Array.from(lo.data), Array.from(hi.data)]).toEqual([
+      [1, 2],
+      [1, 2],
+    ]);
     // A strided view is reduced through a copy and written back in place.
     const strided = { data: Float32Array.of(1, 0, 2, 0), shape: [2], strides: [2] };
     const plain = { data: Float32Array.of(10, 20), shape: [2] };
@@ -157,7 +169,9 @@ describe('process group', () => {
       const elapsed = Date.now() - start;
       expect(alone).toBeInstanceOf(DistributedError);
       expect((alone as { code: string }).code).toBe('ERR_DISTRIBUTED_TIMEOUT');
-      expect((alone as Error).message).toMatch(rank === 0 ? /timed out after 2 s: 1 of 2 ranks reached the rendezvous/ : /could not reach rank 0's rendezvous store/);
+      expect((alone as Error).message).toMatch(
+        rank === 0 ? /timed out after 2 s: 1 of 2 ranks reached the rendezvous/ : /could not reach rank 0's rendezvous store/,
+      );
       expect(elapsed).toBeLessThan(timeoutMs + 3000); // slack for a loaded machine
     }
   });
@@ -166,7 +180,8 @@ describe('process group', () => {
 describe('data-parallel training', () => {
   it("shards each batch of the epoch's permutation: the ranks' shares make up the unsharded batch", () => {
     const { train: dataset } = job.data('mlp');
-    const indices = (options: object) => Array.from(new sdebnn.MinibatchIterator(dataset, { batchSize: 10, seed: 4, ...options }).epoch(), (b) => Array.from(b.indices));
+    const indices = (options: object) =>
+      Array.from(new sdebnn.MinibatchIterator(dataset, { batchSize: 10, seed: 4, ...options }).epoch(), (b) => Array.from(b.indices));
     const whole = indices({});
     for (const count of [2, 3]) {
       const shares = Array.from({ length: count }, (_, rank) => indices({ shard: { rank, count } }));
@@ -188,9 +203,15 @@ describe('data-parallel training', () => {
     // One rank's checkpoint after epoch 1, for two ranks to resume.
     const fromOne = path.join(dir, 'one.safetensors');
     const interrupted = new SdeBnn(job.config('mlp'));
-    await expect(train(interrupted, job.data('mlp'), {
-      ...job.trainOptions('mlp'), checkpointFile: fromOne, onEpoch: () => { throw new Error('interrupted'); },
-    })).rejects.toThrow('interrupted');
+    await expect(
+      train(interrupted, job.data('mlp'), {
+        ...job.trainOptions('mlp'),
+        checkpointFile: fromOne,
+        onEpoch: () => {
+          throw new Error('interrupted');
+        },
+      }),
+    ).rejects.toThrow('interrupted');
     const fromTwo = path.join(dir, 'two.safetensors');
     const { result, outputs } = await launchWorkers([
       { name: 'mlp', kind: 'mlp', weightPaths: 'shared' },
@@ -249,7 +270,9 @@ describe('data-parallel training', () => {
     }
     const mismatch = await launchWorkers([{ name: 'lr', kind: 'mlp', weightPaths: 'shared', lr: 1e-2 }]);
     expect(mismatch.result.exitCode).toBe(1);
-    expect(mismatch.outputs[1]!.error!.message).toMatch(/rank 1 trains a different model or with different options than rank 0: options\.lr \(rank 0: 0\.003, rank 1: 0\.01\)/);
+    expect(mismatch.outputs[1]!.error!.message).toMatch(
+      /rank 1 trains a different model or with different options than rank 0: options\.lr \(rank 0: 0\.003, rank 1: 0\.01\)/,
+    );
     expect(mismatch.outputs[0]!.error!.message).toMatch(/rank 1 trains a different model or with different options than rank 0 \(see its error\)/);
   });
 });
@@ -320,8 +343,26 @@ describe('sdebnn train --nproc', () => {
   it('trains across two launchers as two nodes on this machine; rank 0 alone writes', async () => {
     const port = String(await freePort());
     const [out0, out1] = [path.join(tmp(), 'node0'), path.join(tmp(), 'node1')];
-    const common = ['train', '--dataset', 'toy', '--epochs', '30', '--nproc', '1', '--nnodes', '2', '--master-addr', '127.0.0.1', '--master-port', port, '--quiet'];
-    const [a, b] = await Promise.all([runCli([...common, '--node-rank', '0', '--out', out0]).done, runCli([...common, '--node-rank', '1', '--out', out1]).done]);
+    const common = [
+      'train',
+      '--dataset',
+      'toy',
+      '--epochs',
+      '30',
+      '--nproc',
+      '1',
+      '--nnodes',
+      '2',
+      '--master-addr',
+      '127.0.0.1',
+      '--master-port',
+      port,
+      '--quiet',
+    ];
+    const [a, b] = await Promise.all([
+      runCli([...common, '--node-rank', '0', '--out', out0]).done,
+      runCli([...common, '--node-rank', '1', '--out', out1]).done,
+    ]);
     expect([a.code, b.code]).toEqual([0, 0]);
     expect(a.stderr).toMatch(/ranks 0-0 of 2 on this machine/);
     expect(b.stderr).toMatch(/ranks 1-1 of 2 on this machine/);

@@ -38,7 +38,10 @@ export function setConstantDrift(model: Model, seed: number, gScale: number): nu
         const name = `blocks.${b}.hypernet.${l}.${kind}`;
         const t = state[name]!;
         const fan = kind === 'weight' ? t.shape[1]! : 1;
-        const data = l === 0 && kind === 'weight' ? new Float64Array(t.data.length) : seeded(t.data.length, 1000 * seed + 10 * b + l + (kind === 'bias' ? 5 : 0), l === layers - 1 ? gScale : 1 / Math.sqrt(fan));
+        const data =
+          l === 0 && kind === 'weight'
+            ? new Float64Array(t.data.length)
+            : seeded(t.data.length, 1000 * seed + 10 * b + l + (kind === 'bias' ? 5 : 0), l === layers - 1 ? gScale : 1 / Math.sqrt(fan));
         update[name] = { data, shape: t.shape };
       }
     }
@@ -61,4 +64,3 @@ export function setConstantDrift(model: Model, seed: number, gScale: number): nu
     return h.reduce((a, v) => a + v * v, 0);
   });
 }
-

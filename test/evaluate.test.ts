@@ -16,12 +16,27 @@ describe('evaluateUncertainty', () => {
     const same = { name: 'same', images: test.inputs, shape: [40, 1, 12, 12] as [number, number, number, number], files: [] };
     const constant = sdebnn.loadOodImages('constant', { inputShape: [1, 12, 12], limit: 30 });
     const e = await sdebnn.evaluateUncertainty(model, test, {
-      samples: 3, batchSize: 16, bins: 10, shift: fakeSuite(), ood: [same, constant],
+      samples: 3,
+      batchSize: 16,
+      bins: 10,
+      shift: fakeSuite(),
+      ood: [same, constant],
       onProgress: (p) => {
         if (p.done === p.total) stages.push(p.stage);
       },
     });
-    expect(stages).toEqual(['clean', 'deterministic', 'shift identity 1', 'shift darken 1', 'shift darken 2', 'shift darken 3', 'shift stripes 1', 'shift stripes 2', 'ood same', 'ood constant']);
+    expect(stages).toEqual([
+      'clean',
+      'deterministic',
+      'shift identity 1',
+      'shift darken 1',
+      'shift darken 2',
+      'shift darken 3',
+      'shift stripes 1',
+      'shift stripes 2',
+      'ood same',
+      'ood constant',
+    ]);
     expect([e.samples, e.bins, e.classes]).toEqual([3, 10, 2]);
     const m = e.clean.metrics;
     expect(m.count).toBe(40);
@@ -29,7 +44,16 @@ describe('evaluateUncertainty', () => {
     expect(m.accuracy).toBeGreaterThan(0.9); // the task is easy
     // The identity corruption is the clean set again, predicted with the same streams: the same numbers.
     const identity = e.shift!.results[0]!;
-    expect(identity).toMatchObject({ corruption: 'identity', severity: 1, source: 'test fixture', count: 40, accuracy: m.accuracy, nll: m.nll, ece: m.ece, entropy: m.entropy });
+    expect(identity).toMatchObject({
+      corruption: 'identity',
+      severity: 1,
+      source: 'test fixture',
+      count: 40,
+      accuracy: m.accuracy,
+      nll: m.nll,
+      ece: m.ece,
+      entropy: m.entropy,
+    });
     expect(e.shift!.results.map((r) => `${r.corruption}${r.severity}`)).toEqual(['identity1', 'darken1', 'darken2', 'darken3', 'stripes1', 'stripes2']);
     // An OOD set identical to the test set cannot be told apart: AUROC exactly 1/2 for every score.
     for (const s of sdebnn.OOD_SCORES) expect(e.ood[0]!.scores[s].auroc).toBe(0.5);
@@ -63,10 +87,16 @@ describe('evaluateUncertainty', () => {
     const model = await tinyTrainedModel();
     const test = twoClassImages(8, 2);
     const regressor = new sdebnn.SdeBnn({ kind: 'mlp' });
-    await expect(sdebnn.evaluateUncertainty(regressor, test)).rejects.toThrow("Expected a classifier (likelihood 'categorical') but the model's likelihood is 'gaussian'");
-    await expect(sdebnn.evaluateUncertainty(model, test, { shift: { name: 'x' } as never })).rejects.toThrow(/Expected \{name, corruptions\} for options\.shift/);
+    await expect(sdebnn.evaluateUncertainty(regressor, test)).rejects.toThrow(
+      "Expected a classifier (likelihood 'categorical') but the model's likelihood is 'gaussian'",
+    );
+    await expect(sdebnn.evaluateUncertainty(model, test, { shift: { name: 'x' } as never })).rejects.toThrow(
+      /Expected \{name, corruptions\} for options\.shift/,
+    );
     const wrong = sdebnn.loadOodImages('noise', { inputShape: [1, 28, 28], limit: 2 });
-    await expect(sdebnn.evaluateUncertainty(model, test, { ood: [wrong] })).rejects.toThrow("Expected OOD set 'noise' of shape [N, 1, 12, 12] but received [2, 1, 28, 28]");
+    await expect(sdebnn.evaluateUncertainty(model, test, { ood: [wrong] })).rejects.toThrow(
+      "Expected OOD set 'noise' of shape [N, 1, 12, 12] but received [2, 1, 28, 28]",
+    );
     await expect(sdebnn.evaluateUncertainty(model, test, { sample: 2 } as never)).rejects.toThrow(/Unknown option options\.sample/);
     regressor.dispose();
     model.dispose();
@@ -80,9 +110,44 @@ describe('sdebnn eval and sdebnn report', () => {
 
   it('evaluates a CLI-trained MNIST checkpoint, prints the table, writes JSON and the report; report RUN_DIR reuses the JSON', () => {
     const out = path.join(dir, 'mnist');
-    run(['train', '--dataset', 'mnist', '--train-limit', '256', '--test-limit', '100', '--epochs', '1', '--width', '8', '--stem', '4', '--steps', '4', '--out', out, '--quiet']);
+    run([
+      'train',
+      '--dataset',
+      'mnist',
+      '--train-limit',
+      '256',
+      '--test-limit',
+      '100',
+      '--epochs',
+      '1',
+      '--width',
+      '8',
+      '--stem',
+      '4',
+      '--steps',
+      '4',
+      '--out',
+      out,
+      '--quiet',
+    ]);
     const json = path.join(out, 'evaluation.json');
-    const printed = run(['eval', '--checkpoint', path.join(out, 'model.safetensors'), '--test-limit', '100', '--samples', '2', '--shift-limit', '20', '--ood', 'noise,constant', '--json', json, '--report', path.join(out, 'eval.html')]);
+    const printed = run([
+      'eval',
+      '--checkpoint',
+      path.join(out, 'model.safetensors'),
+      '--test-limit',
+      '100',
+      '--samples',
+      '2',
+      '--shift-limit',
+      '20',
+      '--ood',
+      'noise,constant',
+      '--json',
+      json,
+      '--report',
+      path.join(out, 'eval.html'),
+    ]);
     expect(printed).toMatch(/Clean test set: 100 images, S = 2 weight paths, 15 calibration bins/);
     expect(printed).toMatch(/OOD detection \(test set = positive\): AUROC \/ FPR at 95% TPR/);
     expect(printed).toMatch(/noise\s+100\s+/);
@@ -113,8 +178,12 @@ describe('sdebnn eval and sdebnn report', () => {
 
   it('refuses a shift suite that does not fit the model', () => {
     const checkpoint = path.join(dir, 'mnist', 'model.safetensors');
-    expect(() => run(['eval', '--checkpoint', checkpoint, '--shift', 'cifar10-c', '--test-limit', '10'])).toThrow(/The cifar10-c corruptions take images \[3, 32, 32\] but the model takes \[1, 28, 28\]/);
-    expect(() => run(['eval', '--checkpoint', checkpoint, '--shift', 'imagenet-c', '--test-limit', '10'])).toThrow(/Expected 'mnist-c', 'cifar10-c', 'none' or 'auto' for --shift but received 'imagenet-c'/);
+    expect(() => run(['eval', '--checkpoint', checkpoint, '--shift', 'cifar10-c', '--test-limit', '10'])).toThrow(
+      /The cifar10-c corruptions take images \[3, 32, 32\] but the model takes \[1, 28, 28\]/,
+    );
+    expect(() => run(['eval', '--checkpoint', checkpoint, '--shift', 'imagenet-c', '--test-limit', '10'])).toThrow(
+      /Expected 'mnist-c', 'cifar10-c', 'none' or 'auto' for --shift but received 'imagenet-c'/,
+    );
   });
 
   it('explains its usage', () => {

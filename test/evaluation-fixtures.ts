@@ -16,7 +16,17 @@ export function twoClassImages(n: number, seed: number) {
   return sdebnn.createDataset({ inputs, inputShape: [1, 12, 12], targets, classes: 2 });
 }
 
-export const tinyConfig = { kind: 'conv' as const, inputShape: [1, 12, 12], classes: 2, stem: 4, width: 8, hypernet: { hidden: [8] }, nTrain: 64, seed: 1, solver: { steps: 4 } };
+export const tinyConfig = {
+  kind: 'conv' as const,
+  inputShape: [1, 12, 12],
+  classes: 2,
+  stem: 4,
+  width: 8,
+  hypernet: { hidden: [8] },
+  nTrain: 64,
+  seed: 1,
+  solver: { steps: 4 },
+};
 
 export async function tinyTrainedModel(options: { logFile?: string } = {}) {
   const model = new sdebnn.SdeBnn(tinyConfig);

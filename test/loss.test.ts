@@ -45,9 +45,10 @@ async function nllFromOutputs(model: Model, x: Float64Array, y: ArrayLike<number
   let sum = 0;
   for (let i = 0; i < n * k; i++) {
     const r = y[i]! - out.samples[i]!;
-    sum += model.config.likelihood === 'gaussian'
-      ? (0.5 * r * r) / (s * s) + Math.log(s) + 0.5 * Math.log(2 * Math.PI)
-      : Math.abs(r) / s + Math.log(s) + Math.log(2);
+    sum +=
+      model.config.likelihood === 'gaussian'
+        ? (0.5 * r * r) / (s * s) + Math.log(s) + 0.5 * Math.log(2 * Math.PI)
+        : Math.abs(r) / s + Math.log(s) + Math.log(2);
   }
   return sum / n;
 }
@@ -56,7 +57,13 @@ async function nllFromOutputs(model: Model, x: Float64Array, y: ArrayLike<number
  * gradients() against the loss computed here: the NLL from predict's outputs on the same path,
  * the KL from the constant drifts' ||g||^2 (per block) and the q(w_0) closed form.
  */
-async function expectLoss(model: Model, x: Float64Array, y: Float64Array | number[], g2: number[], o: { seed: number; beta: number; tol: number; label: string }) {
+async function expectLoss(
+  model: Model,
+  x: Float64Array,
+  y: Float64Array | number[],
+  g2: number[],
+  o: { seed: number; beta: number; tol: number; label: string },
+) {
   const r = await model.gradients(x, y, { seed: o.seed, beta: o.beta });
   const nll = await nllFromOutputs(model, x, y, o.seed);
   const kl = g2.reduce((a, v) => a + (0.5 * v) / model.config.sigma ** 2, 0) + gaussianW0Kl(model);
@@ -85,7 +92,11 @@ describe('the loss, computed in the test', () => {
     ['gaussian, linear head, kernels fused', { ...tiny, head: 'linear', kernels: 'fused' }, y1d],
     ['laplace, head last (direct route)', { ...tiny, likelihood: 'laplace' }, y1d],
     ['laplace, two outputs, scale 0.4, kernels autograd', { ...tiny, likelihood: 'laplace', outputs: 2, scale: 0.4, kernels: 'autograd' }, y2d],
-    ['laplace, learned scale, linear head, adjoint', { ...tiny, likelihood: 'laplace', learnScale: true, head: 'linear', solver: { steps: 6, gradient: 'adjoint' } }, y1d],
+    [
+      'laplace, learned scale, linear head, adjoint',
+      { ...tiny, likelihood: 'laplace', learnScale: true, head: 'linear', solver: { steps: 6, gradient: 'adjoint' } },
+      y1d,
+    ],
     ['gaussian, float32', { ...tiny, dtype: 'float32' }, y1d],
   ];
   it.each(regression)('%s: loss = NLL + beta KL / nTrain', async (label, config, y) => {
@@ -100,8 +111,26 @@ describe('the loss, computed in the test', () => {
 
   it.each([
     ['mlp, linear head, 3 classes', { ...tiny, likelihood: 'categorical', classes: 3, inputShape: [2] } as Config, 2],
-    ['conv: stem, two stages, pool 2', { kind: 'conv', inputShape: [1, 8, 8], stem: 4, width: 4, blocks: [1, 1], pool: 2, classes: 3, hypernet: { hidden: [8] }, dtype: 'float64', seed: 2, sigma: 0.05, nTrain: 50, solver: { steps: 3 } } as Config, 64],
-    ['the main job\'s model (the default config), float32', { seed: 1, nTrain: 50 } as Config, 784],
+    [
+      'conv: stem, two stages, pool 2',
+      {
+        kind: 'conv',
+        inputShape: [1, 8, 8],
+        stem: 4,
+        width: 4,
+        blocks: [1, 1],
+        pool: 2,
+        classes: 3,
+        hypernet: { hidden: [8] },
+        dtype: 'float64',
+        seed: 2,
+        sigma: 0.05,
+        nTrain: 50,
+        solver: { steps: 3 },
+      } as Config,
+      64,
+    ],
+    ["the main job's model (the default config), float32", { seed: 1, nTrain: 50 } as Config, 784],
   ])('categorical, %s: loss = NLL + beta KL / nTrain', async (label, config, per) => {
     const model = new SdeBnn(config);
     const classes = model.config.classes;

@@ -84,7 +84,12 @@ describe('classification metrics against hand computations', () => {
   });
 
   it('entropy: ln 2 for [0.5, 0.5], 0 for [1, 0], 0.801819 for [0.7, 0.2, 0.1]', () => {
-    const h = sdebnn.predictiveEntropy(probs([[0.5, 0.5], [1, 0]]));
+    const h = sdebnn.predictiveEntropy(
+      probs([
+        [0.5, 0.5],
+        [1, 0],
+      ]),
+    );
     expect(h[0]).toBeCloseTo(Math.LN2, 12);
     expect(h[1]).toBe(0);
     // -(0.7 ln 0.7 + 0.2 ln 0.2 + 0.1 ln 0.1) = 0.249672 + 0.321888 + 0.230259 = 0.801819
@@ -105,7 +110,12 @@ describe('classification metrics against hand computations', () => {
     // float32(0.6) = 0.600000024 lies just above 9/15 and moves to bin 9; still a singleton bin, so ECE is unchanged.
     expect(m.ece).toBeCloseTo(0.375, 6);
     expect(m.entropy).toBeCloseTo(
-      [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.25, 0.25, 0.5], [0.05, 0.9, 0.05]].reduce((a, r) => a - r.reduce((b, q) => b + q * Math.log(q), 0), 0) / 4,
+      [
+        [0.7, 0.2, 0.1],
+        [0.1, 0.6, 0.3],
+        [0.25, 0.25, 0.5],
+        [0.05, 0.9, 0.05],
+      ].reduce((a, r) => a - r.reduce((b, q) => b + q * Math.log(q), 0), 0) / 4,
       6,
     );
   });

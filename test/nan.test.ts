@@ -21,7 +21,9 @@ function values(dtype: (typeof DTYPES)[number]): Tensor {
 /** Same NaN-ness and infinities; finite values within rel (or abs near 0). */
 function expectSame(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
   for (let i = 0; i < want.length; i++) {
-    const g = got[i]!, w = want[i]!, where = `${what} at ${SPECIALS[i]}`;
+    const g = got[i]!,
+      w = want[i]!,
+      where = `${what} at ${SPECIALS[i]}`;
     if (Number.isNaN(w) || !Number.isFinite(w)) {
       expect(g, where).toBe(w); // toBe: Object.is, so NaN matches NaN only
     } else {
@@ -96,8 +98,24 @@ describe('NaN inside a solve is a NumericalError on every route and dtype', () =
   // routes may then legitimately differ; the kernels' own NaN semantics are held to LibTorch above.
   const big = { float32: 1e30, float64: 1e200 };
   const models = {
-    mlp: (activation: Activation, hyper: Activation) => ({ kind: 'mlp' as const, inputShape: [2], hidden: [8], activation, hypernet: { hidden: [8], activation: hyper }, solver: { steps: 4 } }),
-    conv: (activation: Activation, hyper: Activation) => ({ kind: 'conv' as const, inputShape: [1, 6, 6], stem: 2, width: 4, convActivation: activation, hypernet: { hidden: [4], activation: hyper }, classes: 3, solver: { steps: 3 } }),
+    mlp: (activation: Activation, hyper: Activation) => ({
+      kind: 'mlp' as const,
+      inputShape: [2],
+      hidden: [8],
+      activation,
+      hypernet: { hidden: [8], activation: hyper },
+      solver: { steps: 4 },
+    }),
+    conv: (activation: Activation, hyper: Activation) => ({
+      kind: 'conv' as const,
+      inputShape: [1, 6, 6],
+      stem: 2,
+      width: 4,
+      convActivation: activation,
+      hypernet: { hidden: [4], activation: hyper },
+      classes: 3,
+      solver: { steps: 3 },
+    }),
   };
   for (const dtype of DTYPES) {
     for (const kernels of ['fast', 'fused', 'autograd'] as const) {

@@ -56,14 +56,26 @@ describe('OOD sets from files', () => {
   });
 
   it('names what is wrong', () => {
-    expectDataFormatError(() => sdebnn.loadOodImages(path.join(root, 'nothing'), { inputShape: mnistShape }), "does not exist; expected an IDX image file, a folder of IDX or CIFAR-10 test files, or one of 'fashion-mnist', 'noise', 'constant'");
+    expectDataFormatError(
+      () => sdebnn.loadOodImages(path.join(root, 'nothing'), { inputShape: mnistShape }),
+      "does not exist; expected an IDX image file, a folder of IDX or CIFAR-10 test files, or one of 'fashion-mnist', 'noise', 'constant'",
+    );
     const labels = path.join(root, 'labels-idx1-ubyte');
-    fs.writeFileSync(labels, idx([4], () => 1));
-    expectDataFormatError(() => sdebnn.loadOodImages(labels, { inputShape: mnistShape }), 'holds an array of shape [4]; expected images [N, H, W] or [N, C, H, W]');
+    fs.writeFileSync(
+      labels,
+      idx([4], () => 1),
+    );
+    expectDataFormatError(
+      () => sdebnn.loadOodImages(labels, { inputShape: mnistShape }),
+      'holds an array of shape [4]; expected images [N, H, W] or [N, C, H, W]',
+    );
     const empty = path.join(root, 'empty');
     fs.mkdirSync(empty);
     expectDataFormatError(() => sdebnn.loadOodImages(empty, { inputShape: mnistShape }), 'holds no t10k-images-idx3-ubyte(.gz) and no CIFAR-10 test_batch.bin');
-    expectDataFormatError(() => sdebnn.loadOodImages('fashion-mnist', { inputShape: mnistShape, fashionMnistDir: empty }), 'apt-get install dataset-fashion-mnist');
+    expectDataFormatError(
+      () => sdebnn.loadOodImages('fashion-mnist', { inputShape: mnistShape, fashionMnistDir: empty }),
+      'apt-get install dataset-fashion-mnist',
+    );
     expect(() => sdebnn.loadOodImages('noise', { inputShape: [1, 28] })).toThrow(/Expected \[C, H, W\] for options\.inputShape/);
   });
 });

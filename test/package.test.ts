@@ -27,7 +27,19 @@ describe('the published package, installed as a dependency', () => {
       { filename: string; files: { path: string }[] },
     ];
     const files = packed[0].files.map((f) => f.path);
-    for (const needed of ['package.json', 'binding.gyp', 'CMakeLists.txt', 'scripts/cmake-js-compile.js', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli.js', 'native/addon/addon.cc', 'native/sde/solvers.cpp', 'native/bnn/model.cpp']) {
+    for (const needed of [
+      'package.json',
+      'binding.gyp',
+      'CMakeLists.txt',
+      'scripts/cmake-js-compile.js',
+      'dist/index.js',
+      'dist/index.mjs',
+      'dist/index.d.ts',
+      'dist/cli.js',
+      'native/addon/addon.cc',
+      'native/sde/solvers.cpp',
+      'native/bnn/model.cpp',
+    ]) {
       expect(files, needed).toContain(needed);
     }
     expect(files.filter((f) => /^(test|lib|build|node_modules)\//.test(f))).toEqual([]);
@@ -44,21 +56,33 @@ describe('the published package, installed as a dependency', () => {
     const installed = path.join(consumer, 'node_modules', 'sdebnn');
     expect(fs.existsSync(path.join(installed, 'build', 'Release', 'sdebnn.node')) || fs.existsSync(path.join(installed, 'prebuilds'))).toBe(true);
 
-    const cjs = run(process.execPath, ['-e', `
+    const cjs = run(
+      process.execPath,
+      [
+        '-e',
+        `
       const s = require('sdebnn');
       const sde = new s.SDE({ type: 'gbm', mu: [0.1], sigma: [0.2] });
       s.sdeint(sde, { data: Float32Array.of(1, 1), shape: [2, 1] }, [0, 1], { dt: 0.1 }).then((r) => {
         const addon = Object.keys(require.cache).find((k) => k.endsWith('.node'));
         console.log(JSON.stringify({ entry: require.resolve('sdebnn'), addon, torch: s.backend().torchVersion, shape: r.ys.shape, finite: r.ys.data.every(Number.isFinite) }));
       });
-    `], consumer);
+    `,
+      ],
+      consumer,
+    );
     const c = JSON.parse(cjs.stdout) as { entry: string; addon: string; torch: string; shape: number[]; finite: boolean };
     expect(fs.realpathSync(c.entry)).toBe(fs.realpathSync(path.join(installed, 'dist', 'index.js')));
     expect(fs.realpathSync(c.addon).startsWith(fs.realpathSync(installed) + path.sep)).toBe(true); // its own addon, not this checkout's
     expect(c.torch).toMatch(/^\d+\.\d+/);
     expect(c).toMatchObject({ shape: [2, 2, 1], finite: true });
 
-    const esm = run(process.execPath, ['--input-type=module', '-e', `
+    const esm = run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
       import { SdeBnn, LimitError, backend } from 'sdebnn';
       import sdebnn from 'sdebnn';
       const model = new SdeBnn({ kind: 'mlp', inputShape: [2], seed: 1 });
@@ -66,7 +90,10 @@ describe('the published package, installed as a dependency', () => {
       let limit = '';
       try { new SdeBnn({ kind: 'mlp', inputShape: [1e9] }); } catch (e) { limit = e instanceof LimitError ? e.option : String(e); }
       console.log(JSON.stringify({ same: sdebnn.backend === backend, kind: p.kind, mean: Array.from(p.mean), limit }));
-    `], consumer);
+    `,
+      ],
+      consumer,
+    );
     const e = JSON.parse(esm.stdout) as { same: boolean; kind: string; mean: number[]; limit: string };
     expect(e).toMatchObject({ same: true, kind: 'regression', limit: 'config.maxBytes' });
     expect(e.mean.every(Number.isFinite)).toBe(true);

@@ -84,7 +84,16 @@ describe('the deterministic view (zero diffusion)', () => {
   it('takes the mean of a Gaussian q(w_0) and works with a Stratonovich solver and the stl estimator (mlp)', async () => {
     const x = Float32Array.from({ length: 16 }, (_, i) => -1 + (2 * i) / 15);
     const y = Float32Array.from(x, (v) => Math.cos(3 * v));
-    const config: Config = { kind: 'mlp', hidden: [16], hypernet: { hidden: [16] }, sigma: 0.1, estimator: 'stl', solver: { method: 'midpoint', steps: 8 }, w0: { posterior: 'gaussian', rhoInit: -3 }, seed: 2 };
+    const config: Config = {
+      kind: 'mlp',
+      hidden: [16],
+      hypernet: { hidden: [16] },
+      sigma: 0.1,
+      estimator: 'stl',
+      solver: { method: 'midpoint', steps: 8 },
+      w0: { posterior: 'gaussian', rhoInit: -3 },
+      seed: 2,
+    };
     const base = await trained(config, x, y);
     const det = await base.predict(x, { deterministic: true });
     if (det.kind !== 'regression') throw new Error('expected regression');
@@ -97,7 +106,10 @@ describe('the deterministic view (zero diffusion)', () => {
     const errors: number[] = [];
     for (const eps of [1e-3, 1e-4]) {
       const m = new SdeBnn({ ...base.config, sigma: eps });
-      m.setState({ ...state, ...Object.fromEntries(rho.map((k) => [k, { data: new Float32Array(state[k]!.data.length).fill(Math.log(eps)), shape: state[k]!.shape }])) });
+      m.setState({
+        ...state,
+        ...Object.fromEntries(rho.map((k) => [k, { data: new Float32Array(state[k]!.data.length).fill(Math.log(eps)), shape: state[k]!.shape }])),
+      });
       const p = await m.predict(x, { seed: 3 });
       if (p.kind !== 'regression') throw new Error('expected regression');
       errors.push(maxDiff(p.mean, det.mean));
@@ -136,10 +148,16 @@ describe('predictDataset', () => {
     expect([out.count, out.classes, out.samples]).toEqual([16, 10, 3]);
     const kept = out.sampleProbs!;
     expect(kept.length).toBe(3 * 16 * 10);
-    for (const [start, size] of [[0, 6], [6, 6], [12, 4]] as const) {
+    for (const [start, size] of [
+      [0, 6],
+      [6, 6],
+      [12, 4],
+    ] as const) {
       const direct = await probsOf(model, images.subarray(start * 144, (start + size) * 144), { samples: 3, seed: 7 + start, returnSamples: true });
       for (let s = 0; s < 3; s++) {
-        expect(Array.from(kept.subarray((s * 16 + start) * 10, (s * 16 + start + size) * 10))).toEqual(Array.from(direct.samples!.subarray(s * size * 10, (s + 1) * size * 10)));
+        expect(Array.from(kept.subarray((s * 16 + start) * 10, (s * 16 + start + size) * 10))).toEqual(
+          Array.from(direct.samples!.subarray(s * size * 10, (s + 1) * size * 10)),
+        );
       }
     }
     const d = sdebnn.decomposeUncertainty({ data: kept, shape: [3, 16, 10] });
@@ -179,7 +197,9 @@ describe('SdeBnn.save and SdeBnn.load', () => {
     model.save(file);
     const loaded = SdeBnn.load(file, { device: 'cpu' });
     expect(loaded.config).toEqual(model.config);
-    expect(Array.from((await probsOf(loaded, images, { samples: 2, seed: 4 })).probs)).toEqual(Array.from((await probsOf(model, images, { samples: 2, seed: 4 })).probs));
+    expect(Array.from((await probsOf(loaded, images, { samples: 2, seed: 4 })).probs)).toEqual(
+      Array.from((await probsOf(model, images, { samples: 2, seed: 4 })).probs),
+    );
     // The evaluation stream was saved too: unseeded predictions continue identically.
     expect(Array.from((await probsOf(loaded, images, {})).probs)).toEqual(Array.from((await probsOf(model, images, {})).probs));
     // A training checkpoint is the same file with its position: both readers read both.

@@ -83,7 +83,15 @@ afterAll(() => runner.stop());
 
 function describeCase(c: Case): string {
   const show = (v: unknown) =>
-    ArrayBuffer.isView(v) ? `${v.constructor.name}(${(v as unknown as ArrayLike<number>).length})` : JSON.stringify(v, (_, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : ArrayBuffer.isView(x) ? `${x.constructor.name}(${(x as unknown as ArrayLike<number>).length})` : x));
+    ArrayBuffer.isView(v)
+      ? `${v.constructor.name}(${(v as unknown as ArrayLike<number>).length})`
+      : JSON.stringify(v, (_, x) =>
+          typeof x === 'number' && !Number.isFinite(x)
+            ? String(x)
+            : ArrayBuffer.isView(x)
+              ? `${x.constructor.name}(${(x as unknown as ArrayLike<number>).length})`
+              : x,
+        );
   return `${c.api} with ${c.mutations.map((m) => `[${m.path.join('.')}] = ${show(m.value)}`).join(', ')}`;
 }
 

@@ -10,7 +10,15 @@ import { fakeSuite, tinyTrainedModel, twoClassImages } from './evaluation-fixtur
 import { sdebnn } from './helpers';
 
 const CHROMIUM = process.env.SDEBNN_CHROMIUM ?? '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const shots = path.resolve(__dirname, '..', 'runs', 'test-report');
 
 type ReportInput = Parameters<typeof sdebnn.renderReport>[0];
@@ -55,7 +63,12 @@ describe('readTrainingLog', () => {
     fs.writeFileSync(file, '{"type":"step","step":1,"loss":2}\n\n{"type":"epoch","epoch":0,"steps":1,"loss":2}\n{"note":"other"}\n');
     const log = sdebnn.readTrainingLog(file);
     expect([log.steps.length, log.epochs.length, log.epochs[0]?.loss]).toEqual([1, 1, 2]);
-    for (const [line, problem] of [['null', 'is not a JSON object'], ['[1]', 'is not a JSON object'], ['5', 'is not a JSON object'], ['{', 'is not JSON']]) {
+    for (const [line, problem] of [
+      ['null', 'is not a JSON object'],
+      ['[1]', 'is not a JSON object'],
+      ['5', 'is not a JSON object'],
+      ['{', 'is not JSON'],
+    ]) {
       fs.writeFileSync(file, `{"type":"step","step":1,"loss":2}\n${line}\n`);
       expect(() => sdebnn.readTrainingLog(file)).toThrow(`${file}:2 ${problem}`);
     }
@@ -77,7 +90,10 @@ describe('the HTML report in headless Chromium', () => {
     const logFile = path.join(dir, 'log.jsonl');
     const model = await tinyTrainedModel({ logFile });
     const test = twoClassImages(60, 2);
-    const ood = [sdebnn.loadOodImages('noise', { inputShape: [1, 12, 12], limit: 50 }), sdebnn.loadOodImages('constant', { inputShape: [1, 12, 12], limit: 50 })];
+    const ood = [
+      sdebnn.loadOodImages('noise', { inputShape: [1, 12, 12], limit: 50 }),
+      sdebnn.loadOodImages('constant', { inputShape: [1, 12, 12], limit: 50 }),
+    ];
     const several = await sdebnn.evaluateUncertainty(model, test, { samples: 3, shift: fakeSuite('several'), ood });
     const one = await sdebnn.evaluateUncertainty(model, test, { samples: 2, shift: fakeSuite('one'), ood: ood.slice(0, 1), deterministic: false });
     model.dispose();
@@ -89,13 +105,21 @@ describe('the HTML report in headless Chromium', () => {
     const band = await regressor.predict(grid, { samples: 8, seed: 1 });
     regressor.dispose();
     if (band.kind !== 'regression') throw new Error('expected regression');
-    reports.push({ name: 'several-severities', input: { title: 'Report with several severities', notes: ['fixture'], evaluation: several, training: sdebnn.readTrainingLog(logFile) } });
+    reports.push({
+      name: 'several-severities',
+      input: { title: 'Report with several severities', notes: ['fixture'], evaluation: several, training: sdebnn.readTrainingLog(logFile) },
+    });
     reports.push({
       name: 'one-severity-and-regression',
       input: {
         title: 'Report with one severity and a regression band',
         evaluation: one,
-        regression: { x: Array.from(grid), mean: Array.from(band.mean), std: Array.from(band.std), data: Array.from(toy.x, (x, i): [number, number] => [x, toy.y[i]!]) },
+        regression: {
+          x: Array.from(grid),
+          mean: Array.from(band.mean),
+          std: Array.from(band.std),
+          data: Array.from(toy.x, (x, i): [number, number] => [x, toy.y[i]!]),
+        },
       },
     });
     browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS });

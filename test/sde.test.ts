@@ -20,9 +20,12 @@ function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 /** Least-squares slope of log(err) against log(dt). */
 function slope(dts: number[], errs: number[]): number {
-  const x = dts.map(Math.log), y = errs.map(Math.log);
-  const mx = x.reduce((a, b) => a + b) / x.length, my = y.reduce((a, b) => a + b) / y.length;
-  let num = 0, den = 0;
+  const x = dts.map(Math.log),
+    y = errs.map(Math.log);
+  const mx = x.reduce((a, b) => a + b) / x.length,
+    my = y.reduce((a, b) => a + b) / y.length;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < x.length; i++) {
     num += (x[i]! - mx) * (y[i]! - my);
     den += (x[i]! - mx) ** 2;
@@ -35,7 +38,13 @@ const DTS = [2 ** -3, 2 ** -4, 2 ** -5, 2 ** -6, 2 ** -7];
 /** Strong error E|Y_N - Y(1)| of geometric Brownian motion for each dt, on one Brownian path. */
 async function gbmErrors(method: Method, noiseType: 'diagonal' | 'scalar' | 'general', sdeType: 'ito' | 'stratonovich', seed: number) {
   const d = 2;
-  const sigma = noiseType === 'general' ? [[0.3, 0.2, 0.1], [0.1, 0.25, 0.2]] : [0.5, 0.3];
+  const sigma =
+    noiseType === 'general'
+      ? [
+          [0.3, 0.2, 0.1],
+          [0.1, 0.25, 0.2],
+        ]
+      : [0.5, 0.3];
   const sde = new SDE({ type: 'gbm', mu: [0.4, -0.2], sigma, noiseType, sdeType, dtype: 'float64' });
   const m = noiseType === 'general' ? 3 : noiseType === 'scalar' ? 1 : d;
   const bm = new BrownianInterval({ t0: 0, t1: 1, shape: [BATCH, m], seed, dtype: 'float64', levyArea: method === 'srk' });
@@ -82,8 +91,13 @@ describe('strong convergence on geometric Brownian motion (fitted log-log slope 
 describe('strong convergence with additive noise (a neural SDE, against a fine srk reference)', () => {
   // Nonlinear drift: on a linear drift srk's stochastic terms are exact and only the ODE order shows.
   const spec = {
-    type: 'neural' as const, d: 2, noiseType: 'additive' as const, drift: { hidden: [16], activation: 'tanh' as const, timeInput: true },
-    diffusion: { kind: 'constant' as const, init: 0.8 }, seed: 1, dtype: 'float64' as const,
+    type: 'neural' as const,
+    d: 2,
+    noiseType: 'additive' as const,
+    drift: { hidden: [16], activation: 'tanh' as const, timeInput: true },
+    diffusion: { kind: 'constant' as const, init: 0.8 },
+    seed: 1,
+    dtype: 'float64' as const,
   };
   const cases: Array<[Method, 'ito' | 'stratonovich', number]> = [
     ['euler', 'ito', 1.0],
@@ -110,7 +124,11 @@ describe('strong convergence with additive noise (a neural SDE, against a fine s
 });
 
 describe('weak convergence: the OU process at t = 1', () => {
-  const theta = 2, mu = 0.5, sigma = 0.8, x0 = 1.5, n = 20000;
+  const theta = 2,
+    mu = 0.5,
+    sigma = 0.8,
+    x0 = 1.5,
+    n = 20000;
   const mean = mu + (x0 - mu) * Math.exp(-theta);
   const variance = ((sigma * sigma) / (2 * theta)) * (1 - Math.exp(-2 * theta));
   it.each(['euler', 'srk', 'midpoint'] as Method[])('%s: mean and variance within 3 standard errors', async (method) => {
@@ -176,7 +194,9 @@ describe('adaptive stepping', () => {
     });
     // Mean over paths of the largest error over the output times; mean evaluations per path.
     const run = async (options: object) => {
-      let error = 0, nfe = 0, rejected = 0;
+      let error = 0,
+        nfe = 0,
+        rejected = 0;
       for (const { bm, exact } of paths) {
         const { ys, stats } = await sdeint(sde, y0, ts, { method: 'midpoint', bm, ...options });
         error += Math.max(...exact.map((e, k) => Math.abs(ys.data[k]! - e))) / paths.length;
@@ -201,7 +221,9 @@ describe('adaptive stepping', () => {
     // Some fixed step up to 1/2560 must reach the adaptive error, or the comparison says nothing.
     expect(fixedSteps, `no fixed step up to 1/2560 reached the adaptive error ${adaptive.error.toExponential(2)}`).toBeGreaterThan(0);
     expect(adaptive.error).toBeLessThan(1e-3);
-    expect(adaptive.nfe * 1.3, `adaptive error ${adaptive.error.toExponential(2)} with ${adaptive.nfe} evaluations; fixed: ${fixedSteps} steps`).toBeLessThan(fixedNfe);
+    expect(adaptive.nfe * 1.3, `adaptive error ${adaptive.error.toExponential(2)} with ${adaptive.nfe} evaluations; fixed: ${fixedSteps} steps`).toBeLessThan(
+      fixedNfe,
+    );
   });
 
   it('tightening the tolerance lowers the error', async () => {
@@ -232,11 +254,17 @@ describe('neural SDE parameters', () => {
     const sde = new SDE({ type: 'neural', d: 3, noiseType: 'diagonal', drift: { hidden: [5], timeInput: true }, diffusion: { kind: 'scaled_tanh' }, seed: 1 });
     const params = sde.parameters();
     expect(Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.shape]))).toEqual({
-      'drift.0.weight': [5, 4], 'drift.0.bias': [5], 'drift.1.weight': [3, 5], 'drift.1.bias': [3], 'diffusion.s': [3],
+      'drift.0.weight': [5, 4],
+      'drift.0.bias': [5],
+      'drift.1.weight': [3, 5],
+      'drift.1.bias': [3],
+      'diffusion.s': [3],
     });
     // PyTorch's Linear initialisation: |w| <= 1/sqrt(fan_in); the seed fixes the numbers.
     expect(Math.max(...Array.from(params['drift.0.weight']!.data, Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(4));
-    expect(new SDE({ type: 'neural', d: 3, drift: { hidden: [5], timeInput: true }, seed: 1 }).parameters()['drift.0.weight']!.data).toEqual(params['drift.0.weight']!.data);
+    expect(new SDE({ type: 'neural', d: 3, drift: { hidden: [5], timeInput: true }, seed: 1 }).parameters()['drift.0.weight']!.data).toEqual(
+      params['drift.0.weight']!.data,
+    );
     const y0 = { data: new Float32Array(6).fill(0.5), shape: [2, 3] };
     const before = await sdeint(sde, y0, [0, 1], { seed: 1 });
     sde.setParameter('drift.1.bias', { data: Float32Array.of(1, 1, 1), shape: [3] });
@@ -272,9 +300,13 @@ describe('bad input', () => {
 
   it('rejects bad methods and unsupported combinations, listing what is supported', () => {
     expect(() => sdeint(sde, y0, [0, 1], { method: 'rk4' as never })).toThrow(/options\.method/);
-    expect(() => sdeint(sde, y0, [0, 1], { method: 'midpoint' })).toThrow(/method 'midpoint' cannot solve a ito SDE with diagonal noise.*use one of: 'euler' 'milstein' 'srk'/);
+    expect(() => sdeint(sde, y0, [0, 1], { method: 'midpoint' })).toThrow(
+      /method 'midpoint' cannot solve a ito SDE with diagonal noise.*use one of: 'euler' 'milstein' 'srk'/,
+    );
     const general = new SDE({ type: 'gbm', mu: [0.1], sigma: [[0.1, 0.2]], noiseType: 'general', sdeType: 'stratonovich' });
-    expect(() => sdeint(general, { data: new Float32Array(1), shape: [1, 1] }, [0, 1], { method: 'milstein' })).toThrow(/'milstein' cannot solve a stratonovich SDE with general noise/);
+    expect(() => sdeint(general, { data: new Float32Array(1), shape: [1, 1] }, [0, 1], { method: 'milstein' })).toThrow(
+      /'milstein' cannot solve a stratonovich SDE with general noise/,
+    );
     expect(() => sdeint(sde, y0, [0, 1], { dt: -1 })).toThrow(/positive number for options\.dt/);
     expect(() => sdeint(sde, y0, [0, 1], { steps: 3 } as never)).toThrow(/Unknown option options\.steps/);
   });
@@ -312,8 +344,12 @@ describe("the engine's method table", () => {
     expect(sdebnn.activations()).toEqual([...sdebnn.ACTIVATIONS]);
     const row = (name: string) => table.find((m) => m.name === name)!;
     expect(row('euler')).toEqual({
-      name: 'euler', sdeTypes: ['ito'], noiseTypes: ['diagonal', 'additive', 'scalar', 'general'], strongOrder: '0.5 (1.0 additive)',
-      adaptive: true, adjoint: { noiseTypes: ['additive'], requiresMethod: null },
+      name: 'euler',
+      sdeTypes: ['ito'],
+      noiseTypes: ['diagonal', 'additive', 'scalar', 'general'],
+      strongOrder: '0.5 (1.0 additive)',
+      adaptive: true,
+      adjoint: { noiseTypes: ['additive'], requiresMethod: null },
     });
     expect(row('srk').noiseTypes).not.toContain('general');
     expect(row('reversible_heun').adaptive).toBe(false);
@@ -321,4 +357,3 @@ describe("the engine's method table", () => {
     expect(row('milstein').adjoint.noiseTypes).toEqual([]);
   });
 });
-

@@ -60,7 +60,14 @@ describe('blur corruptions', () => {
     expect(s1[11 * 32 + 21]).toBeCloseTo(centre * g * g, 6);
     // Severity 4: radius 1 is a plus of five pixels; sigma 0.2 barely blurs it.
     const s4 = response(4);
-    for (const [dy, dx] of [[0, 0], [0, 1], [1, 0], [0, -1], [-1, 0]]) expect(s4[(10 + dy!) * 32 + 20 + dx!]).toBeCloseTo(0.2, 4);
+    for (const [dy, dx] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [0, -1],
+      [-1, 0],
+    ])
+      expect(s4[(10 + dy!) * 32 + 20 + dx!]).toBeCloseTo(0.2, 4);
     expect(s4[11 * 32 + 21]).toBeLessThan(1e-4);
     // Severity 5: radius 1.5 holds the 3 x 3 square (1 + 1 <= 2.25); sigma 0.1 leaves it.
     const s5 = response(5);
@@ -74,14 +81,27 @@ describe('blur corruptions', () => {
     // The blur alone (no passes): a point spreads down its column only, as scikit-image's
     // gaussian(multichannel=True) does on a 28 x 28 array.
     const point = fromFormula(1, 1, 28, 28, (_c, y, x) => (y === 14 && x === 14 ? 1 : 0));
-    const vertical = run(blur.glassBlur({ sigma: 0.7, maxDelta: 1, iterations: 0, axes: 'vertical', move: 'swap', halfOfPixels: true }), point.images, 1, 28, 28);
+    const vertical = run(
+      blur.glassBlur({ sigma: 0.7, maxDelta: 1, iterations: 0, axes: 'vertical', move: 'swap', halfOfPixels: true }),
+      point.images,
+      1,
+      28,
+      28,
+    );
     for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) if (x !== 14) expect(vertical[y * 28 + x]).toBe(0);
     const k = scipyKernel(0.7);
     const twice = k.map((_, i) => k.reduce((s, kj, j) => s + kj * (k[i - j + 3] ?? 0), 0)); // kernel * kernel, centre 3
     expect(vertical[14 * 28 + 14]).toBeCloseTo(twice[3]!, 7);
     // Swaps only permute: without the blur the values are the input's, rearranged.
     const digits = mnistDigits(4);
-    const swapped = run(blur.glassBlur({ sigma: 0, maxDelta: 1, iterations: 2, axes: 'vertical', move: 'swap', halfOfPixels: true }), digits.images.subarray(0, 784), 1, 28, 28, 3);
+    const swapped = run(
+      blur.glassBlur({ sigma: 0, maxDelta: 1, iterations: 2, axes: 'vertical', move: 'swap', halfOfPixels: true }),
+      digits.images.subarray(0, 784),
+      1,
+      28,
+      28,
+      3,
+    );
     expect(Array.from(swapped).sort()).toEqual(Array.from(digits.images.subarray(0, 784)).sort());
     // The suite: blur, swaps, blur keep each digit's total intensity, to 0.1% (strokes that come
     // within the blur's 3 pixels of the frame meet its 'nearest' border).
@@ -102,7 +122,12 @@ describe('blur corruptions', () => {
           expect(v).toBe(distinct.images[y * 32 + x]);
           continue;
         }
-        const sources = [[0, 0], [-1, 0], [0, -1], [-1, -1]].map(([dy, dx]) => distinct.images[(y + dy!) * 32 + x + dx!]);
+        const sources = [
+          [0, 0],
+          [-1, 0],
+          [0, -1],
+          [-1, -1],
+        ].map(([dy, dx]) => distinct.images[(y + dy!) * 32 + x + dx!]);
         expect(sources).toContain(v);
         for (let c = 1; c < 3; c++) expect(copied[c * 1024 + y * 32 + x]! - v).toBeCloseTo(c * 0.25, 6); // the pixel moves whole
         if (v !== distinct.images[y * 32 + x]) moved++;
@@ -119,7 +144,8 @@ describe('blur corruptions', () => {
       const flat = corrupt('cifar10-c', 'zoom_blur', constant.images, constant.shape, { severity });
       expect(flat.every((v) => Math.abs(v - 0.37) < 1e-6)).toBe(true);
       const out = corrupt('cifar10-c', 'zoom_blur', ramp.images, ramp.shape, { severity });
-      for (let y = 0; y < 32; y++) for (let x = 1; x < 31; x++) expect(Math.abs(out[y * 32 + x + 1]! - 2 * out[y * 32 + x]! + out[y * 32 + x - 1]!)).toBeLessThan(1e-5);
+      for (let y = 0; y < 32; y++)
+        for (let x = 1; x < 31; x++) expect(Math.abs(out[y * 32 + x + 1]! - 2 * out[y * 32 + x]! + out[y * 32 + x - 1]!)).toBeLessThan(1e-5);
       // Zooming in about the centre flattens the ramp: the slope shrinks as the factors grow.
       const slope = out[16 * 32 + 20]! - out[16 * 32 + 19]!;
       expect(slope).toBeLessThan(0.02);

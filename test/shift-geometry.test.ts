@@ -47,7 +47,7 @@ describe('geometric corruptions', () => {
       expect(m.cx).toBeCloseTo(13.5, 2);
       expect(m.cy).toBeCloseTo(13.5, 2);
       expect(m.sxx / (s * s * (1 + Math.tan(c) ** 2))).toBeCloseTo(1, 1);
-      expect(m.syy / (s * s / Math.cos(c) ** 2)).toBeCloseTo(1, 1);
+      expect(m.syy / ((s * s) / Math.cos(c) ** 2)).toBeCloseTo(1, 1);
       expect(m.sxy / ((s * s * Math.tan(c)) / Math.cos(c))).toBeCloseTo(1, 1);
     }
     expect(signs).toEqual(new Set([1, -1]));
@@ -77,7 +77,12 @@ describe('geometric corruptions', () => {
     for (let seed = 0; seed < 24; seed++) {
       const digit = images.slice((seed % 8) * 784, ((seed % 8) + 1) * 784);
       const out = corrupt('mnist-c', 'translate', digit, [1, 1, 28, 28], { seed });
-      const matches = [[3, 3], [3, -3], [-3, 3], [-3, -3]].filter(([dx, dy]) => shifted(digit, dx!, dy!).every((v, i) => v === out[i]));
+      const matches = [
+        [3, 3],
+        [3, -3],
+        [-3, 3],
+        [-3, -3],
+      ].filter(([dx, dy]) => shifted(digit, dx!, dy!).every((v, i) => v === out[i]));
       expect(matches.length, `seed ${seed}`).toBe(1);
       moves.add(matches[0]!.join(','));
     }

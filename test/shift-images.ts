@@ -13,9 +13,16 @@ export function mnistDigits(n: number): { images: Float32Array; shape: Shape } {
 }
 
 /** n copies of one h x w plane per channel given by f(channel, y, x), as [n, c, h, w]. */
-export function fromFormula(n: number, c: number, h: number, w: number, f: (ch: number, y: number, x: number, k: number) => number): { images: Float32Array; shape: Shape } {
+export function fromFormula(
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  f: (ch: number, y: number, x: number, k: number) => number,
+): { images: Float32Array; shape: Shape } {
   const images = new Float32Array(n * c * h * w);
-  for (let k = 0; k < n; k++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) images[((k * c + ch) * h + y) * w + x] = f(ch, y, x, k);
+  for (let k = 0; k < n; k++)
+    for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) images[((k * c + ch) * h + y) * w + x] = f(ch, y, x, k);
   return { images, shape: [n, c, h, w] };
 }
 
@@ -69,7 +76,12 @@ export function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number 
 }
 
 /** Intensity moments of one h x w plane: mass, centre of mass (x, y) and central second moments. */
-export function moments(a: ArrayLike<number>, h: number, w: number, offset = 0): { mass: number; cx: number; cy: number; sxx: number; syy: number; sxy: number } {
+export function moments(
+  a: ArrayLike<number>,
+  h: number,
+  w: number,
+  offset = 0,
+): { mass: number; cx: number; cy: number; sxx: number; syy: number; sxy: number } {
   let mass = 0;
   let sx = 0;
   let sy = 0;

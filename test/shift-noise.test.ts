@@ -95,7 +95,10 @@ describe('noise corruptions', () => {
   });
 
   it('impulse noise sets the published fraction to 0 or 1, half each, and leaves the rest', () => {
-    const cases: [string, number, number][] = [['mnist-c', 1, 0.17], ...[0.01, 0.02, 0.03, 0.05, 0.07].map((a, s): [string, number, number] => ['cifar10-c', s + 1, a])];
+    const cases: [string, number, number][] = [
+      ['mnist-c', 1, 0.17],
+      ...[0.01, 0.02, 0.03, 0.05, 0.07].map((a, s): [string, number, number] => ['cifar10-c', s + 1, a]),
+    ];
     for (const [suite, severity, amount] of cases) {
       const { images, shape } = suite === 'mnist-c' ? fromFormula(100, 1, 28, 28, () => 0.5) : fromFormula(30, 3, 32, 32, () => 0.5);
       const out = corrupt(suite as 'mnist-c', 'impulse_noise', images, shape, { severity });

@@ -121,12 +121,24 @@ describe('MNIST-C drawn corruptions and edges', () => {
     }
     // Every side is traced: each border row or column within the square's span has an edge pixel next to it.
     for (let x = 8; x < 20; x++) {
-      expect([6, 7, 8, 9].some((y) => out[y * 28 + x] === 1), `top at column ${x}`).toBe(true);
-      expect([18, 19, 20, 21].some((y) => out[y * 28 + x] === 1), `bottom at column ${x}`).toBe(true);
+      expect(
+        [6, 7, 8, 9].some((y) => out[y * 28 + x] === 1),
+        `top at column ${x}`,
+      ).toBe(true);
+      expect(
+        [18, 19, 20, 21].some((y) => out[y * 28 + x] === 1),
+        `bottom at column ${x}`,
+      ).toBe(true);
     }
     for (let y = 10; y < 18; y++) {
-      expect([4, 5, 6, 7].some((x) => out[y * 28 + x] === 1), `left at row ${y}`).toBe(true);
-      expect([20, 21, 22, 23].some((x) => out[y * 28 + x] === 1), `right at row ${y}`).toBe(true);
+      expect(
+        [4, 5, 6, 7].some((x) => out[y * 28 + x] === 1),
+        `left at row ${y}`,
+      ).toBe(true);
+      expect(
+        [20, 21, 22, 23].some((x) => out[y * 28 + x] === 1),
+        `right at row ${y}`,
+      ).toBe(true);
     }
     expect(edges).toBeLessThan(2 * (12 + 16) + 8); // one line, not a band
     const flat = fromFormula(1, 1, 28, 28, () => 0.4);

@@ -31,9 +31,12 @@ function plainPlasma(n: number, decay: number, rng: import('../dist/random').Ran
   for (let step = n; step >= 2; step >>= 1) {
     const h = step / 2;
     const noise = () => wibble * rng.uniform(-wibble, wibble);
-    for (let r = 0; r < n; r += step) for (let c = 0; c < n; c += step) m[(r + h) * n + c + h] = (at(r, c) + at(r + step, c) + at(r, c + step) + at(r + step, c + step)) / 4 + noise();
-    for (let r = 0; r < n; r += step) for (let c = 0; c < n; c += step) m[r * n + c + h] = (at(r, c) + at(r, c + step) + at(r + h, c + h) + at(r - h, c + h)) / 4 + noise();
-    for (let r = 0; r < n; r += step) for (let c = 0; c < n; c += step) m[(r + h) * n + c] = (at(r, c) + at(r + step, c) + at(r + h, c + h) + at(r + h, c - h)) / 4 + noise();
+    for (let r = 0; r < n; r += step)
+      for (let c = 0; c < n; c += step) m[(r + h) * n + c + h] = (at(r, c) + at(r + step, c) + at(r, c + step) + at(r + step, c + step)) / 4 + noise();
+    for (let r = 0; r < n; r += step)
+      for (let c = 0; c < n; c += step) m[r * n + c + h] = (at(r, c) + at(r, c + step) + at(r + h, c + h) + at(r - h, c + h)) / 4 + noise();
+    for (let r = 0; r < n; r += step)
+      for (let c = 0; c < n; c += step) m[(r + h) * n + c] = (at(r, c) + at(r + step, c) + at(r + h, c + h) + at(r + h, c - h)) / 4 + noise();
     wibble /= decay;
   }
   let lo = Infinity;
@@ -64,7 +67,13 @@ describe('photometric corruptions', () => {
 
   it('saturate: saturation becomes clip(S c0 + c1) with the published pairs; hue and value stay', () => {
     const { images, shape } = randomColours(1, 0.05, 0.95, 2);
-    [[0.3, 0], [0.1, 0], [1.5, 0], [2, 0.1], [2.5, 0.2]].forEach(([c0, c1], s) => {
+    [
+      [0.3, 0],
+      [0.1, 0],
+      [1.5, 0],
+      [2, 0.1],
+      [2.5, 0.2],
+    ].forEach(([c0, c1], s) => {
       const o = corrupt('cifar10-c', 'saturate', images, shape, { severity: s + 1 });
       for (let i = 0; i < 1024; i++) {
         const [h0, s0, v0] = hsv(images[i]!, images[i + 1024]!, images[i + 2048]!);
@@ -115,7 +124,11 @@ describe('photometric corruptions', () => {
 
   it("plasma fractal: the finest level's shortcut leaves the whole map's extremes where the full map has them", () => {
     const rng = new Random(5);
-    for (const [size, crop, decay] of [[256, 28, 1.4], [32, 32, 1.75], [64, 28, 2]] as const) {
+    for (const [size, crop, decay] of [
+      [256, 28, 1.4],
+      [32, 32, 1.75],
+      [64, 28, 2],
+    ] as const) {
       const plasma = new PlasmaFractal(size);
       const out = new Float64Array(crop * crop);
       for (let k = 0; k < 60; k++) {
@@ -132,7 +145,9 @@ describe('photometric corruptions', () => {
     const stats = (maps: Float64Array[], n: number) => {
       const means = maps.map((m) => mean(m));
       const spreads = maps.map((m) => Math.sqrt(mean(m.map((v) => (v - mean(m)) ** 2))));
-      const rough = maps.map((m) => mean(Array.from({ length: 27 * 28 }, (_, i) => Math.abs(m[Math.floor(i / 27) * n + (i % 27) + 1]! - m[Math.floor(i / 27) * n + (i % 27)]!))));
+      const rough = maps.map((m) =>
+        mean(Array.from({ length: 27 * 28 }, (_, i) => Math.abs(m[Math.floor(i / 27) * n + (i % 27) + 1]! - m[Math.floor(i / 27) * n + (i % 27)]!))),
+      );
       const meanAndSe = (a: number[]) => {
         const mu = mean(a);
         return [mu, Math.sqrt(mean(a.map((v) => (v - mu) ** 2)) / a.length)];
@@ -160,7 +175,13 @@ describe('photometric corruptions', () => {
 
   it('fog: (x + s fog) max / (max + s), the fog spanning exactly [0, 1] over a CIFAR image (its map is the image)', () => {
     const { images, shape } = colourImages(3);
-    [[0.2, 3], [0.5, 3], [0.75, 2.5], [1, 2], [1.5, 1.75]].forEach(([strength], s) => {
+    [
+      [0.2, 3],
+      [0.5, 3],
+      [0.75, 2.5],
+      [1, 2],
+      [1.5, 1.75],
+    ].forEach(([strength], s) => {
       const o = corrupt('cifar10-c', 'fog', images, shape, { severity: s + 1, seed: 4 });
       for (let k = 0; k < 3; k++) {
         const x = images.subarray(k * 3072, (k + 1) * 3072);

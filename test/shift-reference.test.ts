@@ -72,7 +72,11 @@ describe('corruptions against the published code', () => {
   });
 
   it("MNIST-C glass_blur's Gaussian is scikit-image's gaussian(sigma 0.7, multichannel=True) on 28 x 28: vertical only", () => {
-    const kernel = blur.glassBlur({ sigma: 0.7, maxDelta: 1, iterations: 0, axes: 'vertical', move: 'swap', halfOfPixels: true })({ channels: 1, height: 28, width: 28 });
+    const kernel = blur.glassBlur({ sigma: 0.7, maxDelta: 1, iterations: 0, axes: 'vertical', move: 'swap', halfOfPixels: true })({
+      channels: 1,
+      height: 28,
+      width: 28,
+    });
     const out = new Float32Array(784);
     if ('batch' in kernel) throw new Error('glass blur is per image');
     kernel(digit(0), out, new Random(0)); // no passes: the blur twice

@@ -7,12 +7,39 @@ import { colourImages, highFrequencyEnergy, meanAbsDiff, mnistDigits } from './s
 const { corrupt, corruptions } = sdebnn;
 
 const MNIST_C_NAMES = [
-  'shot_noise', 'impulse_noise', 'glass_blur', 'motion_blur', 'shear', 'scale', 'rotate', 'brightness',
-  'translate', 'stripe', 'fog', 'spatter', 'dotted_line', 'zigzag', 'canny_edges',
+  'shot_noise',
+  'impulse_noise',
+  'glass_blur',
+  'motion_blur',
+  'shear',
+  'scale',
+  'rotate',
+  'brightness',
+  'translate',
+  'stripe',
+  'fog',
+  'spatter',
+  'dotted_line',
+  'zigzag',
+  'canny_edges',
 ];
 const CIFAR10_C_NAMES = [
-  'gaussian_noise', 'shot_noise', 'impulse_noise', 'speckle_noise', 'gaussian_blur', 'defocus_blur', 'glass_blur',
-  'motion_blur', 'zoom_blur', 'contrast', 'brightness', 'saturate', 'pixelate', 'fog', 'elastic_transform', 'jpeg_compression',
+  'gaussian_noise',
+  'shot_noise',
+  'impulse_noise',
+  'speckle_noise',
+  'gaussian_blur',
+  'defocus_blur',
+  'glass_blur',
+  'motion_blur',
+  'zoom_blur',
+  'contrast',
+  'brightness',
+  'saturate',
+  'pixelate',
+  'fog',
+  'elastic_transform',
+  'jpeg_compression',
 ];
 
 const mnist = mnistDigits(6);
@@ -51,7 +78,9 @@ describe('corruption suites', () => {
     expect(() => corrupt('mnist-c', 'shot_noise', images, [2, 3, 28, 28])).toThrow(
       /Expected shape \[N, 1, 28, 28\] \(mnist-c images\) for shape but received \[2, 3, 28, 28\]/,
     );
-    expect(() => corrupt('mnist-c', 'shot_noise', images, [5, 1, 28, 28])).toThrow(/Expected 3920 values .* for images but received Float32Array of length 4704/);
+    expect(() => corrupt('mnist-c', 'shot_noise', images, [5, 1, 28, 28])).toThrow(
+      /Expected 3920 values .* for images but received Float32Array of length 4704/,
+    );
     expect(() => corrupt('mnist-c', 'shot_noise', images, [6, 1, 28, 28.5])).toThrow(/shape\[3\]/);
     const scaled = images.map((v) => v * 255);
     expect(() => corrupt('mnist-c', 'shot_noise', scaled, shape)).toThrow(/Expected pixel intensities in \[0, 1\] for images but received \d+ at index \d+/);
@@ -103,7 +132,10 @@ describe('corruption suites', () => {
         if (corruption.random) {
           expect(b, `${corruption.name} seed`).not.toEqual(a);
           // Shear and rotate have two outcomes per image, translate four: some image must differ.
-          expect(others.some((o) => meanAbsDiff(o, first) > 0), `${corruption.name} per image`).toBe(true);
+          expect(
+            others.some((o) => meanAbsDiff(o, first) > 0),
+            `${corruption.name} per image`,
+          ).toBe(true);
         } else {
           expect(b, `${corruption.name} seed`).toEqual(a);
           for (const o of others) expect(o).toEqual(first);
@@ -133,8 +165,18 @@ describe('corruption suites', () => {
     // together: sigma .4 then .25 with more passes; saturation first lowered then raised), and
     // pixelate (its change depends on how block edges meet image edges; tested on its blocks).
     const monotone = [
-      'gaussian_noise', 'shot_noise', 'impulse_noise', 'speckle_noise', 'gaussian_blur', 'defocus_blur', 'motion_blur',
-      'zoom_blur', 'contrast', 'brightness', 'fog', 'jpeg_compression',
+      'gaussian_noise',
+      'shot_noise',
+      'impulse_noise',
+      'speckle_noise',
+      'gaussian_blur',
+      'defocus_blur',
+      'motion_blur',
+      'zoom_blur',
+      'contrast',
+      'brightness',
+      'fog',
+      'jpeg_compression',
     ];
     const data = colourImages(24);
     for (const name of monotone) {

@@ -13,7 +13,7 @@ const { SdeBnn, train, evaluate, learningRate, createDataset } = sdebnn;
 function tinyMnistLike(n: number, seed: number) {
   // Two classes told apart by the mean brightness of the left half: learnable in a few steps.
   let s = seed;
-  const rand = () => ((s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32);
+  const rand = () => (s = (1664525 * s + 1013904223) >>> 0) / 2 ** 32;
   const inputs = new Float32Array(n * 28 * 28);
   const targets = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
@@ -23,7 +23,17 @@ function tinyMnistLike(n: number, seed: number) {
   return createDataset({ inputs, inputShape: [1, 28, 28], targets, classes: 2 });
 }
 
-const smallConfig = { kind: 'conv' as const, inputShape: [1, 28, 28], classes: 2, stem: 4, width: 8, hypernet: { hidden: [8] }, nTrain: 64, seed: 1, solver: { steps: 4 } };
+const smallConfig = {
+  kind: 'conv' as const,
+  inputShape: [1, 28, 28],
+  classes: 2,
+  stem: 4,
+  width: 8,
+  hypernet: { hidden: [8] },
+  nTrain: 64,
+  seed: 1,
+  solver: { steps: 4 },
+};
 
 describe('learning-rate schedule', () => {
   it('warms up linearly, then decays by a cosine to lrMin', () => {
@@ -43,7 +53,10 @@ describe('train', () => {
     const model = new SdeBnn({ ...smallConfig, beta: 0.25, optimizer: { lr: 2e-3 } });
     await train(model, data, { epochs: 1, batchSize: 64, lrSchedule: 'constant', evalEachEpoch: false, onStep: (s) => seen.push(s) });
     await train(model, data, { epochs: 1, batchSize: 64, lrSchedule: 'constant', evalEachEpoch: false, lr: 5e-4, beta: 0.5, onStep: (s) => seen.push(s) });
-    expect(seen.map((s) => [s.lr, s.beta])).toEqual([[2e-3, 0.25], [5e-4, 0.5]]);
+    expect(seen.map((s) => [s.lr, s.beta])).toEqual([
+      [2e-3, 0.25],
+      [5e-4, 0.5],
+    ]);
     model.dispose();
   });
 
@@ -56,14 +69,23 @@ describe('train', () => {
     Object.defineProperty(process.stderr, 'isTTY', { value: true, configurable: true }); // the old library drew a bar on a TTY
     process.stderr.write = process.stdout.write = ((chunk: string | Uint8Array) => written.push(String(chunk)) > 0) as typeof process.stderr.write;
     try {
-      await train(model, { train: tinyMnistLike(40, 3), test: tinyMnistLike(8, 4) }, { epochs: 2, batchSize: 16, evalSamples: 1, onStep: (s) => steps.push(s) });
+      await train(
+        model,
+        { train: tinyMnistLike(40, 3), test: tinyMnistLike(8, 4) },
+        { epochs: 2, batchSize: 16, evalSamples: 1, onStep: (s) => steps.push(s) },
+      );
     } finally {
       [process.stderr.write, process.stdout.write] = [errWrite, outWrite];
       Object.defineProperty(process.stderr, 'isTTY', { value: isTTY, configurable: true });
     }
     expect(written).toEqual([]);
     // 40 examples in full batches of 16: 2 batches an epoch (the last 8 dropped)
-    expect(steps.map((s) => [s.epoch, s.batch, s.batchesPerEpoch, s.step])).toEqual([[0, 0, 2, 1], [0, 1, 2, 2], [1, 0, 2, 3], [1, 1, 2, 4]]);
+    expect(steps.map((s) => [s.epoch, s.batch, s.batchesPerEpoch, s.step])).toEqual([
+      [0, 0, 2, 1],
+      [0, 1, 2, 2],
+      [1, 0, 2, 3],
+      [1, 1, 2, 4],
+    ]);
     await expect(train(model, { train: tinyMnistLike(16, 3) }, { progress: false } as never)).rejects.toThrow(/Unknown option options\.progress/);
     model.dispose();
   });
@@ -92,7 +114,11 @@ describe('train', () => {
     expect(rest.epochs[0]!.loss).toBe(full.epochs[1]!.loss);
     expect(rest.epochs[0]!.kl).toBe(full.epochs[1]!.kl);
     expect(rest.test).toEqual(full.test);
-    const log = fs.readFileSync(path.join(dir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const log = fs
+      .readFileSync(path.join(dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(log.at(-1)).toMatchObject({ type: 'epoch', epoch: 2 });
     // A model rebuilt from the checkpoint alone (its stored config) predicts identically.
     const saved = sdebnn.readTrainingCheckpoint(checkpointFile);
@@ -104,7 +130,9 @@ describe('train', () => {
     expect(b).toEqual(a);
     // checkpointEvery: epoch 1 of every 2 writes nothing; the last epoch is always written.
     const sparse = path.join(dir, 'sparse.safetensors');
-    await expect(train(new SdeBnn(smallConfig), data, { ...options, checkpointFile: sparse, checkpointEvery: 2, onEpoch: interrupt })).rejects.toThrow('interrupted');
+    await expect(train(new SdeBnn(smallConfig), data, { ...options, checkpointFile: sparse, checkpointEvery: 2, onEpoch: interrupt })).rejects.toThrow(
+      'interrupted',
+    );
     expect(fs.existsSync(sparse)).toBe(false);
     await train(new SdeBnn(smallConfig), data, { ...options, checkpointFile: sparse, checkpointEvery: 5 });
     expect(sdebnn.readTrainingCheckpoint(sparse).epoch).toBe(2);
@@ -145,13 +173,22 @@ describe('train', () => {
     for (let k = 0; k < 4; k++) expect(augmented.losses[k], `step ${k}`).not.toBe(plain.losses[k]);
   });
 
-  it('warms beta up linearly over betaWarmupSteps, and each step\'s loss is NLL + that beta x KL / nTrain', async () => {
+  it("warms beta up linearly over betaWarmupSteps, and each step's loss is NLL + that beta x KL / nTrain", async () => {
     // A Gaussian q(w_0) makes the KL nonzero from the first step; its term is 1.4-6% of the loss, far
     // above the 1e-12 to which the loss is checked, so a step that used another beta would show.
     const n = 32;
     const x = Float32Array.from({ length: n }, (_, i) => -1 + (2 * i) / (n - 1));
     const data = { train: createDataset({ inputs: x, inputShape: [1], targets: Float32Array.from(x, (v) => Math.cos(3 * v)), targetShape: [1] }) };
-    const model = new SdeBnn({ kind: 'mlp', dtype: 'float64', hidden: [8], hypernet: { hidden: [8] }, w0: { posterior: 'gaussian', rhoInit: -4 }, nTrain: n, seed: 2, solver: { steps: 4 } });
+    const model = new SdeBnn({
+      kind: 'mlp',
+      dtype: 'float64',
+      hidden: [8],
+      hypernet: { hidden: [8] },
+      w0: { posterior: 'gaussian', rhoInit: -4 },
+      nTrain: n,
+      seed: 2,
+      solver: { steps: 4 },
+    });
     const steps: { beta: number; loss: number; nll: number; kl: number }[] = [];
     await train(model, data, { epochs: 2, batchSize: 8, beta: 0.5, betaWarmupSteps: 5, onStep: (e) => steps.push(e) });
     expect(steps).toHaveLength(8);
@@ -194,7 +231,9 @@ describe('the 1D toy regression', () => {
       }),
     );
     results.sort((a, b) => a.seed - b.seed);
-    const summary = results.map((r) => `seed ${r.seed}: ${r.ratio.toFixed(2)}x (std ${r.between.toFixed(3)} vs ${r.onData.toFixed(3)}), RMSE ${r.rmse.toFixed(3)}`).join('; ');
+    const summary = results
+      .map((r) => `seed ${r.seed}: ${r.ratio.toFixed(2)}x (std ${r.between.toFixed(3)} vs ${r.onData.toFixed(3)}), RMSE ${r.rmse.toFixed(3)}`)
+      .join('; ');
     expect(results.map((r) => r.seed)).toEqual(seeds);
     for (const r of results) {
       expect(r.rmse, summary).toBeLessThan(0.1);
@@ -206,7 +245,7 @@ describe('the 1D toy regression', () => {
 });
 
 describe('train() defaults', () => {
-  it('one epoch of batches of 128 (the last partial one dropped), the model\'s lr decayed by a cosine to 0, its beta, seed 0, evaluation with 4 samples', async () => {
+  it("one epoch of batches of 128 (the last partial one dropped), the model's lr decayed by a cosine to 0, its beta, seed 0, evaluation with 4 samples", async () => {
     const n = 300;
     const x = Float32Array.from({ length: n }, (_, i) => -1 + (2 * i) / (n - 1));
     const data = {
@@ -244,7 +283,7 @@ function expectMetricsClose(actual: object, expected: object): void {
 }
 
 describe('evaluate', () => {
-  it('is classificationMetrics of predict\'s probabilities, batch by batch with seeds seed + start (accuracy and NLL by hand too)', async () => {
+  it("is classificationMetrics of predict's probabilities, batch by batch with seeds seed + start (accuracy and NLL by hand too)", async () => {
     const data = tinyMnistLike(10, 6);
     const model = new SdeBnn(smallConfig);
     await model.trainStep(data.inputs, data.targets as Uint8Array, { lr: 1e-2 });
@@ -278,7 +317,7 @@ describe('evaluate', () => {
     model.dispose();
   });
 
-  it('is regressionMetrics of predict\'s samples with the likelihood\'s noise', async () => {
+  it("is regressionMetrics of predict's samples with the likelihood's noise", async () => {
     const x = Float32Array.from({ length: 10 }, (_, i) => i / 5 - 1);
     const y = Float32Array.from(x, (v) => Math.cos(2 * v));
     const data = createDataset({ inputs: x, inputShape: [1], targets: y, targetShape: [1] });

@@ -43,7 +43,9 @@ describe('uncertainty decomposition against hand computations', () => {
   });
 
   it('checks shapes and probabilities', () => {
-    expect(() => sdebnn.decomposeUncertainty({ data: new Float32Array(4), shape: [2, 2] })).toThrow(/Expected shape \[S, N, K\] for samples\.shape but received \[2, 2\]/);
+    expect(() => sdebnn.decomposeUncertainty({ data: new Float32Array(4), shape: [2, 2] })).toThrow(
+      /Expected shape \[S, N, K\] for samples\.shape but received \[2, 2\]/,
+    );
     expect(() => sdebnn.decomposeUncertainty({ data: Float32Array.from([2, -1]), shape: [1, 1, 2] })).toThrow(/not logits/);
     expect(() => sdebnn.decomposeUncertainty({ data: new Float32Array(0), shape: [0, 1, 2] })).toThrow(/S >= 1/);
   });
@@ -72,7 +74,11 @@ describe('OOD detection against hand computations (in-distribution positive)', (
   });
 
   it('an uncertainty score (higher = out) negated gives the same numbers', () => {
-    const r = sdebnn.oodDetection(inScores.map((s) => -s), Array.from(outScores, (s) => -s), { higherMeans: 'out' });
+    const r = sdebnn.oodDetection(
+      inScores.map((s) => -s),
+      Array.from(outScores, (s) => -s),
+      { higherMeans: 'out' },
+    );
     expect(r.auroc).toBeCloseTo(0.75, 12);
     expect(r.auprIn).toBeCloseTo(19 / 24, 12);
     expect(r.fprAtTpr).toBeCloseTo(2 / 3, 12);

@@ -69,7 +69,17 @@ export function number(kind: 'any' | 'positive' | 'non-negative' | 'unit' = 'any
 }
 
 export function oneOf<const T extends string>(choices: readonly T[]): Parser<T> {
-  return (text, flag) => (choices.includes(text as T) ? (text as T) : expected(choices.map((c) => `'${c}'`).join(', ').replace(/, ([^,]*)$/, ' or $1'), flag, text));
+  return (text, flag) =>
+    choices.includes(text as T)
+      ? (text as T)
+      : expected(
+          choices
+            .map((c) => `'${c}'`)
+            .join(', ')
+            .replace(/, ([^,]*)$/, ' or $1'),
+          flag,
+          text,
+        );
 }
 
 /** Comma-separated values, each parsed by `item`. */
@@ -88,7 +98,7 @@ export function list<T>(item: Parser<T>, what: string): Parser<T[]> {
 export const text: Parser<string> = (value, flag) => (value === '' ? expected('a non-empty value', flag, value) : value);
 
 export const device: Parser<DeviceSpec> = (value, flag) =>
-  (/^(cpu|auto|cuda(:\d+)?)$/.test(value) ? (value as DeviceSpec) : expected(`'cpu', 'cuda', 'cuda:N' or 'auto'`, flag, value));
+  /^(cpu|auto|cuda(:\d+)?)$/.test(value) ? (value as DeviceSpec) : expected(`'cpu', 'cuda', 'cuda:N' or 'auto'`, flag, value);
 
 /** Flags several commands share. */
 export const common = {
@@ -119,10 +129,18 @@ function closest(name: string, names: string[]): string | undefined {
  * `positionals` positional arguments. Values that begin with '-' are taken only when they look like
  * numbers (--seed -1, --x -1,2), so that a forgotten value never swallows the next flag.
  */
-export function parseFlags<F extends Flags>(command: string, args: string[], flags: F, positionals = 0): { help: true } | { help: false; values: Values<F>; positionals: string[] } {
+export function parseFlags<F extends Flags>(
+  command: string,
+  args: string[],
+  flags: F,
+  positionals = 0,
+): { help: true } | { help: false; values: Values<F>; positionals: string[] } {
   const { tokens } = parseArgs({
     args,
-    options: { ...Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, { type: f.parse ? ('string' as const) : ('boolean' as const) }])), help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...Object.fromEntries(Object.entries(flags).map(([name, f]) => [name, { type: f.parse ? ('string' as const) : ('boolean' as const) }])),
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: false,
     allowPositionals: true,
     tokens: true,
@@ -133,7 +151,9 @@ export function parseFlags<F extends Flags>(command: string, args: string[], fla
   for (const t of tokens) {
     if (t.kind === 'positional') {
       if (rest.length === positionals) {
-        throw new UsageError(`Expected ${positionals === 0 ? 'only flags (--name value)' : `at most ${positionals} argument${positionals === 1 ? '' : 's'} before the flags`} for 'sdebnn ${command}' but received '${t.value}'`);
+        throw new UsageError(
+          `Expected ${positionals === 0 ? 'only flags (--name value)' : `at most ${positionals} argument${positionals === 1 ? '' : 's'} before the flags`} for 'sdebnn ${command}' but received '${t.value}'`,
+        );
       }
       rest.push(t.value);
       continue;

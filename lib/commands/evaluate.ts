@@ -65,7 +65,9 @@ function resolveShift(model: SdeBnn, name: ShiftSuite | 'none' | 'auto'): ShiftS
     return suite ? { name: suite, corruptions: corruptions(suite) } : undefined;
   }
   if (!fits(name)) {
-    throw new RangeError(`The ${name} corruptions take images [${corruptions(name)[0]!.imageShape.join(', ')}] but the model takes [${model.config.inputShape.join(', ')}]`);
+    throw new RangeError(
+      `The ${name} corruptions take images [${corruptions(name)[0]!.imageShape.join(', ')}] but the model takes [${model.config.inputShape.join(', ')}]`,
+    );
   }
   return { name, corruptions: corruptions(name) };
 }
@@ -106,7 +108,10 @@ async function regressionBand(model: SdeBnn, train: Dataset, seed: number): Prom
 
 /** Runs the evaluation, prints it, and writes the JSON and the report as asked. */
 async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions): Promise<void> {
-  const notes = [`checkpoint ${path.resolve(o.checkpoint)}`, `model: ${model.config.kind}, input [${model.config.inputShape.join(', ')}], ${model.numParameters} parameters, sigma ${model.config.sigma}`];
+  const notes = [
+    `checkpoint ${path.resolve(o.checkpoint)}`,
+    `model: ${model.config.kind}, input [${model.config.inputShape.join(', ')}], ${model.numParameters} parameters, sigma ${model.config.sigma}`,
+  ];
   const log = path.join(path.dirname(o.checkpoint), 'log.jsonl');
   const report: ReportInput = { title: `SDE-BNN evaluation: ${path.basename(path.dirname(path.resolve(o.checkpoint)))}`, notes };
   if (fs.existsSync(log)) report.training = readTrainingLog(log);
@@ -115,7 +120,10 @@ async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions):
     const ood = resolveOod(model, o.ood, o.seed, test.length, notes);
     const shift = resolveShift(model, o.shift);
     const evaluation = await evaluateUncertainty(model, test, {
-      samples: o.samples, seed: o.seed, bins: o.bins, deterministic: o.deterministic,
+      samples: o.samples,
+      seed: o.seed,
+      bins: o.bins,
+      deterministic: o.deterministic,
       ...(o.batchSize ? { batchSize: o.batchSize } : {}),
       ...(shift ? { shift } : {}),
       ...(o.shiftLimit ? { shiftLimit: o.shiftLimit } : {}),
@@ -149,7 +157,12 @@ async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions):
  * The report of a training run from its evaluation.json (written by a previous eval) when
  * `reuse` and it exists, else a fresh evaluation (saved to evaluation.json).
  */
-async function reportRun(model: SdeBnn, test: Dataset, runDir: string, o: Omit<EvalOptions, 'checkpoint' | 'json' | 'report'> & { out: string; reuse: boolean }): Promise<void> {
+async function reportRun(
+  model: SdeBnn,
+  test: Dataset,
+  runDir: string,
+  o: Omit<EvalOptions, 'checkpoint' | 'json' | 'report'> & { out: string; reuse: boolean },
+): Promise<void> {
   const checkpoint = path.join(runDir, 'model.safetensors');
   const saved = path.join(runDir, 'evaluation.json');
   if (o.reuse && model.config.likelihood === 'categorical' && fs.existsSync(saved)) {
@@ -168,15 +181,25 @@ async function reportRun(model: SdeBnn, test: Dataset, runDir: string, o: Omit<E
 }
 
 const FLAGS = {
-  dataset: option('NAME', oneOf(DATA_SOURCES), `the test set: ${DATA_SOURCES.join(', ')}`, { default: "the model's, from its input shape", group: 'Evaluation' }),
+  dataset: option('NAME', oneOf(DATA_SOURCES), `the test set: ${DATA_SOURCES.join(', ')}`, {
+    default: "the model's, from its input shape",
+    group: 'Evaluation',
+  }),
   'data-dir': option('DIR', text, 'MNIST IDX files or CIFAR-10 binary batches'),
   'test-limit': option('N', integer(1), 'use the first N test examples'),
   samples: common.samples(4),
   seed: common.seed('Brownian streams and corruptions'),
-  ood: option('LIST', list(text, 'names'), 'comma-separated OOD sets: fashion-mnist, noise, constant, an IDX image file, a folder of IDX (t10k-images-idx3-ubyte) or CIFAR-10 binary files; or none', {
-    default: `auto: fashion-mnist where installed (Debian's dataset-fashion-mnist, ${FASHION_MNIST_DIR}) and noise for MNIST models, noise otherwise`,
+  ood: option(
+    'LIST',
+    list(text, 'names'),
+    'comma-separated OOD sets: fashion-mnist, noise, constant, an IDX image file, a folder of IDX (t10k-images-idx3-ubyte) or CIFAR-10 binary files; or none',
+    {
+      default: `auto: fashion-mnist where installed (Debian's dataset-fashion-mnist, ${FASHION_MNIST_DIR}) and noise for MNIST models, noise otherwise`,
+    },
+  ),
+  shift: option('SUITE', oneOf([...SHIFT_SUITES, 'none', 'auto'] as const), `corruptions of the test set: ${SHIFT_SUITES.join(', ')} or none`, {
+    default: 'auto: mnist-c for MNIST models, cifar10-c for CIFAR-10',
   }),
-  shift: option('SUITE', oneOf([...SHIFT_SUITES, 'none', 'auto'] as const), `corruptions of the test set: ${SHIFT_SUITES.join(', ')} or none`, { default: 'auto: mnist-c for MNIST models, cifar10-c for CIFAR-10' }),
   'shift-limit': option('N', integer(1), 'test images per corruption and severity', { default: 'all' }),
   bins: option('B', integer(1), 'calibration bins', { default: '15' }),
   'batch-size': option('N', integer(1), 'images per native call'),
@@ -196,10 +219,15 @@ const REPORT_FLAGS = { out: option('FILE.html', text, 'the report', { default: '
 
 export const evalUsage = 'Usage: sdebnn eval --checkpoint FILE [options] [--json FILE] [--report FILE.html]';
 export const reportUsage = 'Usage: sdebnn report RUN_DIR [--out FILE.html] [options]';
-const evalHelp = () => formatHelp(`${evalUsage}\nPrints clean metrics, per-corruption accuracy, NLL, ECE and mean entropy, and OOD AUROC and FPR95.`, EVAL_FLAGS);
-const reportHelp = () => formatHelp(`${reportUsage}
+const evalHelp = () =>
+  formatHelp(`${evalUsage}\nPrints clean metrics, per-corruption accuracy, NLL, ECE and mean entropy, and OOD AUROC and FPR95.`, EVAL_FLAGS);
+const reportHelp = () =>
+  formatHelp(
+    `${reportUsage}
 Writes RUN_DIR/report.html, one self-contained HTML file (inline SVG): from RUN_DIR/evaluation.json when there is one
-and no evaluation option is given, else from a fresh evaluation of RUN_DIR/model.safetensors (saved to evaluation.json).`, REPORT_FLAGS);
+and no evaluation option is given, else from a fresh evaluation of RUN_DIR/model.safetensors (saved to evaluation.json).`,
+    REPORT_FLAGS,
+  );
 
 function evalOptions(f: Values<typeof FLAGS>, train: Dataset) {
   return {
@@ -217,7 +245,12 @@ function evalOptions(f: Values<typeof FLAGS>, train: Dataset) {
 }
 
 /** Loads the model and its data (the test set, and the training set for a regressor's band), then runs `work`. */
-async function withModel(f: Values<typeof FLAGS>, file: string, seed: number, work: (model: SdeBnn, data: { train: Dataset; test: Dataset }) => Promise<void>): Promise<void> {
+async function withModel(
+  f: Values<typeof FLAGS>,
+  file: string,
+  seed: number,
+  work: (model: SdeBnn, data: { train: Dataset; test: Dataset }) => Promise<void>,
+): Promise<void> {
   if (f.threads !== undefined) setNumThreads(f.threads);
   const model = SdeBnn.load(file, f.device !== undefined ? { device: f.device } : {});
   try {
@@ -237,7 +270,12 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const { checkpoint, json, report, ...f } = parsed.values;
   if (checkpoint === undefined) throw new UsageError(`Expected --checkpoint FILE for 'sdebnn eval' but received none`);
   await withModel(f, checkpoint, f.seed ?? 0, (model, data) =>
-    evaluateCheckpoint(model, data.test, { checkpoint, ...evalOptions(f, data.train), ...(json !== undefined ? { json } : {}), ...(report !== undefined ? { report } : {}) }),
+    evaluateCheckpoint(model, data.test, {
+      checkpoint,
+      ...evalOptions(f, data.train),
+      ...(json !== undefined ? { json } : {}),
+      ...(report !== undefined ? { report } : {}),
+    }),
   );
   return 0;
 }

@@ -23,7 +23,12 @@ export const predictUsage = 'Usage: sdebnn predict --checkpoint FILE (--images I
 export async function predictCommand(argv: string[]): Promise<number> {
   const parsed = parseFlags('predict', argv, FLAGS);
   if (parsed.help) {
-    console.log(formatHelp(`${predictUsage}\nPrints one JSON object per input: the class, its probability and the predictive entropy (classification),\nor the predictive mean and standard deviation (regression).`, FLAGS));
+    console.log(
+      formatHelp(
+        `${predictUsage}\nPrints one JSON object per input: the class, its probability and the predictive entropy (classification),\nor the predictive mean and standard deviation (regression).`,
+        FLAGS,
+      ),
+    );
     return 0;
   }
   const f = parsed.values;
@@ -32,9 +37,10 @@ export async function predictCommand(argv: string[]): Promise<number> {
     throw new UsageError(`Expected one of --images IDX_FILE or --x X1,X2,... for 'sdebnn predict' but received ${f.images === undefined ? 'neither' : 'both'}`);
   }
   if (f.limit !== undefined && f.images === undefined) throw new UsageError('Expected --limit only with --images but received it with --x');
-  const inputs = f.images !== undefined
-    ? Float32Array.from(readIdx(f.images, { magic: MNIST_IMAGES_MAGIC, ...(f.limit !== undefined ? { limit: f.limit } : {}) }).data, (v) => v / 255)
-    : Float32Array.from(f.x!);
+  const inputs =
+    f.images !== undefined
+      ? Float32Array.from(readIdx(f.images, { magic: MNIST_IMAGES_MAGIC, ...(f.limit !== undefined ? { limit: f.limit } : {}) }).data, (v) => v / 255)
+      : Float32Array.from(f.x!);
   const model = SdeBnn.load(f.checkpoint, f.device !== undefined ? { device: f.device } : {});
   try {
     const out = await model.predict(inputs, { samples: f.samples ?? 8, seed: f.seed ?? 0 });

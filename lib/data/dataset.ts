@@ -10,15 +10,7 @@
  */
 import { numel } from '../tensor';
 import { Random, type RandomState } from '../random';
-import {
-  describe,
-  expectBoolean,
-  expectInteger,
-  expectKnownKeys,
-  expectObject,
-  expectOptionalObject,
-  optional,
-} from '../validate';
+import { describe, expectBoolean, expectInteger, expectKnownKeys, expectObject, expectOptionalObject, optional } from '../validate';
 
 /** What the image loaders return. */
 export interface ImageSet {
@@ -101,11 +93,10 @@ export function createDataset<T extends Targets>(init: DatasetInit<T>, field = '
       throw new RangeError(`Expected labels below ${classes} (${field}.classes) for ${field}.targets but label ${targets[at]} is at index ${at}`);
     }
   } else if (targets instanceof Float32Array) {
-    if (obj.classes !== undefined) throw new TypeError(`Expected no ${field}.classes with Float32Array (regression) targets but received ${describe(obj.classes)}`);
+    if (obj.classes !== undefined)
+      throw new TypeError(`Expected no ${field}.classes with Float32Array (regression) targets but received ${describe(obj.classes)}`);
     const perExample = n === 0 ? 1 : targets.length / n;
-    targetShape = optional(obj.targetShape, Number.isInteger(perExample) && perExample > 0 ? [perExample] : [], (v) =>
-      expectShape(v, `${field}.targetShape`),
-    );
+    targetShape = optional(obj.targetShape, Number.isInteger(perExample) && perExample > 0 ? [perExample] : [], (v) => expectShape(v, `${field}.targetShape`));
     const size = numel(targetShape);
     if (targetShape.length === 0 || targets.length !== n * size) {
       throw new RangeError(

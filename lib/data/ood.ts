@@ -106,7 +106,10 @@ export function loadOodImages(source: string, options: OodOptions): OodImages {
   let name: string;
   if (source === 'fashion-mnist') {
     if (!fashionMnistAvailable(fashionDir)) {
-      throw dataError(fashionDir, `holds no Fashion-MNIST test images; install Debian's package as root (apt-get install dataset-fashion-mnist) or pass the folder of its IDX files`);
+      throw dataError(
+        fashionDir,
+        `holds no Fashion-MNIST test images; install Debian's package as root (apt-get install dataset-fashion-mnist) or pass the folder of its IDX files`,
+      );
     }
     set = fromFolder(fashionDir, limit);
     name = 'fashion-mnist';
@@ -115,7 +118,10 @@ export function loadOodImages(source: string, options: OodOptions): OodImages {
     try {
       stat = fs.statSync(source);
     } catch {
-      throw dataError(source, `does not exist; expected an IDX image file, a folder of IDX or CIFAR-10 test files, or one of 'fashion-mnist', ${SYNTHETIC_OOD.map((s) => `'${s}'`).join(', ')}`);
+      throw dataError(
+        source,
+        `does not exist; expected an IDX image file, a folder of IDX or CIFAR-10 test files, or one of 'fashion-mnist', ${SYNTHETIC_OOD.map((s) => `'${s}'`).join(', ')}`,
+      );
     }
     set = stat.isDirectory() ? fromFolder(source, limit) : { ...idxImages(source, limit), files: [source] };
     name = path.basename(source.replace(/[/\\]+$/, ''));

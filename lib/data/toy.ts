@@ -89,8 +89,17 @@ export function toyGrid(options?: GridOptions): Float32Array {
  */
 export function toyModelConfig(): SdeBnnConfig {
   return {
-    kind: 'mlp', inputShape: [1], likelihood: 'gaussian', nTrain: 40,
-    inputNormalization: { shift: 4, scale: 0.5 }, activation: 'tanh', timeInput: true,
-    sigma: 0.3, hypernet: { hidden: [64, 64], activation: 'softplus' }, estimator: 'stl', solver: { steps: 40 }, beta: 1e-4,
+    kind: 'mlp',
+    inputShape: [1],
+    likelihood: 'gaussian',
+    nTrain: 40,
+    inputNormalization: { shift: 4, scale: 0.5 },
+    activation: 'tanh',
+    timeInput: true,
+    sigma: 0.3,
+    hypernet: { hidden: [64, 64], activation: 'softplus' },
+    estimator: 'stl',
+    solver: { steps: 40 },
+    beta: 1e-4,
   };
 }

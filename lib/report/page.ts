@@ -39,19 +39,21 @@ export interface ReportInput {
 /** Reads a run's log.jsonl (lines that are not JSON objects are an error naming the line). */
 export function readTrainingLog(file: string): TrainingLog {
   const log: TrainingLog = { steps: [], epochs: [] };
-  fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    let entry: unknown;
-    try {
-      entry = JSON.parse(line);
-    } catch (error) {
-      throw new RangeError(`${file}:${i + 1} is not JSON (${(error as Error).message})`, { cause: error });
-    }
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new RangeError(`${file}:${i + 1} is not a JSON object`);
-    const { type } = entry as { type?: unknown };
-    if (type === 'step') log.steps.push(entry as TrainingLog['steps'][number]);
-    else if (type === 'epoch') log.epochs.push(entry as TrainingLog['epochs'][number]);
-  });
+  fs.readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      if (line.trim() === '') return;
+      let entry: unknown;
+      try {
+        entry = JSON.parse(line);
+      } catch (error) {
+        throw new RangeError(`${file}:${i + 1} is not JSON (${(error as Error).message})`, { cause: error });
+      }
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new RangeError(`${file}:${i + 1} is not a JSON object`);
+      const { type } = entry as { type?: unknown };
+      if (type === 'step') log.steps.push(entry as TrainingLog['steps'][number]);
+      else if (type === 'epoch') log.epochs.push(entry as TrainingLog['epochs'][number]);
+    });
   return log;
 }
 
@@ -75,7 +77,17 @@ function calibrationSection(e: Evaluation): string {
   const m = e.clean.metrics;
   const rel = e.clean.reliability;
   const rows: (string | number)[][] = [
-    [`MC, S = ${e.samples}`, pct(m.accuracy), num(m.nll), num(m.brier), pct(m.ece), pct(m.adaptiveEce), pct(m.mce), num(e.clean.means.entropy), num(e.clean.means.mutualInformation)],
+    [
+      `MC, S = ${e.samples}`,
+      pct(m.accuracy),
+      num(m.nll),
+      num(m.brier),
+      pct(m.ece),
+      pct(m.adaptiveEce),
+      pct(m.mce),
+      num(e.clean.means.entropy),
+      num(e.clean.means.mutualInformation),
+    ],
   ];
   if (e.deterministic) {
     const d = e.deterministic;
@@ -88,12 +100,22 @@ function calibrationSection(e: Evaluation): string {
     figure(
       `Reliability diagram (${e.bins} equal-width bins; bars: accuracy, red: gap to the mean confidence) and the confidence histogram.`,
       reliabilityChart({ id: 'reliability', title: 'Reliability', lower: rel.lower, upper: rel.upper, accuracy: rel.accuracy, confidence: rel.confidence }),
-      histogramChart({ id: 'confidence', title: 'Confidence histogram', xLabel: 'max probability', edges: [...rel.lower, 1], series: [{ name: 'test', counts: rel.count }] }),
+      histogramChart({
+        id: 'confidence',
+        title: 'Confidence histogram',
+        xLabel: 'max probability',
+        edges: [...rel.lower, 1],
+        series: [{ name: 'test', counts: rel.count }],
+      }),
     ) +
     figure(
       'Selective prediction: accuracy of the most confident fraction of the test set (max probability as the confidence).',
       lineChart({
-        id: 'coverage', title: 'Accuracy against coverage', xLabel: 'coverage', yLabel: 'accuracy', xDomain: [0, 1],
+        id: 'coverage',
+        title: 'Accuracy against coverage',
+        xLabel: 'coverage',
+        yLabel: 'accuracy',
+        xDomain: [0, 1],
         series: [{ name: 'test', points: e.clean.selective.coverage.map((c, i) => [c, e.clean.selective.accuracy[i]!]) }],
       }),
     )
@@ -102,27 +124,52 @@ function calibrationSection(e: Evaluation): string {
 
 function oodSection(e: Evaluation): string {
   if (e.ood.length === 0) return '';
-  const rows = e.ood.map((o) => [o.name, o.count, ...OOD_SCORES.flatMap((s) => [num(o.scores[s].auroc, 3), pct(o.scores[s].fprAtTpr), num(o.scores[s].auprIn, 3), num(o.scores[s].auprOut, 3)])]);
+  const rows = e.ood.map((o) => [
+    o.name,
+    o.count,
+    ...OOD_SCORES.flatMap((s) => [num(o.scores[s].auroc, 3), pct(o.scores[s].fprAtTpr), num(o.scores[s].auprIn, 3), num(o.scores[s].auprOut, 3)]),
+  ]);
   const head = ['OOD set', 'images', ...OOD_SCORES.flatMap((s) => [`AUROC ${NAMES[s]}`, 'FPR95', 'AUPR-in', 'AUPR-out'])];
   const hist = (key: 'entropy' | 'mutualInformation') =>
     histogramChart({
-      id: `${key}-histogram`, title: `${NAMES[key]} (nats)`, xLabel: NAMES[key], edges: e.clean.histograms[key].edges,
+      id: `${key}-histogram`,
+      title: `${NAMES[key]} (nats)`,
+      xLabel: NAMES[key],
+      edges: e.clean.histograms[key].edges,
       series: [{ name: 'test (in)', counts: e.clean.histograms[key].counts }, ...e.ood.map((o) => ({ name: o.name, counts: o.histograms[key].counts }))],
     });
   const rocs = e.ood.map((o) =>
     lineChart({
-      id: `roc-${o.name}`, title: `ROC: test against ${o.name}`, xLabel: 'false-positive rate (OOD accepted)', yLabel: 'true-positive rate (test accepted)',
-      xDomain: [0, 1], yDomain: [0, 1],
+      id: `roc-${o.name}`,
+      title: `ROC: test against ${o.name}`,
+      xLabel: 'false-positive rate (OOD accepted)',
+      yLabel: 'true-positive rate (test accepted)',
+      xDomain: [0, 1],
+      yDomain: [0, 1],
       series: [
-        ...OOD_SCORES.map((s): Series => ({ name: `${NAMES[s]} (AUROC ${num(o.scores[s].auroc, 3)})`, points: o.scores[s].roc.fpr.map((f, i) => [f, o.scores[s].roc.tpr[i]!]) })),
-        { name: 'chance', points: [[0, 0], [1, 1]], dashed: true },
+        ...OOD_SCORES.map((s): Series => ({
+          name: `${NAMES[s]} (AUROC ${num(o.scores[s].auroc, 3)})`,
+          points: o.scores[s].roc.fpr.map((f, i) => [f, o.scores[s].roc.tpr[i]!]),
+        })),
+        {
+          name: 'chance',
+          points: [
+            [0, 0],
+            [1, 1],
+          ],
+          dashed: true,
+        },
       ],
     }),
   );
   return (
     `<h2>Out-of-distribution detection</h2><p>In-distribution (the test set) is the positive class; FPR95 is the share of OOD images accepted at the threshold that accepts 95% of the test set.</p>` +
     table(head, rows) +
-    figure('Predictive entropy and mutual information, in-distribution against each OOD set (fractions of each set).', hist('entropy'), hist('mutualInformation')) +
+    figure(
+      'Predictive entropy and mutual information, in-distribution against each OOD set (fractions of each set).',
+      hist('entropy'),
+      hist('mutualInformation'),
+    ) +
     figure('ROC curves for each score.', ...rocs)
   );
 }
@@ -139,12 +186,17 @@ function shiftSection(e: Evaluation): string {
     const cleanValue = key === 'entropy' ? clean.entropy : clean[key];
     if (single) {
       return barChart({
-        id: `shift-${key}`, title: `${label} under ${e.shift!.suite}`, xLabel: '', yLabel: label, categories: ['clean', ...names],
+        id: `shift-${key}`,
+        title: `${label} under ${e.shift!.suite}`,
+        xLabel: '',
+        yLabel: label,
+        categories: ['clean', ...names],
         series: [{ name: label, values: [cleanValue, ...names.map((n) => results.find((r) => r.corruption === n)![key])] }],
       });
     }
     const series: Series[] = names.map((n) => ({
-      name: n, style: 'both',
+      name: n,
+      style: 'both',
       points: [[0, cleanValue] as [number, number], ...results.filter((r) => r.corruption === n).map((r): [number, number] => [r.severity, r[key]])],
     }));
     return lineChart({ id: `shift-${key}`, title: `${label} against severity (${e.shift!.suite})`, xLabel: 'severity (0: clean)', yLabel: label, series });
@@ -152,7 +204,12 @@ function shiftSection(e: Evaluation): string {
   return (
     `<h2>Under corruption: ${escapeXml(e.shift.suite)} (${e.shift.limit} test images each, regenerated)</h2>` +
     table(['corruption', 'severity', 'accuracy', 'NLL', `ECE (${e.bins} bins)`, 'mean entropy', 'mean MI'], rows) +
-    figure('Accuracy, ECE and mean predictive entropy under each corruption.', chart('accuracy', 'accuracy'), chart('ece', 'ECE'), chart('entropy', 'mean entropy'))
+    figure(
+      'Accuracy, ECE and mean predictive entropy under each corruption.',
+      chart('accuracy', 'accuracy'),
+      chart('ece', 'ECE'),
+      chart('entropy', 'mean entropy'),
+    )
   );
 }
 
@@ -163,20 +220,43 @@ function trainingSection(log: TrainingLog): string {
   const epochEnds = log.epochs.map((e) => (step += e.steps));
   const charts = [
     lineChart({
-      id: 'training-loss', title: 'Training loss', xLabel: 'step', yLabel: 'loss (per example)',
+      id: 'training-loss',
+      title: 'Training loss',
+      xLabel: 'step',
+      yLabel: 'loss (per example)',
       series: [
         { name: 'loss', points: log.steps.map((s) => [s.step, s.loss]) },
         { name: 'NLL', points: log.steps.map((s) => [s.step, s.nll]) },
         // At most about 200 epoch points (the toy runs 10,000 one-step epochs).
-        { name: 'epoch mean loss', style: 'points', points: log.epochs.flatMap((e, i) => (i % Math.ceil(log.epochs.length / 200) === 0 ? [[epochEnds[i]!, e.loss] as [number, number]] : [])) },
+        {
+          name: 'epoch mean loss',
+          style: 'points',
+          points: log.epochs.flatMap((e, i) => (i % Math.ceil(log.epochs.length / 200) === 0 ? [[epochEnds[i]!, e.loss] as [number, number]] : [])),
+        },
       ],
     }),
   ];
   const withAccuracy = log.steps.filter((s) => typeof s.accuracy === 'number');
   if (withAccuracy.length > 0) {
-    charts.push(lineChart({ id: 'training-accuracy', title: 'Training batch accuracy', xLabel: 'step', yLabel: 'accuracy', series: [{ name: 'batch accuracy', points: withAccuracy.map((s) => [s.step, s.accuracy as number]) }] }));
+    charts.push(
+      lineChart({
+        id: 'training-accuracy',
+        title: 'Training batch accuracy',
+        xLabel: 'step',
+        yLabel: 'accuracy',
+        series: [{ name: 'batch accuracy', points: withAccuracy.map((s) => [s.step, s.accuracy as number]) }],
+      }),
+    );
   }
-  charts.push(lineChart({ id: 'training-kl', title: 'Path KL', xLabel: 'step', yLabel: 'KL (nats)', series: [{ name: 'KL', points: log.steps.map((s) => [s.step, s.kl]) }] }));
+  charts.push(
+    lineChart({
+      id: 'training-kl',
+      title: 'Path KL',
+      xLabel: 'step',
+      yLabel: 'KL (nats)',
+      series: [{ name: 'KL', points: log.steps.map((s) => [s.step, s.kl]) }],
+    }),
+  );
   return `<h2>Training</h2>` + figure(`Training curves from the run's log (every 10th step; ${log.epochs.length} epoch entries).`, ...charts);
 }
 
@@ -186,8 +266,15 @@ function regressionSection(r: RegressionBand): string {
     figure(
       'Predictive mean ± 2 standard deviations (weight paths and likelihood noise) with the training data.',
       bandChart({
-        id: 'regression-band', title: 'Predictive band', xLabel: 'x', yLabel: 'y', x: r.x, mean: r.mean,
-        lower: r.mean.map((m, i) => m - 2 * r.std[i]!), upper: r.mean.map((m, i) => m + 2 * r.std[i]!), data: r.data,
+        id: 'regression-band',
+        title: 'Predictive band',
+        xLabel: 'x',
+        yLabel: 'y',
+        x: r.x,
+        mean: r.mean,
+        lower: r.mean.map((m, i) => m - 2 * r.std[i]!),
+        upper: r.mean.map((m, i) => m + 2 * r.std[i]!),
+        data: r.data,
       }),
     )
   );

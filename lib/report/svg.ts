@@ -73,9 +73,7 @@ function frame(a: Axes): Frame {
     }
   }
   parts.push(`<text x="${MARGIN.left + pw / 2}" y="${HEIGHT - 6}" text-anchor="middle" class="label">${escapeXml(a.xLabel)}</text>`);
-  parts.push(
-    `<text transform="translate(14,${MARGIN.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeXml(a.yLabel)}</text>`,
-  );
+  parts.push(`<text transform="translate(14,${MARGIN.top + ph / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeXml(a.yLabel)}</text>`);
   return { x, y, parts };
 }
 
@@ -120,7 +118,16 @@ export interface Series {
 /** Lines and/or points; marks: one per line and one per point. */
 export function lineChart(a: Omit<Axes, 'xDomain' | 'yDomain'> & { xDomain?: [number, number]; yDomain?: [number, number]; series: Series[] }): string {
   const all = a.series.flatMap((s) => s.points);
-  const axes: Axes = { ...a, xDomain: a.xDomain ?? extent(all.map((p) => p[0])), yDomain: a.yDomain ?? extent(all.map((p) => p[1]), 0.05) };
+  const axes: Axes = {
+    ...a,
+    xDomain: a.xDomain ?? extent(all.map((p) => p[0])),
+    yDomain:
+      a.yDomain ??
+      extent(
+        all.map((p) => p[1]),
+        0.05,
+      ),
+  };
   const f = frame(axes);
   let marks = 0;
   a.series.forEach((s, i) => {
@@ -129,23 +136,44 @@ export function lineChart(a: Omit<Axes, 'xDomain' | 'yDomain'> & { xDomain?: [nu
     const pts = s.points.filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1]));
     if ((style === 'line' || style === 'both') && pts.length > 0) {
       const d = pts.map((p, j) => `${j === 0 ? 'M' : 'L'}${f.x(p[0]).toFixed(2)},${f.y(p[1]).toFixed(2)}`).join('');
-      f.parts.push(`<path d="${d}" class="mark line" fill="none" stroke="${color}"${s.dashed ? ' stroke-dasharray="5,4"' : ''}><title>${escapeXml(s.name)}</title></path>`);
+      f.parts.push(
+        `<path d="${d}" class="mark line" fill="none" stroke="${color}"${s.dashed ? ' stroke-dasharray="5,4"' : ''}><title>${escapeXml(s.name)}</title></path>`,
+      );
       marks++;
     }
     if (style === 'points' || style === 'both') {
       for (const p of pts) {
-        f.parts.push(`<circle cx="${f.x(p[0]).toFixed(2)}" cy="${f.y(p[1]).toFixed(2)}" r="3" class="mark point" fill="${color}"><title>${escapeXml(`${s.name}: ${fmt(p[0])}, ${fmt(p[1])}`)}</title></circle>`);
+        f.parts.push(
+          `<circle cx="${f.x(p[0]).toFixed(2)}" cy="${f.y(p[1]).toFixed(2)}" r="3" class="mark point" fill="${color}"><title>${escapeXml(`${s.name}: ${fmt(p[0])}, ${fmt(p[1])}`)}</title></circle>`,
+        );
         marks++;
       }
     }
   });
-  return finish(axes, f, marks, a.series.map((s) => s.name));
+  return finish(
+    axes,
+    f,
+    marks,
+    a.series.map((s) => s.name),
+  );
 }
 
 /** Grouped bars over categories; marks: one per bar with a finite value. */
-export function barChart(a: { id: string; title: string; xLabel: string; yLabel: string; categories: string[]; series: { name: string; values: number[] }[]; yDomain?: [number, number] }): string {
+export function barChart(a: {
+  id: string;
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  categories: string[];
+  series: { name: string; values: number[] }[];
+  yDomain?: [number, number];
+}): string {
   const values = a.series.flatMap((s) => s.values);
-  const axes: Axes = { ...a, xDomain: [-0.5, a.categories.length - 0.5], yDomain: a.yDomain ?? [Math.min(0, ...values.filter(Number.isFinite)), extent(values, 0.05)[1]] };
+  const axes: Axes = {
+    ...a,
+    xDomain: [-0.5, a.categories.length - 0.5],
+    yDomain: a.yDomain ?? [Math.min(0, ...values.filter(Number.isFinite)), extent(values, 0.05)[1]],
+  };
   const f = frame(axes);
   const slot = f.x(1) - f.x(0);
   const barWidth = (slot * 0.8) / a.series.length;
@@ -174,7 +202,12 @@ export function histogramChart(a: { id: string; title: string; xLabel: string; e
     const total = s.counts.reduce((x, y) => x + y, 0) || 1;
     return s.counts.map((c) => c / total);
   });
-  const axes: Axes = { ...a, yLabel: 'fraction of the set', xDomain: [a.edges[0]!, a.edges[a.edges.length - 1]!], yDomain: [0, Math.max(1e-9, ...fractions.flat()) * 1.05] };
+  const axes: Axes = {
+    ...a,
+    yLabel: 'fraction of the set',
+    xDomain: [a.edges[0]!, a.edges[a.edges.length - 1]!],
+    yDomain: [0, Math.max(1e-9, ...fractions.flat()) * 1.05],
+  };
   const f = frame(axes);
   let marks = 0;
   fractions.forEach((fr, i) => {
@@ -189,14 +222,26 @@ export function histogramChart(a: { id: string; title: string; xLabel: string; e
       marks++;
     });
   });
-  return finish(axes, f, marks, a.series.map((s) => s.name));
+  return finish(
+    axes,
+    f,
+    marks,
+    a.series.map((s) => s.name),
+  );
 }
 
 /**
  * The reliability diagram: per non-empty equal-width bin, a bar of the accuracy and, above or
  * below it, the gap to the mean confidence (red), with the diagonal; marks: two per non-empty bin.
  */
-export function reliabilityChart(a: { id: string; title: string; lower: number[]; upper: number[]; accuracy: (number | null)[]; confidence: (number | null)[] }): string {
+export function reliabilityChart(a: {
+  id: string;
+  title: string;
+  lower: number[];
+  upper: number[];
+  accuracy: (number | null)[];
+  confidence: (number | null)[];
+}): string {
   const axes: Axes = { ...a, xLabel: 'confidence (max probability)', yLabel: 'accuracy', xDomain: [0, 1], yDomain: [0, 1] };
   const f = frame(axes);
   f.parts.push(`<path d="M${f.x(0)},${f.y(0)}L${f.x(1)},${f.y(1)}" class="diagonal"/>`);
@@ -207,22 +252,38 @@ export function reliabilityChart(a: { id: string; title: string; lower: number[]
     if (acc === null || acc === undefined || conf === null || conf === undefined) return;
     const left = f.x(lo);
     const width = f.x(a.upper[b]!) - left;
-    f.parts.push(`<rect x="${left.toFixed(2)}" y="${f.y(acc).toFixed(2)}" width="${width.toFixed(2)}" height="${(f.y(0) - f.y(acc)).toFixed(2)}" class="mark bar" fill="${PALETTE[0]}"><title>accuracy ${fmt(acc)}</title></rect>`);
+    f.parts.push(
+      `<rect x="${left.toFixed(2)}" y="${f.y(acc).toFixed(2)}" width="${width.toFixed(2)}" height="${(f.y(0) - f.y(acc)).toFixed(2)}" class="mark bar" fill="${PALETTE[0]}"><title>accuracy ${fmt(acc)}</title></rect>`,
+    );
     const top = f.y(Math.max(acc, conf));
-    f.parts.push(`<rect x="${left.toFixed(2)}" y="${top.toFixed(2)}" width="${width.toFixed(2)}" height="${Math.max(0.5, Math.abs(f.y(acc) - f.y(conf))).toFixed(2)}" class="mark gap" fill="${PALETTE[1]}" fill-opacity="0.5"><title>mean confidence ${fmt(conf)}</title></rect>`);
+    f.parts.push(
+      `<rect x="${left.toFixed(2)}" y="${top.toFixed(2)}" width="${width.toFixed(2)}" height="${Math.max(0.5, Math.abs(f.y(acc) - f.y(conf))).toFixed(2)}" class="mark gap" fill="${PALETTE[1]}" fill-opacity="0.5"><title>mean confidence ${fmt(conf)}</title></rect>`,
+    );
     marks += 2;
   });
   return finish(axes, f, marks, ['accuracy', 'gap to confidence']);
 }
 
 /** A predictive band (lower/upper around a mean line) with data points; marks: band, mean and one per point. */
-export function bandChart(a: { id: string; title: string; xLabel: string; yLabel: string; x: number[]; mean: number[]; lower: number[]; upper: number[]; data: [number, number][] }): string {
+export function bandChart(a: {
+  id: string;
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  x: number[];
+  mean: number[];
+  lower: number[];
+  upper: number[];
+  data: [number, number][];
+}): string {
   const axes: Axes = { ...a, xDomain: extent(a.x), yDomain: extent([...a.lower, ...a.upper, ...a.data.map((p) => p[1])], 0.05) };
   const f = frame(axes);
   const upper = a.x.map((x, i) => `${f.x(x).toFixed(2)},${f.y(a.upper[i]!).toFixed(2)}`);
   const lower = a.x.map((x, i) => `${f.x(x).toFixed(2)},${f.y(a.lower[i]!).toFixed(2)}`).reverse();
   f.parts.push(`<path d="M${[...upper, ...lower].join('L')}Z" class="mark band" fill="${PALETTE[0]}" fill-opacity="0.25"><title>mean ± 2 std</title></path>`);
-  f.parts.push(`<path d="M${a.x.map((x, i) => `${f.x(x).toFixed(2)},${f.y(a.mean[i]!).toFixed(2)}`).join('L')}" class="mark line" fill="none" stroke="${PALETTE[0]}"><title>predictive mean</title></path>`);
+  f.parts.push(
+    `<path d="M${a.x.map((x, i) => `${f.x(x).toFixed(2)},${f.y(a.mean[i]!).toFixed(2)}`).join('L')}" class="mark line" fill="none" stroke="${PALETTE[0]}"><title>predictive mean</title></path>`,
+  );
   for (const [x, y] of a.data) f.parts.push(`<circle cx="${f.x(x).toFixed(2)}" cy="${f.y(y).toFixed(2)}" r="2.5" class="mark point" fill="${PALETTE[1]}"/>`);
   return finish(axes, f, 2 + a.data.length, ['mean ± 2 std', 'training data']);
 }

@@ -166,7 +166,8 @@ export function zoomBlur(factors: readonly number[]): KernelFactory {
             for (let x = 0; x < n; x++) {
               const c0 = lower[x]!;
               const fx = frac[x]!;
-              acc[y * n + x]! += (1 - fy) * ((1 - fx) * src[top + c0]! + fx * src[top + c0 + 1]!) + fy * ((1 - fx) * src[bottom + c0]! + fx * src[bottom + c0 + 1]!);
+              acc[y * n + x]! +=
+                (1 - fy) * ((1 - fx) * src[top + c0]! + fx * src[top + c0 + 1]!) + fy * ((1 - fx) * src[bottom + c0]! + fx * src[bottom + c0 + 1]!);
             }
           }
         }

@@ -90,27 +90,19 @@ export class Canny {
         let result = -1;
         if (same && ai >= aj) {
           const wgt = aj / ai;
-          result = Number(
-            magnitude[p + w + 1]! * wgt + magnitude[p + w]! * (1 - wgt) <= m && magnitude[p - w - 1]! * wgt + magnitude[p - w]! * (1 - wgt) <= m,
-          );
+          result = Number(magnitude[p + w + 1]! * wgt + magnitude[p + w]! * (1 - wgt) <= m && magnitude[p - w - 1]! * wgt + magnitude[p - w]! * (1 - wgt) <= m);
         }
         if (same && ai <= aj) {
           const wgt = ai / aj;
-          result = Number(
-            magnitude[p + w + 1]! * wgt + magnitude[p + 1]! * (1 - wgt) <= m && magnitude[p - w - 1]! * wgt + magnitude[p - 1]! * (1 - wgt) <= m,
-          );
+          result = Number(magnitude[p + w + 1]! * wgt + magnitude[p + 1]! * (1 - wgt) <= m && magnitude[p - w - 1]! * wgt + magnitude[p - 1]! * (1 - wgt) <= m);
         }
         if (opposite && ai <= aj) {
           const wgt = ai / aj;
-          result = Number(
-            magnitude[p - w + 1]! * wgt + magnitude[p + 1]! * (1 - wgt) <= m && magnitude[p + w - 1]! * wgt + magnitude[p - 1]! * (1 - wgt) <= m,
-          );
+          result = Number(magnitude[p - w + 1]! * wgt + magnitude[p + 1]! * (1 - wgt) <= m && magnitude[p + w - 1]! * wgt + magnitude[p - 1]! * (1 - wgt) <= m);
         }
         if (opposite && ai >= aj) {
           const wgt = aj / ai;
-          result = Number(
-            magnitude[p - w + 1]! * wgt + magnitude[p - w]! * (1 - wgt) <= m && magnitude[p + w - 1]! * wgt + magnitude[p + w]! * (1 - wgt) <= m,
-          );
+          result = Number(magnitude[p - w + 1]! * wgt + magnitude[p - w]! * (1 - wgt) <= m && magnitude[p + w - 1]! * wgt + magnitude[p + w]! * (1 - wgt) <= m);
         }
         if (result === 1) maxima[p] = 1; // 1: a local maximum
       }

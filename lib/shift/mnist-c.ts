@@ -28,7 +28,7 @@ export const MNIST_C: SuiteDefinition = {
     one(
       'glass_blur',
       true,
-      "severity 1 (c = (0.7, 1, 2)): gaussian sigma 0.7 (multichannel=True on 28 x 28: vertical only), 2 passes swapping " +
+      'severity 1 (c = (0.7, 1, 2)): gaussian sigma 0.7 (multichannel=True on 28 x 28: vertical only), 2 passes swapping ' +
         'each pixel of rows and columns 27..2 with probability 1/2 with (h + U{-1, 0}, w + U{-1, 0}), gaussian again',
       glassBlur({ sigma: 0.7, maxDelta: 1, iterations: 2, axes: 'vertical', move: 'swap', halfOfPixels: true }),
     ),
@@ -44,12 +44,7 @@ export const MNIST_C: SuiteDefinition = {
     one('brightness', false, 'severity 5 (c = 0.5): HSV value + 0.5, clipped (for grey images clip(x + 0.5))', brightness(0.5)),
     one('translate', true, 'severity 3 (c = 3): inverse map translation (+-3, +-3), random signs', translate(3)),
     one('stripe', false, 'x[:, :7] and x[:, 21:] inverted (1 - x)', stripe()),
-    one(
-      'fog',
-      true,
-      'severity 5 (c = (3.0, 1.4)): x + 3.0 plasma_fractal(mapsize 256, wibbledecay 1.4)[:28, :28], times max / (max + 3.0)',
-      fog(3, 1.4, 256),
-    ),
+    one('fog', true, 'severity 5 (c = (3.0, 1.4)): x + 3.0 plasma_fractal(mapsize 256, wibbledecay 1.4)[:28, :28], times max / (max + 3.0)', fog(3, 1.4, 256)),
     one(
       'spatter',
       true,

@@ -9,14 +9,15 @@ import type { ImageKernel, KernelFactory } from './kernel';
 
 /** stripe: inverts columns [0, 7) and [21, width) (x[:, :7] and x[:, 21:]). */
 export function stripe(): KernelFactory {
-  return ({ channels, height, width }): ImageKernel => (src, dst) => {
-    for (let i = 0; i < channels * height; i++) {
-      for (let x = 0; x < width; x++) {
-        const k = i * width + x;
-        dst[k] = x < 7 || x >= 21 ? 1 - src[k]! : src[k]!;
+  return ({ channels, height, width }): ImageKernel =>
+    (src, dst) => {
+      for (let i = 0; i < channels * height; i++) {
+        for (let x = 0; x < width; x++) {
+          const k = i * width + x;
+          dst[k] = x < 7 || x >= 21 ? 1 - src[k]! : src[k]!;
+        }
       }
-    }
-  };
+    };
 }
 
 /** Python's slice bound: a negative index counts from the end, clamped to [0, n]. */

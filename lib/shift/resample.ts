@@ -131,7 +131,17 @@ export class BoxResize {
   }
 
   /** Resamples `lines` lines: line l reads src from srcOffset + l * srcLineStride with elements srcStep apart, and writes likewise. */
-  run(src: Plane, srcOffset: number, srcLineStride: number, srcStep: number, dst: Plane, dstOffset: number, dstLineStride: number, dstStep: number, lines: number): void {
+  run(
+    src: Plane,
+    srcOffset: number,
+    srcLineStride: number,
+    srcStep: number,
+    dst: Plane,
+    dstOffset: number,
+    dstLineStride: number,
+    dstStep: number,
+    lines: number,
+  ): void {
     const { start, count, weights, width, outSize } = this;
     for (let l = 0; l < lines; l++) {
       const s = srcOffset + l * srcLineStride;

@@ -72,7 +72,8 @@ bnn::BnnConfig read_config(const Napi::Object& o) {
   c.seed = static_cast<uint64_t>(get_number(o, "seed"));
   c.kernels = sde::parse_kernels(get_string(o, "kernels"));
   const std::string dtype = get_string(o, "dtype");
-  if (dtype != "float32" && dtype != "float64") throw sde::invalid_argument("Expected 'float32' or 'float64' for dtype but received '" + dtype + "'");
+  if (dtype != "float32" && dtype != "float64")
+    throw sde::invalid_argument("Expected 'float32' or 'float64' for dtype but received '" + dtype + "'");
   c.dtype = dtype == "float64" ? at::kDouble : at::kFloat;
   c.device = sde::resolve_device(get_string(o, "device"));
   return c;
@@ -99,8 +100,7 @@ at::Tensor numeric_from_js(const Napi::Value& value, const std::string& field) {
       dtype = at::kByte;
       ptr = data.As<Napi::Uint8Array>().Data();
       break;
-    default:
-      return tensor_from_js(value, field);
+    default: return tensor_from_js(value, field);
   }
   const auto n = static_cast<int64_t>(typed.ElementLength());
   const std::vector<int64_t> shape = obj.Get("shape").IsArray() ? get_int_array(obj, "shape") : std::vector<int64_t>{n};
@@ -128,11 +128,12 @@ Napi::Object named_to_js(Napi::Env env, const bnn::NamedTensors& named) {
 class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "NativeSdeBnn",
-                       {InstanceMethod("info", &BnnHandle::info), InstanceMethod("trainStep", &BnnHandle::train_step),
-                        InstanceMethod("gradients", &BnnHandle::gradients), InstanceMethod("predict", &BnnHandle::predict),
-                        InstanceMethod("diagnose", &BnnHandle::diagnose), InstanceMethod("getState", &BnnHandle::get_state),
-                        InstanceMethod("setState", &BnnHandle::set_state), InstanceMethod("dispose", &BnnHandle::dispose)});
+    return DefineClass(
+        env, "NativeSdeBnn",
+        {InstanceMethod("info", &BnnHandle::info), InstanceMethod("trainStep", &BnnHandle::train_step),
+         InstanceMethod("gradients", &BnnHandle::gradients), InstanceMethod("predict", &BnnHandle::predict),
+         InstanceMethod("diagnose", &BnnHandle::diagnose), InstanceMethod("getState", &BnnHandle::get_state),
+         InstanceMethod("setState", &BnnHandle::set_state), InstanceMethod("dispose", &BnnHandle::dispose)});
   }
 
   explicit BnnHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BnnHandle>(info) {
@@ -153,7 +154,8 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
   }
   // Marks the model busy until the returned guard (owned by the task) is destroyed.
   std::shared_ptr<void> acquire(Napi::Env env) {
-    if (busy_->exchange(true)) throw make_error(env, "ERR_BUSY", "this SdeBnn is busy with a running step; await it first");
+    if (busy_->exchange(true))
+      throw make_error(env, "ERR_BUSY", "this SdeBnn is busy with a running step; await it first");
     auto busy = busy_;
     return std::shared_ptr<void>(nullptr, [busy](void*) { busy->store(false); });
   }
@@ -186,7 +188,8 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       Napi::Object routes = Napi::Object::New(env);
       for (const bool gradients : {true, false}) {
         const bnn::ModelRoute r = m->route(gradients);
-        routes.Set(gradients ? "train" : "predict", r.solve == sde::Route::Buffered && !r.graph ? "direct" : sde::to_string(r.solve));
+        routes.Set(gradients ? "train" : "predict",
+                   r.solve == sde::Route::Buffered && !r.graph ? "direct" : sde::to_string(r.solve));
       }
       o.Set("routes", routes);
       return o;
@@ -231,7 +234,8 @@ class BnnHandle : public Napi::ObjectWrap<BnnHandle> {
       const at::Tensor y = numeric_from_js(info[1], "targets");
       Napi::Object opts = info[2].As<Napi::Object>();
       const double beta = get_number(opts, "beta");
-      const bnn::Objective objective = get_string(opts, "objective") == "kl" ? bnn::Objective::Kl : bnn::Objective::Loss;
+      const bnn::Objective objective =
+          get_string(opts, "objective") == "kl" ? bnn::Objective::Kl : bnn::Objective::Loss;
       const std::optional<uint64_t> seed = optional_seed(opts);
       auto guard = acquire(info.Env());
       Task task = [m, x, y, beta, objective, seed, guard](const ProgressFn&) mutable -> ResultFn {

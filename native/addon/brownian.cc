@@ -45,10 +45,12 @@ class BrownianIntervalWrap : public Napi::ObjectWrap<BrownianIntervalWrap> {
       Napi::Array a = shape.As<Napi::Array>();
       for (uint32_t i = 0; i < a.Length(); ++i) opts.shape.push_back(a.Get(i).As<Napi::Number>().Int64Value());
       const double seed = has("seed") ? get_number(o, "seed") : 0.0;
-      if (!(seed >= 0 && seed <= 9007199254740991.0)) throw sde::invalid_argument("BrownianInterval: seed out of range");
+      if (!(seed >= 0 && seed <= 9007199254740991.0))
+        throw sde::invalid_argument("BrownianInterval: seed out of range");
       opts.seed = static_cast<uint64_t>(seed);
       const std::string dtype = has("dtype") ? get_string(o, "dtype") : "float32";
-      if (dtype != "float32" && dtype != "float64") throw sde::invalid_argument("BrownianInterval: unknown dtype '" + dtype + "'");
+      if (dtype != "float32" && dtype != "float64")
+        throw sde::invalid_argument("BrownianInterval: unknown dtype '" + dtype + "'");
       opts.options = at::TensorOptions()
                          .dtype(dtype == "float64" ? at::kDouble : at::kFloat)
                          .device(sde::resolve_device(has("device") ? get_string(o, "device") : "cpu"));
@@ -111,15 +113,15 @@ class BrownianIntervalWrap : public Napi::ObjectWrap<BrownianIntervalWrap> {
     const bool f64 = bm.options().dtype() == caffe2::TypeMeta::Make<double>();
     const napi_typedarray_type want = f64 ? napi_float64_array : napi_float32_array;
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != want) {
-      throw sde::invalid_argument(std::string("BrownianInterval: expected a ") + (f64 ? "Float64Array" : "Float32Array") +
-                                  " for " + field);
+      throw sde::invalid_argument(std::string("BrownianInterval: expected a ") +
+                                  (f64 ? "Float64Array" : "Float32Array") + " for " + field);
     }
     Napi::TypedArray a = v.As<Napi::TypedArray>();
     int64_t n = 1;
     for (int64_t d : bm.shape()) n *= d;
     if (static_cast<int64_t>(a.ElementLength()) != n) {
-      throw sde::invalid_argument(std::string("BrownianInterval: expected ") + std::to_string(n) + " elements for " + field +
-                                  " but received " + std::to_string(a.ElementLength()));
+      throw sde::invalid_argument(std::string("BrownianInterval: expected ") + std::to_string(n) + " elements for " +
+                                  field + " but received " + std::to_string(a.ElementLength()));
     }
     void* ptr = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
     return at::from_blob(ptr, bm.shape(), at::TensorOptions().dtype(f64 ? at::kDouble : at::kFloat));
@@ -127,7 +129,8 @@ class BrownianIntervalWrap : public Napi::ObjectWrap<BrownianIntervalWrap> {
 
   Napi::Value cache_entries(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
-      return Napi::Number::New(info.Env(), static_cast<double>(sde::brownian_interval_stats(*get(info.Env())).cache_entries));
+      return Napi::Number::New(info.Env(),
+                               static_cast<double>(sde::brownian_interval_stats(*get(info.Env())).cache_entries));
     });
   }
 

@@ -1,10 +1,10 @@
 #include "common.h"
 
-#include <c10/util/Exception.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/isfinite.h>
 #include <ATen/ops/nonzero.h>
+#include <c10/util/Exception.h>
 
 #include <cmath>
 #include <cstring>
@@ -44,7 +44,8 @@ Failure describe(std::exception_ptr eptr) {
     // hold (say beta 1e300 in a float32 model): a numerical failure, not an unknown one.
     const std::string what = e.what();
     if (what.rfind("value cannot be converted to type", 0) == 0) {
-      return {"ERR_NUMERICAL", what + " (a setting or input too large for the dtype; use smaller values or float64)", ""};
+      return {"ERR_NUMERICAL", what + " (a setting or input too large for the dtype; use smaller values or float64)",
+              ""};
     }
     return {"ERR_NATIVE", what, ""};
   } catch (...) {
@@ -95,7 +96,8 @@ at::Tensor tensor_from_js(const Napi::Value& value, const std::string& field) {
   Napi::Value data = obj.Get("data");
   Napi::Value shape_v = obj.Get("shape");
   if (!data.IsTypedArray() || !shape_v.IsArray()) {
-    throw make_error(env, "ERR_INVALID_ARGUMENT", field + ": expected {data: Float32Array|Float64Array, shape: number[]}");
+    throw make_error(env, "ERR_INVALID_ARGUMENT",
+                     field + ": expected {data: Float32Array|Float64Array, shape: number[]}");
   }
   Napi::TypedArray typed = data.As<Napi::TypedArray>();
   at::ScalarType dtype;
@@ -109,8 +111,7 @@ at::Tensor tensor_from_js(const Napi::Value& value, const std::string& field) {
       dtype = at::kDouble;
       ptr = data.As<Napi::Float64Array>().Data();
       break;
-    default:
-      throw make_error(env, "ERR_INVALID_ARGUMENT", field + ".data: expected Float32Array or Float64Array");
+    default: throw make_error(env, "ERR_INVALID_ARGUMENT", field + ".data: expected Float32Array or Float64Array");
   }
   Napi::Array shape_a = shape_v.As<Napi::Array>();
   std::vector<int64_t> shape(shape_a.Length());
@@ -141,8 +142,9 @@ at::Tensor tensor_from_js(const Napi::Value& value, const std::string& field) {
     return at::from_blob(ptr, shape, strides, options);
   }
   if (numel != length) {
-    throw make_error(env, "ERR_INVALID_ARGUMENT",
-                     field + ": shape holds " + std::to_string(numel) + " elements but data has " + std::to_string(length));
+    throw make_error(
+        env, "ERR_INVALID_ARGUMENT",
+        field + ": shape holds " + std::to_string(numel) + " elements but data has " + std::to_string(length));
   }
   return at::from_blob(ptr, shape, options);
 }
@@ -152,7 +154,8 @@ at::Tensor finite_tensor_from_js(const Napi::Value& value, const std::string& fi
   if (t.numel() == 0) return t;
   bool finite;
   if (t.is_contiguous()) {
-    finite = t.scalar_type() == at::kDouble ? all_finite(t.data_ptr<double>(), t.numel()) : all_finite(t.data_ptr<float>(), t.numel());
+    finite = t.scalar_type() == at::kDouble ? all_finite(t.data_ptr<double>(), t.numel())
+                                            : all_finite(t.data_ptr<float>(), t.numel());
   } else {
     finite = at::isfinite(t).all().item<bool>();
   }
@@ -167,8 +170,8 @@ at::Tensor finite_tensor_from_js(const Napi::Value& value, const std::string& fi
     element = element.select(0, i);
   }
   throw make_error(value.Env(), "ERR_INVALID_ARGUMENT",
-                   "Expected finite numbers for " + field + " but " + field + (t.dim() ? "[" + index + "]" : "") + " is " +
-                       js_number(element.item<double>()));
+                   "Expected finite numbers for " + field + " but " + field + (t.dim() ? "[" + index + "]" : "") +
+                       " is " + js_number(element.item<double>()));
 }
 
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor) {
@@ -186,7 +189,8 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor) {
     data = arr;
   }
   Napi::Array shape = Napi::Array::New(env, t.dim());
-  for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
+  for (int64_t i = 0; i < t.dim(); ++i)
+    shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));
   Napi::Object out = Napi::Object::New(env);
   out.Set("data", data);
   out.Set("shape", shape);
@@ -196,7 +200,9 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& tensor) {
 namespace {
 [[noreturn]] void missing(const char* key, const char* what, const Napi::Value& v) {
   throw sde::invalid_argument(std::string("Expected ") + what + " for '" + key + "' but received " +
-                              (v.IsUndefined() ? "nothing" : v.IsNull() ? "null" : "another type"));
+                              (v.IsUndefined() ? "nothing"
+                               : v.IsNull()    ? "null"
+                                               : "another type"));
 }
 }  // namespace
 
@@ -296,7 +302,8 @@ class TaskWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
       deferred_.Reject(callback_error_->Value());
       return;
     }
-    deferred_.Reject(make_error(env, failure_.code.empty() ? "ERR_NATIVE" : failure_.code, e.Message(), failure_.option).Value());
+    deferred_.Reject(
+        make_error(env, failure_.code.empty() ? "ERR_NATIVE" : failure_.code, e.Message(), failure_.option).Value());
   }
 
  private:

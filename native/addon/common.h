@@ -15,7 +15,8 @@ namespace addon {
 
 // A JS Error with a `code` property (the TS layer maps codes to Error classes) and, for
 // ERR_LIMIT, an `option` property naming the setting that raises the limit.
-Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message, const std::string& option = "");
+Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message,
+                       const std::string& option = "");
 
 // Runs `body`, turning engine, LibTorch and standard exceptions into JS errors with codes,
 // so nothing thrown natively can take the process down.
@@ -71,7 +72,7 @@ using Task = std::function<ResultFn(const ProgressFn&)>;
 
 // Runs `task` on the libuv pool and returns a Promise for its result. `keep_alive` holds the
 // JS objects whose memory the task reads (typed arrays viewed without copies).
-Napi::Promise run_async(Napi::Env env, Task task, Napi::Value on_progress,
-                        std::vector<Napi::Value> keep_alive, const char* name);
+Napi::Promise run_async(Napi::Env env, Task task, Napi::Value on_progress, std::vector<Napi::Value> keep_alive,
+                        const char* name);
 
 }  // namespace addon

@@ -107,7 +107,8 @@ Napi::Value elementwise(const Napi::CallbackInfo& info) {
       return tensor_to_js(info.Env(), out);
     }
     const size_t dot = name.find('.');
-    if (dot == std::string::npos) throw sde::invalid_argument("Expected 'tanh' for name but received '" + name + "' (or '<route>.<activation>')");
+    if (dot == std::string::npos)
+      throw sde::invalid_argument("Expected 'tanh' for name but received '" + name + "' (or '<route>.<activation>')");
     const auto [value, slope] = activation_by(name.substr(0, dot), sde::parse_activation(name.substr(dot + 1)), t);
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("value", tensor_to_js(info.Env(), value));

@@ -1,8 +1,8 @@
 // Data-parallel training for JavaScript: a process group (native/dist) whose joining and
 // collectives run off the JS thread and return Promises, and the gradient hook it sets on a
 // model. Marshalling only: lib/distributed.ts validates and orders the calls.
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
 #include <memory>
@@ -26,12 +26,15 @@ struct GroupSlot {
 class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "ProcessGroup",
-                       {InstanceMethod("init", &ProcessGroupHandle::init), InstanceMethod("allReduce", &ProcessGroupHandle::all_reduce),
-                        InstanceMethod("broadcast", &ProcessGroupHandle::broadcast), InstanceMethod("barrier", &ProcessGroupHandle::barrier),
-                        InstanceMethod("attachGradients", &ProcessGroupHandle::attach_gradients),
-                        InstanceMethod("detachGradients", &ProcessGroupHandle::detach_gradients),
-                        InstanceMethod("stats", &ProcessGroupHandle::stats), InstanceMethod("destroy", &ProcessGroupHandle::destroy)});
+    return DefineClass(
+        env, "ProcessGroup",
+        {InstanceMethod("init", &ProcessGroupHandle::init),
+         InstanceMethod("allReduce", &ProcessGroupHandle::all_reduce),
+         InstanceMethod("broadcast", &ProcessGroupHandle::broadcast),
+         InstanceMethod("barrier", &ProcessGroupHandle::barrier),
+         InstanceMethod("attachGradients", &ProcessGroupHandle::attach_gradients),
+         InstanceMethod("detachGradients", &ProcessGroupHandle::detach_gradients),
+         InstanceMethod("stats", &ProcessGroupHandle::stats), InstanceMethod("destroy", &ProcessGroupHandle::destroy)});
   }
 
   explicit ProcessGroupHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProcessGroupHandle>(info) {}
@@ -39,7 +42,8 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
  private:
   std::shared_ptr<dist::ProcessGroup> group(Napi::Env env) const {
     std::lock_guard<std::mutex> lock(slot_->mutex);
-    if (!slot_->group) throw make_error(env, "ERR_DISTRIBUTED", "the process group is not initialised, or was destroyed");
+    if (!slot_->group)
+      throw make_error(env, "ERR_DISTRIBUTED", "the process group is not initialised, or was destroyed");
     return slot_->group;
   }
 
@@ -114,7 +118,9 @@ class ProcessGroupHandle : public Napi::ObjectWrap<ProcessGroupHandle> {
     return guarded(info.Env(), [&]() -> Napi::Value {
       auto g = group(info.Env());
       auto model = share_idle_bnn_model(info[0]);
-      if (!averager_) averager_ = std::make_shared<dist::GradientAverager>(g, static_cast<int64_t>(info[1].As<Napi::Number>().Int64Value()));
+      if (!averager_)
+        averager_ =
+            std::make_shared<dist::GradientAverager>(g, static_cast<int64_t>(info[1].As<Napi::Number>().Int64Value()));
       auto averager = averager_;
       model->set_gradient_hook([averager](const bnn::NamedTensors& params) { (*averager)(params); });
       return info.Env().Undefined();

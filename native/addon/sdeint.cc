@@ -55,8 +55,9 @@ std::shared_ptr<sde::SDE> make_sde(const Napi::Object& spec) {
   const at::TensorOptions options = tensor_options(spec);
   const sde::SdeType sde_type = sde::parse_sde_type(get_string(spec, "sdeType"));
   if (type == "gbm") {
-    return std::make_shared<sde::GeometricBrownianMotion>(numbers(spec.Get("mu"), options), numbers(spec.Get("sigma"), options),
-                                                          sde::parse_noise_type(get_string(spec, "noiseType")), sde_type);
+    return std::make_shared<sde::GeometricBrownianMotion>(
+        numbers(spec.Get("mu"), options), numbers(spec.Get("sigma"), options),
+        sde::parse_noise_type(get_string(spec, "noiseType")), sde_type);
   }
   if (type == "ou") {
     return std::make_shared<sde::OrnsteinUhlenbeck>(get_number(spec, "theta"), get_number(spec, "mu"),
@@ -75,7 +76,9 @@ std::shared_ptr<sde::SDE> make_sde(const Napi::Object& spec) {
     n.drift = mlp_spec(spec.Get("drift").As<Napi::Object>());
     Napi::Object diffusion = spec.Get("diffusion").As<Napi::Object>();
     const std::string kind = get_string(diffusion, "kind");
-    n.diffusion_kind = kind == "mlp" ? sde::DiffusionKind::Mlp : kind == "constant" ? sde::DiffusionKind::Constant : sde::DiffusionKind::ScaledTanh;
+    n.diffusion_kind = kind == "mlp"        ? sde::DiffusionKind::Mlp
+                       : kind == "constant" ? sde::DiffusionKind::Constant
+                                            : sde::DiffusionKind::ScaledTanh;
     n.diffusion = mlp_spec(diffusion);
     n.diffusion_output = sde::parse_activation(get_string(diffusion, "output"));
     n.diffusion_offset = get_number(diffusion, "offset");
@@ -94,7 +97,8 @@ class SdeHandle : public Napi::ObjectWrap<SdeHandle> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeSDE",
-                       {InstanceMethod("parameters", &SdeHandle::parameters), InstanceMethod("setParameter", &SdeHandle::set_parameter),
+                       {InstanceMethod("parameters", &SdeHandle::parameters),
+                        InstanceMethod("setParameter", &SdeHandle::set_parameter),
                         InstanceMethod("exact", &SdeHandle::exact), InstanceMethod("dispose", &SdeHandle::dispose)});
   }
 
@@ -248,7 +252,8 @@ SolveJob prepare(const Napi::CallbackInfo& info, bool with_gradients) {
   job.bm = job.owned_bm.get();
   // Incompatible combinations fail here, synchronously, before any work is queued.
   sde::check_solve(*job.sde, job.y0, job.ts, *job.bm, job.options);
-  if (with_gradients && job.adjoint) sde::check_adjoint_method(job.options.method, job.adjoint_options.method, *job.sde);
+  if (with_gradients && job.adjoint)
+    sde::check_adjoint_method(job.options.method, job.adjoint_options.method, *job.sde);
   return job;
 }
 
@@ -270,8 +275,11 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
         const double done = std::string(stage) == "forward" ? (t - t0) / span : (job->ts.back() - t) / span;
         if (done < next_report && done < 1.0) return;
         next_report = done + 0.05;
-        progress({stage, {{"fraction", done}, {"t", t}, {"nfe", static_cast<double>(s.nfe)},
-                          {"stepsAccepted", static_cast<double>(s.steps_accepted)}}});
+        progress({stage,
+                  {{"fraction", done},
+                   {"t", t},
+                   {"nfe", static_cast<double>(s.nfe)},
+                   {"stepsAccepted", static_cast<double>(s.steps_accepted)}}});
       };
       if (!with_gradients) {
         at::NoGradGuard no_grad;
@@ -286,10 +294,10 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
         };
       }
       sde::GradientResult r =
-          job->adjoint
-              ? sde::adjoint_gradients(*job->sde, job->y0, job->ts, *job->bm, job->options, job->adjoint_options, job->grad_ys,
-                                       [&](double t, const sde::SolveStats& s) { report("backward", t, s); })
-              : sde::backprop_gradients(*job->sde, job->y0, job->ts, *job->bm, job->options, job->grad_ys);
+          job->adjoint ? sde::adjoint_gradients(*job->sde, job->y0, job->ts, *job->bm, job->options,
+                                                job->adjoint_options, job->grad_ys,
+                                                [&](double t, const sde::SolveStats& s) { report("backward", t, s); })
+                       : sde::backprop_gradients(*job->sde, job->y0, job->ts, *job->bm, job->options, job->grad_ys);
       std::vector<std::string> names;
       if (auto* neural = dynamic_cast<sde::NeuralSDE*>(job->sde.get())) {
         for (auto& [name, p] : neural->named_parameters()) names.push_back(name);
@@ -301,7 +309,8 @@ Napi::Value run_solve(const Napi::CallbackInfo& info, bool with_gradients) {
         o.Set("ys", tensor_to_js(env, r.ys));
         o.Set("gradY0", tensor_to_js(env, r.grad_y0));
         Napi::Object grads = Napi::Object::New(env);
-        for (size_t i = 0; i < r.grad_params.size() && i < names.size(); ++i) grads.Set(names[i], tensor_to_js(env, r.grad_params[i]));
+        for (size_t i = 0; i < r.grad_params.size() && i < names.size(); ++i)
+          grads.Set(names[i], tensor_to_js(env, r.grad_params[i]));
         o.Set("gradParams", grads);
         o.Set("stats", stats_to_js(env, r.forward));
         o.Set("adjointStats", stats_to_js(env, r.backward));
@@ -343,7 +352,9 @@ Napi::Value methods(const Napi::CallbackInfo& info) {
       o.Set("adaptive", m.adaptive);
       Napi::Object adjoint = Napi::Object::New(env);
       adjoint.Set("noiseTypes", names(m.adjoint_noise_types));
-      adjoint.Set("requiresMethod", m.adjoint_needs_same_method ? Napi::Value(Napi::String::New(env, sde::to_string(m.method))) : env.Null());
+      adjoint.Set("requiresMethod", m.adjoint_needs_same_method
+                                        ? Napi::Value(Napi::String::New(env, sde::to_string(m.method)))
+                                        : env.Null());
       o.Set("adjoint", adjoint);
       out.Set(static_cast<uint32_t>(i), o);
     }

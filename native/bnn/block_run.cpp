@@ -20,7 +20,8 @@ using torch::autograd::variable_list;
 struct AdjointSolveFn : public torch::autograd::Function<AdjointSolveFn> {
   static at::Tensor forward(AutogradContext* ctx, std::shared_ptr<BlockRun> run, const at::Tensor& y0, at::TensorList) {
     BlockRun* r = run.get();
-    sde::Solution s = sde::sdeint(*r->sde, y0, {0.0, 1.0}, *r->bm, r->options, [r](double t, const sde::SolveStats&) { r->t_end = t; });
+    sde::Solution s = sde::sdeint(*r->sde, y0, {0.0, 1.0}, *r->bm, r->options,
+                                  [r](double t, const sde::SolveStats&) { r->t_end = t; });
     r->forward = s.stats;
     ctx->saved_data["run"] = sde::keep(std::move(run));
     ctx->save_for_backward({y0});
@@ -53,8 +54,9 @@ struct BufferedSolveFn : public torch::autograd::Function<BufferedSolveFn> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto run = sde::kept<BlockRun>(ctx->saved_data["run"]);
-    const at::Tensor g1 =
-        grads[0].defined() ? grads[0] : at::zeros({run->sde->layout().size()}, run->sde->parameters().front().options());
+    const at::Tensor g1 = grads[0].defined()
+                              ? grads[0]
+                              : at::zeros({run->sde->layout().size()}, run->sde->parameters().front().options());
     auto [grad_y0, grad_params] = run->buffered_gradients(g1);
     variable_list out{at::Tensor(), grad_y0};
     out.insert(out.end(), grad_params.begin(), grad_params.end());
@@ -85,7 +87,8 @@ std::pair<at::Tensor, std::vector<at::Tensor>> BlockRun::buffered_gradients(cons
 }
 
 std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool gradients,
-                                    const std::shared_ptr<Dynamics>& dynamics, const std::shared_ptr<Hypernet>& hypernet,
+                                    const std::shared_ptr<Dynamics>& dynamics,
+                                    const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
                                     const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise) {
   auto run = std::make_shared<BlockRun>();
@@ -127,14 +130,15 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
   return run;
 }
 
-at::Tensor solve_block(const std::shared_ptr<BlockRun>& run, const at::Tensor& y0, const std::vector<at::Tensor>& params,
-                       bool graph) {
+at::Tensor solve_block(const std::shared_ptr<BlockRun>& run, const at::Tensor& y0,
+                       const std::vector<at::Tensor>& params, bool graph) {
   if (run->route == sde::Route::Buffered) {
     return graph ? BufferedSolveFn::apply(run, y0, at::TensorList(params)) : run->solve_buffered(y0);
   }
   if (graph && run->adjoint) return AdjointSolveFn::apply(run, y0, at::TensorList(params));
   BlockRun* r = run.get();
-  sde::Solution s = sde::sdeint(*r->sde, y0, {0.0, 1.0}, *r->bm, r->options, [r](double t, const sde::SolveStats&) { r->t_end = t; });
+  sde::Solution s =
+      sde::sdeint(*r->sde, y0, {0.0, 1.0}, *r->bm, r->options, [r](double t, const sde::SolveStats&) { r->t_end = t; });
   r->forward = s.stats;
   return s.ys.select(0, 1);
 }

@@ -43,14 +43,15 @@ uint64_t draw_seed(at::Generator& gen);
 // for the buffered route, its solve (mode: Forward without gradients; Backprop or Adjoint by
 // config.solver.gradient), buffers from `pool`.
 std::shared_ptr<BlockRun> start_run(const BnnConfig& config, sde::Route route, bool gradients,
-                                    const std::shared_ptr<Dynamics>& dynamics, const std::shared_ptr<Hypernet>& hypernet,
+                                    const std::shared_ptr<Dynamics>& dynamics,
+                                    const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
                                     const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise);
 
 // y(1) from the flat state y0. With `graph`, y(1) is differentiable: one autograd node per block
 // (the buffered route's own sweep; the general solver's stochastic adjoint), or autograd through
 // the general solver's steps (backprop). Without, no graph.
-at::Tensor solve_block(const std::shared_ptr<BlockRun>& run, const at::Tensor& y0, const std::vector<at::Tensor>& params,
-                       bool graph);
+at::Tensor solve_block(const std::shared_ptr<BlockRun>& run, const at::Tensor& y0,
+                       const std::vector<at::Tensor>& params, bool graph);
 
 }  // namespace bnn

@@ -16,14 +16,13 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-
 // One evaluation of the block's drift (and the hypernetwork output the noise term needs) as a
 // single autograd node with a hand-written backward: the forward is plain ATen work without a
 // graph, the backward composes the dynamics' and the hypernetwork's VJPs. Outputs:
 // [drift (empty when the dynamics were skipped), g, g_sg (stl only)].
 struct BlockFn : public torch::autograd::Function<BlockFn> {
-  static variable_list forward(AutogradContext* ctx, const BlockSDE* block, double t, bool with_dynamics, const at::Tensor& y,
-                               at::TensorList params) {
+  static variable_list forward(AutogradContext* ctx, const BlockSDE* block, double t, bool with_dynamics,
+                               const at::Tensor& y, at::TensorList params) {
     std::vector<at::Tensor> p(params.begin(), params.end());
     Cache hyper_cache, dyn_cache;
     BlockSDE::Eval e = block->evaluate_raw(t, y, p, with_dynamics, &hyper_cache, with_dynamics ? &dyn_cache : nullptr);
@@ -52,7 +51,8 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto dynamics = sde::kept<const Dynamics>(ctx->saved_data["dynamics"]);
     const auto hypernet = sde::kept<const Hypernet>(ctx->saved_data["hypernet"]);
-    const auto bank = ctx->saved_data.find("bank") != ctx->saved_data.end() ? sde::kept<GradBank>(ctx->saved_data["bank"]) : nullptr;
+    const auto bank =
+        ctx->saved_data.find("bank") != ctx->saved_data.end() ? sde::kept<GradBank>(ctx->saved_data["bank"]) : nullptr;
     const int64_t nh = ctx->saved_data["nh"].toInt(), w_dim = ctx->saved_data["w_dim"].toInt();
     const double sigma = ctx->saved_data["sigma"].toDouble();
     const double t = ctx->saved_data["t"].toDouble();
@@ -136,9 +136,13 @@ BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<con
 at::Tensor BlockSDE::pack(const at::Tensor& h, const at::Tensor& w0) const {
   return at::cat({dynamics_->to_state(h), w0, at::zeros({layout_.tail}, w0.options())});
 }
-at::Tensor BlockSDE::h_of(const at::Tensor& y) const { return dynamics_->from_state(y.narrow(0, 0, layout_.nh), layout_.batch); }
+at::Tensor BlockSDE::h_of(const at::Tensor& y) const {
+  return dynamics_->from_state(y.narrow(0, 0, layout_.nh), layout_.batch);
+}
 at::Tensor BlockSDE::w_of(const at::Tensor& y) const { return y.narrow(0, layout_.nh, layout_.w_dim); }
-at::Tensor BlockSDE::kl_of(const at::Tensor& y) const { return y.narrow(0, layout_.nh + layout_.w_dim, layout_.tail).sum(); }
+at::Tensor BlockSDE::kl_of(const at::Tensor& y) const {
+  return y.narrow(0, layout_.nh + layout_.w_dim, layout_.tail).sum();
+}
 
 BlockSDE::Eval BlockSDE::evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params,
                                       bool with_dynamics, Cache* hyper_cache, Cache* dyn_cache, bool reference) const {

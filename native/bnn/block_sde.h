@@ -25,9 +25,9 @@ std::string shape_string(at::IntArrayRef shape);
 
 struct BlockLayout {
   int64_t batch = 0;
-  int64_t nh = 0;                // numel of h in the dynamics' state layout
+  int64_t nh = 0;  // numel of h in the dynamics' state layout
   int64_t w_dim = 0;
-  int64_t tail = 1;              // kl (and kl_dB)
+  int64_t tail = 1;  // kl (and kl_dB)
   int64_t size() const { return nh + w_dim + tail; }
 };
 

@@ -18,7 +18,11 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 
  public:
   BlockSystem(const BlockSDE& sde, sde::BufferPool& pool)
-      : sde_(sde), pool_(pool), L_(sde.layout()), sigma_(sde.sigma()), estimator_(sde.estimator()),
+      : sde_(sde),
+        pool_(pool),
+        L_(sde.layout()),
+        sigma_(sde.sigma()),
+        estimator_(sde.estimator()),
         options_(at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value)) {
     for (const at::Tensor& p : sde.parameters()) params_.push_back(p.detach().contiguous());
     weights_ = Mlp::weights(params_);
@@ -156,12 +160,12 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 
 }  // namespace
 
-std::unique_ptr<sde::BufferedSolve> make_block_solve(const BlockSDE& sde, sde::BrownianMotion& bm, sde::BufferedMode mode,
-                                                     const sde::StepOptions& options, const sde::StepOptions& adjoint_options,
-                                                     sde::BufferPool& pool) {
+std::unique_ptr<sde::BufferedSolve> make_block_solve(const BlockSDE& sde, sde::BrownianMotion& bm,
+                                                     sde::BufferedMode mode, const sde::StepOptions& options,
+                                                     const sde::StepOptions& adjoint_options, sde::BufferPool& pool) {
   if (sde.parameters().front().scalar_type() == c10::kDouble) {
-    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {0.0, 1.0}, options,
-                                            adjoint_options, pool);
+    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {0.0, 1.0},
+                                            options, adjoint_options, pool);
   }
   return sde::make_buffered_solve<float>(std::make_unique<BlockSystem<float>>(sde, pool), bm, mode, {0.0, 1.0}, options,
                                          adjoint_options, pool);

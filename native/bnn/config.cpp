@@ -20,12 +20,14 @@ Likelihood parse_likelihood(const std::string& name) {
   if (name == "categorical") return Likelihood::Categorical;
   if (name == "gaussian") return Likelihood::Gaussian;
   if (name == "laplace") return Likelihood::Laplace;
-  throw sde::invalid_argument("Expected 'categorical', 'gaussian' or 'laplace' for config.likelihood but received '" + name + "'");
+  throw sde::invalid_argument("Expected 'categorical', 'gaussian' or 'laplace' for config.likelihood but received '" +
+                              name + "'");
 }
 GradientRoute parse_gradient_route(const std::string& name) {
   if (name == "backprop") return GradientRoute::Backprop;
   if (name == "adjoint") return GradientRoute::Adjoint;
-  throw sde::invalid_argument("Expected 'backprop' or 'adjoint' for config.solver.gradient but received '" + name + "'");
+  throw sde::invalid_argument("Expected 'backprop' or 'adjoint' for config.solver.gradient but received '" + name +
+                              "'");
 }
 W0Init parse_w0_init(const std::string& name) {
   if (name == "normal") return W0Init::Normal;

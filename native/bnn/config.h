@@ -46,7 +46,7 @@ struct SolverConfig {
 struct BnnConfig {
   Kind kind{};
   std::vector<int64_t> input_shape;  // mlp: [D]; conv: [C, H, W]
-  int64_t aug = 0;  // zero channels (conv) or dimensions (mlp) appended to h_0
+  int64_t aug = 0;                   // zero channels (conv) or dimensions (mlp) appended to h_0
 
   // mlp dynamics: Linear(d, hidden[0]) act ... Linear(hidden[-1], d), d = D + aug
   std::vector<int64_t> hidden;
@@ -56,7 +56,7 @@ struct BnnConfig {
   int64_t mlp_blocks = 0;    // mlp: consecutive SDE blocks
 
   // conv dynamics: conv3x3(C+1 -> width) act conv3x3(width+1 -> C), t as a constant channel
-  int64_t stem_channels = 0;   // 0: no stem
+  int64_t stem_channels = 0;    // 0: no stem
   std::vector<int64_t> blocks;  // blocks per stage; space-to-depth x2 between stages
   std::vector<int64_t> widths;  // conv hidden width per stage
   Activation conv_activation{};

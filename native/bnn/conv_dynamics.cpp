@@ -77,7 +77,6 @@ at::Tensor ConvDynamics::mask(int64_t batch, const at::TensorOptions& options) c
   return mask_;
 }
 
-
 at::Tensor ConvDynamics::to_state(const at::Tensor& h) const {
   return at::constant_pad_nd(h, {1, 1, 1, 1}).permute({1, 0, 2, 3}).reshape({-1});
 }
@@ -203,10 +202,17 @@ void time_kernel_grad(const std::vector<T*>& d, const Grid& ig, int64_t height, 
     double top = 0, bottom = 0, left = 0, right = 0;
     for (int64_t x = 0; x < width; ++x) top += r[first + x], bottom += r[last_row + x];
     for (int64_t y = 0; y < height; ++y) left += r[first + y * wp], right += r[first + y * wp + width - 1];
-    const double corner[3][3] = {{r[first], 0, r[first + width - 1]}, {0, 0, 0}, {r[last_row], 0, r[last_row + width - 1]}};
+    const double corner[3][3] = {
+        {r[first], 0, r[first + width - 1]}, {0, 0, 0}, {r[last_row], 0, r[last_row + width - 1]}};
     for (int tap = 0; tap < 9; ++tap) {
       const int ky = tap / 3, kx = tap % 3;
-      const double outside = (ky == 0 ? top : ky == 2 ? bottom : 0) + (kx == 0 ? left : kx == 2 ? right : 0) - corner[ky][kx];
+      const double outside = (ky == 0   ? top
+                              : ky == 2 ? bottom
+                                        : 0) +
+                             (kx == 0   ? left
+                              : kx == 2 ? right
+                                        : 0) -
+                             corner[ky][kx];
       G[static_cast<int64_t>(m) * g_row + tap] = static_cast<T>(t * (static_cast<double>(total[m]) - outside));
     }
   }
@@ -225,7 +231,12 @@ struct ForwardPass {
   at::TensorOptions options;
 
   ForwardPass(const ConvShape& shape, double t, const at::Tensor& w, const at::Tensor& mask_all, const Grid& grid)
-      : sh(shape), g(grid), ig(image_grid(grid)), off(tap_offsets(grid)), mask(mask_all.data_ptr<T>()), options(w.options()) {
+      : sh(shape),
+        g(grid),
+        ig(image_grid(grid)),
+        off(tap_offsets(grid)),
+        mask(mask_all.data_ptr<T>()),
+        options(w.options()) {
     const ConvSlices k = conv_slices(w, sh.c, sh.hidden);
     init1 = time_and_bias<T>(k.k1, k.b1, t, mask, ig, off.fwd);
     init2 = time_and_bias<T>(k.k2, k.b2, t, mask, ig, off.fwd);
@@ -241,7 +252,8 @@ struct ForwardPass {
     const std::vector<T*> x1r = rows(const_cast<T*>(h) + c0, c, g.np);
     const at::Tensor z1 = ws.get({hidden, ig.len}, options);
     const std::vector<T*> z1r = rows(z1.data_ptr<T>(), hidden, ig.len);
-    conv::shifted_sum(hidden, c, k1h.data_ptr<T>(), shifted(x1r, ig.s).data(), off.fwd, init1r.data(), z1r.data(), ig.len);
+    conv::shifted_sum(hidden, c, k1h.data_ptr<T>(), shifted(x1r, ig.s).data(), off.fwd, init1r.data(), z1r.data(),
+                      ig.len);
     // X2 = act(z1) inside the image, zero on its borders
     for (T* row : x2r) zero_borders(row, ig);
     if (sh.activation == Activation::Softplus) {  // the default: one pass per row
@@ -278,11 +290,19 @@ struct VjpPass {
   at::TensorOptions options;
 
   VjpPass(const ConvShape& shape, double time, const at::Tensor& w, const at::Tensor& mask_all, const Grid& grid)
-      : sh(shape), t(time), g(grid), ig(image_grid(grid)), off(tap_offsets(grid)), mask(mask_all.data_ptr<T>()),
-        w_dim(w.numel()), n_k1(sh.hidden * (sh.c + 1) * 9), n_k2(sh.c * (sh.hidden + 1) * 9), options(w.options()) {
+      : sh(shape),
+        t(time),
+        g(grid),
+        ig(image_grid(grid)),
+        off(tap_offsets(grid)),
+        mask(mask_all.data_ptr<T>()),
+        w_dim(w.numel()),
+        n_k1(sh.hidden * (sh.c + 1) * 9),
+        n_k2(sh.c * (sh.hidden + 1) * 9),
+        options(w.options()) {
     const ConvSlices k = conv_slices(w, sh.c, sh.hidden);
     k1t = k.k1.narrow(1, 0, sh.c).transpose(0, 1).contiguous();  // [C, hidden, 3, 3]
-    k2t = k.k2.transpose(0, 1).contiguous();                      // [hidden + 1, C, 3, 3]
+    k2t = k.k2.transpose(0, 1).contiguous();                     // [hidden + 1, C, 3, 3]
     part = at::empty({g.batch, w_dim}, options);
   }
 
@@ -306,7 +326,8 @@ struct VjpPass {
     // unshifted), the time channel from the sums of vm
     conv::shifted_dot(hidden, c, shifted(x2r, ig.s).data(), shifted(vmr, ig.s).data(), off.back, kgrad, ig.len);
     for (int64_t co = 0; co < c; ++co) {
-      for (int64_t ci = 0; ci < hidden; ++ci) std::copy_n(kgrad + (ci * c + co) * 9, 9, dk2 + (co * (hidden + 1) + ci) * 9);
+      for (int64_t ci = 0; ci < hidden; ++ci)
+        std::copy_n(kgrad + (ci * c + co) * 9, 9, dk2 + (co * (hidden + 1) + ci) * 9);
     }
     time_kernel_grad(vmr, ig, sh.height, sh.width, t, db2, dk2 + hidden * 9, (hidden + 1) * 9);
     // d a1 = conv 2 transposed; dz1 = d a1 * act'(z1) * mask, inside zero margins for conv 1's transpose
@@ -347,8 +368,8 @@ void forward_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::T
   const at::TensorOptions options = h.options();
   for_each_image(g.batch, [&](int64_t i, sde::BufferPool& ws) {
     const at::Tensor scratch = x2.defined() ? at::Tensor() : ws.get({sh.hidden, np}, options);
-    const std::vector<T*> x2r = x2.defined() ? rows(x2.data_ptr<T>() + i * np, sh.hidden, g.np)
-                                             : rows(scratch.data_ptr<T>(), sh.hidden, np);
+    const std::vector<T*> x2r =
+        x2.defined() ? rows(x2.data_ptr<T>() + i * np, sh.hidden, g.np) : rows(scratch.data_ptr<T>(), sh.hidden, np);
     pass.image(i, h.data_ptr<T>(), x2r, out.data_ptr<T>(), ws);
   });
 }
@@ -367,8 +388,9 @@ void vjp_cpu(const ConvShape& sh, double t, const at::Tensor& w, const at::Tenso
 
 // Both at one point, image by image: X2 never leaves the thread's scratch (the adjoint's pattern).
 template <typename T>
-void forward_vjp_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask_all,
-                     const at::Tensor& v, const Grid& g, at::Tensor& out, at::Tensor& dh, at::Tensor& dw) {
+void forward_vjp_cpu(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w,
+                     const at::Tensor& mask_all, const at::Tensor& v, const Grid& g, at::Tensor& out, at::Tensor& dh,
+                     at::Tensor& dw) {
   const ForwardPass<T> forward(sh, t, w, mask_all, g);
   const VjpPass<T> backward(sh, t, w, mask_all, g);
   const int64_t np = image_grid(g).np;
@@ -396,8 +418,8 @@ at::Tensor im2col(const at::Tensor& h, const at::Tensor& mask, double t, int64_t
   return x1.view({(c + 1) * 9, g.len});
 }
 
-at::Tensor forward_aten(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w,
-                        const at::Tensor& mask, const Grid& g, at::Tensor& x2) {
+at::Tensor forward_aten(const ConvShape& sh, double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& mask,
+                        const Grid& g, at::Tensor& x2) {
   const int64_t c = sh.c, hidden = sh.hidden;
   const ConvSlices k = conv_slices(w, c, hidden);
   const at::Tensor in = h.view({c, g.np});
@@ -443,7 +465,8 @@ std::pair<at::Tensor, at::Tensor> vjp_aten(const ConvShape& sh, double t, const 
   // X2 is zero outside the window, so the window holds every term of dK2
   const at::Tensor x2w = x2.narrow(1, g.s, g.len);
   const at::Tensor dk2r = at::mm(v2, x2w.t());
-  const at::Tensor dz1 = sde::activation_backward(sh.activation, at::mm(k2t, v2), x2w.narrow(0, 0, hidden)).mul_(mask_w);
+  const at::Tensor dz1 =
+      sde::activation_backward(sh.activation, at::mm(k2t, v2), x2w.narrow(0, 0, hidden)).mul_(mask_w);
   const at::Tensor db1 = dz1.sum(1);
   const at::Tensor dk1 = at::mm(dz1, im2col(in, mask, t, c, g).t());
   // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
@@ -462,7 +485,8 @@ at::Tensor ConvDynamics::forward(double t, const at::Tensor& h, const at::Tensor
   return out;
 }
 
-void ConvDynamics::forward_into(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache, at::Tensor& out) const {
+void ConvDynamics::forward_into(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache,
+                                at::Tensor& out) const {
   const ConvShape sh{c_, hidden_, activation_, h_, w_};
   const Grid g = grid(h.numel(), c_, h_, w_);
   const at::Tensor mask_all = mask(g.batch, h.options());
@@ -475,7 +499,8 @@ void ConvDynamics::forward_into(double t, const at::Tensor& h, const at::Tensor&
   } else {
     if (cache) x2 = pool_.get({hidden_, g.np}, h.options());
     at::Tensor out2d = out.view({c_, g.np});
-    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "conv_forward", [&] { forward_cpu<scalar_t>(sh, t, hc, wc, mask_all, g, x2, out2d); });
+    AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "conv_forward",
+                               [&] { forward_cpu<scalar_t>(sh, t, hc, wc, mask_all, g, x2, out2d); });
   }
   if (cache) {
     cache->push_back(hc);
@@ -484,8 +509,8 @@ void ConvDynamics::forward_into(double t, const at::Tensor& h, const at::Tensor&
   }
 }
 
-void ConvDynamics::forward_vjp_into(double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& v, at::Tensor& out,
-                                    at::Tensor& dh, at::Tensor& dw) const {
+void ConvDynamics::forward_vjp_into(double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& v,
+                                    at::Tensor& out, at::Tensor& dh, at::Tensor& dw) const {
   if (!h.is_cpu()) {
     Cache cache;
     forward_into(t, h, w, &cache, out);
@@ -501,7 +526,8 @@ void ConvDynamics::forward_vjp_into(double t, const at::Tensor& h, const at::Ten
                              [&] { forward_vjp_cpu<scalar_t>(sh, t, hc, wc, mask_all, vc, g, out2d, dh2d, dw); });
 }
 
-std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
+std::pair<at::Tensor, at::Tensor> ConvDynamics::vjp(double t, const at::Tensor& w, const Cache& cache,
+                                                    const at::Tensor& v) const {
   at::Tensor dh = at::empty({v.numel()}, v.options()), dw = at::empty({w_dim_}, v.options());
   vjp_into(t, w, cache, v, dh, dw);
   return {dh, dw};
@@ -520,7 +546,8 @@ void ConvDynamics::vjp_into(double t, const at::Tensor& w, const Cache& cache, c
     return;
   }
   at::Tensor dh2d = dh.view({c_, g.np});
-  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "conv_vjp", [&] { vjp_cpu<scalar_t>(sh, t, wc, h, x2, mask_all, vc, g, dh2d, dw); });
+  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "conv_vjp",
+                             [&] { vjp_cpu<scalar_t>(sh, t, wc, h, x2, mask_all, vc, g, dh2d, dw); });
 }
 
 at::Tensor ConvDynamics::init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const {
@@ -577,10 +604,12 @@ class ConvDynamicsKernel : public DynamicsKernel<T> {
 
 }  // namespace
 
-std::unique_ptr<DynamicsKernel<float>> ConvDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, float) const {
+std::unique_ptr<DynamicsKernel<float>> ConvDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                            float) const {
   return std::make_unique<ConvDynamicsKernel<float>>(*this, state_numel(batch), slots, pool);
 }
-std::unique_ptr<DynamicsKernel<double>> ConvDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, double) const {
+std::unique_ptr<DynamicsKernel<double>> ConvDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                             double) const {
   return std::make_unique<ConvDynamicsKernel<double>>(*this, state_numel(batch), slots, pool);
 }
 

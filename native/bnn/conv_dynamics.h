@@ -23,13 +23,17 @@ class ConvDynamics : public Dynamics {
   at::Tensor from_state(const at::Tensor& flat, int64_t batch) const override;
   at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
   at::Tensor reference(double t, const at::Tensor& h, const at::Tensor& w) const override;
-  std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
-  std::unique_ptr<DynamicsKernel<float>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, float) const override;
-  std::unique_ptr<DynamicsKernel<double>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, double) const override;
+  std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache,
+                                        const at::Tensor& v) const override;
+  std::unique_ptr<DynamicsKernel<float>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                float) const override;
+  std::unique_ptr<DynamicsKernel<double>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                 double) const override;
   // The same into the caller's contiguous buffers (out, dh: state_numel; dw: w_dim), as the fast
   // solver steps: no allocation and no copy per evaluation.
   void forward_into(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache, at::Tensor& out) const;
-  void vjp_into(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v, at::Tensor& dh, at::Tensor& dw) const;
+  void vjp_into(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v, at::Tensor& dh,
+                at::Tensor& dw) const;
   // forward_into and vjp_into at one point, for a cotangent known beforehand (the adjoint's step):
   // on CPU image by image, the activations never leaving the worker's cache.
   void forward_vjp_into(double t, const at::Tensor& h, const at::Tensor& w, const at::Tensor& v, at::Tensor& out,

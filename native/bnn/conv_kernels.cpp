@@ -13,8 +13,8 @@ namespace {
 using sde::simd::Vec;
 using sde::simd::vload;
 using sde::simd::vstore;
-using sde::simd::wide_vectors;
 using sde::simd::Wide;
+using sde::simd::wide_vectors;
 
 // MB output rows x NB vectors of columns from j on, accumulated in registers over all K x 9 taps:
 // each tap's NB loads serve MB rows, each weight's broadcast NB vectors.
@@ -116,8 +116,8 @@ SDEBNN_INLINE void dot_rows(const T* const* a, const T* xk, const int64_t* off, 
 }
 
 template <typename T>
-SDEBNN_INLINE void shifted_dot_impl(int64_t M, int64_t K, const T* const* a, const T* const* x, const int64_t* off, T* G,
-                                    int64_t n) {
+SDEBNN_INLINE void shifted_dot_impl(int64_t M, int64_t K, const T* const* a, const T* const* x, const int64_t* off,
+                                    T* G, int64_t n) {
   const int64_t g_row = K * 9;
   const bool wide = wide_vectors();
   for (int64_t k = 0; k < K; ++k) {
@@ -154,7 +154,9 @@ SDEBNN_INLINE void softplus_row(bool wide, int64_t n, const float* z, float* out
     sde::simd::softplus(n, z, out, nullptr);
   }
 }
-SDEBNN_INLINE void softplus_row(bool, int64_t n, const double* z, double* out) { sde::simd::softplus(n, z, out, nullptr); }
+SDEBNN_INLINE void softplus_row(bool, int64_t n, const double* z, double* out) {
+  sde::simd::softplus(n, z, out, nullptr);
+}
 
 template <typename T>
 SDEBNN_INLINE void softplus_masked_impl(int64_t M, const T* const* z, const T* mask, T* const* out, int64_t n) {
@@ -211,7 +213,8 @@ SDEBNN_INLINE void slope_product_impl(Activation act, int64_t M, const double* c
 
 }  // namespace
 
-SDEBNN_CPU_CLONES void softplus_masked(int64_t M, const float* const* z, const float* mask, float* const* out, int64_t n) {
+SDEBNN_CPU_CLONES void softplus_masked(int64_t M, const float* const* z, const float* mask, float* const* out,
+                                       int64_t n) {
   softplus_masked_impl(M, z, mask, out, n);
 }
 SDEBNN_CPU_CLONES void softplus_masked(int64_t M, const double* const* z, const double* mask, double* const* out,
@@ -238,8 +241,8 @@ SDEBNN_CPU_CLONES void shifted_sum(int64_t M, int64_t K, const double* W, const 
                                    const double* const* init, double* const* out, int64_t n) {
   shifted_sum_impl(M, K, W, x, off, init, out, n);
 }
-SDEBNN_CPU_CLONES void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off,
-                                   float* G, int64_t n) {
+SDEBNN_CPU_CLONES void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x,
+                                   const int64_t* off, float* G, int64_t n) {
   shifted_dot_impl(M, K, a, x, off, G, n);
 }
 SDEBNN_CPU_CLONES void shifted_dot(int64_t M, int64_t K, const double* const* a, const double* const* x,

@@ -22,7 +22,8 @@ void shifted_sum(int64_t M, int64_t K, const double* W, const double* const* x, 
 
 // G[(m K + k) 9 + tap] = sum_{j < n} a[m][j] x[k][j + off[tap]], summed lane-wise then in a fixed order.
 // Fastest with many rows a and few rows x (rows of a share each shifted load of x).
-void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off, float* G, int64_t n);
+void shifted_dot(int64_t M, int64_t K, const float* const* a, const float* const* x, const int64_t* off, float* G,
+                 int64_t n);
 void shifted_dot(int64_t M, int64_t K, const double* const* a, const double* const* x, const int64_t* off, double* G,
                  int64_t n);
 

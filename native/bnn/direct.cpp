@@ -30,8 +30,8 @@ double kl_sum(const at::Tensor& y1, const BlockLayout& L) {
 // ([batch * d], zero elsewhere), its gradient times `coef` is added at the head's coordinates:
 // Gaussian (out - y) / s^2 / batch, Laplace sign(out - y) / b / batch (sign(0) = 0, as abs's).
 template <typename T>
-double head_nll(Likelihood lik, double scale, const T* h, int64_t batch, int64_t d, int64_t outputs, const T* y, double coef,
-                T* grad) {
+double head_nll(Likelihood lik, double scale, const T* h, int64_t batch, int64_t d, int64_t outputs, const T* y,
+                double coef, T* grad) {
   const double log_s = std::log(scale);
   const double half_log_2pi = 0.5 * std::log(2 * 3.14159265358979323846);
   double sum = 0;
@@ -55,7 +55,7 @@ double head_nll(Likelihood lik, double scale, const T* h, int64_t batch, int64_t
 }  // namespace
 
 LossResult BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, double beta,
-                                   Objective objective, bool check_finite) {
+                            Objective objective, bool check_finite) {
   at::NoGradGuard no_grad;
   const BnnConfig& c = config_;
   const bool is_double = options_.dtype().toScalarType() == at::kDouble;
@@ -69,7 +69,8 @@ LossResult BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at:
   for (auto& block : blocks_) {
     Block& b = *block;
     const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
-    const auto run = start_run(c, sde::Route::Buffered, true, b.dynamics, b.hypernet, b.hyper_params, batch, seed, options_, b.pool, false);
+    const auto run = start_run(c, sde::Route::Buffered, true, b.dynamics, b.hypernet, b.hyper_params, batch, seed,
+                               options_, b.pool, false);
     y1 = run->solve_buffered(run->sde->pack(h, b.mu.detach()));
     h = run->sde->h_of(y1);
     const BlockLayout& L = run->sde->layout();
@@ -87,8 +88,8 @@ LossResult BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at:
   at::Tensor g1 = at::zeros({last.size()}, options_);
   const at::Tensor y_head = target.contiguous();
   if (is_double) {
-    r.nll = head_nll<double>(c.likelihood, c.scale, y1.data_ptr<double>(), batch, d, c.outputs, y_head.data_ptr<double>(),
-                             kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<double>());
+    r.nll = head_nll<double>(c.likelihood, c.scale, y1.data_ptr<double>(), batch, d, c.outputs,
+                             y_head.data_ptr<double>(), kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<double>());
   } else {
     r.nll = head_nll<float>(c.likelihood, c.scale, y1.data_ptr<float>(), batch, d, c.outputs, y_head.data_ptr<float>(),
                             kl_only ? 0.0 : 1.0, kl_only ? nullptr : g1.data_ptr<float>());

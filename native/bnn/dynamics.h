@@ -52,10 +52,13 @@ class Dynamics {
   // The same function by differentiable ATen ops, for autograd.
   virtual at::Tensor reference(double t, const at::Tensor& h, const at::Tensor& w) const = 0;
   // (d h, d w) for the output cotangent v (flat, state layout) at the cached point.
-  virtual std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const = 0;
+  virtual std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache,
+                                                const at::Tensor& v) const = 0;
   // The raw CPU form for a solve of `batch` with `slots` stored evaluations, buffers from `pool`.
-  virtual std::unique_ptr<DynamicsKernel<float>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, float) const = 0;
-  virtual std::unique_ptr<DynamicsKernel<double>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, double) const = 0;
+  virtual std::unique_ptr<DynamicsKernel<float>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                        float) const = 0;
+  virtual std::unique_ptr<DynamicsKernel<double>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                         double) const = 0;
   // w_0 on CPU: N(0, std^2), or PyTorch's default layer init (fan-in uniform) per slice.
   virtual at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const = 0;
 };

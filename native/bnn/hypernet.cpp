@@ -34,12 +34,14 @@ std::vector<at::Tensor> Hypernet::init(at::Generator& gen, const at::TensorOptio
   return params;
 }
 
-at::Tensor Hypernet::forward(const std::vector<at::Tensor>& params, const at::Tensor& w, double t, sde::MlpCache* cache) const {
+at::Tensor Hypernet::forward(const std::vector<at::Tensor>& params, const at::Tensor& w, double t,
+                             sde::MlpCache* cache) const {
   return sde::mlp_forward(shape_, sde::MlpWeights::of_list(params), t, w.unsqueeze(0), cache).view({-1});
 }
 
-std::pair<std::vector<at::Tensor>, at::Tensor> Hypernet::vjp(const std::vector<at::Tensor>& params, const sde::MlpCache& cache,
-                                                             const at::Tensor& vp, const at::Tensor& vx, GradBank* bank) const {
+std::pair<std::vector<at::Tensor>, at::Tensor> Hypernet::vjp(const std::vector<at::Tensor>& params,
+                                                             const sde::MlpCache& cache, const at::Tensor& vp,
+                                                             const at::Tensor& vx, GradBank* bank) const {
   const sde::MlpWeights weights = sde::MlpWeights::of_list(params);
   sde::MlpGrads grads;
   grads.deltas_only = bank != nullptr;

@@ -42,7 +42,8 @@ class Hypernet {
   // stop-gradient on the parameters). Returns (d params, d w); with a bank, the parameters'
   // gradients go to the bank and come back undefined.
   std::pair<std::vector<at::Tensor>, at::Tensor> vjp(const std::vector<at::Tensor>& params, const sde::MlpCache& cache,
-                                                     const at::Tensor& vp, const at::Tensor& vx, GradBank* bank = nullptr) const;
+                                                     const at::Tensor& vp, const at::Tensor& vx,
+                                                     GradBank* bank = nullptr) const;
   // tr(d g / d w) at (w, t), exactly, by differentiable ATen ops.
   at::Tensor trace_jacobian(const std::vector<at::Tensor>& params, const at::Tensor& w, double t) const;
 

@@ -16,7 +16,8 @@ at::Tensor MlpDynamics::forward(double t, const at::Tensor& h, const at::Tensor&
   return sde::mlp_forward(shape_, sde::MlpWeights::of_flat(shape_, w), t, h.view({-1, d()}), cache).view({-1});
 }
 
-std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const {
+std::pair<at::Tensor, at::Tensor> MlpDynamics::vjp(double, const at::Tensor& w, const Cache& cache,
+                                                   const at::Tensor& v) const {
   at::Tensor dw = at::empty({w_dim()}, w.options());
   const sde::MlpWeights into = sde::MlpWeights::of_flat(shape_, dw);
   sde::MlpGrads grads;
@@ -51,10 +52,12 @@ class MlpDynamicsKernel : public DynamicsKernel<T> {
 
 }  // namespace
 
-std::unique_ptr<DynamicsKernel<float>> MlpDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, float) const {
+std::unique_ptr<DynamicsKernel<float>> MlpDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                           float) const {
   return std::make_unique<MlpDynamicsKernel<float>>(shape_, batch, slots, pool);
 }
-std::unique_ptr<DynamicsKernel<double>> MlpDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, double) const {
+std::unique_ptr<DynamicsKernel<double>> MlpDynamics::kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                            double) const {
   return std::make_unique<MlpDynamicsKernel<double>>(shape_, batch, slots, pool);
 }
 

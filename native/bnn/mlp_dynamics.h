@@ -14,10 +14,15 @@ class MlpDynamics : public Dynamics {
   at::Tensor to_state(const at::Tensor& h) const override { return h.reshape({-1}); }
   at::Tensor from_state(const at::Tensor& flat, int64_t batch) const override { return flat.view({batch, d()}); }
   at::Tensor forward(double t, const at::Tensor& h, const at::Tensor& w, Cache* cache) const override;
-  at::Tensor reference(double t, const at::Tensor& h, const at::Tensor& w) const override { return forward(t, h, w, nullptr); }
-  std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache, const at::Tensor& v) const override;
-  std::unique_ptr<DynamicsKernel<float>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, float) const override;
-  std::unique_ptr<DynamicsKernel<double>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool, double) const override;
+  at::Tensor reference(double t, const at::Tensor& h, const at::Tensor& w) const override {
+    return forward(t, h, w, nullptr);
+  }
+  std::pair<at::Tensor, at::Tensor> vjp(double t, const at::Tensor& w, const Cache& cache,
+                                        const at::Tensor& v) const override;
+  std::unique_ptr<DynamicsKernel<float>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                float) const override;
+  std::unique_ptr<DynamicsKernel<double>> kernel(int64_t batch, int64_t slots, sde::BufferPool& pool,
+                                                 double) const override;
   at::Tensor init_w0(W0Init init, double std, at::Generator& gen, const at::TensorOptions& options) const override;
   int64_t d() const { return shape_.sizes.front(); }
 

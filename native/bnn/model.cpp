@@ -1,8 +1,8 @@
 #include "bnn/model.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
@@ -95,8 +95,9 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
     for (size_t s = 0; s < c.blocks.size(); ++s) {
       if (s > 0) {
         if (H % 2 || W % 2) {
-          throw sde::invalid_argument("config.blocks: stage " + std::to_string(s) + " needs even spatial sizes for space-to-depth but has " +
-                                      std::to_string(H) + "x" + std::to_string(W));
+          throw sde::invalid_argument("config.blocks: stage " + std::to_string(s) +
+                                      " needs even spatial sizes for space-to-depth but has " + std::to_string(H) +
+                                      "x" + std::to_string(W));
         }
         C *= 4;
         H /= 2;
@@ -124,7 +125,8 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
       blocks_.push_back(std::move(block));
     }
     if (c.output_last && c.outputs > d) {
-      throw sde::invalid_argument("config.outputs (" + std::to_string(c.outputs) + ") exceeds the hidden size " + std::to_string(d));
+      throw sde::invalid_argument("config.outputs (" + std::to_string(c.outputs) + ") exceeds the hidden size " +
+                                  std::to_string(d));
     }
     feature = c.output_last ? 0 : d;
   }
@@ -142,7 +144,8 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
     std::vector<at::Tensor> hp = b.hypernet->init(train_gen_, cpu);
     for (size_t j = 0; j < hp.size(); ++j) {
       b.hyper_params.push_back(leaf(hp[j]));
-      params_.emplace_back(prefix + "hypernet." + std::to_string(j / 2) + (j % 2 ? ".bias" : ".weight"), b.hyper_params.back());
+      params_.emplace_back(prefix + "hypernet." + std::to_string(j / 2) + (j % 2 ? ".bias" : ".weight"),
+                           b.hyper_params.back());
     }
   }
   if (feature > 0) {
@@ -158,16 +161,18 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   optimizer_ = std::make_unique<Optimizer>(params_, AdamConfig{c.adam_beta1, c.adam_beta2, c.adam_eps, c.clip, c.ema});
 
   // Method checks against a block SDE (the engine's own messages, prefixed with the field).
-  BlockSDE probe(blocks_.front()->dynamics, blocks_.front()->hypernet, blocks_.front()->hyper_params, c.sigma, c.estimator,
-                 sde_type(c), 1, sde::Route::Fused);
+  BlockSDE probe(blocks_.front()->dynamics, blocks_.front()->hypernet, blocks_.front()->hyper_params, c.sigma,
+                 c.estimator, sde_type(c), 1, sde::Route::Fused);
   try {
     sde::check_method(c.solver.method, probe);
-    if (c.solver.gradient == GradientRoute::Adjoint) sde::check_adjoint_method(c.solver.method, c.solver.adjoint_method, probe);
+    if (c.solver.gradient == GradientRoute::Adjoint)
+      sde::check_adjoint_method(c.solver.method, c.solver.adjoint_method, probe);
   } catch (const sde::EngineError& e) {
     throw sde::invalid_argument(std::string("config.solver (estimator '") + to_string(c.estimator) + "'): " + e.what());
   }
   if (c.solver.adaptive && !sde::method_info(c.solver.method).adaptive) {
-    throw sde::invalid_argument(std::string("config.solver: ") + sde::to_string(c.solver.method) + " takes fixed steps only");
+    throw sde::invalid_argument(std::string("config.solver: ") + sde::to_string(c.solver.method) +
+                                " takes fixed steps only");
   }
 }
 
@@ -210,12 +215,14 @@ at::Tensor BnnModel::prepare_input(const at::Tensor& x) const {
 at::Tensor BnnModel::prepare_target(const at::Tensor& y, int64_t batch) const {
   if (config_.likelihood == Likelihood::Categorical) {
     if (y.numel() != batch) {
-      throw sde::invalid_argument("Expected " + std::to_string(batch) + " class labels in targets but received " + std::to_string(y.numel()));
+      throw sde::invalid_argument("Expected " + std::to_string(batch) + " class labels in targets but received " +
+                                  std::to_string(y.numel()));
     }
     at::Tensor labels = y.reshape({batch}).to(options_.dtype(at::kLong));
     const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
     if (lo < 0 || hi >= config_.outputs) {
-      throw sde::invalid_argument("Expected class labels in [0, " + std::to_string(config_.outputs - 1) + "] in targets");
+      throw sde::invalid_argument("Expected class labels in [0, " + std::to_string(config_.outputs - 1) +
+                                  "] in targets");
     }
     return labels;
   }
@@ -254,9 +261,10 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
       const double p = c.w0_prior_std;
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
-    const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed, options_, b.pool,
-                               deterministic);
-    const at::Tensor y1 = solve_block(run, run->sde->pack(h, w0), b.hyper_params, gradients && at::GradMode::is_enabled());
+    const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed,
+                               options_, b.pool, deterministic);
+    const at::Tensor y1 =
+        solve_block(run, run->sde->pack(h, w0), b.hyper_params, gradients && at::GradMode::is_enabled());
     h = run->sde->h_of(y1);
     f.kl_path = f.kl_path + run->sde->kl_of(y1);
     if (diagnostics) {
@@ -287,15 +295,16 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
 
 at::Tensor BnnModel::nll(const at::Tensor& out, const at::Tensor& y) const {
   switch (config_.likelihood) {
-    case Likelihood::Categorical:
-      return at::nll_loss(at::log_softmax(out, 1), y);
+    case Likelihood::Categorical: return at::nll_loss(at::log_softmax(out, 1), y);
     case Likelihood::Gaussian: {
-      const at::Tensor log_s = log_scale_.defined() ? log_scale_ : at::full({1}, std::log(config_.scale), out.options());
+      const at::Tensor log_s =
+          log_scale_.defined() ? log_scale_ : at::full({1}, std::log(config_.scale), out.options());
       const at::Tensor r = (y - out) * at::exp(-log_s);
       return (0.5 * r * r + log_s + 0.5 * std::log(2 * 3.14159265358979323846)).sum(1).mean();
     }
     case Likelihood::Laplace: {
-      const at::Tensor log_b = log_scale_.defined() ? log_scale_ : at::full({1}, std::log(config_.scale), out.options());
+      const at::Tensor log_b =
+          log_scale_.defined() ? log_scale_ : at::full({1}, std::log(config_.scale), out.options());
       return ((y - out).abs() * at::exp(-log_b) + log_b + std::log(2.0)).sum(1).mean();
     }
   }
@@ -308,8 +317,8 @@ void BnnModel::zero_grad() {
   for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
 }
 
-LossResult BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen, double beta,
-                                               Objective objective, bool check_finite) {
+LossResult BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor& target, at::Generator& gen,
+                                        double beta, Objective objective, bool check_finite) {
   const ModelRoute plan = route(true);
   if (!plan.graph) return direct(xin, target, gen, beta, objective, check_finite);
   at::AutoGradMode enable(true);
@@ -322,10 +331,11 @@ LossResult BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor&
   o.nll = nll_t.item<double>();
   o.kl = kl_t.item<double>();
   o.kl_w0 = f.kl_w0.item<double>();
-  if (config_.likelihood == Likelihood::Categorical) o.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+  if (config_.likelihood == Likelihood::Categorical)
+    o.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
   if (check_finite && !std::isfinite(o.loss)) {
-    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(o.nll) + ", kl " + std::to_string(o.kl) +
-                                                "); parameters unchanged");
+    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(o.nll) + ", kl " +
+                                                std::to_string(o.kl) + "); parameters unchanged");
   }
   torch::autograd::backward({objective == Objective::Kl ? kl_t : total});
   f.flush(blocks_);
@@ -369,8 +379,10 @@ GradientsResult BnnModel::gradients(const at::Tensor& x, const at::Tensor& y, do
 
 Prediction BnnModel::predict(const at::Tensor& x, const PredictOptions& o) {
   if (o.samples < 1) throw sde::invalid_argument("Expected positive integer for samples");
-  if (o.deterministic && o.samples != 1) throw sde::invalid_argument("Expected samples 1 with deterministic (its one path has no noise)");
-  if (o.use_ema && !optimizer_->has_ema()) throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
+  if (o.deterministic && o.samples != 1)
+    throw sde::invalid_argument("Expected samples 1 with deterministic (its one path has no noise)");
+  if (o.use_ema && !optimizer_->has_ema())
+    throw sde::invalid_argument("options.ema: this model keeps no EMA (config.optimizer.ema is 0)");
   at::NoGradGuard no_grad;
   const at::Tensor xin = prepare_input(x);
   at::Generator local = at::make_generator<at::CPUGeneratorImpl>(o.seed.value_or(0));

@@ -60,8 +60,9 @@ struct PredictOptions {
 };
 
 struct Prediction {
-  at::Tensor mean;     // categorical: class probabilities averaged over the paths [B, classes]
-  at::Tensor samples;  // categorical with keep_samples: [samples, B, classes]; otherwise the outputs [samples, B, outputs]
+  at::Tensor mean;  // categorical: class probabilities averaged over the paths [B, classes]
+  at::Tensor
+      samples;  // categorical with keep_samples: [samples, B, classes]; otherwise the outputs [samples, B, outputs]
 };
 
 class BnnModel {
@@ -116,13 +117,13 @@ class BnnModel {
                   std::vector<BlockDiagnostics>* diagnostics, bool deterministic = false);
   // The loss and its gradients (left in the parameters' .grad) by the route of a gradient call.
   // check_finite: throw ERR_NUMERICAL, before any gradient, when the loss is not finite.
-  LossResult loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
-                             bool check_finite);
+  LossResult loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta,
+                                Objective objective, bool check_finite);
   // The direct route (direct.cpp): the buffered solves, the head (the last coordinates of h_1),
   // the likelihood and the KL term with their gradients by hand; no autograd graph. It draws from
   // `gen` exactly as forward() does.
   LossResult direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
-                 bool check_finite);
+                    bool check_finite);
   at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
   at::Tensor prepare_input(const at::Tensor& x) const;
   at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;

@@ -38,10 +38,11 @@ void BnnModel::set_state(const NamedTensors& incoming, bool strict) {
     auto it = by_name.find(name);
     if (it == by_name.end()) throw sde::invalid_argument("state: unknown tensor '" + name + "' for this model");
     if (t.sizes() != it->second.sizes()) {
-      throw sde::invalid_argument("state: tensor '" + name + "' has shape " + shape_string(t.sizes()) + " but the model expects " +
-                                  shape_string(it->second.sizes()));
+      throw sde::invalid_argument("state: tensor '" + name + "' has shape " + shape_string(t.sizes()) +
+                                  " but the model expects " + shape_string(it->second.sizes()));
     }
-    if (!at::isfinite(t).all().item<bool>()) throw sde::invalid_argument("state: tensor '" + name + "' holds non-finite values");
+    if (!at::isfinite(t).all().item<bool>())
+      throw sde::invalid_argument("state: tensor '" + name + "' holds non-finite values");
     if (name.rfind("rng.", 0) == 0) {
       const at::Tensor d = t.to(at::kDouble);
       if (!(d == d.round()).all().item<bool>() || d.min().item<double>() < 0 || d.max().item<double>() > 255) {

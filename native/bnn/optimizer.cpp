@@ -35,7 +35,8 @@ template <typename T>
 SDEBNN_INLINE void adam_impl(T* __restrict p, T* __restrict g, T* __restrict m, T* __restrict v, int64_t n, double coef,
                              double b1, double b2, double sqrt_bc2, double eps, double step_size) {
   const T c = static_cast<T>(coef), B1 = static_cast<T>(b1), A1 = static_cast<T>(1 - b1), B2 = static_cast<T>(b2),
-          A2 = static_cast<T>(1 - b2), S2 = static_cast<T>(sqrt_bc2), E = static_cast<T>(eps), lr = static_cast<T>(step_size);
+          A2 = static_cast<T>(1 - b2), S2 = static_cast<T>(sqrt_bc2), E = static_cast<T>(eps),
+          lr = static_cast<T>(step_size);
   if (coef != 1.0) {
     for (int64_t i = 0; i < n; ++i) g[i] = g[i] * c;  // the clipped gradient, as grad.mul_(coef)
   }
@@ -48,8 +49,8 @@ SDEBNN_INLINE void adam_impl(T* __restrict p, T* __restrict g, T* __restrict m, 
 
 SDEBNN_CPU_CLONES double sum_squares(const float* g, int64_t n) { return sum_squares_impl(g, n); }
 SDEBNN_CPU_CLONES double sum_squares(const double* g, int64_t n) { return sum_squares_impl(g, n); }
-SDEBNN_CPU_CLONES void adam(float* p, float* g, float* m, float* v, int64_t n, double coef, double b1, double b2, double sqrt_bc2,
-                            double eps, double step_size) {
+SDEBNN_CPU_CLONES void adam(float* p, float* g, float* m, float* v, int64_t n, double coef, double b1, double b2,
+                            double sqrt_bc2, double eps, double step_size) {
   adam_impl(p, g, m, v, n, coef, b1, b2, sqrt_bc2, eps, step_size);
 }
 SDEBNN_CPU_CLONES void adam(double* p, double* g, double* m, double* v, int64_t n, double coef, double b1, double b2,
@@ -57,7 +58,9 @@ SDEBNN_CPU_CLONES void adam(double* p, double* g, double* m, double* v, int64_t 
   adam_impl(p, g, m, v, n, coef, b1, b2, sqrt_bc2, eps, step_size);
 }
 
-[[noreturn]] void not_finite() { throw sde::EngineError("ERR_NUMERICAL", "the gradient is not finite; parameters unchanged"); }
+[[noreturn]] void not_finite() {
+  throw sde::EngineError("ERR_NUMERICAL", "the gradient is not finite; parameters unchanged");
+}
 
 }  // namespace
 
@@ -102,7 +105,8 @@ double Optimizer::step(double lr) {
     for (const auto& [name, p] : params_) {
       const at::Tensor& g = p.grad();
       if (!g.defined()) continue;
-      AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "sum_squares", [&] { sq += sum_squares(g.data_ptr<scalar_t>(), g.numel()); });
+      AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "sum_squares",
+                                 [&] { sq += sum_squares(g.data_ptr<scalar_t>(), g.numel()); });
     }
     grad_norm = std::sqrt(sq);
     if (!std::isfinite(grad_norm)) not_finite();
@@ -112,8 +116,8 @@ double Optimizer::step(double lr) {
       const at::Tensor& g = p.grad();
       if (!g.defined()) continue;
       AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "adam", [&] {
-        adam(p.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), m_[i].second.data_ptr<scalar_t>(), v_[i].second.data_ptr<scalar_t>(),
-             p.numel(), coef, b1, b2, std::sqrt(bc2), config_.eps, -lr / bc1);
+        adam(p.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), m_[i].second.data_ptr<scalar_t>(),
+             v_[i].second.data_ptr<scalar_t>(), p.numel(), coef, b1, b2, std::sqrt(bc2), config_.eps, -lr / bc1);
       });
       p.unsafeGetTensorImpl()->bump_version();  // an in-place write, as addcdiv_ would record
     }

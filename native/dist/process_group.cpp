@@ -110,21 +110,24 @@ std::string current_message() {
   const std::string where = o.master_addr + ":" + std::to_string(o.master_port);
   const std::string who = "rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": ";
   if (m.find("address already in use") != std::string::npos) {
-    throw sde::EngineError("ERR_DISTRIBUTED_PORT_IN_USE", who + "port " + std::to_string(o.master_port) +
-                                                              " is already in use on this machine, so rank 0 cannot serve the "
-                                                              "rendezvous there (another run?); choose another master port. (" +
-                                                              message + ")");
+    throw sde::EngineError("ERR_DISTRIBUTED_PORT_IN_USE",
+                           who + "port " + std::to_string(o.master_port) +
+                               " is already in use on this machine, so rank 0 cannot serve the "
+                               "rendezvous there (another run?); choose another master port. (" +
+                               message + ")");
   }
   if (m.find("timed out") != std::string::npos || m.find("timeout") != std::string::npos) {
-    const std::string hint = what != "join"  ? "a peer did not take part in time (stopped, or stuck)"
-                             : o.rank == 0 ? "not every rank joined; start all " + std::to_string(o.world_size) +
-                                                 " ranks with the same MASTER_ADDR:MASTER_PORT (" + where + ") and WORLD_SIZE"
-                                           : "could not reach rank 0's rendezvous store at " + where +
-                                                 " (is rank 0 running, and is the address reachable from here?)";
-    throw sde::EngineError("ERR_DISTRIBUTED_TIMEOUT",
-                           who + what + " timed out after " + seconds_of(o.timeout) + ": " + hint + ". (" + message + ")");
+    const std::string hint = what != "join" ? "a peer did not take part in time (stopped, or stuck)"
+                             : o.rank == 0
+                                 ? "not every rank joined; start all " + std::to_string(o.world_size) +
+                                       " ranks with the same MASTER_ADDR:MASTER_PORT (" + where + ") and WORLD_SIZE"
+                                 : "could not reach rank 0's rendezvous store at " + where +
+                                       " (is rank 0 running, and is the address reachable from here?)";
+    throw sde::EngineError("ERR_DISTRIBUTED_TIMEOUT", who + what + " timed out after " + seconds_of(o.timeout) + ": " +
+                                                          hint + ". (" + message + ")");
   }
-  const std::string hint = what == "join" ? "rendezvous at " + where + " failed" : "a peer exited or the connection failed";
+  const std::string hint =
+      what == "join" ? "rendezvous at " + where + " failed" : "a peer exited or the connection failed";
   throw sde::EngineError("ERR_DISTRIBUTED", who + what + " failed: " + hint + ". (" + message + ")");
 }
 
@@ -144,10 +147,12 @@ std::string local_address_towards(const std::string& host, int port) {
     if (fd < 0) continue;
     sockaddr_storage local{};
     socklen_t length = sizeof(local);
-    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0) {
       char text[INET6_ADDRSTRLEN] = {0};
-      const void* addr = local.ss_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
-                                                    : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
+      const void* addr = local.ss_family == AF_INET
+                             ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
+                             : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
       if (inet_ntop(local.ss_family, addr, text, sizeof(text)) != nullptr) out = text;
     }
     close(fd);
@@ -196,10 +201,11 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const GroupOptions& o) {
     throw sde::EngineError("ERR_DISTRIBUTED_UNAVAILABLE", "sdebnn was built without NCCL: " + a.nccl_missing);
   }
   if (o.world_size < 1 || o.rank < 0 || o.rank >= o.world_size) {
-    throw sde::invalid_argument("Expected 0 <= rank < worldSize but received rank " + std::to_string(o.rank) + " and worldSize " +
-                                std::to_string(o.world_size));
+    throw sde::invalid_argument("Expected 0 <= rank < worldSize but received rank " + std::to_string(o.rank) +
+                                " and worldSize " + std::to_string(o.world_size));
   }
-  if (o.master_port < 1 || o.master_port > 65535) throw sde::invalid_argument("Expected a port in [1, 65535] for masterPort");
+  if (o.master_port < 1 || o.master_port > 65535)
+    throw sde::invalid_argument("Expected a port in [1, 65535] for masterPort");
   std::shared_ptr<ProcessGroup> group(new ProcessGroup(o));
 #if SDEBNN_HAVE_C10D
   const auto deadline = std::chrono::steady_clock::now() + o.timeout;
@@ -223,9 +229,10 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const GroupOptions& o) {
       if (joined >= o.world_size) break;
       if (std::chrono::steady_clock::now() >= deadline) {
         throw sde::EngineError("ERR_DISTRIBUTED_TIMEOUT",
-                               "rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": join timed out after " +
-                                   seconds_of(o.timeout) + ": " + std::to_string(joined) + " of " + std::to_string(o.world_size) +
-                                   " ranks reached the rendezvous at " + o.master_addr + ":" + std::to_string(o.master_port) +
+                               "rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) +
+                                   ": join timed out after " + seconds_of(o.timeout) + ": " + std::to_string(joined) +
+                                   " of " + std::to_string(o.world_size) + " ranks reached the rendezvous at " +
+                                   o.master_addr + ":" + std::to_string(o.master_port) +
                                    "; start every rank with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -234,9 +241,9 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const GroupOptions& o) {
     if (o.backend == Backend::Gloo) {
       auto go = c10d::ProcessGroupGloo::Options::create(o.timeout);
       // Options::devices starts empty: name the interface, or listen where master_addr is reached from.
-      go->devices.push_back(!o.interface.empty()
-                                ? c10d::ProcessGroupGloo::createDeviceForInterface(o.interface)
-                                : c10d::ProcessGroupGloo::createDeviceForHostname(local_address_towards(o.master_addr, o.master_port)));
+      go->devices.push_back(!o.interface.empty() ? c10d::ProcessGroupGloo::createDeviceForInterface(o.interface)
+                                                 : c10d::ProcessGroupGloo::createDeviceForHostname(
+                                                       local_address_towards(o.master_addr, o.master_port)));
       group->impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group->impl_->store, o.rank, o.world_size, go);
     }
 #endif
@@ -244,9 +251,10 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const GroupOptions& o) {
     if (o.backend == Backend::Nccl) {
       const int devices = static_cast<int>(c10::cuda::device_count());
       if (o.local_rank < 0 || o.local_rank >= devices) {
-        throw sde::EngineError("ERR_DEVICE_UNAVAILABLE", "rank " + std::to_string(o.rank) + ": NCCL needs CUDA device " +
-                                                             std::to_string(o.local_rank) + " (LOCAL_RANK) but this machine has " +
-                                                             std::to_string(devices));
+        throw sde::EngineError("ERR_DEVICE_UNAVAILABLE",
+                               "rank " + std::to_string(o.rank) + ": NCCL needs CUDA device " +
+                                   std::to_string(o.local_rank) + " (LOCAL_RANK) but this machine has " +
+                                   std::to_string(devices));
       }
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(o.local_rank));
       auto no = c10d::ProcessGroupNCCL::Options::create();
@@ -271,7 +279,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const GroupOptions& o) {
 }
 
 c10::Device ProcessGroup::device() const {
-  if (options_.backend == Backend::Nccl) return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options_.local_rank));
+  if (options_.backend == Backend::Nccl)
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(options_.local_rank));
   return c10::Device(c10::kCPU);
 }
 
@@ -303,7 +312,9 @@ void ProcessGroup::all_reduce(const std::vector<at::Tensor>& tensors, ReduceOp o
     impl_->with_backend([&](auto& pg) {
       c10d::AllreduceOptions ao;
       // Gloo has no AVG in torch 1.13: the mean is the sum divided below.
-      ao.reduceOp = op == ReduceOp::Min ? c10d::ReduceOp::MIN : op == ReduceOp::Max ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
+      ao.reduceOp = op == ReduceOp::Min   ? c10d::ReduceOp::MIN
+                    : op == ReduceOp::Max ? c10d::ReduceOp::MAX
+                                          : c10d::ReduceOp::SUM;
       std::vector<std::vector<at::Tensor>> args;
       for (const at::Tensor& b : buffers) args.push_back({b});
       std::vector<decltype(pg.allreduce(args.front(), ao))> works;
@@ -324,8 +335,8 @@ void ProcessGroup::all_reduce(const std::vector<at::Tensor>& tensors, ReduceOp o
 
 void ProcessGroup::broadcast(const at::Tensor& tensor, int root) {
   if (root < 0 || root >= options_.world_size) {
-    throw sde::invalid_argument("Expected a root rank in [0, " + std::to_string(options_.world_size - 1) + "] but received " +
-                                std::to_string(root));
+    throw sde::invalid_argument("Expected a root rank in [0, " + std::to_string(options_.world_size - 1) +
+                                "] but received " + std::to_string(root));
   }
 #if SDEBNN_HAVE_C10D
   const at::Tensor buffer = staged(tensor, device());
@@ -387,7 +398,8 @@ void GradientAverager::operator()(const std::vector<std::pair<std::string, at::T
     int64_t n = 0;
     for (const at::Tensor& g : members[b]) n += g.numel();
     const auto options = members[b].front().options().device(group_->device());
-    if (!buckets_[b].defined() || buckets_[b].numel() != n || buckets_[b].scalar_type() != options.dtype().toScalarType()) {
+    if (!buckets_[b].defined() || buckets_[b].numel() != n ||
+        buckets_[b].scalar_type() != options.dtype().toScalarType()) {
       buckets_[b] = at::empty({n}, options);
     }
     int64_t offset = 0;

@@ -19,7 +19,8 @@ Activation parse_activation(const std::string& name) {
   if (name == "relu") return Activation::Relu;
   if (name == "sigmoid") return Activation::Sigmoid;
   if (name == "identity") return Activation::Identity;
-  throw invalid_argument("Expected 'tanh', 'softplus', 'relu', 'sigmoid' or 'identity' for activation but received '" + name + "'");
+  throw invalid_argument("Expected 'tanh', 'softplus', 'relu', 'sigmoid' or 'identity' for activation but received '" +
+                         name + "'");
 }
 
 const char* to_string(Activation a) {
@@ -34,8 +35,8 @@ const char* to_string(Activation a) {
 }
 
 const std::vector<Activation>& all_activations() {
-  static const std::vector<Activation> all{Activation::Tanh, Activation::Softplus, Activation::Relu, Activation::Sigmoid,
-                                           Activation::Identity};
+  static const std::vector<Activation> all{Activation::Tanh, Activation::Softplus, Activation::Relu,
+                                           Activation::Sigmoid, Activation::Identity};
   return all;
 }
 
@@ -56,7 +57,9 @@ SDEBNN_CPU_CLONES void tanh_kernel(const float* __restrict x, float* __restrict 
   for (int64_t i = 0; i < n; ++i) out[i] = simd::tanh_rational(x[i]);
 }
 
-SDEBNN_CPU_CLONES void softplus_kernel(int64_t n, const float* z, float* out, float* slope) { simd::softplus(n, z, out, slope); }
+SDEBNN_CPU_CLONES void softplus_kernel(int64_t n, const float* z, float* out, float* slope) {
+  simd::softplus(n, z, out, slope);
+}
 SDEBNN_CPU_CLONES void softplus_kernel(int64_t n, const double* z, double* out, double* slope) {
   simd::softplus(n, z, out, slope);
 }
@@ -81,9 +84,7 @@ at::Tensor wrap(const T* p, int64_t n) {
 template <typename T>
 void activate_cpu_t(Activation a, int64_t n, const T* z, T* out, T* s) {
   switch (a) {
-    case Activation::Softplus:
-      softplus_kernel(n, z, out, s);
-      return;
+    case Activation::Softplus: softplus_kernel(n, z, out, s); return;
     case Activation::Relu:
       for (int64_t i = 0; i < n; ++i) {
         out[i] = z[i] <= T(0) ? T(0) : z[i];  // NaN stays NaN
@@ -144,7 +145,11 @@ at::Tensor activation_backward(Activation act, const at::Tensor& v, const at::Te
   return v;
 }
 
-void activate_cpu(Activation a, int64_t n, const float* z, float* out, float* slope) { activate_cpu_t(a, n, z, out, slope); }
-void activate_cpu(Activation a, int64_t n, const double* z, double* out, double* slope) { activate_cpu_t(a, n, z, out, slope); }
+void activate_cpu(Activation a, int64_t n, const float* z, float* out, float* slope) {
+  activate_cpu_t(a, n, z, out, slope);
+}
+void activate_cpu(Activation a, int64_t n, const double* z, double* out, double* slope) {
+  activate_cpu_t(a, n, z, out, slope);
+}
 
 }  // namespace sde

@@ -70,7 +70,9 @@ class AdjointSystem : public System {
     return at::cat({y_a, z.narrow(0, 2 * ny_, n_theta_) + theta_increment_});
   }
 
-  at::Tensor drift_increment(double t, const at::Tensor& z, double dt) override { return evaluate(t, z, dt, nullptr, true); }
+  at::Tensor drift_increment(double t, const at::Tensor& z, double dt) override {
+    return evaluate(t, z, dt, nullptr, true);
+  }
   at::Tensor noise_increment(double t, const at::Tensor& z, const at::Tensor& dW) override {
     return evaluate(t, z, 0.0, &dW, false);
   }
@@ -112,7 +114,8 @@ class AdjointSystem : public System {
   at::Tensor evaluate(double t, const at::Tensor& z, double dt, const at::Tensor* dW, bool with_drift) {
     if (evaluations_ >= weights_.size()) throw std::logic_error("adjoint: more evaluations than increment weights");
     const double weight = weights_[evaluations_++];
-    const SDE::VjpTerm term{with_drift ? std::optional<double>(dt) : std::nullopt, dW != nullptr ? *dW : at::Tensor(), a_of(z)};
+    const SDE::VjpTerm term{with_drift ? std::optional<double>(dt) : std::nullopt, dW != nullptr ? *dW : at::Tensor(),
+                            a_of(z)};
     const SDE::Vjp vjp = sde_.stratonovich_vjp(t, y_of(z), {term}, weight != 0.0);
     stats_.nfe += (with_drift ? 1 : 0) + (dW != nullptr ? 1 : 0);
     add_param_vjps(vjp, weight, theta_increment_);
@@ -148,9 +151,10 @@ class AdjointSystem : public System {
 //   v_b = v + u/2 . dF_b/dy_hat_b,  u <- u + 2 v_b,  v <- (v_b + u/2) . dF_a/dy_hat_a - v_b.
 // y_hat_a is also the next step's y_hat_b, so its two VJPs (F_a of this step with cotangent
 // v_b + u/2, and F_b of the step before with u_next / 2) are one evaluation with two terms.
-void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std::vector<double>& ts, BrownianMotion& bm,
-                              double dt_step, const at::Tensor& grad_ys, const std::vector<at::Tensor>& params,
-                              GradientResult& result, const StepProgress& progress) {
+void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std::vector<double>& ts,
+                              BrownianMotion& bm, double dt_step, const at::Tensor& grad_ys,
+                              const std::vector<at::Tensor>& params, GradientResult& result,
+                              const StepProgress& progress) {
   std::vector<at::Tensor>& a_params = result.grad_params;
   SolveStats& stats = result.backward;
   const auto accumulate = [&](const std::vector<at::Tensor>& grads) {
@@ -184,7 +188,8 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
     if (interval_ends) u_next = u_next + grad_ys[static_cast<int64_t>(step.k) - 1];
     std::vector<SDE::VjpTerm> terms{{step.tb - step.ta, dW, v_b + 0.5 * u}};
     if (n + 1 < steps.size()) {
-      terms.push_back({steps[n + 1].tb - steps[n + 1].ta, bm.increment(steps[n + 1].ta, steps[n + 1].tb), 0.5 * u_next});
+      terms.push_back(
+          {steps[n + 1].tb - steps[n + 1].ta, bm.increment(steps[n + 1].ta, steps[n + 1].tb), 0.5 * u_next});
     }
     const SDE::Vjp at_a = sde.stratonovich_vjp(step.ta, y_hat_a, terms, true);
     stats.nfe += 2 * static_cast<int64_t>(terms.size());
@@ -234,19 +239,20 @@ void check_adjoint_method(Method method, Method adjoint_method, const SDE& sde) 
   for (const MethodInfo& m : method_table()) {
     const auto& n = m.adjoint_noise_types;
     if (std::find(n.begin(), n.end(), sde.noise_type()) == n.end()) continue;
-    if (!m.adjoint_needs_same_method || m.method == method) usable.push_back(std::string("'") + to_string(m.method) + "'");
+    if (!m.adjoint_needs_same_method || m.method == method)
+      usable.push_back(std::string("'") + to_string(m.method) + "'");
   }
   std::string list;
   for (size_t i = 0; i < usable.size(); ++i) list += (i == 0 ? "" : i + 1 == usable.size() ? " or " : ", ") + usable[i];
-  throw invalid_argument(std::string("adjointMethod '") + to_string(adjoint_method) + "' cannot solve the adjoint of a " +
-                         to_string(sde.noise_type()) + "-noise SDE; use " + list);
+  throw invalid_argument(std::string("adjointMethod '") + to_string(adjoint_method) +
+                         "' cannot solve the adjoint of a " + to_string(sde.noise_type()) + "-noise SDE; use " + list);
 }
 
 GradientResult backprop_gradients(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, BrownianMotion& bm,
                                   const StepOptions& options, const at::Tensor& grad_ys) {
   check_grad_ys(grad_ys, ts, y0);
-  const Route route = select_route(sde.route_offer(), sde.noise_type(), Purpose::Backprop, options, options, y0.device(),
-                                   y0.scalar_type());
+  const Route route = select_route(sde.route_offer(), sde.noise_type(), Purpose::Backprop, options, options,
+                                   y0.device(), y0.scalar_type());
   if (route == Route::Buffered) {
     check_solve(sde, y0, ts, bm, options);
     return buffered_gradients(sde, y0, ts, bm, BufferedMode::Backprop, options, options, grad_ys, {});

@@ -8,9 +8,9 @@
 namespace sde {
 
 struct GradientResult {
-  at::Tensor ys;                       // [len(ts), ...]: the forward solution
-  at::Tensor grad_y0;                  // dL/dy0
-  std::vector<at::Tensor> grad_params; // dL/dtheta, in SDE::parameters() order
+  at::Tensor ys;                        // [len(ts), ...]: the forward solution
+  at::Tensor grad_y0;                   // dL/dy0
+  std::vector<at::Tensor> grad_params;  // dL/dtheta, in SDE::parameters() order
   SolveStats forward, backward;
   Route route = Route::Autograd;  // the route that ran (routes.h)
 };

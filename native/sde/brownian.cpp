@@ -41,9 +41,9 @@ constexpr uint64_t kTagRootW = 0x510e527fade682d1ULL;
 constexpr uint64_t kTagRootH = 0x9b05688c2b3e6c1fULL;
 
 using rng::derive;
+using rng::fill_normals;
 using rng::for_blocks;
 using rng::kBlock;
-using rng::fill_normals;
 using rng::normals_block;
 
 // Coefficients of a split of [s, t] at u (p = (u-s)/h, q = (t-u)/h), written in p and q so
@@ -64,8 +64,15 @@ SplitCoef split_coef(double start, double mid, double end) {
   const double cubes = p * p * p + q * q * q;  // >= 1/4
   const double v = 0.5 * std::sqrt(p * q / cubes);
   const double r3 = 0.57735026918962576451;  // 1/sqrt(3)
-  return SplitCoef{p, q, 6.0 * p * q, 2.0 * sh * v * cubes, v * p * p * sh, v * q * q * sh,
-                   v * q * sh * r3, v * p * sh * r3, std::sqrt(p * q * h)};
+  return SplitCoef{p,
+                   q,
+                   6.0 * p * q,
+                   2.0 * sh * v * cubes,
+                   v * p * p * sh,
+                   v * q * q * sh,
+                   v * q * sh * r3,
+                   v * p * sh * r3,
+                   std::sqrt(p * q * h)};
 }
 
 // The split formulas over one block (free functions so they get the vector clones too).
@@ -80,8 +87,8 @@ SDEBNN_CPU_CLONES_EXACT void bridge_block(const SplitCoef& c, const T* W, const 
 }
 
 template <typename T>
-SDEBNN_CPU_CLONES_EXACT void levy_bridge_block(const SplitCoef& c, const T* W, const T* H, const T* x1, const T* x2, T* WL,
-                                            T* HL, T* WR, T* HR, int64_t m) {
+SDEBNN_CPU_CLONES_EXACT void levy_bridge_block(const SplitCoef& c, const T* W, const T* H, const T* x1, const T* x2,
+                                               T* WL, T* HL, T* WR, T* HR, int64_t m) {
   const T p = static_cast<T>(c.p), c6 = static_cast<T>(c.c6), th = static_cast<T>(c.th);
   const T p2 = static_cast<T>(c.p * c.p), q2 = static_cast<T>(c.q * c.q);
   const T a = static_cast<T>(c.a), b = static_cast<T>(c.b), cr = static_cast<T>(c.cr), cl = static_cast<T>(c.cl);
@@ -97,10 +104,10 @@ SDEBNN_CPU_CLONES_EXACT void levy_bridge_block(const SplitCoef& c, const T* W, c
 
 struct Node {
   double start, end;
-  double mid;       // split point; NaN for a leaf
-  int32_t parent;   // -1 for the root
-  int32_t left;     // -1 for a leaf; the right child is left + 1
-  int32_t slot;     // cache slot holding (W, H), or -1
+  double mid;      // split point; NaN for a leaf
+  int32_t parent;  // -1 for the root
+  int32_t left;    // -1 for a leaf; the right child is left + 1
+  int32_t slot;    // cache slot holding (W, H), or -1
   uint64_t seed;
 };
 
@@ -114,7 +121,8 @@ class BrownianInterval final : public BrownianMotion {
  public:
   explicit BrownianInterval(const BrownianIntervalOptions& o) : shape_(o.shape) {
     if (!std::isfinite(o.t0) || !std::isfinite(o.t1) || !(o.t0 < o.t1)) {
-      throw invalid_argument("BrownianInterval: expected finite t0 < t1 but received t0=" + fmt(o.t0) + ", t1=" + fmt(o.t1));
+      throw invalid_argument("BrownianInterval: expected finite t0 < t1 but received t0=" + fmt(o.t0) +
+                             ", t1=" + fmt(o.t1));
     }
     if (!std::isfinite(o.dt_hint) || o.dt_hint < 0) {
       throw invalid_argument("BrownianInterval: expected a non-negative dt_hint but received " + fmt(o.dt_hint));
@@ -156,7 +164,9 @@ class BrownianInterval final : public BrownianMotion {
     AT_DISPATCH_FLOATING_TYPES(host.scalar_type(), "brownian_root", [&] {
       scalar_t* p = host.data_ptr<scalar_t>();
       fill_normals<scalar_t>(derive(root_seed, kTagRootW), static_cast<scalar_t>(std::sqrt(h)), p, numel_);
-      if (levy_) fill_normals<scalar_t>(derive(root_seed, kTagRootH), static_cast<scalar_t>(std::sqrt(h / 12)), p + numel_, numel_);
+      if (levy_)
+        fill_normals<scalar_t>(derive(root_seed, kTagRootH), static_cast<scalar_t>(std::sqrt(h / 12)), p + numel_,
+                               numel_);
     });
     if (!fast_) root_.copy_(host);
     if (fast_) root_ptr_ = root_.data_ptr();
@@ -238,7 +248,8 @@ class BrownianInterval final : public BrownianMotion {
 
   void split(int32_t n, double mid) {
     const int32_t left = static_cast<int32_t>(nodes_.size());
-    if (left > std::numeric_limits<int32_t>::max() - 2) throw EngineError("ERR_NATIVE", "BrownianInterval: too many nodes");
+    if (left > std::numeric_limits<int32_t>::max() - 2)
+      throw EngineError("ERR_NATIVE", "BrownianInterval: too many nodes");
     Node& p = nodes_[n];
     p.mid = mid;
     p.left = left;
@@ -319,8 +330,14 @@ class BrownianInterval final : public BrownianMotion {
 
   void unlink(int32_t slot) {
     const int32_t p = lru_prev_[slot], n = lru_next_[slot];
-    if (p >= 0) lru_next_[p] = n; else head_ = n;
-    if (n >= 0) lru_prev_[n] = p; else tail_ = p;
+    if (p >= 0)
+      lru_next_[p] = n;
+    else
+      head_ = n;
+    if (n >= 0)
+      lru_prev_[n] = p;
+    else
+      tail_ = p;
   }
   void push_front(int32_t slot) {
     lru_prev_[slot] = -1;
@@ -383,7 +400,8 @@ class BrownianInterval final : public BrownianMotion {
     const uint64_t k1 = derive(x.seed, kTagX1), k2 = derive(x.seed, kTagX2);
     if (fast_) {
       AT_DISPATCH_FLOATING_TYPES(options_.dtype().toScalarType(), "brownian_split", [&] {
-        split_cpu<scalar_t>(c, k1, k2, value_ptr<scalar_t>(p), value_ptr<scalar_t>(left), value_ptr<scalar_t>(left + 1));
+        split_cpu<scalar_t>(c, k1, k2, value_ptr<scalar_t>(p), value_ptr<scalar_t>(left),
+                            value_ptr<scalar_t>(left + 1));
       });
     } else {
       split_generic(c, k1, k2, value(p), slots_[nodes_[left].slot], slots_[nodes_[left + 1].slot]);
@@ -415,9 +433,8 @@ class BrownianInterval final : public BrownianMotion {
 
   at::Tensor noise_on_device(uint64_t key) {
     at::Tensor host = at::empty({numel_}, options_.device(at::kCPU));
-    AT_DISPATCH_FLOATING_TYPES(host.scalar_type(), "brownian_noise", [&] {
-      fill_normals<scalar_t>(key, scalar_t(1), host.data_ptr<scalar_t>(), numel_);
-    });
+    AT_DISPATCH_FLOATING_TYPES(host.scalar_type(), "brownian_noise",
+                               [&] { fill_normals<scalar_t>(key, scalar_t(1), host.data_ptr<scalar_t>(), numel_); });
     return host.to(options_.device());
   }
 
@@ -561,7 +578,8 @@ namespace {
 // Zero increments and Levy areas: the same solvers then take the deterministic (zero-noise) path.
 class ZeroBrownian final : public BrownianMotion {
  public:
-  explicit ZeroBrownian(const BrownianIntervalOptions& o) : t0_(o.t0), t1_(o.t1), shape_(o.shape), options_(o.options) {}
+  explicit ZeroBrownian(const BrownianIntervalOptions& o)
+      : t0_(o.t0), t1_(o.t1), shape_(o.shape), options_(o.options) {}
   at::Tensor increment(double, double) override { return at::zeros(shape_, options_); }
   std::pair<at::Tensor, at::Tensor> increment_and_levy_area(double, double) override {
     return {at::zeros(shape_, options_), at::zeros(shape_, options_)};

@@ -49,7 +49,7 @@ struct BrownianIntervalOptions {
   // Expected step size of the queries (0: unknown). Lets the tree be pre-split so that
   // queries on a regular grid are found in O(log n) without deep bridge recursion.
   double dt_hint = 0.0;
-  bool levy_area = false;  // also sample the space-time Levy area (srk)
+  bool levy_area = false;   // also sample the space-time Levy area (srk)
   int64_t cache_size = 45;  // LRU entries of (W, H) kept; bounds the tensor memory
 };
 
@@ -72,7 +72,7 @@ std::unique_ptr<BrownianMotion> make_zero_brownian(const BrownianIntervalOptions
 struct BrownianIntervalStats {
   int64_t cache_entries;  // (W, H) entries held now, never above cache_size
   int64_t cache_size;
-  int64_t nodes;  // tree nodes (bookkeeping only, no tensors)
+  int64_t nodes;            // tree nodes (bookkeeping only, no tensors)
   int64_t splits_computed;  // child pairs drawn so far (first draws and recomputations)
 };
 BrownianIntervalStats brownian_interval_stats(const BrownianMotion& bm);

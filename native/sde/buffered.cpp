@@ -24,8 +24,13 @@ class Solve final : public BufferedSolve {
  public:
   Solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm, BufferedMode mode, std::vector<double> ts,
         const StepOptions& options, const StepOptions& adjoint_options, BufferPool& pool)
-      : system_(std::move(system)), bm_(bm), mode_(mode), ts_(std::move(ts)), pool_(pool),
-        n_(system_->state_size()), m_(system_->noise_size()) {
+      : system_(std::move(system)),
+        bm_(bm),
+        mode_(mode),
+        ts_(std::move(ts)),
+        pool_(pool),
+        n_(system_->state_size()),
+        m_(system_->noise_size()) {
     const bool adjoint = mode == BufferedMode::Adjoint;
     int64_t adjoint_steps = 0;
     for (size_t k = 1; k < ts_.size(); ++k) {
@@ -75,8 +80,10 @@ class Solve final : public BufferedSolve {
     return ys_;
   }
 
-  std::pair<at::Tensor, std::vector<at::Tensor>> gradients(const at::Tensor& grad_ys, const StepProgress& progress) override {
-    if (!solved_ || mode_ == BufferedMode::Forward) throw std::logic_error("BufferedSolve: gradients before a gradient-mode solve");
+  std::pair<at::Tensor, std::vector<at::Tensor>> gradients(const at::Tensor& grad_ys,
+                                                           const StepProgress& progress) override {
+    if (!solved_ || mode_ == BufferedMode::Forward)
+      throw std::logic_error("BufferedSolve: gradients before a gradient-mode solve");
     at::NoGradGuard no_grad;
     const at::Tensor g = grad_ys.to(options_).reshape({static_cast<int64_t>(ts_.size()), n_}).contiguous();
     at::Tensor a = g[static_cast<int64_t>(ts_.size()) - 1].clone();
@@ -112,7 +119,8 @@ class Solve final : public BufferedSolve {
 
   // The stochastic adjoint: Euler on the backward system from each output time's stored state
   // back to the one before (restarting there: less reconstruction error), on the same path.
-  std::pair<at::Tensor, std::vector<at::Tensor>> adjoint(at::Tensor a, const at::Tensor& g, const StepProgress& progress) {
+  std::pair<at::Tensor, std::vector<at::Tensor>> adjoint(at::Tensor a, const at::Tensor& g,
+                                                         const StepProgress& progress) {
     int64_t total = 0;
     for (const auto& grid : adjoint_grids_) total += static_cast<int64_t>(grid.size()) - 1;
     system_->begin_gradients(total, false);
@@ -158,16 +166,18 @@ BufferPool& shared_solver_pool() {
 
 template <typename T>
 std::unique_ptr<BufferedSolve> make_buffered_solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm,
-                                                   BufferedMode mode, std::vector<double> ts, const StepOptions& options,
-                                                   const StepOptions& adjoint_options, BufferPool& pool) {
+                                                   BufferedMode mode, std::vector<double> ts,
+                                                   const StepOptions& options, const StepOptions& adjoint_options,
+                                                   BufferPool& pool) {
   return std::make_unique<Solve<T>>(std::move(system), bm, mode, std::move(ts), options, adjoint_options, pool);
 }
 
-template std::unique_ptr<BufferedSolve> make_buffered_solve<float>(std::unique_ptr<BufferedSystem<float>>, BrownianMotion&,
-                                                                   BufferedMode, std::vector<double>, const StepOptions&, const StepOptions&,
-                                                                   BufferPool&);
-template std::unique_ptr<BufferedSolve> make_buffered_solve<double>(std::unique_ptr<BufferedSystem<double>>, BrownianMotion&,
-                                                                    BufferedMode, std::vector<double>, const StepOptions&, const StepOptions&,
+template std::unique_ptr<BufferedSolve> make_buffered_solve<float>(std::unique_ptr<BufferedSystem<float>>,
+                                                                   BrownianMotion&, BufferedMode, std::vector<double>,
+                                                                   const StepOptions&, const StepOptions&, BufferPool&);
+template std::unique_ptr<BufferedSolve> make_buffered_solve<double>(std::unique_ptr<BufferedSystem<double>>,
+                                                                    BrownianMotion&, BufferedMode, std::vector<double>,
+                                                                    const StepOptions&, const StepOptions&,
                                                                     BufferPool&);
 
 }  // namespace sde

@@ -56,7 +56,8 @@ class BufferedSolve {
   virtual at::Tensor solve(const at::Tensor& y0, const StepProgress& progress = {}) = 0;
   // From dL/dys [len(ts), state_size]: dL/dy0 and the parameters' gradients (backprop or the
   // adjoint, by the mode). After solve().
-  virtual std::pair<at::Tensor, std::vector<at::Tensor>> gradients(const at::Tensor& grad_ys, const StepProgress& progress = {}) = 0;
+  virtual std::pair<at::Tensor, std::vector<at::Tensor>> gradients(const at::Tensor& grad_ys,
+                                                                   const StepProgress& progress = {}) = 0;
 
   SolveStats forward_stats, backward_stats;
 };
@@ -71,7 +72,8 @@ BufferPool& shared_solver_pool();
 // is ERR_LIMIT before anything is allocated. Buffers come from `pool`; bm and pool outlive the solve.
 template <typename T>
 std::unique_ptr<BufferedSolve> make_buffered_solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm,
-                                                   BufferedMode mode, std::vector<double> ts, const StepOptions& options,
-                                                   const StepOptions& adjoint_options, BufferPool& pool);
+                                                   BufferedMode mode, std::vector<double> ts,
+                                                   const StepOptions& options, const StepOptions& adjoint_options,
+                                                   BufferPool& pool);
 
 }  // namespace sde

@@ -62,8 +62,8 @@ typedef float Wide __attribute__((vector_size(64)));
 // vectors and more registers without slowing the other clones.
 SDEBNN_INLINE bool wide_vectors() {
 #if defined(SDEBNN_HAS_CLONES)
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd");
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd");
 #else
   return false;
 #endif

@@ -86,7 +86,8 @@ SDEBNN_INLINE void gemv_short(int64_t out, int64_t in, const float* W, const flo
     const V p = pair_sums(acc[0], acc[1]), q = pair_sums(acc[2], acc[3]);
     const V u = pair_sums(acc[4], acc[5]), v = pair_sums(acc[6], acc[7]);
     const V pq = pair_sums(p, q), uv = pair_sums(u, v);  // rows 0-3 (4-7): low-half sums | high-half sums
-    V sum = __builtin_shuffle(pq, uv, M{0, 1, 2, 3, 8, 9, 10, 11}) + __builtin_shuffle(pq, uv, M{4, 5, 6, 7, 12, 13, 14, 15});
+    V sum = __builtin_shuffle(pq, uv, M{0, 1, 2, 3, 8, 9, 10, 11}) +
+            __builtin_shuffle(pq, uv, M{4, 5, 6, 7, 12, 13, 14, 15});
     if (b) sum += vload(b + o);
     if (in_v < in) {
       for (int r = 0; r < R; ++r) {
@@ -106,8 +107,8 @@ SDEBNN_INLINE void gemv_short(int64_t out, int64_t in, const double* W, const do
 
 // One R x (NV vectors) tile of gemm_acc below, its accumulators in registers for the whole k loop.
 template <typename T, int R, int NV>
-SDEBNN_INLINE void gemm_tile(int64_t K, const T* A, int64_t sar, int64_t sak, const T* M, int64_t ldm, const T* z0, const T* z1,
-                      T t, T* Z, int64_t ldz) {
+SDEBNN_INLINE void gemm_tile(int64_t K, const T* A, int64_t sar, int64_t sak, const T* M, int64_t ldm, const T* z0,
+                             const T* z1, T t, T* Z, int64_t ldz) {
   typedef typename Vec<T>::type V;
   constexpr int L = Vec<T>::kLanes;
   V acc[R][NV];
@@ -132,8 +133,8 @@ SDEBNN_INLINE void gemm_tile(int64_t K, const T* A, int64_t sar, int64_t sak, co
 // The leftover columns (fewer than a tile): one register sum per element over k, same order. (Not
 // axpy-style z[c] += ...: that chains a load, FMA and store through memory for every k.)
 template <typename T>
-SDEBNN_INLINE void gemm_cols(int64_t rows, int64_t cols, int64_t K, const T* A, int64_t sar, int64_t sak, const T* M, int64_t ldm,
-                      const T* z0, const T* z1, T t, T* Z, int64_t ldz) {
+SDEBNN_INLINE void gemm_cols(int64_t rows, int64_t cols, int64_t K, const T* A, int64_t sar, int64_t sak, const T* M,
+                             int64_t ldm, const T* z0, const T* z1, T t, T* Z, int64_t ldz) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) {
       T acc = z0 ? (z1 ? z0[c] + t * z1[c] : z0[c]) : T(0);
@@ -149,33 +150,41 @@ SDEBNN_INLINE void gemm_cols(int64_t rows, int64_t cols, int64_t K, const T* A, 
 // a tile of rows x columns keeps its sums in registers across the k loop (each M row loaded once
 // per 4 rows; Z written once) instead of loading and storing Z for every k.
 template <typename T>
-SDEBNN_INLINE void gemm_acc(int64_t m, int64_t n, int64_t K, const T* A, int64_t sar, int64_t sak, const T* M, int64_t ldm, const T* z0,
-              const T* z1, T t, T* Z, int64_t ldz) {
+SDEBNN_INLINE void gemm_acc(int64_t m, int64_t n, int64_t K, const T* A, int64_t sar, int64_t sak, const T* M,
+                            int64_t ldm, const T* z0, const T* z1, T t, T* Z, int64_t ldz) {
   constexpr int L = Vec<T>::kLanes;
-  constexpr int R = 4, NV = 2, C = NV * L;      // 4 rows x 2 vectors: 8 accumulators
-  constexpr int NV1 = 8, C1 = NV1 * L;          // a single row: 8 vectors wide
+  constexpr int R = 4, NV = 2, C = NV * L;  // 4 rows x 2 vectors: 8 accumulators
+  constexpr int NV1 = 8, C1 = NV1 * L;      // a single row: 8 vectors wide
   // the AVX-512 clone's 32 registers hold 4 rows x 4 vectors (16 accumulators): fewer loads per product
   const bool wide = simd::wide_vectors();
   int64_t r = 0;
   for (; r + R <= m; r += R) {
     int64_t c = 0;
     for (; wide && c + 2 * C <= n; c += 2 * C) {
-      gemm_tile<T, R, 2 * NV>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t, Z + r * ldz + c, ldz);
+      gemm_tile<T, R, 2 * NV>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t,
+                              Z + r * ldz + c, ldz);
     }
     for (; c + C <= n; c += C) {
-      gemm_tile<T, R, NV>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t, Z + r * ldz + c, ldz);
+      gemm_tile<T, R, NV>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t,
+                          Z + r * ldz + c, ldz);
     }
-    if (c < n) gemm_cols(R, n - c, K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t, Z + r * ldz + c, ldz);
+    if (c < n)
+      gemm_cols(R, n - c, K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t,
+                Z + r * ldz + c, ldz);
   }
   for (; r < m; ++r) {
     int64_t c = 0;
     for (; c + C1 <= n; c += C1) {
-      gemm_tile<T, 1, NV1>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t, Z + r * ldz + c, ldz);
+      gemm_tile<T, 1, NV1>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t,
+                           Z + r * ldz + c, ldz);
     }
     for (; c + L <= n; c += L) {
-      gemm_tile<T, 1, 1>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t, Z + r * ldz + c, ldz);
+      gemm_tile<T, 1, 1>(K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t,
+                         Z + r * ldz + c, ldz);
     }
-    if (c < n) gemm_cols(1, n - c, K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t, Z + r * ldz + c, ldz);
+    if (c < n)
+      gemm_cols(1, n - c, K, A + r * sar, sar, sak, M + c, ldm, z0 ? z0 + c : nullptr, z1 ? z1 + c : nullptr, t,
+                Z + r * ldz + c, ldz);
   }
 }
 
@@ -191,15 +200,15 @@ SDEBNN_INLINE void gemv_impl(int64_t out, int64_t in, const T* W, const T* x, co
 
 }  // namespace
 
-#define SDEBNN_DENSE(T)                                                                                                    \
-  SDEBNN_CPU_CLONES T dot(int64_t n, const T* x, const T* y) { return dot_impl(n, x, y); }                               \
-  SDEBNN_CPU_CLONES void axpy(int64_t n, T a, const T* x, T* y) { axpy_impl(n, a, x, y); }                               \
-  SDEBNN_CPU_CLONES void gemv(int64_t out, int64_t in, const T* W, const T* x, const T* b, T* y) {                       \
-    gemv_impl(out, in, W, x, b, y);                                                                                      \
-  }                                                                                                                      \
-  SDEBNN_CPU_CLONES void gemm(int64_t m, int64_t n, int64_t K, const T* A, int64_t sar, int64_t sak, const T* M, int64_t ldm, \
-                              const T* z0, const T* z1, T t, T* Z, int64_t ldz) {                                        \
-    gemm_acc(m, n, K, A, sar, sak, M, ldm, z0, z1, t, Z, ldz);                                                           \
+#define SDEBNN_DENSE(T)                                                                                          \
+  SDEBNN_CPU_CLONES T dot(int64_t n, const T* x, const T* y) { return dot_impl(n, x, y); }                       \
+  SDEBNN_CPU_CLONES void axpy(int64_t n, T a, const T* x, T* y) { axpy_impl(n, a, x, y); }                       \
+  SDEBNN_CPU_CLONES void gemv(int64_t out, int64_t in, const T* W, const T* x, const T* b, T* y) {               \
+    gemv_impl(out, in, W, x, b, y);                                                                              \
+  }                                                                                                              \
+  SDEBNN_CPU_CLONES void gemm(int64_t m, int64_t n, int64_t K, const T* A, int64_t sar, int64_t sak, const T* M, \
+                              int64_t ldm, const T* z0, const T* z1, T t, T* Z, int64_t ldz) {                   \
+    gemm_acc(m, n, K, A, sar, sak, M, ldm, z0, z1, t, Z, ldz);                                                   \
   }
 
 SDEBNN_DENSE(float)

@@ -15,9 +15,7 @@
 namespace sde {
 
 namespace {
-int cuda_device_count() {
-  return at::hasCUDA() ? static_cast<int>(at::getNumGPUs()) : 0;
-}
+int cuda_device_count() { return at::hasCUDA() ? static_cast<int>(at::getNumGPUs()) : 0; }
 }  // namespace
 
 c10::Device resolve_device(const std::string& spec) {
@@ -33,21 +31,20 @@ c10::Device resolve_device(const std::string& spec) {
   const int index = m[1].matched ? std::stoi(m[1].str()) : 0;
   const int count = cuda_device_count();
   if (count == 0) {
-    throw EngineError("ERR_DEVICE_UNAVAILABLE",
-                      "device '" + spec + "' requested but this LibTorch (" + TORCH_VERSION +
-                          ") has no CUDA device available; build against a CUDA LibTorch "
-                          "(LIBTORCH=/path/to/libtorch) or use device 'cpu'");
+    throw EngineError("ERR_DEVICE_UNAVAILABLE", "device '" + spec + "' requested but this LibTorch (" + TORCH_VERSION +
+                                                    ") has no CUDA device available; build against a CUDA LibTorch "
+                                                    "(LIBTORCH=/path/to/libtorch) or use device 'cpu'");
   }
   if (index >= count) {
-    throw EngineError("ERR_DEVICE_UNAVAILABLE", "device '" + spec + "' requested but only " +
-                                                    std::to_string(count) + " CUDA device(s) exist");
+    throw EngineError("ERR_DEVICE_UNAVAILABLE",
+                      "device '" + spec + "' requested but only " + std::to_string(count) + " CUDA device(s) exist");
   }
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
 BackendInfo backend_info() {
-  return BackendInfo{TORCH_VERSION, cuda_device_count() > 0, cuda_device_count(),
-                     at::get_num_threads(), at::get_num_interop_threads()};
+  return BackendInfo{TORCH_VERSION, cuda_device_count() > 0, cuda_device_count(), at::get_num_threads(),
+                     at::get_num_interop_threads()};
 }
 
 int default_num_threads() {

@@ -19,9 +19,7 @@ class EngineError : public std::runtime_error {
 };
 
 // A bad argument that slipped past the TypeScript checks (or came from C++ callers).
-inline EngineError invalid_argument(const std::string& message) {
-  return EngineError("ERR_INVALID_ARGUMENT", message);
-}
+inline EngineError invalid_argument(const std::string& message) { return EngineError("ERR_INVALID_ARGUMENT", message); }
 
 // A safety limit (steps, bytes) would be exceeded; `option` names the setting that raises it.
 inline EngineError limit_exceeded(const std::string& option, const std::string& message) {

@@ -84,7 +84,8 @@ void write_or_set(at::Tensor& target, const at::Tensor& value) {
 }
 }  // namespace
 
-at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& cache, const at::Tensor& v, MlpGrads* grads) {
+at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& cache, const at::Tensor& v,
+                   MlpGrads* grads) {
   at::NoGradGuard no_grad;
   const int64_t n = shape.layers();
   if (grads) {
@@ -114,7 +115,8 @@ at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& c
 namespace {
 template <typename T>
 at::Tensor wrap(const T* p, at::IntArrayRef shape, at::IntArrayRef strides) {
-  return at::from_blob(const_cast<T*>(p), shape, strides, at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
+  return at::from_blob(const_cast<T*>(p), shape, strides,
+                       at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value));
 }
 // Products of at least this many multiply-adds are split by rows between LibTorch's threads (each
 // output element is one thread's, summed in order: no bit depends on the split).
@@ -163,7 +165,8 @@ typename MlpKernel<T>::Grads MlpKernel<T>::into(const MlpShape& shape, T* flat, 
 }
 
 template <typename T>
-MlpKernel<T>::MlpKernel(const MlpShape& shape, int64_t batch, int64_t slots, BufferPool& pool, const at::TensorOptions& options)
+MlpKernel<T>::MlpKernel(const MlpShape& shape, int64_t batch, int64_t slots, BufferPool& pool,
+                        const at::TensorOptions& options)
     : shape_(shape), batch_(batch), options_(options) {
   const int64_t n = shape.layers();
   int64_t widest = 0, matrices = 0, biases = 0, deltas = 0;
@@ -293,8 +296,8 @@ void MlpKernel<T>::vjp(const Weights& w, int64_t slot, double t, const T* v, T* 
         at::Tensor Din = wrap(d_in, {m, in}, {in, 1});
         at::mm_out(Din, wrap(d, {m, width}, {width, 1}), wrap(w.W[j], {width, in}, {fan, 1}));
       } else {
-        dense::gemm(m, in, width, d, width, 1, w.W[j], fan, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), T(0),
-                    d_in, in);
+        dense::gemm(m, in, width, d, width, 1, w.W[j], fan, static_cast<const T*>(nullptr),
+                    static_cast<const T*>(nullptr), T(0), d_in, in);
       }
       if (j == 0) break;
       const T* s = slopes_[j - 1].data_ptr<T>() + (slot * batch_ + r0) * in;
@@ -333,8 +336,8 @@ void MlpKernel<T>::layer_grads(int64_t j, double t, const T* a, const T* delta, 
     }
   } else if (out >= in) {  // G^T = a^T delta [in, out], along rows of length out, then transposed
     split_rows(in, batch_ * out, [&](int64_t i0, int64_t i1) {
-      dense::gemm(i1 - i0, out, batch_, a + i0, 1, in, delta, out, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
-                  T(0), wt_ + i0 * out, out);
+      dense::gemm(i1 - i0, out, batch_, a + i0, 1, in, delta, out, static_cast<const T*>(nullptr),
+                  static_cast<const T*>(nullptr), T(0), wt_ + i0 * out, out);
     });
     for (int64_t o = 0; o < out; ++o) {
       for (int64_t i = 0; i < in; ++i) dW[o * fan + i] = (add ? dW[o * fan + i] : T(0)) + wt_[i * out + o];
@@ -343,8 +346,8 @@ void MlpKernel<T>::layer_grads(int64_t j, double t, const T* a, const T* delta, 
     T* G = add ? wt_ : dW;
     const int64_t ld = add ? in : fan;
     split_rows(out, batch_ * in, [&](int64_t o0, int64_t o1) {
-      dense::gemm(o1 - o0, in, batch_, delta + o0, 1, out, a, in, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), T(0),
-                  G + o0 * ld, ld);
+      dense::gemm(o1 - o0, in, batch_, delta + o0, 1, out, a, in, static_cast<const T*>(nullptr),
+                  static_cast<const T*>(nullptr), T(0), G + o0 * ld, ld);
     });
     for (int64_t o = 0; add && o < out; ++o) {
       for (int64_t i = 0; i < in; ++i) dW[o * fan + i] += wt_[o * in + i];

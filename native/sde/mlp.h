@@ -70,7 +70,8 @@ struct MlpGrads {
 
 // v . dMLP/dx at the cached point for the output cotangent v [batch, out]; the weights' part into
 // `grads` unless it is null. No graph.
-at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& cache, const at::Tensor& v, MlpGrads* grads);
+at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& cache, const at::Tensor& v,
+                   MlpGrads* grads);
 
 // ---- raw CPU backend ----
 
@@ -104,7 +105,7 @@ class MlpKernel {
   void vjp(const Weights& w, int64_t slot, double t, const T* v, T* dx, const Grads& grads);
   // Layer j's input at `slot` (batch 1: with t appended where the layer has it).
   const T* input(int64_t slot, int64_t j) const;
-  int64_t input_size(int64_t j) const;  // its length
+  int64_t input_size(int64_t j) const;                              // its length
   const at::Tensor& inputs(int64_t j) const { return inputs_[j]; }  // every slot's, [slots, input_size(j)]
   // Grads writing (or adding) into a flat gradient in the layout of weights(shape, flat).
   static Grads into(const MlpShape& shape, T* flat, typename Grads::Mode mode);

@@ -1,8 +1,8 @@
 #include "sde/neural.h"
 
 #include <ATen/ATen.h>
-#include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
@@ -37,7 +37,9 @@ void NamedMlp::collect(std::vector<std::pair<std::string, at::Tensor>>& named) c
 }
 
 namespace {
-at::TensorOptions options_of(const NeuralSdeSpec& spec) { return at::TensorOptions().dtype(spec.dtype).device(spec.device); }
+at::TensorOptions options_of(const NeuralSdeSpec& spec) {
+  return at::TensorOptions().dtype(spec.dtype).device(spec.device);
+}
 
 int64_t diffusion_width(const NeuralSdeSpec& spec) {
   return spec.noise == NoiseType::General ? spec.d * spec.m : spec.d;
@@ -45,7 +47,8 @@ int64_t diffusion_width(const NeuralSdeSpec& spec) {
 
 const NeuralSdeSpec& validated(const NeuralSdeSpec& spec) {
   if (spec.d < 1) throw invalid_argument("Expected positive integer for d");
-  if (spec.noise == NoiseType::General && spec.m < 1) throw invalid_argument("Expected positive integer for m (general noise)");
+  if (spec.noise == NoiseType::General && spec.m < 1)
+    throw invalid_argument("Expected positive integer for m (general noise)");
   if (spec.diffusion_kind == DiffusionKind::ScaledTanh && spec.noise != NoiseType::Diagonal) {
     throw invalid_argument("diffusion 'scaled_tanh' needs noiseType 'diagonal'");
   }
@@ -53,7 +56,8 @@ const NeuralSdeSpec& validated(const NeuralSdeSpec& spec) {
     throw invalid_argument("diffusion 'constant' needs noiseType 'additive'");
   }
   if (spec.noise == NoiseType::Additive && spec.diffusion_kind == DiffusionKind::Mlp && !spec.diffusion.time_input) {
-    throw invalid_argument("additive noise cannot depend on the state: use diffusion 'constant' or an MLP with timeInput");
+    throw invalid_argument(
+        "additive noise cannot depend on the state: use diffusion 'constant' or an MLP with timeInput");
   }
   return spec;
 }
@@ -67,7 +71,8 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
   if (spec.diffusion_kind == DiffusionKind::Mlp) {
     // Additive noise: the network sees only t (its state input has width 0).
     const int64_t in = spec.noise == NoiseType::Additive ? 0 : spec.d;
-    diffusion_net_ = std::make_unique<NamedMlp>(in, diffusion_width(spec), spec.diffusion, options_of(spec), "diffusion", gen_);
+    diffusion_net_ =
+        std::make_unique<NamedMlp>(in, diffusion_width(spec), spec.diffusion, options_of(spec), "diffusion", gen_);
   } else {
     s_ = at::full({spec.d}, spec.diffusion_init, options_of(spec)).requires_grad_(true);
   }
@@ -93,13 +98,13 @@ at::Tensor NeuralSDE::diffusion(double t, const at::Tensor& y) {
         return pass.T.mul_(pass.S).add_(spec_.diffusion_offset);
       }
       return at::sigmoid(s_) * at::tanh(y) + spec_.diffusion_offset;
-    case DiffusionKind::Constant:
-      return s_.expand_as(y);
-    case DiffusionKind::Mlp:
-      break;
+    case DiffusionKind::Constant: return s_.expand_as(y);
+    case DiffusionKind::Mlp: break;
   }
   at::Tensor input = spec_.noise == NoiseType::Additive ? y.narrow(1, 0, 0) : y;
-  at::Tensor g = activate(spec_.diffusion_output, mlp_forward(diffusion_net_->shape, diffusion_net_->weights(), t, input, nullptr)) + spec_.diffusion_offset;
+  at::Tensor g = activate(spec_.diffusion_output,
+                          mlp_forward(diffusion_net_->shape, diffusion_net_->weights(), t, input, nullptr)) +
+                 spec_.diffusion_offset;
   switch (spec_.noise) {
     case NoiseType::Scalar: return g.unsqueeze(-1);
     case NoiseType::General: return g.view({y.size(0), spec_.d, spec_.m});
@@ -186,11 +191,10 @@ at::Tensor NeuralSDE::fused_increment(const Pass& pass, std::optional<double> dt
   if (fusable_on_cpu({&pass.f, &T, &dW}) && T.dim() == 2) {
     at::Tensor F = at::empty_like(T);
     AT_DISPATCH_FLOATING_TYPES(T.scalar_type(), "scaled_tanh_forward", [&] {
-      scaled_tanh_forward_cpu(F.data_ptr<scalar_t>(), dt ? pass.f.data_ptr<scalar_t>() : nullptr,
-                              T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
-                              dW.defined() ? dW.data_ptr<scalar_t>() : nullptr,
-                              {T.size(0), T.size(1), dt.value_or(0.0), spec_.diffusion_offset}, dt.has_value(),
-                              correction);
+      scaled_tanh_forward_cpu(
+          F.data_ptr<scalar_t>(), dt ? pass.f.data_ptr<scalar_t>() : nullptr, T.data_ptr<scalar_t>(),
+          S.data_ptr<scalar_t>(), dW.defined() ? dW.data_ptr<scalar_t>() : nullptr,
+          {T.size(0), T.size(1), dt.value_or(0.0), spec_.diffusion_offset}, dt.has_value(), correction);
     });
     return F;
   }
@@ -225,12 +229,11 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
       if (!grad_s.defined()) grad_s = at::zeros_like(S);
       if (term.dt && !A.defined()) A = at::zeros_like(a);
       AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "scaled_tanh_backward", [&] {
-        scaled_tanh_backward_cpu(a.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
-                                 term.dW.defined() ? term.dW.data_ptr<scalar_t>() : nullptr,
-                                 term.dt ? A.data_ptr<scalar_t>() : nullptr, grad_y.data_ptr<scalar_t>(),
-                                 grad_s.data_ptr<scalar_t>(),
-                                 {a.size(0), a.size(1), term.dt.value_or(0.0), spec_.diffusion_offset},
-                                 term.dt.has_value(), correction);
+        scaled_tanh_backward_cpu(
+            a.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
+            term.dW.defined() ? term.dW.data_ptr<scalar_t>() : nullptr, term.dt ? A.data_ptr<scalar_t>() : nullptr,
+            grad_y.data_ptr<scalar_t>(), grad_s.data_ptr<scalar_t>(),
+            {a.size(0), a.size(1), term.dt.value_or(0.0), spec_.diffusion_offset}, term.dt.has_value(), correction);
       });
       continue;
     }

@@ -28,7 +28,8 @@ struct MlpSpec {
 // An MLP (sde/mlp.h) over its own leaf parameters, named prefix.<layer>.weight and .bias.
 struct NamedMlp {
   // in -> spec.hidden -> out, t appended to the input with spec.time_input; PyTorch's Linear init.
-  NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, std::string prefix, at::Generator& gen);
+  NamedMlp(int64_t in, int64_t out, const MlpSpec& spec, const at::TensorOptions& options, std::string prefix,
+           at::Generator& gen);
   const MlpWeights& weights() const { return weights_; }
   void collect(std::vector<std::pair<std::string, at::Tensor>>& named) const;
 

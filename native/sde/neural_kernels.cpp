@@ -6,12 +6,9 @@ namespace sde {
 
 namespace {
 
-
-
 template <typename T_, bool HasDt, bool Correction, bool HasDW>
-SDEBNN_INLINE void scaled_tanh_forward_loop(T_* __restrict F, const T_* __restrict f,
-                                                                    const T_* __restrict T, const T_* __restrict S,
-                                                                    const T_* __restrict dW, const ScaledTanhArgs& k) {
+SDEBNN_INLINE void scaled_tanh_forward_loop(T_* __restrict F, const T_* __restrict f, const T_* __restrict T,
+                                            const T_* __restrict S, const T_* __restrict dW, const ScaledTanhArgs& k) {
   const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
   for (int64_t b = 0; b < k.batch; ++b) {
     const int64_t row = b * k.d;
@@ -26,10 +23,9 @@ SDEBNN_INLINE void scaled_tanh_forward_loop(T_* __restrict F, const T_* __restri
 }
 
 template <typename T_, bool HasDt, bool Correction, bool HasDW>
-SDEBNN_INLINE void scaled_tanh_backward_loop(const T_* __restrict a, const T_* __restrict T,
-                                                                     const T_* __restrict S, const T_* __restrict dW,
-                                                                     T_* __restrict A, T_* __restrict grad_y,
-                                                                     T_* __restrict grad_S, const ScaledTanhArgs& k) {
+SDEBNN_INLINE void scaled_tanh_backward_loop(const T_* __restrict a, const T_* __restrict T, const T_* __restrict S,
+                                             const T_* __restrict dW, T_* __restrict A, T_* __restrict grad_y,
+                                             T_* __restrict grad_S, const ScaledTanhArgs& k) {
   const T_ o = static_cast<T_>(k.offset), h = static_cast<T_>(k.dt);
   for (int64_t b = 0; b < k.batch; ++b) {
     const int64_t row = b * k.d;
@@ -57,9 +53,8 @@ SDEBNN_INLINE void scaled_tanh_backward_loop(const T_* __restrict a, const T_* _
 
 // The loops for the runtime flags (a correction needs a dt).
 template <typename T_>
-SDEBNN_INLINE void scaled_tanh_forward_dispatch(T_* F, const T_* f, const T_* T, const T_* S,
-                                                                        const T_* dW, const ScaledTanhArgs& k,
-                                                                        bool has_dt, bool correction) {
+SDEBNN_INLINE void scaled_tanh_forward_dispatch(T_* F, const T_* f, const T_* T, const T_* S, const T_* dW,
+                                                const ScaledTanhArgs& k, bool has_dt, bool correction) {
   const bool w = dW != nullptr;
   if (has_dt && correction) {
     return w ? scaled_tanh_forward_loop<T_, true, true, true>(F, f, T, S, dW, k)
@@ -74,10 +69,8 @@ SDEBNN_INLINE void scaled_tanh_forward_dispatch(T_* F, const T_* f, const T_* T,
 }
 
 template <typename T_>
-SDEBNN_INLINE void scaled_tanh_backward_dispatch(const T_* a, const T_* T, const T_* S,
-                                                                         const T_* dW, T_* A, T_* grad_y, T_* grad_S,
-                                                                         const ScaledTanhArgs& k, bool has_dt,
-                                                                         bool correction) {
+SDEBNN_INLINE void scaled_tanh_backward_dispatch(const T_* a, const T_* T, const T_* S, const T_* dW, T_* A, T_* grad_y,
+                                                 T_* grad_S, const ScaledTanhArgs& k, bool has_dt, bool correction) {
   const bool w = dW != nullptr;
   if (has_dt && correction) {
     return w ? scaled_tanh_backward_loop<T_, true, true, true>(a, T, S, dW, A, grad_y, grad_S, k)
@@ -97,8 +90,9 @@ SDEBNN_CPU_CLONES void scaled_tanh_forward_cpu(float* F, const float* f, const f
                                                const float* dW, const ScaledTanhArgs& k, bool has_dt, bool correction) {
   scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
 }
-SDEBNN_CPU_CLONES void scaled_tanh_forward_cpu(double* F, const double* f, const double* T, const double* S, const double* dW,
-                             const ScaledTanhArgs& k, bool has_dt, bool correction) {
+SDEBNN_CPU_CLONES void scaled_tanh_forward_cpu(double* F, const double* f, const double* T, const double* S,
+                                               const double* dW, const ScaledTanhArgs& k, bool has_dt,
+                                               bool correction) {
   scaled_tanh_forward_dispatch(F, f, T, S, dW, k, has_dt, correction);
 }
 
@@ -107,8 +101,9 @@ SDEBNN_CPU_CLONES void scaled_tanh_backward_cpu(const float* a, const float* T, 
                                                 bool has_dt, bool correction) {
   scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
 }
-SDEBNN_CPU_CLONES void scaled_tanh_backward_cpu(const double* a, const double* T, const double* S, const double* dW, double* A,
-                              double* grad_y, double* grad_S, const ScaledTanhArgs& k, bool has_dt, bool correction) {
+SDEBNN_CPU_CLONES void scaled_tanh_backward_cpu(const double* a, const double* T, const double* S, const double* dW,
+                                                double* A, double* grad_y, double* grad_S, const ScaledTanhArgs& k,
+                                                bool has_dt, bool correction) {
   scaled_tanh_backward_dispatch(a, T, S, dW, A, grad_y, grad_S, k, has_dt, correction);
 }
 

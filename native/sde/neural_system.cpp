@@ -17,8 +17,13 @@ class NeuralSystem final : public BufferedSystem<T> {
 
  public:
   NeuralSystem(const NeuralSDE& sde, int64_t batch, BufferPool& pool)
-      : sde_(sde), pool_(pool), batch_(batch), d_(sde.spec().d), n_(batch * sde.spec().d),
-        scaled_(sde.spec().diffusion_kind == DiffusionKind::ScaledTanh), offset_(sde.spec().diffusion_offset),
+      : sde_(sde),
+        pool_(pool),
+        batch_(batch),
+        d_(sde.spec().d),
+        n_(batch * sde.spec().d),
+        scaled_(sde.spec().diffusion_kind == DiffusionKind::ScaledTanh),
+        offset_(sde.spec().diffusion_offset),
         options_(at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value)) {
     for (const at::Tensor& p : sde.drift_net().params) params_.push_back(p.detach().contiguous());
     weights_ = Mlp::weights(params_);
@@ -84,7 +89,8 @@ class NeuralSystem final : public BufferedSystem<T> {
     if (scaled_) {
       T* tz = T_.data_ptr<T>();
       activate_cpu(Activation::Tanh, n_, z, tz, nullptr);
-      scaled_tanh_backward_cpu(a, tz, S_.data_ptr<T>(), dW, A, gy, grad_s_.data_ptr<T>(), {batch_, d_, dt, offset_}, true, false);
+      scaled_tanh_backward_cpu(a, tz, S_.data_ptr<T>(), dW, A, gy, grad_s_.data_ptr<T>(), {batch_, d_, dt, offset_},
+                               true, false);
     } else {
       const T h = static_cast<T>(dt);
       T* gs = grad_s_.data_ptr<T>();
@@ -133,8 +139,8 @@ std::unique_ptr<BufferedSolve> NeuralSDE::buffered_solve(const at::Tensor& y0, B
   const int64_t batch = y0.size(0);
   BufferPool& pool = shared_solver_pool();
   if (y0.scalar_type() == at::kDouble) {
-    return make_buffered_solve<double>(std::make_unique<NeuralSystem<double>>(*this, batch, pool), bm, mode, ts, options,
-                                       adjoint_options, pool);
+    return make_buffered_solve<double>(std::make_unique<NeuralSystem<double>>(*this, batch, pool), bm, mode, ts,
+                                       options, adjoint_options, pool);
   }
   return make_buffered_solve<float>(std::make_unique<NeuralSystem<float>>(*this, batch, pool), bm, mode, ts, options,
                                     adjoint_options, pool);

@@ -15,12 +15,16 @@ void expect_width(const at::Tensor& y0, int64_t d, const char* what) {
 }  // namespace
 
 GeometricBrownianMotion::GeometricBrownianMotion(at::Tensor mu, at::Tensor sigma, NoiseType noise, SdeType type)
-    : SDE(noise, type), mu_(mu.detach().clone().requires_grad_(true)), sigma_(sigma.detach().clone().requires_grad_(true)) {
-  if (noise == NoiseType::Additive) throw invalid_argument("geometric Brownian motion has multiplicative noise, not additive");
+    : SDE(noise, type),
+      mu_(mu.detach().clone().requires_grad_(true)),
+      sigma_(sigma.detach().clone().requires_grad_(true)) {
+  if (noise == NoiseType::Additive)
+    throw invalid_argument("geometric Brownian motion has multiplicative noise, not additive");
   if (mu_.dim() != 1) throw invalid_argument("Expected mu of shape [d]");
   const bool general = noise == NoiseType::General;
   if (sigma_.dim() != (general ? 2 : 1) || sigma_.size(0) != mu_.size(0)) {
-    throw invalid_argument(general ? "Expected sigma of shape [d, m] for general noise" : "Expected sigma of shape [d]");
+    throw invalid_argument(general ? "Expected sigma of shape [d, m] for general noise"
+                                   : "Expected sigma of shape [d]");
   }
 }
 
@@ -28,12 +32,9 @@ at::Tensor GeometricBrownianMotion::drift(double, const at::Tensor& y) { return 
 
 at::Tensor GeometricBrownianMotion::diffusion(double, const at::Tensor& y) {
   switch (noise_type()) {
-    case NoiseType::Scalar:
-      return (sigma_ * y).unsqueeze(-1);
-    case NoiseType::General:
-      return sigma_.unsqueeze(0) * y.unsqueeze(-1);
-    default:
-      return sigma_ * y;
+    case NoiseType::Scalar: return (sigma_ * y).unsqueeze(-1);
+    case NoiseType::General: return sigma_.unsqueeze(0) * y.unsqueeze(-1);
+    default: return sigma_ * y;
   }
 }
 
@@ -48,14 +49,16 @@ std::vector<int64_t> GeometricBrownianMotion::brownian_shape(const at::Tensor& y
   return SDE::brownian_shape(y0);
 }
 
-void GeometricBrownianMotion::check_state(const at::Tensor& y0) const { expect_width(y0, mu_.size(0), "this geometric Brownian motion"); }
+void GeometricBrownianMotion::check_state(const at::Tensor& y0) const {
+  expect_width(y0, mu_.size(0), "this geometric Brownian motion");
+}
 
 at::Tensor GeometricBrownianMotion::exact(const at::Tensor& y0, double t, const at::Tensor& w) const {
   at::Tensor sigma2 = noise_type() == NoiseType::General ? (sigma_ * sigma_).sum(-1) : sigma_ * sigma_;
   at::Tensor a = sde_type() == SdeType::Ito ? mu_ - 0.5 * sigma2 : mu_;
   at::Tensor noise;
   switch (noise_type()) {
-    case NoiseType::Scalar: noise = sigma_ * w; break;             // w [B, 1]
+    case NoiseType::Scalar: noise = sigma_ * w; break;                  // w [B, 1]
     case NoiseType::General: noise = at::matmul(w, sigma_.t()); break;  // w [B, m]
     default: noise = sigma_ * w;
   }

@@ -28,7 +28,8 @@ Route select_route(const RouteOffer& offer, NoiseType noise, Purpose purpose, co
   const bool euler_adjoint =
       adjoint_options.method == Method::Euler && !adjoint_options.adaptive && noise == NoiseType::Additive;
   if (offer.kernels == Kernels::Fast && offer.buffered && device.is_cpu() &&
-      (dtype == c10::kFloat || dtype == c10::kDouble) && fixed_euler && (purpose != Purpose::Adjoint || euler_adjoint)) {
+      (dtype == c10::kFloat || dtype == c10::kDouble) && fixed_euler &&
+      (purpose != Purpose::Adjoint || euler_adjoint)) {
     return Route::Buffered;
   }
   return offer.kernels != Kernels::Autograd && offer.hand_written ? Route::Fused : Route::Autograd;

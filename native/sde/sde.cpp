@@ -29,7 +29,8 @@ NoiseType parse_noise_type(const std::string& name) {
   if (name == "additive") return NoiseType::Additive;
   if (name == "scalar") return NoiseType::Scalar;
   if (name == "general") return NoiseType::General;
-  throw invalid_argument("Expected 'diagonal', 'additive', 'scalar' or 'general' for noiseType but received '" + name + "'");
+  throw invalid_argument("Expected 'diagonal', 'additive', 'scalar' or 'general' for noiseType but received '" + name +
+                         "'");
 }
 
 SdeType parse_sde_type(const std::string& name) {
@@ -42,12 +43,9 @@ at::Tensor SDE::diffusion_prod(double t, const at::Tensor& y, const at::Tensor& 
   const at::Tensor g = diffusion(t, y);
   switch (noise_) {
     case NoiseType::Diagonal:
-    case NoiseType::Additive:
-      return g * dW;
-    case NoiseType::Scalar:
-      return g.squeeze(-1) * dW;  // dW is [B, 1]
-    case NoiseType::General:
-      return at::matmul(g, dW.unsqueeze(-1)).squeeze(-1);
+    case NoiseType::Additive: return g * dW;
+    case NoiseType::Scalar: return g.squeeze(-1) * dW;  // dW is [B, 1]
+    case NoiseType::General: return at::matmul(g, dW.unsqueeze(-1)).squeeze(-1);
   }
   return g;
 }
@@ -110,8 +108,7 @@ at::Tensor jvp(const at::Tensor& out, const at::Tensor& y, const at::Tensor& u, 
 
 at::Tensor SDE::gdg_prod(double t, const at::Tensor& y, const at::Tensor& v) {
   switch (noise_) {
-    case NoiseType::Additive:
-      return at::zeros_like(y);
+    case NoiseType::Additive: return at::zeros_like(y);
     case NoiseType::Diagonal: {
       const bool create_graph = at::GradMode::is_enabled();
       LocalGraph local(y);
@@ -128,20 +125,16 @@ at::Tensor SDE::gdg_prod(double t, const at::Tensor& y, const at::Tensor& v) {
       at::Tensor jg = jvp(g, local.y, create_graph ? g : g.detach(), create_graph);
       return create_graph ? jg * v : (jg * v).detach();
     }
-    case NoiseType::General:
-      break;
+    case NoiseType::General: break;
   }
   throw invalid_argument("gdg_prod: general noise has no Milstein term without Levy areas");
 }
 
 at::Tensor SDE::ito_correction(double t, const at::Tensor& y) {
   switch (noise_) {
-    case NoiseType::Additive:
-      return at::zeros_like(y);
-    case NoiseType::Diagonal:
-      return -0.5 * gdg_prod(t, y, at::ones_like(y));
-    case NoiseType::Scalar:
-      return -0.5 * gdg_prod(t, y, at::ones({y.size(0), 1}, y.options()));
+    case NoiseType::Additive: return at::zeros_like(y);
+    case NoiseType::Diagonal: return -0.5 * gdg_prod(t, y, at::ones_like(y));
+    case NoiseType::Scalar: return -0.5 * gdg_prod(t, y, at::ones({y.size(0), 1}, y.options()));
     case NoiseType::General: {
       const bool create_graph = at::GradMode::is_enabled();
       LocalGraph local(y);
@@ -160,20 +153,17 @@ at::Tensor SDE::ito_correction(double t, const at::Tensor& y) {
 std::vector<int64_t> SDE::brownian_shape(const at::Tensor& y0) const {
   switch (noise_) {
     case NoiseType::Diagonal:
-    case NoiseType::Additive:
-      return y0.sizes().vec();
-    case NoiseType::Scalar:
-      return {y0.size(0), 1};
-    case NoiseType::General:
-      break;
+    case NoiseType::Additive: return y0.sizes().vec();
+    case NoiseType::Scalar: return {y0.size(0), 1};
+    case NoiseType::General: break;
   }
   throw invalid_argument("an SDE with general noise must define its Brownian dimension");
 }
 
 RouteOffer SDE::route_offer() const { return {}; }
 
-std::unique_ptr<BufferedSolve> SDE::buffered_solve(const at::Tensor&, BrownianMotion&, BufferedMode, const std::vector<double>&,
-                                                   const StepOptions&, const StepOptions&) {
+std::unique_ptr<BufferedSolve> SDE::buffered_solve(const at::Tensor&, BrownianMotion&, BufferedMode,
+                                                   const std::vector<double>&, const StepOptions&, const StepOptions&) {
   throw std::logic_error("this SDE has no buffered route");
 }
 

@@ -25,7 +25,8 @@ Method parse_method(const std::string& name) {
   if (name == "reversible_heun") return Method::ReversibleHeun;
   throw invalid_argument(
       "Expected 'euler', 'milstein', 'srk', 'midpoint', 'heun', 'euler_heun' or 'reversible_heun' for method but "
-      "received '" + name + "'");
+      "received '" +
+      name + "'");
 }
 
 const char* to_string(Method method) {
@@ -84,7 +85,8 @@ void check_method(Method method, const SDE& sde) {
   for (size_t i = 0; i < s.noise_types.size(); ++i) msg << (i ? ", " : "") << "'" << to_string(s.noise_types[i]) << "'";
   msg << ". For " << to_string(sde.sde_type()) << " SDEs with " << to_string(sde.noise_type()) << " noise use one of:";
   for (const MethodInfo& o : method_table()) {
-    if (contains(o.sde_types, sde.sde_type()) && contains(o.noise_types, sde.noise_type())) msg << " '" << to_string(o.method) << "'";
+    if (contains(o.sde_types, sde.sde_type()) && contains(o.noise_types, sde.noise_type()))
+      msg << " '" << to_string(o.method) << "'";
   }
   throw invalid_argument(msg.str());
 }
@@ -92,13 +94,17 @@ void check_method(Method method, const SDE& sde) {
 void check_times(const std::vector<double>& ts, const BrownianMotion& bm) {
   if (ts.size() < 2) throw invalid_argument("Expected at least two times in ts");
   for (size_t i = 0; i < ts.size(); ++i) {
-    if (!std::isfinite(ts[i])) throw invalid_argument("Expected finite numbers in ts but ts[" + std::to_string(i) + "] is not");
-    if (i > 0 && !(ts[i] > ts[i - 1])) throw invalid_argument("Expected strictly increasing ts but ts[" + std::to_string(i) + "] <= ts[" + std::to_string(i - 1) + "]");
+    if (!std::isfinite(ts[i]))
+      throw invalid_argument("Expected finite numbers in ts but ts[" + std::to_string(i) + "] is not");
+    if (i > 0 && !(ts[i] > ts[i - 1]))
+      throw invalid_argument("Expected strictly increasing ts but ts[" + std::to_string(i) + "] <= ts[" +
+                             std::to_string(i - 1) + "]");
   }
   const double tol = 1e-12 * std::max(1.0, std::abs(bm.t1() - bm.t0()));
   if (ts.front() < bm.t0() - tol || ts.back() > bm.t1() + tol) {
     std::ostringstream msg;
-    msg << "ts spans [" << ts.front() << ", " << ts.back() << "] but the Brownian motion covers [" << bm.t0() << ", " << bm.t1() << "]";
+    msg << "ts spans [" << ts.front() << ", " << ts.back() << "] but the Brownian motion covers [" << bm.t0() << ", "
+        << bm.t1() << "]";
     throw invalid_argument(msg.str());
   }
 }
@@ -123,11 +129,11 @@ std::vector<double> fixed_grid(double ta, double tb, double dt) {
   return grid;
 }
 
-at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z, const at::Tensor& dW) {
+at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z,
+                          const at::Tensor& dW) {
   const double dt = tb - ta;
   switch (method) {
-    case Method::Euler:
-      return z + system.increment(ta, z, dt, dW);
+    case Method::Euler: return z + system.increment(ta, z, dt, dW);
     case Method::Midpoint: {
       at::Tensor mid = z + 0.5 * system.increment(ta, z, dt, dW);
       return z + system.increment(ta + 0.5 * dt, mid, dt, dW);
@@ -153,8 +159,7 @@ at::Tensor increment_step(Method method, System& system, double ta, double tb, c
       at::Tensor y1 = y + 0.5 * (f0 + f1) * dt + 0.5 * (g0 + g1);
       return at::stack({y1, y_hat1, f1});
     }
-    default:
-      break;
+    default: break;
   }
   throw invalid_argument(std::string("method '") + to_string(method) + "' is not an increment-form method");
 }
@@ -264,7 +269,8 @@ at::Tensor srk_step(SDE& sde, SolveStats& stats, BrownianMotion& bm, double ta, 
     F.push_back(sde.drift(ta + T::C0[s] * dt, H0s));
     G.push_back(diagonal_g(sde, ta + T::C1[s] * dt, H1s));
     stats.nfe += 2;
-    at::Tensor weight = T::beta1[s] * I_k + T::beta2[s] * I_kk / sqrt_dt + T::beta3[s] * I_k0 * rdt + T::beta4[s] * I_kkk * rdt;
+    at::Tensor weight =
+        T::beta1[s] * I_k + T::beta2[s] * I_kk / sqrt_dt + T::beta3[s] * I_k0 * rdt + T::beta4[s] * I_kkk * rdt;
     y1 = y1 + T::alpha[s] * F[s] * dt + G[s] * weight;
   }
   return y1;
@@ -286,7 +292,8 @@ at::Tensor reversible_heun_init(SDE& sde, double t0, const at::Tensor& y0, Solve
 void check_step_limit(double steps, const StepOptions& options) {
   if (steps <= static_cast<double>(options.max_steps)) return;
   throw limit_exceeded(options.max_steps_option,
-                       "the solve needs more than " + options.max_steps_option + " (" + std::to_string(options.max_steps) +
+                       "the solve needs more than " + options.max_steps_option + " (" +
+                           std::to_string(options.max_steps) +
                            ") steps; use a larger dt (adaptive: looser rtol/atol or a larger dtMin), or raise " +
                            options.max_steps_option);
 }
@@ -356,7 +363,8 @@ void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>
   check_times(ts, bm);
   if (!(options.dt > 0)) throw invalid_argument("Expected positive number for dt");
   if (options.adaptive && !method_info(options.method).adaptive) {
-    throw invalid_argument(std::string(to_string(options.method)) + " takes fixed steps only; set adaptive to false or choose another method");
+    throw invalid_argument(std::string(to_string(options.method)) +
+                           " takes fixed steps only; set adaptive to false or choose another method");
   }
   if (bm.shape() != sde.brownian_shape(y0)) {
     throw invalid_argument("the Brownian motion's shape does not match the SDE's noise for this y0");
@@ -370,13 +378,15 @@ Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, B
                 const StepOptions& options, const StepProgress& progress) {
   check_solve(sde, y0, ts, bm, options);
   // a graph asked for (backprop through the solver) needs the general solver
-  const Route route = at::GradMode::is_enabled() && y0.requires_grad()
-                          ? select_route({sde.route_offer().kernels, sde.route_offer().hand_written, false}, sde.noise_type(),
-                                         Purpose::Solve, options, options, y0.device(), y0.scalar_type())
-                          : select_route(sde.route_offer(), sde.noise_type(), Purpose::Solve, options, options, y0.device(),
-                                         y0.scalar_type());
+  const Route route =
+      at::GradMode::is_enabled() && y0.requires_grad()
+          ? select_route({sde.route_offer().kernels, sde.route_offer().hand_written, false}, sde.noise_type(),
+                         Purpose::Solve, options, options, y0.device(), y0.scalar_type())
+          : select_route(sde.route_offer(), sde.noise_type(), Purpose::Solve, options, options, y0.device(),
+                         y0.scalar_type());
   if (route == Route::Buffered) {
-    const std::unique_ptr<BufferedSolve> solve = sde.buffered_solve(y0, bm, BufferedMode::Forward, ts, options, options);
+    const std::unique_ptr<BufferedSolve> solve =
+        sde.buffered_solve(y0, bm, BufferedMode::Forward, ts, options, options);
     std::vector<int64_t> shape{static_cast<int64_t>(ts.size())};
     for (int64_t s : y0.sizes()) shape.push_back(s);
     Solution solution;
@@ -394,7 +404,9 @@ Solution sdeint(SDE& sde, const at::Tensor& y0, const std::vector<double>& ts, B
   StepFn step;
   switch (options.method) {
     case Method::Milstein:
-      step = [&](double ta, double tb, const at::Tensor& y) { return milstein_step(sde, stats, ta, tb, y, brownian_increment(bm, ta, tb)); };
+      step = [&](double ta, double tb, const at::Tensor& y) {
+        return milstein_step(sde, stats, ta, tb, y, brownian_increment(bm, ta, tb));
+      };
       break;
     case Method::Srk:
       step = [&](double ta, double tb, const at::Tensor& y) { return srk_step(sde, stats, bm, ta, tb, y); };

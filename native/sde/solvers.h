@@ -78,7 +78,7 @@ void check_solve(const SDE& sde, const at::Tensor& y0, const std::vector<double>
 struct Solution {
   at::Tensor ys;  // [len(ts), ...y0.shape]
   SolveStats stats;
-  at::Tensor final_state;  // the solver's whole state at ts.back() (reversible_heun: [y, y_hat, f])
+  at::Tensor final_state;         // the solver's whole state at ts.back() (reversible_heun: [y, y_hat, f])
   Route route = Route::Autograd;  // the route that ran
 };
 
@@ -105,7 +105,8 @@ int64_t fixed_steps(double ta, double tb, double dt);
 void check_step_limit(double steps, const StepOptions& options);
 
 // One step of an increment-form method from ta to tb with Brownian increment dW.
-at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z, const at::Tensor& dW);
+at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z,
+                          const at::Tensor& dW);
 
 // The weight of each System evaluation of one increment_step, in call order, in its result
 // z + sum_k weight_k increment_k, for a part of the state that no evaluation reads (the adjoint's

@@ -75,12 +75,12 @@ SDEBNN_INLINE V log_1_2(V v) {
 // relative (a few ulps); double: the formula with the C library's exp and log1p.
 template <typename V>
 SDEBNN_INLINE void softplus_vector(V x, V& value, V& slope) {
-  const V a = x > 0.0f ? -x : x;      // -|x| (NaN stays NaN)
-  const V u = exp_nonpositive(a);     // (0, 1]
-  const V v = 1.0f + u;               // [1, 2], rounded
-  const V c = u - (v - 1.0f);         // its rounding error, exactly
+  const V a = x > 0.0f ? -x : x;   // -|x| (NaN stays NaN)
+  const V u = exp_nonpositive(a);  // (0, 1]
+  const V v = 1.0f + u;            // [1, 2], rounded
+  const V c = u - (v - 1.0f);      // its rounding error, exactly
   const V rv = 1.0f / v;
-  const V lp = log_1_2(v) + c * rv;   // log1p(u) = log(v) + c / v + O(c^2)
+  const V lp = log_1_2(v) + c * rv;  // log1p(u) = log(v) + c / v + O(c^2)
   const V pos = x > 0.0f ? x : V{};
   value = x > 20.0f ? x : pos + lp;
   slope = (x >= 0.0f ? V{} + 1.0f : u) * rv;

@@ -44,7 +44,14 @@ async function W1(options = {}) {
   const x = Float32Array.from({ length: batch }, uniform);
   const y = Float32Array.from(x, (v) => Math.cos(4 * v));
   return timeTrainSteps({
-    workload: WORKLOAD, variants: options.variants ?? ['backprop', 'adjoint'], config, x, y, runs, warmup, peerMs: PEER_MS,
+    workload: WORKLOAD,
+    variants: options.variants ?? ['backprop', 'adjoint'],
+    config,
+    x,
+    y,
+    runs,
+    warmup,
+    peerMs: PEER_MS,
     // the naive baseline: the same model on plain LibTorch autograd
     baseline: options.baseline === false ? undefined : (c) => ({ ...c, kernels: 'autograd' }),
   });
@@ -52,4 +59,3 @@ async function W1(options = {}) {
 
 module.exports = W1;
 module.exports.config = config;
-

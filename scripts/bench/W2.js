@@ -9,7 +9,7 @@
 const { timeTrainSteps } = require('../bench.js');
 
 const WORKLOAD = 'W2';
-const PEER_MS = { backprop: 350, adjoint: 515 };  // the middle of the peer's ranges, 338-362 and 489-542
+const PEER_MS = { backprop: 350, adjoint: 515 }; // the middle of the peer's ranges, 338-362 and 489-542
 
 function config(variant) {
   return {
@@ -42,7 +42,14 @@ async function W2(options = {}) {
   const x = Float32Array.from({ length: batch * 784 }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
   const y = Uint8Array.from({ length: batch }, (_, i) => i % 10);
   return timeTrainSteps({
-    workload: WORKLOAD, variants: options.variants ?? ['backprop', 'adjoint'], config, x, y, runs, warmup, peerMs: PEER_MS,
+    workload: WORKLOAD,
+    variants: options.variants ?? ['backprop', 'adjoint'],
+    config,
+    x,
+    y,
+    runs,
+    warmup,
+    peerMs: PEER_MS,
     // the naive baseline: the same model on plain LibTorch autograd
     baseline: options.baseline === false ? undefined : (c) => ({ ...c, kernels: 'autograd' }),
   });
@@ -50,4 +57,3 @@ async function W2(options = {}) {
 
 module.exports = W2;
 module.exports.config = config;
-

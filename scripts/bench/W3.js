@@ -50,7 +50,9 @@ module.exports = async function W3() {
         threads,
         peer_ms: peer,
         speedup_vs_peer: peer === null ? null : round(peer / t.median_ms, 3),
-        ...(baseline ? { baseline: 'same queries without the hint', baseline_ms: round(baseline.median_ms), ratio: round(baseline.median_ms / t.median_ms, 3) } : {}),
+        ...(baseline
+          ? { baseline: 'same queries without the hint', baseline_ms: round(baseline.median_ms), ratio: round(baseline.median_ms / t.median_ms, 3) }
+          : {}),
       });
     }
   }

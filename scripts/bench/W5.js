@@ -17,11 +17,21 @@ module.exports = async function W5() {
   const results = [];
   for (const variant of Object.keys(VARIANTS)) {
     // Alternating run by run: this machine kind's speed drifts by tens of percent within a minute.
-    const [t, baseline] = await timeAlternating(() => runVariant(variant, 500), () => runVariant(variant, 500, 'autograd'), { runs: 5 });
+    const [t, baseline] = await timeAlternating(
+      () => runVariant(variant, 500),
+      () => runVariant(variant, 500, 'autograd'),
+      { runs: 5 },
+    );
     const peer = PEER_MS[variant];
     results.push({
-      workload: 'W5', variant, median_ms: round(t.median_ms), min_ms: round(t.min_ms), runs: t.runs, threads: sdebnn.backend().threads,
-      baseline_ms: round(baseline.median_ms), ratio: round(baseline.median_ms / t.median_ms, 3),
+      workload: 'W5',
+      variant,
+      median_ms: round(t.median_ms),
+      min_ms: round(t.min_ms),
+      runs: t.runs,
+      threads: sdebnn.backend().threads,
+      baseline_ms: round(baseline.median_ms),
+      ratio: round(baseline.median_ms / t.median_ms, 3),
       ...(peer ? { peer_ms: peer, speedup_vs_peer: round(peer / t.median_ms, 3) } : {}),
     });
   }

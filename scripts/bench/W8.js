@@ -59,8 +59,13 @@ module.exports = async function W8() {
   await generate('mnist-c', mnist.images.subarray(0, 200 * 784), [200, 1, 28, 28]); // warm-up
   const m = await generate('mnist-c', mnist.images, mnist.shape);
   results.push({
-    workload: 'W8', variant: 'mnist-c generation', seconds: round(m.wall, 3), cpu_seconds: round(m.cpu, 3), images: 10000,
-    corruptions: sdebnn.corruptions('mnist-c').length, per_corruption_s: m.per,
+    workload: 'W8',
+    variant: 'mnist-c generation',
+    seconds: round(m.wall, 3),
+    cpu_seconds: round(m.cpu, 3),
+    images: 10000,
+    corruptions: sdebnn.corruptions('mnist-c').length,
+    per_corruption_s: m.per,
   });
 
   const n = 10000;
@@ -68,8 +73,14 @@ module.exports = async function W8() {
   await generate('cifar10-c', cifar.subarray(0, 100 * 3072), [100, 3, 32, 32]); // warm-up
   const c = await generate('cifar10-c', cifar, [n, 3, 32, 32]);
   results.push({
-    workload: 'W8', variant: 'cifar10-c generation (synthetic 3x32x32)', seconds: round(c.wall, 3), cpu_seconds: round(c.cpu, 3), images: n,
-    corruptions: sdebnn.corruptions('cifar10-c').length, severities: 5, per_corruption_s: c.per,
+    workload: 'W8',
+    variant: 'cifar10-c generation (synthetic 3x32x32)',
+    seconds: round(c.wall, 3),
+    cpu_seconds: round(c.cpu, 3),
+    images: n,
+    corruptions: sdebnn.corruptions('cifar10-c').length,
+    severities: 5,
+    per_corruption_s: c.per,
   });
 
   // The main job's model (the CLI's `train --dataset mnist` defaults), freshly initialised: its
@@ -80,8 +91,14 @@ module.exports = async function W8() {
   const p = await timed(() => sdebnn.evaluate(model, test, { samples: 16 }));
   model.dispose();
   results.push({
-    workload: 'W8', variant: 'predict 10,000 MNIST test images, 16 weight paths', images_per_s: round(10000 / p.wall), seconds: round(p.wall, 3),
-    cpu_seconds: round(p.cpu, 3), samples: 16, threads, model: 'default conv SdeBnn, freshly initialised (the main job\'s architecture and solver)',
+    workload: 'W8',
+    variant: 'predict 10,000 MNIST test images, 16 weight paths',
+    images_per_s: round(10000 / p.wall),
+    seconds: round(p.wall, 3),
+    cpu_seconds: round(p.cpu, 3),
+    samples: 16,
+    threads,
+    model: "default conv SdeBnn, freshly initialised (the main job's architecture and solver)",
     accuracy_untrained: round(p.result.accuracy),
   });
   return results;

@@ -41,7 +41,10 @@ async function trainingSteps(group, o) {
   const data = { train: sdebnn.createDataset({ inputs, inputShape: [1, 28, 28], targets, classes: 10 }) };
   const marks = [];
   await sdebnn.train(model, data, {
-    epochs: 1, batchSize: 128, evalEachEpoch: false, ...(group ? { distributed: { group } } : {}),
+    epochs: 1,
+    batchSize: 128,
+    evalEachEpoch: false,
+    ...(group ? { distributed: { group } } : {}),
     onStep: (s) => marks.push({ seconds: s.seconds, comm: group ? group.stats().seconds : 0 }),
   });
   const later = marks.slice(2); // the first steps warm the caches

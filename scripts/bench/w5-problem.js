@@ -2,13 +2,18 @@
 'use strict';
 const sdebnn = require('../../dist/index.js');
 
-const BATCH = 256, D = 128;
+const BATCH = 256,
+  D = 128;
 
 // kernels: 'fast' (the default: the buffered solver where it applies, else the hand-written kernels in
 // the general solver) or 'autograd' (the naive baseline: plain LibTorch autograd).
 function makeProblem(sdeType = 'ito', kernels = 'fast') {
   const sde = new sdebnn.SDE({
-    type: 'neural', d: D, noiseType: 'diagonal', sdeType, kernels,
+    type: 'neural',
+    d: D,
+    noiseType: 'diagonal',
+    sdeType,
+    kernels,
     drift: { hidden: [D], activation: 'tanh' },
     diffusion: { kind: 'scaled_tanh', init: 0.1, offset: 0.1 },
     seed: 0,

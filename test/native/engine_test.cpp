@@ -58,7 +58,8 @@ at::Tensor flat(const sde::GradientResult& r) {
 // strong error E|Y_1 - exact| falls as dt^(1/2) (slope of log error on log dt within [0.35, 0.7]).
 void euler_order() {
   const int64_t paths = 2000;
-  sde::GeometricBrownianMotion gbm(at::full({1}, 0.5, f64), at::full({1}, 0.8, f64), sde::NoiseType::Diagonal, sde::SdeType::Ito);
+  sde::GeometricBrownianMotion gbm(at::full({1}, 0.5, f64), at::full({1}, 0.8, f64), sde::NoiseType::Diagonal,
+                                   sde::SdeType::Ito);
   const at::Tensor y0 = at::ones({paths, 1}, f64);
   const auto bm = brownian({paths, 1}, 7);
   const at::Tensor exact = gbm.exact(y0, 1.0, bm->increment(0.0, 1.0));
@@ -73,7 +74,8 @@ void euler_order() {
   }
   double mx = 0, my = 0, sxy = 0, sxx = 0;
   for (size_t i = 0; i < log_dt.size(); ++i) mx += log_dt[i] / log_dt.size(), my += log_err[i] / log_dt.size();
-  for (size_t i = 0; i < log_dt.size(); ++i) sxy += (log_dt[i] - mx) * (log_err[i] - my), sxx += (log_dt[i] - mx) * (log_dt[i] - mx);
+  for (size_t i = 0; i < log_dt.size(); ++i)
+    sxy += (log_dt[i] - mx) * (log_err[i] - my), sxx += (log_dt[i] - mx) * (log_dt[i] - mx);
   const double slope = sxy / sxx;
   expect(slope > 0.35 && slope < 0.7, "euler on GBM: strong order " + sci(slope) + " in [0.35, 0.7]");
 }
@@ -140,10 +142,13 @@ void buffered_vs_engine() {
       for (int i = 0; i < 2; ++i) {
         const auto sde = neural(i == 0 ? sde::Kernels::Fast : sde::Kernels::Autograd, additive, sde::SdeType::Ito);
         const auto bm = brownian({8, 3}, 9);
-        r[i] = adjoint ? sde::adjoint_gradients(*sde, y0, ts, *bm, o, o, g) : sde::backprop_gradients(*sde, y0, ts, *bm, o, g);
+        r[i] = adjoint ? sde::adjoint_gradients(*sde, y0, ts, *bm, o, o, g)
+                       : sde::backprop_gradients(*sde, y0, ts, *bm, o, g);
       }
-      const std::string what = std::string(additive ? "additive" : "diagonal") + (adjoint ? " euler adjoint" : " euler backprop");
-      expect(r[0].route == sde::Route::Buffered && r[1].route == sde::Route::Autograd, what + ": routes buffered and autograd");
+      const std::string what =
+          std::string(additive ? "additive" : "diagonal") + (adjoint ? " euler adjoint" : " euler backprop");
+      expect(r[0].route == sde::Route::Buffered && r[1].route == sde::Route::Autograd,
+             what + ": routes buffered and autograd");
       const double ey = relative_error(r[0].ys, r[1].ys), eg = relative_error(flat(r[0]), flat(r[1]));
       expect(ey < 1e-10 && eg < 1e-10, what + ": ys " + sci(ey) + ", gradients " + sci(eg) + " < 1e-10");
     }
@@ -175,10 +180,12 @@ void step_limit() {
     under.max_steps = 39;
     const std::string what = kernels == sde::Kernels::Fast ? "buffered" : "general";
     const sde::Solution s = sde::sdeint(*sde, y0, ts, *bm, ok);
-    expect(s.stats.steps_accepted == 40 && s.route == (kernels == sde::Kernels::Fast ? sde::Route::Buffered : sde::Route::Autograd),
+    expect(s.stats.steps_accepted == 40 &&
+               s.route == (kernels == sde::Kernels::Fast ? sde::Route::Buffered : sde::Route::Autograd),
            what + ": 40 steps within max_steps 40");
     expect(limited([&] { sde::sdeint(*sde, y0, ts, *bm, under); }), what + ": sdeint over max_steps 39 is ERR_LIMIT");
-    expect(limited([&] { sde::backprop_gradients(*sde, y0, ts, *bm, under, g); }), what + ": backprop over max_steps 39 is ERR_LIMIT");
+    expect(limited([&] { sde::backprop_gradients(*sde, y0, ts, *bm, under, g); }),
+           what + ": backprop over max_steps 39 is ERR_LIMIT");
     expect(limited([&] { sde::adjoint_gradients(*sde, y0, ts, *bm, ok, under, g); }),
            what + ": an adjoint backward pass over its max_steps 39 is ERR_LIMIT");
   }

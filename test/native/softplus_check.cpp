@@ -2,8 +2,9 @@
 // log1p(exp(x)) and 1 / (1 + exp(-x)) over a wide range, compiled as the clones compile it
 // (baseline ISA, AVX2+FMA), float and double, and with the 64-byte vectors of an AVX-512 clone
 // (float). A case of the engine's C++ tests (engine_test.cpp, CTest); prints one JSON object and
-// fails past float ~4e-7 / double ~1e-15 or on a wrong special value. Relative errors are floored at the smallest normal number of the type (below it,
-// results are subnormal and an absolute error of a few subnormal steps is all one can ask).
+// fails past float ~4e-7 / double ~1e-15 or on a wrong special value. Relative errors are floored at the smallest
+// normal number of the type (below it, results are subnormal and an absolute error of a few subnormal steps is all one
+// can ask).
 #include <cfloat>
 #include <cmath>
 #include <cstdint>

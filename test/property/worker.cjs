@@ -40,16 +40,51 @@ async function using(make, fn) {
 }
 
 const apis = {
-  sdeint: ([spec, y0, ts, options]) => using(() => new sdebnn.SDE(spec), (sde) => sdebnn.sdeint(sde, y0, ts, options)),
+  sdeint: ([spec, y0, ts, options]) =>
+    using(
+      () => new sdebnn.SDE(spec),
+      (sde) => sdebnn.sdeint(sde, y0, ts, options),
+    ),
   sdeintGradients: ([spec, y0, ts, gradYs, options]) =>
-    using(() => new sdebnn.SDE(spec), (sde) => sdebnn.sdeintGradients(sde, y0, ts, gradYs, options)),
-  sdeExact: ([spec, y0, t, w]) => using(() => new sdebnn.SDE(spec), (sde) => sde.exact(y0, t, w)),
-  brownian: ([options, s, t]) => using(() => new sdebnn.BrownianInterval(options), (bm) => bm.increment(s, t)),
-  bnnPredict: ([config, inputs, options]) => using(() => new sdebnn.SdeBnn(config), (m) => m.predict(inputs, options)),
-  bnnTrainStep: ([config, inputs, targets, options]) => using(() => new sdebnn.SdeBnn(config), (m) => m.trainStep(inputs, targets, options)),
-  bnnGradients: ([config, inputs, targets, options]) => using(() => new sdebnn.SdeBnn(config), (m) => m.gradients(inputs, targets, options)),
-  train: ([config, data, options]) => using(() => new sdebnn.SdeBnn(config), (m) => sdebnn.train(m, data, options)),
-  evaluate: ([config, dataset, options]) => using(() => new sdebnn.SdeBnn(config), (m) => sdebnn.evaluate(m, dataset, options)),
+    using(
+      () => new sdebnn.SDE(spec),
+      (sde) => sdebnn.sdeintGradients(sde, y0, ts, gradYs, options),
+    ),
+  sdeExact: ([spec, y0, t, w]) =>
+    using(
+      () => new sdebnn.SDE(spec),
+      (sde) => sde.exact(y0, t, w),
+    ),
+  brownian: ([options, s, t]) =>
+    using(
+      () => new sdebnn.BrownianInterval(options),
+      (bm) => bm.increment(s, t),
+    ),
+  bnnPredict: ([config, inputs, options]) =>
+    using(
+      () => new sdebnn.SdeBnn(config),
+      (m) => m.predict(inputs, options),
+    ),
+  bnnTrainStep: ([config, inputs, targets, options]) =>
+    using(
+      () => new sdebnn.SdeBnn(config),
+      (m) => m.trainStep(inputs, targets, options),
+    ),
+  bnnGradients: ([config, inputs, targets, options]) =>
+    using(
+      () => new sdebnn.SdeBnn(config),
+      (m) => m.gradients(inputs, targets, options),
+    ),
+  train: ([config, data, options]) =>
+    using(
+      () => new sdebnn.SdeBnn(config),
+      (m) => sdebnn.train(m, data, options),
+    ),
+  evaluate: ([config, dataset, options]) =>
+    using(
+      () => new sdebnn.SdeBnn(config),
+      (m) => sdebnn.evaluate(m, dataset, options),
+    ),
   createDataset: ([init]) => sdebnn.createDataset(init),
   minibatch: ([init, options]) => new sdebnn.MinibatchIterator(sdebnn.createDataset(init), options).epoch().next().value,
   saveCheckpoint: ([tensors, metadata]) => {
