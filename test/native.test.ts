@@ -13,7 +13,7 @@ const built = existsSync(join(build, 'CTestTestfile.cmake'));
 
 describe('the engine without Node (CTest)', () => {
   it.skipIf(!built)('passes every case of test/native', () => {
-    let output = '';
+    let output: string;
     try {
       output = execFileSync('ctest', ['--test-dir', build, '--output-on-failure'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (error) {
