@@ -290,47 +290,32 @@ export async function evaluate(
   return regressionMetrics({ data: paths, shape }, dataset.targets as Float32Array, { noiseStd });
 }
 
+/** The training options every rank of a data-parallel run must share (with the model and the data's shape). */
+const FINGERPRINT_OPTIONS = [
+  'epochs',
+  'batchSize',
+  'lr',
+  'lrSchedule',
+  'lrMin',
+  'warmupSteps',
+  'beta',
+  'betaWarmupSteps',
+  'seed',
+  'timeLimit',
+  'evalEachEpoch',
+  'evalSamples',
+  'evalBatchSize',
+  'evalEma',
+  'checkpointEvery',
+] as const;
+
 /** What every rank of a data-parallel run must share: the model, the data's shape, the schedule. */
 function runFingerprint(model: SdeBnn, data: { train: Dataset; test?: Dataset }, o: ReturnType<typeof trainOptions>): object {
-  const {
-    epochs,
-    batchSize,
-    lr,
-    lrSchedule,
-    lrMin,
-    warmupSteps,
-    beta,
-    betaWarmupSteps,
-    seed,
-    timeLimit,
-    evalEachEpoch,
-    evalSamples,
-    evalBatchSize,
-    evalEma,
-    checkpointEvery,
-  } = o;
+  const options: Record<string, unknown> = Object.fromEntries(FINGERPRINT_OPTIONS.map((key) => [key, o[key]]));
   return {
     config: { ...model.config, device: undefined }, // one GPU per rank
     data: { train: [data.train.length, ...data.train.inputShape], test: data.test?.length ?? 0 },
-    options: {
-      epochs,
-      batchSize,
-      lr,
-      lrSchedule,
-      lrMin,
-      warmupSteps,
-      beta,
-      betaWarmupSteps,
-      seed,
-      timeLimit,
-      evalEachEpoch,
-      evalSamples,
-      evalBatchSize,
-      evalEma,
-      checkpointEvery,
-      augment: Boolean(o.augment),
-      weightPaths: o.distributed?.weightPaths,
-    },
+    options: { ...options, augment: Boolean(o.augment), weightPaths: o.distributed?.weightPaths },
   };
 }
 
