@@ -20,7 +20,6 @@ import {
   expectObject,
   expectOneOf,
   expectOptionalObject,
-  expectPositive,
   expectPositiveInteger,
   expectString,
   optional,
@@ -42,7 +41,7 @@ export type BnnInputs = Float32Array | Float64Array | Tensor;
 
 /** Options of one training step: learning rate, KL weight and the Brownian stream. */
 export interface BnnTrainStepOptions {
-  /** Learning rate for this step (default config.optimizer.lr). */
+  /** Learning rate for this step (default config.optimizer.lr); 0, where a cosine schedule to lrMin 0 ends, leaves the parameters as they are. */
   lr?: number;
   /** KL weight for this step, e.g. a warm-up schedule (default config.beta). */
   beta?: number;
@@ -284,7 +283,7 @@ export class SdeBnn {
     const y = this.targetTensor(targets, x.shape[0]!, 'targets');
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['lr', 'beta']);
-    const lr = optional(o.lr, this.config.optimizer.lr, (v) => expectPositive(v, 'options.lr'));
+    const lr = optional(o.lr, this.config.optimizer.lr, (v) => expectNonNegative(v, 'options.lr'));
     const beta = optional(o.beta, this.config.beta, (v) => expectNonNegative(v, 'options.beta'));
     const promise = callNative(() => this.handle.trainStep(x, y, { lr, beta }));
     return awaitNative(promise);

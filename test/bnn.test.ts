@@ -460,7 +460,12 @@ describe('SdeBnn errors', () => {
     const model = new SdeBnn({ ...tiny, dtype: 'float32' });
     expect(() => model.trainStep(new Float32Array(0), [])).toThrow(/inputs to hold a positive multiple/);
     expect(() => model.trainStep(x1d, new Float64Array(3))).toThrow(/Expected targets to hold 16 values/);
-    expect(() => model.trainStep(x1d, y1d, { lr: 0 })).toThrow(/options\.lr/);
+    expect(() => model.trainStep(x1d, y1d, { lr: -1 })).toThrow(/options\.lr/);
+    // lr 0, where a cosine schedule to lrMin 0 ends, is a step that leaves every parameter as it is
+    const atStart = model.getState();
+    await model.trainStep(x1d, y1d, { lr: 0 });
+    const afterStep = model.getState();
+    for (const name of model.parameterNames) expect(Array.from(afterStep[name]!.data)).toEqual(Array.from(atStart[name]!.data));
     expect(() => model.predict(x1d, { samples: 0 })).toThrow(/options\.samples/);
     expect(() => model.predict(x1d, { ema: true })).toThrow(/ema/);
     const labelled = new SdeBnn({ seed: 1, solver: { steps: 2 } });
