@@ -121,7 +121,8 @@ export interface TrainResult {
   stoppedEarly: boolean;
 }
 
-const TRAIN_KEYS = [
+/** The options that shape the run itself: every rank of a data-parallel run must share them (with the model and the data's shape). */
+const SCHEDULE_KEYS = [
   'epochs',
   'batchSize',
   'lr',
@@ -136,15 +137,10 @@ const TRAIN_KEYS = [
   'evalSamples',
   'evalBatchSize',
   'evalEma',
-  'logFile',
-  'checkpointFile',
   'checkpointEvery',
-  'resume',
-  'onStep',
-  'onEpoch',
-  'augment',
-  'distributed',
 ] as const;
+
+const TRAIN_KEYS = [...SCHEDULE_KEYS, 'logFile', 'checkpointFile', 'resume', 'onStep', 'onEpoch', 'augment', 'distributed'] as const;
 
 // lr and beta default to the model's own config, so that a model configured with them trains with them.
 function trainOptions(options: unknown, config: { optimizer: { lr: number }; beta: number }) {
@@ -290,28 +286,9 @@ export async function evaluate(
   return regressionMetrics({ data: paths, shape }, dataset.targets as Float32Array, { noiseStd });
 }
 
-/** The training options every rank of a data-parallel run must share (with the model and the data's shape). */
-const FINGERPRINT_OPTIONS = [
-  'epochs',
-  'batchSize',
-  'lr',
-  'lrSchedule',
-  'lrMin',
-  'warmupSteps',
-  'beta',
-  'betaWarmupSteps',
-  'seed',
-  'timeLimit',
-  'evalEachEpoch',
-  'evalSamples',
-  'evalBatchSize',
-  'evalEma',
-  'checkpointEvery',
-] as const;
-
 /** What every rank of a data-parallel run must share: the model, the data's shape, the schedule. */
 function runFingerprint(model: SdeBnn, data: { train: Dataset; test?: Dataset }, o: ReturnType<typeof trainOptions>): object {
-  const options: Record<string, unknown> = Object.fromEntries(FINGERPRINT_OPTIONS.map((key) => [key, o[key]]));
+  const options: Record<string, unknown> = Object.fromEntries(SCHEDULE_KEYS.map((key) => [key, o[key]]));
   return {
     config: { ...model.config, device: undefined }, // one GPU per rank
     data: { train: [data.train.length, ...data.train.inputShape], test: data.test?.length ?? 0 },
