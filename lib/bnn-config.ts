@@ -29,6 +29,11 @@ export const BNN_METHODS = METHODS;
 export const BNN_ESTIMATORS = ['ckl', 'fmc', 'stl'] as const;
 /** The likelihoods: categorical (classification), gaussian or laplace (regression). */
 export const BNN_LIKELIHOODS = ['categorical', 'gaussian', 'laplace'] as const;
+/**
+ * The models one SdeBnn can be, all made of the same blocks (the same dynamics, stem, pool and
+ * head) and trained and called the same way (see BnnModelKind).
+ */
+export const BNN_MODELS = ['sdebnn', 'odenet', 'resnet', 'mfvi-resnet', 'mfvi-odenet'] as const;
 
 /** An activation of the dynamics, the stem or the hypernetwork. */
 export type BnnActivation = Activation;
@@ -42,6 +47,19 @@ export type BnnMethod = Method;
 export type BnnEstimator = (typeof BNN_ESTIMATORS)[number];
 /** One of BNN_LIKELIHOODS. */
 export type BnnLikelihood = (typeof BNN_LIKELIHOODS)[number];
+/**
+ * What each block is:
+ * - 'sdebnn': the SDE-BNN, whose weights follow an SDE in depth (sigma, hypernet, estimator);
+ * - 'odenet': dh = f(h, t; w) dt with static weights w, solved by config.solver on [0, 1] (no noise, no KL);
+ * - 'resnet': K = solver.steps residual layers, each with its own weights: layer k is one Euler step of
+ *   the same dynamics on [k/K, (k+1)/K], h <- h + f(h, k/K; w_k) / K (so with equal w_k it is the
+ *   odenet's Euler solve); method 'euler', fixed steps, backprop only;
+ * - 'mfvi-odenet', 'mfvi-resnet': the same with a mean-field Gaussian posterior over each block's
+ *   weights, q(w) = N(mu, exp(2 rho)) against the prior N(0, w0.priorStd^2) (config.w0), one draw per
+ *   call shared by the batch, the KL in closed form and weighted as the SDE-BNN's (beta / nTrain).
+ * The stem and the head are point estimates in every model, as in the SDE-BNN.
+ */
+export type BnnModelKind = (typeof BNN_MODELS)[number];
 
 /** How each block's SDE is solved and differentiated: method, steps or adaptivity, backprop or the stochastic adjoint, limits. */
 export interface SdeBnnSolverConfig {
@@ -66,6 +84,8 @@ export interface SdeBnnSolverConfig {
 
 /** An SDE-BNN's configuration, every field optional: resolveSdeBnnConfig fills in the defaults (the MNIST conv model). */
 export interface SdeBnnConfig {
+  /** Which model (default 'sdebnn'): see BnnModelKind. sigma, hypernet and estimator apply to 'sdebnn' only. */
+  model?: BnnModelKind;
   /** 'conv' for images (default, MNIST-shaped), 'mlp' for vectors. */
   kind?: 'conv' | 'mlp';
   /** conv: [C, H, W] (default [1, 28, 28]); mlp: [D] (default [1]). */
@@ -104,16 +124,20 @@ export interface SdeBnnConfig {
   /** gaussian: noise std; laplace: scale (default 0.1 gaussian, 1 laplace); the initial value when learned. */
   scale?: number;
   learnScale?: boolean;
-  /** Diffusion of the weight SDE, shared by prior and posterior. Default 0.05 (conv) or 0.2 (mlp). */
-  sigma?: number;
-  /** g_phi([w, t]): hidden widths and activation; the last layer starts at zero. Default [32] tanh (conv), [64] softplus (mlp). */
-  hypernet?: { hidden?: number[]; activation?: BnnActivation };
+  /** Diffusion of the weight SDE, shared by prior and posterior. Default 0.05 (conv) or 0.2 (mlp). 'sdebnn' only (null: not applicable). */
+  sigma?: number | null;
+  /** g_phi([w, t]): hidden widths and activation; the last layer starts at zero. Default [32] tanh (conv), [64] softplus (mlp). 'sdebnn' only. */
+  hypernet?: { hidden?: number[]; activation?: BnnActivation } | null;
   /**
-   * w_0: 'fanIn' (PyTorch's layer init per slice; conv default) or 'normal' with std (mlp default, 0.1).
-   * posterior 'gaussian' learns q(w_0) = N(mu, exp(2 rho)) against the prior N(0, priorStd^2).
+   * w_0 (the static weights of the other models): 'fanIn' (PyTorch's layer init per slice; conv
+   * default) or 'normal' with std (mlp default, 0.1). posterior 'gaussian' learns q(w_0) = N(mu,
+   * exp(2 rho)) against the prior N(0, priorStd^2) (default 0.1), rho starting at rhoInit (default
+   * log(1e-3) for 'sdebnn', -4 for the mfvi models, whose posterior is always 'gaussian'; 'odenet'
+   * and 'resnet' take 'point' only).
    */
   w0?: { init?: 'normal' | 'fanIn'; std?: number; posterior?: 'point' | 'gaussian'; priorStd?: number; rhoInit?: number };
-  estimator?: BnnEstimator;
+  /** 'sdebnn' only. */
+  estimator?: BnnEstimator | null;
   solver?: SdeBnnSolverConfig;
   /** KL weight: loss = NLL + beta * KL / nTrain. Default 1e-3 (tempered); per-step override in trainStep. */
   beta?: number;
@@ -145,6 +169,7 @@ export interface SdeBnnConfig {
 
 /** The configuration with every default filled in. */
 export interface ResolvedSdeBnnConfig {
+  model: BnnModelKind;
   kind: 'conv' | 'mlp';
   inputShape: number[];
   inputNormalization: { shift: number[]; scale: number[] };
@@ -163,10 +188,11 @@ export interface ResolvedSdeBnnConfig {
   outputs: number;
   scale: number;
   learnScale: boolean;
-  sigma: number;
-  hypernet: { hidden: number[]; activation: BnnActivation };
+  /** null for the models without a weight SDE (every model but 'sdebnn'); so are hypernet and estimator. */
+  sigma: number | null;
+  hypernet: { hidden: number[]; activation: BnnActivation } | null;
   w0: { init: 'normal' | 'fanIn'; std: number; posterior: 'point' | 'gaussian'; priorStd: number; rhoInit: number };
-  estimator: BnnEstimator;
+  estimator: BnnEstimator | null;
   solver: Required<SdeBnnSolverConfig>;
   beta: number;
   nTrain: number;
@@ -179,6 +205,7 @@ export interface ResolvedSdeBnnConfig {
 }
 
 const CONFIG_KEYS = [
+  'model',
   'kind',
   'inputShape',
   'inputNormalization',
@@ -234,6 +261,20 @@ function perFeature(value: unknown, field: string, count: number, fallback: numb
 export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig {
   const c = expectOptionalObject(config, 'config');
   expectKnownKeys(c, 'config', CONFIG_KEYS);
+  const model = optional(c.model, 'sdebnn' as const, (v) => expectOneOf(v, 'config.model', BNN_MODELS));
+  const sdebnn = model === 'sdebnn';
+  const mfvi = model === 'mfvi-odenet' || model === 'mfvi-resnet';
+  const resnet = model === 'resnet' || model === 'mfvi-resnet';
+  if (!sdebnn) {
+    // A resolved config holds null here (and resolves again).
+    for (const key of ['sigma', 'hypernet', 'estimator'] as const) {
+      if (c[key] !== undefined && c[key] !== null) {
+        throw new TypeError(
+          `Expected no config.${key} with model '${model}' (it has no weight SDE; ${key} applies to model 'sdebnn' only) but received ${describe(c[key])}`,
+        );
+      }
+    }
+  }
   const kind = optional(c.kind, 'conv' as const, (v) => expectOneOf(v, 'config.kind', ['conv', 'mlp'] as const));
   const conv = kind === 'conv';
 
@@ -310,26 +351,37 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
 
   const scale = optional(c.scale, likelihood === 'laplace' ? 1 : 0.1, (v) => expectPositive(v, 'config.scale'));
   const learnScale = optional(c.learnScale, false, (v) => expectBoolean(v, 'config.learnScale'));
-  const sigma = optional(c.sigma, conv ? 0.05 : 0.2, (v) => expectPositive(v, 'config.sigma'));
+  const sigma = sdebnn ? optional(c.sigma, conv ? 0.05 : 0.2, (v) => expectPositive(v, 'config.sigma')) : null;
 
-  const hn = expectOptionalObject(c.hypernet, 'config.hypernet');
-  expectKnownKeys(hn, 'config.hypernet', ['hidden', 'activation']);
-  const hypernet = {
-    hidden: optional(hn.hidden, conv ? [32] : [64], (v) => positiveIntegers(v, 'config.hypernet.hidden')),
-    activation: optional(hn.activation, (conv ? 'tanh' : 'softplus') as BnnActivation, (v) => expectOneOf(v, 'config.hypernet.activation', activations())),
-  };
+  let hypernet: ResolvedSdeBnnConfig['hypernet'] = null;
+  if (sdebnn) {
+    const hn = expectOptionalObject(c.hypernet, 'config.hypernet');
+    expectKnownKeys(hn, 'config.hypernet', ['hidden', 'activation']);
+    hypernet = {
+      hidden: optional(hn.hidden, conv ? [32] : [64], (v) => positiveIntegers(v, 'config.hypernet.hidden')),
+      activation: optional(hn.activation, (conv ? 'tanh' : 'softplus') as BnnActivation, (v) => expectOneOf(v, 'config.hypernet.activation', activations())),
+    };
+  }
 
   const w0c = expectOptionalObject(c.w0, 'config.w0');
   expectKnownKeys(w0c, 'config.w0', ['init', 'std', 'posterior', 'priorStd', 'rhoInit']);
   const w0 = {
     init: optional(w0c.init, conv ? 'fanIn' : 'normal', (v) => expectOneOf(v, 'config.w0.init', ['normal', 'fanIn'] as const)),
     std: optional(w0c.std, 0.1, (v) => expectPositive(v, 'config.w0.std')),
-    posterior: optional(w0c.posterior, 'point', (v) => expectOneOf(v, 'config.w0.posterior', ['point', 'gaussian'] as const)),
+    posterior: optional(w0c.posterior, mfvi ? 'gaussian' : 'point', (v) => expectOneOf(v, 'config.w0.posterior', ['point', 'gaussian'] as const)),
     priorStd: optional(w0c.priorStd, 0.1, (v) => expectPositive(v, 'config.w0.priorStd')),
-    rhoInit: optional(w0c.rhoInit, Math.log(1e-3), (v) => expectNumber(v, 'config.w0.rhoInit')),
+    rhoInit: optional(w0c.rhoInit, mfvi ? -4 : Math.log(1e-3), (v) => expectNumber(v, 'config.w0.rhoInit')),
   };
+  if (mfvi && w0.posterior !== 'gaussian') {
+    throw new RangeError(`Expected config.w0.posterior 'gaussian' with model '${model}' (its posterior is mean-field Gaussian) but received '${w0.posterior}'`);
+  }
+  if ((model === 'odenet' || model === 'resnet') && w0.posterior !== 'point') {
+    throw new RangeError(
+      `Expected config.w0.posterior 'point' with model '${model}' (use model 'mfvi-${model}' for a Gaussian posterior) but received '${w0.posterior}'`,
+    );
+  }
 
-  const estimator = optional(c.estimator, 'ckl', (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS));
+  const estimator = sdebnn ? optional(c.estimator, 'ckl', (v) => expectOneOf(v, 'config.estimator', BNN_ESTIMATORS)) : null;
   const sc = expectOptionalObject(c.solver, 'config.solver');
   expectKnownKeys(sc, 'config.solver', [
     'method',
@@ -346,7 +398,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   ]);
   const method = optional(sc.method, 'euler', (v) => expectOneOf(v, 'config.solver.method', methodNames()));
   const steps = optional(sc.steps, conv ? 10 : 20, (v) => expectPositiveInteger(v, 'config.solver.steps'));
-  const general = estimator !== 'ckl';
+  const general = estimator !== null && estimator !== 'ckl';
   const solver: Required<SdeBnnSolverConfig> = {
     method,
     steps,
@@ -362,6 +414,18 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     adjointAdaptive: optional(sc.adjointAdaptive, false, (v) => expectBoolean(v, 'config.solver.adjointAdaptive')),
     maxSteps: expectMaxSteps(sc.maxSteps, 'config.solver.maxSteps'),
   };
+  if (resnet) {
+    // Each of the K layers is one Euler step: other methods, adaptivity or an adjoint would not make a residual network.
+    if (solver.method !== 'euler')
+      throw new RangeError(`Expected config.solver.method 'euler' with model '${model}' (each layer is one Euler step) but received '${solver.method}'`);
+    if (solver.adaptive)
+      throw new RangeError(`Expected config.solver.adaptive false with model '${model}' (solver.steps is its number of layers) but received true`);
+    if (solver.gradient !== 'backprop') {
+      throw new RangeError(
+        `Expected config.solver.gradient 'backprop' with model '${model}' (a residual network has no adjoint) but received '${solver.gradient}'`,
+      );
+    }
+  }
   if (!solver.adaptive) checkSteps(steps, solver.maxSteps, 'config.solver.maxSteps', 'A block solve with config.solver.steps', 'use fewer steps');
   if (solver.gradient === 'adjoint' && !solver.adjointAdaptive) {
     checkSteps(solver.adjointSteps, solver.maxSteps, 'config.solver.maxSteps', 'A backward solve with config.solver.adjointSteps', 'use fewer adjointSteps');
@@ -372,7 +436,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const quoted = (names: Method[]) => names.map((m) => `'${m}'`).join(', ');
   if (!solving(method)) {
     throw new RangeError(
-      `Expected config.solver.method ${quoted(methodNames().filter(solving))} for estimator '${estimator}' ` +
+      `Expected config.solver.method ${quoted(methodNames().filter(solving))} for estimator '${estimator ?? 'ckl'}' ` +
         `(its ${general ? 'u . dB term makes the noise general' : 'noise is additive'}) but received '${method}'`,
     );
   }
@@ -389,7 +453,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
       .filter((m) => m.adjoint.noiseTypes.includes(noise) && (m.adjoint.requiresMethod === null || m.adjoint.requiresMethod === method))
       .map((m) => m.name);
     if (!adjoints.includes(am)) {
-      throw new RangeError(`Expected config.solver.adjointMethod ${quoted(adjoints)} for estimator '${estimator}' but received '${am}'`);
+      throw new RangeError(`Expected config.solver.adjointMethod ${quoted(adjoints)} for estimator '${estimator ?? 'ckl'}' but received '${am}'`);
     }
   }
 
@@ -453,18 +517,21 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     maxBytes,
   };
   // Before anything sized by the shapes is built (here: the per-feature normalisation arrays).
-  checkModelBytes({ kind, inputShape, ...rest });
+  checkModelBytes({ model, kind, inputShape, ...rest });
   const inputNormalization = {
     shift: perFeature(nc.shift, 'config.inputNormalization.shift', inputShape[0]!, 0, expectNumber),
     scale: perFeature(nc.scale, 'config.inputNormalization.scale', inputShape[0]!, 1, expectPositive),
   };
-  return { kind, inputShape, inputNormalization, ...rest };
+  return { model, kind, inputShape, inputNormalization, ...rest };
 }
 
 /** The flat form the addon reads (native/addon/bnn.cc read_config). */
 export function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
   const conv = r.kind === 'conv';
+  // The models without a weight SDE take no sigma, hypernetwork or estimator: the addon reads every
+  // field, and native/bnn ignores these three for them (a static block's noise is zero and additive).
   return {
+    model: r.model,
     kind: r.kind,
     inputShape: r.inputShape,
     aug: r.aug,
@@ -482,15 +549,15 @@ export function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
     likelihood: r.likelihood,
     scale: r.scale,
     learnScale: r.learnScale,
-    sigma: r.sigma,
-    hyperHidden: r.hypernet.hidden,
-    hyperActivation: r.hypernet.activation,
+    sigma: r.sigma ?? 0,
+    hyperHidden: r.hypernet?.hidden ?? [],
+    hyperActivation: r.hypernet?.activation ?? 'tanh',
     w0Init: r.w0.init,
     w0Std: r.w0.std,
     w0Gaussian: r.w0.posterior === 'gaussian',
     w0PriorStd: r.w0.priorStd,
     w0RhoInit: r.w0.rhoInit,
-    estimator: r.estimator,
+    estimator: r.estimator ?? 'ckl',
     method: r.solver.method,
     steps: r.solver.steps,
     adaptive: r.solver.adaptive,

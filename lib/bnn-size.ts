@@ -9,6 +9,7 @@ import { checkBytes, linearParameters } from './limits';
 
 type SizeConfig = Pick<
   ResolvedSdeBnnConfig,
+  | 'model'
   | 'kind'
   | 'inputShape'
   | 'aug'
@@ -41,7 +42,10 @@ export interface BlockSize {
 }
 
 export interface ModelSize {
-  /** The blocks, as runs of `count` identical ones (a conv stage; the mlp's blocks), so a huge count costs nothing to size. */
+  /**
+   * The blocks, as runs of `count` identical ones (a conv stage; the mlp's blocks; a resnet's blocks
+   * times its solver.steps layers, each a block solved in one step), so a huge count costs nothing to size.
+   */
   blocks: { count: number; size: BlockSize }[];
   /** Learnable scalars: w_0 (and its rho), hypernetworks, stem, head, likelihood scale. */
   parameters: number;
@@ -58,6 +62,7 @@ export function modelSize(c: SizeConfig): ModelSize {
   let parameters = 0;
   let stem = 0;
   let feature: number;
+  const layers = isResnet(c) ? c.solver.steps : 1;
   const outputs = c.likelihood === 'categorical' ? c.classes : c.outputs;
   if (c.kind === 'conv') {
     let [C, H, W] = c.inputShape as [number, number, number];
@@ -77,21 +82,30 @@ export function modelSize(c: SizeConfig): ModelSize {
       }
       const width = c.width[s]!;
       const padded = (H + 2) * (W + 2);
-      blocks.push({ count, size: { wDim: width * (C + 1) * 9 + width + C * (width + 1) * 9 + C, state: C * padded, activations: (width + 1) * padded } });
+      blocks.push({
+        count: count * layers,
+        size: { wDim: width * (C + 1) * 9 + width + C * (width + 1) * 9 + C, state: C * padded, activations: (width + 1) * padded },
+      });
     });
     feature = c.pool === 'global' ? C : C * Math.floor(H / c.pool) * Math.floor(W / c.pool);
   } else {
     const d = c.inputShape[0]! + c.aug;
     const wDim = linearParameters([d, ...c.hidden, d], c.timeInput ? 1 : 0);
-    blocks.push({ count: c.blocks[0]!, size: { wDim, state: d, activations: 2 * sum(c.hidden) } });
+    blocks.push({ count: c.blocks[0]! * layers, size: { wDim, state: d, activations: 2 * sum(c.hidden) } });
     feature = c.head === 'last' ? 0 : d;
   }
   for (const { count, size: b } of blocks) {
-    parameters += count * (b.wDim * (c.w0.posterior === 'gaussian' ? 2 : 1) + linearParameters([b.wDim + 1, ...c.hypernet.hidden, b.wDim]));
+    const hypernet = c.hypernet === null ? 0 : linearParameters([b.wDim + 1, ...c.hypernet.hidden, b.wDim]);
+    parameters += count * (b.wDim * (c.w0.posterior === 'gaussian' ? 2 : 1) + hypernet);
   }
   if (feature > 0) parameters += outputs * feature + outputs;
   if (c.likelihood !== 'categorical' && c.learnScale) parameters += 1;
-  return { blocks, parameters, hyperActivations: 2 * sum(c.hypernet.hidden), stem };
+  return { blocks, parameters, hyperActivations: c.hypernet === null ? 0 : 2 * sum(c.hypernet.hidden), stem };
+}
+
+/** A resnet's blocks are its layers, each solved in one Euler step. */
+function isResnet(c: Pick<SizeConfig, 'model'>): boolean {
+  return c.model === 'resnet' || c.model === 'mfvi-resnet';
 }
 
 function itemBytes(c: SizeConfig): number {
@@ -115,7 +129,7 @@ export function checkModelBytes(c: SizeConfig): ModelSize {
 export function checkCallBytes(c: SizeConfig, size: ModelSize, call: { batch: number; training: boolean }, what: string): void {
   const { batch } = call;
   const backprop = call.training && c.solver.gradient === 'backprop';
-  const stored = 8 + (backprop ? c.solver.steps : c.solver.gradient === 'adjoint' && call.training ? 8 : 0);
+  const stored = 8 + (backprop ? (isResnet(c) ? 1 : c.solver.steps) : c.solver.gradient === 'adjoint' && call.training ? 8 : 0);
   let values = batch * c.inputShape.reduce((a, b) => a * b, 1) + 2 * batch * size.stem;
   for (const { count, size: b } of size.blocks) values += count * stored * (batch * (b.state + b.activations) + 2 * b.wDim + size.hyperActivations);
   checkBytes(values * itemBytes(c), c.maxBytes, 'config.maxBytes', what);

@@ -151,12 +151,15 @@ function expectSeed(value: unknown, field: string): number {
  * the design notes: stem, one conv block of width 32, sigma 0.05, hypernetwork [32] tanh),
  * train with `trainStep`, predict with `predict`, checkpoint with `getState`/`setState`, and
  * `dispose` when done. One asynchronous call at a time per model (others throw ERR_BUSY).
+ * config.model makes it one of the baselines made of the same blocks (an ODE-net, a ResNet, or
+ * either with a mean-field Gaussian posterior; see BnnModelKind), with the same API; save and load
+ * keep the model.
  */
 export class SdeBnn {
   readonly config: Readonly<ResolvedSdeBnnConfig>;
-  /** Weight-SDE dimension of each block. */
+  /** Weight dimension of each block (a resnet's: of each layer). */
   readonly wDims: readonly number[];
-  /** Total number of learnable scalars (w_0, hypernetworks, stem, head, likelihood scale). */
+  /** Total number of learnable scalars (w_0 and its rho, hypernetworks, stem, head, likelihood scale). */
   readonly numParameters: number;
   readonly parameterNames: readonly string[];
   /** The routes that run (from config.kernels, the solver and the model): for training steps and gradients, and for predictions. */

@@ -86,8 +86,8 @@ export type {
   SdeSpecCommon,
 } from './sde';
 export { SdeBnn } from './bnn';
-export { resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS } from './bnn-config';
-export type { SdeBnnConfig, SdeBnnSolverConfig, ResolvedSdeBnnConfig, BnnActivation, BnnMethod, BnnEstimator, BnnLikelihood } from './bnn-config';
+export { resolveSdeBnnConfig, BNN_ACTIVATIONS, BNN_METHODS, BNN_ESTIMATORS, BNN_LIKELIHOODS, BNN_MODELS } from './bnn-config';
+export type { SdeBnnConfig, SdeBnnSolverConfig, ResolvedSdeBnnConfig, BnnActivation, BnnMethod, BnnEstimator, BnnLikelihood, BnnModelKind } from './bnn-config';
 export type {
   BnnRoute,
   BnnTargets,

@@ -5,7 +5,7 @@
  *   format  'sdebnn'
  *   version '1'
  *   config  JSON of the resolved model config (inputNormalization included, so the model reads
- *           raw inputs)
+ *           raw inputs; config.model names the model, 'sdebnn' when absent as in older files)
  * plus any further keys of the caller (the training position: epoch, step, iterator).
  */
 import { loadCheckpoint, saveCheckpoint, type CheckpointTensor } from './checkpoint';

@@ -24,6 +24,7 @@ constexpr napi_type_tag kBnnTag = {0x5d3b9e0c2a714f68ULL, 0xb1c4e7f02d9a3856ULL}
 // config.h's order (the same few shapes, by design).
 bnn::BnnConfig read_config(const Napi::Object& o) {
   bnn::BnnConfig c;
+  c.model = bnn::parse_model(get_string(o, "model"));
   c.kind = bnn::parse_kind(get_string(o, "kind"));
   c.input_shape = get_int_array(o, "inputShape");
   c.aug = static_cast<int64_t>(get_number(o, "aug"));

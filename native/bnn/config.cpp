@@ -10,6 +10,18 @@ Kind parse_kind(const std::string& name) {
   if (name == "conv") return Kind::Conv;
   throw sde::invalid_argument("Expected 'mlp' or 'conv' for config.kind but received '" + name + "'");
 }
+Model parse_model(const std::string& name) {
+  if (name == "sdebnn") return Model::SdeBnn;
+  if (name == "odenet") return Model::OdeNet;
+  if (name == "resnet") return Model::ResNet;
+  if (name == "mfvi-resnet") return Model::MfviResNet;
+  if (name == "mfvi-odenet") return Model::MfviOdeNet;
+  throw sde::invalid_argument(
+      "Expected 'sdebnn', 'odenet', 'resnet', 'mfvi-resnet' or 'mfvi-odenet' for config.model but received '" + name +
+      "'");
+}
+bool has_weight_sde(Model m) { return m == Model::SdeBnn; }
+bool is_resnet(Model m) { return m == Model::ResNet || m == Model::MfviResNet; }
 Estimator parse_estimator(const std::string& name) {
   if (name == "ckl") return Estimator::Ckl;
   if (name == "fmc") return Estimator::Fmc;

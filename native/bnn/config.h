@@ -19,12 +19,21 @@ namespace bnn {
 using sde::Activation;
 
 enum class Kind { Mlp, Conv };
+// What each block is (lib/bnn-config.ts BnnModelKind): the SDE-BNN's weight SDE, or static
+// weights (a point or, mfvi, a mean-field Gaussian) solved as an ODE, or as K residual layers
+// (each layer a block of its own with one Euler step on [k/K, (k+1)/K]).
+enum class Model { SdeBnn, OdeNet, ResNet, MfviResNet, MfviOdeNet };
 enum class Estimator { Ckl, Fmc, Stl };
 enum class Likelihood { Categorical, Gaussian, Laplace };
 enum class GradientRoute { Backprop, Adjoint };
 enum class W0Init { Normal, FanIn };
 
 Kind parse_kind(const std::string& name);
+Model parse_model(const std::string& name);
+// The blocks have a weight SDE (sigma, a hypernetwork, a path KL): the SDE-BNN only.
+bool has_weight_sde(Model m);
+// Each block is solver.steps residual layers.
+bool is_resnet(Model m);
 Estimator parse_estimator(const std::string& name);
 Likelihood parse_likelihood(const std::string& name);
 GradientRoute parse_gradient_route(const std::string& name);
@@ -44,6 +53,7 @@ struct SolverConfig {
 };
 
 struct BnnConfig {
+  Model model = Model::SdeBnn;
   Kind kind{};
   std::vector<int64_t> input_shape;  // mlp: [D]; conv: [C, H, W]
   int64_t aug = 0;                   // zero channels (conv) or dimensions (mlp) appended to h_0
@@ -67,7 +77,7 @@ struct BnnConfig {
   double scale = 0;  // Gaussian std or Laplace scale (initial value when learned)
   bool learn_scale = false;
 
-  // weight SDE
+  // weight SDE (the SDE-BNN only; the other models ignore sigma, hyper_* and the estimator)
   double sigma = 0;
   std::vector<int64_t> hyper_hidden;
   Activation hyper_activation{};

@@ -71,6 +71,7 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
     for (int64_t s : shape) n *= s;
     return sde::fan_in_uniform(n, fan_in, train_gen_, cpu).view(shape);
   };
+  if (c.model != Model::SdeBnn) throw sde::invalid_argument("config.model: only 'sdebnn' is built so far");
   if (!(c.sigma > 0)) throw sde::invalid_argument("Expected a positive number for config.sigma");
   if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
   if (c.solver.max_steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.maxSteps");
