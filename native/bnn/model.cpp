@@ -82,12 +82,6 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
       (c.solver.method != sde::Method::Euler || c.solver.adaptive || c.solver.gradient != GradientRoute::Backprop)) {
     throw sde::invalid_argument("config.solver: a resnet's layers are fixed Euler steps differentiated by backprop");
   }
-  auto add_block = [&](std::shared_ptr<Dynamics> dynamics, int64_t stage) {
-    auto block = std::make_unique<Block>();
-    block->dynamics = std::move(dynamics);
-    block->stage = stage;
-    blocks_.push_back(std::move(block));
-  };
   if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
   if (c.solver.max_steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.maxSteps");
 
@@ -120,7 +114,10 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
         W /= 2;
       }
       for (int64_t b = 0; b < c.blocks[s]; ++b) {
-        add_block(std::make_shared<ConvDynamics>(C, H, W, c.widths[s], c.conv_activation), static_cast<int64_t>(s));
+        auto block = std::make_unique<Block>();
+        block->dynamics = std::make_shared<ConvDynamics>(C, H, W, c.widths[s], c.conv_activation);
+        block->stage = static_cast<int64_t>(s);
+        blocks_.push_back(std::move(block));
       }
     }
     if (c.pool > 0) {
@@ -132,8 +129,11 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   } else {
     if (c.input_shape.size() != 1) throw sde::invalid_argument("Expected config.inputShape [D] for kind 'mlp'");
     const int64_t d = c.input_shape[0] + c.aug;
-    for (int64_t b = 0; b < c.mlp_blocks; ++b)
-      add_block(std::make_shared<MlpDynamics>(d, c.hidden, c.activation, c.time_input), 0);
+    for (int64_t b = 0; b < c.mlp_blocks; ++b) {
+      auto block = std::make_unique<Block>();
+      block->dynamics = std::make_shared<MlpDynamics>(d, c.hidden, c.activation, c.time_input);
+      blocks_.push_back(std::move(block));
+    }
     if (c.output_last && c.outputs > d) {
       throw sde::invalid_argument("config.outputs (" + std::to_string(c.outputs) + ") exceeds the hidden size " +
                                   std::to_string(d));
