@@ -185,7 +185,7 @@ const FLAGS = {
     default: "the model's, from its input shape",
     group: 'Evaluation',
   }),
-  preset: option('NAME', oneOf(PRESET_NAMES), "the preset the model was trained with: its test set and its evaluation samples (instead of --dataset)"),
+  preset: option('NAME', oneOf(PRESET_NAMES), 'the preset the model was trained with: its test set and its evaluation samples (instead of --dataset)'),
   'data-dir': option('DIR', text, 'MNIST IDX files or CIFAR-10 binary batches'),
   'test-limit': option('N', integer(1), 'use the first N test examples'),
   samples: { ...common.samples(4), default: "4, or the preset's with --preset" },

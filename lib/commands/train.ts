@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backend, setNumThreads } from '../backend';
+import { setCudaMathMode } from '../gpu';
 import { SdeBnn } from '../bnn';
 import { BNN_ESTIMATORS, BNN_METHODS, type SdeBnnConfig } from '../bnn-config';
 import { augmentBatch, CIFAR10_MEAN } from '../data/cifar';
@@ -41,6 +42,8 @@ const FLAGS = {
   steps: option('N', integer(1), 'fixed solver steps'),
   adjoint: toggle('gradients by the stochastic adjoint instead of backprop'),
   ema: option('X', number('unit'), 'keep an exponential moving average of the parameters (decay X) and evaluate with it'),
+  tf32: toggle('CUDA: TF32 tensor cores for float32 matmuls and convolutions (lib/gpu.ts)'),
+  bf16: toggle('CUDA: bf16 autocast of the training and evaluation work (lib/gpu.ts)'),
   epochs: option('N', integer(1), 'training epochs', { group: 'Training' }),
   'time-limit': option('SECONDS', number('positive'), 'stop training after this long; the test set is then evaluated once, at the end'),
   'batch-size': option('N', integer(1), 'examples per step (the global batch when distributed)'),
@@ -151,6 +154,11 @@ function checkApplies(flags: TrainFlags, name: PresetName, preset: Preset): void
     }
   }
   if (preset.data === 'cifar10') cifarDir(flags['data-dir']);
+  for (const flag of ['tf32', 'bf16'] as const) {
+    if (flags[flag] && (flags.device ?? 'cpu') === 'cpu') {
+      throw new UsageError(`Expected --${flag} only with --device cuda or auto (a CUDA math mode) but received it with --device ${flags.device ?? 'cpu'}`);
+    }
+  }
 }
 
 function modelConfig(s: Settings, preset: Preset, train: Dataset): SdeBnnConfig {
@@ -202,6 +210,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const group = process.env.WORLD_SIZE !== undefined ? await joinGroup(parsed.values) : undefined;
   const lead = !group || group.rank === 0; // writes files and prints
   if (s.threads !== undefined) setNumThreads(s.threads);
+  if (s.tf32 || s.bf16) setCudaMathMode({ tf32: Boolean(s.tf32), autocast: s.bf16 ? 'bf16' : 'off' });
   const data = loadData(preset.data, { seed, dir: s['data-dir'], trainLimit: s['train-limit'], testLimit: s['test-limit'] });
   const out = s.out ?? path.join('runs', name);
   if (lead) fs.mkdirSync(out, { recursive: true });
