@@ -67,15 +67,15 @@ describe('paper-cifar10 preset on synthetic CIFAR-10 batches', () => {
       '--train-limit',
       '1000',
       '--test-limit',
-      '200',
+      '100',
       '--epochs',
       '1',
       '--batch-size',
-      '125',
+      '250',
       '--steps',
-      '2',
+      '1',
       '--samples',
-      '2',
+      '1',
       '--threads',
       '2',
       '--quiet',
@@ -83,10 +83,10 @@ describe('paper-cifar10 preset on synthetic CIFAR-10 batches', () => {
       out,
     ]);
     expect(trained.code, trained.err).toBe(0);
-    expect(trained.out).toMatch(/^sdebnn: paper-cifar10: 1000 training and 200 test examples; \d+ parameters \(w_dim 6450\+6450\+23880\+23880\+93600\+93600\)/);
+    expect(trained.out).toMatch(/^sdebnn: paper-cifar10: 1000 training and 100 test examples; \d+ parameters \(w_dim 6450\+6450\+23880\+23880\+93600\+93600\)/);
     const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
-    expect(summary).toMatchObject({ preset: 'paper-cifar10', dataset: 'cifar10', steps: 8, stoppedEarly: false });
-    // The preset's model and optimizer, with the one override (--steps 2).
+    expect(summary).toMatchObject({ preset: 'paper-cifar10', dataset: 'cifar10', steps: 4, stoppedEarly: false });
+    // The preset's model and optimizer, with the one override (--steps 1).
     expect(summary.config).toMatchObject({
       inputShape: [3, 32, 32],
       stem: false,
@@ -96,7 +96,7 @@ describe('paper-cifar10 preset on synthetic CIFAR-10 batches', () => {
       pool: 1,
       sigma: 0.2,
       hypernet: { hidden: [2, 64, 2], activation: 'softplus' },
-      solver: { method: 'euler', steps: 2, gradient: 'backprop' },
+      solver: { method: 'euler', steps: 1, gradient: 'backprop' },
       beta: 1e-3,
       nTrain: 1000,
       optimizer: { lr: 1e-3, clip: 0, ema: 0.999 },
@@ -107,8 +107,8 @@ describe('paper-cifar10 preset on synthetic CIFAR-10 batches', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { type: string; steps: number; loss: number; test: { count: number; nll: number } })
       .filter((e) => e.type === 'epoch');
-    // One epoch of 8 steps of 125 images, evaluated on the 200 test images.
-    expect(epoch).toMatchObject({ steps: 8, test: { count: 200 } });
+    // One epoch of 4 steps of 250 images, evaluated on the 100 test images.
+    expect(epoch).toMatchObject({ steps: 4, test: { count: 100 } });
     expect(Number.isFinite(epoch!.loss) && Number.isFinite(epoch!.test.nll)).toBe(true);
     expect(summary.test).toEqual(epoch!.test);
 
@@ -123,7 +123,7 @@ describe('paper-cifar10 preset on synthetic CIFAR-10 batches', () => {
       '--data-dir',
       data,
       '--test-limit',
-      '200',
+      '100',
       '--ood',
       'none',
       '--shift',
@@ -136,7 +136,7 @@ describe('paper-cifar10 preset on synthetic CIFAR-10 batches', () => {
     const evaluation = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(evaluation.samples).toBe(4);
     expect(evaluation.inputShape).toEqual([3, 32, 32]);
-    expect(evaluation.clean.metrics.count).toBe(200);
+    expect(evaluation.clean.metrics.count).toBe(100);
     expect(Number.isFinite(evaluation.clean.metrics.nll)).toBe(true);
 
     // A checkpoint of another input shape is refused with both shapes named.
@@ -144,41 +144,45 @@ describe('paper-cifar10 preset on synthetic CIFAR-10 batches', () => {
     expect(wrong.code).toBe(2);
     expect(wrong.err).toContain('Expected a model of input [1, 28, 28] for --preset paper-mnist but');
     expect(wrong.err).toContain('takes [3, 32, 32]');
-  });
+  }, 300_000); // two CLI runs of the full-width model: about a minute on a quiet 2-core machine
 
-  it.skipIf(!sdebnn.distributedAvailability().gloo)('runs the preset under the distributed launcher (--nproc 2)', async () => {
-    const out = path.join(root, 'dist');
-    const r = await run([
-      'train',
-      '--preset',
-      'paper-cifar10',
-      '--data-dir',
-      data,
-      '--train-limit',
-      '200',
-      '--test-limit',
-      '50',
-      '--epochs',
-      '1',
-      '--batch-size',
-      '100',
-      '--steps',
-      '1',
-      '--samples',
-      '1',
-      '--threads',
-      '1',
-      '--nproc',
-      '2',
-      '--quiet',
-      '--out',
-      out,
-    ]);
-    expect(r.code, r.err).toBe(0);
-    const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
-    expect(summary).toMatchObject({ preset: 'paper-cifar10', steps: 2 });
-    expect(summary.config).toMatchObject({ blocks: [2, 2, 2], optimizer: { ema: 0.999, clip: 0 } });
-  });
+  it.skipIf(!sdebnn.distributedAvailability().gloo)(
+    'runs the preset under the distributed launcher (--nproc 2)',
+    async () => {
+      const out = path.join(root, 'dist');
+      const r = await run([
+        'train',
+        '--preset',
+        'paper-cifar10',
+        '--data-dir',
+        data,
+        '--train-limit',
+        '200',
+        '--test-limit',
+        '50',
+        '--epochs',
+        '1',
+        '--batch-size',
+        '100',
+        '--steps',
+        '1',
+        '--samples',
+        '1',
+        '--threads',
+        '1',
+        '--nproc',
+        '2',
+        '--quiet',
+        '--out',
+        out,
+      ]);
+      expect(r.code, r.err).toBe(0);
+      const summary = JSON.parse(fs.readFileSync(path.join(out, 'summary.json'), 'utf8'));
+      expect(summary).toMatchObject({ preset: 'paper-cifar10', steps: 2 });
+      expect(summary.config).toMatchObject({ blocks: [2, 2, 2], optimizer: { ema: 0.999, clip: 0 } });
+    },
+    300_000,
+  );
 
   it('refuses --preset with --dataset, and a CIFAR preset without its data, before any work', async () => {
     const out = path.join(root, 'refused');
