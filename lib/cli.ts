@@ -8,7 +8,7 @@ import { predictCommand, predictUsage } from './commands/predict';
 import { trainCommand, trainUsage } from './commands/train';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; about: string }> = {
-  train: { run: trainCommand, usage: trainUsage, about: 'train an SDE-BNN (a preset per --dataset) and evaluate it on the test set' },
+  train: { run: trainCommand, usage: trainUsage, about: 'train an SDE-BNN (a preset: --preset NAME) and evaluate it on the test set' },
   eval: { run: evalCommand, usage: evalUsage, about: 'evaluate a checkpoint: calibration, corruptions (shift) and OOD detection' },
   report: { run: reportCommand, usage: reportUsage, about: 'the HTML report of a training run (RUN_DIR/report.html)' },
   predict: { run: predictCommand, usage: predictUsage, about: 'class probabilities (or predictive mean and std) for new inputs' },

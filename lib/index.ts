@@ -2,6 +2,8 @@
  * sdebnn: infinitely deep Bayesian neural networks (SDE-BNNs) on a native LibTorch engine.
  */
 export { backend, setNumThreads, resolveDevice, selfTest } from './backend';
+export { cudaMathMode, cudaMemoryStats, setCudaMathMode } from './gpu';
+export type { CudaMathMode, CudaMemoryStats } from './gpu';
 export type { Backend, DeviceSpec, SelfTestOptions, SelfTestResult } from './backend';
 export { BrownianInterval, type BrownianIntervalOptions, type BrownianDtype } from './brownian';
 export { tensor, numel } from './tensor';

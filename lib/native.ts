@@ -57,6 +57,9 @@ export interface NativeBinding {
   backend(): NativeBackend;
   setNumThreads(n: number): void;
   resolveDevice(spec: string): string;
+  setCudaMathMode(mode: { tf32Matmul: boolean; tf32Conv: boolean; autocastBf16: boolean }): void;
+  cudaMathMode(): { tf32Matmul: boolean; tf32Conv: boolean; autocastBf16: boolean };
+  cudaMemoryStats(device: string, resetPeak: boolean): { allocatedBytes: number; peakAllocatedBytes: number; reservedBytes: number };
   roundTrip(tensor: Tensor, options: { transpose?: boolean; scale?: number; device?: string }): Tensor;
   /** Test hook: one of the engine's elementwise kernels applied to a tensor. */
   elementwise(tensor: Tensor, name: 'tanh'): Tensor;

@@ -47,7 +47,7 @@ describe('command line', () => {
     expect(help.out).toMatch(/^ {2}--epochs N +training epochs \(default from the preset\)$/m);
     expect(help.out).toMatch(/^ {2}--nproc N +start N worker processes/m);
     // The table: a column per preset, a row per default, each value the preset's.
-    const table = help.out.slice(help.out.indexOf('Presets (--dataset NAME)'));
+    const table = help.out.slice(help.out.indexOf('Presets (--preset NAME)'));
     const row = (label: string) =>
       table
         .split('\n')
@@ -57,24 +57,27 @@ describe('command line', () => {
         .trim()
         .split(/ {2,}/);
     expect(row('')).toEqual(PRESET_NAMES);
-    expect(PRESET_NAMES).toEqual(['mnist', 'cifar10', 'toy']);
+    expect(PRESET_NAMES).toEqual(['mnist', 'cifar10', 'toy', 'paper-mnist', 'paper-cifar10']);
     const each = (get: (p: (typeof PRESETS)['mnist']) => unknown) => PRESET_NAMES.map((n) => String(get(PRESETS[n])));
     expect(row('--epochs')).toEqual(each((p) => p.training.epochs));
-    expect(row('--epochs')).toEqual(['10', '10', '10000']);
+    expect(row('--epochs')).toEqual(['10', '10', '10000', '300', '300']);
     expect(row('--batch-size')).toEqual(each((p) => p.training.batchSize));
     expect(row('--lr')).toEqual(each((p) => p.training.lr));
-    expect(row('--beta')).toEqual(['0.001', '0.001', '0.0001']);
+    expect(row('--beta')).toEqual(['0.001', '0.001', '0.0001', '0.001', '0.001']);
     expect(row('--samples')).toEqual(each((p) => p.training.samples));
     expect(row('--sigma')).toEqual(each((p) => p.model.sigma));
-    expect(row('--steps')).toEqual(['10', '10', '40']);
-    expect(row('--time-limit')).toEqual(['none', 'none', 'none']);
-    expect(row('--width')).toEqual(['32', '32', '-']);
+    expect(row('--steps')).toEqual(['10', '10', '40', '20', '20']);
+    expect(row('--time-limit')).toEqual(['none', 'none', 'none', 'none', 'none']);
+    expect(row('--width')).toEqual(['32', '32', '-', '64', '64']);
+    expect(row('--ema')).toEqual(['none', 'none', 'none', '0.999', '0.999']);
     expect(row('(x - shift) / scale')).toEqual([
       `${sdebnn.MNIST_MEAN} / ${sdebnn.MNIST_STD}`,
       `${sdebnn.CIFAR10_MEAN.join(',')} / ${sdebnn.CIFAR10_STD.join(',')}`,
       '4 / 0.5',
+      `${sdebnn.MNIST_MEAN} / ${sdebnn.MNIST_STD}`,
+      `${sdebnn.CIFAR10_MEAN.join(',')} / 0.2023,0.1994,0.201`,
     ]);
-    expect(row('crops and flips')).toEqual(['no', 'yes', 'no']);
+    expect(row('crops and flips')).toEqual(['no', 'yes', 'no', 'no', 'yes']);
     for (const command of ['eval', 'report', 'predict', 'backend']) {
       const r = await run([command, '--help']);
       expect(r.code, r.err).toBe(0);
@@ -107,8 +110,12 @@ describe('command line', () => {
       [['train', '--quiet=no'], "Expected no value for the switch --quiet but received 'no'"],
       [['train', 'mnist'], "Expected only flags (--name value) for 'sdebnn train' but received 'mnist'"],
       [['train', '--dataset', 'cifar10'], 'Expected --data-dir DIR (the folder of the CIFAR-10 binary batches) for the cifar10 data but received none'],
-      [['train', '--dataset', 'toy', '--stem', '8'], 'Expected --stem only with a conv preset (mnist, cifar10) but received it with --dataset toy (kind mlp)'],
+      [
+        ['train', '--dataset', 'toy', '--stem', '8'],
+        'Expected --stem only with a conv preset (mnist, cifar10, paper-mnist, paper-cifar10) but received it with the preset toy (kind mlp)',
+      ],
       [['train', '--nproc', '0'], "Expected a positive integer for --nproc but received '0'"],
+      [['train', '--tf32'], 'Expected --tf32 only with --device cuda or auto (a CUDA math mode) but received it with --device cpu'],
       [['eval'], "Expected --checkpoint FILE for 'sdebnn eval' but received none"],
       [['eval', '--checkpoint', 'm.safetensors', '--bins', '0'], "Expected a positive integer for --bins but received '0'"],
       [['report'], "Expected RUN_DIR (the --out of a training run) for 'sdebnn report' but received none"],

@@ -14,7 +14,7 @@ import { evaluateUncertainty, type Evaluation, type EvaluationProgress, type Shi
 import { predictDataset } from '../predict';
 import { readTrainingLog, writeReport, type RegressionBand, type ReportInput } from '../report/page';
 import { formatEvaluation } from '../report/table';
-import { DATA_SOURCES } from '../presets';
+import { DATA_SOURCES, PRESET_NAMES, PRESETS } from '../presets';
 import { corruptions, SHIFT_SUITES, type ShiftSuite } from '../shift';
 import { evaluate } from '../train';
 import { common, formatHelp, integer, list, oneOf, option, parseFlags, text, toggle, UsageError, type Values } from './args';
@@ -185,9 +185,10 @@ const FLAGS = {
     default: "the model's, from its input shape",
     group: 'Evaluation',
   }),
+  preset: option('NAME', oneOf(PRESET_NAMES), 'the preset the model was trained with: its test set and its evaluation samples (instead of --dataset)'),
   'data-dir': option('DIR', text, 'MNIST IDX files or CIFAR-10 binary batches'),
   'test-limit': option('N', integer(1), 'use the first N test examples'),
-  samples: common.samples(4),
+  samples: { ...common.samples(4), default: "4, or the preset's with --preset" },
   seed: common.seed('Brownian streams and corruptions'),
   ood: option(
     'LIST',
@@ -231,7 +232,7 @@ and no evaluation option is given, else from a fresh evaluation of RUN_DIR/model
 
 function evalOptions(f: Values<typeof FLAGS>, train: Dataset) {
   return {
-    samples: f.samples ?? 4,
+    samples: f.samples ?? (f.preset !== undefined ? PRESETS[f.preset].training.samples : 4),
     seed: f.seed ?? 0,
     bins: f.bins ?? 15,
     ood: f.ood ?? ['auto'],
@@ -252,9 +253,17 @@ async function withModel(
   work: (model: SdeBnn, data: { train: Dataset; test: Dataset }) => Promise<void>,
 ): Promise<void> {
   if (f.threads !== undefined) setNumThreads(f.threads);
+  if (f.preset !== undefined && f.dataset !== undefined) {
+    throw new UsageError(`Expected one of --preset or --dataset but received both (--preset ${f.preset} --dataset ${f.dataset})`);
+  }
   const model = SdeBnn.load(file, f.device !== undefined ? { device: f.device } : {});
   try {
-    const data = loadData(f.dataset ?? dataOf(model), { seed, dir: f['data-dir'], trainLimit: 1, testLimit: f['test-limit'] });
+    const preset = f.preset !== undefined ? PRESETS[f.preset] : undefined;
+    const expected = preset?.model.inputShape?.join(', ');
+    if (expected !== undefined && expected !== model.config.inputShape.join(', ')) {
+      throw new UsageError(`Expected a model of input [${expected}] for --preset ${f.preset} but ${file} takes [${model.config.inputShape.join(', ')}]`);
+    }
+    const data = loadData(f.dataset ?? preset?.data ?? dataOf(model), { seed, dir: f['data-dir'], trainLimit: 1, testLimit: f['test-limit'] });
     await work(model, data);
   } finally {
     model.dispose();

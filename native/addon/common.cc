@@ -12,6 +12,7 @@
 #include <optional>
 #include <sstream>
 
+#include "sde/cuda_math.h"
 #include "sde/device.h"
 #include "sde/errors.h"
 
@@ -250,6 +251,7 @@ class TaskWorker : public Napi::AsyncProgressQueueWorker<ProgressEvent> {
   void Execute(const ExecutionProgress& progress) override {
     try {
       sde::apply_num_threads();
+      sde::apply_cuda_math_mode();
       result_ = task_(ProgressFn([&progress](const ProgressEvent& e) { progress.Send(&e, 1); }, &stop_));
     } catch (const Stopped&) {
       SetError("stopped: the progress callback threw");  // OnError rejects with the callback's error

@@ -9,6 +9,7 @@
 #include "common.h"
 #include "registry.h"
 #include "sde/activations.h"
+#include "sde/cuda_math.h"
 #include "sde/device.h"
 #include "sde/errors.h"
 
@@ -33,6 +34,40 @@ Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     sde::set_num_threads(info[0].As<Napi::Number>().Int32Value());
     return info.Env().Undefined();
+  });
+}
+
+// setCudaMathMode({tf32Matmul, tf32Conv, autocastBf16}) and cudaMathMode(): lib/gpu.ts checks the arguments.
+Napi::Value set_cuda_math_mode(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const Napi::Object o = info[0].As<Napi::Object>();
+    sde::set_cuda_math_mode(
+        sde::CudaMathMode{get_bool(o, "tf32Matmul"), get_bool(o, "tf32Conv"), get_bool(o, "autocastBf16")});
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value cuda_math_mode(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const sde::CudaMathMode m = sde::cuda_math_mode();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("tf32Matmul", m.tf32_matmul);
+    o.Set("tf32Conv", m.tf32_conv);
+    o.Set("autocastBf16", m.autocast_bf16);
+    return o;
+  });
+}
+
+// cudaMemoryStats(device, resetPeak): bytes as numbers (exact below 2^53).
+Napi::Value cuda_memory_stats(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const sde::CudaMemoryStats m = sde::cuda_memory_stats(sde::resolve_device(info[0].As<Napi::String>().Utf8Value()),
+                                                          info[1].As<Napi::Boolean>().Value());
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("allocatedBytes", static_cast<double>(m.allocated_bytes));
+    o.Set("peakAllocatedBytes", static_cast<double>(m.peak_allocated_bytes));
+    o.Set("reservedBytes", static_cast<double>(m.reserved_bytes));
+    return o;
   });
 }
 
@@ -178,6 +213,9 @@ void register_core(Napi::Env env, Napi::Object exports) {
   exports.Set("backend", Napi::Function::New(env, backend, "backend"));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
   exports.Set("resolveDevice", Napi::Function::New(env, resolve_device, "resolveDevice"));
+  exports.Set("setCudaMathMode", Napi::Function::New(env, set_cuda_math_mode, "setCudaMathMode"));
+  exports.Set("cudaMathMode", Napi::Function::New(env, cuda_math_mode, "cudaMathMode"));
+  exports.Set("cudaMemoryStats", Napi::Function::New(env, cuda_memory_stats, "cudaMemoryStats"));
   exports.Set("roundTrip", Napi::Function::New(env, round_trip, "roundTrip"));
   exports.Set("selfTest", Napi::Function::New(env, self_test, "selfTest"));
   exports.Set("elementwise", Napi::Function::New(env, elementwise, "elementwise"));
