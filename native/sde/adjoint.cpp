@@ -162,24 +162,30 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
   stats.nfe += 2;
   accumulate(last.grad_params);
   at::Tensor F_b = last.F[0], v_b = last.grad_y;  // v = 0 at the end
+  // Each step's new tensors are the pool's (fresh_like), written by the out= ops: the same
+  // arithmetic as y_hat_a = 2 y - y_hat - F_b and the rest, without fresh memory per step.
   for (size_t n = 0; n < steps.size(); ++n) {
     const Step& step = steps[n];
-    const at::Tensor y_hat_a = 2 * y - y_hat - F_b;
-    at::Tensor u_next = u + 2 * v_b;
+    at::Tensor y_hat_a = fresh_like(y), u_next = fresh_like(u), cotangent = fresh_like(u);
+    at::mul_out(y_hat_a, y, 2).sub_(y_hat).sub_(F_b);
+    at::add_out(u_next, u, v_b, 2);
     const bool interval_ends = n + 1 == steps.size() || steps[n + 1].k != step.k;
-    if (interval_ends) u_next = u_next + grad_ys[static_cast<int64_t>(step.k) - 1];
-    std::vector<SDE::VjpTerm> terms{{step.tb - step.ta, dW, v_b + 0.5 * u}};
+    if (interval_ends) u_next.add_(grad_ys[static_cast<int64_t>(step.k) - 1]);
+    std::vector<SDE::VjpTerm> terms{{step.tb - step.ta, dW, at::add_out(cotangent, v_b, u, 0.5)}};
     if (n + 1 < steps.size()) {
-      terms.push_back(
-          {steps[n + 1].tb - steps[n + 1].ta, bm.increment(steps[n + 1].ta, steps[n + 1].tb), 0.5 * u_next});
+      at::Tensor half_u_next = fresh_like(u);
+      terms.push_back({steps[n + 1].tb - steps[n + 1].ta, bm.increment(steps[n + 1].ta, steps[n + 1].tb),
+                       at::mul_out(half_u_next, u_next, 0.5)});
     }
     const SDE::Vjp at_a = sde.stratonovich_vjp(step.ta, y_hat_a, terms, true);
     stats.nfe += 2 * static_cast<int64_t>(terms.size());
     accumulate(at_a.grad_params);
-    y = y - 0.5 * (at_a.F[0] + F_b);
+    at::Tensor F_sum = fresh_like(y), y_a = fresh_like(y), v_a = fresh_like(u);
+    at::add_out(F_sum, at_a.F[0], F_b);
+    y = at::sub_out(y_a, y, F_sum, 0.5);
     y_hat = y_hat_a;
     u = u_next;
-    v_b = at_a.grad_y - v_b;  // after the last step: v at ts[0]
+    v_b = at::sub_out(v_a, at_a.grad_y, v_b);  // after the last step: v at ts[0]
     if (terms.size() > 1) {
       F_b = at_a.F[1];
       dW = terms[1].dW;
