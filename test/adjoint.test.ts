@@ -210,6 +210,42 @@ describe("the neural SDE's hand-written kernels against autograd", () => {
   });
 });
 
+describe("the fused route's drift kernel at other shapes, against autograd", () => {
+  // The fused route's adjoint evaluates the drift MLP by the raw CPU kernel, whose batch-1 layout
+  // (t kept in the input) and W5's size (rows split between threads) the cases above do not reach.
+  const neuralAt = (kernels: 'fused' | 'autograd', d: number, hidden: number[], dtype: 'float32' | 'float64') =>
+    new SDE({
+      type: 'neural',
+      d,
+      noiseType: 'diagonal',
+      sdeType: 'stratonovich',
+      dtype,
+      kernels,
+      seed: 6,
+      drift: { hidden, activation: 'tanh', timeInput: true },
+      diffusion: { kind: 'scaled_tanh', init: 0.4, offset: 0.2 },
+    });
+  const cases = [
+    ['batch 1, float64', 1, 3, [16, 8], 'float64', 1e-10],
+    ["W5's shape (batch 256, d 128), float32", 256, 128, [128], 'float32', 1e-5],
+  ] as const;
+  it.each(cases)('%s: midpoint, heun and euler_heun adjoints', async (_name, batch, d, hidden, dtype, tolerance) => {
+    const Float = dtype === 'float64' ? Float64Array : Float32Array;
+    const start = { data: Float.from({ length: batch * d }, (_, i) => 0.5 * Math.sin(i + 1)), shape: [batch, d] };
+    const g = { data: Float.from({ length: 2 * batch * d }, (_, i) => Math.cos(i)), shape: [2, batch, d] };
+    for (const method of ['midpoint', 'heun', 'euler_heun'] as const) {
+      const options = { method, dt: 0.1, seed: 3, adjoint: true, adjointMethod: method };
+      const fused = await sdeintGradients(neuralAt('fused', d, [...hidden], dtype), start, [0, 1], g, options);
+      const reference = await sdeintGradients(neuralAt('autograd', d, [...hidden], dtype), start, [0, 1], g, options);
+      expect(fused.route).toBe('fused');
+      expect(reference.route).toBe('autograd');
+      expect(relativeError(Array.from(fused.ys.data), Array.from(reference.ys.data)), method).toBeLessThan(tolerance);
+      expect(relativeError(flatGrads(fused), flatGrads(reference)), method).toBeLessThan(tolerance);
+      expect(fused.adjointStats.nfe, method).toBe(reference.adjointStats.nfe);
+    }
+  });
+});
+
 describe("the neural SDE's buffered route (kernels 'fast') against autograd", () => {
   // Fixed-step Euler on CPU: backprop runs the buffered solver's reverse sweep, and for additive
   // noise the Euler adjoint too; equal to autograd's to round-off, through two output times.

@@ -15,6 +15,13 @@ namespace sde {
 
 namespace {
 
+// Uninitialised, contiguous, like x: on CPU from the shared pool (no page faults on each step's
+// fresh memory, which the allocator returns to the system on free).
+at::Tensor fresh_like(const at::Tensor& x) {
+  return x.is_cpu() ? shared_solver_pool().get(x.sizes(), x.options())
+                    : at::empty_like(x, at::MemoryFormat::Contiguous);
+}
+
 void check_grad_ys(const at::Tensor& grad_ys, const std::vector<double>& ts, const at::Tensor& y0) {
   std::vector<int64_t> expected{static_cast<int64_t>(ts.size())};
   for (int64_t s : y0.sizes()) expected.push_back(s);
@@ -29,10 +36,12 @@ std::vector<at::Tensor> fill_undefined(const std::vector<at::Tensor>& grads, con
 
 // The backward system on z = [y, a, a_theta] flattened:
 //   increment = ( F, -a . dF/dy, -a . dF/dtheta ),  F = f dt + g dW
-// with f the Stratonovich drift (Ito drift + correction for Ito SDEs), in signed time. No
-// evaluation reads a_theta, so `step` runs the solver on [y, a] alone and adds to a_theta the
-// evaluations' parameter VJPs with the method's increment weights, skipping those of weight 0.
-class AdjointSystem : public System {
+// with f the Stratonovich drift (Ito drift + correction for Ito SDEs), in signed time. `step` runs
+// the method's increment_stages on the parts y and a apart (each elementwise op on one part: on the
+// joint state each op would span two of ATen's grains and open an OpenMP region, and every stage
+// would cat and split it); no evaluation reads a_theta, so to it go the evaluations' parameter
+// VJPs with the stages' weights b, those of weight 0 not computed.
+class AdjointSystem {
  public:
   AdjointSystem(SDE& sde, std::vector<int64_t> y_shape, std::vector<at::Tensor> params, SolveStats& stats)
       : sde_(sde), y_shape_(std::move(y_shape)), params_(std::move(params)), stats_(stats) {
@@ -61,67 +70,43 @@ class AdjointSystem : public System {
 
   // One step of `method` on the whole state [y, a, a_theta].
   at::Tensor step(Method method, double ta, double tb, const at::Tensor& z, const at::Tensor& dW) {
-    if (method == Method::EulerHeun) return step_euler_heun(ta, tb, z, dW);
-    weights_ = increment_weights(method);
-    evaluations_ = 0;
-    theta_increment_ = at::zeros({n_theta_}, z.options());
-    at::Tensor y_a = increment_step(method, *this, ta, tb, z.narrow(0, 0, 2 * ny_), dW);
-    if (evaluations_ != weights_.size()) throw std::logic_error("adjoint: increment weights do not match the method");
-    return at::cat({y_a, z.narrow(0, 2 * ny_, n_theta_) + theta_increment_});
-  }
-
-  at::Tensor drift_increment(double t, const at::Tensor& z, double dt) override {
-    return evaluate(t, z, dt, nullptr, true);
-  }
-  at::Tensor noise_increment(double t, const at::Tensor& z, const at::Tensor& dW) override {
-    return evaluate(t, z, 0.0, &dW, false);
-  }
-  at::Tensor increment(double t, const at::Tensor& z, double dt, const at::Tensor& dW) override {
-    return evaluate(t, z, dt, &dW, true);
-  }
-
-  // Euler-Heun (an Euler solve's default adjoint) with y, a and a_theta kept apart: the same
-  // arithmetic as increment_step on [y, a] with its increment weights, but every elementwise op
-  // runs on one part. On the joint state each op spans two of ATen's grains and opens an OpenMP
-  // region; with 2 threads those regions cost a third of W5's euler adjoint on this machine kind.
-  at::Tensor step_euler_heun(double ta, double tb, const at::Tensor& z, const at::Tensor& dW) {
+    const double dt = tb - ta;
     const at::Tensor y = y_of(z), a = a_of(z);
-    at::Tensor out = at::empty_like(z);
+    at::Tensor out = fresh_like(z);
     at::Tensor y_out = y_of(out), a_out = a_of(out);
     at::Tensor theta_out = out.narrow(0, 2 * ny_, n_theta_);
     theta_out.copy_(z.narrow(0, 2 * ny_, n_theta_));
-    const std::vector<double> w = increment_weights(Method::EulerHeun);  // drift, noise, noise at the mid point
-    const SDE::Vjp f = sde_.stratonovich_vjp(ta, y, {{tb - ta, at::Tensor(), a}}, true);
-    add_param_vjps(f, w[0], theta_out);
-    // the second noise evaluation's point is (y, a) + the first one's full increment
-    const SDE::Vjp g = sde_.stratonovich_vjp(ta, y, {{std::nullopt, dW, a}}, true);
-    add_param_vjps(g, w[1], theta_out);
-    const at::Tensor y_mid = y + g.F[0].view(y.sizes());
-    const at::Tensor a_mid = a - g.grad_y.view(a.sizes());
-    const SDE::Vjp g_mid = sde_.stratonovich_vjp(ta, y_mid, {{std::nullopt, dW, a_mid}}, true);
-    add_param_vjps(g_mid, w[2], theta_out);
-    stats_.nfe += 3;
-    // (y, a) + the weighted increments (F, -a . dF/dy) of the three evaluations
-    at::add_out(y_out, y, f.F[0].view(y.sizes()), w[0]);
-    y_out.add_(g.F[0].view(y.sizes()), w[1]).add_(g_mid.F[0].view(y.sizes()), w[2]);
-    at::sub_out(a_out, a, f.grad_y.view(a.sizes()), w[0]);
-    a_out.sub_(g.grad_y.view(a.sizes()), w[1]).sub_(g_mid.grad_y.view(a.sizes()), w[2]);
+    bool first = true;             // the first weighted evaluation writes (y, a) + its increments into out
+    std::vector<at::Tensor> F, G;  // each evaluation's increments of y (F) and of a (-G, G = a . dF/dy)
+    for (const IncrementStage& stage : increment_stages(method)) {
+      at::Tensor y_k = y, a_k = a;
+      for (size_t j = 0; j < stage.a.size(); ++j) {
+        if (stage.a[j] == 0.0) continue;
+        at::Tensor y_next = fresh_like(y), a_next = fresh_like(a);
+        y_k = at::add_out(y_next, y_k, F[j], stage.a[j]);
+        a_k = at::sub_out(a_next, a_k, G[j], stage.a[j]);
+      }
+      const SDE::VjpTerm term{stage.drift ? std::optional<double>(dt) : std::nullopt, stage.noise ? dW : at::Tensor(),
+                              a_k};
+      const SDE::Vjp vjp = sde_.stratonovich_vjp(ta + stage.c * dt, y_k, {term}, stage.b != 0.0);
+      stats_.nfe += (stage.drift ? 1 : 0) + (stage.noise ? 1 : 0);
+      F.push_back(vjp.F[0].view(y.sizes()));
+      G.push_back(vjp.grad_y.view(a.sizes()));
+      if (stage.b == 0.0) continue;
+      add_param_vjps(vjp, stage.b, theta_out);
+      if (first) {
+        at::add_out(y_out, y, F.back(), stage.b);
+        at::sub_out(a_out, a, G.back(), stage.b);
+        first = false;
+      } else {
+        y_out.add_(F.back(), stage.b);
+        a_out.sub_(G.back(), stage.b);
+      }
+    }
     return out;
   }
 
  private:
-  // z = [y, a]: returns the increment (F, -a . dF/dy); the parameter VJP goes to theta_increment_.
-  at::Tensor evaluate(double t, const at::Tensor& z, double dt, const at::Tensor* dW, bool with_drift) {
-    if (evaluations_ >= weights_.size()) throw std::logic_error("adjoint: more evaluations than increment weights");
-    const double weight = weights_[evaluations_++];
-    const SDE::VjpTerm term{with_drift ? std::optional<double>(dt) : std::nullopt, dW != nullptr ? *dW : at::Tensor(),
-                            a_of(z)};
-    const SDE::Vjp vjp = sde_.stratonovich_vjp(t, y_of(z), {term}, weight != 0.0);
-    stats_.nfe += (with_drift ? 1 : 0) + (dW != nullptr ? 1 : 0);
-    add_param_vjps(vjp, weight, theta_increment_);
-    return at::cat({vjp.F[0].reshape({-1}), -vjp.grad_y.reshape({-1})});
-  }
-
   // theta (the flat a_theta layout) -= weight * the evaluation's parameter VJPs.
   void add_param_vjps(const SDE::Vjp& vjp, double weight, at::Tensor& theta) const {
     int64_t offset = 0;
@@ -137,9 +122,6 @@ class AdjointSystem : public System {
   std::vector<at::Tensor> params_;
   SolveStats& stats_;
   int64_t ny_, n_theta_;
-  std::vector<double> weights_;
-  size_t evaluations_ = 0;
-  at::Tensor theta_increment_;
 };
 
 // Exact adjoint of reversible Heun (Kidger et al. 2021). A forward step from (y_a, y_hat_a) is
@@ -180,24 +162,30 @@ void reversible_heun_backward(SDE& sde, const at::Tensor& final_state, const std
   stats.nfe += 2;
   accumulate(last.grad_params);
   at::Tensor F_b = last.F[0], v_b = last.grad_y;  // v = 0 at the end
+  // Each step's new tensors are the pool's (fresh_like), written by the out= ops: the same
+  // arithmetic as y_hat_a = 2 y - y_hat - F_b and the rest, without fresh memory per step.
   for (size_t n = 0; n < steps.size(); ++n) {
     const Step& step = steps[n];
-    const at::Tensor y_hat_a = 2 * y - y_hat - F_b;
-    at::Tensor u_next = u + 2 * v_b;
+    at::Tensor y_hat_a = fresh_like(y), u_next = fresh_like(u), cotangent = fresh_like(u);
+    at::mul_out(y_hat_a, y, 2).sub_(y_hat).sub_(F_b);
+    at::add_out(u_next, u, v_b, 2);
     const bool interval_ends = n + 1 == steps.size() || steps[n + 1].k != step.k;
-    if (interval_ends) u_next = u_next + grad_ys[static_cast<int64_t>(step.k) - 1];
-    std::vector<SDE::VjpTerm> terms{{step.tb - step.ta, dW, v_b + 0.5 * u}};
+    if (interval_ends) u_next.add_(grad_ys[static_cast<int64_t>(step.k) - 1]);
+    std::vector<SDE::VjpTerm> terms{{step.tb - step.ta, dW, at::add_out(cotangent, v_b, u, 0.5)}};
     if (n + 1 < steps.size()) {
-      terms.push_back(
-          {steps[n + 1].tb - steps[n + 1].ta, bm.increment(steps[n + 1].ta, steps[n + 1].tb), 0.5 * u_next});
+      at::Tensor half_u_next = fresh_like(u);
+      terms.push_back({steps[n + 1].tb - steps[n + 1].ta, bm.increment(steps[n + 1].ta, steps[n + 1].tb),
+                       at::mul_out(half_u_next, u_next, 0.5)});
     }
     const SDE::Vjp at_a = sde.stratonovich_vjp(step.ta, y_hat_a, terms, true);
     stats.nfe += 2 * static_cast<int64_t>(terms.size());
     accumulate(at_a.grad_params);
-    y = y - 0.5 * (at_a.F[0] + F_b);
+    at::Tensor F_sum = fresh_like(y), y_a = fresh_like(y), v_a = fresh_like(u);
+    at::add_out(F_sum, at_a.F[0], F_b);
+    y = at::sub_out(y_a, y, F_sum, 0.5);
     y_hat = y_hat_a;
     u = u_next;
-    v_b = at_a.grad_y - v_b;  // after the last step: v at ts[0]
+    v_b = at::sub_out(v_a, at_a.grad_y, v_b);  // after the last step: v at ts[0]
     if (terms.size() > 1) {
       F_b = at_a.F[1];
       dW = terms[1].dW;

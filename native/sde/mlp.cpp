@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 
 #include "sde/dense.h"
 
@@ -126,6 +127,22 @@ constexpr int64_t kParallelMacs = int64_t(1) << 18;
 // spins between calls, costs more than it saves: W5's products run faster on the loops.)
 constexpr int64_t kBlasBytes = int64_t(512) << 10;
 
+// dst[c * ld_dst + r] = (dst's +) src[r * ld_src + c] for r < rows, c < cols, in tiles: element
+// by element, one side's accesses would each touch another cache line at these widths.
+template <typename T>
+void transpose(int64_t rows, int64_t cols, const T* src, int64_t ld_src, T* dst, int64_t ld_dst, bool add) {
+  constexpr int64_t tile = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += tile) {
+    for (int64_t c0 = 0; c0 < cols; c0 += tile) {
+      const int64_t r1 = std::min(rows, r0 + tile), c1 = std::min(cols, c0 + tile);
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t r = r0; r < r1; ++r)
+          dst[c * ld_dst + r] = (add ? dst[c * ld_dst + r] : T(0)) + src[r * ld_src + c];
+      }
+    }
+  }
+}
+
 template <typename F>
 void split_rows(int64_t m, int64_t macs_per_row, const F& f) {
   if (m * macs_per_row < kParallelMacs) return f(0, m);
@@ -237,9 +254,7 @@ void MlpKernel<T>::forward(const Weights& w, int64_t slot, double t, const T* x,
     }
     Wt[j] = w.Wt.empty() ? nullptr : w.Wt[j];
     if (!Wt[j] && batch_ > 1 && !blas(j)) {
-      for (int64_t o = 0; o < width; ++o) {
-        for (int64_t i = 0; i < in; ++i) wt_at[i * width + o] = w.W[j][o * fan + i];
-      }
+      transpose(width, in, w.W[j], fan, wt_at, width, false);
       Wt[j] = wt_at;
     }
     bias_at += width;
@@ -339,9 +354,7 @@ void MlpKernel<T>::layer_grads(int64_t j, double t, const T* a, const T* delta, 
       dense::gemm(i1 - i0, out, batch_, a + i0, 1, in, delta, out, static_cast<const T*>(nullptr),
                   static_cast<const T*>(nullptr), T(0), wt_ + i0 * out, out);
     });
-    for (int64_t o = 0; o < out; ++o) {
-      for (int64_t i = 0; i < in; ++i) dW[o * fan + i] = (add ? dW[o * fan + i] : T(0)) + wt_[i * out + o];
-    }
+    transpose(in, out, static_cast<const T*>(wt_), out, dW, fan, add);
   } else {  // G = delta^T a [out, in], into dW directly or, to add, through wt_
     T* G = add ? wt_ : dW;
     const int64_t ld = add ? in : fan;
@@ -361,5 +374,92 @@ void MlpKernel<T>::layer_grads(int64_t j, double t, const T* a, const T* delta, 
 
 template class MlpKernel<float>;
 template class MlpKernel<double>;
+
+// ---- the raw backend behind tensors ----
+
+struct MlpRawPass::Kernel {
+  Kernel(const MlpShape& shape_, double t_, BufferPool& pool_) : shape(shape_), t(t_), pool(pool_) {}
+  virtual ~Kernel() = default;
+  // dx [batch, sizes[0]] and, with grads, the weights' gradients for v
+  virtual void vjp(const at::Tensor& v, at::Tensor& dx, MlpGrads* grads) = 0;
+  virtual at::Tensor input(int64_t j) const = 0;  // layer j's input, as the kernel keeps it
+  MlpShape shape;
+  double t;
+  BufferPool& pool;
+};
+
+namespace {
+template <typename T>
+struct RawKernel final : MlpRawPass::Kernel {
+  RawKernel(const MlpShape& shape_, const MlpWeights& w, double t_, int64_t batch_, BufferPool& pool_,
+            const at::TensorOptions& options)
+      : Kernel(shape_, t_, pool_), kernel(shape_, batch_, 1, pool_, options), batch(batch_) {
+    for (size_t j = 0; j < w.W.size(); ++j) {
+      weights.W.push_back(w.W[j].data_ptr<T>());
+      weights.b.push_back(w.b[j].data_ptr<T>());
+    }
+  }
+
+  void vjp(const at::Tensor& v, at::Tensor& dx, MlpGrads* grads) override {
+    typename MlpKernel<T>::Grads into;
+    if (grads) {
+      into.mode = MlpKernel<T>::Grads::Mode::Write;
+      grads->W.clear();
+      grads->b.clear();
+      for (int64_t j = 0; j < shape.layers(); ++j) {
+        grads->W.push_back(pool.get({shape.sizes[j + 1], shape.fan_in(j)}, v.options()));
+        grads->b.push_back(pool.get({shape.sizes[j + 1]}, v.options()));
+        into.W.push_back(grads->W.back().data_ptr<T>());
+        into.b.push_back(grads->b.back().data_ptr<T>());
+      }
+    }
+    kernel.vjp(weights, 0, t, v.data_ptr<T>(), dx.data_ptr<T>(), into);
+  }
+
+  at::Tensor input(int64_t j) const override { return kernel.inputs(j)[0].view({batch, kernel.input_size(j) / batch}); }
+
+  MlpKernel<T> kernel;
+  typename MlpKernel<T>::Weights weights;
+  int64_t batch;
+};
+}  // namespace
+
+bool MlpRawPass::applies(const MlpShape& shape, const MlpWeights& w, const at::Tensor& x) {
+  if (!x.is_cpu() || (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)) return false;
+  if (x.dim() != 2 || x.size(1) != shape.sizes[0] || !x.is_contiguous()) return false;
+  for (size_t j = 0; j < w.W.size(); ++j) {
+    for (const at::Tensor* p : {&w.W[j], &w.b[j]}) {
+      if (!p->is_cpu() || p->scalar_type() != x.scalar_type() || !p->is_contiguous()) return false;
+    }
+  }
+  return true;
+}
+
+MlpRawPass::MlpRawPass(const MlpShape& shape, const MlpWeights& w, double t, const at::Tensor& x, BufferPool& pool) {
+  out_ = pool.get({x.size(0), shape.sizes.back()}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "mlp_raw_forward", [&] {
+    auto k = std::make_shared<RawKernel<scalar_t>>(shape, w, t, x.size(0), pool, x.options());
+    k->kernel.forward(k->weights, 0, t, x.data_ptr<scalar_t>(), out_.data_ptr<scalar_t>());
+    kernel_ = std::move(k);
+  });
+}
+
+at::Tensor MlpRawPass::vjp(const at::Tensor& v, MlpGrads* grads) const {
+  if (grads && grads->deltas_only) throw std::logic_error("MlpRawPass: no deltas_only gradients");
+  const at::Tensor v_contiguous = v.contiguous();
+  at::Tensor dx = kernel_->pool.get({v.size(0), kernel_->shape.sizes[0]}, v.options());
+  kernel_->vjp(v_contiguous, dx, grads);
+  return dx;
+}
+
+MlpCache MlpRawPass::cache(const at::Tensor& x) const {
+  const MlpShape& shape = kernel_->shape;
+  MlpCache cache;
+  for (int64_t j = 0; j < shape.layers(); ++j) {
+    const at::Tensor a = j == 0 ? x : kernel_->input(j).narrow(1, 0, shape.sizes[j]).clone();
+    cache.push_back(shape.has_time(j) ? at::cat({a, at::full({a.size(0), 1}, kernel_->t, a.options())}, 1) : a);
+  }
+  return cache;
+}
 
 }  // namespace sde

@@ -6,6 +6,7 @@
 //   - raw CPU (MlpKernel<T>): the buffered solver's, over caller memory; each forward pass is kept
 //     in a slot for its VJP. Small products run on the engine's dense loops (sde/dense.h), large
 //     products split by rows between LibTorch's threads, and weight matrices past L2 on BLAS.
+//     MlpRawPass puts it behind tensors, for a pass whose VJP follows at once.
 // Its users: the neural SDE's drift, the SDE-BNN's hypernetwork g([w, t]) and its MLP dynamics
 // (whose weights are slices of the weight state w).
 #pragma once
@@ -13,6 +14,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "sde/activations.h"
@@ -125,6 +127,32 @@ class MlpKernel {
   // into scratch_: a pre-activation [batch, widest], the hidden layers' cotangents, the layers'
   // transposed weights (or a gradient's), their effective biases, and one row
   T *z_ = nullptr, *deltas_ = nullptr, *wt_ = nullptr, *bias_ = nullptr, *row_ = nullptr;
+};
+
+// One forward pass of the raw CPU backend over tensors, kept for its VJPs: mlp_forward with a cache
+// and mlp_vjp at the raw kernel's speed (the ATen backend's products cost about twice as much at
+// the neural SDE's shapes). Its buffers, and the tensors it returns, come from `pool` (no page
+// faults on each evaluation's new memory); they stay taken while the pass lives, so it suits a
+// pass consumed at once (an adjoint's evaluation). One kept in an autograd graph keeps cache().
+class MlpRawPass {
+ public:
+  // Whether the raw backend takes x and w: CPU float32/float64, contiguous, x [batch, sizes[0]].
+  static bool applies(const MlpShape& shape, const MlpWeights& w, const at::Tensor& x);
+  // MLP(x) at t, kept (applies(shape, w, x) must hold; w and pool must outlive the pass).
+  MlpRawPass(const MlpShape& shape, const MlpWeights& w, double t, const at::Tensor& x, BufferPool& pool);
+  const at::Tensor& output() const { return out_; }
+  // v . dMLP/dx at the pass's point for v [batch, out]; the weights' gradients set in `grads`
+  // (W and b) unless it is null.
+  at::Tensor vjp(const at::Tensor& v, MlpGrads* grads) const;
+  // The pass as the ATen backend's cache for mlp_vjp, its hidden layers' inputs copied out (x, the
+  // pass's input, is the first layer's; t appended where a layer has it).
+  MlpCache cache(const at::Tensor& x) const;
+
+  struct Kernel;  // MlpKernel<T> for x's dtype
+
+ private:
+  std::shared_ptr<Kernel> kernel_;
+  at::Tensor out_;
 };
 
 }  // namespace sde

@@ -83,6 +83,9 @@ NeuralSDE::NeuralSDE(const NeuralSdeSpec& spec)
 // the networks by its own kernels; with one, or with kernels 'autograd', by ATen ops.
 at::Tensor NeuralSDE::drift(double t, const at::Tensor& y) {
   if (fused() && !at::GradMode::is_enabled()) {
+    if (MlpRawPass::applies(drift_net_.shape, drift_net_.weights(), y)) {
+      return MlpRawPass(drift_net_.shape, drift_net_.weights(), t, y, shared_solver_pool()).output();
+    }
     MlpCache cache;
     return mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, &cache);
   }
@@ -121,7 +124,7 @@ using torch::autograd::variable_list;
 struct IncrementFn : public torch::autograd::Function<IncrementFn> {
   static variable_list forward(AutogradContext* ctx, std::shared_ptr<const NeuralSDE> sde, double t, double dt,
                                const at::Tensor& y, const at::Tensor& dW, at::TensorList params) {
-    const NeuralSDE::Pass pass = sde->linearize(t, y, /*with_drift=*/true);
+    const NeuralSDE::Pass pass = sde->linearize(t, y, /*with_drift=*/true, /*kept=*/true);
     at::Tensor F = sde->fused_increment(pass, dt, dW, /*correction=*/false);
     ctx->saved_data["sde"] = keep(std::move(sde));
     ctx->saved_data["dt"] = dt;
@@ -153,6 +156,13 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
   }
 };
 
+// Uninitialised, contiguous, like x: on CPU from the shared pool (an evaluation's fresh memory
+// would otherwise page-fault on every evaluation: the allocator returns it to the system on free).
+at::Tensor fresh_like(const at::Tensor& x) {
+  return x.is_cpu() ? shared_solver_pool().get(x.sizes(), x.options())
+                    : at::empty_like(x, at::MemoryFormat::Contiguous);
+}
+
 bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
   for (const at::Tensor* t : tensors) {
     if (t->defined() && (!t->is_cpu() || !t->is_contiguous())) return false;
@@ -162,10 +172,21 @@ bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
 
 }  // namespace
 
-NeuralSDE::Pass NeuralSDE::linearize(double t, const at::Tensor& y, bool with_drift) const {
+NeuralSDE::Pass NeuralSDE::linearize(double t, const at::Tensor& y, bool with_drift, bool kept) const {
   at::NoGradGuard no_grad;
   Pass pass;
-  if (with_drift) pass.f = mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, &pass.mlp);
+  pass.pooled = !kept;
+  if (with_drift && MlpRawPass::applies(drift_net_.shape, drift_net_.weights(), y)) {
+    MlpRawPass raw(drift_net_.shape, drift_net_.weights(), t, y, shared_solver_pool());
+    pass.f = raw.output();
+    if (kept) {
+      pass.mlp = raw.cache(y);
+    } else {
+      pass.raw = std::move(raw);
+    }
+  } else if (with_drift) {
+    pass.f = mlp_forward(drift_net_.shape, drift_net_.weights(), t, y, &pass.mlp);
+  }
   diffusion_factors(y, pass);
   return pass;
 }
@@ -174,7 +195,7 @@ void NeuralSDE::diffusion_factors(const at::Tensor& y, Pass& pass) const {
   if (spec_.diffusion_kind != DiffusionKind::ScaledTanh) return;
   at::NoGradGuard no_grad;
   pass.S = at::sigmoid(s_.detach());
-  pass.T = at::empty_like(y, at::MemoryFormat::Contiguous);
+  pass.T = pass.pooled ? fresh_like(y) : at::empty_like(y, at::MemoryFormat::Contiguous);
   tanh_into(y, pass.T);
 }
 
@@ -189,7 +210,7 @@ at::Tensor NeuralSDE::fused_increment(const Pass& pass, std::optional<double> dt
   correction = correction && sde_type() == SdeType::Ito;
   const at::Tensor &S = pass.S, &T = pass.T;
   if (fusable_on_cpu({&pass.f, &T, &dW}) && T.dim() == 2) {
-    at::Tensor F = at::empty_like(T);
+    at::Tensor F = pass.pooled ? fresh_like(T) : at::empty_like(T);
     AT_DISPATCH_FLOATING_TYPES(T.scalar_type(), "scaled_tanh_forward", [&] {
       scaled_tanh_forward_cpu(
           F.data_ptr<scalar_t>(), dt ? pass.f.data_ptr<scalar_t>() : nullptr, T.data_ptr<scalar_t>(),
@@ -225,9 +246,9 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
     const at::Tensor &S = pass.S, &T = pass.T;
     const at::Tensor a = term.a.contiguous();
     if (fusable_on_cpu({&a, &T, &term.dW}) && a.dim() == 2) {
-      if (!grad_y.defined()) grad_y = at::zeros_like(a);
+      if (!grad_y.defined()) grad_y = pass.pooled ? fresh_like(a).zero_() : at::zeros_like(a);
       if (!grad_s.defined()) grad_s = at::zeros_like(S);
-      if (term.dt && !A.defined()) A = at::zeros_like(a);
+      if (term.dt && !A.defined()) A = pass.pooled ? fresh_like(a).zero_() : at::zeros_like(a);
       AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "scaled_tanh_backward", [&] {
         scaled_tanh_backward_cpu(
             a.data_ptr<scalar_t>(), T.data_ptr<scalar_t>(), S.data_ptr<scalar_t>(),
@@ -256,7 +277,8 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
   }
   if (A.defined()) {
     MlpGrads drift_grads;
-    add(grad_y, mlp_vjp(drift_net_.shape, drift_net_.weights(), pass.mlp, A, grad_params ? &drift_grads : nullptr));
+    MlpGrads* into = grad_params ? &drift_grads : nullptr;
+    add(grad_y, pass.raw ? pass.raw->vjp(A, into) : mlp_vjp(drift_net_.shape, drift_net_.weights(), pass.mlp, A, into));
     for (size_t j = 0; grad_params && j < drift_grads.W.size(); ++j) {
       grads[2 * j] = drift_grads.W[j];
       grads[2 * j + 1] = drift_grads.b[j];
@@ -271,6 +293,9 @@ void NeuralSDE::fused_vjp(const Pass& pass, const std::vector<VjpTerm>& terms, b
 
 at::Tensor NeuralSDE::increment(double t, const at::Tensor& y, double dt, const at::Tensor& dW) {
   if (!fused()) return SDE::increment(t, y, dt, dW);
+  if (!at::GradMode::is_enabled()) {  // no graph: no autograd node, and the raw kernel's pass
+    return fused_increment(linearize(t, y, /*with_drift=*/true, /*kept=*/false), dt, dW, /*correction=*/false);
+  }
   return IncrementFn::apply(shared_from_this(), t, dt, y, dW, at::TensorList(params_))[0];
 }
 
@@ -279,7 +304,7 @@ SDE::Vjp NeuralSDE::stratonovich_vjp(double t, const at::Tensor& y, const std::v
   if (!fused()) return SDE::stratonovich_vjp(t, y, terms, with_params);
   bool with_drift = false;
   for (const VjpTerm& term : terms) with_drift = with_drift || term.dt.has_value();
-  const Pass pass = linearize(t, y, with_drift);
+  const Pass pass = linearize(t, y, with_drift, /*kept=*/false);
   Vjp out;
   for (const VjpTerm& term : terms) out.F.push_back(fused_increment(pass, term.dt, term.dW, /*correction=*/true));
   fused_vjp(pass, terms, /*correction=*/true, out.grad_y, with_params ? &out.grad_params : nullptr);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,12 +91,18 @@ class NeuralSDE : public SDE, public std::enable_shared_from_this<NeuralSDE> {
   const at::Tensor& diffusion_s() const { return s_; }  // ScaledTanh / Constant
 
   // The hand-written route. A Pass holds what a point (t, y) gives every term evaluated there:
-  // the drift MLP's output and layer caches, and for ScaledTanh sigmoid(s) and tanh(y).
+  // the drift MLP's output and its pass (the raw kernel's, or the ATen backend's layer caches),
+  // and for ScaledTanh sigmoid(s) and tanh(y). `pooled`: its results may come from the shared
+  // pool (never for an autograd node's, which would mark the pool's tensor as a node's output).
   struct Pass {
+    std::optional<MlpRawPass> raw;
     MlpCache mlp;
     at::Tensor f, S, T;
+    bool pooled = false;
   };
-  Pass linearize(double t, const at::Tensor& y, bool with_drift) const;
+  // The drift MLP runs on the raw kernel where it applies. `kept`: the pass is kept in an autograd
+  // graph (IncrementFn), so it keeps the ATen backend's caches, not the raw kernel's pooled buffers.
+  Pass linearize(double t, const at::Tensor& y, bool with_drift, bool kept) const;
   // Sets the pass's diffusion factors (ScaledTanh: sigmoid(s) and tanh(y)).
   void diffusion_factors(const at::Tensor& y, Pass& pass) const;
   // F = f dt (+ the Ito correction dt) + g dW at the pass's point, without a graph.

@@ -129,50 +129,51 @@ std::vector<double> fixed_grid(double ta, double tb, double dt) {
   return grid;
 }
 
-at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z,
-                          const at::Tensor& dW) {
-  const double dt = tb - ta;
+const std::vector<IncrementStage>& increment_stages(Method method) {
+  static const std::vector<IncrementStage> euler{{0.0, {}, true, true, 1.0}};
+  static const std::vector<IncrementStage> midpoint{{0.0, {}, true, true, 0.0}, {0.5, {0.5}, true, true, 1.0}};
+  static const std::vector<IncrementStage> heun{{0.0, {}, true, true, 0.5}, {1.0, {1.0}, true, true, 0.5}};
+  // drift at z, noise at z, noise at z + that noise increment
+  static const std::vector<IncrementStage> euler_heun{
+      {0.0, {}, true, false, 1.0}, {0.0, {}, false, true, 0.5}, {0.0, {0.0, 1.0}, false, true, 0.5}};
   switch (method) {
-    case Method::Euler: return z + system.increment(ta, z, dt, dW);
-    case Method::Midpoint: {
-      at::Tensor mid = z + 0.5 * system.increment(ta, z, dt, dW);
-      return z + system.increment(ta + 0.5 * dt, mid, dt, dW);
-    }
-    case Method::Heun: {
-      at::Tensor k1 = system.increment(ta, z, dt, dW);
-      at::Tensor k2 = system.increment(tb, z + k1, dt, dW);
-      return z + 0.5 * (k1 + k2);
-    }
-    case Method::EulerHeun: {
-      at::Tensor f = system.drift_increment(ta, z, dt);
-      at::Tensor g = system.noise_increment(ta, z, dW);
-      at::Tensor g_prime = system.noise_increment(ta, z + g, dW);
-      return z + f + 0.5 * (g + g_prime);
-    }
-    case Method::ReversibleHeun: {
-      // z = [y, y_hat, f(y_hat)] stacked; Kidger et al. (2021), algebraically reversible.
-      at::Tensor y = z[0], y_hat = z[1], f0 = z[2];
-      at::Tensor g0 = system.noise_increment(ta, y_hat, dW);
-      at::Tensor y_hat1 = 2 * y - y_hat + f0 * dt + g0;
-      at::Tensor f1 = system.drift_increment(tb, y_hat1, 1.0);
-      at::Tensor g1 = system.noise_increment(tb, y_hat1, dW);
-      at::Tensor y1 = y + 0.5 * (f0 + f1) * dt + 0.5 * (g0 + g1);
-      return at::stack({y1, y_hat1, f1});
-    }
+    case Method::Euler: return euler;
+    case Method::Midpoint: return midpoint;
+    case Method::Heun: return heun;
+    case Method::EulerHeun: return euler_heun;
     default: break;
   }
   throw invalid_argument(std::string("method '") + to_string(method) + "' is not an increment-form method");
 }
 
-std::vector<double> increment_weights(Method method) {
-  switch (method) {
-    case Method::Euler: return {1.0};
-    case Method::Midpoint: return {0.0, 1.0};
-    case Method::Heun: return {0.5, 0.5};
-    case Method::EulerHeun: return {1.0, 0.5, 0.5};  // drift at z, noise at z, noise at z + g
-    default: break;
+at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z,
+                          const at::Tensor& dW) {
+  const double dt = tb - ta;
+  if (method == Method::ReversibleHeun) {
+    // z = [y, y_hat, f(y_hat)] stacked; Kidger et al. (2021), algebraically reversible.
+    at::Tensor y = z[0], y_hat = z[1], f0 = z[2];
+    at::Tensor g0 = system.noise_increment(ta, y_hat, dW);
+    at::Tensor y_hat1 = 2 * y - y_hat + f0 * dt + g0;
+    at::Tensor f1 = system.drift_increment(tb, y_hat1, 1.0);
+    at::Tensor g1 = system.noise_increment(tb, y_hat1, dW);
+    at::Tensor y1 = y + 0.5 * (f0 + f1) * dt + 0.5 * (g0 + g1);
+    return at::stack({y1, y_hat1, f1});
   }
-  throw invalid_argument(std::string("method '") + to_string(method) + "' has no increment weights");
+  const std::vector<IncrementStage>& stages = increment_stages(method);
+  std::vector<at::Tensor> k;
+  at::Tensor out = z;
+  for (const IncrementStage& stage : stages) {
+    at::Tensor point = z;
+    for (size_t j = 0; j < stage.a.size(); ++j) {
+      if (stage.a[j] != 0.0) point = at::add(point, k[j], stage.a[j]);
+    }
+    const double t = ta + stage.c * dt;
+    k.push_back(stage.drift && stage.noise ? system.increment(t, point, dt, dW)
+                : stage.drift              ? system.drift_increment(t, point, dt)
+                                           : system.noise_increment(t, point, dW));
+    if (stage.b != 0.0) out = at::add(out, k.back(), stage.b);
+  }
+  return out;
 }
 
 namespace {

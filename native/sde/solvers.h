@@ -104,14 +104,22 @@ int64_t fixed_steps(double ta, double tb, double dt);
 // before they are built: a tiny dt would otherwise allocate without bound.
 void check_step_limit(double steps, const StepOptions& options);
 
+// One evaluation of a step of an increment-form method (euler, midpoint, heun, euler_heun; not
+// reversible_heun, whose state is not of this form), as data: evaluation k runs at ta + c dt on
+// the point z + sum_j a[j] increment_j (the earlier evaluations'), takes the drift, the noise or
+// both, and the step's result is z + sum_k b_k increment_k. The forward solve (increment_step) and
+// the adjoint's step (adjoint.cpp, on its parts) run the same table.
+struct IncrementStage {
+  double c;
+  std::vector<double> a;
+  bool drift, noise;
+  double b;
+};
+const std::vector<IncrementStage>& increment_stages(Method method);
+
 // One step of an increment-form method from ta to tb with Brownian increment dW.
 at::Tensor increment_step(Method method, System& system, double ta, double tb, const at::Tensor& z,
                           const at::Tensor& dW);
-
-// The weight of each System evaluation of one increment_step, in call order, in its result
-// z + sum_k weight_k increment_k, for a part of the state that no evaluation reads (the adjoint's
-// parameter adjoint). Not for reversible_heun, whose state is not of that form.
-std::vector<double> increment_weights(Method method);
 
 using StepFn = std::function<at::Tensor(double ta, double tb, const at::Tensor& z)>;
 

@@ -11,9 +11,24 @@ const { runVariant, VARIANTS } = require('./w5-problem.js');
 // evaluated twice; without the drift's matrix products, noise is cheap).
 const PEER_MS = { 'euler backprop': 616, 'euler adjoint': 1527, 'midpoint adjoint': 2135, 'reversible_heun adjoint': 1610 };
 
+// One thread, as the peer: on this machine kind every variant ran faster on 1 thread than on 2
+// (interleaved runs, 2026-12-04; at these sizes the second thread's OpenMP regions cost more than
+// it computes).
+const THREADS = 1;
+
 // Each variant also times the naive baseline in the same run: the same SDE with kernels
 // 'autograd' (LibTorch autograd through every operation).
 module.exports = async function W5() {
+  const previous = sdebnn.backend().threads;
+  sdebnn.setNumThreads(THREADS);
+  try {
+    return await variants();
+  } finally {
+    sdebnn.setNumThreads(previous);
+  }
+};
+
+async function variants() {
   const results = [];
   for (const variant of Object.keys(VARIANTS)) {
     // Alternating run by run: this machine kind's speed drifts by tens of percent within a minute.
@@ -36,4 +51,4 @@ module.exports = async function W5() {
     });
   }
   return results;
-};
+}
