@@ -229,7 +229,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
 
   const b = backend();
   const about = [
-    `${dataset}: ${test.length} test images; every model trained ${budget} s (an ensemble: ${members} members, ${budget / members} s each) with seed ${seed} and the ${dataset} preset's schedule`,
+    `${dataset}: ${test.length} test images; every model trained ${budget} s${models.includes('ensemble') ? ` (the ensemble: ${members} members, ${budget / members} s each)` : ''} with seed ${seed} and the ${dataset} preset's schedule`,
     sizingMode === 'params'
       ? `block widths chosen for about the SDE-BNN's ${reference} parameters (at most ${settings.maxWidth} wide)`
       : `every block ${presetWidth} wide, as the preset`,
