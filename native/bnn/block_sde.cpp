@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <sstream>
+#include <tuple>
 
 #include "sde/errors.h"
 #include "sde/owned.h"
@@ -28,7 +29,7 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     BlockSDE::Eval e = block->evaluate_raw(t, y, p, with_dynamics, &hyper_cache, with_dynamics ? &dyn_cache : nullptr);
     // what backward needs, owned (not the SDE: its last evaluation holds this node's outputs)
     ctx->saved_data["dynamics"] = sde::keep(block->dynamics_ptr());
-    ctx->saved_data["hypernet"] = sde::keep(block->hypernet_ptr());
+    if (block->hypernet_ptr()) ctx->saved_data["hypernet"] = sde::keep(block->hypernet_ptr());
     if (block->bank_ptr()) ctx->saved_data["bank"] = sde::keep(block->bank_ptr());
     ctx->saved_data["nh"] = block->layout().nh;
     ctx->saved_data["w_dim"] = block->layout().w_dim;
@@ -50,7 +51,8 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto dynamics = sde::kept<const Dynamics>(ctx->saved_data["dynamics"]);
-    const auto hypernet = sde::kept<const Hypernet>(ctx->saved_data["hypernet"]);
+    const bool static_weights = ctx->saved_data.find("hypernet") == ctx->saved_data.end();
+    const auto hypernet = static_weights ? nullptr : sde::kept<const Hypernet>(ctx->saved_data["hypernet"]);
     const auto bank =
         ctx->saved_data.find("bank") != ctx->saved_data.end() ? sde::kept<GradBank>(ctx->saved_data["bank"]) : nullptr;
     const int64_t nh = ctx->saved_data["nh"].toInt(), w_dim = ctx->saved_data["w_dim"].toInt();
@@ -68,7 +70,10 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     const at::Tensor v_g = grads.size() > 1 ? grads[1] : at::Tensor();
     const at::Tensor v_sg = grads.size() > 2 ? grads[2] : at::Tensor();
     at::Tensor vp, dh, dw;
-    if (v_drift.defined() && with_dynamics) {
+    if (static_weights) {  // drift [f_h, 0]: only the dynamics' VJP
+      if (v_drift.defined())
+        std::tie(dh, dw) = dynamics->vjp(t, y.narrow(0, nh, w_dim), dyn_cache, v_drift.narrow(0, 0, nh));
+    } else if (v_drift.defined() && with_dynamics) {
       const at::Tensor w = y.narrow(0, nh, w_dim);
       const at::Tensor v_w = v_drift.narrow(0, nh, w_dim);
       const at::Tensor v_kl = v_drift.narrow(0, nh + w_dim, 1);
@@ -78,7 +83,7 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
       dh = dh_dyn;
       dw = dw_dyn - v_w;
     }
-    if (v_g.defined()) vp = vp.defined() ? vp + v_g : v_g;
+    if (v_g.defined() && !static_weights) vp = vp.defined() ? vp + v_g : v_g;
     std::vector<at::Tensor> d_params(params.size());
     if (vp.defined() || v_sg.defined()) {
       const bool params_flow = vp.defined();
@@ -119,18 +124,21 @@ std::string shape_string(at::IntArrayRef shape) {
 
 BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
                    std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type,
-                   int64_t batch, sde::Route route)
+                   int64_t batch, sde::Route route, const at::TensorOptions& options)
     : sde::SDE(estimator == Estimator::Ckl ? sde::NoiseType::Additive : sde::NoiseType::General, type),
       dynamics_(std::move(dynamics)),
       hypernet_(std::move(hypernet)),
       params_(std::move(hyper_params)),
       sigma_(sigma),
       estimator_(estimator),
-      fused_(route != sde::Route::Autograd) {
+      fused_(route != sde::Route::Autograd),
+      options_(options) {
+  if (!hypernet_ && (estimator != Estimator::Ckl || !params_.empty()))
+    throw std::logic_error("BlockSDE: static weights take the additive (ckl) form and no hypernetwork parameters");
   layout_.batch = batch;
   layout_.nh = dynamics_->state_numel(batch);
   layout_.w_dim = dynamics_->w_dim();
-  layout_.tail = estimator == Estimator::Ckl ? 1 : 2;
+  layout_.tail = !hypernet_ ? 0 : estimator == Estimator::Ckl ? 1 : 2;
 }
 
 at::Tensor BlockSDE::pack(const at::Tensor& h, const at::Tensor& w0) const {
@@ -148,6 +156,15 @@ BlockSDE::Eval BlockSDE::evaluate_raw(double t, const at::Tensor& y, const std::
                                       bool with_dynamics, Cache* hyper_cache, Cache* dyn_cache, bool reference) const {
   const at::Tensor w = w_of(y);
   Eval e;
+  if (!hypernet_) {
+    e.g = at::empty({0}, y.options());
+    if (with_dynamics) {
+      const at::Tensor h = y.narrow(0, 0, layout_.nh);
+      const at::Tensor fh = reference ? dynamics_->reference(t, h, w) : dynamics_->forward(t, h, w, dyn_cache);
+      e.drift = at::cat({fh, at::zeros({layout_.w_dim}, y.options())});
+    }
+    return e;
+  }
   e.g = hypernet_->forward(params, w, t, hyper_cache);
   if (estimator_ == Estimator::Stl) e.g_sg = e.g;
   if (with_dynamics) {
@@ -162,7 +179,8 @@ BlockSDE::Eval BlockSDE::evaluate_raw(double t, const at::Tensor& y, const std::
 }
 
 BlockSDE::Eval BlockSDE::evaluate(double t, const at::Tensor& y, bool with_dynamics) {
-  const bool graph = at::GradMode::is_enabled() && (y.requires_grad() || params_.front().requires_grad());
+  const bool graph =
+      at::GradMode::is_enabled() && (y.requires_grad() || (!params_.empty() && params_.front().requires_grad()));
   if (fused_ && graph) {
     variable_list out = BlockFn::apply(this, t, with_dynamics, y, at::TensorList(params_));
     Eval e;
@@ -205,6 +223,7 @@ at::Tensor BlockSDE::diffusion(double, const at::Tensor&) {
 
 at::Tensor BlockSDE::diffusion_prod(double t, const at::Tensor& y, const at::Tensor& dW) {
   const BlockLayout& L = layout_;
+  if (!hypernet_) return at::zeros({L.size()}, y.options());
   if (estimator_ == Estimator::Ckl) {
     at::Tensor out = at::zeros({L.size()}, y.options());
     out.narrow(0, L.nh, L.w_dim).copy_(dW).mul_(sigma_);
@@ -235,8 +254,8 @@ void BlockSDE::check_state(const at::Tensor& y0) const {
     throw sde::invalid_argument("Expected the SDE-BNN block state of shape [" + std::to_string(layout_.size()) +
                                 "] but received " + shape_string(y0.sizes()));
   }
-  if (y0.scalar_type() != params_.front().scalar_type()) {
-    throw sde::invalid_argument("the SDE-BNN block state's dtype differs from the hypernetwork's");
+  if (y0.scalar_type() != options_.dtype().toScalarType()) {
+    throw sde::invalid_argument("the SDE-BNN block state's dtype differs from the model's");
   }
 }
 

@@ -7,6 +7,9 @@
 // One weight path per solve, shared by the whole minibatch. Noise enters w additively, so with
 // the ckl estimator the SDE has additive noise (Ito = Stratonovich); the u . dB term makes it
 // general noise, whose Ito-Stratonovich correction is -1/2 sigma tr(du/dw) = -1/2 tr(dg/dw).
+// Without a hypernetwork the block has static weights (the baselines of config.model):
+//     y = [h, w],  dh = f_h(t, h; w) dt,  dw = 0,  no noise and no KL
+// an ODE that the same solvers take on a zero Brownian path; w's gradient is that of y(0)'s w.
 #pragma once
 #include <memory>
 #include <string>
@@ -27,20 +30,24 @@ struct BlockLayout {
   int64_t batch = 0;
   int64_t nh = 0;  // numel of h in the dynamics' state layout
   int64_t w_dim = 0;
-  int64_t tail = 1;  // kl (and kl_dB)
+  int64_t tail = 1;  // kl (and kl_dB); 0 for static weights
   int64_t size() const { return nh + w_dim + tail; }
 };
 
 class BlockSDE : public sde::SDE {
  public:
-  // `hyper_params` are the hypernetwork's leaf tensors (gradients are taken with respect to them).
+  // `hyper_params` are the hypernetwork's leaf tensors (gradients are taken with respect to them);
+  // a null hypernetwork (and no hyper_params): static weights, sigma and estimator unused.
   // `route`: Fused for hand-written VJPs in one autograd node per evaluation, Autograd for plain
   // autograd (the buffered route steps the block through block_system.h instead).
   BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
            std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type, int64_t batch,
-           sde::Route route);
+           sde::Route route, const at::TensorOptions& options);
 
   const BlockLayout& layout() const { return layout_; }
+  // The state's dtype and device.
+  const at::TensorOptions& options() const { return options_; }
+  bool static_weights() const { return hypernet_ == nullptr; }
   // y0 from h [batch, ...] and w_0; h [batch, ...] (a view where possible) from a state.
   at::Tensor pack(const at::Tensor& h, const at::Tensor& w0) const;
   at::Tensor h_of(const at::Tensor& y) const;
@@ -57,7 +64,8 @@ class BlockSDE : public sde::SDE {
 
   // ---- used by the fused autograd node ----
   struct Eval {
-    at::Tensor drift, g, g_sg;  // drift undefined when dynamics were skipped; g_sg only under stl
+    // drift undefined when dynamics were skipped; g_sg only under stl; g empty for static weights
+    at::Tensor drift, g, g_sg;
   };
   // Plain ATen evaluation; `reference` uses the dynamics' autograd reference (no caches).
   Eval evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params, bool with_dynamics,
@@ -83,6 +91,7 @@ class BlockSDE : public sde::SDE {
   Estimator estimator_;
   bool fused_;
   BlockLayout layout_;
+  at::TensorOptions options_;
   std::shared_ptr<GradBank> bank_;
 
   // The last evaluation, reused by diffusion_prod at the same (t, y) (the solvers evaluate the

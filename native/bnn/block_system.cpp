@@ -23,24 +23,27 @@ class BlockSystem final : public sde::BufferedSystem<T> {
         L_(sde.layout()),
         sigma_(sde.sigma()),
         estimator_(sde.estimator()),
-        options_(at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value)) {
+        options_(at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value)),
+        static_(sde.static_weights()) {
     for (const at::Tensor& p : sde.parameters()) params_.push_back(p.detach().contiguous());
-    weights_ = Mlp::weights(params_);
+    if (!static_) weights_ = Mlp::weights(params_);
   }
 
   int64_t state_size() const override { return L_.size(); }
   int64_t noise_size() const override { return L_.w_dim; }
 
   void prepare(int64_t slots) override {
-    hyper_ = std::make_unique<Mlp>(sde_.hypernet().shape(), 1, slots, pool_, options_);
     dyn_ = sde_.dynamics().kernel(L_.batch, slots, pool_, T());
-    G_ = pool_.get({slots, L_.w_dim}, options_);
     work_ = pool_.get({2 * L_.nh + 5 * L_.w_dim}, options_);
+    if (static_) return;
+    hyper_ = std::make_unique<Mlp>(sde_.hypernet().shape(), 1, slots, pool_, options_);
+    G_ = pool_.get({slots, L_.w_dim}, options_);
   }
 
   void begin_gradients(int64_t steps, bool stored) override {
     rows_.clear();
     inputs_.clear();
+    if (static_) return;
     const sde::MlpShape& shape = sde_.hypernet().shape();
     for (int64_t j = 0; j < shape.layers(); ++j) {
       rows_.push_back(pool_.get({steps, shape.sizes[j + 1]}, options_));
@@ -51,27 +54,40 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 
   // F = (f_h dt, (g - w) dt + sigma dW, 1/2 |g / sigma|^2 dt (, g . dW / sigma)) at (t, z).
   void increment(int64_t slot, double t, double dt, const T* z, const T* dW, T* F, bool store) override {
+    if (static_) {
+      // w is constant over the solve: the first evaluation's copy serves every VJP
+      if (slot == 0) std::memcpy(static_w(), z + L_.nh, sizeof(T) * L_.w_dim);
+      dyn_->forward(slot, t, z, z + L_.nh, F, store);
+      finish_static_increment(dt, F);
+      return;
+    }
     const T* g = hyper(slot, t, z + L_.nh);
     dyn_->forward(slot, t, z, z + L_.nh, F, store);
     finish_increment(dt, z, dW, g, F);
   }
 
   void vjp(int64_t slot, int64_t step, double t, double dt, const T* dW, T* a) override {
-    const T* w = hyper_->input(slot, 0);  // [w, t]
+    const T* w = static_ ? static_w() : hyper_->input(slot, 0);  // [w, t]
     T* v = work_.data_ptr<T>();
     T* dh = v + L_.nh;
     for (int64_t i = 0; i < L_.nh; ++i) v[i] = static_cast<T>(dt) * a[i];
     T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
     dyn_->vjp(slot, t, w, v, dh, dw_dyn);
+    if (static_) return finish_static_vjp(a);
     finish_vjp(slot, step, t, dt, dW, G_.data_ptr<T>() + slot * L_.w_dim, a);
   }
 
   void increment_vjp(int64_t step, double t, double dt, const T* z, const T* dW, T* F, T* a) override {
-    const T* g = hyper(0, t, z + L_.nh);
     T* v = work_.data_ptr<T>();
     T* dh = v + L_.nh;
     T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
     for (int64_t i = 0; i < L_.nh; ++i) v[i] = static_cast<T>(dt) * a[i];
+    if (static_) {
+      dyn_->forward_vjp(t, z, z + L_.nh, v, F, dh, dw_dyn);
+      finish_static_increment(dt, F);
+      return finish_static_vjp(a);
+    }
+    const T* g = hyper(0, t, z + L_.nh);
     dyn_->forward_vjp(t, z, z + L_.nh, v, F, dh, dw_dyn);
     finish_increment(dt, z, dW, g, F);
     finish_vjp(0, step, t, dt, dW, g, a);
@@ -98,6 +114,24 @@ class BlockSystem final : public sde::BufferedSystem<T> {
     T* g = G_.data_ptr<T>() + slot * L_.w_dim;
     hyper_->forward(weights_, slot, t, w, g);
     return g;
+  }
+
+  // Static weights: w's copy in the work buffer's last w_dim entries (unused by the VJPs).
+  T* static_w() { return work_.data_ptr<T>() + 2 * L_.nh + 4 * L_.w_dim; }
+
+  // Static weights: F = (f_h dt, 0).
+  void finish_static_increment(double dt, T* F) const {
+    const T h = static_cast<T>(dt);
+    for (int64_t i = 0; i < L_.nh; ++i) F[i] *= h;
+    std::fill_n(F + L_.nh, L_.w_dim, T(0));
+  }
+
+  // Static weights: a += a . dF/dz with the dynamics' VJP (of v = dt a_h) in work_; w's drift is 0.
+  void finish_static_vjp(T* a) {
+    const T* dh = work_.data_ptr<T>() + L_.nh;
+    const T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
+    for (int64_t i = 0; i < L_.nh; ++i) a[i] += dh[i];
+    for (int64_t i = 0; i < L_.w_dim; ++i) a[L_.nh + i] += dw_dyn[i];
   }
 
   // F's entries from f_h (already in F's h part), g and dW.
@@ -150,6 +184,7 @@ class BlockSystem final : public sde::BufferedSystem<T> {
   double sigma_;
   Estimator estimator_;
   at::TensorOptions options_;
+  bool static_;  // no hypernetwork: dw = 0, no noise, no KL (block_sde.h)
   std::vector<at::Tensor> params_;
   typename Mlp::Weights weights_;
   std::unique_ptr<Mlp> hyper_;
@@ -162,12 +197,13 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 
 std::unique_ptr<sde::BufferedSolve> make_block_solve(const BlockSDE& sde, sde::BrownianMotion& bm,
                                                      sde::BufferedMode mode, const sde::StepOptions& options,
-                                                     const sde::StepOptions& adjoint_options, sde::BufferPool& pool) {
-  if (sde.parameters().front().scalar_type() == c10::kDouble) {
-    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {0.0, 1.0},
+                                                     const sde::StepOptions& adjoint_options, sde::BufferPool& pool,
+                                                     double t0, double t1) {
+  if (sde.options().dtype().toScalarType() == c10::kDouble) {
+    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {t0, t1},
                                             options, adjoint_options, pool);
   }
-  return sde::make_buffered_solve<float>(std::make_unique<BlockSystem<float>>(sde, pool), bm, mode, {0.0, 1.0}, options,
+  return sde::make_buffered_solve<float>(std::make_unique<BlockSystem<float>>(sde, pool), bm, mode, {t0, t1}, options,
                                          adjoint_options, pool);
 }
 

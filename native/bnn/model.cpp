@@ -52,7 +52,7 @@ struct BnnModel::Forward {
       nfe += r->forward.nfe;
       nfe_backward += r->backward.nfe;
       steps += r->forward.steps_accepted;
-      t_end = std::min(t_end, r->t_end);
+      t_end = std::min(t_end, r->reached());
     }
   }
 };
@@ -71,8 +71,29 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
     for (int64_t s : shape) n *= s;
     return sde::fan_in_uniform(n, fan_in, train_gen_, cpu).view(shape);
   };
-  if (c.model != Model::SdeBnn) throw sde::invalid_argument("config.model: only 'sdebnn' is built so far");
-  if (!(c.sigma > 0)) throw sde::invalid_argument("Expected a positive number for config.sigma");
+  const bool weight_sde = has_weight_sde(c.model);
+  if (weight_sde && !(c.sigma > 0)) throw sde::invalid_argument("Expected a positive number for config.sigma");
+  const bool mfvi = c.model == Model::MfviOdeNet || c.model == Model::MfviResNet;
+  if (!weight_sde && c.w0_gaussian != mfvi) {
+    throw sde::invalid_argument(std::string("Expected config.w0.posterior '") + (mfvi ? "gaussian" : "point") +
+                                "' for this model");
+  }
+  if (is_resnet(c.model) &&
+      (c.solver.method != sde::Method::Euler || c.solver.adaptive || c.solver.gradient != GradientRoute::Backprop)) {
+    throw sde::invalid_argument("config.solver: a resnet's layers are fixed Euler steps differentiated by backprop");
+  }
+  // A resnet's block is solver.steps layers, each a block of its own: one Euler step on [k/K, (k+1)/K].
+  const int64_t layers = is_resnet(c.model) ? c.solver.steps : 1;
+  auto add_block = [&](std::shared_ptr<Dynamics> dynamics, int64_t stage) {
+    for (int64_t k = 0; k < layers; ++k) {
+      auto block = std::make_unique<Block>();
+      block->dynamics = dynamics;
+      block->stage = stage;
+      block->t0 = static_cast<double>(k) / static_cast<double>(layers);
+      block->t1 = static_cast<double>(k + 1) / static_cast<double>(layers);
+      blocks_.push_back(std::move(block));
+    }
+  };
   if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
   if (c.solver.max_steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.maxSteps");
 
@@ -105,10 +126,7 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
         W /= 2;
       }
       for (int64_t b = 0; b < c.blocks[s]; ++b) {
-        auto block = std::make_unique<Block>();
-        block->dynamics = std::make_shared<ConvDynamics>(C, H, W, c.widths[s], c.conv_activation);
-        block->stage = static_cast<int64_t>(s);
-        blocks_.push_back(std::move(block));
+        add_block(std::make_shared<ConvDynamics>(C, H, W, c.widths[s], c.conv_activation), static_cast<int64_t>(s));
       }
     }
     if (c.pool > 0) {
@@ -120,11 +138,8 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   } else {
     if (c.input_shape.size() != 1) throw sde::invalid_argument("Expected config.inputShape [D] for kind 'mlp'");
     const int64_t d = c.input_shape[0] + c.aug;
-    for (int64_t b = 0; b < c.mlp_blocks; ++b) {
-      auto block = std::make_unique<Block>();
-      block->dynamics = std::make_shared<MlpDynamics>(d, c.hidden, c.activation, c.time_input);
-      blocks_.push_back(std::move(block));
-    }
+    for (int64_t b = 0; b < c.mlp_blocks; ++b)
+      add_block(std::make_shared<MlpDynamics>(d, c.hidden, c.activation, c.time_input), 0);
     if (c.output_last && c.outputs > d) {
       throw sde::invalid_argument("config.outputs (" + std::to_string(c.outputs) + ") exceeds the hidden size " +
                                   std::to_string(d));
@@ -141,6 +156,7 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
       b.rho = leaf(at::full({wd}, c.w0_rho_init, cpu));
       params_.emplace_back(prefix + "w0_rho", b.rho);
     }
+    if (!weight_sde) continue;
     b.hypernet = std::make_shared<Hypernet>(wd, c.hyper_hidden, c.hyper_activation);
     std::vector<at::Tensor> hp = b.hypernet->init(train_gen_, cpu);
     for (size_t j = 0; j < hp.size(); ++j) {
@@ -163,7 +179,7 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
 
   // Method checks against a block SDE (the engine's own messages, prefixed with the field).
   BlockSDE probe(blocks_.front()->dynamics, blocks_.front()->hypernet, blocks_.front()->hyper_params, c.sigma,
-                 c.estimator, sde_type(c), 1, sde::Route::Fused);
+                 weight_sde ? c.estimator : Estimator::Ckl, sde_type(c), 1, sde::Route::Fused, options_);
   try {
     sde::check_method(c.solver.method, probe);
     if (c.solver.gradient == GradientRoute::Adjoint)
@@ -263,7 +279,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
     const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed,
-                               options_, b.pool, deterministic);
+                               options_, b.pool, deterministic, b.t0, b.t1);
     const at::Tensor y1 =
         solve_block(run, run->sde->pack(h, w0), b.hyper_params, gradients && at::GradMode::is_enabled());
     h = run->sde->h_of(y1);
@@ -276,7 +292,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
       d.nfe = run->forward.nfe;
       d.w0 = w0.detach().clone();
       d.w1 = run->sde->w_of(y1).detach().clone();
-      d.kl = y1[L.nh + L.w_dim].item<double>();
+      d.kl = L.tail >= 1 ? y1[L.nh + L.w_dim].item<double>() : 0.0;
       d.kl_db = L.tail == 2 ? y1[L.nh + L.w_dim + 1].item<double>() : 0.0;
       diagnostics->push_back(std::move(d));
     }
