@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { backend, setNumThreads } from '../backend';
 import { SdeBnn } from '../bnn';
 import { BNN_ESTIMATORS, BNN_METHODS, type SdeBnnConfig } from '../bnn-config';
-import { COMPARED_MODELS } from '../compare';
+import { COMPARED_MODELS, evaluationSamples } from '../compare';
 import { augmentBatch, CIFAR10_MEAN } from '../data/cifar';
 import type { Dataset } from '../data/dataset';
 import { DeepEnsemble, DEFAULT_ENSEMBLE_MEMBERS, trainEnsemble } from '../ensemble';
@@ -336,7 +336,7 @@ async function trainEnsembleRun(s: Settings, name: PresetName, data: { train: Da
       betaWarmupSteps: s['beta-warmup'],
       seed,
       ...(s['time-limit'] !== undefined ? { timeLimit: s['time-limit'] } : {}),
-      evalSamples: member.config.model === 'resnet' || member.config.model === 'odenet' ? 1 : s.samples,
+      evalSamples: evaluationSamples(member.config.model, s.samples, 1), // 1 for deterministic members
       evalEma: s.ema !== undefined,
       logFile: (m) => path.join(out, `log-${m}.jsonl`),
       onStep: trainingProgress(line, { epochs: s.epochs, ...(perMember !== undefined ? { timeLimit: perMember } : {}) }),
