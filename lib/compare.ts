@@ -87,6 +87,8 @@ export interface ComparisonRow {
   /** Block width (each member's for an ensemble) and learnable parameters (all members'). */
   width: number;
   parameters: number;
+  /** Whether the width stopped at the sizing's maxWidth below the parameter count it aimed for. */
+  capped: boolean;
   members?: number;
   /** Training steps (all members') and the seconds they took. */
   steps: number;
@@ -112,7 +114,7 @@ const mean = (values: number[]): number | null => (values.length === 0 ? null : 
 /** The row of `model` from its sizing, its training summary and its evaluation. */
 export function comparisonRow(
   model: ComparedModel,
-  size: { width: number; parameters: number; members?: number },
+  size: { width: number; parameters: number; capped: boolean; members?: number },
   training: { steps: number; trainSeconds: number },
   e: Evaluation,
 ): ComparisonRow {
@@ -123,6 +125,7 @@ export function comparisonRow(
     model,
     width: expectPositiveInteger(size.width, 'size.width'),
     parameters: expectPositiveInteger(size.parameters, 'size.parameters'),
+    capped: size.capped === true,
     ...(size.members !== undefined ? { members: size.members } : {}),
     steps: expectInteger(t.steps, 'training.steps', 0),
     trainSeconds: expectNonNegative(t.trainSeconds, 'training.trainSeconds'),
@@ -164,7 +167,7 @@ export function comparisonCells(rows: readonly ComparisonRow[]): { head: string[
   ];
   const cells = rows.map((r) => [
     r.members !== undefined ? `${r.model} (${r.members})` : r.model,
-    r.members !== undefined ? `${r.width} x ${r.members}` : String(r.width),
+    `${r.members !== undefined ? `${r.members} x ` : ''}${r.width}${r.capped ? ' (capped)' : ''}`,
     String(r.parameters),
     String(r.steps),
     String(r.samples),

@@ -187,7 +187,7 @@ describe('compare', () => {
     const first = await run(args);
     expect(first.code, first.err).toBe(0);
     const comparison = readJson(path.join(out, 'comparison.json'));
-    const rows = comparison.rows as { model: string; parameters: number; steps: number; samples: number; accuracy: number; ece: number }[];
+    const rows = comparison.rows as import('../dist/compare').ComparisonRow[];
     expect(rows.map((r) => r.model)).toEqual([...MODELS]);
     const shifts = sdebnn.corruptions('mnist-c').reduce((a, c) => a + c.severities, 0);
     const table = first.out.slice(first.out.indexOf('model  '));
@@ -200,6 +200,12 @@ describe('compare', () => {
       expect(summary.trainSeconds).toBeGreaterThan(1); // an ensemble's: each member past its half of the second
       expect(row.accuracy).toBe(evaluation.clean.metrics.accuracy);
       expect(row.ece).toBe(evaluation.clean.metrics.ece);
+      const results = evaluation.shift.results as { accuracy: number; ece: number }[];
+      expect(row.corruptedAccuracy).toBeCloseTo(results.reduce((t, r) => t + r.accuracy, 0) / results.length, 12);
+      expect(row.corruptedEce).toBeCloseTo(results.reduce((t, r) => t + r.ece, 0) / results.length, 12);
+      expect(row.oodAurocEntropy).toBe(evaluation.ood[0].scores.entropy.auroc); // one OOD set: its own
+      expect(row.oodAurocMutualInformation).toBe(evaluation.ood[0].scores.mutualInformation.auroc);
+      expect(row.imagesPerSecond).toBe(evaluation.clean.imagesPerSecond);
       expect(row.samples).toBe({ sdebnn: 2, odenet: 1, resnet: 1, 'mfvi-resnet': 2, 'mfvi-odenet': 2, ensemble: 2 }[row.model]);
       expect(evaluation.shift.results).toHaveLength(shifts); // the same corruptions and images for every model
       expect(evaluation.shift.results.every((r: { count: number }) => r.count === 8)).toBe(true);
@@ -213,6 +219,9 @@ describe('compare', () => {
     }
     const html = fs.readFileSync(path.join(out, 'comparison.html'), 'utf8');
     for (const m of MODELS) expect(html).toContain(`<td>${m}`);
+    // six bar charts (accuracy, NLL, ECE, OOD AUROC, corrupted accuracy, speed), a bar per model in each
+    expect(html.match(/<svg /g)).toHaveLength(6);
+    expect(html.match(/class="mark bar"/g)).toHaveLength(6 * MODELS.length);
 
     // A second run trains and evaluates nothing: every model's files stay as they were.
     const stamp = (m: string) => fs.statSync(path.join(out, m, 'model.safetensors')).mtimeMs;
