@@ -51,9 +51,10 @@ export type BnnLikelihood = (typeof BNN_LIKELIHOODS)[number];
  * What each block is:
  * - 'sdebnn': the SDE-BNN, whose weights follow an SDE in depth (sigma, hypernet, estimator);
  * - 'odenet': dh = f(h, t; w) dt with static weights w, solved by config.solver on [0, 1] (no noise, no KL);
- * - 'resnet': K = solver.steps residual layers, each with its own weights: layer k is one Euler step of
- *   the same dynamics on [k/K, (k+1)/K], h <- h + f(h, k/K; w_k) / K (so with equal w_k it is the
- *   odenet's Euler solve); method 'euler', fixed steps, backprop only;
+ * - 'resnet': K = solver.steps residual layers per block, each with its own weights w_k (the k-th
+ *   of K slices of the block's w0): h <- h + f(h, k/K; w_k) / K, the odenet's Euler step with
+ *   piecewise-constant weights (so with equal w_k it is the odenet's Euler solve); method 'euler',
+ *   fixed steps, backprop only;
  * - 'mfvi-odenet', 'mfvi-resnet': the same with a mean-field Gaussian posterior over each block's
  *   weights, q(w) = N(mu, exp(2 rho)) against the prior N(0, w0.priorStd^2) (config.w0), one draw per
  *   call shared by the batch, the KL in closed form and weighted as the SDE-BNN's (beta / nTrain).

@@ -42,10 +42,7 @@ export interface BlockSize {
 }
 
 export interface ModelSize {
-  /**
-   * The blocks, as runs of `count` identical ones (a conv stage; the mlp's blocks; a resnet's blocks
-   * times its solver.steps layers, each a block solved in one step), so a huge count costs nothing to size.
-   */
+  /** The blocks, as runs of `count` identical ones (a conv stage; the mlp's blocks), so a huge count costs nothing to size. */
   blocks: { count: number; size: BlockSize }[];
   /** Learnable scalars: w_0 (and its rho), hypernetworks, stem, head, likelihood scale. */
   parameters: number;
@@ -62,7 +59,7 @@ export function modelSize(c: SizeConfig): ModelSize {
   let parameters = 0;
   let stem = 0;
   let feature: number;
-  const layers = isResnet(c) ? c.solver.steps : 1;
+  const layers = c.model === 'resnet' || c.model === 'mfvi-resnet' ? c.solver.steps : 1; // a resnet's w: its layers' weights
   const outputs = c.likelihood === 'categorical' ? c.classes : c.outputs;
   if (c.kind === 'conv') {
     let [C, H, W] = c.inputShape as [number, number, number];
@@ -90,8 +87,8 @@ export function modelSize(c: SizeConfig): ModelSize {
     feature = c.pool === 'global' ? C : C * Math.floor(H / c.pool) * Math.floor(W / c.pool);
   } else {
     const d = c.inputShape[0]! + c.aug;
-    const wDim = linearParameters([d, ...c.hidden, d], c.timeInput ? 1 : 0);
-    blocks.push({ count: c.blocks[0]! * layers, size: { wDim, state: d, activations: 2 * sum(c.hidden) } });
+    const wDim = layers * linearParameters([d, ...c.hidden, d], c.timeInput ? 1 : 0);
+    blocks.push({ count: c.blocks[0]!, size: { wDim, state: d, activations: 2 * sum(c.hidden) } });
     feature = c.head === 'last' ? 0 : d;
   }
   for (const { count, size: b } of blocks) {
@@ -101,11 +98,6 @@ export function modelSize(c: SizeConfig): ModelSize {
   if (feature > 0) parameters += outputs * feature + outputs;
   if (c.likelihood !== 'categorical' && c.learnScale) parameters += 1;
   return { blocks, parameters, hyperActivations: c.hypernet === null ? 0 : 2 * sum(c.hypernet.hidden), stem };
-}
-
-/** A resnet's blocks are its layers, each solved in one Euler step. */
-function isResnet(c: Pick<SizeConfig, 'model'>): boolean {
-  return c.model === 'resnet' || c.model === 'mfvi-resnet';
 }
 
 function itemBytes(c: SizeConfig): number {
@@ -129,7 +121,7 @@ export function checkModelBytes(c: SizeConfig): ModelSize {
 export function checkCallBytes(c: SizeConfig, size: ModelSize, call: { batch: number; training: boolean }, what: string): void {
   const { batch } = call;
   const backprop = call.training && c.solver.gradient === 'backprop';
-  const stored = 8 + (backprop ? (isResnet(c) ? 1 : c.solver.steps) : c.solver.gradient === 'adjoint' && call.training ? 8 : 0);
+  const stored = 8 + (backprop ? c.solver.steps : c.solver.gradient === 'adjoint' && call.training ? 8 : 0);
   let values = batch * c.inputShape.reduce((a, b) => a * b, 1) + 2 * batch * size.stem;
   for (const { count, size: b } of size.blocks) values += count * stored * (batch * (b.state + b.activations) + 2 * b.wDim + size.hyperActivations);
   checkBytes(values * itemBytes(c), c.maxBytes, 'config.maxBytes', what);

@@ -81,14 +81,14 @@ describe('baseline models: forward pass', () => {
       for (let i = 0; i < B; i++) {
         let h = [x1d[i]!, 0, 0];
         for (let k = 0; k < K; k++) {
-          // odenet: one weight vector at t = k/K; resnet: layer k's own
-          const w = state[`blocks.${isResnet(model) ? k : 0}.w0`]!.data;
-          const f = mlpDynamics(w, sizes, act, h);
+          // odenet: one weight vector at t = k/K; resnet: layer k's own, the k-th slice of w0
+          const w0 = state['blocks.0.w0']!.data;
+          const f = mlpDynamics(isResnet(model) ? w0.subarray(131 * k, 131 * (k + 1)) : w0, sizes, act, h);
           h = h.map((v, j) => v + f[j]! / K);
         }
         expect(Math.abs(p.samples[i]! - h[2]!), `${model} example ${i}`).toBeLessThan(1e-12);
       }
-      expect(m.wDims).toEqual(isResnet(model) ? [131, 131, 131, 131] : [131]);
+      expect(m.wDims).toEqual([isResnet(model) ? 4 * 131 : 131]);
       m.dispose();
     }
   });
@@ -99,8 +99,13 @@ describe('baseline models: forward pass', () => {
     const s = ode.getState();
     const update: Record<string, Tensor> = {};
     for (const name of ['stem.weight', 'stem.bias', 'head.weight', 'head.bias']) update[name] = s[name]!;
-    // stage 0 is blocks 0-2 (three layers), stage 1 blocks 3-5
-    for (let k = 0; k < 6; k++) update[`blocks.${k}.w0`] = s[`blocks.${k < 3 ? 0 : 1}.w0`]!;
+    // each block's three layers hold the odenet block's weights
+    for (const b of [0, 1]) {
+      const w = s[`blocks.${b}.w0`]!.data;
+      const data = new Float64Array(3 * w.length);
+      for (let k = 0; k < 3; k++) data.set(w, k * w.length);
+      update[`blocks.${b}.w0`] = { data, shape: [data.length] };
+    }
     res.setState(update, { strict: false });
     const a = (await ode.predict(images)) as { probs: Float64Array };
     const b = (await res.predict(images)) as { probs: Float64Array };

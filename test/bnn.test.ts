@@ -494,6 +494,7 @@ describe('SdeBnn errors', () => {
 describe('SdeBnn defaults', () => {
   it('has the documented defaults: the MNIST conv model and the W1-shaped mlp, value by value', () => {
     const common = {
+      model: 'sdebnn',
       inputNormalization: { shift: [0], scale: [1] },
       hidden: [32, 32],
       activation: 'softplus',

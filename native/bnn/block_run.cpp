@@ -20,7 +20,7 @@ using torch::autograd::variable_list;
 struct AdjointSolveFn : public torch::autograd::Function<AdjointSolveFn> {
   static at::Tensor forward(AutogradContext* ctx, std::shared_ptr<BlockRun> run, const at::Tensor& y0, at::TensorList) {
     BlockRun* r = run.get();
-    sde::Solution s = sde::sdeint(*r->sde, y0, {r->t0, r->t1}, *r->bm, r->options,
+    sde::Solution s = sde::sdeint(*r->sde, y0, {0.0, 1.0}, *r->bm, r->options,
                                   [r](double t, const sde::SolveStats&) { r->t_end = t; });
     r->forward = s.stats;
     ctx->saved_data["run"] = sde::keep(std::move(run));
@@ -33,8 +33,8 @@ struct AdjointSolveFn : public torch::autograd::Function<AdjointSolveFn> {
     const at::Tensor y0 = ctx->get_saved_variables()[0];
     const at::Tensor g1 = grads[0].defined() ? grads[0] : at::zeros_like(y0);
     const at::Tensor grad_ys = at::stack({at::zeros_like(g1), g1});
-    sde::GradientResult r = sde::adjoint_gradients(*run->sde, y0, {run->t0, run->t1}, *run->bm, run->options,
-                                                   run->adjoint_options, grad_ys);
+    sde::GradientResult r =
+        sde::adjoint_gradients(*run->sde, y0, {0.0, 1.0}, *run->bm, run->options, run->adjoint_options, grad_ys);
     run->backward = r.backward;
     run->backward.nfe += r.forward.nfe;  // the engine's adjoint solves forward once more
     variable_list out{at::Tensor(), r.grad_y0};
@@ -72,7 +72,7 @@ uint64_t draw_seed(at::Generator& gen) {
 at::Tensor BlockRun::solve_buffered(const at::Tensor& y0) {
   const at::Tensor y1 = buffered->solve(y0)[1];
   forward = buffered->forward_stats;
-  t_end = t1;
+  t_end = 1.0;
   return y1;
 }
 
@@ -88,16 +88,12 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
                                     const std::shared_ptr<Dynamics>& dynamics,
                                     const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
-                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise, double t0,
-                                    double t1) {
+                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise) {
   auto run = std::make_shared<BlockRun>();
   run->route = route;
-  run->t0 = t0;
-  run->t1 = t1;
   const bool weight_sde = hypernet != nullptr;
   run->options.method = c.solver.method;
-  // a resnet layer is one step over its interval; otherwise config.solver.steps over [0, 1]
-  run->options.dt = is_resnet(c.model) ? t1 - t0 : 1.0 / static_cast<double>(c.solver.steps);
+  run->options.dt = 1.0 / static_cast<double>(c.solver.steps);
   run->options.adaptive = c.solver.adaptive;
   run->options.rtol = c.solver.rtol;
   run->options.atol = c.solver.atol;
@@ -108,13 +104,14 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
   run->adjoint_options.method = c.solver.adjoint_method;
   run->adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
   run->adjoint_options.adaptive = c.solver.adjoint_adaptive;
-  run->sde = std::make_unique<BlockSDE>(
-      dynamics, hypernet, hyper_params, c.sigma, weight_sde ? c.estimator : Estimator::Ckl, sde_type(c), batch,
-      route == sde::Route::Autograd ? sde::Route::Autograd : sde::Route::Fused, options);
+  run->sde = std::make_unique<BlockSDE>(dynamics, hypernet, hyper_params, c.sigma,
+                                        weight_sde ? c.estimator : Estimator::Ckl, sde_type(c), batch,
+                                        route == sde::Route::Autograd ? sde::Route::Autograd : sde::Route::Fused,
+                                        options, weight_sde ? 1 : static_layers(c));
   sde::BrownianIntervalOptions bo;
-  bo.t0 = t0;
-  bo.t1 = t1;
-  bo.shape = {dynamics->w_dim()};
+  bo.t0 = 0.0;
+  bo.t1 = 1.0;
+  bo.shape = {run->sde->layout().w_dim};
   bo.options = options;
   bo.seed = seed;
   bo.dt_hint = run->options.dt;
@@ -126,7 +123,7 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
     const sde::BufferedMode mode = !gradients ? sde::BufferedMode::Forward
                                    : adjoint  ? sde::BufferedMode::Adjoint
                                               : sde::BufferedMode::Backprop;
-    run->buffered = make_block_solve(*run->sde, *run->bm, mode, run->options, run->adjoint_options, pool, t0, t1);
+    run->buffered = make_block_solve(*run->sde, *run->bm, mode, run->options, run->adjoint_options, pool);
   } else if (route == sde::Route::Fused && gradients && !adjoint && weight_sde) {
     run->bank = std::make_shared<GradBank>();
     run->sde->set_bank(run->bank);
@@ -141,8 +138,8 @@ at::Tensor solve_block(const std::shared_ptr<BlockRun>& run, const at::Tensor& y
   }
   if (graph && run->adjoint) return AdjointSolveFn::apply(run, y0, at::TensorList(params));
   BlockRun* r = run.get();
-  sde::Solution s = sde::sdeint(*r->sde, y0, {r->t0, r->t1}, *r->bm, r->options,
-                                [r](double t, const sde::SolveStats&) { r->t_end = t; });
+  sde::Solution s =
+      sde::sdeint(*r->sde, y0, {0.0, 1.0}, *r->bm, r->options, [r](double t, const sde::SolveStats&) { r->t_end = t; });
   r->forward = s.stats;
   return s.ys.select(0, 1);
 }

@@ -25,10 +25,7 @@ struct BlockRun {
   sde::Route route = sde::Route::Autograd;
   bool adjoint = false;  // gradients by the stochastic adjoint
   sde::SolveStats forward, backward;
-  double t0 = 0, t1 = 1;  // the interval solved: [0, 1], or a resnet layer's [k/K, (k+1)/K]
   double t_end = 0;
-  // t_end for the model's statistics: 1 once the interval's end is reached (a resnet layer's too).
-  double reached() const { return t_end >= t1 ? 1.0 : t_end; }
   std::shared_ptr<GradBank> bank;  // fused backprop: the hypernetwork's weight gradients, flushed after backward
   std::unique_ptr<sde::BufferedSolve> buffered;  // the buffered route's solve
 
@@ -44,14 +41,13 @@ uint64_t draw_seed(at::Generator& gen);
 // A block's run on a batch of `batch` with its Brownian path drawn from `seed` (all zeros with
 // `zero_noise`: the same solvers then take the drift's deterministic path): the route's SDE and,
 // for the buffered route, its solve (mode: Forward without gradients; Backprop or Adjoint by
-// config.solver.gradient), buffers from `pool`. A null hypernetwork: static weights, solved on a
-// zero path over [t0, t1] (a resnet layer: in one Euler step).
+// config.solver.gradient), buffers from `pool`. A null hypernetwork: static weights (a resnet's
+// one slice per step, static_layers), solved on a zero path.
 std::shared_ptr<BlockRun> start_run(const BnnConfig& config, sde::Route route, bool gradients,
                                     const std::shared_ptr<Dynamics>& dynamics,
                                     const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
-                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise,
-                                    double t0 = 0.0, double t1 = 1.0);
+                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise);
 
 // y(1) from the flat state y0. With `graph`, y(1) is differentiable: one autograd node per block
 // (the buffered route's own sweep; the general solver's stochastic adjoint), or autograd through

@@ -4,6 +4,8 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <tuple>
 
@@ -33,6 +35,7 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     if (block->bank_ptr()) ctx->saved_data["bank"] = sde::keep(block->bank_ptr());
     ctx->saved_data["nh"] = block->layout().nh;
     ctx->saved_data["w_dim"] = block->layout().w_dim;
+    if (!block->hypernet_ptr()) ctx->saved_data["slice"] = block->slice_at(t);
     ctx->saved_data["size"] = block->layout().size();
     ctx->saved_data["sigma"] = block->sigma();
     ctx->saved_data["t"] = t;
@@ -70,9 +73,11 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     const at::Tensor v_g = grads.size() > 1 ? grads[1] : at::Tensor();
     const at::Tensor v_sg = grads.size() > 2 ? grads[2] : at::Tensor();
     at::Tensor vp, dh, dw;
+    int64_t dw_at = nh;    // where dw goes in y: all of w, or the slice the dynamics used
     if (static_weights) {  // drift [f_h, 0]: only the dynamics' VJP
-      if (v_drift.defined())
-        std::tie(dh, dw) = dynamics->vjp(t, y.narrow(0, nh, w_dim), dyn_cache, v_drift.narrow(0, 0, nh));
+      dw_at += ctx->saved_data["slice"].toInt();
+      const at::Tensor w = y.narrow(0, dw_at, dynamics->w_dim());
+      if (v_drift.defined()) std::tie(dh, dw) = dynamics->vjp(t, w, dyn_cache, v_drift.narrow(0, 0, nh));
     } else if (v_drift.defined() && with_dynamics) {
       const at::Tensor w = y.narrow(0, nh, w_dim);
       const at::Tensor v_w = v_drift.narrow(0, nh, w_dim);
@@ -94,7 +99,7 @@ struct BlockFn : public torch::autograd::Function<BlockFn> {
     }
     at::Tensor dy = at::zeros({ctx->saved_data["size"].toInt()}, y.options());
     if (dh.defined()) dy.narrow(0, 0, nh).copy_(dh.reshape({-1}));
-    if (dw.defined()) dy.narrow(0, nh, w_dim).copy_(dw);
+    if (dw.defined()) dy.narrow(0, dw_at, dw.numel()).copy_(dw);
     variable_list out{at::Tensor(), at::Tensor(), at::Tensor(), dy};
     out.insert(out.end(), d_params.begin(), d_params.end());
     return out;
@@ -124,7 +129,7 @@ std::string shape_string(at::IntArrayRef shape) {
 
 BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
                    std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type,
-                   int64_t batch, sde::Route route, const at::TensorOptions& options)
+                   int64_t batch, sde::Route route, const at::TensorOptions& options, int64_t layers)
     : sde::SDE(estimator == Estimator::Ckl ? sde::NoiseType::Additive : sde::NoiseType::General, type),
       dynamics_(std::move(dynamics)),
       hypernet_(std::move(hypernet)),
@@ -132,12 +137,14 @@ BlockSDE::BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<con
       sigma_(sigma),
       estimator_(estimator),
       fused_(route != sde::Route::Autograd),
-      options_(options) {
+      options_(options),
+      layers_(layers) {
   if (!hypernet_ && (estimator != Estimator::Ckl || !params_.empty()))
     throw std::logic_error("BlockSDE: static weights take the additive (ckl) form and no hypernetwork parameters");
+  if (layers < 1 || (hypernet_ && layers != 1)) throw std::logic_error("BlockSDE: layers are static weights' only");
   layout_.batch = batch;
   layout_.nh = dynamics_->state_numel(batch);
-  layout_.w_dim = dynamics_->w_dim();
+  layout_.w_dim = dynamics_->w_dim() * layers;
   layout_.tail = !hypernet_ ? 0 : estimator == Estimator::Ckl ? 1 : 2;
 }
 
@@ -147,6 +154,10 @@ at::Tensor BlockSDE::pack(const at::Tensor& h, const at::Tensor& w0) const {
 at::Tensor BlockSDE::h_of(const at::Tensor& y) const {
   return dynamics_->from_state(y.narrow(0, 0, layout_.nh), layout_.batch);
 }
+int64_t BlockSDE::slice_at(double t) const {
+  const auto k = static_cast<int64_t>(std::floor(t * static_cast<double>(layers_) + 0.5));
+  return std::min(std::max<int64_t>(k, 0), layers_ - 1) * dynamics_->w_dim();
+}
 at::Tensor BlockSDE::w_of(const at::Tensor& y) const { return y.narrow(0, layout_.nh, layout_.w_dim); }
 at::Tensor BlockSDE::kl_of(const at::Tensor& y) const {
   return y.narrow(0, layout_.nh + layout_.w_dim, layout_.tail).sum();
@@ -154,17 +165,18 @@ at::Tensor BlockSDE::kl_of(const at::Tensor& y) const {
 
 BlockSDE::Eval BlockSDE::evaluate_raw(double t, const at::Tensor& y, const std::vector<at::Tensor>& params,
                                       bool with_dynamics, Cache* hyper_cache, Cache* dyn_cache, bool reference) const {
-  const at::Tensor w = w_of(y);
   Eval e;
   if (!hypernet_) {
     e.g = at::empty({0}, y.options());
     if (with_dynamics) {
       const at::Tensor h = y.narrow(0, 0, layout_.nh);
+      const at::Tensor w = y.narrow(0, layout_.nh + slice_at(t), dynamics_->w_dim());
       const at::Tensor fh = reference ? dynamics_->reference(t, h, w) : dynamics_->forward(t, h, w, dyn_cache);
       e.drift = at::cat({fh, at::zeros({layout_.w_dim}, y.options())});
     }
     return e;
   }
+  const at::Tensor w = w_of(y);
   e.g = hypernet_->forward(params, w, t, hyper_cache);
   if (estimator_ == Estimator::Stl) e.g_sg = e.g;
   if (with_dynamics) {

@@ -8,8 +8,10 @@
 // the ckl estimator the SDE has additive noise (Ito = Stratonovich); the u . dB term makes it
 // general noise, whose Ito-Stratonovich correction is -1/2 sigma tr(du/dw) = -1/2 tr(dg/dw).
 // Without a hypernetwork the block has static weights (the baselines of config.model):
-//     y = [h, w],  dh = f_h(t, h; w) dt,  dw = 0,  no noise and no KL
+//     y = [h, w],  dh = f_h(t, h; w(t)) dt,  dw = 0,  no noise and no KL
 // an ODE that the same solvers take on a zero Brownian path; w's gradient is that of y(0)'s w.
+// w(t) is w, or with L layers (a resnet) the slice w_k, k = round(t L), of w = [w_0, ..., w_{L-1}]:
+// Euler's L steps of 1/L are then the residual layers h <- h + f_h(k/L, h; w_k) / L.
 #pragma once
 #include <memory>
 #include <string>
@@ -28,26 +30,29 @@ std::string shape_string(at::IntArrayRef shape);
 
 struct BlockLayout {
   int64_t batch = 0;
-  int64_t nh = 0;  // numel of h in the dynamics' state layout
-  int64_t w_dim = 0;
-  int64_t tail = 1;  // kl (and kl_dB); 0 for static weights
+  int64_t nh = 0;     // numel of h in the dynamics' state layout
+  int64_t w_dim = 0;  // all of w (a resnet's layers together)
+  int64_t tail = 1;   // kl (and kl_dB); 0 for static weights
   int64_t size() const { return nh + w_dim + tail; }
 };
 
 class BlockSDE : public sde::SDE {
  public:
   // `hyper_params` are the hypernetwork's leaf tensors (gradients are taken with respect to them);
-  // a null hypernetwork (and no hyper_params): static weights, sigma and estimator unused.
+  // a null hypernetwork (and no hyper_params): static weights in `layers` slices, sigma and
+  // estimator unused.
   // `route`: Fused for hand-written VJPs in one autograd node per evaluation, Autograd for plain
   // autograd (the buffered route steps the block through block_system.h instead).
   BlockSDE(std::shared_ptr<const Dynamics> dynamics, std::shared_ptr<const Hypernet> hypernet,
            std::vector<at::Tensor> hyper_params, double sigma, Estimator estimator, sde::SdeType type, int64_t batch,
-           sde::Route route, const at::TensorOptions& options);
+           sde::Route route, const at::TensorOptions& options, int64_t layers = 1);
 
   const BlockLayout& layout() const { return layout_; }
   // The state's dtype and device.
   const at::TensorOptions& options() const { return options_; }
   bool static_weights() const { return hypernet_ == nullptr; }
+  // Static weights: the slice of w the dynamics use at t (0 without layers), as an offset into w.
+  int64_t slice_at(double t) const;
   // y0 from h [batch, ...] and w_0; h [batch, ...] (a view where possible) from a state.
   at::Tensor pack(const at::Tensor& h, const at::Tensor& w0) const;
   at::Tensor h_of(const at::Tensor& y) const;
@@ -92,6 +97,7 @@ class BlockSDE : public sde::SDE {
   bool fused_;
   BlockLayout layout_;
   at::TensorOptions options_;
+  int64_t layers_;
   std::shared_ptr<GradBank> bank_;
 
   // The last evaluation, reused by diffusion_prod at the same (t, y) (the solvers evaluate the

@@ -24,7 +24,8 @@ class BlockSystem final : public sde::BufferedSystem<T> {
         sigma_(sde.sigma()),
         estimator_(sde.estimator()),
         options_(at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value)),
-        static_(sde.static_weights()) {
+        static_(sde.static_weights()),
+        wd_dyn_(sde.dynamics().w_dim()) {
     for (const at::Tensor& p : sde.parameters()) params_.push_back(p.detach().contiguous());
     if (!static_) weights_ = Mlp::weights(params_);
   }
@@ -57,7 +58,7 @@ class BlockSystem final : public sde::BufferedSystem<T> {
     if (static_) {
       // w is constant over the solve: the first evaluation's copy serves every VJP
       if (slot == 0) std::memcpy(static_w(), z + L_.nh, sizeof(T) * L_.w_dim);
-      dyn_->forward(slot, t, z, z + L_.nh, F, store);
+      dyn_->forward(slot, t, z, z + L_.nh + sde_.slice_at(t), F, store);
       finish_static_increment(dt, F);
       return;
     }
@@ -67,13 +68,13 @@ class BlockSystem final : public sde::BufferedSystem<T> {
   }
 
   void vjp(int64_t slot, int64_t step, double t, double dt, const T* dW, T* a) override {
-    const T* w = static_ ? static_w() : hyper_->input(slot, 0);  // [w, t]
+    const T* w = static_ ? static_w() + sde_.slice_at(t) : hyper_->input(slot, 0);  // [w, t]
     T* v = work_.data_ptr<T>();
     T* dh = v + L_.nh;
     for (int64_t i = 0; i < L_.nh; ++i) v[i] = static_cast<T>(dt) * a[i];
     T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
     dyn_->vjp(slot, t, w, v, dh, dw_dyn);
-    if (static_) return finish_static_vjp(a);
+    if (static_) return finish_static_vjp(t, a);
     finish_vjp(slot, step, t, dt, dW, G_.data_ptr<T>() + slot * L_.w_dim, a);
   }
 
@@ -83,9 +84,9 @@ class BlockSystem final : public sde::BufferedSystem<T> {
     T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
     for (int64_t i = 0; i < L_.nh; ++i) v[i] = static_cast<T>(dt) * a[i];
     if (static_) {
-      dyn_->forward_vjp(t, z, z + L_.nh, v, F, dh, dw_dyn);
+      dyn_->forward_vjp(t, z, z + L_.nh + sde_.slice_at(t), v, F, dh, dw_dyn);
       finish_static_increment(dt, F);
-      return finish_static_vjp(a);
+      return finish_static_vjp(t, a);
     }
     const T* g = hyper(0, t, z + L_.nh);
     dyn_->forward_vjp(t, z, z + L_.nh, v, F, dh, dw_dyn);
@@ -126,12 +127,14 @@ class BlockSystem final : public sde::BufferedSystem<T> {
     std::fill_n(F + L_.nh, L_.w_dim, T(0));
   }
 
-  // Static weights: a += a . dF/dz with the dynamics' VJP (of v = dt a_h) in work_; w's drift is 0.
-  void finish_static_vjp(T* a) {
+  // Static weights: a += a . dF/dz with the dynamics' VJP (of v = dt a_h) in work_, its dw to the
+  // slice used at t; w's drift is 0.
+  void finish_static_vjp(double t, T* a) {
     const T* dh = work_.data_ptr<T>() + L_.nh;
     const T* dw_dyn = dh + L_.nh + 2 * L_.w_dim;
     for (int64_t i = 0; i < L_.nh; ++i) a[i] += dh[i];
-    for (int64_t i = 0; i < L_.w_dim; ++i) a[L_.nh + i] += dw_dyn[i];
+    T* a_w = a + L_.nh + sde_.slice_at(t);
+    for (int64_t i = 0; i < wd_dyn_; ++i) a_w[i] += dw_dyn[i];
   }
 
   // F's entries from f_h (already in F's h part), g and dW.
@@ -184,7 +187,8 @@ class BlockSystem final : public sde::BufferedSystem<T> {
   double sigma_;
   Estimator estimator_;
   at::TensorOptions options_;
-  bool static_;  // no hypernetwork: dw = 0, no noise, no KL (block_sde.h)
+  bool static_;     // no hypernetwork: dw = 0, no noise, no KL (block_sde.h)
+  int64_t wd_dyn_;  // the dynamics' weights: all of w, or one slice of a resnet's
   std::vector<at::Tensor> params_;
   typename Mlp::Weights weights_;
   std::unique_ptr<Mlp> hyper_;
@@ -197,13 +201,12 @@ class BlockSystem final : public sde::BufferedSystem<T> {
 
 std::unique_ptr<sde::BufferedSolve> make_block_solve(const BlockSDE& sde, sde::BrownianMotion& bm,
                                                      sde::BufferedMode mode, const sde::StepOptions& options,
-                                                     const sde::StepOptions& adjoint_options, sde::BufferPool& pool,
-                                                     double t0, double t1) {
+                                                     const sde::StepOptions& adjoint_options, sde::BufferPool& pool) {
   if (sde.options().dtype().toScalarType() == c10::kDouble) {
-    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {t0, t1},
+    return sde::make_buffered_solve<double>(std::make_unique<BlockSystem<double>>(sde, pool), bm, mode, {0.0, 1.0},
                                             options, adjoint_options, pool);
   }
-  return sde::make_buffered_solve<float>(std::make_unique<BlockSystem<float>>(sde, pool), bm, mode, {t0, t1}, options,
+  return sde::make_buffered_solve<float>(std::make_unique<BlockSystem<float>>(sde, pool), bm, mode, {0.0, 1.0}, options,
                                          adjoint_options, pool);
 }
 

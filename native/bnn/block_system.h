@@ -11,11 +11,10 @@
 
 namespace bnn {
 
-// A buffered solve of `sde` on `bm` over [t0, t1] by `options` (the adjoint's backward pass by `adjoint_options`).
+// A buffered solve of `sde` on `bm` over [0, 1] by `options` (the adjoint's backward pass by `adjoint_options`).
 // CPU, float32 or float64 (the SDE's dtype). sde, bm and pool outlive it.
 std::unique_ptr<sde::BufferedSolve> make_block_solve(const BlockSDE& sde, sde::BrownianMotion& bm,
                                                      sde::BufferedMode mode, const sde::StepOptions& options,
-                                                     const sde::StepOptions& adjoint_options, sde::BufferPool& pool,
-                                                     double t0, double t1);
+                                                     const sde::StepOptions& adjoint_options, sde::BufferPool& pool);
 
 }  // namespace bnn

@@ -46,6 +46,7 @@ W0Init parse_w0_init(const std::string& name) {
   if (name == "fanIn") return W0Init::FanIn;
   throw sde::invalid_argument("Expected 'normal' or 'fanIn' for config.w0.init but received '" + name + "'");
 }
+int64_t static_layers(const BnnConfig& c) { return is_resnet(c.model) ? c.solver.steps : 1; }
 const char* to_string(Estimator e) {
   switch (e) {
     case Estimator::Ckl: return "ckl";

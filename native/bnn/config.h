@@ -103,4 +103,8 @@ struct BnnConfig {
   c10::Device device = c10::Device(c10::kCPU);
 };
 
+// The weight slices of a static-weight block: a resnet's one per step (layer k's serve the Euler
+// step from t = k/K), else 1.
+int64_t static_layers(const BnnConfig& c);
+
 }  // namespace bnn

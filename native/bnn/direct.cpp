@@ -70,14 +70,14 @@ LossResult BnnModel::direct(const at::Tensor& xin, const at::Tensor& target, at:
     Block& b = *block;
     const uint64_t seed = draw_seed(gen);  // as forward(): one seed per block, nothing else drawn
     const auto run = start_run(c, sde::Route::Buffered, true, b.dynamics, b.hypernet, b.hyper_params, batch, seed,
-                               options_, b.pool, false, b.t0, b.t1);
+                               options_, b.pool, false);
     y1 = run->solve_buffered(run->sde->pack(h, b.mu.detach()));
     h = run->sde->h_of(y1);
     const BlockLayout& L = run->sde->layout();
     r.kl += is_double ? kl_sum<double>(y1, L) : kl_sum<float>(y1, L);
     r.nfe += run->forward.nfe;
     r.steps += run->forward.steps_accepted;
-    r.t_end = std::min(r.t_end, run->reached());
+    r.t_end = std::min(r.t_end, run->t_end);
     runs.push_back(run);
   }
   const int64_t d = h.size(1);

@@ -52,7 +52,7 @@ struct BnnModel::Forward {
       nfe += r->forward.nfe;
       nfe_backward += r->backward.nfe;
       steps += r->forward.steps_accepted;
-      t_end = std::min(t_end, r->reached());
+      t_end = std::min(t_end, r->t_end);
     }
   }
 };
@@ -82,18 +82,6 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
       (c.solver.method != sde::Method::Euler || c.solver.adaptive || c.solver.gradient != GradientRoute::Backprop)) {
     throw sde::invalid_argument("config.solver: a resnet's layers are fixed Euler steps differentiated by backprop");
   }
-  // A resnet's block is solver.steps layers, each a block of its own: one Euler step on [k/K, (k+1)/K].
-  const int64_t layers = is_resnet(c.model) ? c.solver.steps : 1;
-  auto add_block = [&](std::shared_ptr<Dynamics> dynamics, int64_t stage) {
-    for (int64_t k = 0; k < layers; ++k) {
-      auto block = std::make_unique<Block>();
-      block->dynamics = dynamics;
-      block->stage = stage;
-      block->t0 = static_cast<double>(k) / static_cast<double>(layers);
-      block->t1 = static_cast<double>(k + 1) / static_cast<double>(layers);
-      blocks_.push_back(std::move(block));
-    }
-  };
   if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
   if (c.solver.max_steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.maxSteps");
 
@@ -126,7 +114,10 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
         W /= 2;
       }
       for (int64_t b = 0; b < c.blocks[s]; ++b) {
-        add_block(std::make_shared<ConvDynamics>(C, H, W, c.widths[s], c.conv_activation), static_cast<int64_t>(s));
+        auto block = std::make_unique<Block>();
+        block->dynamics = std::make_shared<ConvDynamics>(C, H, W, c.widths[s], c.conv_activation);
+        block->stage = static_cast<int64_t>(s);
+        blocks_.push_back(std::move(block));
       }
     }
     if (c.pool > 0) {
@@ -138,8 +129,11 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   } else {
     if (c.input_shape.size() != 1) throw sde::invalid_argument("Expected config.inputShape [D] for kind 'mlp'");
     const int64_t d = c.input_shape[0] + c.aug;
-    for (int64_t b = 0; b < c.mlp_blocks; ++b)
-      add_block(std::make_shared<MlpDynamics>(d, c.hidden, c.activation, c.time_input), 0);
+    for (int64_t b = 0; b < c.mlp_blocks; ++b) {
+      auto block = std::make_unique<Block>();
+      block->dynamics = std::make_shared<MlpDynamics>(d, c.hidden, c.activation, c.time_input);
+      blocks_.push_back(std::move(block));
+    }
     if (c.output_last && c.outputs > d) {
       throw sde::invalid_argument("config.outputs (" + std::to_string(c.outputs) + ") exceeds the hidden size " +
                                   std::to_string(d));
@@ -149,8 +143,12 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
   for (size_t i = 0; i < blocks_.size(); ++i) {
     Block& b = *blocks_[i];
     const std::string prefix = "blocks." + std::to_string(i) + ".";
-    const int64_t wd = b.dynamics->w_dim();
-    b.mu = leaf(b.dynamics->init_w0(c.w0_init, c.w0_std, train_gen_, cpu));
+    // a resnet's block holds its layers' weights one after the other, each initialised as a block's
+    std::vector<at::Tensor> slices;
+    for (int64_t k = 0; k < (weight_sde ? 1 : static_layers(c)); ++k)
+      slices.push_back(b.dynamics->init_w0(c.w0_init, c.w0_std, train_gen_, cpu));
+    b.mu = leaf(at::cat(slices));
+    const int64_t wd = b.mu.numel();
     params_.emplace_back(prefix + "w0", b.mu);
     if (c.w0_gaussian) {
       b.rho = leaf(at::full({wd}, c.w0_rho_init, cpu));
@@ -197,7 +195,7 @@ BnnModel::~BnnModel() = default;
 
 std::vector<int64_t> BnnModel::w_dims() const {
   std::vector<int64_t> out;
-  for (const auto& b : blocks_) out.push_back(b->dynamics->w_dim());
+  for (const auto& b : blocks_) out.push_back(b->mu.numel());
   return out;
 }
 
@@ -268,7 +266,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
   for (size_t i = 0; i < blocks_.size(); ++i) {
     Block& b = *blocks_[i];
     if (i > 0 && b.stage != blocks_[i - 1]->stage) h = space_to_depth(h);
-    const int64_t wd = b.dynamics->w_dim();
+    const int64_t wd = b.mu.numel();
     const uint64_t seed = deterministic ? 0 : draw_seed(gen);
     at::Tensor w0 = b.mu;
     if (c.w0_gaussian && !deterministic) {
@@ -279,7 +277,7 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
     const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed,
-                               options_, b.pool, deterministic, b.t0, b.t1);
+                               options_, b.pool, deterministic);
     const at::Tensor y1 =
         solve_block(run, run->sde->pack(h, w0), b.hyper_params, gradients && at::GradMode::is_enabled());
     h = run->sde->h_of(y1);

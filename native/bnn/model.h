@@ -2,8 +2,8 @@
 // hypernetwork and w_0), space-to-depth between stages, a head and a likelihood; one training
 // step (Brownian paths, solves, ELBO, gradients by backprop or the stochastic adjoint, clipping,
 // Adam, EMA) is one call. Independent of Node. The routes it runs are chosen in routes.h.
-// config.model makes the blocks static-weight ODE blocks instead (block_sde.h), a resnet's
-// each config.solver.steps one-step blocks (its layers), the mfvi ones with a Gaussian q(w_0).
+// config.model makes the blocks static-weight ODE blocks instead (block_sde.h), a resnet's with
+// one weight slice per Euler step (its layers), the mfvi ones with a Gaussian q(w_0).
 #pragma once
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
@@ -106,7 +106,6 @@ class BnnModel {
   struct Block {
     std::shared_ptr<Dynamics> dynamics;
     std::shared_ptr<Hypernet> hypernet;  // null: static weights (every model but the SDE-BNN)
-    double t0 = 0, t1 = 1;               // the interval solved (a resnet layer's [k/K, (k+1)/K])
     at::Tensor mu, rho;
     std::vector<at::Tensor> hyper_params;
     int64_t stage = 0;
