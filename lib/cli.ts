@@ -3,14 +3,24 @@
 import { reportToLauncher } from './launch';
 import { UsageError } from './commands/args';
 import { backendCommand } from './commands/backend';
+import { compareCommand, compareUsage } from './commands/compare';
 import { evalCommand, evalUsage, reportCommand, reportUsage } from './commands/evaluate';
 import { predictCommand, predictUsage } from './commands/predict';
 import { trainCommand, trainUsage } from './commands/train';
 
 const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; about: string }> = {
-  train: { run: trainCommand, usage: trainUsage, about: 'train an SDE-BNN (a preset: --preset NAME) and evaluate it on the test set' },
+  train: {
+    run: trainCommand,
+    usage: trainUsage,
+    about: 'train an SDE-BNN or a baseline (--model; a preset: --preset NAME) and evaluate it on the test set',
+  },
   eval: { run: evalCommand, usage: evalUsage, about: 'evaluate a checkpoint: calibration, corruptions (shift) and OOD detection' },
   report: { run: reportCommand, usage: reportUsage, about: 'the HTML report of a training run (RUN_DIR/report.html)' },
+  compare: {
+    run: compareCommand,
+    usage: compareUsage,
+    about: 'train every model for the same time budget, evaluate each the same way, and print one table',
+  },
   predict: { run: predictCommand, usage: predictUsage, about: 'class probabilities (or predictive mean and std) for new inputs' },
   backend: {
     run: backendCommand,

@@ -7,11 +7,10 @@
  *
  * Inputs are raw pixel intensities in [0, 1] (the loaders' default); the model normalises them.
  */
-import type { SdeBnn } from './bnn';
 import type { Dataset } from './data/dataset';
 import type { OodImages } from './data/ood';
 import { calibrationBins, classificationMetrics, type ClassificationMetrics } from './metrics';
-import { predictDataset, type DatasetClassification } from './predict';
+import { predictDataset, type DatasetClassification, type Predictor } from './predict';
 import { oodDetection, rocCurve, selectivePrediction, type OodDetection } from './score-metrics';
 import { numel } from './tensor';
 import {
@@ -255,7 +254,7 @@ function expectSuite(value: unknown): ShiftSuiteLike {
  * Evaluates a classifier on `test` (raw [0, 1] images with labels), under the corruptions of
  * `options.shift`, and against each OOD set of `options.ood`.
  */
-export async function evaluateUncertainty(model: SdeBnn, test: Dataset, options: EvaluationOptions = {}): Promise<Evaluation> {
+export async function evaluateUncertainty(model: Predictor, test: Dataset, options: EvaluationOptions = {}): Promise<Evaluation> {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', ['samples', 'batchSize', 'seed', 'bins', 'deterministic', 'shift', 'shiftLimit', 'ood', 'onProgress']);
   if (model.config.likelihood !== 'categorical')

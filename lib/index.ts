@@ -110,8 +110,23 @@ export type { InitDistributedOptions, DistributedAvailability, DistributedBacken
 export type { DistributedTrainOptions, WeightPaths } from './data-parallel';
 export { launch } from './launch';
 export type { LaunchOptions, LaunchResult, WorkerExit } from './launch';
+export { DeepEnsemble, trainEnsemble, loadModel, isEnsembleCheckpoint, ENSEMBLE_FILE_FORMAT, DEFAULT_ENSEMBLE_MEMBERS } from './ensemble';
+export type { EnsembleTrainOptions, EnsembleTrainResult } from './ensemble';
+export {
+  COMPARED_MODELS,
+  sizeModels,
+  parametersAt,
+  evaluationSamples,
+  hasDeterministicView,
+  comparisonRow,
+  comparisonCells,
+  formatComparison,
+} from './compare';
+export type { ComparedModel, ComparisonRow, ModelSizing } from './compare';
+export { renderComparison, writeComparison } from './report/compare-page';
+export type { ComparisonReportInput } from './report/compare-page';
 export { predictDataset, DEFAULT_PREDICT_BATCH_SIZE } from './predict';
-export type { PredictDatasetOptions, PredictProgress, DatasetPrediction, DatasetClassification, DatasetRegression } from './predict';
+export type { Predictor, PredictDatasetOptions, PredictProgress, DatasetPrediction, DatasetClassification, DatasetRegression } from './predict';
 export { evaluateUncertainty, histogram, OOD_SCORES } from './evaluate';
 export type {
   Evaluation,

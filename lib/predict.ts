@@ -28,6 +28,12 @@ import {
  */
 export const DEFAULT_PREDICT_BATCH_SIZE = 500;
 
+/**
+ * What predictDataset (and evaluateUncertainty) call: a model's config and predict, as an SdeBnn
+ * or a DeepEnsemble (lib/ensemble.ts) has them.
+ */
+export type Predictor = Pick<SdeBnn, 'config' | 'predict'>;
+
 /** predictDataset's progress, after each batch. */
 export interface PredictProgress {
   /** Examples done, of `total`. */
@@ -89,7 +95,7 @@ export interface DatasetRegression {
 /** predictDataset's result, by the model's likelihood. */
 export type DatasetPrediction = DatasetClassification | DatasetRegression;
 
-function inputsOf(model: SdeBnn, data: unknown): { inputs: Float32Array; n: number } {
+function inputsOf(model: Predictor, data: unknown): { inputs: Float32Array; n: number } {
   const per = numel(model.config.inputShape);
   const inputs = data instanceof Float32Array ? data : (data as Partial<Dataset> | null)?.inputs;
   if (!(inputs instanceof Float32Array)) {
@@ -114,7 +120,7 @@ function expectShard(value: unknown): { rank: number; count: number } {
  * Predicts every example of `data` (a Dataset, or a Float32Array of N x inputShape raw inputs)
  * in batches of `batchSize`, calling onProgress after each.
  */
-export async function predictDataset(model: SdeBnn, data: Dataset | Float32Array, options: PredictDatasetOptions = {}): Promise<DatasetPrediction> {
+export async function predictDataset(model: Predictor, data: Dataset | Float32Array, options: PredictDatasetOptions = {}): Promise<DatasetPrediction> {
   const o = expectOptionalObject(options, 'options');
   expectKnownKeys(o, 'options', ['samples', 'batchSize', 'seed', 'ema', 'deterministic', 'keepSamples', 'onProgress', 'shard']);
   const deterministic = optional(o.deterministic, false, (v) => expectBoolean(v, 'options.deterministic'));

@@ -53,7 +53,7 @@ export function loadData(name: DataName, o: DataOptions): { train: Dataset; test
 }
 
 /** The data a model was trained on, from its input shape. */
-export function dataOf(model: SdeBnn): DataName {
+export function dataOf(model: Pick<SdeBnn, 'config'>): DataName {
   if (model.config.kind === 'mlp') return 'toy';
   return model.config.inputShape.join(',') === '3,32,32' ? 'cifar10' : 'mnist';
 }

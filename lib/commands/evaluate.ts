@@ -10,6 +10,7 @@ import { SdeBnn } from '../bnn';
 import type { Dataset } from '../data/dataset';
 import { fashionMnistAvailable, FASHION_MNIST_DIR, loadOodImages, type OodImages } from '../data/ood';
 import { toyGrid } from '../data/toy';
+import { DeepEnsemble, loadModel } from '../ensemble';
 import { evaluateUncertainty, type Evaluation, type EvaluationProgress, type ShiftSuiteLike } from '../evaluate';
 import { predictDataset } from '../predict';
 import { readTrainingLog, writeReport, type RegressionBand, type ReportInput } from '../report/page';
@@ -21,10 +22,21 @@ import { common, formatHelp, integer, list, oneOf, option, parseFlags, text, tog
 import { dataOf, loadData } from './data';
 import { interactive, StatusLine } from './progress';
 
+/** What eval and report evaluate: a single model of any config.model, or a deep ensemble. */
+export type Model = SdeBnn | DeepEnsemble;
+
+/** One line on the model: its kind, input, parameters, and sigma or members where they apply. */
+export function describeModel(model: Model): string {
+  const c = model.config;
+  const what = model instanceof DeepEnsemble ? `ensemble of ${model.size} ${c.model}` : c.model;
+  return `model: ${what} (${c.kind}), input [${c.inputShape.join(', ')}], ${model.numParameters} parameters${c.sigma !== null ? `, sigma ${c.sigma}` : ''}`;
+}
+
 interface EvalOptions {
   /** The checkpoint evaluated: named in the report; its folder's log.jsonl gives the training curves. */
   checkpoint: string;
-  samples: number;
+  /** Undefined: 4, or one path per member of an ensemble. */
+  samples?: number;
   seed: number;
   batchSize?: number;
   bins: number;
@@ -41,7 +53,8 @@ interface EvalOptions {
   progress: boolean;
 }
 
-function resolveOod(model: SdeBnn, names: string[], seed: number, count: number, notes: string[]): OodImages[] {
+/** The OOD sets of --ood for `model` (`notes` gets a line where the default had to leave one out). */
+export function resolveOod(model: Pick<Model, 'config'>, names: string[], seed: number, count: number, notes: string[]): OodImages[] {
   const inputShape = model.config.inputShape;
   const mnistShaped = inputShape.join(',') === '1,28,28';
   let list = names;
@@ -56,7 +69,7 @@ function resolveOod(model: SdeBnn, names: string[], seed: number, count: number,
 }
 
 /** The corruption suite (lib/shift) of --shift: a name, 'none', or 'auto' (the suite whose images fit the model, if any). */
-function resolveShift(model: SdeBnn, name: ShiftSuite | 'none' | 'auto'): ShiftSuiteLike | undefined {
+export function resolveShift(model: Pick<Model, 'config'>, name: ShiftSuite | 'none' | 'auto'): ShiftSuiteLike | undefined {
   if (name === 'none') return undefined;
   const shape = model.config.inputShape.join(',');
   const fits = (suite: ShiftSuite) => corruptions(suite)[0]!.imageShape.join(',') === shape;
@@ -73,7 +86,7 @@ function resolveShift(model: SdeBnn, name: ShiftSuite | 'none' | 'auto'): ShiftS
 }
 
 /** Each stage's time on stderr when it ends, and on a terminal its progress in place meanwhile. */
-function progressReporter(enabled: boolean): (p: EvaluationProgress) => void {
+export function progressReporter(enabled: boolean): (p: EvaluationProgress) => void {
   const line = new StatusLine(enabled);
   let stageStart = Date.now(); // stages run back to back: each starts when the previous one ends
   return (p) => {
@@ -107,11 +120,9 @@ async function regressionBand(model: SdeBnn, train: Dataset, seed: number): Prom
 }
 
 /** Runs the evaluation, prints it, and writes the JSON and the report as asked. */
-async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions): Promise<void> {
-  const notes = [
-    `checkpoint ${path.resolve(o.checkpoint)}`,
-    `model: ${model.config.kind}, input [${model.config.inputShape.join(', ')}], ${model.numParameters} parameters, sigma ${model.config.sigma}`,
-  ];
+async function evaluateCheckpoint(model: Model, test: Dataset, o: EvalOptions): Promise<void> {
+  const notes = [`checkpoint ${path.resolve(o.checkpoint)}`, describeModel(model)];
+  const samples = o.samples ?? (model instanceof DeepEnsemble ? model.size : 4);
   const log = path.join(path.dirname(o.checkpoint), 'log.jsonl');
   const report: ReportInput = { title: `SDE-BNN evaluation: ${path.basename(path.dirname(path.resolve(o.checkpoint)))}`, notes };
   if (fs.existsSync(log)) report.training = readTrainingLog(log);
@@ -120,7 +131,7 @@ async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions):
     const ood = resolveOod(model, o.ood, o.seed, test.length, notes);
     const shift = resolveShift(model, o.shift);
     const evaluation = await evaluateUncertainty(model, test, {
-      samples: o.samples,
+      samples,
       seed: o.seed,
       bins: o.bins,
       deterministic: o.deterministic,
@@ -135,8 +146,9 @@ async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions):
     report.evaluation = evaluation;
     result = evaluation;
   } else {
-    const metrics = await evaluate(model, test, { samples: o.samples, seed: o.seed });
-    result = { kind: 'regression', examples: test.length, samples: o.samples, nll: metrics.nll, ...('rmse' in metrics ? { rmse: metrics.rmse } : {}) };
+    if (!(model instanceof SdeBnn)) throw new RangeError('Expected a classifier ensemble'); // DeepEnsemble refuses regressors
+    const metrics = await evaluate(model, test, { samples, seed: o.seed });
+    result = { kind: 'regression', examples: test.length, samples, nll: metrics.nll, ...('rmse' in metrics ? { rmse: metrics.rmse } : {}) };
     console.log(JSON.stringify(result));
     if (o.train && model.config.inputShape.length === 1 && model.config.inputShape[0] === 1 && model.config.outputs === 1) {
       report.regression = await regressionBand(model, o.train, o.seed);
@@ -158,7 +170,7 @@ async function evaluateCheckpoint(model: SdeBnn, test: Dataset, o: EvalOptions):
  * `reuse` and it exists, else a fresh evaluation (saved to evaluation.json).
  */
 async function reportRun(
-  model: SdeBnn,
+  model: Model,
   test: Dataset,
   runDir: string,
   o: Omit<EvalOptions, 'checkpoint' | 'json' | 'report'> & { out: string; reuse: boolean },
@@ -188,7 +200,9 @@ const FLAGS = {
   preset: option('NAME', oneOf(PRESET_NAMES), 'the preset the model was trained with: its test set and its evaluation samples (instead of --dataset)'),
   'data-dir': option('DIR', text, 'MNIST IDX files or CIFAR-10 binary batches'),
   'test-limit': option('N', integer(1), 'use the first N test examples'),
-  samples: { ...common.samples(4), default: "4, or the preset's with --preset" },
+  samples: option('S', integer(1), 'Monte Carlo weight paths (an ensemble: a multiple of its K members)', {
+    default: "4, or the preset's with --preset; an ensemble: one per member",
+  }),
   seed: common.seed('Brownian streams and corruptions'),
   ood: option(
     'LIST',
@@ -230,9 +244,11 @@ and no evaluation option is given, else from a fresh evaluation of RUN_DIR/model
     REPORT_FLAGS,
   );
 
-function evalOptions(f: Values<typeof FLAGS>, train: Dataset) {
+/** The evaluation's options from the flags; without --samples, the preset's (an ensemble's default is one path per member). */
+function evalOptions(f: Values<typeof FLAGS>, model: Model, train: Dataset) {
+  const samples = f.samples ?? (f.preset !== undefined && !(model instanceof DeepEnsemble) ? PRESETS[f.preset].training.samples : undefined);
   return {
-    samples: f.samples ?? (f.preset !== undefined ? PRESETS[f.preset].training.samples : 4),
+    ...(samples !== undefined ? { samples } : {}),
     seed: f.seed ?? 0,
     bins: f.bins ?? 15,
     ood: f.ood ?? ['auto'],
@@ -250,13 +266,13 @@ async function withModel(
   f: Values<typeof FLAGS>,
   file: string,
   seed: number,
-  work: (model: SdeBnn, data: { train: Dataset; test: Dataset }) => Promise<void>,
+  work: (model: Model, data: { train: Dataset; test: Dataset }) => Promise<void>,
 ): Promise<void> {
   if (f.threads !== undefined) setNumThreads(f.threads);
   if (f.preset !== undefined && f.dataset !== undefined) {
     throw new UsageError(`Expected one of --preset or --dataset but received both (--preset ${f.preset} --dataset ${f.dataset})`);
   }
-  const model = SdeBnn.load(file, f.device !== undefined ? { device: f.device } : {});
+  const model = loadModel(file, f.device !== undefined ? { device: f.device } : {});
   try {
     const preset = f.preset !== undefined ? PRESETS[f.preset] : undefined;
     const expected = preset?.model.inputShape?.join(', ');
@@ -281,7 +297,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   await withModel(f, checkpoint, f.seed ?? 0, (model, data) =>
     evaluateCheckpoint(model, data.test, {
       checkpoint,
-      ...evalOptions(f, data.train),
+      ...evalOptions(f, model, data.train),
       ...(json !== undefined ? { json } : {}),
       ...(report !== undefined ? { report } : {}),
     }),
@@ -302,7 +318,7 @@ export async function reportCommand(argv: string[]): Promise<number> {
   const summary = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { seed?: number }) : {};
   const evaluationFlags = Object.keys(f).some((k) => k !== 'quiet' && k !== 'threads');
   await withModel(f, path.join(runDir, 'model.safetensors'), f.seed ?? summary.seed ?? 0, (model, data) =>
-    reportRun(model, data.test, runDir, { ...evalOptions(f, data.train), out: out ?? path.join(runDir, 'report.html'), reuse: !evaluationFlags }),
+    reportRun(model, data.test, runDir, { ...evalOptions(f, model, data.train), out: out ?? path.join(runDir, 'report.html'), reuse: !evaluationFlags }),
   );
   return 0;
 }

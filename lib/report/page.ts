@@ -62,14 +62,16 @@ const NAMES: Record<OodScoreName, string> = { entropy: 'entropy', mutualInformat
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 const num = (v: number, d = 4) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
 
-function table(head: string[], rows: (string | number)[][]): string {
+/** An HTML table of escaped cells. */
+export function table(head: string[], rows: (string | number)[][]): string {
   const cell = (v: string | number, tag: string) => `<${tag}>${escapeXml(String(v))}</${tag}>`;
   return `<table><thead><tr>${head.map((h) => cell(h, 'th')).join('')}</tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((v) => cell(v, 'td')).join('')}</tr>`)
     .join('')}</tbody></table>`;
 }
 
-function figure(caption: string, ...charts: string[]): string {
+/** Charts side by side with a caption. */
+export function figure(caption: string, ...charts: string[]): string {
   return `<figure>${charts.join('')}<figcaption>${escapeXml(caption)}</figcaption></figure>`;
 }
 
@@ -280,7 +282,8 @@ function regressionSection(r: RegressionBand): string {
   );
 }
 
-const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1440px;color:#222}
+/** The reports' stylesheet. */
+export const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1440px;color:#222}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}
 td:first-child,th:first-child{text-align:left}figure{margin:12px 0;display:flex;flex-wrap:wrap;gap:12px}
