@@ -11,9 +11,9 @@ const { runVariant, VARIANTS } = require('./w5-problem.js');
 // evaluated twice; without the drift's matrix products, noise is cheap).
 const PEER_MS = { 'euler backprop': 616, 'euler adjoint': 1527, 'midpoint adjoint': 2135, 'reversible_heun adjoint': 1610 };
 
-// One thread, as the peer: on this machine kind every variant ran faster on 1 thread than on 2
-// (interleaved runs, 2026-12-04; at these sizes the second thread's OpenMP regions cost more than
-// it computes).
+// One thread, as the peer's best. On a quiet machine of this kind (2026-12-04) every variant
+// is at least 2x the peer on 1 thread; on 2 threads euler backprop is ~10% faster, but the
+// reversible Heun adjoint's runs vary by half (page faults of its second thread's regions).
 const THREADS = 1;
 
 // Each variant also times the naive baseline in the same run: the same SDE with kernels
