@@ -223,6 +223,19 @@ function formatMetrics(m: object): string {
     .join(', ');
 }
 
+/** The options every model's training takes from the flags alike. */
+function scheduleOptions(s: Settings, seed: number) {
+  return {
+    epochs: s.epochs,
+    batchSize: s['batch-size'],
+    lr: s.lr,
+    beta: s.beta,
+    betaWarmupSteps: s['beta-warmup'],
+    seed,
+    evalEma: s.ema !== undefined,
+  };
+}
+
 /** Random 4-pixel crops (padded with the mean colour) and horizontal flips, from a seeded stream. */
 function augmentFor(seed: number) {
   const rng = new Random(seed + 1);
@@ -271,18 +284,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const line = new StatusLine(lead && interactive(Boolean(s.quiet)));
   try {
     const result = await train(model, data, {
-      epochs: s.epochs,
-      batchSize: s['batch-size'],
-      lr: s.lr,
-      beta: s.beta,
-      betaWarmupSteps: s['beta-warmup'],
-      seed,
+      ...scheduleOptions(s, seed),
       // With a time budget, evaluate once at the end so the budget goes to training.
       ...(s['time-limit'] !== undefined ? { timeLimit: s['time-limit'] } : {}),
       evalEachEpoch: training.evalEachEpoch && s['time-limit'] === undefined,
       checkpointEvery: training.checkpointEvery,
       evalSamples: s.samples,
-      evalEma: s.ema !== undefined,
       logFile: path.join(out, 'log.jsonl'),
       checkpointFile,
       resume: Boolean(s.resume),
@@ -350,22 +357,18 @@ async function trainEnsembleRun(s: Settings, name: PresetName, data: { train: Da
   try {
     const perMember = s['time-limit'] !== undefined ? s['time-limit'] / k : undefined;
     const result = await trainEnsemble(ensemble, data, {
-      epochs: s.epochs,
-      batchSize: s['batch-size'],
-      lr: s.lr,
-      beta: s.beta,
-      betaWarmupSteps: s['beta-warmup'],
-      seed,
+      ...scheduleOptions(s, seed),
       ...(s['time-limit'] !== undefined ? { timeLimit: s['time-limit'] } : {}),
       evalSamples: evaluationSamples(member.config.model, s.samples, 1), // 1 for deterministic members
-      evalEma: s.ema !== undefined,
+      ...(PRESETS[name].training.augment ? { augment: augmentFor(seed) } : {}),
       logFile: (m) => path.join(out, `log-${m}.jsonl`),
       onStep: trainingProgress(line, { epochs: s.epochs, ...(perMember !== undefined ? { timeLimit: perMember } : {}) }),
     });
     line.clear();
     ensemble.save(path.join(out, 'model.safetensors'));
     const summary = {
-      dataset: name,
+      preset: name,
+      dataset: PRESETS[name].data,
       model: 'ensemble',
       members: k,
       seed,
