@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { backend, setNumThreads } from '../backend';
 import { setCudaMathMode } from '../gpu';
 import { SdeBnn } from '../bnn';
-import { BNN_ESTIMATORS, BNN_METHODS, type SdeBnnConfig } from '../bnn-config';
+import { BNN_ESTIMATORS, BNN_METHODS, type ResolvedSdeBnnConfig, type SdeBnnConfig } from '../bnn-config';
 import { COMPARED_MODELS, evaluationSamples } from '../compare';
 import { augmentBatch, CIFAR10_MEAN } from '../data/cifar';
 import type { Dataset } from '../data/dataset';
@@ -19,7 +19,7 @@ import { deviceForRank, distributedAvailability, initDistributed, type ProcessGr
 import { followLauncher, launch } from '../launch';
 import { DATA_SOURCES, PRESET_NAMES, PRESETS, type Preset, type PresetName } from '../presets';
 import { Random } from '../random';
-import { readTrainingCheckpoint, train, type EpochLog } from '../train';
+import { readTrainingCheckpoint, train, type EpochLog, type TrainResult } from '../train';
 import { common, formatHelp, integer, list, number, oneOf, option, parseFlags, text, toggle, UsageError, type Values } from './args';
 import { cifarDir, loadData } from './data';
 import { interactive, StatusLine, trainingProgress } from './progress';
@@ -223,6 +223,20 @@ function formatMetrics(m: object): string {
     .join(', ');
 }
 
+/** DIR/summary.json: what was trained (the preset, its data, the model), for how long, and its test metrics. */
+function writeSummary(
+  out: string,
+  name: PresetName,
+  model: { model: string; members?: number },
+  seed: number,
+  result: Pick<TrainResult, 'steps' | 'trainSeconds' | 'seconds' | 'stoppedEarly' | 'test'>,
+  config: ResolvedSdeBnnConfig,
+): void {
+  const { steps, trainSeconds, seconds, stoppedEarly, test } = result;
+  const summary = { preset: name, dataset: PRESETS[name].data, ...model, seed, steps, trainSeconds, seconds, stoppedEarly, test, config };
+  fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+}
+
 /** The options every model's training takes from the flags alike. */
 function scheduleOptions(s: Settings, seed: number) {
   return {
@@ -309,19 +323,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     });
     group?.destroy();
     if (!lead) return 0;
-    const summary = {
-      preset: name,
-      dataset: preset.data,
-      model: model.config.model,
-      seed,
-      steps: result.steps,
-      trainSeconds: result.trainSeconds,
-      seconds: result.seconds,
-      stoppedEarly: result.stoppedEarly,
-      test: result.test,
-      config: model.config,
-    };
-    fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    writeSummary(out, name, { model: model.config.model }, seed, result, model.config);
     if (result.test && 'accuracy' in result.test) {
       console.log(
         `test accuracy ${(100 * result.test.accuracy).toFixed(2)}%, ECE ${(100 * result.test.ece).toFixed(2)}%, NLL ${result.test.nll.toFixed(4)}, ` +
@@ -366,20 +368,7 @@ async function trainEnsembleRun(s: Settings, name: PresetName, data: { train: Da
     });
     line.clear();
     ensemble.save(path.join(out, 'model.safetensors'));
-    const summary = {
-      preset: name,
-      dataset: PRESETS[name].data,
-      model: 'ensemble',
-      members: k,
-      seed,
-      steps: result.steps,
-      trainSeconds: result.trainSeconds,
-      seconds: result.seconds,
-      stoppedEarly: result.stoppedEarly,
-      test: result.test,
-      config: member.config,
-    };
-    fs.writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    writeSummary(out, name, { model: 'ensemble', members: k }, seed, result, member.config);
     result.members.forEach((r, m) => console.log(`member ${m}: ${r.steps} training steps in ${r.trainSeconds.toFixed(0)} s`));
     const t = result.test!;
     console.log(
