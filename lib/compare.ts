@@ -32,11 +32,16 @@ export function hasDeterministicView(model: ComparedModel): boolean {
   return model !== 'ensemble' && !DETERMINISTIC.includes(model);
 }
 
+/** `base` (an SDE-BNN's config) made `model`'s: an ensemble's members are resnets; the weight SDE's settings (sigma, estimator, hypernet) are the SDE-BNN's only. */
+export function configFor(base: SdeBnnConfig, model: ComparedModel): SdeBnnConfig {
+  if (model === 'sdebnn') return { ...base, model };
+  const { sigma: _sigma, estimator: _estimator, hypernet: _hypernet, ...blocks } = base;
+  return { ...blocks, model: model === 'ensemble' ? 'resnet' : model };
+}
+
 /** The parameters of one model (an ensemble's member for 'ensemble') of `base` with block width `width`, from its config alone. */
 export function parametersAt(base: SdeBnnConfig, model: ComparedModel, width: number): number {
-  const { sigma: _sigma, estimator: _estimator, hypernet: _hypernet, ...blocks } = base;
-  const config = model === 'sdebnn' ? { ...base, model } : { ...blocks, model: model === 'ensemble' ? ('resnet' as const) : model };
-  return modelSize(resolveSdeBnnConfig({ ...config, width })).parameters;
+  return modelSize(resolveSdeBnnConfig({ ...configFor(base, model), width })).parameters;
 }
 
 /** A model's block width and the parameters it gives (all members together for an ensemble). */

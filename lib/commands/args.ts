@@ -15,6 +15,14 @@ export class UsageError extends Error {
   }
 }
 
+/** --preset NAME or --dataset NAME (a dataset's own preset), not both: the one given, or undefined. */
+export function presetOrDataset<P extends string, D extends string>(preset: P | undefined, dataset: D | undefined): P | D | undefined {
+  if (preset !== undefined && dataset !== undefined) {
+    throw new UsageError(`Expected one of --preset or --dataset but received both (--preset ${preset} --dataset ${dataset})`);
+  }
+  return preset ?? dataset;
+}
+
 /** Turns a flag's text into its value or throws a UsageError naming `flag`. */
 export type Parser<T> = (text: string, flag: string) => T;
 

@@ -31,7 +31,7 @@ import { evaluateUncertainty, type ShiftSuiteLike } from '../evaluate';
 import { PRESET_NAMES, PRESETS } from '../presets';
 import { writeComparison } from '../report/compare-page';
 import { SHIFT_SUITES } from '../shift';
-import { common, formatHelp, integer, list, number, oneOf, option, parseFlags, text, UsageError } from './args';
+import { common, formatHelp, integer, list, number, oneOf, option, parseFlags, presetOrDataset, text, UsageError } from './args';
 import { cifarDir, loadData } from './data';
 import { progressReporter, resolveOod, resolveShift } from './evaluate';
 import { interactive } from './progress';
@@ -122,10 +122,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const f = parsed.values;
-  if (f.preset !== undefined && f.dataset !== undefined) {
-    throw new UsageError(`Expected one of --preset or --dataset but received both (--preset ${f.preset} --dataset ${f.dataset})`);
-  }
-  const dataset = f.preset ?? f.dataset ?? 'mnist';
+  const dataset = presetOrDataset(f.preset, f.dataset) ?? 'mnist';
   const preset = PRESETS[dataset];
   if (preset.data === 'cifar10') cifarDir(f['data-dir']);
   const models = f.models ?? [...COMPARED_MODELS];

@@ -18,7 +18,7 @@ import { formatEvaluation } from '../report/table';
 import { DATA_SOURCES, PRESET_NAMES, PRESETS } from '../presets';
 import { corruptions, SHIFT_SUITES, type ShiftSuite } from '../shift';
 import { evaluate } from '../train';
-import { common, formatHelp, integer, list, oneOf, option, parseFlags, text, toggle, UsageError, type Values } from './args';
+import { common, formatHelp, integer, list, oneOf, option, parseFlags, presetOrDataset, text, toggle, UsageError, type Values } from './args';
 import { dataOf, loadData } from './data';
 import { interactive, StatusLine } from './progress';
 
@@ -269,9 +269,7 @@ async function withModel(
   work: (model: Model, data: { train: Dataset; test: Dataset }) => Promise<void>,
 ): Promise<void> {
   if (f.threads !== undefined) setNumThreads(f.threads);
-  if (f.preset !== undefined && f.dataset !== undefined) {
-    throw new UsageError(`Expected one of --preset or --dataset but received both (--preset ${f.preset} --dataset ${f.dataset})`);
-  }
+  presetOrDataset(f.preset, f.dataset);
   const model = loadModel(file, f.device !== undefined ? { device: f.device } : {});
   try {
     const preset = f.preset !== undefined ? PRESETS[f.preset] : undefined;

@@ -11,7 +11,7 @@ import { backend, setNumThreads } from '../backend';
 import { setCudaMathMode } from '../gpu';
 import { SdeBnn } from '../bnn';
 import { BNN_ESTIMATORS, BNN_METHODS, type ResolvedSdeBnnConfig, type SdeBnnConfig } from '../bnn-config';
-import { COMPARED_MODELS, evaluationSamples } from '../compare';
+import { COMPARED_MODELS, configFor, evaluationSamples } from '../compare';
 import { augmentBatch, CIFAR10_MEAN } from '../data/cifar';
 import type { Dataset } from '../data/dataset';
 import { DeepEnsemble, DEFAULT_ENSEMBLE_MEMBERS, trainEnsemble } from '../ensemble';
@@ -20,7 +20,7 @@ import { followLauncher, launch } from '../launch';
 import { DATA_SOURCES, PRESET_NAMES, PRESETS, type Preset, type PresetName } from '../presets';
 import { Random } from '../random';
 import { readTrainingCheckpoint, train, type EpochLog, type TrainResult } from '../train';
-import { common, formatHelp, integer, list, number, oneOf, option, parseFlags, text, toggle, UsageError, type Values } from './args';
+import { common, formatHelp, integer, list, number, oneOf, option, parseFlags, presetOrDataset, text, toggle, UsageError, type Values } from './args';
 import { cifarDir, loadData } from './data';
 import { interactive, StatusLine, trainingProgress } from './progress';
 
@@ -154,10 +154,7 @@ export function trainHelp(): string {
 
 /** --preset NAME, or --dataset NAME (the dataset's own preset), not both; default mnist. */
 function presetName(flags: TrainFlags): PresetName {
-  if (flags.preset !== undefined && flags.dataset !== undefined) {
-    throw new UsageError(`Expected one of --preset or --dataset but received both (--preset ${flags.preset} --dataset ${flags.dataset})`);
-  }
-  return flags.preset ?? flags.dataset ?? 'mnist';
+  return presetOrDataset(flags.preset, flags.dataset) ?? 'mnist';
 }
 
 /** A conv model's flags on the toy's MLP would be ignored: refuse them. */
@@ -198,11 +195,9 @@ function checkApplies(flags: TrainFlags, name: PresetName, preset: Preset): void
 
 /** The config of --model (an ensemble's members: resnets); the weight SDE's settings only for the SDE-BNN. */
 function modelConfig(s: Settings, preset: Preset, train: Dataset): SdeBnnConfig {
-  const model = s.model === 'ensemble' ? 'resnet' : (s.model ?? 'sdebnn');
-  const { sigma: _sigma, estimator: _estimator, hypernet: _hypernet, ...blocks } = preset.model;
+  const model = s.model ?? 'sdebnn';
   return {
-    ...(model === 'sdebnn' ? preset.model : blocks),
-    model,
+    ...configFor(preset.model, model),
     ...(s.width !== null ? { width: s.width } : {}),
     ...(s.stem !== null ? { stem: s.stem } : {}),
     blocks: s.blocks,
