@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // The engine's C++ tests (test/native/engine_test.cpp: Euler's strong order on GBM, Brownian
-// additivity, adjoint vs backprop, the buffered solver vs autograd, maxSteps on both solvers, the
+// additivity, adjoint vs backprop, the grid source, the buffered solver vs autograd, maxSteps on both solvers, the
 // softplus kernel), built without Node beside the addon by `npm run compile` in a checkout and run
 // here through CTest.
 // Skipped where the addon was not built from this checkout (a prebuild).

@@ -431,11 +431,15 @@ class BrownianInterval final : public BrownianMotion {
     });
   }
 
+  // Drawn on the host; for CUDA into pinned memory and copied without blocking, so the host runs
+  // ahead of the device instead of waiting for each copy (the caching host allocator keeps the
+  // buffer until its copy is done).
   at::Tensor noise_on_device(uint64_t key) {
-    at::Tensor host = at::empty({numel_}, options_.device(at::kCPU));
+    const bool cuda = options_.device().is_cuda();
+    at::Tensor host = at::empty({numel_}, options_.device(at::kCPU).pinned_memory(cuda));
     AT_DISPATCH_FLOATING_TYPES(host.scalar_type(), "brownian_noise",
                                [&] { fill_normals<scalar_t>(key, scalar_t(1), host.data_ptr<scalar_t>(), numel_); });
-    return host.to(options_.device());
+    return host.to(options_, /*non_blocking=*/cuda);
   }
 
   void split_generic(const SplitCoef& c, uint64_t k1, uint64_t k2, const at::Tensor& src, const at::Tensor& dl,

@@ -67,6 +67,14 @@ std::unique_ptr<BrownianMotion> make_brownian_interval(const BrownianIntervalOpt
 // zero-noise (deterministic) path, with no further code path.
 std::unique_ptr<BrownianMotion> make_zero_brownian(const BrownianIntervalOptions& options);
 
+// A source for fixed-step solves on the grid t0 + k (t1 - t0) / n: `steps` ([n, ...shape], of
+// options.options' dtype and device, owned by the caller) holds row k = W(grid[k+1]) - W(grid[k]).
+// Drawn at once on the device by the caller (refilled in place before each CUDA-graph replay), it
+// costs no host work or memory per step. It answers whole grid steps only, forwards (a view of
+// the row) or backwards (through brownian_increment), as a fixed-step solve and an adjoint on the
+// same grid ask; any other query is a logic error. No Levy area.
+std::unique_ptr<BrownianMotion> make_grid_brownian(const BrownianIntervalOptions& options, const at::Tensor& steps);
+
 // Introspection of a source made by make_brownian_interval, for tests and benchmarks
 // (throws invalid_argument for other sources).
 struct BrownianIntervalStats {

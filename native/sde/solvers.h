@@ -26,6 +26,10 @@ struct StepOptions {
   // naming max_steps_option, the caller's name for the setting.
   int64_t max_steps = 100000;
   std::string max_steps_option = "maxSteps";
+  // Throw ERR_NUMERICAL when a solution is not finite at an output time. The check reads the device
+  // (a host round trip on CUDA); a caller that checks its own result (the SDE-BNN's loss and
+  // predictions) turns it off.
+  bool check_finite = true;
 };
 
 struct SolveStats {

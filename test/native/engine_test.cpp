@@ -125,6 +125,39 @@ void adjoint_vs_backprop() {
   expect(e < 1e-3, "midpoint adjoint vs backprop: relative error " + sci(e) + " < 1e-3");
 }
 
+// The grid source (make_grid_brownian, what CUDA graphs read): a grid step is its row, a step
+// backwards its row negated, any other interval a logic error; on it the stochastic adjoint agrees
+// with backprop as on the Brownian interval (midpoint, 200 steps, output at 0.5: within 1e-3).
+void grid_brownian() {
+  at::manual_seed(2);
+  const int64_t n = 200;
+  sde::BrownianIntervalOptions bo;
+  bo.shape = {8, 3};
+  bo.options = f64;
+  const at::Tensor rows = at::randn({n, 8, 3}, f64) * std::sqrt(1.0 / n);
+  const auto bm = sde::make_grid_brownian(bo, rows);
+  const std::vector<double> grid = sde::fixed_grid(0.0, 1.0, 1.0 / n);
+  expect(at::equal(bm->increment(grid[7], grid[8]), rows[7]), "a grid step is its row");
+  expect(at::equal(sde::brownian_increment(*bm, grid[8], grid[7]), -rows[7]), "a step backwards is its row negated");
+  bool threw = false;
+  try {
+    bm->increment(0.1001, 0.3);
+  } catch (const std::logic_error&) {
+    threw = true;
+  }
+  expect(threw, "an interval off the grid is a logic error");
+  const auto sde = neural(sde::Kernels::Autograd, false, sde::SdeType::Stratonovich);
+  const at::Tensor y0 = at::rand({8, 3}, f64) - 0.5;
+  const at::Tensor g = at::randn({3, 8, 3}, f64);
+  sde::StepOptions o;
+  o.method = sde::Method::Midpoint;
+  o.dt = 1.0 / static_cast<double>(n);
+  const sde::GradientResult bp = sde::backprop_gradients(*sde, y0, {0.0, 0.5, 1.0}, *bm, o, g);
+  const sde::GradientResult adj = sde::adjoint_gradients(*sde, y0, {0.0, 0.5, 1.0}, *bm, o, o, g);
+  const double e = relative_error(flat(adj), flat(bp));
+  expect(e < 1e-3, "midpoint adjoint vs backprop on the grid: relative error " + sci(e) + " < 1e-3");
+}
+
 // The buffered solver against the general solver on autograd: Euler backprop (diagonal scaled-tanh
 // noise) and the Euler adjoint (additive noise), equal to round-off in float64 (1e-10).
 void buffered_vs_engine() {
@@ -199,6 +232,7 @@ int main(int argc, char** argv) {
       {"brownian_additivity", brownian_additivity},
       {"adjoint_vs_backprop", adjoint_vs_backprop},
       {"buffered_vs_engine", buffered_vs_engine},
+      {"grid_brownian", grid_brownian},
       {"step_limit", step_limit},
       {"softplus", [] { expect(softplus_check() == 0, "softplus against long-double log1p(exp) and sigmoid"); }},
   };
