@@ -407,7 +407,9 @@ void forward_vjp_cpu(const ConvShape& sh, double t, const at::Tensor& h, const a
 
 // ---- Other devices: ATen ops over the whole batch ----
 // conv 1 is one GEMM over the 9 shifted copies of the input (im2col), conv 2 one GEMM followed by
-// 9 shifted sums; the VJP likewise. On accelerators a few large kernels win.
+// 9 shifted sums; the VJP likewise. On accelerators a few large kernels win. Under bf16 autocast
+// (lib/gpu.ts) the GEMMs run in bf16 and their results return to the state's dtype, which the
+// out= and in-place ops that follow write.
 namespace {
 // conv 1's input matrix X1 [(C+1)*9, len]: the 9 shifted copies of each channel of h ([C, np]) and
 // of t * mask.
@@ -428,14 +430,14 @@ at::Tensor forward_aten(const ConvShape& sh, double t, const at::Tensor& h, cons
   const at::Tensor k2r = k.k2.permute({0, 2, 3, 1}).reshape({c * 9, hidden + 1});
   // X2 [hidden + 1, np]: act(z1), zero on the borders, then the t row t * mask
   x2.select(0, hidden).copy_(mask).mul_(t);
-  const at::Tensor z1 = at::addmm(k.b1.unsqueeze(1), k1m, im2col(in, mask, t, c, g));
+  const at::Tensor z1 = at::addmm(k.b1.unsqueeze(1), k1m, im2col(in, mask, t, c, g)).to(h.scalar_type());
   x2.narrow(0, 0, hidden).narrow(1, 0, g.s).zero_();
   x2.narrow(0, 0, hidden).narrow(1, g.s + g.len, g.s).zero_();
   at::Tensor a1 = x2.narrow(0, 0, hidden).narrow(1, g.s, g.len);
   sde::activate_into(sh.activation, a1, z1);
   a1.mul_(mask_w);
   // conv 2: Q [C*9, np] = K2 (rows co*9 + tap) X2, then out[co, j] = sum over taps of Q[co*9 + tap, j + offset]
-  const at::Tensor qv = at::mm(k2r, x2).view({c, 9, g.np});
+  const at::Tensor qv = at::mm(k2r, x2).to(h.scalar_type()).view({c, 9, g.np});
   at::Tensor out = at::zeros({c, g.np}, h.options());
   at::Tensor window = out.narrow(1, g.s, g.len);
   for (int64_t tap = 0; tap < 9; ++tap) window.add_(qv.select(1, tap).narrow(1, g.s + tap_offset(tap, g), g.len));
@@ -464,13 +466,14 @@ std::pair<at::Tensor, at::Tensor> vjp_aten(const ConvShape& sh, double t, const 
   const at::Tensor v2 = v2t.view({c * 9, g.len});
   // X2 is zero outside the window, so the window holds every term of dK2
   const at::Tensor x2w = x2.narrow(1, g.s, g.len);
-  const at::Tensor dk2r = at::mm(v2, x2w.t());
+  const at::Tensor dk2r = at::mm(v2, x2w.t()).to(v.scalar_type());
   const at::Tensor dz1 =
-      sde::activation_backward(sh.activation, at::mm(k2t, v2), x2w.narrow(0, 0, hidden)).mul_(mask_w);
+      sde::activation_backward(sh.activation, at::mm(k2t, v2).to(v.scalar_type()), x2w.narrow(0, 0, hidden))
+          .mul_(mask_w);
   const at::Tensor db1 = dz1.sum(1);
-  const at::Tensor dk1 = at::mm(dz1, im2col(in, mask, t, c, g).t());
+  const at::Tensor dk1 = at::mm(dz1, im2col(in, mask, t, c, g).t()).to(v.scalar_type());
   // col2im: each tap's rows land shifted back on the input columns (overlapping: one add per tap)
-  const at::Tensor dx1 = at::mm(k1t, dz1).view({c, 9, g.len});
+  const at::Tensor dx1 = at::mm(k1t, dz1).to(v.scalar_type()).view({c, 9, g.len});
   at::Tensor dh = at::zeros({c, g.np}, v.options());
   for (int64_t tap = 0; tap < 9; ++tap) dh.narrow(1, g.s + tap_offset(tap, g), g.len).add_(dx1.select(1, tap));
   dh.mul_(mask);  // h's borders are padding

@@ -74,16 +74,17 @@ at::Tensor Hypernet::trace_jacobian(const std::vector<at::Tensor>& params, const
   at::Tensor a = at::cat({w, at::full({1}, t, w.options())});
   std::vector<at::Tensor> slopes;
   for (int64_t j = 0; j + 1 < n; ++j) {
-    at::Tensor z = at::addmv(params[2 * j + 1], params[2 * j], a);
+    at::Tensor z =
+        at::addmv(params[2 * j + 1], params[2 * j], a).to(w.scalar_type());  // bf16 autocast: back to w's dtype
     a = sde::activate(shape_.activation, z);
     slopes.push_back(sde::activation_backward(shape_.activation, at::ones_like(z), a));
   }
   const at::Tensor w0 = params[0].narrow(1, 0, w_dim());
   const at::Tensor& wl = params[2 * (n - 1)];
   if (n == 2) return (slopes[0] * (w0 * wl.t()).sum(1)).sum();
-  at::Tensor m = at::mm(w0, wl);
+  at::Tensor m = at::mm(w0, wl).to(w.scalar_type());
   at::Tensor p = at::diag(slopes[0]);
-  for (int64_t j = 1; j + 1 < n; ++j) p = slopes[j].unsqueeze(1) * at::mm(params[2 * j], p);
+  for (int64_t j = 1; j + 1 < n; ++j) p = slopes[j].unsqueeze(1) * at::mm(params[2 * j], p).to(w.scalar_type());
   return (m * p.t()).sum();
 }
 
@@ -94,7 +95,7 @@ std::pair<at::Tensor, at::Tensor> bank_product(const at::Tensor& rows, const at:
                    rows.scalar_type() == inputs.scalar_type() &&
                    (rows.scalar_type() == at::kFloat || rows.scalar_type() == at::kDouble);
   if (!raw) {
-    at::Tensor dW = at::mm(rows.t(), inputs), db = rows.sum(0);
+    at::Tensor dW = at::mm(rows.t(), inputs).to(rows.scalar_type()), db = rows.sum(0);  // bf16 autocast: back
     if (sign != 1.0) {
       dW.mul_(sign);
       db.mul_(sign);

@@ -55,6 +55,8 @@ MlpWeights MlpWeights::of_flat(const MlpShape& shape, const at::Tensor& flat) {
   return w;
 }
 
+// The ATen form (other devices, autograd). Under bf16 autocast (cuda_math.h) the GEMMs run in bf16
+// and their results return to the input's dtype, which the activations and VJPs then write.
 at::Tensor mlp_forward(const MlpShape& shape, const MlpWeights& w, double t, const at::Tensor& x, MlpCache* cache) {
   std::optional<at::NoGradGuard> no_grad;
   if (cache) no_grad.emplace();
@@ -63,7 +65,7 @@ at::Tensor mlp_forward(const MlpShape& shape, const MlpWeights& w, double t, con
   for (int64_t j = 0; j < n; ++j) {
     if (shape.has_time(j)) a = at::cat({a, at::full({a.size(0), 1}, t, a.options())}, 1);
     if (cache) cache->push_back(a);
-    at::Tensor z = at::addmm(w.b[j], a, w.W[j].t());
+    at::Tensor z = at::addmm(w.b[j], a, w.W[j].t()).to(x.scalar_type());
     if (j + 1 == n) return z;
     if (cache) {
       activate_into(shape.activation, z, z);
@@ -100,10 +102,10 @@ at::Tensor mlp_vjp(const MlpShape& shape, const MlpWeights& w, const MlpCache& c
     if (grads && grads->deltas_only) {
       grads->deltas[j] = delta;
     } else if (grads) {
-      write_or_set(grads->W[j], at::mm(delta.t(), a));
+      write_or_set(grads->W[j], at::mm(delta.t(), a).to(v.scalar_type()));
       write_or_set(grads->b[j], delta.sum(0));
     }
-    at::Tensor d = at::mm(delta, w.W[j]);
+    at::Tensor d = at::mm(delta, w.W[j]).to(v.scalar_type());
     if (shape.has_time(j)) d = d.narrow(1, 0, shape.sizes[j]);
     if (j == 0) return d;
     delta = activation_backward(shape.activation, d, shape.has_time(j) ? a.narrow(1, 0, shape.sizes[j]) : a);
