@@ -161,6 +161,16 @@ export interface SdeBnnConfig {
    */
   kernels?: 'fast' | 'fused' | 'autograd';
   /**
+   * Record each training step's forward and backward pass as a CUDA graph and replay it (default
+   * false): one launch per step instead of thousands, for models that are launch-bound on a GPU.
+   * Needs a CUDA device and fixed steps on one grid (solver.adaptive false, a method other than
+   * 'srk'; with the adjoint, adjointAdaptive false and adjointSteps equal to steps). The noise is
+   * then drawn on the device: a run is reproducible by its seed on one kind of GPU, but its weight
+   * paths differ from those of the same seed without graphs or on the CPU. The first step at each
+   * batch size runs eagerly and records the next ones. Predictions are not recorded.
+   */
+  cudaGraph?: boolean;
+  /**
    * The most bytes the model (parameters, gradients, Adam's moments, EMA) and each of its calls
    * (a batch's solves) may allocate, estimated from the shapes before anything is allocated; more
    * is a LimitError naming config.maxBytes. Default 4 GiB.
@@ -202,6 +212,7 @@ export interface ResolvedSdeBnnConfig {
   dtype: 'float32' | 'float64';
   device: string;
   kernels: 'fast' | 'fused' | 'autograd';
+  cudaGraph: boolean;
   maxBytes: number;
 }
 
@@ -237,6 +248,7 @@ const CONFIG_KEYS = [
   'dtype',
   'device',
   'kernels',
+  'cudaGraph',
   'maxBytes',
 ] as const;
 
@@ -486,6 +498,20 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
   const dtype = optional(c.dtype, 'float32' as const, (v) => expectOneOf(v, 'config.dtype', ['float32', 'float64'] as const));
   const device = resolveDevice(c.device ?? 'cpu', 'config.device');
   const kernels = optional(c.kernels, 'fast' as const, (v) => expectOneOf(v, 'config.kernels', ['fast', 'fused', 'autograd'] as const));
+  const cudaGraph = optional(c.cudaGraph, false, (v) => expectBoolean(v, 'config.cudaGraph'));
+  if (cudaGraph) {
+    const oneGrid =
+      !solver.adaptive && solver.method !== 'srk' && (solver.gradient !== 'adjoint' || (!solver.adjointAdaptive && solver.adjointSteps === solver.steps));
+    if (!oneGrid) {
+      throw new RangeError(
+        'Expected fixed steps on one grid with config.cudaGraph (solver.adaptive false, a method other than srk, and for the adjoint ' +
+          `adjointAdaptive false and adjointSteps equal to steps) but received method '${solver.method}', steps ${solver.steps}, adaptive ` +
+          `${solver.adaptive}, gradient '${solver.gradient}', adjointSteps ${solver.adjointSteps}, adjointAdaptive ${solver.adjointAdaptive}`,
+      );
+    }
+    if (!device.startsWith('cuda'))
+      throw new RangeError(`Expected config.device 'cuda' or 'cuda:N' with config.cudaGraph (it records CUDA work) but received '${device}'`);
+  }
   const maxBytes = expectMaxBytes(c.maxBytes, 'config.maxBytes');
   const rest = {
     aug,
@@ -515,6 +541,7 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     dtype,
     device,
     kernels,
+    cudaGraph,
     maxBytes,
   };
   // Before anything sized by the shapes is built (here: the per-feature normalisation arrays).
@@ -524,6 +551,16 @@ export function resolveSdeBnnConfig(config: unknown = {}): ResolvedSdeBnnConfig 
     scale: perFeature(nc.scale, 'config.inputNormalization.scale', inputShape[0]!, 1, expectPositive),
   };
   return { model, kind, inputShape, inputNormalization, ...rest };
+}
+
+/**
+ * A saved config moved to `device` (undefined: where it was): cudaGraph, a training speed option of
+ * CUDA, is kept on a CUDA device only, so that a model trained with it loads on the CPU.
+ */
+export function configOnDevice(config: SdeBnnConfig, device: DeviceSpec | undefined): SdeBnnConfig {
+  if (device === undefined) return config;
+  const resolved = resolveDevice(device, 'options.device');
+  return { ...config, device: resolved as DeviceSpec, cudaGraph: resolved.startsWith('cuda') ? config.cudaGraph : false };
 }
 
 /** The flat form the addon reads (native/addon/bnn.cc read_config). */
@@ -580,6 +617,7 @@ export function nativeConfig(r: ResolvedSdeBnnConfig): Record<string, unknown> {
     ema: r.optimizer.ema,
     seed: r.seed,
     kernels: r.kernels,
+    cudaGraph: r.cudaGraph,
     dtype: r.dtype,
     device: r.device,
   };

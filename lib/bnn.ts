@@ -25,7 +25,7 @@ import {
   optional,
 } from './validate';
 
-import { nativeConfig, resolveSdeBnnConfig, type ResolvedSdeBnnConfig, type SdeBnnConfig } from './bnn-config';
+import { configOnDevice, nativeConfig, resolveSdeBnnConfig, type ResolvedSdeBnnConfig, type SdeBnnConfig } from './bnn-config';
 
 /**
  * How an SdeBnn computes: 'direct' (every block on the buffered solver and the head, likelihood
@@ -404,7 +404,7 @@ export class SdeBnn {
     const o = expectOptionalObject(options, 'options');
     expectKnownKeys(o, 'options', ['device']);
     const saved = readModelFile(expectString(file, 'file'));
-    const model = new SdeBnn({ ...(saved.config as SdeBnnConfig), ...(o.device === undefined ? {} : { device: o.device as DeviceSpec }) });
+    const model = new SdeBnn(configOnDevice(saved.config, o.device as DeviceSpec | undefined));
     try {
       model.setState(saved.state);
     } catch (error) {

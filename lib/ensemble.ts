@@ -11,7 +11,7 @@
  */
 import type { DeviceSpec } from './backend';
 import { SdeBnn, type BnnInputs, type BnnPredictOptions, type ClassificationPrediction } from './bnn';
-import type { ResolvedSdeBnnConfig, SdeBnnConfig } from './bnn-config';
+import { configOnDevice, type ResolvedSdeBnnConfig, type SdeBnnConfig } from './bnn-config';
 import { loadCheckpoint, saveCheckpoint, type CheckpointTensor } from './checkpoint';
 import type { Dataset } from './data/dataset';
 import { DataFormatError } from './errors';
@@ -212,7 +212,7 @@ export class DeepEnsemble {
     const members: SdeBnn[] = [];
     try {
       configs.forEach((config, m) => {
-        const member = new SdeBnn({ ...(config as SdeBnnConfig), ...(o.device === undefined ? {} : { device: o.device as DeviceSpec }) });
+        const member = new SdeBnn(configOnDevice(config as SdeBnnConfig, o.device as DeviceSpec | undefined));
         members.push(member);
         member.setState(states[m]!);
       });

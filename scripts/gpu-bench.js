@@ -5,6 +5,8 @@
 //   - the CUDA math modes against strict float32 on the W2 and W7 backprop steps: step time, and
 //     the loss of each of `modeSteps` training steps from the same initialisation and noise next
 //     to float32's (|difference| and relative);
+//   - the same steps recorded as CUDA graphs (config.cudaGraph) against eager steps, alternated run
+//     by run: the graphs' gain, their ms and peak memory, and their ratio to the reference;
 //   - the ratio to the PyTorch + torchsde reference when SDEBNN_REFERENCE_JSON names its output.
 // SDEBNN_GPU_BENCH_RUNS (default 10) sets the timed runs. Compare figures within one run.
 'use strict';
@@ -13,7 +15,7 @@ const path = require('node:path');
 const sdebnn = require(path.join(__dirname, '..', 'dist', 'index.js'));
 const W2 = require('./bench/W2.js');
 const W7 = require('./bench/W7.js');
-const { round } = require('./bench.js');
+const { round, timeAlternating } = require('./bench.js');
 
 const print = (o) => console.log(JSON.stringify({ bench: 'gpu', ...o }));
 const DEVICE = 'cuda';
@@ -44,6 +46,39 @@ async function lossesUnder(config, mode) {
     sdebnn.setCudaMathMode({ tf32: false, autocast: 'off' });
   }
   return { losses, ms: ms.slice(1).sort((a, b) => a - b)[(ms.length - 1) >> 1] }; // the first step warms up
+}
+
+/** One variant's eager and CUDA-graph steps alternated run by run; the graph's peak memory alone. */
+async function graphGain(workload, config, variant, reference) {
+  const eager = new sdebnn.SdeBnn(config(variant, { device: DEVICE }));
+  const graphed = new sdebnn.SdeBnn(config(variant, { device: DEVICE, cudaGraph: true }));
+  try {
+    const { x, y } = W7.batch(eager.config.inputShape);
+    let last;
+    const graphStep = async () => {
+      last = await graphed.trainStep(x, y);
+    };
+    await graphStep(); // the eager first step that records the graph
+    sdebnn.cudaMemoryStats(DEVICE, { reset: true });
+    await graphStep();
+    const peak = sdebnn.cudaMemoryStats(DEVICE).peakAllocatedBytes;
+    const [e, g] = await timeAlternating(() => eager.trainStep(x, y), graphStep, { runs, warmup: 3 });
+    const ref = reference.find((p) => p.workload === workload && p.variant === variant && p.median_ms);
+    return {
+      workload,
+      variant,
+      eager_ms: round(e.median_ms),
+      graph_ms: round(g.median_ms),
+      graph_gain: round(e.median_ms / g.median_ms, 3),
+      graph_peak_gpu_mib: round(peak / 2 ** 20),
+      graph_loss: round(last.loss, 6),
+      runs,
+      ...(ref ? { reference_ms: ref.median_ms, graph_speedup_vs_reference: round(ref.median_ms / g.median_ms, 3) } : {}),
+    };
+  } finally {
+    eager.dispose();
+    graphed.dispose();
+  }
 }
 
 function readReference() {
@@ -84,6 +119,13 @@ async function main() {
         print({ part: 'steps', workload, variant, error: String(e && e.message ? e.message : e).slice(0, 400) });
       }
     }
+    for (const variant of ['backprop', 'adjoint']) {
+      try {
+        print({ part: 'cuda graphs', float32: 'strict', ...(await graphGain(workload, config, variant, reference)) });
+      } catch (e) {
+        print({ part: 'cuda graphs', workload, variant, error: String(e && e.message ? e.message : e).slice(0, 400) });
+      }
+    }
     // The math modes against strict float32, backprop.
     let base;
     for (const [label, mode] of [
@@ -111,7 +153,6 @@ async function main() {
       }
     }
   }
-  print({ part: 'cuda graphs', skipped: 'not built: fixed-step solves are not captured as CUDA graphs yet (docs/benchmarks.md, W7)' });
   return 0;
 }
 

@@ -63,18 +63,20 @@ command -v node >/dev/null 2>&1 || export PATH=/tmp/sdebnn-node/package/bin:$PAT
 json build "\"rc\":$rc,\"seconds\":$(($(date +%s) - begin))"
 [ $rc -eq 0 ] || { tail -20 "$out/build.log" >&2; exit 1; }
 
-# 2. The GPU check: every engine path on cuda against cpu.
-part check 100 node scripts/gpu-check.js
-part check-bnn 100 node scripts/gpu-check-bnn.js
+# 2. The SDE-BNN's GPU check: cuda against cpu, and CUDA-graph steps against eager ones.
+part check-bnn 90 node scripts/gpu-check-bnn.js
 
 # 3. The reference (PyTorch + torchsde), before ours, so that ours can print the ratio.
 if [ $reference -eq 1 ]; then
-  part reference 140 "$python" reference/torchsde_bench.py --runs 5 --warmup 2
+  part reference 110 "$python" reference/torchsde_bench.py --runs 5 --warmup 2 --budget "${SDEBNN_REFERENCE_BUDGET:-90}"
   export SDEBNN_REFERENCE_JSON="$out/reference.out"
 else
   json reference '"skipped":"reference/ is missing (git-ignored): put torchsde, trampoline.py and torchsde_bench.py there"'
 fi
 
-# 4. Ours: W2 and W7 on cuda, the math modes, the ratios.
-part ours 180 node scripts/gpu-bench.js
+# 4. Ours: W2 and W7 on cuda, CUDA graphs, the math modes, the ratios.
+part ours 170 node scripts/gpu-bench.js
+
+# 5. The engine's GPU check: every engine path on cuda against cpu.
+part check 60 node scripts/gpu-check.js
 json total "\"seconds\":$(($(date +%s) - start_all))"

@@ -20,7 +20,7 @@ generator=()
 command -v ninja >/dev/null 2>&1 && generator=(-G Ninja)
 # The same CMakeLists.txt as cmake-js drives; CMAKE_JS_* stand in for cmake-js (a Node-API addon
 # needs only the headers on Linux).
-cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" -DSDEBNN_BUILD_TESTS=OFF \
   -DCMAKE_JS_VERSION=gpu-check -DCMAKE_JS_INC="$PWD/node_modules/node-api-headers/include" >"$build.configure.log" 2>&1 \
   || { tail -40 "$build.configure.log"; exit 1; }
 grep "sdebnn: distributed" "$build.configure.log" || true

@@ -128,6 +128,67 @@ const conv = {
     );
     return { ok: Number.isFinite(r1.loss) && Number.isFinite(r2.loss), mnist: r1, cifar: r2 };
   });
+  // CUDA graphs (config.cudaGraph): the recorded step must compute what the eager step computes.
+  // Static-weight models draw no noise, so graph and eager agree to rounding; an SDE-BNN with a
+  // vanishing sigma agrees to ~sigma (its graph draws its noise on the device).
+  for (const [name, cfg, beta] of DEV === 'cpu'
+    ? []
+    : [
+        ['odenet backprop', { ...conv, model: 'odenet', hypernet: undefined }, 1],
+        ['odenet adjoint', { ...conv, model: 'odenet', hypernet: undefined, solver: { steps: 4, gradient: 'adjoint' } }, 1],
+        ['resnet', { ...conv, model: 'resnet', hypernet: undefined }, 1],
+        ['sdebnn sigma 1e-9 backprop', { ...conv, sigma: 1e-9 }, 0],
+        ['sdebnn sigma 1e-9 adjoint', { ...conv, sigma: 1e-9, solver: { steps: 4, gradient: 'adjoint' } }, 0],
+        ['sdebnn sigma 1e-9 midpoint', { ...conv, sigma: 1e-9, estimator: 'stl', solver: { method: 'midpoint', steps: 4 } }, 0],
+      ]) {
+    await check(`cudaGraph ${name}: graph == eager on ${DEV} (5 steps, float64)`, async () => {
+      const a = new s.SdeBnn({ ...cfg, device: DEV }),
+        b = new s.SdeBnn({ ...cfg, device: DEV, cudaGraph: true });
+      const la = [],
+        lb = [];
+      for (let k = 0; k < 5; k++) {
+        la.push((await a.trainStep(img, lab, { lr: 1e-2, beta })).loss);
+        lb.push((await b.trainStep(img, lab, { lr: 1e-2, beta })).loss);
+      }
+      const lossRel = Math.max(...la.map((v, i) => Math.abs(v - lb[i]) / Math.abs(v)));
+      const params = (m) => Object.fromEntries(Object.entries(m.getState()).filter(([k]) => !k.startsWith('adam.') && !k.startsWith('rng.')));
+      const paramRel = rel(params(b), params(a));
+      const tol = name.startsWith('sdebnn') ? 1e-6 : 1e-10;
+      a.dispose();
+      b.dispose();
+      return { ok: lossRel < tol && paramRel < tol, lossRel, paramRel, la, lb };
+    });
+  }
+  if (DEV !== 'cpu')
+    await check(`cudaGraph sdebnn (sigma 0.2, gaussian w0, adjoint, float32) on ${DEV}: trains, reproducible, new noise each step, batch sizes`, async () => {
+      const cfg = {
+        ...conv,
+        dtype: 'float32',
+        sigma: 0.2,
+        w0: { posterior: 'gaussian' },
+        solver: { steps: 4, gradient: 'adjoint' },
+        device: DEV,
+        cudaGraph: true,
+      };
+      const x = Float32Array.from(img);
+      const run = async () => {
+        const m = new s.SdeBnn(cfg);
+        const losses = [];
+        for (let k = 0; k < 6; k++) losses.push((await m.trainStep(x, lab)).loss);
+        const half = (await m.trainStep(x.subarray(0, 2 * 2 * 8 * 8), lab.slice(0, 2))).loss; // a new batch size: recorded anew
+        losses.push(half, (await m.trainStep(x, lab)).loss);
+        // the same parameters and inputs twice (lr 0): different noise, different losses
+        const g1 = (await m.trainStep(x, lab, { lr: 0 })).loss,
+          g2 = (await m.trainStep(x, lab, { lr: 0 })).loss;
+        m.dispose();
+        return { losses, g1, g2 };
+      };
+      const r1 = await run(),
+        r2 = await run();
+      const finite = r1.losses.every(Number.isFinite);
+      const same = r1.losses.every((v, i) => v === r2.losses[i]);
+      return { ok: finite && same && r1.g1 !== r1.g2, finite, reproducible: same, noiseChanges: r1.g1 !== r1.g2, losses: r1.losses };
+    });
   for (const W of ['W1', 'W2']) {
     await check(`${W} timings on ${DEV} (float32)`, async () => {
       const mod = require(`./bench/${W}.js`);

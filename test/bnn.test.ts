@@ -527,6 +527,7 @@ describe('SdeBnn defaults', () => {
       dtype: 'float32',
       device: 'cpu',
       kernels: 'fast',
+      cudaGraph: false,
       maxBytes: 2 ** 32,
     };
     const conv = sdebnn.resolveSdeBnnConfig({});

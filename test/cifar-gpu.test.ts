@@ -1,7 +1,8 @@
-// The CUDA math modes and memory figures (lib/gpu.ts) for the CIFAR-scale GPU runs: on a machine
-// without CUDA turning a mode on is a DeviceUnavailableError naming it (never a silent float32
-// run) and strict float32 stays settable; with CUDA the mode reads back as set and the allocator's
-// peak covers a training step's tensors.
+// The CUDA math modes and memory figures (lib/gpu.ts) and config.cudaGraph for the CIFAR-scale GPU
+// runs: on a machine without CUDA turning a mode on is a DeviceUnavailableError naming it (never a
+// silent float32 run) and strict float32 stays settable; with CUDA the mode reads back as set and
+// the allocator's peak covers a training step's tensors. The CUDA graphs themselves are checked on
+// a GPU by scripts/gpu-check-bnn.js (graph against eager steps).
 import { describe, expect, it } from 'vitest';
 import { sdebnn } from './helpers';
 
@@ -35,6 +36,27 @@ describe('CUDA math modes', () => {
     sdebnn.setCudaMathMode({ tf32: false });
     expect(sdebnn.cudaMathMode()).toEqual({ tf32Matmul: false, tf32Conv: false, autocast: 'off' });
     expect(() => sdebnn.cudaMemoryStats('cuda')).toThrow(sdebnn.DeviceUnavailableError);
+  });
+
+  it('check config.cudaGraph before any native work: a boolean, fixed steps on one grid, a CUDA device', () => {
+    expect(() => sdebnn.resolveSdeBnnConfig({ cudaGraph: 'yes' as never })).toThrow(
+      new TypeError('Expected a boolean for config.cudaGraph but received "yes"'),
+    );
+    expect(() => sdebnn.resolveSdeBnnConfig({ cudaGraph: true, solver: { gradient: 'adjoint', adjointSteps: 5 } })).toThrow(
+      new RangeError(
+        'Expected fixed steps on one grid with config.cudaGraph (solver.adaptive false, a method other than srk, and for the adjoint adjointAdaptive ' +
+          "false and adjointSteps equal to steps) but received method 'euler', steps 10, adaptive false, gradient 'adjoint', adjointSteps 5, adjointAdaptive false",
+      ),
+    );
+    expect(() => sdebnn.resolveSdeBnnConfig({ cudaGraph: true, solver: { adaptive: true } })).toThrow(/^Expected fixed steps on one grid/);
+    expect(() => sdebnn.resolveSdeBnnConfig({ cudaGraph: true })).toThrow(
+      new RangeError("Expected config.device 'cuda' or 'cuda:N' with config.cudaGraph (it records CUDA work) but received 'cpu'"),
+    );
+    expect(sdebnn.resolveSdeBnnConfig({}).cudaGraph).toBe(false);
+  });
+
+  it.skipIf(cuda)('refuse a CUDA-graph model without CUDA: a DeviceUnavailableError, never an eager CPU run', () => {
+    expect(() => new sdebnn.SdeBnn({ device: 'cuda', cudaGraph: true })).toThrow(sdebnn.DeviceUnavailableError);
   });
 
   it.skipIf(!cuda)('set TF32 and bf16 autocast on CUDA, and report the peak memory of a step', async () => {

@@ -50,12 +50,14 @@ const FLAGS = {
   blocks: option('A,B', list(integer(1), 'positive integers'), 'blocks per stage'),
   sigma: option('X', number('positive'), 'diffusion of the weight SDE (--model sdebnn)'),
   estimator: option('E', oneOf(BNN_ESTIMATORS), `KL gradient estimator (--model sdebnn): ${BNN_ESTIMATORS.join(', ')}`),
+  'w0-posterior': option('Q', oneOf(['point', 'gaussian'] as const), "q(w_0) of --model sdebnn: point (default, the paper's) or a mean-field gaussian"),
   method: option('M', oneOf(BNN_METHODS), `solver: ${BNN_METHODS.join(', ')}`),
   steps: option('N', integer(1), 'fixed solver steps'),
   adjoint: toggle('gradients by the stochastic adjoint instead of backprop'),
   ema: option('X', number('unit'), 'keep an exponential moving average of the parameters (decay X) and evaluate with it'),
   tf32: toggle('CUDA: TF32 tensor cores for float32 matmuls and convolutions (lib/gpu.ts)'),
   bf16: toggle('CUDA: bf16 autocast of the training and evaluation work (lib/gpu.ts)'),
+  'cuda-graph': toggle('CUDA: record each training step as a CUDA graph and replay it (config.cudaGraph)'),
   epochs: option('N', integer(1), 'training epochs', { group: 'Training' }),
   'time-limit': option('SECONDS', number('positive'), 'stop training after this long; the test set is then evaluated once, at the end'),
   'batch-size': option('N', integer(1), 'examples per step (the global batch when distributed)'),
@@ -167,13 +169,13 @@ function checkApplies(flags: TrainFlags, name: PresetName, preset: Preset): void
     }
   }
   if (preset.data === 'cifar10') cifarDir(flags['data-dir']);
-  for (const flag of ['tf32', 'bf16'] as const) {
+  for (const flag of ['tf32', 'bf16', 'cuda-graph'] as const) {
     if (flags[flag] && (flags.device ?? 'cpu') === 'cpu') {
-      throw new UsageError(`Expected --${flag} only with --device cuda or auto (a CUDA math mode) but received it with --device ${flags.device ?? 'cpu'}`);
+      throw new UsageError(`Expected --${flag} only with --device cuda or auto (it applies to CUDA) but received it with --device ${flags.device ?? 'cpu'}`);
     }
   }
   const model = flags.model ?? 'sdebnn';
-  for (const flag of ['sigma', 'estimator'] as const) {
+  for (const flag of ['sigma', 'estimator', 'w0-posterior'] as const) {
     if (flags[flag] !== undefined && model !== 'sdebnn') {
       throw new UsageError(`Expected --${flag} only with --model sdebnn (the others have no weight SDE) but received it with --model ${model}`);
     }
@@ -202,12 +204,14 @@ function modelConfig(s: Settings, preset: Preset, train: Dataset): SdeBnnConfig 
     ...(s.stem !== null ? { stem: s.stem } : {}),
     blocks: s.blocks,
     ...(model === 'sdebnn' ? { sigma: s.sigma, estimator: s.estimator } : {}),
+    ...(model === 'sdebnn' && s['w0-posterior'] !== undefined ? { w0: { ...preset.model.w0, posterior: s['w0-posterior'] } } : {}),
     solver: { ...preset.model.solver, method: s.method, steps: s.steps, ...(s.adjoint ? { gradient: 'adjoint' as const } : {}) },
     beta: s.beta,
     nTrain: train.length,
     optimizer: { lr: s.lr, clip: preset.training.clip, ...(s.ema !== undefined ? { ema: s.ema } : {}) },
     seed: s.seed ?? 0,
     ...(s.device !== undefined ? { device: s.device } : {}),
+    ...(s['cuda-graph'] ? { cudaGraph: true } : {}),
   };
 }
 

@@ -72,6 +72,7 @@ bnn::BnnConfig read_config(const Napi::Object& o) {
   c.ema = get_number(o, "ema");
   c.seed = static_cast<uint64_t>(get_number(o, "seed"));
   c.kernels = sde::parse_kernels(get_string(o, "kernels"));
+  c.cuda_graph = get_bool(o, "cudaGraph");
   const std::string dtype = get_string(o, "dtype");
   if (dtype != "float32" && dtype != "float64")
     throw sde::invalid_argument("Expected 'float32' or 'float64' for dtype but received '" + dtype + "'");

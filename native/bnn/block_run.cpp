@@ -88,7 +88,8 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
                                     const std::shared_ptr<Dynamics>& dynamics,
                                     const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
-                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise) {
+                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise,
+                                    const at::Tensor& grid_noise) {
   auto run = std::make_shared<BlockRun>();
   run->route = route;
   const bool weight_sde = hypernet != nullptr;
@@ -100,6 +101,7 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
   run->options.dt_min = c.solver.dt_min;
   run->options.max_steps = c.solver.max_steps;
   run->options.max_steps_option = "config.solver.maxSteps";
+  run->options.check_finite = false;
   run->adjoint_options = run->options;
   run->adjoint_options.method = c.solver.adjoint_method;
   run->adjoint_options.dt = 1.0 / static_cast<double>(c.solver.adjoint_steps);
@@ -116,7 +118,9 @@ std::shared_ptr<BlockRun> start_run(const BnnConfig& c, sde::Route route, bool g
   bo.seed = seed;
   bo.dt_hint = run->options.dt;
   bo.levy_area = c.solver.method == sde::Method::Srk;
-  run->bm = zero_noise || !weight_sde ? sde::make_zero_brownian(bo) : sde::make_brownian_interval(bo);
+  run->bm = zero_noise || !weight_sde ? sde::make_zero_brownian(bo)
+            : grid_noise.defined()    ? sde::make_grid_brownian(bo, grid_noise)
+                                      : sde::make_brownian_interval(bo);
   const bool adjoint = c.solver.gradient == GradientRoute::Adjoint;
   run->adjoint = gradients && adjoint;
   if (route == sde::Route::Buffered) {

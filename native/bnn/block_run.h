@@ -42,12 +42,15 @@ uint64_t draw_seed(at::Generator& gen);
 // `zero_noise`: the same solvers then take the drift's deterministic path): the route's SDE and,
 // for the buffered route, its solve (mode: Forward without gradients; Backprop or Adjoint by
 // config.solver.gradient), buffers from `pool`. A null hypernetwork: static weights (a resnet's
-// one slice per step, static_layers), solved on a zero path.
+// one slice per step, static_layers), solved on a zero path. grid_noise, when defined: the path's
+// increments on the solver's grid, drawn by the caller (sde::make_grid_brownian), instead of seed's
+// Brownian interval. The solves leave the finiteness check to the model (its loss, its predictions).
 std::shared_ptr<BlockRun> start_run(const BnnConfig& config, sde::Route route, bool gradients,
                                     const std::shared_ptr<Dynamics>& dynamics,
                                     const std::shared_ptr<Hypernet>& hypernet,
                                     const std::vector<at::Tensor>& hyper_params, int64_t batch, uint64_t seed,
-                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise);
+                                    const at::TensorOptions& options, sde::BufferPool& pool, bool zero_noise,
+                                    const at::Tensor& grid_noise = at::Tensor());
 
 // y(1) from the flat state y0. With `graph`, y(1) is differentiable: one autograd node per block
 // (the buffered route's own sweep; the general solver's stochastic adjoint), or autograd through

@@ -101,6 +101,8 @@ struct BnnConfig {
   sde::Kernels kernels{};  // the routes asked for (bnn/routes.h)
   c10::ScalarType dtype = c10::kFloat;
   c10::Device device = c10::Device(c10::kCPU);
+  // Training steps as CUDA graphs (graph_step.cpp): fixed steps on CUDA, noise drawn on the device.
+  bool cuda_graph = false;
 };
 
 // The weight slices of a static-weight block: a resnet's one per step (layer k's serve the Euler

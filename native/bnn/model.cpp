@@ -12,6 +12,7 @@
 #include "bnn/block_sde.h"
 #include "bnn/conv_dynamics.h"
 #include "bnn/mlp_dynamics.h"
+#include "bnn/model_parts.h"
 #include "sde/adjoint.h"
 #include "sde/errors.h"
 #include "sde/rng.h"
@@ -35,27 +36,6 @@ struct Swap {
 };
 
 }  // namespace
-
-struct BnnModel::Forward {
-  std::vector<std::shared_ptr<BlockRun>> runs;
-  at::Tensor out, kl_path, kl_w0;
-  // After backward: the banked hypernetwork gradients into the parameters' .grad.
-  void flush(const std::vector<std::unique_ptr<Block>>& blocks) {
-    for (size_t i = 0; i < runs.size(); ++i) {
-      if (runs[i]->bank) runs[i]->bank->flush(blocks[i]->hyper_params);
-    }
-  }
-  // The forward solves' evaluations and steps, the backward's evaluations, the time reached.
-  void add_stats(int64_t& nfe, int64_t& nfe_backward, int64_t& steps, double& t_end) const {
-    t_end = runs.empty() ? 0.0 : 1e300;
-    for (const auto& r : runs) {
-      nfe += r->forward.nfe;
-      nfe_backward += r->backward.nfe;
-      steps += r->forward.steps_accepted;
-      t_end = std::min(t_end, r->t_end);
-    }
-  }
-};
 
 // ---- construction ----------------------------------------------------------------------------
 
@@ -83,6 +63,17 @@ BnnModel::BnnModel(const BnnConfig& config) : config_(config) {
     throw sde::invalid_argument("config.solver: a resnet's layers are fixed Euler steps differentiated by backprop");
   }
   if (c.solver.steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.steps");
+  if (c.cuda_graph) {
+    if (!c.device.is_cuda())
+      throw sde::invalid_argument("config.cudaGraph records CUDA work but config.device is '" + c.device.str() + "'");
+    const bool adjoint = c.solver.gradient == GradientRoute::Adjoint;
+    if (c.solver.adaptive || c.solver.method == sde::Method::Srk ||
+        (adjoint && (c.solver.adjoint_adaptive || c.solver.adjoint_steps != c.solver.steps))) {
+      throw sde::invalid_argument(
+          "config.cudaGraph needs fixed steps on one grid: solver.adaptive false, a method other than 'srk', and "
+          "for the adjoint adjointAdaptive false and adjointSteps equal to steps");
+    }
+  }
   if (c.solver.max_steps < 1) throw sde::invalid_argument("Expected positive integer for config.solver.maxSteps");
 
   int64_t feature = 0;  // features entering the head
@@ -233,13 +224,14 @@ at::Tensor BnnModel::prepare_target(const at::Tensor& y, int64_t batch) const {
       throw sde::invalid_argument("Expected " + std::to_string(batch) + " class labels in targets but received " +
                                   std::to_string(y.numel()));
     }
-    at::Tensor labels = y.reshape({batch}).to(options_.dtype(at::kLong));
+    // checked where the labels are (the host, from JavaScript) before they move: no device read
+    const at::Tensor labels = y.reshape({batch}).to(at::kLong);
     const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
     if (lo < 0 || hi >= config_.outputs) {
       throw sde::invalid_argument("Expected class labels in [0, " + std::to_string(config_.outputs - 1) +
                                   "] in targets");
     }
-    return labels;
+    return labels.to(options_.device());
   }
   if (y.numel() != batch * config_.outputs) {
     throw sde::invalid_argument("Expected " + std::to_string(batch * config_.outputs) + " target values but received " +
@@ -249,7 +241,7 @@ at::Tensor BnnModel::prepare_target(const at::Tensor& y, int64_t batch) const {
 }
 
 BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
-                                    std::vector<BlockDiagnostics>* diagnostics, bool deterministic) {
+                                    std::vector<BlockDiagnostics>* diagnostics, bool deterministic, bool static_noise) {
   if (deterministic && gradients) throw std::logic_error("BnnModel::forward: the deterministic path has no gradients");
   const BnnConfig& c = config_;
   Forward f;
@@ -267,17 +259,18 @@ BnnModel::Forward BnnModel::forward(const at::Tensor& x, at::Generator& gen, con
     Block& b = *blocks_[i];
     if (i > 0 && b.stage != blocks_[i - 1]->stage) h = space_to_depth(h);
     const int64_t wd = b.mu.numel();
-    const uint64_t seed = deterministic ? 0 : draw_seed(gen);
+    const uint64_t seed = deterministic || static_noise ? 0 : draw_seed(gen);
     at::Tensor w0 = b.mu;
     if (c.w0_gaussian && !deterministic) {
-      const at::Tensor eps = at::randn({wd}, gen, at::TensorOptions().dtype(at::kDouble)).to(options_);
+      const at::Tensor eps =
+          static_noise ? b.eps : at::randn({wd}, gen, at::TensorOptions().dtype(at::kDouble)).to(options_);
       const at::Tensor s = at::exp(b.rho);
       w0 = b.mu + s * eps;
       const double p = c.w0_prior_std;
       f.kl_w0 = f.kl_w0 + (std::log(p) - b.rho + (s * s + b.mu * b.mu) / (2 * p * p) - 0.5).sum();
     }
     const auto run = start_run(c, route.solve, gradients, b.dynamics, b.hypernet, b.hyper_params, h.size(0), seed,
-                               options_, b.pool, deterministic);
+                               options_, b.pool, deterministic, static_noise ? b.noise : at::Tensor());
     const at::Tensor y1 =
         solve_block(run, run->sde->pack(h, w0), b.hyper_params, gradients && at::GradMode::is_enabled());
     h = run->sde->h_of(y1);
@@ -329,6 +322,7 @@ at::Tensor BnnModel::nll(const at::Tensor& out, const at::Tensor& y) const {
 // ---- loss, gradients and training -------------------------------------------------------------
 
 void BnnModel::zero_grad() {
+  graphed_.reset();  // a recorded step's .grad are its graph's memory
   for (auto& [name, p] : params_) p.mutable_grad() = at::Tensor();
 }
 
@@ -338,29 +332,49 @@ LossResult BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor&
   if (!plan.graph) return direct(xin, target, gen, beta, objective, check_finite);
   at::AutoGradMode enable(true);
   Forward f = forward(xin, gen, plan, true, nullptr);
-  const at::Tensor nll_t = nll(f.out, target);
-  const at::Tensor kl_t = f.kl_path + f.kl_w0;
-  const at::Tensor total = nll_t + kl_t * (beta / config_.n_train);
-  LossResult o;
-  o.loss = total.item<double>();
-  o.nll = nll_t.item<double>();
-  o.kl = kl_t.item<double>();
-  o.kl_w0 = f.kl_w0.item<double>();
-  if (config_.likelihood == Likelihood::Categorical)
-    o.accuracy = (f.out.argmax(1) == target).to(at::kDouble).mean().item<double>();
+  const LossTerms terms = loss_terms(f, target, beta);
+  LossResult o = read_summary(terms.summary);
   if (check_finite && !std::isfinite(o.loss)) {
     throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(o.nll) + ", kl " +
                                                 std::to_string(o.kl) + "); parameters unchanged");
   }
-  torch::autograd::backward({objective == Objective::Kl ? kl_t : total});
+  torch::autograd::backward({objective == Objective::Kl ? terms.kl : terms.total});
   f.flush(blocks_);
   f.add_stats(o.nfe, o.nfe_backward, o.steps, o.t_end);
+  return o;
+}
+
+BnnModel::LossTerms BnnModel::loss_terms(const Forward& f, const at::Tensor& target, double beta) const {
+  LossTerms t;
+  const at::Tensor nll_t = nll(f.out, target);
+  t.kl = f.kl_path + f.kl_w0;
+  t.total = nll_t + t.kl * (beta / config_.n_train);
+  const at::Tensor accuracy = config_.likelihood == Likelihood::Categorical
+                                  ? (f.out.argmax(1) == target).to(at::kDouble).mean()
+                                  : at::full({}, -1.0, f.out.options().dtype(at::kDouble));
+  at::NoGradGuard no_grad;
+  t.summary =
+      at::stack({t.total.detach().to(at::kDouble).reshape({}), nll_t.detach().to(at::kDouble).reshape({}),
+                 t.kl.detach().to(at::kDouble).reshape({}), f.kl_w0.detach().to(at::kDouble).reshape({}), accuracy});
+  return t;
+}
+
+LossResult BnnModel::read_summary(const at::Tensor& summary) {
+  const at::Tensor s = summary.to(at::kCPU);
+  const double* v = s.data_ptr<double>();
+  LossResult o;
+  o.loss = v[0];
+  o.nll = v[1];
+  o.kl = v[2];
+  o.kl_w0 = v[3];
+  o.accuracy = v[4];
   return o;
 }
 
 StepResult BnnModel::train_step(const at::Tensor& x, const at::Tensor& y, double lr, double beta) {
   const at::Tensor xin = prepare_input(x);
   const at::Tensor target = prepare_target(y, xin.size(0));
+  if (config_.cuda_graph) return graphed_train_step(xin, target, lr, beta);
   zero_grad();
   StepResult r;
   static_cast<LossResult&>(r) = loss_and_gradients(xin, target, train_gen_, beta, Objective::Loss, true);
@@ -424,6 +438,11 @@ Prediction BnnModel::predict(const at::Tensor& x, const PredictOptions& o) {
   }
   if (categorical) r.mean = r.mean / static_cast<double>(o.samples);
   if (!outs.empty()) r.samples = at::stack(outs);
+  // the blocks' solves leave this check to the caller (StepOptions::check_finite): one read here
+  if (!at::isfinite(categorical ? r.mean : r.samples).all().item<bool>()) {
+    throw sde::EngineError("ERR_NUMERICAL",
+                           "the prediction is not finite; the model's weights or inputs may have overflowed");
+  }
   return r;
 }
 

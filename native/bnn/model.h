@@ -110,13 +110,26 @@ class BnnModel {
     std::vector<at::Tensor> hyper_params;
     int64_t stage = 0;
     sde::BufferPool pool;  // the buffered route's buffers, kept from step to step
+    // config.cuda_graph: the weight path's grid increments [steps, w_dim] and q(w_0)'s standard
+    // normals [w_dim], drawn on the device into the same memory before each step (graph_step.cpp)
+    at::Tensor noise, eps;
   };
   struct Forward;
+  struct GraphedStep;
+  // The loss of a forward pass: `total` and `kl` with their graphs, and [loss, nll, kl, kl_w0,
+  // accuracy (-1: not categorical)] in float64 on the device, read with one copy.
+  struct LossTerms {
+    at::Tensor total, kl, summary;
+  };
 
   // The forward pass, every block by `route`; with `gradients` differentiable (a training call).
   // deterministic: the zero-noise path from the mean of q(w_0), nothing drawn from gen (no gradients).
+  // static_noise: each block's noise from its `noise` and `eps` (graph_step.cpp), nothing drawn from gen.
   Forward forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
-                  std::vector<BlockDiagnostics>* diagnostics, bool deterministic = false);
+                  std::vector<BlockDiagnostics>* diagnostics, bool deterministic = false, bool static_noise = false);
+  LossTerms loss_terms(const Forward& f, const at::Tensor& target, double beta) const;
+  // The LossResult of a summary read back (LossTerms::summary on the host).
+  static LossResult read_summary(const at::Tensor& summary);
   // The loss and its gradients (left in the parameters' .grad) by the route of a gradient call.
   // check_finite: throw ERR_NUMERICAL, before any gradient, when the loss is not finite.
   LossResult loss_and_gradients(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta,
@@ -126,6 +139,10 @@ class BnnModel {
   // `gen` exactly as forward() does.
   LossResult direct(const at::Tensor& x, const at::Tensor& y, at::Generator& gen, double beta, Objective objective,
                     bool check_finite);
+  // config.cuda_graph's training step (graph_step.cpp): the first step at a batch size runs eagerly
+  // and captures the forward and backward pass; later ones refill the noise and replay it.
+  StepResult graphed_train_step(const at::Tensor& xin, const at::Tensor& target, double lr, double beta);
+  void draw_static_noise(at::Generator& gen);
   at::Tensor nll(const at::Tensor& out, const at::Tensor& y) const;
   at::Tensor prepare_input(const at::Tensor& x) const;
   at::Tensor prepare_target(const at::Tensor& y, int64_t batch) const;
@@ -139,6 +156,8 @@ class BnnModel {
   std::unique_ptr<Optimizer> optimizer_;
   at::Generator train_gen_, eval_gen_;
   GradientHook gradient_hook_;
+  std::unique_ptr<GraphedStep> graphed_;
+  at::Generator noise_gen_;  // config.cuda_graph: the device's generator, reseeded per block and step
 };
 
 }  // namespace bnn

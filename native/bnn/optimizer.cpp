@@ -80,6 +80,14 @@ NamedTensors Optimizer::state() const {
   return s;
 }
 
+at::Tensor Optimizer::gradient_norm() const {
+  std::vector<at::Tensor> norms;
+  for (const auto& [name, p] : params_) {
+    if (p.grad().defined()) norms.push_back(p.grad().norm().to(at::kDouble));
+  }
+  return norms.empty() ? at::zeros({}, params_.front().second.options().dtype(at::kDouble)) : at::stack(norms).norm();
+}
+
 bool Optimizer::raw_cpu() const {
   const at::ScalarType dtype = params_.front().second.scalar_type();
   if (dtype != at::kFloat && dtype != at::kDouble) return false;
@@ -94,13 +102,13 @@ bool Optimizer::raw_cpu() const {
   return true;
 }
 
-double Optimizer::step(double lr) {
+double Optimizer::step(double lr, std::optional<double> known_norm) {
   at::NoGradGuard no_grad;
   const double b1 = config_.beta1, b2 = config_.beta2;
   const double step = step_ + 1;
   const double bc1 = 1 - std::pow(b1, step), bc2 = 1 - std::pow(b2, step);
   double grad_norm = 0;
-  if (raw_cpu()) {
+  if (raw_cpu() && !known_norm) {
     double sq = 0;
     for (const auto& [name, p] : params_) {
       const at::Tensor& g = p.grad();
@@ -122,11 +130,7 @@ double Optimizer::step(double lr) {
       p.unsafeGetTensorImpl()->bump_version();  // an in-place write, as addcdiv_ would record
     }
   } else {
-    std::vector<at::Tensor> norms;
-    for (const auto& [name, p] : params_) {
-      if (p.grad().defined()) norms.push_back(p.grad().norm().to(at::kDouble));
-    }
-    grad_norm = norms.empty() ? 0.0 : at::stack(norms).norm().item<double>();
+    grad_norm = known_norm ? *known_norm : gradient_norm().item<double>();
     if (!std::isfinite(grad_norm)) not_finite();
     if (config_.clip > 0 && grad_norm > config_.clip) {
       const double coef = config_.clip / (grad_norm + 1e-6);

@@ -6,6 +6,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,9 +26,12 @@ class Optimizer {
   Optimizer(const NamedTensors& params, const AdamConfig& config);
 
   // One update of every parameter with a .grad at learning rate lr; returns the gradient norm
-  // before clipping. Throws ERR_NUMERICAL, changing nothing, when the gradient is not finite.
-  double step(double lr);
+  // before clipping (grad_norm: already computed on the device, as graph_step.cpp does). Throws
+  // ERR_NUMERICAL, changing nothing, when the gradient is not finite.
+  double step(double lr, std::optional<double> grad_norm = std::nullopt);
 
+  // The norm of every .grad together, a float64 scalar on the parameters' device (no host read).
+  at::Tensor gradient_norm() const;
   bool has_ema() const { return !ema_.empty(); }
   const NamedTensors& ema() const { return ema_; }
   // The checkpoint's tensors (views of the live state, written by set_state through them):

@@ -145,3 +145,4 @@ module.exports = W7;
 module.exports.config = config;
 module.exports.flops = flops;
 module.exports.measure = measure;
+module.exports.batch = batch;
