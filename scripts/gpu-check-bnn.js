@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Run after scripts/gpu-check.sh has built the addon against a CUDA LibTorch: `node scripts/gpu-check-bnn.js`
-// (BNN_DEVICE=cpu runs it here). Checked on an H200 with LibTorch 2.11 + CUDA 13: all 9 checks pass (10 since the conv adjoint check).
-// SdeBnn on 'cuda' against 'cpu': the same seeds give the same Brownian paths, so float64 models
-// must agree closely; gradients by backprop and the adjoint on the GPU; state round trip; timings.
+// (BNN_DEVICE=cpu runs it here, without the CUDA-graph checks). Checked on an H200 with LibTorch 2.11 +
+// CUDA 13 on 2026-12-04: all 18 checks pass (the beta one with the tolerance it has now). SdeBnn on 'cuda' against 'cpu': the same seeds give the
+// same Brownian paths, so float64 models must agree closely; gradients by backprop and the adjoint on
+// the GPU; state round trip; CUDA-graph steps against eager ones; timings.
 'use strict';
 const s = require('../dist/index.js');
 const DEV = process.env.BNN_DEVICE || 'cuda';
@@ -159,6 +160,26 @@ const conv = {
       return { ok: lossRel < tol && paramRel < tol, lossRel, paramRel, la, lb };
     });
   }
+  // beta is an input of the graph, not a constant in it: a schedule (KL warm-up) without recording
+  // again. The KL (~1/sigma^2) becomes most of the loss; the device-drawn noise moves it by ~2e-4
+  // (H200, 2026-12-04), a graph that kept the first beta (0) would miss it whole.
+  if (DEV !== 'cpu')
+    await check(`cudaGraph sdebnn sigma 1e-6, beta changing every step: graph == eager on ${DEV} (5 steps, float64)`, async () => {
+      const cfg = { ...conv, sigma: 1e-6, device: DEV };
+      const a = new s.SdeBnn(cfg),
+        b = new s.SdeBnn({ ...cfg, cudaGraph: true });
+      const ra = [],
+        rb = [];
+      for (const beta of [0, 1e-7, 1e-6, 1e-5, 1e-4]) {
+        ra.push(await a.trainStep(img, lab, { lr: 1e-2, beta }));
+        rb.push(await b.trainStep(img, lab, { lr: 1e-2, beta }));
+      }
+      const lossRel = Math.max(...ra.map((r, i) => Math.abs(r.loss - rb[i].loss) / Math.abs(r.loss)));
+      const klShare = ra.map((r) => (r.loss - r.nll) / r.loss); // how much of the loss beta weighs
+      a.dispose();
+      b.dispose();
+      return { ok: lossRel < 1e-3 && Math.max(...klShare) > 0.5, lossRel, klShare, la: ra.map((r) => r.loss), lb: rb.map((r) => r.loss) };
+    });
   if (DEV !== 'cpu')
     await check(`cudaGraph sdebnn (sigma 0.2, gaussian w0, adjoint, float32) on ${DEV}: trains, reproducible, new noise each step, batch sizes`, async () => {
       const cfg = {

@@ -7,16 +7,17 @@
 //     on one kind of GPU; its paths differ from an eager or CPU run's);
 //   - the inputs are copied into fixed tensors; the loss summary and the gradient norm come back
 //     in one read after the replay; clipping, Adam and the EMA run outside the graph.
-// The first step at a batch size (or beta) runs eagerly on the capture's side stream (which also
-// warms cuBLAS and cuDNN up), takes its update, then captures the same pass for the next steps.
+// The first step at a batch size runs eagerly on the capture's side stream (which also warms
+// cuBLAS and cuDNN up), takes its update, then captures the same pass for the next steps. beta is
+// an input too (a KL warm-up changes it every step).
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
+#include <mutex>
 
 #include "bnn/model_parts.h"
-#include "sde/errors.h"
 
 namespace bnn {
 
@@ -44,10 +45,10 @@ StepResult BnnModel::graphed_train_step(const at::Tensor& xin, const at::Tensor&
   draw_static_noise(train_gen_);
   // The forward and backward pass on the fixed inputs: the summary (with the gradient norm) and the
   // counts; the gradients are left in .grad.
-  const auto pass = [this, &plan, beta](GraphedStep& g) {
+  const auto pass = [this, &plan](GraphedStep& g) {
     at::AutoGradMode enable(true);
     Forward f = forward(g.x, train_gen_, plan, true, nullptr, false, /*static_noise=*/true);
-    const LossTerms terms = loss_terms(f, g.target, beta);
+    const LossTerms terms = loss_terms(f, g.target, g.kl_weight);
     torch::autograd::backward({terms.total});
     f.flush(blocks_);
     LossResult counts;
@@ -57,7 +58,7 @@ StepResult BnnModel::graphed_train_step(const at::Tensor& xin, const at::Tensor&
     g.summary = at::cat({terms.summary, optimizer_->gradient_norm().reshape({1})});
   };
 
-  const bool fresh = !graphed_ || graphed_->batch != xin.size(0) || graphed_->beta != beta;
+  const bool fresh = !graphed_ || graphed_->batch != xin.size(0);
   GraphedStep* g = graphed_.get();
   std::unique_ptr<GraphedStep> next;
   if (fresh) {
@@ -65,14 +66,15 @@ StepResult BnnModel::graphed_train_step(const at::Tensor& xin, const at::Tensor&
     next = std::make_unique<GraphedStep>(options_.device());
     g = next.get();
     g->batch = xin.size(0);
-    g->beta = beta;
     g->x = xin.clone();
     g->target = target.clone();
+    g->kl_weight = at::full({}, beta / config_.n_train, options_);
     zero_grad();
     g->graph.warm_up([&] { pass(*g); });
   } else {
     g->x.copy_(xin);
     g->target.copy_(target);
+    g->kl_weight.fill_(beta / config_.n_train);
     g->graph.replay();
   }
 
@@ -84,10 +86,7 @@ StepResult BnnModel::graphed_train_step(const at::Tensor& xin, const at::Tensor&
   r.steps = g->counts.steps;
   r.t_end = g->counts.t_end;
   const double grad_norm = summary.data_ptr<double>()[5];
-  if (!std::isfinite(r.loss)) {
-    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(r.nll) + ", kl " +
-                                                std::to_string(r.kl) + "); parameters unchanged");
-  }
+  check_loss(r);
   if (gradient_hook_) {
     at::NoGradGuard no_grad;
     gradient_hook_(params_);

@@ -332,23 +332,27 @@ LossResult BnnModel::loss_and_gradients(const at::Tensor& xin, const at::Tensor&
   if (!plan.graph) return direct(xin, target, gen, beta, objective, check_finite);
   at::AutoGradMode enable(true);
   Forward f = forward(xin, gen, plan, true, nullptr);
-  const LossTerms terms = loss_terms(f, target, beta);
+  const LossTerms terms = loss_terms(f, target, at::full({}, beta / config_.n_train, options_));
   LossResult o = read_summary(terms.summary);
-  if (check_finite && !std::isfinite(o.loss)) {
-    throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(o.nll) + ", kl " +
-                                                std::to_string(o.kl) + "); parameters unchanged");
-  }
+  if (check_finite) check_loss(o);
   torch::autograd::backward({objective == Objective::Kl ? terms.kl : terms.total});
   f.flush(blocks_);
   f.add_stats(o.nfe, o.nfe_backward, o.steps, o.t_end);
   return o;
 }
 
-BnnModel::LossTerms BnnModel::loss_terms(const Forward& f, const at::Tensor& target, double beta) const {
+void BnnModel::check_loss(const LossResult& o) {
+  if (std::isfinite(o.loss)) return;
+  throw sde::EngineError("ERR_NUMERICAL", "the loss is not finite (nll " + std::to_string(o.nll) + ", kl " +
+                                              std::to_string(o.kl) + "); parameters unchanged");
+}
+
+BnnModel::LossTerms BnnModel::loss_terms(const Forward& f, const at::Tensor& target,
+                                         const at::Tensor& kl_weight) const {
   LossTerms t;
   const at::Tensor nll_t = nll(f.out, target);
   t.kl = f.kl_path + f.kl_w0;
-  t.total = nll_t + t.kl * (beta / config_.n_train);
+  t.total = nll_t + t.kl * kl_weight;
   const at::Tensor accuracy = config_.likelihood == Likelihood::Categorical
                                   ? (f.out.argmax(1) == target).to(at::kDouble).mean()
                                   : at::full({}, -1.0, f.out.options().dtype(at::kDouble));

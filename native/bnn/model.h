@@ -121,13 +121,16 @@ class BnnModel {
   struct LossTerms {
     at::Tensor total, kl, summary;
   };
+  // ERR_NUMERICAL, before any update, when a step's loss is not finite.
+  static void check_loss(const LossResult& o);
 
   // The forward pass, every block by `route`; with `gradients` differentiable (a training call).
   // deterministic: the zero-noise path from the mean of q(w_0), nothing drawn from gen (no gradients).
   // static_noise: each block's noise from its `noise` and `eps` (graph_step.cpp), nothing drawn from gen.
   Forward forward(const at::Tensor& x, at::Generator& gen, const ModelRoute& route, bool gradients,
                   std::vector<BlockDiagnostics>* diagnostics, bool deterministic = false, bool static_noise = false);
-  LossTerms loss_terms(const Forward& f, const at::Tensor& target, double beta) const;
+  // kl_weight: beta / nTrain, a scalar tensor on the model's device (a CUDA graph's input).
+  LossTerms loss_terms(const Forward& f, const at::Tensor& target, const at::Tensor& kl_weight) const;
   // The LossResult of a summary read back (LossTerms::summary on the host).
   static LossResult read_summary(const at::Tensor& summary);
   // The loss and its gradients (left in the parameters' .grad) by the route of a gradient call.

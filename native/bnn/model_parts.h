@@ -38,10 +38,9 @@ struct BnnModel::GraphedStep {
   explicit GraphedStep(const c10::Device& device) : graph(device) {}
   sde::CudaGraph graph;
   int64_t batch = 0;
-  double beta = 0;
-  at::Tensor x, target;  // the step's inputs, copied in before each replay
-  at::Tensor summary;    // LossTerms::summary with the gradient norm appended
-  LossResult counts;     // evaluations and steps: fixed steps make every replay's the same
+  at::Tensor x, target, kl_weight;  // the step's inputs, copied in before each replay
+  at::Tensor summary;               // LossTerms::summary with the gradient norm appended
+  LossResult counts;                // evaluations and steps: fixed steps make every replay's the same
 };
 
 }  // namespace bnn
