@@ -136,7 +136,15 @@ async function timeTrainSteps({ workload, variants, config, x, y, runs, warmup, 
   return results;
 }
 
-module.exports = { median, time, timeAlternating, round, timeTrainSteps };
+/** Deterministic pseudo-images in [0, 1], `batch` of `shape`, and labels cycling through 10 classes (the timings do not depend on them). */
+function pseudoBatch(shape, batch) {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const x = Float32Array.from({ length: batch * size }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
+  const y = Uint8Array.from({ length: batch }, (_, i) => i % 10);
+  return { x, y };
+}
+
+module.exports = { median, time, timeAlternating, round, timeTrainSteps, pseudoBatch };
 
 if (require.main === module) {
   main(process.argv.slice(2)).then(

@@ -15,7 +15,7 @@ const path = require('node:path');
 const sdebnn = require(path.join(__dirname, '..', 'dist', 'index.js'));
 const W2 = require('./bench/W2.js');
 const W7 = require('./bench/W7.js');
-const { round, timeAlternating } = require('./bench.js');
+const { pseudoBatch, round, timeAlternating } = require('./bench.js');
 
 const print = (o) => console.log(JSON.stringify({ bench: 'gpu', ...o }));
 const DEVICE = 'cuda';
@@ -30,9 +30,7 @@ const workloads = {
 async function lossesUnder(config, mode) {
   sdebnn.setCudaMathMode(mode);
   const model = new sdebnn.SdeBnn(config('backprop', { device: DEVICE }));
-  const size = model.config.inputShape.reduce((a, b) => a * b, 1);
-  const x = Float32Array.from({ length: 128 * size }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
-  const y = Uint8Array.from({ length: 128 }, (_, i) => i % 10);
+  const { x, y } = pseudoBatch(model.config.inputShape, 128);
   const losses = [];
   const ms = [];
   try {
@@ -53,7 +51,7 @@ async function graphGain(workload, config, variant, reference) {
   const eager = new sdebnn.SdeBnn(config(variant, { device: DEVICE }));
   const graphed = new sdebnn.SdeBnn(config(variant, { device: DEVICE, cudaGraph: true }));
   try {
-    const { x, y } = W7.batch(eager.config.inputShape);
+    const { x, y } = pseudoBatch(eager.config.inputShape, 128);
     let last;
     const graphStep = async () => {
       last = await graphed.trainStep(x, y);

@@ -6,7 +6,7 @@
 // Variants: backprop, adjoint (euler). Inputs are deterministic pseudo-images (the timing does not
 // depend on the pixel values); labels cycle through 0..9.
 'use strict';
-const { timeTrainSteps } = require('../bench.js');
+const { pseudoBatch, timeTrainSteps } = require('../bench.js');
 
 const WORKLOAD = 'W2';
 const PEER_MS = { backprop: 350, adjoint: 515 }; // the middle of the peer's ranges, 338-362 and 489-542
@@ -38,9 +38,7 @@ function config(variant) {
 async function W2(options = {}) {
   const runs = options.runs ?? 7;
   const warmup = options.warmup ?? 2;
-  const batch = 128;
-  const x = Float32Array.from({ length: batch * 784 }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
-  const y = Uint8Array.from({ length: batch }, (_, i) => i % 10);
+  const { x, y } = pseudoBatch([1, 28, 28], 128);
   return timeTrainSteps({
     workload: WORKLOAD,
     variants: options.variants ?? ['backprop', 'adjoint'],

@@ -5,7 +5,7 @@
 // 'autograd') timed alternately run by run, and on CUDA the peak GPU memory of a step.
 'use strict';
 const path = require('node:path');
-const { round, time, timeAlternating } = require('../bench.js');
+const { pseudoBatch, round, time, timeAlternating } = require('../bench.js');
 
 const root = path.join(__dirname, '..', '..');
 const WORKLOAD = 'W7';
@@ -57,14 +57,6 @@ function flops(c, batch = BATCH) {
   return c.solver.gradient === 'adjoint' ? 4 * forward + 3 * head : 3 * (forward + head);
 }
 
-/** Deterministic pseudo-images in [0, 1] of `shape` and labels cycling through the classes (the timing does not depend on them). */
-function batch(shape) {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const x = Float32Array.from({ length: BATCH * size }, (_, i) => 0.5 + 0.5 * Math.sin(i * 0.37));
-  const y = Uint8Array.from({ length: BATCH }, (_, i) => i % 10);
-  return { x, y };
-}
-
 /**
  * One workload's training step on one device (W7 here; W2 and W7 on CUDA in scripts/gpu-bench.js):
  * ours alone, then ours alternating with the autograd baseline; FLOPs from flops(), and on CUDA
@@ -74,7 +66,7 @@ function batch(shape) {
 async function measure(sdebnn, o) {
   const { device, variant } = o;
   const model = new sdebnn.SdeBnn(o.config(variant, { device, ...o.extra }));
-  const { x, y } = batch(model.config.inputShape);
+  const { x, y } = pseudoBatch(model.config.inputShape, BATCH);
   const count = flops(model.config);
   let last;
   const step = async () => {
@@ -145,4 +137,3 @@ module.exports = W7;
 module.exports.config = config;
 module.exports.flops = flops;
 module.exports.measure = measure;
-module.exports.batch = batch;
