@@ -15,13 +15,6 @@ namespace sde {
 
 namespace {
 
-// Uninitialised, contiguous, like x: on CPU from the shared pool (no page faults on each step's
-// fresh memory, which the allocator returns to the system on free).
-at::Tensor fresh_like(const at::Tensor& x) {
-  return x.is_cpu() ? shared_solver_pool().get(x.sizes(), x.options())
-                    : at::empty_like(x, at::MemoryFormat::Contiguous);
-}
-
 void check_grad_ys(const at::Tensor& grad_ys, const std::vector<double>& ts, const at::Tensor& y0) {
   std::vector<int64_t> expected{static_cast<int64_t>(ts.size())};
   for (int64_t s : y0.sizes()) expected.push_back(s);

@@ -164,6 +164,11 @@ BufferPool& shared_solver_pool() {
   return pool;
 }
 
+at::Tensor fresh_like(const at::Tensor& x) {
+  return x.is_cpu() ? shared_solver_pool().get(x.sizes(), x.options())
+                    : at::empty_like(x, at::MemoryFormat::Contiguous);
+}
+
 template <typename T>
 std::unique_ptr<BufferedSolve> make_buffered_solve(std::unique_ptr<BufferedSystem<T>> system, BrownianMotion& bm,
                                                    BufferedMode mode, std::vector<double> ts,

@@ -67,6 +67,11 @@ class BufferedSolve {
 // solve) even when its SDE object is new. It keeps at most 1 GiB.
 BufferPool& shared_solver_pool();
 
+// Uninitialised, contiguous, like x: on CPU from shared_solver_pool() (an evaluation's fresh memory
+// would otherwise page-fault on every evaluation: the allocator returns it to the system on free),
+// elsewhere from the device's allocator.
+at::Tensor fresh_like(const at::Tensor& x);
+
 // A solve of `system` on `bm` through ts: fixed steps of options.dt on each interval (sdeint's
 // grid), and of adjoint_options.dt for the adjoint's backward pass; more steps than their max_steps
 // is ERR_LIMIT before anything is allocated. Buffers come from `pool`; bm and pool outlive the solve.

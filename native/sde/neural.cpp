@@ -156,13 +156,6 @@ struct IncrementFn : public torch::autograd::Function<IncrementFn> {
   }
 };
 
-// Uninitialised, contiguous, like x: on CPU from the shared pool (an evaluation's fresh memory
-// would otherwise page-fault on every evaluation: the allocator returns it to the system on free).
-at::Tensor fresh_like(const at::Tensor& x) {
-  return x.is_cpu() ? shared_solver_pool().get(x.sizes(), x.options())
-                    : at::empty_like(x, at::MemoryFormat::Contiguous);
-}
-
 bool fusable_on_cpu(std::initializer_list<const at::Tensor*> tensors) {
   for (const at::Tensor* t : tensors) {
     if (t->defined() && (!t->is_cpu() || !t->is_contiguous())) return false;
