@@ -16,7 +16,11 @@ export interface CudaMathMode {
   tf32Matmul: boolean;
   /** TF32 for float32 convolutions (cuDNN). */
   tf32Conv: boolean;
-  /** 'bf16': every native job runs its CUDA ops under autocast to bfloat16 (float32 where autocast keeps it, e.g. losses); 'off': float32. */
+  /**
+   * 'bf16': every native job runs its CUDA ops under autocast to bfloat16: matmuls and convolutions
+   * in bf16 (the engine's own kernels take their results back to float32 for the elementwise work;
+   * losses stay float32); 'off': float32.
+   */
   autocast: 'off' | 'bf16';
 }
 
